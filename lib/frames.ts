@@ -1,0 +1,105 @@
+// The gateway wire protocol: frame shapes of contracts A and B, and the extensions of our own gateway (C).
+
+import type { JsonObject } from "./jsonrpc.ts";
+
+/** Frame types a client sends. */
+export type ClientFrameType =
+  | "register"
+  | "unregister"
+  | "heartbeat"
+  | "response"
+  | "notification"
+  | "request";
+
+/** Frame types a gateway sends. */
+export type GatewayFrameType =
+  | "register_ack"
+  | "register_complete"
+  | "heartbeat"
+  | "request"
+  | "response"
+  | "error";
+
+/** A decoded frame: an object with a string `type`. Other fields are checked by whoever reads them. */
+export interface Frame extends JsonObject {
+  type: string;
+  sessionId?: string;
+}
+
+/**
+ * Extensions our gateway (contract C) announces in `register_ack.extensions`. A and B announce none, and a client
+ * uses an extension only when the gateway announced it.
+ */
+export const Extension = {
+  /** The gateway takes `request` frames from the client (server-initiated requests) and sends back `response`. */
+  ServerRequests: "server-requests",
+  /** Frames up to `register_ack.maxFrameBytes` pass (MCP results of several MiB are normal). */
+  LargeFrames: "large-frames",
+  /** The gateway closes with {@link CloseCode.Evicted} when an operator removes the session. */
+  EvictClose: "evict-close",
+} as const;
+
+/** WebSocket close codes with a meaning in this protocol. */
+export const CloseCode = {
+  Normal: 1000,
+  GoingAway: 1001,
+  ProtocolError: 1002,
+  Policy: 1008,
+  TooBig: 1009,
+  InternalError: 1011,
+  /** C: the session was removed by its owner or an operator; do not reconnect. */
+  Evicted: 4001,
+} as const;
+
+/** B refuses inbound frames over 1 MiB with close 1009. */
+export const CONTRACT_B_MAX_FRAME_BYTES = 1024 * 1024;
+
+/** Deno's WebSocket refuses messages of 64 MiB and more. */
+export const WEBSOCKET_MAX_MESSAGE_BYTES = 64 * 1024 * 1024 - 1;
+
+/**
+ * Parses one text frame. Returns a {@link SyntaxError} (not thrown) when the text is not a JSON object with a
+ * string `type`, so a caller can report it and keep the link up.
+ *
+ * @example
+ * ```ts
+ * import { parseFrame } from "./frames.ts";
+ * const frame = parseFrame('{"type":"heartbeat","sessionId":"s1"}');
+ * if (!(frame instanceof Error)) console.log(frame.type); // "heartbeat"
+ * ```
+ */
+export function parseFrame(text: string): Frame | SyntaxError {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    return new SyntaxError(`Frame is not valid JSON: ${(error as Error).message}`);
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    return new SyntaxError("Frame is not a JSON object");
+  }
+  const frame = value as JsonObject;
+  if (typeof frame.type !== "string") {
+    return new SyntaxError("Frame has no string 'type' field");
+  }
+  if ("sessionId" in frame && typeof frame.sessionId !== "string") {
+    return new SyntaxError("Frame field 'sessionId' is not a string");
+  }
+  return frame as Frame;
+}
+
+/** Byte length of a string in UTF-8, without allocating when the string is ASCII-short. */
+export function utf8Length(text: string): number {
+  // Every UTF-16 unit encodes to at most 3 bytes; a short string cannot exceed any limit we check.
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) bytes += 1;
+    else if (c < 0x800) bytes += 2;
+    else if (c >= 0xd800 && c <= 0xdbff) {
+      bytes += 4;
+      i++;
+    } else bytes += 3;
+  }
+  return bytes;
+}

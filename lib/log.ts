@@ -1,0 +1,133 @@
+// Logging on stderr through LogTape, as text or JSON lines with stable field names.
+
+import {
+  configure,
+  getLogger,
+  type Logger,
+  type LogLevel,
+  type LogRecord,
+  reset,
+  type Sink,
+} from "@logtape/logtape";
+
+/** Output format of log lines. */
+export type LogFormat = "text" | "json";
+
+/** Options of {@link setupLogging}. */
+export interface LoggingOptions {
+  /** Lowest level written. */
+  level: LogLevel;
+  /** Text for people, JSON lines for collectors. */
+  format: LogFormat;
+  /** Where lines go; stderr when omitted. Tests pass a sink that keeps records. */
+  sink?: Sink;
+}
+
+const ROOT = "mcp-rproxy";
+const encoder = new TextEncoder();
+
+/** Names accepted for log levels: LogTape's and the old client's Python names, any case. */
+const LEVEL_NAMES: Record<string, LogLevel> = {
+  trace: "trace",
+  debug: "debug",
+  info: "info",
+  warn: "warning",
+  warning: "warning",
+  error: "error",
+  critical: "fatal",
+  fatal: "fatal",
+};
+
+/**
+ * Parses a log level name; undefined if it is not one.
+ *
+ * @example
+ * ```ts
+ * import { parseLevel } from "./log.ts";
+ * parseLevel("WARNING"); // "warning"
+ * ```
+ */
+export function parseLevel(name: string): LogLevel | undefined {
+  return LEVEL_NAMES[name.trim().toLowerCase()];
+}
+
+/** The level names accepted by {@link parseLevel}, for help and error messages. */
+export const LEVEL_CHOICES = "trace, debug, info, warning, error, critical";
+
+function renderMessage(record: LogRecord): string {
+  let text = "";
+  for (let i = 0; i < record.message.length; i++) {
+    const part = record.message[i];
+    text += i % 2 === 0 ? String(part) : typeof part === "string" ? part : JSON.stringify(part);
+  }
+  return text;
+}
+
+/** One JSON object a line: time, level, logger, message, then the record's properties (session, event, …). */
+export function formatJson(record: LogRecord): string {
+  return JSON.stringify({
+    time: new Date(record.timestamp).toISOString(),
+    level: record.level,
+    logger: record.category.join("."),
+    message: renderMessage(record),
+    ...record.properties,
+  }) + "\n";
+}
+
+/** `time LEVEL logger: message key=value …` for people. */
+export function formatText(record: LogRecord): string {
+  let line = `${new Date(record.timestamp).toISOString()} ${record.level.toUpperCase().padEnd(7)} ${
+    record.category.join(".")
+  }: ${renderMessage(record)}`;
+  for (const [key, value] of Object.entries(record.properties)) {
+    line += ` ${key}=${typeof value === "string" ? value : JSON.stringify(value)}`;
+  }
+  return line + "\n";
+}
+
+function writeAll(bytes: Uint8Array): void {
+  let written = 0;
+  while (written < bytes.length) written += Deno.stderr.writeSync(bytes.subarray(written));
+}
+
+/** A synchronous stderr sink, so that every line is out before the process exits. */
+function stderrSink(format: LogFormat): Sink {
+  const formatter = format === "json" ? formatJson : formatText;
+  return (record) => writeAll(encoder.encode(formatter(record)));
+}
+
+/** Configures logging for the whole process. Call once at start-up; {@link shutdownLogging} at exit. */
+export async function setupLogging(options: LoggingOptions): Promise<void> {
+  const { level, format, sink = stderrSink(format) } = options;
+  await configure({
+    reset: true,
+    sinks: { main: sink },
+    loggers: [
+      { category: [ROOT], lowestLevel: level, sinks: ["main"] },
+      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["main"] },
+    ],
+  });
+}
+
+/** Resets logging (flushes and frees LogTape's state). */
+export async function shutdownLogging(): Promise<void> {
+  await reset();
+}
+
+/**
+ * The logger of one component, under the project's root category.
+ *
+ * @example
+ * ```ts
+ * import { logger } from "./log.ts";
+ * logger("connect").info("Registered as {name}", { name: "everything" });
+ * ```
+ */
+export function logger(...names: string[]): Logger {
+  return getLogger([ROOT, ...names]);
+}
+
+/** Shortens a payload for debug logs. */
+export function truncate(text: string, max = 500): string {
+  return text.length <= max ? text : `${text.slice(0, max)}… (${text.length} chars)`;
+}
