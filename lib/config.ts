@@ -204,8 +204,8 @@ export async function resolveConnectConfig(
   }
   const cert = first("cert");
   if (cert !== undefined) {
-    const path = pathOf(cert);
-    settings.caCert = await readCert(cert, path, readTextFile);
+    const { text, path } = await readCert(cert, readTextFile);
+    settings.caCert = text;
     settings.caCertPath = path;
   }
   const healthListen = first("health_listen");
@@ -363,7 +363,7 @@ async function configLayer(
   path: string,
   readTextFile: (path: string) => Promise<string>,
 ): Promise<Layer> {
-  const text = await readFile(path, "config file", "--config", readTextFile);
+  const text = await readFile(path, { what: "config file", from: "--config", readTextFile });
   const format = formatOf(path, text);
   const data = format === "json" ? parseJson(text, path) : parseYaml(text, path);
   if (data === null || typeof data !== "object" || Array.isArray(data)) {
@@ -492,10 +492,9 @@ function editDistance(a: string, b: string): number {
 /** Reads a file, or throws a ConfigError naming what it is, where its path came from, and why. */
 async function readFile(
   path: string,
-  what: string,
-  from: string,
-  readTextFile: (path: string) => Promise<string>,
+  options: { what: string; from: string; readTextFile: (path: string) => Promise<string> },
 ): Promise<string> {
+  const { what, from, readTextFile } = options;
   try {
     return await readTextFile(path);
   } catch (error: unknown) {
@@ -547,7 +546,10 @@ function example(given: Given, sample: string): string {
   }
 }
 
-function invalid(given: Given, expected: string, sample: string): ConfigError {
+function invalid(
+  given: Given,
+  { expected, sample }: { expected: string; sample: string },
+): ConfigError {
   return new ConfigError(
     `${given.where} is ${describe(given)}: expected ${expected}, for example ${
       example(given, sample)
@@ -562,42 +564,67 @@ function checkValue(given: Given): void {
     case "local_stdio":
       if (Array.isArray(value)) {
         if (value.length === 0 || !value.every((word) => typeof word === "string")) {
-          throw invalid(
-            given,
-            "a non-empty list of strings or a command string",
-            "npx -y my-server",
-          );
+          throw invalid(given, {
+            expected: "a non-empty list of strings or a command string",
+            sample: "npx -y my-server",
+          });
         }
-        if (value[0] === "") throw invalid(given, "a program name as the first word", "my-server");
+        if (value[0] === "") {
+          throw invalid(given, {
+            expected: "a program name as the first word",
+            sample: "my-server",
+          });
+        }
       } else if (typeof value === "string") {
         commandFromString(given);
       } else {
-        throw invalid(given, "a command string or a list of strings", "npx -y my-server");
+        throw invalid(given, {
+          expected: "a command string or a list of strings",
+          sample: "npx -y my-server",
+        });
       }
       return;
     case "gateway":
-      requireText(given, "a gateway URL", "https://gw.example.com");
+      requireText(given, { expected: "a gateway URL", sample: "https://gw.example.com" });
       parseGateway(given);
       return;
     case "token":
       checkToken(given);
       return;
     case "token_file":
-      requireText(given, "the path of a file holding the token", "/run/secrets/gateway-token");
+      requireText(given, {
+        expected: "the path of a file holding the token",
+        sample: "/run/secrets/gateway-token",
+      });
       return;
     case "cert":
-      requireText(given, "the path of a PEM file with a CA certificate", "/etc/ssl/my-ca.pem");
+      requireText(given, {
+        expected: "the path of a PEM file with a CA certificate",
+        sample: "/etc/ssl/my-ca.pem",
+      });
       return;
     case "server_name":
-      requireText(given, `a name of 1 to ${MAX_NAME} characters`, "my-server");
+      requireText(given, {
+        expected: `a name of 1 to ${MAX_NAME} characters`,
+        sample: "my-server",
+      });
       if ((value as string).length > MAX_NAME) {
-        throw invalid(given, `a name of at most ${MAX_NAME} characters`, "my-server");
+        throw invalid(given, {
+          expected: `a name of at most ${MAX_NAME} characters`,
+          sample: "my-server",
+        });
       }
       return;
     case "server_description":
-      requireText(given, `a description of 1 to ${MAX_DESCRIPTION} characters`, "Git tools");
+      requireText(given, {
+        expected: `a description of 1 to ${MAX_DESCRIPTION} characters`,
+        sample: "Git tools",
+      });
       if ((value as string).length > MAX_DESCRIPTION) {
-        throw invalid(given, `a description of at most ${MAX_DESCRIPTION} characters`, "Git tools");
+        throw invalid(given, {
+          expected: `a description of at most ${MAX_DESCRIPTION} characters`,
+          sample: "Git tools",
+        });
       }
       return;
     case "reconnect_delay":
@@ -611,19 +638,24 @@ function checkValue(given: Given): void {
       return;
     case "log_level":
       if (typeof value !== "string" || parseLevel(value) === undefined) {
-        throw invalid(given, `a log level (${LEVEL_CHOICES}; any case)`, "debug");
+        throw invalid(given, {
+          expected: `a log level (${LEVEL_CHOICES}; any case)`,
+          sample: "debug",
+        });
       }
       return;
     case "log_format":
       if (typeof value !== "string" || !["text", "json"].includes(value.trim().toLowerCase())) {
-        throw invalid(given, "text or json", "json");
+        throw invalid(given, { expected: "text or json", sample: "json" });
       }
       return;
     case "verbose":
-      if (typeof value !== "boolean") throw invalid(given, "true or false", "true");
+      if (typeof value !== "boolean") {
+        throw invalid(given, { expected: "true or false", sample: "true" });
+      }
       return;
     case "health_listen":
-      requireText(given, "HOST:PORT", "127.0.0.1:9464");
+      requireText(given, { expected: "HOST:PORT", sample: "127.0.0.1:9464" });
       try {
         parseHostPort(value as string);
       } catch (error: unknown) {
@@ -638,9 +670,9 @@ function checkValue(given: Given): void {
   }
 }
 
-function requireText(given: Given, expected: string, sample: string): void {
+function requireText(given: Given, expectation: { expected: string; sample: string }): void {
   if (typeof given.value !== "string" || given.value.trim() === "") {
-    throw invalid(given, expected, sample);
+    throw invalid(given, expectation);
   }
 }
 
@@ -652,7 +684,10 @@ function seconds(given: Given, sample: string): void {
     ? Number(value.trim())
     : NaN;
   if (!(number > 0 && number <= MAX_SECONDS)) {
-    throw invalid(given, `a number of seconds greater than 0 and at most ${MAX_SECONDS}`, sample);
+    throw invalid(given, {
+      expected: `a number of seconds greater than 0 and at most ${MAX_SECONDS}`,
+      sample: sample,
+    });
   }
 }
 
@@ -664,7 +699,10 @@ function retries(given: Given): void {
     ? Number(value.trim())
     : NaN;
   if (!Number.isSafeInteger(number) || number < 0) {
-    throw invalid(given, "a whole number of 0 or more (0 = retry forever)", "5");
+    throw invalid(given, {
+      expected: "a whole number of 0 or more (0 = retry forever)",
+      sample: "5",
+    });
   }
 }
 
@@ -719,7 +757,7 @@ async function resolveToken(
     }
     if (file !== undefined) {
       const path = pathOf(file);
-      const text = await readFile(path, "token file", file.where, readTextFile);
+      const text = await readFile(path, { what: "token file", from: file.where, readTextFile });
       const value = text.trim();
       if (value === "") {
         throw new ConfigError(
@@ -742,16 +780,20 @@ function pathOf(given: Given): string {
 
 async function readCert(
   given: Given,
-  path: string,
   readTextFile: (path: string) => Promise<string>,
-): Promise<string> {
-  const text = await readFile(path, "CA certificate file", given.where, readTextFile);
+): Promise<{ text: string; path: string }> {
+  const path = pathOf(given);
+  const text = await readFile(path, {
+    what: "CA certificate file",
+    from: given.where,
+    readTextFile,
+  });
   if (!text.includes("-----BEGIN CERTIFICATE-----")) {
     throw new ConfigError(
       `CA certificate file ${path} (from ${given.where}) holds no PEM certificate: expected a block starting with -----BEGIN CERTIFICATE-----`,
     );
   }
-  return text;
+  return { text, path };
 }
 
 function parseGateway(given: Given): URL {
