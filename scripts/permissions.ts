@@ -10,8 +10,10 @@ import { normalizeGatewayUrl } from "../lib/gateway_url.ts";
 export const CONNECT_ENV: readonly string[] = [
   "REVERSE_PROXY_GATEWAY",
   "REVERSE_PROXY_TOKEN",
+  "REVERSE_PROXY_TOKEN_FILE",
   "REVERSE_PROXY_RECONNECT_DELAY",
   "REVERSE_PROXY_MAX_RETRIES",
+  "REVERSE_PROXY_KEEPALIVE",
   "REVERSE_PROXY_LOG_LEVEL",
   "REVERSE_PROXY_LOG_FORMAT",
 ];
