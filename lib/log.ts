@@ -79,7 +79,12 @@ export function formatText(record: LogRecord): string {
   let line = `${new Date(record.timestamp).toISOString()} ${record.level.toUpperCase().padEnd(7)} ${
     record.category.join(".")
   }: ${renderMessage(record)}`;
+  const template = typeof record.rawMessage === "string"
+    ? record.rawMessage
+    : record.rawMessage.join("");
   for (const [key, value] of Object.entries(record.properties)) {
+    // Properties already spelled out by the message are not repeated.
+    if (template.includes(`{${key}}`)) continue;
     line += ` ${key}=${typeof value === "string" ? value : JSON.stringify(value)}`;
   }
   return line + "\n";

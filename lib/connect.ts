@@ -1,0 +1,607 @@
+// `connect`: keeps one local server running and one registered link to the gateway, reconnecting with
+// backoff, restarting the server if it dies, and routing every message between the two.
+
+import { backoffDelay } from "./backoff.ts";
+import { delay } from "./delay.ts";
+import {
+  AuthRefusedError,
+  EvictedError,
+  RetriesExhaustedError,
+  ServerStartError,
+} from "./errors.ts";
+import { CloseCode, Extension, type Frame, utf8Length } from "./frames.ts";
+import {
+  ErrorCode,
+  errorResponse,
+  type JsonObject,
+  type JsonRpcId,
+  type JsonRpcResponse,
+} from "./jsonrpc.ts";
+import { Link, type LinkEnd } from "./link.ts";
+import { describeExit, LocalSession, type ServerMessage } from "./local_session.ts";
+import { logger, truncate } from "./log.ts";
+import type { ConnectSettings } from "./settings.ts";
+import type { ServerExit } from "./stdio_server.ts";
+
+const log = logger("connect");
+
+/** Counters and gauges `connect` updates; all optional so that tests and the demo can leave them out. */
+export interface ConnectObserver {
+  linkState?: (up: boolean) => void;
+  connected?: (reconnect: boolean, registrationSeconds: number) => void;
+  heartbeatRtt?: (seconds: number) => void;
+  frame?: (direction: "in" | "out", bytes: number) => void;
+  inFlight?: (count: number) => void;
+  serverRestarted?: () => void;
+  error?: (kind: string) => void;
+}
+
+/** Options of {@link runConnect}. */
+export interface ConnectOptions {
+  settings: ConnectSettings;
+  /** Aborting it starts a clean shutdown: unregister, close 1000, stop the server. */
+  signal: AbortSignal;
+  /** Returns a number in [0, 1) for backoff jitter; injected by tests. */
+  random?: () => number;
+  /** A link that stayed up this long resets the reconnect counter, in milliseconds. */
+  healthyAfterMs?: number;
+  /** Deadline for the server's `initialize` reply, in milliseconds. */
+  initTimeoutMs?: number;
+  /** Grace between SIGTERM and SIGKILL when stopping the server, in milliseconds. */
+  graceMs?: number;
+  observer?: ConnectObserver;
+  /** Called with the running tunnel once the server is up, so the caller can read state or kill it. */
+  onStart?: (tunnel: Tunnel) => void;
+}
+
+/** Bytes queued on the socket above which the server's output is no longer read. */
+const HIGH_WATER_BYTES = 8 * 1024 * 1024;
+const LOW_WATER_BYTES = 1024 * 1024;
+
+/** Methods a server may send as requests that only a client (not the proxy) can answer. */
+function localAnswer(message: JsonObject, why: string): JsonRpcResponse {
+  const id = message.id as JsonRpcId;
+  if (message.method === "ping") return { jsonrpc: "2.0", id, result: {} };
+  return errorResponse(
+    id,
+    ErrorCode.MethodNotFound,
+    `mcp-rproxy cannot deliver '${String(message.method)}' to a client: ${why}`,
+  );
+}
+
+/** The running tunnel: the local session, the current link, and the routing between them. */
+export class Tunnel {
+  #settings: ConnectSettings;
+  #options: ConnectOptions;
+  #session: LocalSession | undefined;
+  #link: Link | undefined;
+  #generation = 0;
+  #clientSessionId = crypto.randomUUID().replaceAll("-", "");
+  /** Server-initiated requests sent to the gateway and not answered yet (C only). */
+  #serverRequests = new Map<string, JsonRpcId>();
+  #undeliverable = 0;
+
+  constructor(options: ConnectOptions) {
+    this.#options = options;
+    this.#settings = options.settings;
+  }
+
+  /** Process id of the local server, if one is running. */
+  get serverPid(): number | undefined {
+    return this.#session?.server.pid;
+  }
+
+  /** True when registered with a link up and the server alive. */
+  get ready(): boolean {
+    return this.#link?.isOpen === true && this.#session?.alive === true;
+  }
+
+  /** Kills the server's process group at once (a second signal). */
+  kill(): void {
+    this.#session?.server.kill();
+  }
+
+  async #startServer(): Promise<LocalSession> {
+    const { settings, initTimeoutMs, graceMs } = this.#options;
+    log.info("Starting local server: {command}", {
+      event: "server_starting",
+      command: settings.commandText,
+    });
+    const session = await LocalSession.start({
+      command: settings.command,
+      ...(initTimeoutMs === undefined ? {} : { initTimeoutMs }),
+      ...(graceMs === undefined ? {} : { graceMs }),
+      onMessage: (message) => this.#fromServer(message),
+      onOversized: (_line, id) => {
+        if (id !== undefined) {
+          this.#sendPayload(
+            "response",
+            errorResponse(
+              id,
+              ErrorCode.MessageTooLarge,
+              "The local server's answer exceeded 64 MiB",
+            ),
+          );
+        }
+      },
+    });
+    const info = session.serverInfo;
+    log.info("Local server {name} {version} is up (pid {pid})", {
+      event: "server_started",
+      name: info.name ?? "?",
+      version: info.version ?? "?",
+      pid: session.server.pid,
+    });
+    return session;
+  }
+
+  /** Runs until the signal aborts (resolves) or a fatal condition (rejects with a typed error). */
+  async run(): Promise<void> {
+    const { settings, signal, observer } = this.#options;
+    const healthyAfterMs = this.#options.healthyAfterMs ?? 30_000;
+    this.#session = await this.#startServer();
+    this.#options.onStart?.(this);
+    let attempt = 0;
+    let everConnected = false;
+    let lastError = "";
+    try {
+      while (!signal.aborted) {
+        if (!this.#session.alive) {
+          await this.#restartServer();
+          if (signal.aborted) break;
+        }
+        const session = this.#session;
+        let link: Link | undefined;
+        const dialStart = performance.now();
+        try {
+          link = await this.#dial(session);
+        } catch (error) {
+          if (error instanceof AuthRefusedError || error instanceof EvictedError) throw error;
+          if (signal.aborted) break;
+          lastError = (error as Error).message;
+          observer?.error?.("connect");
+          log.warn("Cannot connect to the gateway: {error}", {
+            event: "connect_failed",
+            error: lastError,
+          });
+        }
+        if (link) {
+          const registration = link.registration;
+          observer?.connected?.(everConnected, (performance.now() - dialStart) / 1000);
+          observer?.linkState?.(true);
+          log.info("Registered with the gateway (contract {contract}) as {name}", {
+            event: "registered",
+            session: registration.sessionId,
+            contract: registration.contract,
+            name: registration.name ?? this.#serverName(session),
+            ...(registration.mcpUrl ? { mcpUrl: registration.mcpUrl } : {}),
+          });
+          everConnected = true;
+          if (this.#undeliverable > 0) {
+            log.info(
+              "{count} message(s) from the server could not be delivered while the link was down",
+              {
+                event: "undelivered",
+                count: this.#undeliverable,
+              },
+            );
+            this.#undeliverable = 0;
+          }
+          const outcome = await this.#hold(link, session);
+          this.#dropLink(link, outcome);
+          observer?.linkState?.(false);
+          if (outcome === "aborted") break;
+          if (outcome === "server") {
+            // The server died under a live link: restart it and register afresh right away.
+            attempt = 0;
+            continue;
+          }
+          if (outcome.code === CloseCode.Evicted) {
+            throw new EvictedError(
+              `The gateway evicted this session${outcome.reason ? `: ${outcome.reason}` : ""}`,
+            );
+          }
+          if (outcome.code === CloseCode.Policy) {
+            throw new AuthRefusedError(
+              `The gateway closed the link for a policy violation (1008${
+                outcome.reason ? `: ${outcome.reason}` : ""
+              })`,
+            );
+          }
+          lastError = outcome.cause === "heartbeat"
+            ? "no heartbeat reply in time"
+            : `closed with code ${outcome.code}${outcome.reason ? ` (${outcome.reason})` : ""}`;
+          log.warn("Lost the link to the gateway: {error}", {
+            event: "link_lost",
+            error: lastError,
+          });
+          if (performance.now() - dialStart >= healthyAfterMs) attempt = 0;
+        }
+        attempt++;
+        const { maxRetries } = settings;
+        if (maxRetries > 0 && attempt > maxRetries) {
+          throw new RetriesExhaustedError(
+            `Giving up after ${maxRetries} reconnect attempt${
+              maxRetries === 1 ? "" : "s"
+            }; last error: ${lastError}`,
+          );
+        }
+        const waitMs = backoffDelay(attempt, {
+          baseMs: settings.reconnectDelay * 1000,
+          ...(this.#options.random ? { random: this.#options.random } : {}),
+        });
+        log.info("Reconnecting in {seconds} s (attempt {attempt}{of})", {
+          event: "reconnect_scheduled",
+          seconds: (waitMs / 1000).toFixed(2),
+          attempt,
+          of: maxRetries > 0 ? ` of ${maxRetries}` : "",
+        });
+        await delay(waitMs, signal).catch(() => {});
+      }
+    } finally {
+      await this.#shutdown();
+    }
+  }
+
+  async #restartServer(): Promise<void> {
+    const { signal, settings, observer } = this.#options;
+    for (let attempt = 1; !signal.aborted; attempt++) {
+      const waitMs = backoffDelay(attempt, {
+        baseMs: settings.reconnectDelay * 1000,
+        ...(this.#options.random ? { random: this.#options.random } : {}),
+      });
+      log.info("Restarting the local server in {seconds} s", {
+        event: "server_restart_scheduled",
+        seconds: (waitMs / 1000).toFixed(2),
+      });
+      await delay(waitMs, signal).catch(() => {});
+      if (signal.aborted) return;
+      try {
+        this.#session = await this.#startServer();
+        observer?.serverRestarted?.();
+        return;
+      } catch (error) {
+        if (!(error instanceof ServerStartError)) throw error;
+        observer?.error?.("server_start");
+        log.error("{error}", { event: "server_start_failed", error: error.message });
+      }
+    }
+  }
+
+  #serverName(session: LocalSession): string {
+    const name = this.#settings.serverName ?? session.serverInfo.name ?? "mcp-server";
+    return name.slice(0, 128) || "mcp-server";
+  }
+
+  #serverDescription(session: LocalSession): string {
+    const info = session.serverInfo;
+    const description = this.#settings.serverDescription ??
+      `${info.title ?? info.name ?? "MCP server"}${
+        info.version ? ` ${info.version}` : ""
+      } via mcp-rproxy`;
+    return description.slice(0, 1024);
+  }
+
+  async #dial(session: LocalSession): Promise<Link> {
+    const { settings, signal, observer } = this.#options;
+    const generation = ++this.#generation;
+    log.info("Connecting to {url}", { event: "connecting", url: settings.gatewayUrl.href });
+    const link = await Link.open({
+      url: settings.gatewayUrl,
+      ...(settings.token === undefined ? {} : { token: settings.token }),
+      ...(settings.caCert === undefined ? {} : { caCert: settings.caCert }),
+      clientSessionId: this.#clientSessionId,
+      server: { name: this.#serverName(session), description: this.#serverDescription(session) },
+      keepaliveMs: settings.keepalive * 1000,
+      signal,
+      onFrame: (frame, link) => {
+        // Frames that arrive during registration (B's discovery) need the link before `open` resolves.
+        this.#link ??= link;
+        this.#fromGateway(frame, generation);
+      },
+      onHeartbeatRtt: (ms) => observer?.heartbeatRtt?.(ms / 1000),
+      ...(observer?.frame ? { onFrameIn: (bytes: number) => observer.frame?.("in", bytes) } : {}),
+    }).catch((error) => {
+      this.#link = undefined;
+      throw error;
+    });
+    this.#link = link;
+    return link;
+  }
+
+  /** Waits until the link ends, the server exits, or shutdown is requested. */
+  async #hold(link: Link, session: LocalSession): Promise<LinkEnd | "server" | "aborted"> {
+    const { signal } = this.#options;
+    let onAbort: (() => void) | undefined;
+    let holding = true;
+    const aborted = new Promise<"aborted">((resolve) => {
+      onAbort = () => resolve("aborted");
+      if (signal.aborted) onAbort();
+      else signal.addEventListener("abort", onAbort, { once: true });
+    });
+    try {
+      const outcome = await Promise.race([
+        link.ended,
+        session.server.exited.then((exit): "server" => {
+          if (holding) this.#onServerDeath(exit);
+          return "server";
+        }),
+        aborted,
+      ]);
+      return outcome;
+    } finally {
+      holding = false;
+      if (onAbort) signal.removeEventListener("abort", onAbort);
+    }
+  }
+
+  #onServerDeath(exit: ServerExit): void {
+    this.#options.observer?.error?.("server_exit");
+    log.error(
+      "Local server exited unexpectedly ({exit}); answering its calls in flight with errors",
+      {
+        event: "server_exited",
+        exit: describeExit(exit),
+      },
+    );
+    this.#failInFlight("The local MCP server exited before answering; it is being restarted");
+    // The gateway must forget this server: it will register afresh once the new process is initialized.
+    this.#link?.send({ type: "unregister", sessionId: this.#link.sessionId });
+  }
+
+  #dropLink(link: Link, outcome: LinkEnd | "server" | "aborted"): void {
+    if (outcome !== "aborted") {
+      link.close(CloseCode.Normal, outcome === "server" ? "local server restarting" : "");
+      const lost = this.#session?.takeInFlight(this.#generation) ?? [];
+      if (lost.length > 0) {
+        log.warn(
+          "{count} call(s) were in flight when the link dropped; the gateway cannot route their answers on a new link",
+          { event: "calls_lost", count: lost.length },
+        );
+      }
+      this.#failServerRequests("The link to the gateway dropped before the client answered");
+    }
+    if (outcome !== "aborted") this.#link = undefined;
+  }
+
+  #failInFlight(message: string): void {
+    const session = this.#session;
+    if (!session) return;
+    for (const request of session.takeInFlight()) {
+      if (request.generation === this.#generation) {
+        this.#sendPayload(
+          "response",
+          errorResponse(request.id, ErrorCode.ServerUnavailable, message),
+        );
+      }
+    }
+    this.#options.observer?.inFlight?.(0);
+  }
+
+  #failServerRequests(message: string): void {
+    const session = this.#session;
+    for (const id of this.#serverRequests.values()) {
+      void session?.reply(errorResponse(id, ErrorCode.TunnelUnavailable, message));
+    }
+    this.#serverRequests.clear();
+  }
+
+  async #shutdown(): Promise<void> {
+    const link = this.#link;
+    this.#link = undefined;
+    const session = this.#session;
+    if (link?.isOpen) {
+      // Answer what is still in flight so that no caller waits for a response that will never come.
+      for (const request of session?.takeInFlight() ?? []) {
+        link.sendText(
+          this.#frameText(
+            "response",
+            JSON.stringify(
+              errorResponse(request.id, ErrorCode.ServerUnavailable, "mcp-rproxy is shutting down"),
+            ),
+            link.sessionId,
+          ),
+        );
+      }
+      link.send({ type: "unregister", sessionId: link.sessionId });
+      link.close(CloseCode.Normal, "shutting down");
+      this.#options.observer?.linkState?.(false);
+      log.info("Unregistered and closed the link", {
+        event: "unregistered",
+        session: link.sessionId,
+      });
+    }
+    this.#failServerRequests("mcp-rproxy is shutting down");
+    if (session) {
+      const exit = await session.stop();
+      log.info("Local server stopped ({exit})", {
+        event: "server_stopped",
+        exit: describeExit(exit),
+      });
+    }
+  }
+
+  #frameText(type: string, payloadText: string, sessionId: string): string {
+    return `{"type":"${type}","sessionId":${JSON.stringify(sessionId)},"payload":${payloadText}}`;
+  }
+
+  /** Sends a payload object; returns false if there is no link. */
+  #sendPayload(type: "response" | "notification" | "request", payload: JsonObject): boolean {
+    return this.#sendText(type, JSON.stringify(payload), undefined, undefined);
+  }
+
+  /**
+   * Sends a payload already in JSON text (the server's own line: never re-serialized). A response too
+   * large for the gateway becomes an error response with the same id.
+   */
+  #sendText(
+    type: "response" | "notification" | "request",
+    payloadText: string,
+    payloadBytes: number | undefined,
+    id: JsonRpcId | undefined,
+  ): boolean {
+    const link = this.#link;
+    if (!link?.isOpen) return false;
+    const text = this.#frameText(type, payloadText, link.sessionId);
+    const limit = link.maxFrameBytes;
+    // A UTF-16 unit is at most 3 bytes in UTF-8: only count when the frame could be over the limit.
+    if (text.length * 3 > limit) {
+      const bytes = payloadBytes === undefined
+        ? utf8Length(text)
+        : text.length - payloadText.length + payloadBytes;
+      if (bytes > limit) {
+        this.#options.observer?.error?.("frame_too_large");
+        if (type === "response" && id !== undefined) {
+          log.warn(
+            "An answer of {bytes} bytes exceeds the gateway's frame limit of {limit} bytes; sent an error",
+            {
+              event: "frame_too_large",
+              bytes,
+              limit,
+            },
+          );
+          return link.sendText(this.#frameText(
+            "response",
+            JSON.stringify(errorResponse(
+              id,
+              ErrorCode.MessageTooLarge,
+              `The result (${bytes} bytes) exceeds the gateway's message limit of ${limit} bytes`,
+            )),
+            link.sessionId,
+          ));
+        }
+        log.warn(
+          "A {type} of {bytes} bytes exceeds the gateway's frame limit of {limit} bytes; not forwarded",
+          {
+            event: "frame_too_large",
+            type,
+            bytes,
+            limit,
+          },
+        );
+        return false;
+      }
+    }
+    this.#options.observer?.frame?.("out", text.length);
+    return link.sendText(text);
+  }
+
+  #fromServer(message: ServerMessage): void | Promise<void> {
+    const link = this.#link;
+    if (message.kind === "request") return this.#serverRequest(message);
+    if (message.kind === "response") {
+      this.#options.observer?.inFlight?.(this.#session?.inFlightCount ?? 0);
+      const request = message.request;
+      if (request === undefined || request.generation !== this.#generation || !link?.isOpen) {
+        this.#undeliverable++;
+        log.warn("Dropped an answer the gateway can no longer route (id {id}: {why})", {
+          event: "response_dropped",
+          id: JSON.stringify(message.message.id),
+          why: request === undefined ? "no such call in flight" : "its link is gone",
+        });
+        return;
+      }
+      log.debug("→ gateway response {payload}", { payload: truncate(message.text) });
+      this.#sendText("response", message.text, message.bytes, request.id);
+    } else {
+      if (!link?.isOpen) {
+        // Nobody is listening; the gateway learns the server's state again when it registers.
+        this.#undeliverable++;
+        log.debug("No link: a {method} notification from the server was not delivered", {
+          event: "notification_dropped",
+          method: String(message.message.method),
+        });
+        return;
+      }
+      log.debug("→ gateway notification {payload}", { payload: truncate(message.text) });
+      this.#sendText("notification", message.text, message.bytes, undefined);
+    }
+    if (link.bufferedAmount > HIGH_WATER_BYTES) return this.#drain(link);
+  }
+
+  /** Pauses reading the server's output until the socket has sent most of what is queued. */
+  async #drain(link: Link): Promise<void> {
+    const { signal } = this.#options;
+    for (
+      let i = 0;
+      i < 60_000 && link.isOpen && link.bufferedAmount > LOW_WATER_BYTES && !signal.aborted;
+      i++
+    ) {
+      await delay(5);
+    }
+  }
+
+  #serverRequest(message: ServerMessage): void {
+    const link = this.#link;
+    const session = this.#session;
+    const id = message.message.id as JsonRpcId;
+    if (link?.isOpen && link.hasExtension(Extension.ServerRequests)) {
+      this.#serverRequests.set(JSON.stringify(id), id);
+      log.debug("→ gateway request {payload}", { payload: truncate(message.text) });
+      if (this.#sendText("request", message.text, message.bytes, undefined)) return;
+      this.#serverRequests.delete(JSON.stringify(id));
+    }
+    const why = link?.isOpen
+      ? `the gateway (contract ${link.contract ?? "?"}) does not relay server-initiated requests`
+      : "the link to the gateway is down";
+    log.info("Answered the server's {method} request locally: {why}", {
+      event: "server_request_answered",
+      method: String(message.message.method),
+      why,
+    });
+    void session?.reply(localAnswer(message.message, why));
+  }
+
+  #fromGateway(frame: Frame, generation: number): void {
+    const link = this.#link;
+    const session = this.#session;
+    if (generation !== this.#generation || !session || !link) return;
+    const payload = frame.payload;
+    if (typeof payload !== "object" || payload === null) {
+      log.warn("Gateway sent a '{type}' frame without a JSON object payload; ignored", {
+        type: frame.type,
+      });
+      return;
+    }
+    // Never log `frame.authentication`: it carries downstream credentials.
+    if (frame.type === "request") {
+      log.debug("← gateway request {payload}", { payload: truncate(JSON.stringify(payload)) });
+      if (Array.isArray(payload)) {
+        for (const element of payload) {
+          this.#requestFromGateway(element as JsonObject, session, generation);
+        }
+      } else {
+        this.#requestFromGateway(payload as JsonObject, session, generation);
+      }
+      return;
+    }
+    if (frame.type === "response") {
+      // The answer to a server-initiated request (C's `server-requests` extension).
+      const id = (payload as JsonObject).id;
+      if (typeof id === "string" || typeof id === "number") {
+        this.#serverRequests.delete(JSON.stringify(id));
+      }
+      void session.reply(payload as JsonRpcResponse);
+      return;
+    }
+    log.warn("Gateway sent an unknown frame type '{type}'; ignored", { type: frame.type });
+  }
+
+  #requestFromGateway(payload: JsonObject, session: LocalSession, generation: number): void {
+    session.fromTunnel(payload, generation).then((immediate) => {
+      if (immediate) this.#sendPayload("response", immediate);
+      this.#options.observer?.inFlight?.(session.inFlightCount);
+    }).catch((error) =>
+      log.error("Cannot pass a request to the server: {error}", { error: String(error) })
+    );
+  }
+}
+
+/**
+ * Runs `connect` until the signal aborts (resolves) or a condition that reconnecting cannot fix (rejects
+ * with {@link AuthRefusedError}, {@link EvictedError}, {@link RetriesExhaustedError} or
+ * {@link ServerStartError}). The local server is stopped on every path.
+ */
+export async function runConnect(options: ConnectOptions): Promise<void> {
+  await new Tunnel(options).run();
+}

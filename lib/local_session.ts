@@ -1,0 +1,337 @@
+// The proxy's one MCP session with the local server: it initializes the server once per process, answers
+// tunneled `initialize` requests from the held result, tracks requests in flight so that none is left
+// unanswered, and classifies everything the server writes.
+
+import { deadline } from "./delay.ts";
+import { ServerStartError } from "./errors.ts";
+import {
+  classify,
+  ErrorCode,
+  errorResponse,
+  idKey,
+  type JsonObject,
+  type JsonRpcId,
+  type JsonRpcResponse,
+} from "./jsonrpc.ts";
+import type { OversizedLine } from "./line_splitter.ts";
+import { logger, truncate } from "./log.ts";
+import { type ServerExit, StdioServer } from "./stdio_server.ts";
+import { VERSION } from "./version.ts";
+
+const log = logger("server");
+
+/** The newest MCP protocol version this proxy knows; what it asks the server for. */
+export const LATEST_PROTOCOL_VERSION = "2025-11-25";
+
+/** A message from the server, parsed once, with its JSON text when that text is the message alone. */
+export interface ServerMessage {
+  kind: "response" | "notification" | "request";
+  message: JsonObject;
+  /** The message's own JSON text (the stdout line, or the re-serialized batch element). */
+  text: string;
+  /** Byte length of `text` when known (a whole line); undefined for batch elements. */
+  bytes?: number;
+  /** For responses: what was recorded when the request went to the server. */
+  request?: InFlight;
+}
+
+/** A request from the tunnel that the server has not answered yet. */
+export interface InFlight {
+  id: JsonRpcId;
+  method: string;
+  /** The link generation it arrived on; an answer for an older link cannot be routed. */
+  generation: number;
+}
+
+/** Options of {@link LocalSession.start}. */
+export interface LocalSessionOptions {
+  command: string[];
+  /** Deadline for the server's `initialize` reply, in milliseconds. */
+  initTimeoutMs?: number;
+  /** Grace between SIGTERM and SIGKILL when stopping, in milliseconds. */
+  graceMs?: number;
+  /** Everything the server writes after initialization, in order. May return a promise to pause reading. */
+  onMessage: (message: ServerMessage) => void | Promise<void>;
+  /** A request whose answer is too large for the server's line limit. */
+  onOversized?: (line: OversizedLine, id: JsonRpcId | undefined) => void;
+  onStderr?: (line: string) => void;
+}
+
+const INTERNAL_ID_PREFIX = `mcp-rproxy-${crypto.randomUUID()}-`;
+
+/** Finds a top-level-looking `"id"` in the first bytes of a line that was too long to parse. */
+function sniffId(head: string): JsonRpcId | undefined {
+  const match = /"id"\s*:\s*(-?\d+(?:\.\d+)?|"(?:[^"\\]|\\.)*")/.exec(head);
+  if (!match?.[1]) return undefined;
+  try {
+    return JSON.parse(match[1]) as JsonRpcId;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The local server and the MCP session the proxy holds with it. */
+export class LocalSession {
+  /** The server's `initialize` result, held for the life of the process. */
+  readonly initializeResult: JsonObject;
+  readonly server: StdioServer;
+  #inFlight = new Map<string, InFlight>();
+  #initializedToSwallow = 0;
+  #onMessage: LocalSessionOptions["onMessage"];
+  #ready = false;
+
+  private constructor(server: StdioServer, result: JsonObject, options: LocalSessionOptions) {
+    this.server = server;
+    this.initializeResult = result;
+    this.#onMessage = options.onMessage;
+  }
+
+  /**
+   * Starts the server and initializes it: `initialize` with a deadline, then `notifications/initialized`.
+   *
+   * @throws {ServerStartError} if the program cannot start, exits, or does not answer in time
+   */
+  static async start(options: LocalSessionOptions): Promise<LocalSession> {
+    const { command, initTimeoutMs = 30_000 } = options;
+    let session: LocalSession | undefined;
+    let early: ((line: { text: string; bytes: number }) => void) | undefined;
+    const server = StdioServer.spawn({
+      command,
+      ...(options.graceMs === undefined ? {} : { graceMs: options.graceMs }),
+      ...(options.onStderr === undefined ? {} : { onStderr: options.onStderr }),
+      onLine: (line) => session ? session.#onLine(line.text, line.bytes) : early?.(line),
+      onOversized: (line) => {
+        const id = sniffId(line.head);
+        log.error(
+          "Local server wrote a line of {bytes} bytes, over the limit; not forwarded{idText}",
+          {
+            bytes: line.bytes,
+            idText: id === undefined ? "" : ` (answering id ${JSON.stringify(id)} with an error)`,
+          },
+        );
+        if (session) options.onOversized?.(line, id);
+      },
+    });
+    const id = `${INTERNAL_ID_PREFIX}init`;
+    const reply = new Promise<JsonRpcResponse>((resolve) => {
+      early = (line) => {
+        let value: unknown;
+        try {
+          value = JSON.parse(line.text);
+        } catch {
+          log.warn("Local server wrote a line that is not JSON during start-up; ignored");
+          log.debug("Line: {line}", { line: truncate(line.text) });
+          return;
+        }
+        if (classify(value) === "response" && (value as JsonRpcResponse).id === id) {
+          resolve(value as JsonRpcResponse);
+        } else {
+          log.debug("Local server wrote before initialization completed; ignored: {line}", {
+            line: truncate(line.text),
+          });
+        }
+      };
+    });
+    const commandText = command.join(" ");
+    try {
+      await server.send(JSON.stringify({
+        jsonrpc: "2.0",
+        id,
+        method: "initialize",
+        params: {
+          protocolVersion: LATEST_PROTOCOL_VERSION,
+          // Declared so the server offers its full feature set; what the gateway cannot deliver is answered
+          // with an error at once (see Tunnel).
+          capabilities: { roots: { listChanged: true }, sampling: {}, elicitation: {} },
+          clientInfo: { name: "mcp-rproxy", version: VERSION },
+        },
+      }));
+      const outcome = await deadline(
+        Promise.race([reply, server.exited]),
+        initTimeoutMs,
+        "initialize",
+      );
+      if (!("jsonrpc" in outcome)) {
+        throw new ServerStartError(
+          `Local server '${commandText}' exited (${
+            describeExit(outcome)
+          }) before answering initialize`,
+        );
+      }
+      if (
+        outcome.error !== undefined || typeof outcome.result !== "object" || outcome.result === null
+      ) {
+        throw new ServerStartError(
+          `Local server '${commandText}' refused initialize: ${
+            JSON.stringify(outcome.error ?? outcome.result)
+          }`,
+        );
+      }
+      session = new LocalSession(server, outcome.result as JsonObject, options);
+      await server.send('{"jsonrpc":"2.0","method":"notifications/initialized"}');
+      session.#ready = true;
+      return session;
+    } catch (error) {
+      await server.stop();
+      if (error instanceof ServerStartError) throw error;
+      if (error instanceof DOMException && error.name === "TimeoutError") {
+        throw new ServerStartError(
+          `Local server '${commandText}' did not answer initialize within ${initTimeoutMs} ms; is it an MCP stdio server?`,
+          { cause: error },
+        );
+      }
+      throw new ServerStartError(
+        `Local server '${commandText}' failed to start: ${(error as Error).message}`,
+        {
+          cause: error,
+        },
+      );
+    }
+  }
+
+  /** The server's name from its `initialize` result. */
+  get serverInfo(): { name?: string; title?: string; version?: string } {
+    const info = this.initializeResult.serverInfo;
+    return typeof info === "object" && info !== null ? info as Record<string, string> : {};
+  }
+
+  /** Requests from the tunnel the server has not answered. */
+  get inFlightCount(): number {
+    return this.#inFlight.size;
+  }
+
+  #onLine(text: string, bytes: number): void | Promise<void> {
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      log.warn("Local server wrote a line that is not JSON-RPC; not forwarded");
+      log.debug("Line: {line}", { line: truncate(text) });
+      return;
+    }
+    if (Array.isArray(value)) {
+      const pauses: Promise<void>[] = [];
+      for (const element of value) {
+        const pause = this.#route(element, JSON.stringify(element), undefined);
+        if (pause) pauses.push(pause);
+      }
+      if (pauses.length > 0) return Promise.all(pauses).then(() => {});
+      return;
+    }
+    return this.#route(value, text, bytes);
+  }
+
+  #route(value: unknown, text: string, bytes: number | undefined): void | Promise<void> {
+    const kind = classify(value);
+    if (kind === "invalid") {
+      log.warn("Local server wrote a message that is not JSON-RPC 2.0; not forwarded");
+      log.debug("Message: {line}", { line: truncate(text) });
+      return;
+    }
+    const message = value as JsonObject;
+    if (kind === "response") {
+      const id = message.id as JsonRpcId | null;
+      if (typeof id === "string" && id.startsWith(INTERNAL_ID_PREFIX)) return; // a late duplicate of ours
+      const key = id === null ? undefined : idKey(id);
+      const request = key === undefined ? undefined : this.#inFlight.get(key);
+      if (key !== undefined) this.#inFlight.delete(key);
+      return this.#onMessage({
+        kind,
+        message,
+        text,
+        ...(bytes === undefined ? {} : { bytes }),
+        ...(request === undefined ? {} : { request }),
+      });
+    }
+    return this.#onMessage({ kind, message, text, ...(bytes === undefined ? {} : { bytes }) });
+  }
+
+  /**
+   * Takes a request or notification from the tunnel. Returns a response to send back at once when the
+   * proxy answers it itself (`initialize`, or a server that can no longer be written to); otherwise
+   * undefined and the server's answer arrives through `onMessage`.
+   */
+  async fromTunnel(payload: JsonObject, generation: number): Promise<JsonRpcResponse | undefined> {
+    const kind = classify(payload);
+    if (kind === "request") {
+      const id = payload.id as JsonRpcId;
+      const method = payload.method as string;
+      if (method === "initialize") {
+        this.#initializedToSwallow++;
+        return { jsonrpc: "2.0", id, result: this.initializeResult };
+      }
+      const key = idKey(id);
+      this.#inFlight.set(key, { id, method, generation });
+      if (!await this.server.send(JSON.stringify(payload))) {
+        this.#inFlight.delete(key);
+        return errorResponse(
+          id,
+          ErrorCode.ServerUnavailable,
+          "The local MCP server is not running",
+        );
+      }
+      return undefined;
+    }
+    if (kind === "notification") {
+      if (payload.method === "notifications/initialized" && this.#initializedToSwallow > 0) {
+        // The server was initialized once, by us; it must not see a second `initialized`.
+        this.#initializedToSwallow--;
+        return undefined;
+      }
+      if (payload.method === "notifications/cancelled") {
+        const params = payload.params as { requestId?: unknown } | undefined;
+        const requestId = params?.requestId;
+        if (typeof requestId === "string" || typeof requestId === "number") {
+          this.#inFlight.delete(idKey(requestId));
+        }
+      }
+      await this.server.send(JSON.stringify(payload));
+      return undefined;
+    }
+    if (kind === "response") {
+      // An answer to a request the server made (roots/list, sampling, …).
+      await this.server.send(JSON.stringify(payload));
+      return undefined;
+    }
+    log.warn("Gateway sent a payload that is not JSON-RPC 2.0; not forwarded");
+    const id = payload.id;
+    return typeof id === "string" || typeof id === "number"
+      ? errorResponse(id, ErrorCode.InvalidRequest, "Invalid JSON-RPC request")
+      : undefined;
+  }
+
+  /** Writes a message of the proxy's own to the server (an answer to a server-initiated request). */
+  async reply(response: JsonRpcResponse): Promise<void> {
+    await this.server.send(JSON.stringify(response));
+  }
+
+  /**
+   * Removes and returns the requests in flight (all, or those of one link generation), so that the caller
+   * can answer each with an error.
+   */
+  takeInFlight(generation?: number): InFlight[] {
+    const taken: InFlight[] = [];
+    for (const [key, request] of this.#inFlight) {
+      if (generation === undefined || request.generation === generation) {
+        taken.push(request);
+        this.#inFlight.delete(key);
+      }
+    }
+    return taken;
+  }
+
+  /** True once initialized and until the process exits. */
+  get alive(): boolean {
+    return this.#ready && this.server.writable;
+  }
+
+  /** Stops the server (stdin EOF, SIGTERM to its group, SIGKILL after the grace period). */
+  stop(): Promise<ServerExit> {
+    return this.server.stop();
+  }
+}
+
+/** "code 1" or "signal SIGKILL". */
+export function describeExit(exit: ServerExit): string {
+  return exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
+}
