@@ -1,0 +1,177 @@
+// The edge of the program: picks the command, reads arguments and environment, installs signal
+// listeners, and maps outcomes to exit codes. Nothing under lib/ touches Deno.args, Deno.env or Deno.exit.
+
+import { resolveConnectConfig } from "./lib/config.ts";
+import { type ConnectObserver, Tunnel } from "./lib/connect.ts";
+import {
+  AuthRefusedError,
+  ConfigError,
+  EvictedError,
+  ExitCode,
+  RetriesExhaustedError,
+  ServerStartError,
+} from "./lib/errors.ts";
+import { logger, setupLogging, shutdownLogging } from "./lib/log.ts";
+import { VERSION } from "./lib/version.ts";
+
+const COMMANDS = ["connect", "serve", "demo"] as const;
+type Command = typeof COMMANDS[number];
+
+const TOP_HELP =
+  `mcp-rproxy ${VERSION}: put a local stdio MCP server on a remote gateway, without opening a port
+
+Usage:
+  mcp-rproxy [connect] --gateway URL [options] -- COMMAND [ARGS...]
+  mcp-rproxy serve [--listen HOST:PORT] [options]
+  mcp-rproxy demo
+
+Commands:
+  connect   (default) start a local MCP server and tunnel it to a gateway
+  serve     run our own gateway: accept tunnels, serve them to MCP clients over Streamable HTTP
+  demo      run serve + connect + an MCP client on loopback, needing nothing else
+
+Run 'mcp-rproxy <command> --help' for the options of a command.
+`;
+
+function printError(message: string): void {
+  console.error(`mcp-rproxy: ${message}`);
+}
+
+/** Says which permission flag is missing instead of a stack trace. */
+function permissionHint(error: unknown): string | undefined {
+  if (!(error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied)) {
+    return undefined;
+  }
+  const message = (error as Error).message;
+  const flag = /--allow-[a-z-]+/.exec(message)?.[0];
+  return flag
+    ? `missing permission: ${message.replace(/, run again with.*$/s, "")}; run again with ${flag}${
+      /"([^"]+)"/.exec(message)?.[1] ? `=${/"([^"]+)"/.exec(message)?.[1]}` : ""
+    } (see README, "Permissions")`
+    : `missing permission: ${message}`;
+}
+
+/** First signal: graceful shutdown. Second: stop at once. Listeners matter as PID 1, where Deno ignores SIGTERM. */
+function installSignals(controller: AbortController, hardStop: () => void): () => void {
+  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+  let received = 0;
+  const handler = () => {
+    received++;
+    if (received === 1) {
+      logger("main").info("Shutting down (send the signal again to stop at once)", {
+        event: "shutdown",
+      });
+      controller.abort(new Error("shutdown requested"));
+    } else {
+      hardStop();
+      Deno.exit(ExitCode.Interrupted);
+    }
+  };
+  for (const signal of signals) Deno.addSignalListener(signal, handler);
+  return () => {
+    for (const signal of signals) Deno.removeSignalListener(signal, handler);
+  };
+}
+
+async function connectCommand(args: string[]): Promise<number> {
+  const result = await resolveConnectConfig(args, {
+    env: (name) => Deno.env.get(name),
+    readTextFile: (path) => Deno.readTextFile(path),
+  });
+  if (result.kind === "help") {
+    console.log(result.text);
+    return ExitCode.Ok;
+  }
+  if (result.kind === "version") {
+    console.log(VERSION);
+    return ExitCode.Ok;
+  }
+  const { settings, warnings } = result;
+  await setupLogging({ level: settings.logLevel, format: settings.logFormat });
+  const log = logger("main");
+  for (const warning of warnings) log.warn(warning);
+  const controller = new AbortController();
+  let tunnel: Tunnel | undefined;
+  const removeSignals = installSignals(controller, () => tunnel?.kill());
+  const observer: ConnectObserver = {};
+  try {
+    tunnel = new Tunnel({ settings, signal: controller.signal, observer });
+    await tunnel.run();
+    return ExitCode.Ok;
+  } catch (error) {
+    if (error instanceof AuthRefusedError) {
+      log.error("{error}; not retrying (exit code 3)", {
+        event: "auth_refused",
+        error: error.message,
+      });
+      return ExitCode.AuthRefused;
+    }
+    if (error instanceof EvictedError) {
+      log.error("{error}; not reconnecting (exit code 4)", {
+        event: "evicted",
+        error: error.message,
+      });
+      return ExitCode.Evicted;
+    }
+    if (error instanceof RetriesExhaustedError || error instanceof ServerStartError) {
+      log.error("{error}", { event: "fatal", error: error.message });
+      return ExitCode.Failure;
+    }
+    throw error;
+  } finally {
+    removeSignals();
+  }
+}
+
+async function main(args: string[]): Promise<number> {
+  const first = args[0];
+  if (first === "--help" || first === "-h" || first === "help") {
+    console.log(TOP_HELP);
+    return ExitCode.Ok;
+  }
+  const command: Command = COMMANDS.includes(first as Command) ? first as Command : "connect";
+  const rest = command === first ? args.slice(1) : args;
+  switch (command) {
+    case "connect":
+      return await connectCommand(rest);
+    case "serve": {
+      const { serveCommand } = await import("./lib/gateway/serve_command.ts");
+      const controller = new AbortController();
+      const removeSignals = installSignals(controller, () => {});
+      try {
+        return await serveCommand(rest, {
+          signal: controller.signal,
+          env: (name) => Deno.env.get(name),
+          readTextFile: (path) => Deno.readTextFile(path),
+        });
+      } finally {
+        removeSignals();
+      }
+    }
+    case "demo": {
+      const { demoCommand } = await import("./lib/demo.ts");
+      return await demoCommand(rest);
+    }
+  }
+}
+
+if (import.meta.main) {
+  let code: number;
+  try {
+    code = await main(Deno.args);
+  } catch (error) {
+    const hint = permissionHint(error);
+    if (error instanceof ConfigError) {
+      printError(error.message);
+      code = ExitCode.Usage;
+    } else if (hint) {
+      printError(hint);
+      code = ExitCode.Usage;
+    } else {
+      printError(`unexpected error: ${(error as Error)?.stack ?? String(error)}`);
+      code = ExitCode.Failure;
+    }
+  }
+  await shutdownLogging().catch(() => {});
+  Deno.exit(code);
+}
