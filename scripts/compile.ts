@@ -52,6 +52,7 @@ async function compile(target: string): Promise<Outcome> {
   const result = await run([
     Deno.execPath(),
     "compile",
+    "--no-check", // checked once in main()
     "--no-prompt",
     ...COMPILE_PERMISSIONS,
     "--target",
@@ -102,6 +103,12 @@ async function main(): Promise<number> {
   }
   const required = Deno.env.get("REQUIRE_COMPILE") === "1";
   await Deno.mkdir(`${ROOT}dist`, { recursive: true });
+
+  const check = await run([Deno.execPath(), "check", "main.ts"]);
+  if (check.code !== 0) {
+    console.error(`deno check main.ts failed:\n${check.stderr}`);
+    return 1;
+  }
 
   const outcomes: Outcome[] = [];
   for (const target of targets) {
