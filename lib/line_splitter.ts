@@ -67,11 +67,16 @@ export class LineSplitter extends TransformStream<Uint8Array, Line> {
     };
 
     const giveUp = (tail: Uint8Array) => {
-      const first = pending[0] ?? tail;
-      onOversized?.({
-        head: decoder.decode(first.subarray(0, HEAD_BYTES)),
-        bytes: pendingBytes + tail.length,
-      });
+      // The head spans every piece seen so far: the first piece alone may be a few bytes of a chunk's end.
+      const head = new Uint8Array(Math.min(HEAD_BYTES, pendingBytes + tail.length));
+      let offset = 0;
+      for (const piece of [...pending, tail]) {
+        if (offset >= head.length) break;
+        const part = piece.subarray(0, head.length - offset);
+        head.set(part, offset);
+        offset += part.length;
+      }
+      onOversized?.({ head: decoder.decode(head), bytes: pendingBytes + tail.length });
       pending = [];
       pendingBytes = 0;
       skipping = true;
