@@ -2,7 +2,9 @@
 // listeners, and maps outcomes to exit codes. Nothing under lib/ touches Deno.args, Deno.env or Deno.exit.
 
 import { resolveConnectConfig } from "./lib/config.ts";
-import { type ConnectObserver, Tunnel } from "./lib/connect.ts";
+import { Tunnel } from "./lib/connect.ts";
+import { startHealthServer } from "./lib/health_server.ts";
+import { createConnectMetrics } from "./lib/metrics.ts";
 import {
   AuthRefusedError,
   ConfigError,
@@ -13,6 +15,9 @@ import {
 } from "./lib/errors.ts";
 import { logger, setupLogging, shutdownLogging } from "./lib/log.ts";
 import { VERSION } from "./lib/version.ts";
+import { demoCommand } from "./lib/demo.ts";
+import { runDemoServer } from "./lib/demo_server.ts";
+import { serveCommand } from "./lib/gateway/serve_command.ts";
 
 const COMMANDS = ["connect", "serve", "demo"] as const;
 type Command = typeof COMMANDS[number];
@@ -93,9 +98,17 @@ async function connectCommand(args: string[]): Promise<number> {
   const controller = new AbortController();
   let tunnel: Tunnel | undefined;
   const removeSignals = installSignals(controller, () => tunnel?.kill());
-  const observer: ConnectObserver = {};
+  const metrics = createConnectMetrics({ version: VERSION });
+  const health = settings.healthListen === undefined ? undefined : await startHealthServer({
+    listen: settings.healthListen,
+    ready: () => tunnel?.ready ?? false,
+    metrics,
+  });
+  if (health) {
+    log.info("Health and metrics on {url}", { event: "health_listening", url: health.url });
+  }
   try {
-    tunnel = new Tunnel({ settings, signal: controller.signal, observer });
+    tunnel = new Tunnel({ settings, signal: controller.signal, metrics });
     await tunnel.run();
     return ExitCode.Ok;
   } catch (error) {
@@ -120,6 +133,7 @@ async function connectCommand(args: string[]): Promise<number> {
     throw error;
   } finally {
     removeSignals();
+    await health?.close();
   }
 }
 
@@ -129,13 +143,17 @@ async function main(args: string[]): Promise<number> {
     console.log(TOP_HELP);
     return ExitCode.Ok;
   }
+  if (first === "demo-server") {
+    // Hidden: the built-in MCP server the demo tunnels (a compiled binary has no other way to run it).
+    await runDemoServer();
+    return ExitCode.Ok;
+  }
   const command: Command = COMMANDS.includes(first as Command) ? first as Command : "connect";
   const rest = command === first ? args.slice(1) : args;
   switch (command) {
     case "connect":
       return await connectCommand(rest);
     case "serve": {
-      const { serveCommand } = await import("./lib/gateway/serve_command.ts");
       const controller = new AbortController();
       const removeSignals = installSignals(controller, () => {});
       try {
@@ -149,8 +167,13 @@ async function main(args: string[]): Promise<number> {
       }
     }
     case "demo": {
-      const { demoCommand } = await import("./lib/demo.ts");
-      return await demoCommand(rest);
+      const controller = new AbortController();
+      const removeSignals = installSignals(controller, () => {});
+      try {
+        return await demoCommand(rest, { signal: controller.signal });
+      } finally {
+        removeSignals();
+      }
     }
   }
 }
@@ -164,6 +187,9 @@ if (import.meta.main) {
     if (error instanceof ConfigError) {
       printError(error.message);
       code = ExitCode.Usage;
+    } else if (error instanceof ServerStartError || error instanceof RetriesExhaustedError) {
+      printError(error.message);
+      code = ExitCode.Failure;
     } else if (hint) {
       printError(hint);
       code = ExitCode.Usage;

@@ -17,24 +17,14 @@ import {
   type JsonRpcId,
   type JsonRpcResponse,
 } from "./jsonrpc.ts";
-import { Link, type LinkEnd } from "./link.ts";
+import { Link, type LinkEnd, type Registration } from "./link.ts";
 import { describeExit, LocalSession, type ServerMessage } from "./local_session.ts";
 import { logger, truncate } from "./log.ts";
 import type { ConnectSettings } from "./settings.ts";
 import type { ServerExit } from "./stdio_server.ts";
+import type { ConnectMetrics } from "./metrics.ts";
 
 const log = logger("connect");
-
-/** Counters and gauges `connect` updates; all optional so that tests and the demo can leave them out. */
-export interface ConnectObserver {
-  linkState?: (up: boolean) => void;
-  connected?: (reconnect: boolean, registrationSeconds: number) => void;
-  heartbeatRtt?: (seconds: number) => void;
-  frame?: (direction: "in" | "out", bytes: number) => void;
-  inFlight?: (count: number) => void;
-  serverRestarted?: () => void;
-  error?: (kind: string) => void;
-}
 
 /** Options of {@link runConnect}. */
 export interface ConnectOptions {
@@ -49,9 +39,10 @@ export interface ConnectOptions {
   initTimeoutMs?: number;
   /** Grace between SIGTERM and SIGKILL when stopping the server, in milliseconds. */
   graceMs?: number;
-  observer?: ConnectObserver;
-  /** Called with the running tunnel once the server is up, so the caller can read state or kill it. */
-  onStart?: (tunnel: Tunnel) => void;
+  /** Updated on every state change and message; optional so that tests and the demo can leave it out. */
+  metrics?: ConnectMetrics;
+  /** Called after every successful registration. */
+  onRegistered?: (registration: Registration) => void;
 }
 
 /** Bytes queued on the socket above which the server's output is no longer read. */
@@ -137,10 +128,10 @@ export class Tunnel {
 
   /** Runs until the signal aborts (resolves) or a fatal condition (rejects with a typed error). */
   async run(): Promise<void> {
-    const { settings, signal, observer } = this.#options;
+    const { settings, signal, metrics } = this.#options;
     const healthyAfterMs = this.#options.healthyAfterMs ?? 30_000;
     this.#session = await this.#startServer();
-    this.#options.onStart?.(this);
+
     let attempt = 0;
     let everConnected = false;
     let lastError = "";
@@ -159,7 +150,9 @@ export class Tunnel {
           if (error instanceof AuthRefusedError || error instanceof EvictedError) throw error;
           if (signal.aborted) break;
           lastError = (error as Error).message;
-          observer?.error?.("connect");
+          metrics?.errors.inc(
+            /did not complete registration/.test(lastError) ? "registration" : "dial",
+          );
           log.warn("Cannot connect to the gateway: {error}", {
             event: "connect_failed",
             error: lastError,
@@ -167,8 +160,9 @@ export class Tunnel {
         }
         if (link) {
           const registration = link.registration;
-          observer?.connected?.(everConnected, (performance.now() - dialStart) / 1000);
-          observer?.linkState?.(true);
+          metrics?.linkConnects.inc();
+          metrics?.registrationDuration.observe((performance.now() - dialStart) / 1000);
+          metrics?.linkUp.set(1);
           log.info("Registered with the gateway (contract {contract}) as {name}", {
             event: "registered",
             session: registration.sessionId,
@@ -177,6 +171,7 @@ export class Tunnel {
             ...(registration.mcpUrl ? { mcpUrl: registration.mcpUrl } : {}),
           });
           everConnected = true;
+          this.#options.onRegistered?.(registration);
           if (this.#undeliverable > 0) {
             log.info(
               "{count} message(s) from the server could not be delivered while the link was down",
@@ -189,7 +184,7 @@ export class Tunnel {
           }
           const outcome = await this.#hold(link, session);
           this.#dropLink(link, outcome);
-          observer?.linkState?.(false);
+          metrics?.linkUp.set(0);
           if (outcome === "aborted") break;
           if (outcome === "server") {
             // The server died under a live link: restart it and register afresh right away.
@@ -211,6 +206,7 @@ export class Tunnel {
           lastError = outcome.cause === "heartbeat"
             ? "no heartbeat reply in time"
             : `closed with code ${outcome.code}${outcome.reason ? ` (${outcome.reason})` : ""}`;
+          metrics?.errors.inc(outcome.cause === "heartbeat" ? "heartbeat_timeout" : "link_lost");
           log.warn("Lost the link to the gateway: {error}", {
             event: "link_lost",
             error: lastError,
@@ -237,6 +233,7 @@ export class Tunnel {
           of: maxRetries > 0 ? ` of ${maxRetries}` : "",
         });
         await delay(waitMs, signal).catch(() => {});
+        if (!signal.aborted) metrics?.linkReconnects.inc();
       }
     } finally {
       await this.#shutdown();
@@ -244,7 +241,7 @@ export class Tunnel {
   }
 
   async #restartServer(): Promise<void> {
-    const { signal, settings, observer } = this.#options;
+    const { signal, settings, metrics } = this.#options;
     for (let attempt = 1; !signal.aborted; attempt++) {
       const waitMs = backoffDelay(attempt, {
         baseMs: settings.reconnectDelay * 1000,
@@ -258,11 +255,11 @@ export class Tunnel {
       if (signal.aborted) return;
       try {
         this.#session = await this.#startServer();
-        observer?.serverRestarted?.();
+        metrics?.serverRestarts.inc();
         return;
       } catch (error) {
         if (!(error instanceof ServerStartError)) throw error;
-        observer?.error?.("server_start");
+        metrics?.errors.inc("server_start");
         log.error("{error}", { event: "server_start_failed", error: error.message });
       }
     }
@@ -283,7 +280,7 @@ export class Tunnel {
   }
 
   async #dial(session: LocalSession): Promise<Link> {
-    const { settings, signal, observer } = this.#options;
+    const { settings, signal, metrics } = this.#options;
     const generation = ++this.#generation;
     log.info("Connecting to {url}", { event: "connecting", url: settings.gatewayUrl.href });
     const link = await Link.open({
@@ -299,8 +296,15 @@ export class Tunnel {
         this.#link ??= link;
         this.#fromGateway(frame, generation);
       },
-      onHeartbeatRtt: (ms) => observer?.heartbeatRtt?.(ms / 1000),
-      ...(observer?.frame ? { onFrameIn: (bytes: number) => observer.frame?.("in", bytes) } : {}),
+      ...(metrics
+        ? {
+          onHeartbeatRtt: (ms: number) => metrics.heartbeatRtt.observe(ms / 1000),
+          onFrameIn: (bytes: number) => {
+            metrics.framesIn.inc();
+            metrics.bytesIn.inc(bytes);
+          },
+        }
+        : {}),
     }).catch((error) => {
       this.#link = undefined;
       throw error;
@@ -336,7 +340,7 @@ export class Tunnel {
   }
 
   #onServerDeath(exit: ServerExit): void {
-    this.#options.observer?.error?.("server_exit");
+    this.#options.metrics?.errors.inc("server_exit");
     log.error(
       "Local server exited unexpectedly ({exit}); answering its calls in flight with errors",
       {
@@ -375,7 +379,7 @@ export class Tunnel {
         );
       }
     }
-    this.#options.observer?.inFlight?.(0);
+    this.#options.metrics?.callsInFlight.set(0);
   }
 
   #failServerRequests(message: string): void {
@@ -405,7 +409,7 @@ export class Tunnel {
       }
       link.send({ type: "unregister", sessionId: link.sessionId });
       link.close(CloseCode.Normal, "shutting down");
-      this.#options.observer?.linkState?.(false);
+      this.#options.metrics?.linkUp.set(0);
       log.info("Unregistered and closed the link", {
         event: "unregistered",
         session: link.sessionId,
@@ -450,7 +454,7 @@ export class Tunnel {
         ? utf8Length(text)
         : text.length - payloadText.length + payloadBytes;
       if (bytes > limit) {
-        this.#options.observer?.error?.("frame_too_large");
+        this.#options.metrics?.errors.inc("frame_too_large");
         if (type === "response" && id !== undefined) {
           log.warn(
             "An answer of {bytes} bytes exceeds the gateway's frame limit of {limit} bytes; sent an error",
@@ -482,7 +486,13 @@ export class Tunnel {
         return false;
       }
     }
-    this.#options.observer?.frame?.("out", text.length);
+    const metrics = this.#options.metrics;
+    if (metrics) {
+      metrics.framesOut.inc();
+      metrics.bytesOut.inc(
+        payloadBytes === undefined ? text.length : text.length - payloadText.length + payloadBytes,
+      );
+    }
     return link.sendText(text);
   }
 
@@ -490,7 +500,7 @@ export class Tunnel {
     const link = this.#link;
     if (message.kind === "request") return this.#serverRequest(message);
     if (message.kind === "response") {
-      this.#options.observer?.inFlight?.(this.#session?.inFlightCount ?? 0);
+      this.#options.metrics?.callsInFlight.set(this.#session?.inFlightCount ?? 0);
       const request = message.request;
       if (request === undefined || request.generation !== this.#generation || !link?.isOpen) {
         this.#undeliverable++;
@@ -590,7 +600,7 @@ export class Tunnel {
   #requestFromGateway(payload: JsonObject, session: LocalSession, generation: number): void {
     session.fromTunnel(payload, generation).then((immediate) => {
       if (immediate) this.#sendPayload("response", immediate);
-      this.#options.observer?.inFlight?.(session.inFlightCount);
+      this.#options.metrics?.callsInFlight.set(session.inFlightCount);
     }).catch((error) =>
       log.error("Cannot pass a request to the server: {error}", { error: String(error) })
     );
