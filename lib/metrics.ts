@@ -372,13 +372,12 @@ export class MetricsRegistry {
 /** Kinds of error counted by `connect`; other strings are accepted too. */
 export type ConnectErrorKind =
   | "dial"
-  | "auth"
   | "registration"
   | "heartbeat_timeout"
   | "link_lost"
-  | "protocol"
+  | "server_start"
   | "server_exit"
-  | "server_output";
+  | "frame_too_large";
 
 /** Kinds of error counted by `serve`; other strings are accepted too. */
 export type ServeErrorKind =
@@ -392,13 +391,12 @@ export type ServeErrorKind =
 
 const CONNECT_ERROR_KINDS: readonly ConnectErrorKind[] = [
   "dial",
-  "auth",
   "registration",
   "heartbeat_timeout",
   "link_lost",
-  "protocol",
+  "server_start",
   "server_exit",
-  "server_output",
+  "frame_too_large",
 ];
 
 const SERVE_ERROR_KINDS: readonly ServeErrorKind[] = [

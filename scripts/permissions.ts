@@ -18,11 +18,11 @@ export const CONNECT_ENV: readonly string[] = [
   "REVERSE_PROXY_LOG_FORMAT",
 ];
 
-/** Environment variables `serve` reads. */
+/** Environment variables `serve` reads (lib/gateway/serve_config.ts). */
 export const SERVE_ENV: readonly string[] = [
-  "REVERSE_PROXY_LOG_LEVEL",
-  "REVERSE_PROXY_LOG_FORMAT",
-  "JWT_SECRET_KEY",
+  "MCP_RPROXY_JWT_SECRET",
+  "MCP_RPROXY_LOG_LEVEL",
+  "MCP_RPROXY_LOG_FORMAT",
 ];
 
 /** Options of {@link connectPermissions}. */
@@ -53,12 +53,14 @@ export interface ServePermissionOptions {
   listen?: string;
   /** `--health-listen` as `HOST:PORT`, if any. */
   healthListen?: string;
-  /** `--config` file, if any. */
-  configFile?: string;
-  /** Tokens file, if any. */
+  /** `--tokens-file`, if any. */
   tokensFile?: string;
-  /** Other files `serve` is told to read (TLS certificate and key, a secret file). */
-  readFiles?: readonly string[];
+  /** `--jwt-secret-file`, if any. */
+  jwtSecretFile?: string;
+  /** `--tls-cert`, if any. */
+  tlsCertFile?: string;
+  /** `--tls-key`, if any. */
+  tlsKeyFile?: string;
 }
 
 /**
@@ -118,8 +120,8 @@ export function connectPermissions(options: ConnectPermissionOptions): string[] 
  * @example
  * ```ts
  * import { servePermissions } from "./permissions.ts";
- * servePermissions({ listen: "0.0.0.0:8080", tokensFile: "/etc/mcp-rproxy/tokens.yaml" });
- * // ["--allow-net=0.0.0.0:8080", "--allow-read=/etc/mcp-rproxy/tokens.yaml", "--allow-env=…"]
+ * servePermissions({ listen: "0.0.0.0:8080", tokensFile: "/etc/mcp-rproxy/tokens.txt" });
+ * // ["--allow-net=0.0.0.0:8080", "--allow-read=/etc/mcp-rproxy/tokens.txt", "--allow-env=…"]
  * ```
  */
 export function servePermissions(options: ServePermissionOptions = {}): string[] {
@@ -129,9 +131,10 @@ export function servePermissions(options: ServePermissionOptions = {}): string[]
       ? "--allow-net"
       : `--allow-net=${listen}${healthListen ? `,${healthListen}` : ""}`,
     ...scoped("--allow-read", [
-      options.configFile,
       options.tokensFile,
-      ...(options.readFiles ?? []),
+      options.jwtSecretFile,
+      options.tlsCertFile,
+      options.tlsKeyFile,
     ]),
     `--allow-env=${SERVE_ENV.join(",")}`,
   ];
@@ -197,14 +200,14 @@ if (import.meta.main) {
     servePermissions({
       listen: "0.0.0.0:8080",
       healthListen: "127.0.0.1:9091",
-      tokensFile: "/etc/mcp-rproxy/tokens.yaml",
+      tokensFile: "/etc/mcp-rproxy/tokens.txt",
     }),
     [
       "serve",
       "--listen",
       "0.0.0.0:8080",
       "--tokens-file",
-      "/etc/mcp-rproxy/tokens.yaml",
+      "/etc/mcp-rproxy/tokens.txt",
       "--health-listen",
       "127.0.0.1:9091",
     ],
