@@ -88,6 +88,10 @@ export function parseFrame(text: string): Frame | SyntaxError {
   return frame as Frame;
 }
 
+function isLowSurrogate(code: number): boolean {
+  return code >= 0xdc00 && code <= 0xdfff;
+}
+
 /** Byte length of a string in UTF-8, without allocating when the string is ASCII-short. */
 export function utf8Length(text: string): number {
   // Every UTF-16 unit encodes to at most 3 bytes; a short string cannot exceed any limit we check.
@@ -96,10 +100,10 @@ export function utf8Length(text: string): number {
     const c = text.charCodeAt(i);
     if (c < 0x80) bytes += 1;
     else if (c < 0x800) bytes += 2;
-    else if (c >= 0xd800 && c <= 0xdbff) {
+    else if (c >= 0xd800 && c <= 0xdbff && isLowSurrogate(text.charCodeAt(i + 1))) {
       bytes += 4;
       i++;
-    } else bytes += 3;
+    } else bytes += 3; // A lone surrogate is encoded as U+FFFD, 3 bytes.
   }
   return bytes;
 }
