@@ -63,15 +63,28 @@ function renderMessage(record: LogRecord): string {
   return text;
 }
 
-/** One JSON object a line: time, level, logger, message, then the record's properties (session, event, …). */
+function templateOf(record: LogRecord): string {
+  return typeof record.rawMessage === "string" ? record.rawMessage : record.rawMessage.join("");
+}
+
+/**
+ * One JSON object a line: time, level, logger, message, then the record's properties (session, event, …).
+ * The four stable fields always win: a property of the same name (`{message}` in a template) is already
+ * in the rendered message, and any other is kept as `<name>_`.
+ */
 export function formatJson(record: LogRecord): string {
-  return JSON.stringify({
+  const entry: Record<string, unknown> = {
     time: new Date(record.timestamp).toISOString(),
     level: record.level,
     logger: record.category.join("."),
     message: renderMessage(record),
-    ...record.properties,
-  }) + "\n";
+  };
+  const template = templateOf(record);
+  for (const [key, value] of Object.entries(record.properties)) {
+    if (!Object.hasOwn(entry, key)) entry[key] = value;
+    else if (!template.includes(`{${key}}`)) entry[`${key}_`] = value;
+  }
+  return JSON.stringify(entry) + "\n";
 }
 
 /** `time LEVEL logger: message key=value …` for people. */
@@ -79,9 +92,7 @@ export function formatText(record: LogRecord): string {
   let line = `${new Date(record.timestamp).toISOString()} ${record.level.toUpperCase().padEnd(7)} ${
     record.category.join(".")
   }: ${renderMessage(record)}`;
-  const template = typeof record.rawMessage === "string"
-    ? record.rawMessage
-    : record.rawMessage.join("");
+  const template = templateOf(record);
   for (const [key, value] of Object.entries(record.properties)) {
     // Properties already spelled out by the message are not repeated.
     if (template.includes(`{${key}}`)) continue;
