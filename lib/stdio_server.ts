@@ -78,9 +78,10 @@ export class StdioServer {
     this.#child = child;
     this.pid = child.pid;
     this.#graceMs = options.graceMs ?? 5000;
-    this.#writer = child.stdin.getWriter();
+    const writer = child.stdin.getWriter();
+    this.#writer = writer;
     // A write to a dead child rejects; callers learn about the death from `exited`, not from here.
-    this.#writer.closed.catch(() => {});
+    writer.closed.catch(() => {});
     const stdoutDone = this.#pumpStdout(options);
     const stderrDone = this.#pumpStderr(options.onStderr ?? writeStderrLine);
     this.exited = (async () => {
@@ -88,7 +89,9 @@ export class StdioServer {
       this.#stdinClosed = true;
       // The leader is gone: whatever it launched in its group goes too, and with it the last pipe writers.
       this.#signalGroup("SIGKILL");
-      await settleWithin([stdoutDone, stderrDone], 2000);
+      // Release our end of stdin too: stop() skips closing it once the child is gone, and it would leak.
+      const stdinDone = writer.close().catch(() => {});
+      await settleWithin([stdoutDone, stderrDone, stdinDone], 2000);
       return { code: status.code, signal: status.signal };
     })();
   }
