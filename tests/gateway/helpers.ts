@@ -165,10 +165,31 @@ export class TunnelClient {
   }
 }
 
-/** What the test server saw, for assertions. */
-export interface ServerLog {
-  cancelled: string[];
-  calls: string[];
+/** What the test server saw, for assertions; `waitCancelled` waits on the event, not a timer. */
+export class ServerLog extends EventTarget {
+  readonly cancelled: string[] = [];
+  readonly calls: string[] = [];
+
+  cancel(tag: string): void {
+    this.cancelled.push(tag);
+    this.dispatchEvent(new Event("cancelled"));
+  }
+
+  async waitCancelled(tag: string, ms = 5_000): Promise<void> {
+    let listener: (() => void) | undefined;
+    const seen = new Promise<void>((resolve) => {
+      listener = () => {
+        if (this.cancelled.includes(tag)) resolve();
+      };
+      this.addEventListener("cancelled", listener);
+      listener();
+    });
+    try {
+      await within(seen, ms, `the server to see '${tag}' cancelled`);
+    } finally {
+      this.removeEventListener("cancelled", listener!);
+    }
+  }
 }
 
 /**
@@ -176,7 +197,7 @@ export interface ServerLog {
  * cancellation), `big {bytes}`, `roots` (asks the client for roots/list).
  */
 export function createTestServer(name = "test-server"): { server: Server; log: ServerLog } {
-  const log: ServerLog = { cancelled: [], calls: [] };
+  const log = new ServerLog();
   const server = new Server({ name, version: "1.0.0" }, {
     capabilities: { tools: { listChanged: true }, logging: {} },
   });
@@ -213,7 +234,7 @@ export function createTestServer(name = "test-server"): { server: Server; log: S
             }
           }
         } catch (error) {
-          log.cancelled.push(String(args.tag ?? "slow"));
+          log.cancel(String(args.tag ?? "slow"));
           throw error;
         }
         return { content: [{ type: "text", text: `done ${steps}` }] };
