@@ -3,7 +3,7 @@
 
 import { resolveConnectConfig } from "./lib/config.ts";
 import { Tunnel } from "./lib/connect.ts";
-import { startHealthServer } from "./lib/health_server.ts";
+import { checkHealth, startHealthServer } from "./lib/health_server.ts";
 import { createConnectMetrics } from "./lib/metrics.ts";
 import {
   AuthRefusedError,
@@ -142,6 +142,11 @@ async function main(args: string[]): Promise<number> {
   if (first === "--help" || first === "-h" || first === "help") {
     console.log(TOP_HELP);
     return ExitCode.Ok;
+  }
+  if (first === "healthcheck") {
+    // For container HEALTHCHECKs on images without curl: exit 0 when the URL answers 200.
+    const url = args[1] ?? "http://127.0.0.1:9090/readyz";
+    return await checkHealth(url, { timeoutMs: 3000 }) ? ExitCode.Ok : ExitCode.Failure;
   }
   if (first === "demo-server") {
     // Hidden: the built-in MCP server the demo tunnels (a compiled binary has no other way to run it).

@@ -9,7 +9,13 @@ import {
   RetriesExhaustedError,
   ServerStartError,
 } from "./errors.ts";
-import { CloseCode, Extension, type Frame, utf8Length } from "./frames.ts";
+import {
+  CloseCode,
+  Extension,
+  type Frame,
+  utf8Length,
+  WEBSOCKET_MAX_MESSAGE_BYTES,
+} from "./frames.ts";
 import {
   ErrorCode,
   errorResponse,
@@ -23,6 +29,7 @@ import { logger, truncate } from "./log.ts";
 import type { ConnectSettings } from "./settings.ts";
 import type { ServerExit } from "./stdio_server.ts";
 import type { ConnectMetrics } from "./metrics.ts";
+import { ReceiveWindow, ReplayBuffer, type ReplayLimits, sequencedFrame } from "./resume.ts";
 
 const log = logger("connect");
 
@@ -41,12 +48,24 @@ export interface ConnectOptions {
   graceMs?: number;
   /** Updated on every state change and message; optional so that tests and the demo can leave it out. */
   metrics?: ConnectMetrics;
+  /** Bounds of the replay buffer kept for resumption (docs/resume.md). */
+  replayLimits?: ReplayLimits;
   /** Called after every successful registration. */
   onRegistered?: (registration: Registration) => void;
 }
 
 /** Bytes queued on the socket above which the server's output is no longer read. */
 const HIGH_WATER_BYTES = 8 * 1024 * 1024;
+/** Data frames received before a standalone ack goes back (acks also ride on every frame we send). */
+const ACK_EVERY = 32;
+
+/** What lets a dropped link be resumed with our gateway: the session, its secret, and both sequences. */
+interface ResumeState {
+  sessionId: string;
+  token: string;
+  out: ReplayBuffer;
+  in: ReceiveWindow;
+}
 const LOW_WATER_BYTES = 1024 * 1024;
 
 /** Methods a server may send as requests that only a client (not the proxy) can answer. */
@@ -71,6 +90,7 @@ export class Tunnel {
   /** Server-initiated requests sent to the gateway and not answered yet (C only). */
   #serverRequests = new Map<string, JsonRpcId>();
   #undeliverable = 0;
+  #resume: ResumeState | undefined;
 
   constructor(options: ConnectOptions) {
     this.#options = options;
@@ -147,7 +167,10 @@ export class Tunnel {
         try {
           link = await this.#dial(session);
         } catch (error) {
-          if (error instanceof AuthRefusedError || error instanceof EvictedError) throw error;
+          if (
+            error instanceof AuthRefusedError || error instanceof EvictedError ||
+            error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied
+          ) throw error;
           if (signal.aborted) break;
           lastError = (error as Error).message;
           metrics?.errors.inc(
@@ -281,7 +304,20 @@ export class Tunnel {
 
   async #dial(session: LocalSession): Promise<Link> {
     const { settings, signal, metrics } = this.#options;
-    const generation = ++this.#generation;
+    const resume = this.#resume !== undefined && !this.#resume.out.overflowed
+      ? this.#resume
+      : undefined;
+    if (this.#resume !== undefined && resume === undefined) {
+      log.warn(
+        "Not resuming session {session}: the replay buffer overflowed while the link was down",
+        {
+          event: "resume_impossible",
+          session: this.#resume.sessionId,
+        },
+      );
+    }
+    // A fresh session starts a new generation now (B's discovery arrives before registration completes).
+    if (resume === undefined) this.#freshSession();
     log.info("Connecting to {url}", { event: "connecting", url: settings.gatewayUrl.href });
     const link = await Link.open({
       url: settings.gatewayUrl,
@@ -294,8 +330,13 @@ export class Tunnel {
       onFrame: (frame, link) => {
         // Frames that arrive during registration (B's discovery) need the link before `open` resolves.
         this.#link ??= link;
-        this.#fromGateway(frame, generation);
+        if (this.#link === link) this.#fromGateway(frame);
       },
+      onAck: (ack) => this.#resume?.out.ack(ack),
+      heartbeatFields: () => this.#resume ? { ack: this.#resume.in.last } : {},
+      ...(resume
+        ? { resume: { sessionId: resume.sessionId, token: resume.token, ack: resume.in.last } }
+        : {}),
       ...(metrics
         ? {
           onHeartbeatRtt: (ms: number) => metrics.heartbeatRtt.observe(ms / 1000),
@@ -310,7 +351,62 @@ export class Tunnel {
       throw error;
     });
     this.#link = link;
+    this.#afterRegistration(link, resume);
     return link;
+  }
+
+  /** Forgets the previous session: its calls in flight can no longer be answered through the gateway. */
+  #freshSession(): void {
+    this.#generation++;
+    const lost = this.#session?.takeInFlight() ?? [];
+    if (lost.length > 0) {
+      log.warn("{count} call(s) of the previous session cannot be answered on a new session", {
+        event: "calls_lost",
+        count: lost.length,
+      });
+    }
+    this.#failServerRequests("The link to the gateway dropped before the client answered");
+    this.#resume = undefined;
+  }
+
+  /** Replays what the gateway has not seen after a resumption, or sets up resumption for a fresh session. */
+  #afterRegistration(link: Link, attempted: ResumeState | undefined): void {
+    const registration = link.registration;
+    if (attempted !== undefined) {
+      const replay = registration.resumed === true && registration.sessionId === attempted.sessionId
+        ? attempted.out.replayAfter(registration.peerAck ?? 0)
+        : undefined;
+      if (replay !== undefined) {
+        log.info(
+          "Resumed session {session}: replaying {count} frame(s) the gateway had not received",
+          {
+            event: "resumed",
+            session: attempted.sessionId,
+            count: replay.length,
+          },
+        );
+        for (const frame of replay) link.sendText(frame.text);
+        return;
+      }
+      log.warn(
+        "The gateway could not resume session {session} ({why}); continuing as a new session",
+        {
+          event: "resume_refused",
+          session: attempted.sessionId,
+          why: registration.resumeError ??
+            (registration.resumed ? "replay gap" : "no reason given"),
+        },
+      );
+      this.#freshSession();
+    }
+    if (registration.resume !== undefined && link.hasExtension(Extension.Resume)) {
+      this.#resume = {
+        sessionId: registration.sessionId,
+        token: registration.resume.token,
+        out: new ReplayBuffer(this.#options.replayLimits),
+        in: new ReceiveWindow(),
+      };
+    }
   }
 
   /** Waits until the link ends, the server exits, or shutdown is requested. */
@@ -354,18 +450,16 @@ export class Tunnel {
   }
 
   #dropLink(link: Link, outcome: LinkEnd | "server" | "aborted"): void {
-    if (outcome !== "aborted") {
-      link.close(CloseCode.Normal, outcome === "server" ? "local server restarting" : "");
-      const lost = this.#session?.takeInFlight(this.#generation) ?? [];
-      if (lost.length > 0) {
-        log.warn(
-          "{count} call(s) were in flight when the link dropped; the gateway cannot route their answers on a new link",
-          { event: "calls_lost", count: lost.length },
-        );
-      }
-      this.#failServerRequests("The link to the gateway dropped before the client answered");
+    if (outcome === "aborted") return;
+    link.close(CloseCode.Normal, outcome === "server" ? "local server restarting" : "");
+    this.#link = undefined;
+    if (outcome === "server") {
+      // A new server process means a new session at the gateway.
+      this.#freshSession();
+    } else if (this.#resume === undefined) {
+      // Without resumption, answers to calls of this link can never reach their callers.
+      this.#freshSession();
     }
-    if (outcome !== "aborted") this.#link = undefined;
   }
 
   #failInFlight(message: string): void {
@@ -445,14 +539,15 @@ export class Tunnel {
     id: JsonRpcId | undefined,
   ): boolean {
     const link = this.#link;
-    if (!link?.isOpen) return false;
-    const text = this.#frameText(type, payloadText, link.sessionId);
-    const limit = link.maxFrameBytes;
+    const resume = this.#resume;
+    if (!link?.isOpen && (resume === undefined || resume.out.overflowed)) return false;
+    const sessionId = resume?.sessionId ?? link!.sessionId;
+    const limit = link?.maxFrameBytes ?? WEBSOCKET_MAX_MESSAGE_BYTES;
+    // The envelope around the payload: type, session id, seq and ack (ASCII).
+    const overhead = 100 + sessionId.length;
     // A UTF-16 unit is at most 3 bytes in UTF-8: only count when the frame could be over the limit.
-    if (text.length * 3 > limit) {
-      const bytes = payloadBytes === undefined
-        ? utf8Length(text)
-        : text.length - payloadText.length + payloadBytes;
+    if ((payloadText.length + overhead) * 3 > limit) {
+      const bytes = (payloadBytes ?? utf8Length(payloadText)) + overhead;
       if (bytes > limit) {
         this.#options.metrics?.errors.inc("frame_too_large");
         if (type === "response" && id !== undefined) {
@@ -464,15 +559,16 @@ export class Tunnel {
               limit,
             },
           );
-          return link.sendText(this.#frameText(
+          return this.#sendText(
             "response",
             JSON.stringify(errorResponse(
               id,
               ErrorCode.MessageTooLarge,
               `The result (${bytes} bytes) exceeds the gateway's message limit of ${limit} bytes`,
             )),
-            link.sessionId,
-          ));
+            undefined,
+            undefined,
+          );
         }
         log.warn(
           "A {type} of {bytes} bytes exceeds the gateway's frame limit of {limit} bytes; not forwarded",
@@ -486,12 +582,43 @@ export class Tunnel {
         return false;
       }
     }
+    if (resume !== undefined) return this.#sendSequenced(type, payloadText, resume, link);
+    const text = this.#frameText(type, payloadText, sessionId);
     const metrics = this.#options.metrics;
     if (metrics) {
       metrics.framesOut.inc();
-      metrics.bytesOut.inc(
-        payloadBytes === undefined ? text.length : text.length - payloadText.length + payloadBytes,
-      );
+      metrics.bytesOut.inc(text.length);
+    }
+    return link!.sendText(text);
+  }
+
+  /** Sends (or, while the link is down, only keeps) a data frame with the next `seq` and our current `ack`. */
+  #sendSequenced(
+    type: "response" | "notification" | "request",
+    payloadText: string,
+    resume: ResumeState,
+    link: Link | undefined,
+  ): boolean {
+    const seq = resume.out.nextSeq();
+    const text = sequencedFrame({
+      type,
+      sessionId: resume.sessionId,
+      seq,
+      ack: resume.in.last,
+      payloadText,
+    });
+    resume.in.acked();
+    if (!resume.out.keep({ seq, text, size: text.length })) {
+      log.warn("The replay buffer is full; a link drop now would start a new session", {
+        event: "replay_overflow",
+        session: resume.sessionId,
+      });
+    }
+    if (!link?.isOpen) return true;
+    const metrics = this.#options.metrics;
+    if (metrics) {
+      metrics.framesOut.inc();
+      metrics.bytesOut.inc(text.length);
     }
     return link.sendText(text);
   }
@@ -502,7 +629,10 @@ export class Tunnel {
     if (message.kind === "response") {
       this.#options.metrics?.callsInFlight.set(this.#session?.inFlightCount ?? 0);
       const request = message.request;
-      if (request === undefined || request.generation !== this.#generation || !link?.isOpen) {
+      // While a resumable link is down, answers are kept for replay; otherwise they cannot be routed.
+      const deliverable = link?.isOpen ||
+        (this.#resume !== undefined && !this.#resume.out.overflowed);
+      if (request === undefined || request.generation !== this.#generation || !deliverable) {
         this.#undeliverable++;
         log.warn("Dropped an answer the gateway can no longer route (id {id}: {why})", {
           event: "response_dropped",
@@ -514,7 +644,8 @@ export class Tunnel {
       log.debug("→ gateway response {payload}", { payload: truncate(message.text) });
       this.#sendText("response", message.text, message.bytes, request.id);
     } else {
-      if (!link?.isOpen) {
+      const resumable = this.#resume !== undefined && !this.#resume.out.overflowed;
+      if (!link?.isOpen && !resumable) {
         // Nobody is listening; the gateway learns the server's state again when it registers.
         this.#undeliverable++;
         log.debug("No link: a {method} notification from the server was not delivered", {
@@ -526,7 +657,7 @@ export class Tunnel {
       log.debug("→ gateway notification {payload}", { payload: truncate(message.text) });
       this.#sendText("notification", message.text, message.bytes, undefined);
     }
-    if (link.bufferedAmount > HIGH_WATER_BYTES) return this.#drain(link);
+    if (link !== undefined && link.bufferedAmount > HIGH_WATER_BYTES) return this.#drain(link);
   }
 
   /** Pauses reading the server's output until the socket has sent most of what is queued. */
@@ -562,10 +693,32 @@ export class Tunnel {
     void session?.reply(localAnswer(message.message, why));
   }
 
-  #fromGateway(frame: Frame, generation: number): void {
+  #fromGateway(frame: Frame): void {
     const link = this.#link;
     const session = this.#session;
-    if (generation !== this.#generation || !session || !link) return;
+    if (!session || !link) return;
+    const resume = this.#resume;
+    if (resume !== undefined && typeof frame.seq === "number") {
+      const acceptance = resume.in.accept(frame.seq);
+      if (acceptance === "duplicate") return; // replayed, and delivered before
+      if (acceptance === "gap") {
+        log.warn(
+          "Gateway frame {seq} arrived after {last}: a frame is missing; resuming the link",
+          {
+            event: "sequence_gap",
+            seq: frame.seq,
+            last: resume.in.last,
+          },
+        );
+        link.close(CloseCode.ProtocolError, "sequence gap");
+        return;
+      }
+      if (resume.in.unacked >= ACK_EVERY) {
+        link.send({ type: "ack", sessionId: resume.sessionId, ack: resume.in.last });
+        resume.in.acked();
+      }
+    }
+    const generation = this.#generation;
     const payload = frame.payload;
     if (typeof payload !== "object" || payload === null) {
       log.warn("Gateway sent a '{type}' frame without a JSON object payload; ignored", {

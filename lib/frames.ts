@@ -37,6 +37,8 @@ export const Extension = {
   LargeFrames: "large-frames",
   /** The gateway closes with {@link CloseCode.Evicted} when an operator removes the session. */
   EvictClose: "evict-close",
+  /** Sequence numbers, acks and session resumption across link drops (docs/resume.md). */
+  Resume: "resume",
 } as const;
 
 /** WebSocket close codes with a meaning in this protocol. */

@@ -28,6 +28,14 @@ export interface Registration {
   maxFrameBytes: number;
   /** Where MCP clients reach the server (C only). */
   mcpUrl?: string;
+  /** The resume credential the gateway issued (C with `resume`). Never logged. */
+  resume?: { token: string; windowMs: number };
+  /** True when the gateway re-attached the previous session (docs/resume.md). */
+  resumed?: boolean;
+  /** On resumption: the last `seq` the gateway received from us. */
+  peerAck?: number;
+  /** Why a requested resumption was refused. */
+  resumeError?: string;
   /** The name the gateway registered the server under (C only; may differ after a collision). */
   name?: string;
 }
@@ -64,7 +72,28 @@ export interface LinkOptions {
   onHeartbeatRtt?: (ms: number) => void;
   /** Called with the byte size of every frame received. */
   onFrameIn?: (bytes: number) => void;
+  /** Ask the gateway to re-attach this session (only after it announced `resume`). */
+  resume?: { sessionId: string; token: string; ack: number };
+  /** Called with the `ack` of every gateway frame that carries one. */
+  onAck?: (ack: number) => void;
+  /** Extra fields for heartbeat frames (the current `ack`). */
+  heartbeatFields?: () => Record<string, unknown>;
   signal?: AbortSignal;
+}
+
+function resumeFields(frame: Frame): Partial<Registration> {
+  const fields: Partial<Registration> = {};
+  const resume = frame.resume as { token?: unknown; windowMs?: unknown } | undefined;
+  if (typeof resume?.token === "string" && resume.token !== "") {
+    fields.resume = {
+      token: resume.token,
+      windowMs: typeof resume.windowMs === "number" ? resume.windowMs : 0,
+    };
+  }
+  if (frame.resumed === true) fields.resumed = true;
+  if (typeof frame.ack === "number") fields.peerAck = frame.ack;
+  if (typeof frame.resumeError === "string") fields.resumeError = frame.resumeError;
+  return fields;
 }
 
 function statusFromError(message: string): number | undefined {
@@ -115,6 +144,10 @@ export class Link {
         : new WebSocket(options.url, { headers, client });
     } catch (error) {
       client?.close();
+      // A missing --allow-net is the user's to fix, not a network failure to retry.
+      if (
+        error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied
+      ) throw error;
       throw new Error(
         `Cannot dial the gateway at ${options.url.href}: ${(error as Error).message}`,
         {
@@ -246,6 +279,7 @@ export class Link {
           type: "register",
           sessionId: options.clientSessionId,
           server: { ...options.server, protocol: "mcp" },
+          ...(options.resume ? { resume: options.resume } : {}),
         });
       };
       ws.onerror = (event) => {
@@ -299,7 +333,10 @@ export class Link {
           log.warn("Gateway sent a malformed frame; ignored: {error}", { error: frame.message });
           return;
         }
+        if (typeof frame.ack === "number") options.onAck?.(frame.ack);
         switch (frame.type) {
+          case "ack":
+            return;
           case "register_ack":
             return this.#onRegisterAck(frame, succeed, fail);
           case "register_complete":
@@ -372,6 +409,7 @@ export class Link {
       maxFrameBytes,
       ...(typeof frame.mcpUrl === "string" ? { mcpUrl: frame.mcpUrl } : {}),
       ...(typeof frame.name === "string" ? { name: frame.name } : {}),
+      ...(extensions.has(Extension.Resume) ? resumeFields(frame) : {}),
     });
   }
 
@@ -397,6 +435,15 @@ export class Link {
     // Check often enough that a dead link is noticed soon after its deadline, without a timer per message.
     const tickMs = Math.max(10, Math.min(keepaliveMs, deadlineMs) / 4);
     this.#lastHeartbeatAt = performance.now();
+    if (this.#registration?.contract === "C") {
+      // Tell our gateway the interval, so that it can detect a half-open link as fast as we do.
+      this.send({
+        type: "heartbeat",
+        sessionId: this.sessionId,
+        keepaliveMs,
+        ...this.#options.heartbeatFields?.(),
+      });
+    }
     this.#timer = setInterval(() => {
       const now = performance.now();
       // Any frame from the gateway since the heartbeat counts as liveness.
@@ -416,7 +463,11 @@ export class Link {
       if (now - this.#lastHeartbeatAt >= keepaliveMs) {
         this.#lastHeartbeatAt = now;
         this.#heartbeatSentAt ??= now;
-        this.send({ type: "heartbeat", sessionId: this.sessionId });
+        this.send({
+          type: "heartbeat",
+          sessionId: this.sessionId,
+          ...this.#options.heartbeatFields?.(),
+        });
       }
     }, tickMs);
   }

@@ -38,7 +38,7 @@ function describeSpawnError(program: string, error: unknown): string {
   if (error instanceof Deno.errors.PermissionDenied || error instanceof Deno.errors.NotCapable) {
     return `Cannot start the local server '${program}': permission denied (${
       (error as Error).message
-    }); if you run with 'deno run', add --allow-run=${program}`;
+    }); under 'deno run' add --allow-run (unscoped: stopping the server's process group needs it)`;
   }
   return `Cannot start the local server '${program}': ${(error as Error).message}`;
 }
