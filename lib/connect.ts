@@ -153,7 +153,6 @@ export class Tunnel {
     this.#session = await this.#startServer();
 
     let attempt = 0;
-    let everConnected = false;
     let lastError = "";
     try {
       while (!signal.aborted) {
@@ -193,7 +192,6 @@ export class Tunnel {
             name: registration.name ?? this.#serverName(session),
             ...(registration.mcpUrl ? { mcpUrl: registration.mcpUrl } : {}),
           });
-          everConnected = true;
           this.#options.onRegistered?.(registration);
           if (this.#undeliverable > 0) {
             log.info(
