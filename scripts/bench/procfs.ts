@@ -1,0 +1,65 @@
+// What the benchmark reads from /proc: the resident memory of a process (now and at its peak) and a
+// description of the machine.
+
+/** Resident set sizes of one process, in bytes. */
+export interface Rss {
+  /** VmRSS: resident now. */
+  rss: number;
+  /** VmHWM: the highest VmRSS since the process started. */
+  hwm: number;
+}
+
+function kib(status: string, field: string): number | undefined {
+  const match = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status);
+  return match ? Number(match[1]) * 1024 : undefined;
+}
+
+/**
+ * VmRSS and VmHWM of a running process.
+ *
+ * @throws {Error} when the process is gone or /proc does not report them
+ */
+export function readRss(pid: number): Rss {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  const rss = kib(status, "VmRSS");
+  const hwm = kib(status, "VmHWM");
+  if (rss === undefined || hwm === undefined) {
+    throw new Error(`Cannot read VmRSS/VmHWM of process ${pid} from /proc/${pid}/status`);
+  }
+  return { rss, hwm };
+}
+
+/** The machine and software the figures were measured on. */
+export interface MachineInfo {
+  cpus: number;
+  cpuModel: string;
+  memoryMiB: number;
+  kernel: string;
+  deno: string;
+  v8: string;
+  typescript: string;
+}
+
+function readText(path: string): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    return "";
+  }
+}
+
+/** Reads nproc, the CPU model and memory from /proc, and the Deno/V8 versions of this runtime. */
+export function machineInfo(): MachineInfo {
+  const cpuinfo = readText("/proc/cpuinfo");
+  const meminfo = readText("/proc/meminfo");
+  const total = /^MemTotal:\s+(\d+) kB/m.exec(meminfo);
+  return {
+    cpus: navigator.hardwareConcurrency,
+    cpuModel: /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? "unknown",
+    memoryMiB: total ? Math.round(Number(total[1]) / 1024) : 0,
+    kernel: readText("/proc/sys/kernel/osrelease").trim() || Deno.build.os,
+    deno: Deno.version.deno,
+    v8: Deno.version.v8,
+    typescript: Deno.version.typescript,
+  };
+}
