@@ -128,7 +128,8 @@ async function connectCommand(args: string[]): Promise<number> {
     }
     if (error instanceof RetriesExhaustedError || error instanceof ServerStartError) {
       log.error("{error}", { event: "fatal", error: error.message });
-      return ExitCode.Failure;
+      // A permission narrowed too far is an input to fix, like a bad flag.
+      return permissionHint(error.cause) ? ExitCode.Usage : ExitCode.Failure;
     }
     throw error;
   } finally {

@@ -252,17 +252,17 @@ Deno.test("connect without --allow-env says in one line which flag to add", asyn
   assert.equal(lines.length, 1, proxy.text());
 });
 
-Deno.test("connect without --allow-run says which flag to add and exits 1", async () => {
+Deno.test("connect without --allow-run says which flag to add and exits 2", async () => {
   const flags = connectPermissions({ command: "deno", gatewayHost: "127.0.0.1:9" });
   await using proxy = startProxy(
     ["connect", "--gateway", "http://127.0.0.1:9", "--", ...DEMO_SERVER],
     { script: BUNDLE, permissions: ["--no-prompt", ...withoutFlag(flags, "--allow-run")] },
   );
-  assert.equal(await proxy.exitCode(15_000), 1);
+  assert.equal(await proxy.exitCode(15_000), 2);
   assertPermissionMessage(proxy.text(), /--allow-run/);
 });
 
-Deno.test("connect without --allow-net says which flag to add and exits 1", async () => {
+Deno.test("connect without --allow-net says which flag to add and exits 2", async () => {
   const flags = connectPermissions({ command: "deno", gatewayHost: "127.0.0.1:9" });
   await using proxy = startProxy(
     [
@@ -278,7 +278,7 @@ Deno.test("connect without --allow-net says which flag to add and exits 1", asyn
     ],
     { script: BUNDLE, permissions: ["--no-prompt", ...withoutFlag(flags, "--allow-net")] },
   );
-  assert.equal(await proxy.exitCode(15_000), 1);
+  assert.equal(await proxy.exitCode(15_000), 2);
   assertPermissionMessage(proxy.text(), /--allow-net/);
 });
 

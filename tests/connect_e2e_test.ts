@@ -339,11 +339,20 @@ Deno.test("SIGTERM with a request in flight answers it, unregisters, exits 0 and
       jsonrpc: "2.0",
       id: 11,
       method: "tools/call",
-      params: { name: "trigger-long-running-operation", arguments: { duration: 30, steps: 30 } },
+      params: {
+        name: "trigger-long-running-operation",
+        arguments: { duration: 30, steps: 60 },
+        _meta: { progressToken: "p-11" },
+      },
     }, { sessionId, timeoutMs: 15_000 });
-    await gateway.waitForFrame((f) => f.direction === "out" && f.frame?.type === "request", 5_000, {
-      from,
-    });
+    // The first progress notification proves the call is running in the server.
+    await gateway.waitForFrame(
+      (f) => f.direction === "in" && f.frame?.type === "notification",
+      5_000,
+      {
+        from,
+      },
+    );
     const answer = call.catch((error) => ({ error }));
     assert.equal(await stopAndCheck(proxy, [pid]), 0);
     const response = await answer as JsonObject;
