@@ -15,9 +15,8 @@ import {
 } from "./lib/errors.ts";
 import { logger, setupLogging, shutdownLogging } from "./lib/log.ts";
 import { VERSION } from "./lib/version.ts";
-import { demoCommand } from "./lib/demo.ts";
-import { runDemoServer } from "./lib/demo_server.ts";
-import { serveCommand } from "./lib/gateway/serve_command.ts";
+// `demo`, `demo-server` and `serve` are imported when chosen: `demo` pulls in the MCP SDK, and loading it
+// for `connect` cost ~70 ms of start-up and ~23 MiB of RSS (docs/performance.md).
 
 const COMMANDS = ["connect", "serve", "demo"] as const;
 type Command = typeof COMMANDS[number];
@@ -151,6 +150,7 @@ async function main(args: string[]): Promise<number> {
   }
   if (first === "demo-server") {
     // Hidden: the built-in MCP server the demo tunnels (a compiled binary has no other way to run it).
+    const { runDemoServer } = await import("./lib/demo_server.ts");
     await runDemoServer();
     return ExitCode.Ok;
   }
@@ -163,6 +163,7 @@ async function main(args: string[]): Promise<number> {
       const controller = new AbortController();
       const removeSignals = installSignals(controller, () => {});
       try {
+        const { serveCommand } = await import("./lib/gateway/serve_command.ts");
         return await serveCommand(rest, {
           signal: controller.signal,
           env: (name) => Deno.env.get(name),
@@ -176,6 +177,7 @@ async function main(args: string[]): Promise<number> {
       const controller = new AbortController();
       const removeSignals = installSignals(controller, () => {});
       try {
+        const { demoCommand } = await import("./lib/demo.ts");
         return await demoCommand(rest, { signal: controller.signal });
       } finally {
         removeSignals();
