@@ -37,6 +37,8 @@ Measures MCP calls through mcp-rproxy against their floors (stdio, raw WebSocket
   --bundle               run dist/mcp-rproxy.js (deno task bundle) instead of main.ts
   --quick                smoke run: 1 repetition, 500 calls, 1500 in flight, demo server only
   --out DIR              where the JSON goes (default bench-results)
+  --profile DIR          run connect and serve with --cpu-prof into DIR (figures then include the
+                         profiler's cost: for finding hot spots, not for the record)
   -h, --help             this text
 `;
 
@@ -69,8 +71,16 @@ interface StdioFigures extends Figures {
   spawnToInitializedMs: number;
 }
 
+/** A floor peer's own VmHWM after it is up, after the load phases and after the large result. */
+interface PeerRss {
+  idleHwm: number;
+  loadHwm: number;
+  bigHwm?: number;
+}
+
 interface Repetition {
-  hop: Figures;
+  hop: Figures & { peerRss: PeerRss };
+  httpHop: Figures;
   baseline: { hwm: number; rss: number };
   servers: Partial<
     Record<ServerKind, { stdio: StdioFigures; tunnelA: TunnelFigures; serve: TunnelFigures }>
@@ -116,19 +126,44 @@ async function runStdio(kind: ServerKind, options: MeasureOptions): Promise<Stdi
   }
 }
 
-async function runHop(options: MeasureOptions): Promise<Figures> {
+async function runHop(options: MeasureOptions): Promise<Figures & { peerRss: PeerRss }> {
   const acceptor = new WsAcceptor();
   const peer = new DenoProcess(PATHS.hopChild, [`ws://127.0.0.1:${acceptor.port}/`]);
   try {
     const client = await HopClient.accept(acceptor, START_TIMEOUT_MS);
     try {
-      return await measure(client, HOP_MESSAGES, options, ids());
+      // The peer is a bare Deno program under the same load: how much RSS load alone adds.
+      const peerRss: PeerRss = { idleHwm: readRss(peer.pid).hwm, loadHwm: 0 };
+      const figures = await measure(client, HOP_MESSAGES, {
+        ...options,
+        onPhaseEnd: (phase) => {
+          if (phase === "load") peerRss.loadHwm = readRss(peer.pid).hwm;
+          else peerRss.bigHwm = readRss(peer.pid).hwm;
+        },
+      }, ids());
+      return { ...figures, peerRss };
     } finally {
       await client.close();
     }
   } finally {
     await peer.stop();
     await acceptor.close();
+  }
+}
+
+async function runHttpHop(options: MeasureOptions): Promise<Figures> {
+  const port = freePort();
+  const peer = new DenoProcess(PATHS.httpChild, [String(port)]);
+  try {
+    await waitHealthy(`http://127.0.0.1:${port}/`, START_TIMEOUT_MS);
+    return await measure(
+      HttpMcpClient.raw(`http://127.0.0.1:${port}/`),
+      HOP_MESSAGES,
+      options,
+      ids(),
+    );
+  } finally {
+    await peer.stop();
   }
 }
 
@@ -194,13 +229,18 @@ function script(bundle: boolean): string {
   return bundle ? PATHS.bundle : PATHS.main;
 }
 
+/** Extra `deno run` flags for connect and serve (`--profile`). */
+let programFlags: string[] = [];
+
 async function runTunnelA(
   kind: ServerKind,
   options: MeasureOptions,
   bundle: boolean,
 ): Promise<TunnelFigures> {
   const acceptor = new WsAcceptor();
-  const connect = new DenoProcess(script(bundle), connectArgs(acceptor.url, kind));
+  const connect = new DenoProcess(script(bundle), connectArgs(acceptor.url, kind), {
+    denoFlags: programFlags,
+  });
   try {
     const link = await ContractAClient.accept(acceptor, START_TIMEOUT_MS);
     const registered = await connect.waitForEvent("registered", START_TIMEOUT_MS);
@@ -239,12 +279,13 @@ async function runServe(
     tokensFile,
     "--log-level",
     "warning",
-  ]);
+  ], { denoFlags: programFlags });
   let connect: DenoProcess | undefined;
   try {
     await waitHealthy(`http://127.0.0.1:${port}/healthz`, START_TIMEOUT_MS);
     connect = new DenoProcess(script(bundle), connectArgs(`http://127.0.0.1:${port}`, kind), {
       env: { REVERSE_PROXY_TOKEN: TOKEN },
+      denoFlags: programFlags,
     });
     const registered = await connect.waitForEvent("registered", START_TIMEOUT_MS);
     const mcpUrl = registered.json.mcpUrl;
@@ -271,7 +312,8 @@ async function runServe(
 // ---- report ------------------------------------------------------------------------------------
 
 interface Medians {
-  hop: Figures;
+  hop: Figures & { peerRss: PeerRss };
+  httpHop: Figures;
   baseline: { hwm: number; rss: number };
   servers: Partial<
     Record<ServerKind, { stdio: StdioFigures; tunnelA: TunnelFigures; serve: TunnelFigures }>
@@ -405,11 +447,37 @@ function table(m: Medians): string {
     pad(n(hop.callsPerSecond), 9),
     pad("", 7),
     pad("", 9),
+    pad(mib(hop.peerRss.idleHwm), 9),
+    pad(mib(hop.peerRss.loadHwm), 9),
+    pad(mib(hop.peerRss.bigHwm), 8),
+    pad(n(hop.bigMs, 1), 8),
+    pad("1.00", 6),
+  ]);
+  row([
+    pad("baseline: Deno+WS+child", 26, true),
+    ...[8, 8, 8, 8, 6, 9, 7, 9].map((w) => pad("", w)),
     pad(mib(m.baseline.hwm), 9),
     pad("", 9),
     pad("", 8),
-    pad(n(hop.bigMs, 1), 8),
-    pad("1.00", 6),
+    pad("", 8),
+    pad("", 6),
+  ]);
+  const http = m.httpHop;
+  row([
+    pad("raw HTTP hop (fetch)", 26, true),
+    pad(n(http.p50Us), 8),
+    pad(n(http.p90Us), 8),
+    pad(n(http.p99Us), 8),
+    pad("", 8),
+    pad("", 6),
+    pad(n(http.callsPerSecond), 9),
+    pad("", 7),
+    pad("", 9),
+    pad("", 9),
+    pad("", 9),
+    pad("", 8),
+    pad(n(http.bigMs, 1), 8),
+    pad(http.bigMs && hop.bigMs ? n(http.bigMs / hop.bigMs, 2) : "", 6),
   ]);
   for (const [kind, s] of Object.entries(m.servers) as [ServerKind, Medians["servers"]["demo"]][]) {
     if (!s) continue;
@@ -469,6 +537,7 @@ async function main(args: string[]): Promise<number> {
       bundle: { type: "boolean" },
       quick: { type: "boolean" },
       out: { type: "string" },
+      profile: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
@@ -504,6 +573,10 @@ async function main(args: string[]): Promise<number> {
     });
   }
   const outDir = values.out ?? `${ROOT}bench-results`;
+  if (values.profile !== undefined) {
+    await Deno.mkdir(values.profile, { recursive: true });
+    programFlags = ["--cpu-prof", `--cpu-prof-dir=${values.profile}`];
+  }
 
   const machine = machineInfo();
   const config = { reps, ...options, servers, program: bundle ? "dist/mcp-rproxy.js" : "main.ts" };
@@ -528,9 +601,11 @@ async function main(args: string[]): Promise<number> {
         );
       log("raw WebSocket hop");
       const hop = await runHop(options);
+      log("raw HTTP hop");
+      const httpHop = await runHttpHop(options);
       log("baseline RSS");
       const baseline = await runBaseline();
-      const repetition: Repetition = { hop, baseline, servers: {} };
+      const repetition: Repetition = { hop, httpHop, baseline, servers: {} };
       for (const kind of servers as ServerKind[]) {
         log(`stdio floor (${kind})`);
         const stdio = await runStdio(kind, options);
@@ -553,7 +628,7 @@ async function main(args: string[]): Promise<number> {
     `Medians of ${reps} repetition(s). Latency: sequential tools/call echo round trips. "+p50": added over the stdio floor; "/hop": that as a multiple of the hop p50.`,
   );
   console.log(
-    `"start ms": stdio = server spawn → initialized; tunnels = launch of connect → registered. RSS: VmHWM of connect (baseline row: bare Deno + WebSocket + child), MiB.`,
+    `"start ms": stdio = server spawn → initialized; tunnels = launch of connect → registered. RSS: VmHWM (MiB) of connect; of the echo peer on the hop row; of an idle bare Deno program holding a WebSocket and a child on the baseline row.`,
   );
   console.log(table(medians));
   console.log("");

@@ -12,6 +12,7 @@ export const PATHS = {
   bundle: `${ROOT}dist/mcp-rproxy.js`,
   demoServer: `${ROOT}tests/fixtures/demo_server_main.ts`,
   hopChild: `${ROOT}scripts/bench/hop_echo_child.ts`,
+  httpChild: `${ROOT}scripts/bench/http_echo_child.ts`,
   baselineChild: `${ROOT}scripts/bench/baseline_ws_child.ts`,
 };
 
@@ -35,10 +36,14 @@ export class DenoProcess {
   #exited = false;
   #done: Promise<void>;
 
-  constructor(script: string, args: string[], options: { env?: Record<string, string> } = {}) {
+  constructor(
+    script: string,
+    args: string[],
+    options: { env?: Record<string, string>; denoFlags?: string[] } = {},
+  ) {
     this.launchedAt = performance.now();
     this.child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--quiet", "-A", script, ...args],
+      args: ["run", "--quiet", "-A", ...(options.denoFlags ?? []), script, ...args],
       cwd: ROOT,
       ...(options.env ? { env: options.env } : {}),
       stdin: "null",

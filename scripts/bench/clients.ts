@@ -378,6 +378,11 @@ export class HttpMcpClient implements RpcClient {
     return await this.#read(response, id);
   }
 
+  /** Drops the session headers: for the HTTP hop floor, which has no MCP session. */
+  static raw(url: string): HttpMcpClient {
+    return new HttpMcpClient(url, "none");
+  }
+
   async close(): Promise<void> {
     if (this.#headers["mcp-session-id"] === undefined) return;
     const response = await fetch(this.#url, { method: "DELETE", headers: this.#headers }).catch(
