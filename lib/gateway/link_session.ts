@@ -344,11 +344,16 @@ export class LinkSession {
   /** Closes the link with a code and reason; pending calls fail with JSON-RPC errors at once. */
   close(code: number, reason: string): void {
     if (this.#state === "closed") return;
-    try {
-      this.#socket.close(code, closeReason(reason));
-    } catch {
-      // Already closing or never opened: the cleanup below is what matters.
-    }
+    const socket = this.#socket;
+    // Deno drops the connection without the close frame (the peer sees code 0) when close() runs while
+    // received frames are still queued; closing from a fresh task delivers the code reliably.
+    setTimeout(() => {
+      try {
+        socket.close(code, closeReason(reason));
+      } catch {
+        // Already closing or never opened.
+      }
+    }, 0);
     this.#finish(reason);
   }
 

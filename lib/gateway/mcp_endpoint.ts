@@ -397,7 +397,7 @@ export class McpEndpoint {
       }
       return new Response(null, { status: 202, headers });
     }
-    return this.#call(message as JsonRpcRequest, { request, session, link, accept, headers });
+    return this.#call(message as JsonRpcRequest, { session, link, accept, headers });
   }
 
   #clientNotification(
@@ -479,14 +479,13 @@ export class McpEndpoint {
   #call(
     message: JsonRpcRequest,
     context: {
-      request: Request;
       session: ClientSession;
       link: LinkSession | undefined;
       accept: { json: boolean; sse: boolean };
       headers: Record<string, string>;
     },
   ): Response | Promise<Response> {
-    const { request, session, link, accept, headers } = context;
+    const { session, link, accept, headers } = context;
     if (link === undefined) {
       return this.#reply(
         errorResponse(
@@ -529,13 +528,12 @@ export class McpEndpoint {
       });
       return new Response(stream.readable, { headers: { ...SSE_HEADERS, ...headers } });
     }
-    const onDisconnect = () => controller.abort("the MCP client disconnected");
-    request.signal.addEventListener("abort", onDisconnect, { once: true });
+    // JSON mode cannot see a client disconnect (request.signal also aborts on success in Deno's legacy
+    // mode): the call runs to its answer or timeout. SSE mode cancels on disconnect.
     return link.call(message, {
       signal: controller.signal,
       onProgress: (progress) => session.getStream?.send(progress),
     }).then((response) => {
-      request.signal.removeEventListener("abort", onDisconnect);
       forget();
       return Response.json(
         response ?? errorResponse(message.id, ErrorCode.InternalError, "Request cancelled"),

@@ -147,12 +147,9 @@ async function forward(
       result: { ...held.result, protocolVersion: version },
     });
   }
-  const response = await link.call(call, { signal: request.signal });
-  if (response === undefined) {
-    return Response.json(errorResponse(call.id, ErrorCode.InternalError, "Request cancelled"), {
-      status: 499,
-    });
-  }
+  // Not tied to request.signal: Deno (legacy mode) aborts it on every completed response too.
+  const response = await link.call(call) ??
+    errorResponse(call.id, ErrorCode.InternalError, "Request cancelled");
   const status = response.error?.code === ErrorCode.Timeout
     ? 504
     : response.error?.code === ErrorCode.TunnelUnavailable

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { CloseCode } from "../../lib/frames.ts";
 import type { Gateway } from "../../lib/gateway/gateway.ts";
-import { serveTestServer, startTestGateway, TOKENS, within } from "./helpers.ts";
+import { serveTestServer, startTestGateway, TOKENS, TunnelClient, within } from "./helpers.ts";
 
 async function api(
   gateway: Gateway,
@@ -154,6 +154,26 @@ Deno.test("DELETE /reverse-proxy/sessions/{id} evicts the link with close code 4
   } finally {
     await served.close();
     await byAdmin.close();
+    await gateway.close();
+  }
+});
+
+Deno.test("eviction reaches a link that is busy sending as close 4001, every time", async () => {
+  const gateway = await startTestGateway();
+  try {
+    for (let i = 0; i < 10; i++) {
+      const tunnel = await TunnelClient.open(gateway, TOKENS.alice);
+      try {
+        const ack = await tunnel.register("busy");
+        for (let k = 0; k < 50; k++) tunnel.send({ type: "heartbeat", sessionId: ack.sessionId });
+        const response = await api(gateway, `/${ack.sessionId}`, { method: "DELETE" });
+        await response.body?.cancel();
+        assert.equal((await within(tunnel.closed, 5_000, "the eviction")).code, CloseCode.Evicted);
+      } finally {
+        await tunnel.close();
+      }
+    }
+  } finally {
     await gateway.close();
   }
 });
