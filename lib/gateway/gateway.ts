@@ -4,6 +4,7 @@
 import denoJson from "../../deno.json" with { type: "json" };
 import { CloseCode } from "../frames.ts";
 import { logger } from "../log.ts";
+import type { ServeMetrics } from "../metrics.ts";
 import { type LinkHost, LinkSession } from "./link_session.ts";
 import { McpEndpoint } from "./mcp_endpoint.ts";
 import { SessionRegistry } from "./session_registry.ts";
@@ -58,6 +59,8 @@ export interface GatewayOptions {
   mcpSessionTtlMs?: number;
   /** The clock. Default `Date.now`. */
   now?: () => number;
+  /** Metrics to keep up to date (see `createServeMetrics`). */
+  metrics?: ServeMetrics;
 }
 
 /** A running gateway. */
@@ -124,6 +127,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     maxBadFrames = GATEWAY_DEFAULTS.maxBadFrames,
     mcpSessionTtlMs = GATEWAY_DEFAULTS.mcpSessionTtlMs,
     now = Date.now,
+    metrics,
   } = options;
   checkPositive("maxFrameBytes", maxFrameBytes);
   checkPositive("maxSessionsPerOwner", maxSessionsPerOwner);
@@ -149,6 +153,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     sessionTtlMs: mcpSessionTtlMs,
     allowedOrigins: origins,
     now,
+    ...(metrics === undefined ? {} : { metrics }),
   });
   const limits = { maxFrameBytes, maxInflight, callTimeoutMs, maxBadFrames };
   const links = new Set<LinkSession>();
@@ -165,18 +170,25 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     return {
       register(link, wanted) {
         if (registry.count(link.owner) >= maxSessionsPerOwner) {
+          metrics?.linksRefused.inc("registration");
           return new Error(
             `Too many sessions for owner ${link.owner} (limit ${maxSessionsPerOwner}); end one first`,
           );
         }
         const name = registry.add(link, wanted);
+        metrics?.linksAccepted.inc();
         return { name, mcpUrl: `${base}/servers/${encodeURIComponent(name)}/mcp` };
       },
       serverNotification: (link, message) => endpoint.serverNotification(link, message),
       serverRequest: (link, request, signal) => endpoint.serverRequest(link, request, signal),
-      closed(link) {
+      closed(link, reason) {
         registry.remove(link);
         links.delete(link);
+        if (
+          link.name !== "" && reason !== "unregistered" && !reason.startsWith("socket closed (1000")
+        ) {
+          metrics?.errors.inc(/^no frames/.test(reason) ? "heartbeat_timeout" : "link_lost");
+        }
       },
     };
   }
@@ -191,6 +203,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const identity = await authorizeRequest(tokens, request, "connect");
     if (identity instanceof Response) {
       log.info("Refused a link with HTTP {status}", { status: identity.status });
+      metrics?.linksRefused.inc("auth");
+      metrics?.errors.inc("auth");
       return identity;
     }
     const host = hostFor(request);
@@ -203,6 +217,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       host,
       version: denoJson.version,
       now,
+      ...(metrics === undefined ? {} : { metrics }),
     });
     links.add(link);
     log.debug("Accepted a link from {owner} as session {session}", {
@@ -221,7 +236,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
     if (segments[0] === "reverse-proxy" && segments[1] === "sessions") {
       const identity = await authorizeRequest(tokens, request, "client");
-      if (identity instanceof Response) return identity;
+      if (identity instanceof Response) {
+        metrics?.errors.inc("auth");
+        return identity;
+      }
       return await handleSessionsApi(request, identity, segments.slice(2).map(decodeURIComponent), {
         registry,
         maxBodyBytes: maxFrameBytes,
@@ -229,7 +247,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
     if (segments[0] === "servers" && segments[2] === "mcp" && segments.length === 3) {
       const identity = await authorizeRequest(tokens, request, "client");
-      if (identity instanceof Response) return identity;
+      if (identity instanceof Response) {
+        metrics?.errors.inc("auth");
+        return identity;
+      }
       return await endpoint.handle(request, identity, decodeURIComponent(segments[1]!));
     }
     return Response.json({ error: "Not found" }, { status: 404 });
@@ -257,6 +278,16 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
   });
   await listening;
+  if (metrics !== undefined) {
+    metrics.listening.set(1);
+    metrics.sessions.track(() => registry.list().length);
+    metrics.mcpClients.track(() => endpoint.sessionCount);
+    metrics.callsInFlight.track(() => {
+      let calls = 0;
+      for (const link of links) calls += link.inflight;
+      return calls;
+    });
+  }
   for (const origin of ownOrigins(hostname, server.addr.port, publicUrl)) origins.add(origin);
 
   const reapEveryMs = Math.max(10, Math.min(heartbeatTimeoutMs / 4, 5_000));
@@ -285,9 +316,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     close() {
       closing ??= (async () => {
         clearInterval(reaper);
-        for (const link of [...links]) link.close(CloseCode.GoingAway, "gateway shutting down");
+        const closing = [...links];
+        for (const link of closing) link.close(CloseCode.GoingAway, "gateway shutting down");
         endpoint.close();
+        // Let the 1001 reach the clients before the process goes away.
+        await Promise.all(closing.map((link) => link.waitClosed(2_000)));
         await server.shutdown();
+        metrics?.listening.set(0);
       })();
       return closing;
     },

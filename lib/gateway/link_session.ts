@@ -1,6 +1,7 @@
 // One tunnel link: a WebSocket from `mcp-rproxy connect` (or an A/B-style client), its registration, its
 // calls in flight with rewritten ids, its held `initialize` result, and its liveness.
 
+import { deadline } from "../delay.ts";
 import { CloseCode, Extension, type Frame, parseFrame, utf8Length } from "../frames.ts";
 import {
   classify,
@@ -14,6 +15,7 @@ import {
   type JsonRpcResponse,
 } from "../jsonrpc.ts";
 import { logger } from "../log.ts";
+import type { ServeMetrics } from "../metrics.ts";
 import { CallTable, restoreProgress, restoreResponse } from "./call_table.ts";
 import { normalizeServerName } from "./session_registry.ts";
 import type { Identity } from "./token_store.ts";
@@ -156,6 +158,9 @@ export class LinkSession {
   #serverRequests = new Map<string, AbortController>();
   #badFrames: number[] = [];
   #init: Promise<JsonRpcResponse> | undefined;
+  #metrics: ServeMetrics | undefined;
+  #socketClosed = Promise.withResolvers<void>();
+  #closeTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     socket: WebSocket,
@@ -165,9 +170,12 @@ export class LinkSession {
       host: LinkHost;
       version: string;
       now?: () => number;
+      /** Counters of frames, bytes and errors. */
+      metrics?: ServeMetrics;
     },
   ) {
-    const { identity, limits, host, version, now = Date.now } = options;
+    const { identity, limits, host, version, now = Date.now, metrics } = options;
+    this.#metrics = metrics;
     this.#socket = socket;
     this.owner = identity.owner;
     this.#limits = limits;
@@ -189,6 +197,8 @@ export class LinkSession {
       }
     });
     socket.addEventListener("close", (event) => {
+      clearTimeout(this.#closeTimer);
+      this.#socketClosed.resolve();
       this.#finish(`socket closed (${event.code}${event.reason ? ` ${event.reason}` : ""})`);
     });
     socket.addEventListener("error", () => {
@@ -275,6 +285,7 @@ export class LinkSession {
       const timer = setTimeout(() => {
         if (this.#calls.take(entry.tunnelId) === undefined) return;
         const seconds = timeoutMs / 1000;
+        this.#metrics?.errors.inc("call_timeout");
         route.settle(
           errorResponse(
             request.id,
@@ -341,13 +352,22 @@ export class LinkSession {
     return this.#init;
   }
 
+  /**
+   * Resolves when the socket has closed (close handshake done or connection dropped), or after `ms`,
+   * whichever comes first.
+   */
+  async waitClosed(ms: number): Promise<void> {
+    await deadline(this.#socketClosed.promise, ms, "close handshake").catch(() => {});
+  }
+
   /** Closes the link with a code and reason; pending calls fail with JSON-RPC errors at once. */
   close(code: number, reason: string): void {
     if (this.#state === "closed") return;
     const socket = this.#socket;
+    clearTimeout(this.#closeTimer);
     // Deno drops the connection without the close frame (the peer sees code 0) when close() runs while
     // received frames are still queued; closing from a fresh task delivers the code reliably.
-    setTimeout(() => {
+    this.#closeTimer = setTimeout(() => {
       try {
         socket.close(code, closeReason(reason));
       } catch {
@@ -388,8 +408,11 @@ export class LinkSession {
     try {
       const text = JSON.stringify(frame);
       this.#socket.send(text);
+      const bytes = utf8Length(text);
       this.messageCount++;
-      this.bytesTransferred += utf8Length(text);
+      this.bytesTransferred += bytes;
+      this.#metrics?.framesOut.inc();
+      this.#metrics?.bytesOut.inc(bytes);
       return true;
     } catch (error) {
       log.warning("Sending to session {session} failed: {error}", {
@@ -412,6 +435,7 @@ export class LinkSession {
     const now = this.#now();
     this.#badFrames = this.#badFrames.filter((t) => now - t < BAD_FRAME_WINDOW_MS);
     this.#badFrames.push(now);
+    this.#metrics?.errors.inc("protocol");
     log.debug("Malformed frame on session {session}: {message}", { session: this.id, message });
     this.#send({ type: "error", sessionId: this.id, message });
     if (this.#badFrames.length > this.#limits.maxBadFrames) {
@@ -430,6 +454,7 @@ export class LinkSession {
     if (this.#state === "closed") return;
     this.lastInbound = this.#now();
     this.messageCount++;
+    this.#metrics?.framesIn.inc();
     if (typeof event.data !== "string") {
       this.#badFrame("Binary frames are not supported; send JSON text frames");
       return;
@@ -437,6 +462,7 @@ export class LinkSession {
     const text = event.data;
     const bytes = text.length * 3 <= this.#limits.maxFrameBytes ? text.length : utf8Length(text);
     this.bytesTransferred += bytes;
+    this.#metrics?.bytesIn.inc(bytes);
     if (bytes > this.#limits.maxFrameBytes) {
       log.warning("Closing session {session}: frame of {bytes} bytes over the limit {limit}", {
         session: this.id,

@@ -13,6 +13,7 @@ import {
   type JsonRpcResponse,
 } from "../jsonrpc.ts";
 import { logger } from "../log.ts";
+import type { ServeMetrics } from "../metrics.ts";
 import type { LinkSession } from "./link_session.ts";
 import type { SessionRegistry } from "./session_registry.ts";
 import { SSE_HEADERS, SseStream } from "./sse_stream.ts";
@@ -24,6 +25,8 @@ const log = logger("serve", "mcp");
 export const SUPPORTED_PROTOCOL_VERSIONS = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
 /** What a client without an `MCP-Protocol-Version` header is assumed to speak. */
 const DEFAULT_HEADER_VERSION = "2025-03-26";
+/** MCP client sessions one owner may hold; past it the least recently used idle one is forgotten. */
+export const MAX_CLIENT_SESSIONS_PER_OWNER = 1024;
 /** Client capability a server-initiated request needs. */
 const CAPABILITY_OF: Record<string, string> = {
   "roots/list": "roots",
@@ -45,6 +48,8 @@ export interface McpEndpointOptions {
   allowedOrigins: ReadonlySet<string>;
   /** The clock. Default `Date.now`. */
   now?: () => number;
+  /** Counts requests for unknown sessions (`no_session`). */
+  metrics?: ServeMetrics;
 }
 
 /** One call in flight from an MCP client. */
@@ -300,6 +305,7 @@ export class McpEndpoint {
     if (
       session === undefined || session.owner !== identity.owner || session.serverName !== serverName
     ) {
+      this.#options.metrics?.errors.inc("no_session");
       return rpcError(404, null, ErrorCode.InvalidRequest, "Session not found; initialize again");
     }
     const version = request.headers.get("mcp-protocol-version") ?? DEFAULT_HEADER_VERSION;
@@ -443,6 +449,14 @@ export class McpEndpoint {
     const version = typeof requested === "string" && SUPPORTED_PROTOCOL_VERSIONS.includes(requested)
       ? requested
       : SUPPORTED_PROTOCOL_VERSIONS[0]!;
+    if (!this.#makeRoom(identity.owner)) {
+      return rpcError(
+        429,
+        message.id,
+        ErrorCode.InternalError,
+        `Too many MCP sessions for owner ${identity.owner} (limit ${MAX_CLIENT_SESSIONS_PER_OWNER}); end some with DELETE`,
+      );
+    }
     const session = new ClientSession(
       identity.owner,
       serverName,
@@ -461,6 +475,23 @@ export class McpEndpoint {
       accept,
       { "mcp-session-id": session.id },
     );
+  }
+
+  /** Keeps an owner under the session cap by forgetting its least recently used idle session. */
+  #makeRoom(owner: string): boolean {
+    let count = 0;
+    let oldest: ClientSession | undefined;
+    for (const session of this.#sessions.values()) {
+      if (session.owner !== owner) continue;
+      count++;
+      const idle = session.calls.size === 0 && (!session.getStream || session.getStream.closed);
+      if (idle && (oldest === undefined || session.lastSeen < oldest.lastSeen)) oldest = session;
+    }
+    if (count < MAX_CLIENT_SESSIONS_PER_OWNER) return true;
+    if (oldest === undefined) return false;
+    this.#sessions.delete(oldest.id);
+    oldest.end("too many sessions for the owner");
+    return true;
   }
 
   /** One answer as JSON, or as a one-event SSE stream when the client accepts only SSE. */

@@ -2,7 +2,10 @@
 
 import type { Sink } from "@logtape/logtape";
 import { ConfigError, ExitCode } from "../errors.ts";
+import { type HealthServer, startHealthServer } from "../health_server.ts";
 import { logger, setupLogging, shutdownLogging } from "../log.ts";
+import { createServeMetrics } from "../metrics.ts";
+import { VERSION } from "../version.ts";
 import { type Gateway, startGateway } from "./gateway.ts";
 import {
   JWT_SECRET_ENV,
@@ -142,6 +145,8 @@ export async function serveCommand(args: string[], options: ServeCommandOptions)
     });
   }
   let gateway: Gateway | undefined;
+  let health: HealthServer | undefined;
+  const metrics = createServeMetrics({ version: VERSION });
   try {
     const tokens = await buildTokenStore(settings, options);
     const tls = settings.tlsCertFile !== undefined && settings.tlsKeyFile !== undefined
@@ -167,17 +172,27 @@ export async function serveCommand(args: string[], options: ServeCommandOptions)
         wsIdleTimeoutSeconds: settings.wsIdleTimeoutSeconds,
         maxBadFrames: settings.maxBadFrames,
         mcpSessionTtlMs: settings.mcpSessionTtlMs,
+        metrics,
       });
+      if (settings.healthListen !== undefined) {
+        const running = gateway;
+        health = await startHealthServer({
+          listen: settings.healthListen,
+          ready: () => running !== undefined,
+          metrics,
+        });
+        log.info("Health and metrics on {url}", { url: health.url });
+      }
     } catch (error) {
       const why = error instanceof Deno.errors.AddrInUse
         ? "the address is in use; pick another --listen port"
         : error instanceof Deno.errors.PermissionDenied
         ? "permission denied (ports below 1024 need privileges)"
         : String(error);
-      log.error("Cannot listen on {hostname}:{port}: {why}", {
-        hostname: settings.hostname,
-        port: settings.port,
-        why,
+      log.error("Cannot listen: {why}", {
+        why: error instanceof Deno.errors.AddrInUse && gateway !== undefined
+          ? (error as Error).message
+          : `${settings.hostname}:${settings.port}: ${why}`,
       });
       return ExitCode.Failure;
     }
@@ -200,6 +215,7 @@ export async function serveCommand(args: string[], options: ServeCommandOptions)
     log.error("Gateway failed: {error}", { error: String(error) });
     return ExitCode.Failure;
   } finally {
+    await health?.close();
     await gateway?.close();
     if (configureLogging) await shutdownLogging();
   }

@@ -31,6 +31,8 @@ export interface ServeSettings {
   mcpSessionTtlMs: number;
   logLevel: LogLevel;
   logFormat: LogFormat;
+  /** `HOST:PORT` of the health and metrics listener; undefined = off. */
+  healthListen?: string;
 }
 
 /** The environment variable that may hold the JWT secret instead of `--jwt-secret-file`. */
@@ -83,6 +85,9 @@ Limits
   --mcp-session-ttl SECONDS     forget idle MCP client sessions after this long (default ${
     d.mcpSessionTtlMs / 1000
   })
+
+Operations
+  --health-listen HOST:PORT     serve /healthz, /readyz and Prometheus /metrics on this address (default off)
 
 Logging
   --log-level LEVEL             ${LEVEL_CHOICES} (default info; env MCP_RPROXY_LOG_LEVEL)
@@ -211,6 +216,7 @@ export function parseServeArgs(
         "mcp-session-ttl": { type: "string" },
         "log-level": { type: "string" },
         "log-format": { type: "string" },
+        "health-listen": { type: "string" },
       },
     }));
   } catch (error) {
@@ -255,6 +261,18 @@ export function parseServeArgs(
         `Invalid --public-url ${
           JSON.stringify(publicUrl)
         }: expected an http:// or https:// URL such as https://gw.example.com`,
+      );
+    }
+  }
+  const healthListen = values["health-listen"];
+  if (healthListen !== undefined) {
+    try {
+      parseListen(healthListen);
+    } catch {
+      throw new ConfigError(
+        `Invalid --health-listen ${
+          JSON.stringify(healthListen)
+        }: expected HOST:PORT such as 127.0.0.1:9464 (port 0 picks a free one)`,
       );
     }
   }
@@ -314,6 +332,7 @@ export function parseServeArgs(
       ["jwt-audience", "jwtAudience"],
       ["jwt-issuer", "jwtIssuer"],
       ["public-url", "publicUrl"],
+      ["health-listen", "healthListen"],
     ] as const
   ) {
     const value = optional(flag);

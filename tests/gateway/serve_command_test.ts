@@ -144,3 +144,45 @@ Deno.test("serveCommand() returns 1 when the port is taken", async () => {
     blocker.close();
   }
 });
+
+Deno.test("serveCommand() --health-listen serves Prometheus metrics of links and refusals", async () => {
+  const controller = new AbortController();
+  const { records, listening, done } = run(
+    ["--listen", "127.0.0.1:0", "--tokens-file", "/tokens.yaml", "--health-listen", "127.0.0.1:0"],
+    controller.signal,
+  );
+  let socket: WebSocket | undefined;
+  try {
+    const url = await within(listening, 5_000, "listening");
+    const healthUrl = records.map((r) => r.properties.url).find((u) =>
+      typeof u === "string" && u !== url
+    );
+    assert.ok(typeof healthUrl === "string", "the health URL is logged");
+    const refused = new WebSocket(`${url.replace("http", "ws")}/reverse-proxy/ws`);
+    await within(
+      new Promise((resolve) => refused.addEventListener("close", resolve, { once: true })),
+      5_000,
+      "the refused link",
+    );
+    socket = new WebSocket(`${url.replace("http", "ws")}/reverse-proxy/ws`, {
+      headers: { Authorization: `Bearer ${TOKENS.alice}` },
+    });
+    const s = socket;
+    await within(new Promise((r) => s.addEventListener("open", r, { once: true })), 5_000, "open");
+    s.send(JSON.stringify({ type: "register", server: { name: "m" } }));
+    await within(
+      new Promise((r) => s.addEventListener("message", r, { once: true })),
+      5_000,
+      "register_ack",
+    );
+    const text = await (await fetch(`${healthUrl}/metrics`)).text();
+    assert.match(text, /^mcp_rproxy_sessions 1$/m);
+    assert.match(text, /^mcp_rproxy_links_accepted_total 1$/m);
+    assert.match(text, /^mcp_rproxy_links_refused_total\{reason="auth"\} 1$/m);
+    assert.match(text, /^mcp_rproxy_listening 1$/m);
+  } finally {
+    controller.abort();
+    socket?.close();
+    await done;
+  }
+});
