@@ -205,7 +205,7 @@ Deno.test("serve and connect run from the bundle with the production permissions
   }
 });
 
-Deno.test("serve without --allow-net says which flag to add and exits 1", async () => {
+Deno.test("serve without --allow-net says which flag to add and exits 2", async () => {
   const dir = await Deno.makeTempDir({ prefix: "mcp-rproxy-bundle-" });
   try {
     const tokensFile = `${dir}/tokens.txt`;
@@ -216,7 +216,7 @@ Deno.test("serve without --allow-net says which flag to add and exits 1", async 
       ["serve", "--listen", listen, "--tokens-file", tokensFile],
       { script: BUNDLE, permissions: ["--no-prompt", ...flags] },
     );
-    assert.equal(await serve.exitCode(15_000), 1);
+    assert.equal(await serve.exitCode(15_000), 2);
     assertPermissionMessage(serve.text(), /--allow-net/);
   } finally {
     await Deno.remove(dir, { recursive: true });

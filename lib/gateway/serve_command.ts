@@ -184,6 +184,8 @@ export async function serveCommand(args: string[], options: ServeCommandOptions)
         log.info("Health and metrics on {url}", { url: health.url });
       }
     } catch (error) {
+      // A missing --allow-net is the command line's to fix: reported below with the flag, exit 2.
+      if (error instanceof Deno.errors.NotCapable) throw error;
       const why = error instanceof Deno.errors.AddrInUse
         ? "the address is in use; pick another --listen port"
         : error instanceof Deno.errors.PermissionDenied
@@ -210,6 +212,14 @@ export async function serveCommand(args: string[], options: ServeCommandOptions)
   } catch (error) {
     if (error instanceof ConfigError) {
       log.error("{message}", { message: error.message });
+      return ExitCode.Usage;
+    }
+    if (error instanceof Deno.errors.NotCapable) {
+      const flag = /--allow-[a-z]+/.exec(error.message)?.[0] ?? "the missing --allow-* flag";
+      log.error("Missing permission: {error}; add {flag} (see README, Permissions)", {
+        error: error.message.replace(/, run again with.*$/s, ""),
+        flag,
+      });
       return ExitCode.Usage;
     }
     log.error("Gateway failed: {error}", { error: String(error) });
