@@ -75,7 +75,11 @@ export function parseFrame(text: string): Frame | SyntaxError {
   try {
     value = JSON.parse(text);
   } catch (error) {
-    return new SyntaxError(`Frame is not valid JSON: ${(error as Error).message}`);
+    // V8's message quotes the text, and a frame's text may carry credentials: keep only the position.
+    const position = /position (\d+)/.exec((error as Error).message)?.[1];
+    return new SyntaxError(
+      `Frame is not valid JSON${position === undefined ? "" : ` (error at character ${position})`}`,
+    );
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     return new SyntaxError("Frame is not a JSON object");

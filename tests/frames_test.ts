@@ -20,7 +20,7 @@ Deno.test("parseFrame() accepts a frame without sessionId", () => {
 Deno.test("parseFrame() returns, not throws, a SyntaxError for text that is not JSON", () => {
   const result = parseFrame("{not json");
   assert.ok(result instanceof SyntaxError);
-  assert.match(result.message, /^Frame is not valid JSON: /);
+  assert.match(result.message, /^Frame is not valid JSON/);
 });
 
 Deno.test("parseFrame() returns a SyntaxError for JSON that is not an object", () => {
@@ -70,4 +70,12 @@ Deno.test("utf8Length() agrees with TextEncoder on lone surrogates", () => {
   for (const text of ["\ud800", "\udc00", "\ud800a", "\ud800\ud800", "a\udc00\ud83d\ude00\ud800"]) {
     assert.equal(utf8Length(text), encoder.encode(text).length, JSON.stringify(text));
   }
+});
+
+Deno.test("parseFrame() never quotes the frame's text in its error (it may hold credentials)", () => {
+  const result = parseFrame(
+    '{"type":"request","authentication":{"Authorization":"Bearer SECRET-123"} oops',
+  );
+  assert.ok(result instanceof SyntaxError);
+  assert.ok(!result.message.includes("SECRET-123"), result.message);
 });
