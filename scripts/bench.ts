@@ -13,7 +13,7 @@ import {
   WsAcceptor,
 } from "./bench/clients.ts";
 import { DenoProcess, freePort, PATHS, ROOT, waitHealthy } from "./bench/children.ts";
-import { machineInfo, readRss } from "./bench/procfs.ts";
+import { machineInfo, readCpuNs, readRss } from "./bench/procfs.ts";
 import { median } from "./bench/stats.ts";
 import {
   type Figures,
@@ -64,6 +64,10 @@ const INITIALIZED = `{"jsonrpc":"2.0","method":"notifications/initialized"}`;
 /** What one tunnel run adds to the figures. */
 interface TunnelFigures extends Figures {
   launchToRegisteredMs: number;
+  /** CPU time of the connect process per echo call (all its threads), from warm-up to the end of load. */
+  connectCpuUsPerCall: number;
+  /** The same for the serve process (serve + connect path only). */
+  serveCpuUsPerCall?: number;
   rss: { idleHwm: number; loadHwm: number; bigHwm?: number; endRss: number };
 }
 
@@ -210,19 +214,35 @@ async function measureTunnel(
   kind: ServerKind,
   options: MeasureOptions,
   launchToRegisteredMs: number,
+  serve?: DenoProcess,
 ): Promise<TunnelFigures> {
   const idle = readRss(connect.pid);
   const rss: TunnelFigures["rss"] = { idleHwm: idle.hwm, loadHwm: 0, endRss: 0 };
+  const cpu = { connect: 0, serve: 0 };
   const figures = await measure(client, mcpMessages(SERVERS[kind].hasBig), {
     ...options,
+    onStart: () => {
+      cpu.connect = readCpuNs(connect.pid);
+      if (serve) cpu.serve = readCpuNs(serve.pid);
+    },
     onPhaseEnd: (phase) => {
       const now = readRss(connect.pid);
-      if (phase === "load") rss.loadHwm = now.hwm;
-      else rss.bigHwm = now.hwm;
+      if (phase === "load") {
+        rss.loadHwm = now.hwm;
+        cpu.connect = readCpuNs(connect.pid) - cpu.connect;
+        if (serve) cpu.serve = readCpuNs(serve.pid) - cpu.serve;
+      } else rss.bigHwm = now.hwm;
     },
   }, ids());
   rss.endRss = readRss(connect.pid).rss;
-  return { ...figures, launchToRegisteredMs, rss };
+  const perCall = (ns: number) => ns / 1000 / figures.echoCalls;
+  return {
+    ...figures,
+    launchToRegisteredMs,
+    connectCpuUsPerCall: perCall(cpu.connect),
+    ...(serve ? { serveCpuUsPerCall: perCall(cpu.serve) } : {}),
+    rss,
+  };
 }
 
 function script(bundle: boolean): string {
@@ -299,6 +319,7 @@ async function runServe(
         kind,
         options,
         registered.at - connect.launchedAt,
+        serve,
       );
     } finally {
       await client.close();
@@ -433,6 +454,7 @@ function table(m: Medians): string {
     pad("RSS big", 8),
     pad("big ms", 8),
     pad("/hop", 6),
+    pad("CPU µs/call", 12),
   ];
   const rows = [head.join(" ")];
   const hop = m.hop;
@@ -515,6 +537,11 @@ function table(m: Medians): string {
         pad(mib(t.rss.bigHwm), 8),
         pad(n(t.bigMs, 1), 8),
         pad(t.bigMs && hop.bigMs ? n(t.bigMs / hop.bigMs, 2) : "", 6),
+        pad(
+          n(t.connectCpuUsPerCall, 1) +
+            (t.serveCpuUsPerCall === undefined ? "" : ` +${n(t.serveCpuUsPerCall, 0)}`),
+          12,
+        ),
       ]);
     }
   }
@@ -628,7 +655,7 @@ async function main(args: string[]): Promise<number> {
     `Medians of ${reps} repetition(s). Latency: sequential tools/call echo round trips. "+p50": added over the stdio floor; "/hop": that as a multiple of the hop p50.`,
   );
   console.log(
-    `"start ms": stdio = server spawn → initialized; tunnels = launch of connect → registered. RSS: VmHWM (MiB) of connect; of the echo peer on the hop row; of an idle bare Deno program holding a WebSocket and a child on the baseline row.`,
+    `"start ms": stdio = server spawn → initialized; tunnels = launch of connect → registered. "CPU µs/call": CPU time of connect (+ serve) per echo call. RSS: VmHWM (MiB) of connect; of the echo peer on the hop row; of an idle bare Deno program holding a WebSocket and a child on the baseline row.`,
   );
   console.log(table(medians));
   console.log("");

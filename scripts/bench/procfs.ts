@@ -29,6 +29,23 @@ export function readRss(pid: number): Rss {
   return { rss, hwm };
 }
 
+/**
+ * CPU time a process has used so far, all its threads, in nanoseconds (sum of /proc/<pid>/task/<tid>/schedstat;
+ * threads that already ended are not counted).
+ */
+export function readCpuNs(pid: number): number {
+  let total = 0;
+  for (const entry of Deno.readDirSync(`/proc/${pid}/task`)) {
+    try {
+      const text = Deno.readTextFileSync(`/proc/${pid}/task/${entry.name}/schedstat`);
+      total += Number(text.split(" ")[0]);
+    } catch {
+      // The thread ended between listing and reading.
+    }
+  }
+  return total;
+}
+
 /** The machine and software the figures were measured on. */
 export interface MachineInfo {
   cpus: number;

@@ -24,6 +24,8 @@ export interface MeasureOptions {
   phaseTimeoutMs: number;
   /** Called after the load phases (sequential and in flight) and after the large result. */
   onPhaseEnd?: (phase: "load" | "big") => void;
+  /** Called before the first call. */
+  onStart?: () => void;
 }
 
 /** What one path measured, latencies in microseconds. */
@@ -33,6 +35,8 @@ export interface Figures {
   p99Us: number;
   meanUs: number;
   callsPerSecond: number;
+  /** Echo calls made up to the end of the load phases, warm-ups included. */
+  echoCalls: number;
   bigMs?: number;
 }
 
@@ -79,11 +83,14 @@ export async function measure(
   nextId: () => number,
 ): Promise<Figures> {
   const { warmup, calls, throughputCalls, inflight, bigBytes, phaseTimeoutMs } = options;
+  let echoCalls = 0;
   const call = async () => {
+    echoCalls++;
     const id = nextId();
     check(await client.call(id, messages.echo(id)), "echo");
   };
 
+  options.onStart?.();
   await within(
     (async () => {
       for (let i = 0; i < warmup; i++) await call();
@@ -96,6 +103,7 @@ export async function measure(
   await within(
     (async () => {
       for (let i = 0; i < calls; i++) {
+        echoCalls++;
         const id = nextId();
         const text = messages.echo(id);
         const start = performance.now();
@@ -130,6 +138,7 @@ export async function measure(
     p99Us: percentile(samples, 99),
     meanUs: samples.reduce((a, b) => a + b, 0) / samples.length,
     callsPerSecond,
+    echoCalls,
   };
   if (bigBytes > 0 && messages.big) {
     const id = nextId();
