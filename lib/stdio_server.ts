@@ -72,6 +72,8 @@ export class StdioServer {
   #writer: WritableStreamDefaultWriter<Uint8Array>;
   #graceMs: number;
   #stdinClosed = false;
+  #queue: string[] = [];
+  #flushing: Promise<boolean> | undefined;
   #stopping: Promise<ServerExit> | undefined;
 
   private constructor(child: Deno.ChildProcess, options: StdioServerOptions) {
@@ -162,17 +164,33 @@ export class StdioServer {
   }
 
   /**
-   * Writes one line (a newline is added). Resolves when the bytes are queued; returns false if the server
-   * can no longer be written to.
+   * Writes one line (a newline is added). Lines sent while a write is under way go out together in the
+   * next write: one pipe write per burst instead of one per message. Resolves when the line is written;
+   * false if the server can no longer be written to.
    */
-  async send(text: string): Promise<boolean> {
-    if (this.#stdinClosed) return false;
+  send(text: string): Promise<boolean> {
+    if (this.#stdinClosed) return Promise.resolve(false);
+    this.#queue.push(text);
+    this.#flushing ??= this.#flush();
+    return this.#flushing;
+  }
+
+  async #flush(): Promise<boolean> {
     try {
-      await this.#writer.write(encoder.encode(text + "\n"));
+      while (this.#queue.length > 0) {
+        const batch = this.#queue.length === 1
+          ? this.#queue[0] + "\n"
+          : this.#queue.join("\n") + "\n";
+        this.#queue = [];
+        await this.#writer.write(encoder.encode(batch));
+      }
       return true;
     } catch {
       this.#stdinClosed = true;
+      this.#queue = [];
       return false;
+    } finally {
+      this.#flushing = undefined;
     }
   }
 
@@ -202,6 +220,8 @@ export class StdioServer {
   async #stop(): Promise<ServerExit> {
     if (!this.#stdinClosed) {
       this.#stdinClosed = true;
+      // Lines already accepted go out first, unless the server has stopped reading.
+      if (this.#flushing) await settleWithin([this.#flushing], 1000);
       await this.#writer.close().catch(() => {});
     }
     const graceMs = this.#graceMs;
