@@ -91,6 +91,8 @@ export class Tunnel {
   #serverRequests = new Map<string, JsonRpcId>();
   #undeliverable = 0;
   #resume: ResumeState | undefined;
+  /** Payload logging costs a serialization per message: decide once whether anyone will read it. */
+  #debug = log.isEnabledFor("debug");
 
   constructor(options: ConnectOptions) {
     this.#options = options;
@@ -518,8 +520,15 @@ export class Tunnel {
   }
 
   #frameText(type: string, payloadText: string, sessionId: string): string {
-    return `{"type":"${type}","sessionId":${JSON.stringify(sessionId)},"payload":${payloadText}}`;
+    if (sessionId !== this.#quotedFor) {
+      this.#quotedFor = sessionId;
+      this.#quotedSessionId = JSON.stringify(sessionId);
+    }
+    return `{"type":"${type}","sessionId":${this.#quotedSessionId},"payload":${payloadText}}`;
   }
+
+  #quotedFor = "";
+  #quotedSessionId = '""';
 
   /** Sends a payload object; returns false if there is no link. */
   #sendPayload(type: "response" | "notification" | "request", payload: JsonObject): boolean {
@@ -639,7 +648,9 @@ export class Tunnel {
         });
         return;
       }
-      log.debug("→ gateway response {payload}", { payload: truncate(message.text) });
+      if (this.#debug) {
+        log.debug("→ gateway response {payload}", { payload: truncate(message.text) });
+      }
       this.#sendText("response", message.text, message.bytes, request.id);
     } else {
       const resumable = this.#resume !== undefined && !this.#resume.out.overflowed;
@@ -652,7 +663,9 @@ export class Tunnel {
         });
         return;
       }
-      log.debug("→ gateway notification {payload}", { payload: truncate(message.text) });
+      if (this.#debug) {
+        log.debug("→ gateway notification {payload}", { payload: truncate(message.text) });
+      }
       this.#sendText("notification", message.text, message.bytes, undefined);
     }
     if (link !== undefined && link.bufferedAmount > HIGH_WATER_BYTES) return this.#drain(link);
@@ -676,7 +689,9 @@ export class Tunnel {
     const id = message.message.id as JsonRpcId;
     if (link?.isOpen && link.hasExtension(Extension.ServerRequests)) {
       this.#serverRequests.set(JSON.stringify(id), id);
-      log.debug("→ gateway request {payload}", { payload: truncate(message.text) });
+      if (this.#debug) {
+        log.debug("→ gateway request {payload}", { payload: truncate(message.text) });
+      }
       if (this.#sendText("request", message.text, message.bytes, undefined)) return;
       this.#serverRequests.delete(JSON.stringify(id));
     }
@@ -726,7 +741,9 @@ export class Tunnel {
     }
     // Never log `frame.authentication`: it carries downstream credentials.
     if (frame.type === "request") {
-      log.debug("← gateway request {payload}", { payload: truncate(JSON.stringify(payload)) });
+      if (this.#debug) {
+        log.debug("← gateway request {payload}", { payload: truncate(JSON.stringify(payload)) });
+      }
       if (Array.isArray(payload)) {
         for (const element of payload) {
           this.#requestFromGateway(element as JsonObject, session, generation);
