@@ -3,6 +3,7 @@
 
 import meta from "../deno.json" with { type: "json" };
 import { delay } from "./delay.ts";
+import { LineFramer } from "./line_splitter.ts";
 import {
   classify,
   ErrorCode,
@@ -36,7 +37,6 @@ export const DEMO_SERVER_NAME = "mcp-rproxy-demo";
 const MAX_BIG_BYTES = 64 * 1024 * 1024;
 const MAX_STEPS = 10_000;
 const MAX_STEP_MS = 60_000;
-const NEWLINE = 0x0a;
 
 const TOOLS = [
   {
@@ -392,17 +392,6 @@ class DemoServer {
   }
 }
 
-/** Concatenates byte chunks once (a multi-MiB line arrives in many chunks). */
-function concat(chunks: Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
-}
-
 /**
  * Runs the demo MCP server on newline-delimited JSON-RPC until `input` ends, then closes `output`.
  *
@@ -432,40 +421,18 @@ export async function runDemoServer(options: DemoServerOptions = {}): Promise<vo
   const writer = output.getWriter();
   const reader = input.getReader();
   const server = new DemoServer(writer, rootsTimeoutMs);
-  const decoder = new TextDecoder();
-  let pending: Uint8Array[] = [];
-  let pendingBytes = 0;
+  const framer = new LineFramer((line) => {
+    if (line.text.trim() !== "") server.handleLine(line.text);
+  });
   try {
     for (;;) {
       const { value: chunk, done } = await reader.read();
       if (done) break;
-      let start = 0;
-      for (;;) {
-        const end = chunk.indexOf(NEWLINE, start);
-        if (end < 0) break;
-        let bytes = chunk.subarray(start, end);
-        if (pendingBytes > 0) {
-          pending.push(bytes);
-          bytes = concat(pending, pendingBytes + bytes.length);
-          pending = [];
-          pendingBytes = 0;
-        }
-        start = end + 1;
-        const line = decoder.decode(bytes);
-        if (line.trim() !== "") server.handleLine(line);
-      }
-      if (start < chunk.length) {
-        // Copy: a reader may reuse its chunk buffer.
-        pending.push(chunk.slice(start));
-        pendingBytes += chunk.length - start;
-      }
+      framer.push(chunk);
       if (server.broken) break;
       await server.drain();
     }
-    if (pendingBytes > 0) {
-      const line = decoder.decode(concat(pending, pendingBytes));
-      if (line.trim() !== "") server.handleLine(line);
-    }
+    framer.finish();
   } finally {
     await server.finish();
     reader.releaseLock();

@@ -2,7 +2,8 @@
 // numeric id after one JSON.parse, resolve. Stdio, a raw WebSocket (the hop), a minimal contract-A gateway
 // and Streamable HTTP POSTs differ only in framing.
 
-import { readLines } from "./lines.ts";
+import { readLines } from "../../lib/line_splitter.ts";
+import { deadline } from "../../lib/delay.ts";
 
 /** A parsed JSON-RPC response. */
 export type Json = { [key: string]: unknown };
@@ -40,19 +41,9 @@ class Pending {
   }
 }
 
-/** Waits for a promise, but no longer than `ms`; the timer is cleared on every path. */
-export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms: ${what}`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
+/** Waits for a promise, but no longer than `ms` (lib/delay.ts `deadline`, named for what it waits on). */
+export function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  return deadline(promise, ms, what);
 }
 
 /** Stops a process group: SIGTERM, then SIGKILL after `graceMs`. Never throws. */

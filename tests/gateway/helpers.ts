@@ -16,6 +16,7 @@ import { type Frame, parseFrame } from "../../lib/frames.ts";
 import { classify, type JsonObject } from "../../lib/jsonrpc.ts";
 import { type Gateway, type GatewayOptions, startGateway } from "../../lib/gateway/gateway.ts";
 import { createTokenStore } from "../../lib/gateway/token_store.ts";
+import { deadline } from "../../lib/delay.ts";
 
 /** Tokens of the test gateway. */
 export const TOKENS = {
@@ -46,22 +47,9 @@ export async function startTestGateway(
   });
 }
 
-/** Rejects after `ms` with a message naming `what`; the timer is always cleared. */
-export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`Timed out after ${ms} ms waiting for ${what}`)),
-          ms,
-        );
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
+/** Waits for a promise, but no longer than `ms` (lib/delay.ts `deadline`, named for what it waits on). */
+export function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  return deadline(promise, ms, what);
 }
 
 /** The WebSocket URL of a gateway. */
