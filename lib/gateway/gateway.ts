@@ -5,8 +5,9 @@ import denoJson from "../../deno.json" with { type: "json" };
 import { CloseCode } from "../frames.ts";
 import { logger } from "../log.ts";
 import type { ServeMetrics } from "../metrics.ts";
-import { type LinkHost, LinkSession } from "./link_session.ts";
+import { type LinkHost, LinkSession, type ResumeSettings } from "./link_session.ts";
 import { McpEndpoint } from "./mcp_endpoint.ts";
+import { EndedSessions } from "./resume_credentials.ts";
 import { SessionRegistry } from "./session_registry.ts";
 import { handleSessionsApi } from "./sessions_api.ts";
 import { authorizeRequest, type TokenStore } from "./token_store.ts";
@@ -25,6 +26,9 @@ export const GATEWAY_DEFAULTS = {
   wsIdleTimeoutSeconds: 60,
   maxBadFrames: 20,
   mcpSessionTtlMs: 3_600_000,
+  resumeWindowMs: 60_000,
+  replayFrames: 10_000,
+  replayBytes: 64 * 1024 * 1024,
 } as const;
 
 /** Options of {@link startGateway}. */
@@ -57,6 +61,15 @@ export interface GatewayOptions {
   maxBadFrames?: number;
   /** Idle MCP client sessions are forgotten after this long, in milliseconds. */
   mcpSessionTtlMs?: number;
+  /**
+   * How long a session whose link dropped waits for its client to resume it, in milliseconds; 0 turns the
+   * `resume` extension off (docs/resume.md).
+   */
+  resumeWindowMs?: number;
+  /** Data frames kept per session for replay after a link drop. */
+  replayFrames?: number;
+  /** Bytes (UTF-16 units of frame text) kept per session for replay after a link drop. */
+  replayBytes?: number;
   /** The clock. Default `Date.now`. */
   now?: () => number;
   /** Metrics to keep up to date (see `createServeMetrics`). */
@@ -126,6 +139,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     wsIdleTimeoutSeconds = GATEWAY_DEFAULTS.wsIdleTimeoutSeconds,
     maxBadFrames = GATEWAY_DEFAULTS.maxBadFrames,
     mcpSessionTtlMs = GATEWAY_DEFAULTS.mcpSessionTtlMs,
+    resumeWindowMs = GATEWAY_DEFAULTS.resumeWindowMs,
+    replayFrames = GATEWAY_DEFAULTS.replayFrames,
+    replayBytes = GATEWAY_DEFAULTS.replayBytes,
     now = Date.now,
     metrics,
   } = options;
@@ -136,6 +152,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   checkPositive("heartbeatTimeoutMs", heartbeatTimeoutMs, false);
   checkPositive("maxBadFrames", maxBadFrames);
   checkPositive("mcpSessionTtlMs", mcpSessionTtlMs, false);
+  checkPositive("replayFrames", replayFrames);
+  checkPositive("replayBytes", replayBytes);
+  if (!Number.isFinite(resumeWindowMs) || resumeWindowMs < 0) {
+    throw new RangeError(
+      `Cannot start gateway as 'resumeWindowMs' must be a non-negative number: current value is ${resumeWindowMs}`,
+    );
+  }
   if (!Number.isInteger(wsIdleTimeoutSeconds) || wsIdleTimeoutSeconds < 0) {
     throw new RangeError(
       `Cannot start gateway as 'wsIdleTimeoutSeconds' must be a non-negative integer: current value is ${wsIdleTimeoutSeconds}`,
@@ -156,7 +179,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     ...(metrics === undefined ? {} : { metrics }),
   });
   const limits = { maxFrameBytes, maxInflight, callTimeoutMs, maxBadFrames };
+  const resume: ResumeSettings | undefined = resumeWindowMs === 0 ? undefined : {
+    windowMs: resumeWindowMs,
+    limits: { maxFrames: replayFrames, maxBytes: replayBytes },
+  };
+  /** Sessions, detached ones included: every one is closed on shutdown. */
   const links = new Set<LinkSession>();
+  /** Why recently ended sessions cannot be resumed, for a late `register` with `resume`. */
+  const ended = new EndedSessions({ keepMs: Math.max(resumeWindowMs, 60_000), now });
 
   function baseFor(request: Request): string {
     if (publicUrl !== undefined) return publicUrl.href.replace(/\/+$/, "");
@@ -184,11 +214,27 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       closed(link, reason) {
         registry.remove(link);
         links.delete(link);
-        if (
+        if (link.endedAs !== undefined) {
+          ended.add(link, link.endedAs);
+          metrics?.errors.inc(`resume_${link.endedAs}`);
+        } else if (
           link.name !== "" && reason !== "unregistered" && !reason.startsWith("socket closed (1000")
         ) {
           metrics?.errors.inc(/^no frames/.test(reason) ? "heartbeat_timeout" : "link_lost");
         }
+      },
+      detached(_link, reason) {
+        metrics?.errors.inc(/^no frames/.test(reason) ? "heartbeat_timeout" : "link_lost");
+      },
+      resume(link, request) {
+        const target = registry.get(request.sessionId);
+        if (target === undefined) return ended.why(request.sessionId, link.owner, request.token);
+        const outcome = target.adopt(link, request);
+        if (outcome === "resumed") links.add(target);
+        return outcome;
+      },
+      livenessChanged(link) {
+        if (link.deadlineMs !== undefined) scheduleReap(tickFor(link.deadlineMs));
       },
     };
   }
@@ -218,6 +264,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       version: denoJson.version,
       now,
       ...(metrics === undefined ? {} : { metrics }),
+      ...(resume === undefined ? {} : { resume }),
     });
     links.add(link);
     log.debug("Accepted a link from {owner} as session {session}", {
@@ -290,22 +337,46 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   }
   for (const origin of ownOrigins(hostname, server.addr.port, publicUrl)) origins.add(origin);
 
-  const reapEveryMs = Math.max(10, Math.min(heartbeatTimeoutMs / 4, 5_000));
-  const reaper = setInterval(() => {
+  /** Checks often enough that a dead link is noticed soon after its deadline. */
+  function tickFor(deadlineMs: number): number {
+    return Math.max(10, Math.min(deadlineMs / 4, 5_000));
+  }
+  let reaper: ReturnType<typeof setTimeout> | undefined;
+  let reapAt = Infinity;
+  let stopped = false;
+  /** Runs the reaper in `ms` unless it runs sooner already. */
+  function scheduleReap(ms: number): void {
+    if (stopped || performance.now() + ms >= reapAt) return;
+    clearTimeout(reaper);
+    reapAt = performance.now() + ms;
+    reaper = setTimeout(reap, ms);
+  }
+  function reap(): void {
+    reapAt = Infinity;
     const at = now();
+    let tick = tickFor(heartbeatTimeoutMs);
     for (const link of links) {
-      if (at - link.lastInbound > heartbeatTimeoutMs) {
-        log.warning("Session {session} of {owner} ({name}) sent nothing for {seconds} s: closing", {
-          session: link.id,
-          owner: link.owner,
-          name: link.name,
-          seconds: Math.round((at - link.lastInbound) / 1000),
-        });
-        link.close(CloseCode.GoingAway, `no frames for ${heartbeatTimeoutMs / 1000} s`);
+      if (link.detached || link.closed) continue; // a detached session ends with its resume window
+      const deadlineMs = link.deadlineMs ?? heartbeatTimeoutMs;
+      tick = Math.min(tick, tickFor(deadlineMs));
+      if (at - link.lastInbound > deadlineMs) {
+        log.warning(
+          "Session {session} of {owner} ({name}) sent nothing for {seconds} s: link lost",
+          {
+            session: link.id,
+            owner: link.owner,
+            name: link.name,
+            seconds: Math.round((at - link.lastInbound) / 100) / 10,
+          },
+        );
+        link.linkLost(`no frames for ${deadlineMs / 1000} s`);
       }
     }
     endpoint.sweep();
-  }, reapEveryMs);
+    ended.prune();
+    scheduleReap(tick);
+  }
+  scheduleReap(tickFor(heartbeatTimeoutMs));
 
   const displayHost = hostname.includes(":") ? `[${hostname}]` : hostname;
   const url = `${scheme}://${displayHost}:${server.addr.port}`;
@@ -315,7 +386,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     port: server.addr.port,
     close() {
       closing ??= (async () => {
-        clearInterval(reaper);
+        stopped = true;
+        clearTimeout(reaper);
         const closing = [...links];
         for (const link of closing) link.close(CloseCode.GoingAway, "gateway shutting down");
         endpoint.close();

@@ -1,5 +1,6 @@
-// One tunnel link: a WebSocket from `mcp-rproxy connect` (or an A/B-style client), its registration, its
-// calls in flight with rewritten ids, its held `initialize` result, and its liveness.
+// One tunnel session: a WebSocket from `mcp-rproxy connect` (or an A/B-style client), its registration, its
+// calls in flight with rewritten ids, its held `initialize` result, its liveness, and (with the `resume`
+// extension) the sequence numbers and replay buffer that let it outlive a dropped link (docs/resume.md).
 
 import { deadline } from "../delay.ts";
 import { CloseCode, Extension, type Frame, parseFrame, utf8Length } from "../frames.ts";
@@ -16,7 +17,15 @@ import {
 } from "../jsonrpc.ts";
 import { logger } from "../log.ts";
 import type { ServeMetrics } from "../metrics.ts";
+import { ReceiveWindow, ReplayBuffer, type ReplayLimits, sequencedFrame } from "../resume.ts";
 import { CallTable, restoreProgress, restoreResponse } from "./call_table.ts";
+import {
+  newResumeToken,
+  parseResumeRequest,
+  type ResumeError,
+  type ResumeRequest,
+  sameSecret,
+} from "./resume_credentials.ts";
 import { normalizeServerName } from "./session_registry.ts";
 import type { Identity } from "./token_store.ts";
 
@@ -31,6 +40,12 @@ export const GATEWAY_EXTENSIONS = [
   Extension.LargeFrames,
   Extension.EvictClose,
 ];
+
+/** Data frames received before a standalone `ack` goes back (acks also ride on every frame we send). */
+const ACK_EVERY = 32;
+/** Bounds of a client's announced `keepaliveMs`; the dead-link deadline is three times it. */
+const MIN_KEEPALIVE_MS = 50;
+const MAX_KEEPALIVE_MS = 3_600_000;
 
 /** Longest description kept from `register` (contract B's limit). */
 const MAX_DESCRIPTION_LENGTH = 1024;
@@ -64,8 +79,25 @@ export interface LinkHost {
     request: JsonRpcRequest,
     signal: AbortSignal,
   ): Promise<JsonRpcResponse>;
-  /** The link closed, for whatever reason. Called once. */
+  /** The session ended, for whatever reason. Called once. */
   closed(link: LinkSession, reason: string): void;
+  /**
+   * A `register` asked to resume the session `request.sessionId`: re-attach it to this link's socket
+   * (`"resumed"`: this link is done) or say why not (this link then registers afresh).
+   */
+  resume(link: LinkSession, request: ResumeRequest): "resumed" | ResumeError;
+  /** The session lost its link and waits to be resumed. */
+  detached?(link: LinkSession, reason: string): void;
+  /** The client announced its keepalive: the session's dead-link deadline changed. */
+  livenessChanged?(link: LinkSession): void;
+}
+
+/** The `resume` extension's settings; absent = extension off. */
+export interface ResumeSettings {
+  /** How long a session whose link dropped waits to be resumed, in milliseconds. */
+  windowMs: number;
+  /** Bounds of the replay buffer of each session. */
+  limits: ReplayLimits;
 }
 
 /** Options of {@link LinkSession.call}. */
@@ -94,6 +126,8 @@ export interface LinkInfo {
   user: string;
   mcp_url: string;
   calls_in_flight: number;
+  /** Present (true) while the session waits, without a link, to be resumed. */
+  detached?: boolean;
 }
 
 function reasonText(reason: unknown): string {
@@ -147,13 +181,24 @@ export class LinkSession {
   protocol = "";
   /** Where MCP clients reach this server. */
   mcpUrl = "";
+  /**
+   * Silence after which the link counts as dead, in milliseconds: three keepalive intervals once the
+   * client announced its `keepaliveMs`, else undefined (the gateway's `heartbeatTimeoutMs` applies).
+   */
+  deadlineMs: number | undefined;
+  /** Why the session can no longer be resumed, once it ended while it still could have been. */
+  endedAs: ResumeError | undefined;
+  /** Times this session was re-attached to a new link. */
+  resumes = 0;
 
-  #socket: WebSocket;
+  #socket: WebSocket | undefined;
+  /** Removes the listeners of the current socket. */
+  #binding: AbortController | undefined;
   #limits: LinkLimits;
   #host: LinkHost;
   #version: string;
   #now: () => number;
-  #state: "open" | "registered" | "closed" = "open";
+  #state: "open" | "registered" | "detached" | "closed" = "open";
   #calls = new CallTable<Route>();
   #serverRequests = new Map<string, AbortController>();
   #badFrames: number[] = [];
@@ -161,6 +206,16 @@ export class LinkSession {
   #metrics: ServeMetrics | undefined;
   #socketClosed = Promise.withResolvers<void>();
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
+  #resume: ResumeSettings | undefined;
+  /** The resume secret issued at registration (never logged). */
+  #token: string | undefined;
+  /** Data frames sent and not acknowledged; undefined once the client showed it does not resume. */
+  #out: ReplayBuffer | undefined;
+  #in = new ReceiveWindow();
+  /** True once the client used `seq`/`ack`; false once it sent a data frame without `seq`. */
+  #resumable: boolean | undefined;
+  #windowTimer: ReturnType<typeof setTimeout> | undefined;
+  #detachedAt = 0;
 
   constructor(
     socket: WebSocket,
@@ -172,43 +227,32 @@ export class LinkSession {
       now?: () => number;
       /** Counters of frames, bytes and errors. */
       metrics?: ServeMetrics;
+      /** Turns the `resume` extension on. */
+      resume?: ResumeSettings;
     },
   ) {
-    const { identity, limits, host, version, now = Date.now, metrics } = options;
+    const { identity, limits, host, version, now = Date.now, metrics, resume } = options;
     this.#metrics = metrics;
-    this.#socket = socket;
     this.owner = identity.owner;
     this.#limits = limits;
     this.#host = host;
     this.#version = version;
     this.#now = now;
+    this.#resume = resume;
+    if (resume !== undefined) this.#out = new ReplayBuffer(resume.limits);
     this.connectedAt = now();
     this.lastInbound = this.connectedAt;
-    socket.addEventListener("message", (event) => {
-      try {
-        this.#onMessage(event);
-      } catch (error) {
-        // A peer must never crash the gateway; a bug here costs this link only.
-        log.error("Frame handling failed on session {session}: {error}", {
-          session: this.id,
-          error: String(error),
-        });
-        this.close(CloseCode.InternalError, "internal error");
-      }
-    });
-    socket.addEventListener("close", (event) => {
-      clearTimeout(this.#closeTimer);
-      this.#socketClosed.resolve();
-      this.#finish(`socket closed (${event.code}${event.reason ? ` ${event.reason}` : ""})`);
-    });
-    socket.addEventListener("error", () => {
-      // The close event follows; nothing to add.
-    });
+    this.#bind(socket);
   }
 
-  /** True once registered and until closed. */
+  /** True once registered and until closed, detached included. */
   get registered(): boolean {
-    return this.#state === "registered";
+    return this.#state === "registered" || this.#state === "detached";
+  }
+
+  /** True while the session waits, without a link, to be resumed. */
+  get detached(): boolean {
+    return this.#state === "detached";
   }
 
   /** True once closed. */
@@ -219,6 +263,11 @@ export class LinkSession {
   /** Calls in flight. */
   get inflight(): number {
     return this.#calls.size;
+  }
+
+  /** True if `token` is this session's resume secret (constant time). */
+  matchesToken(token: string): boolean {
+    return this.#token !== undefined && sameSecret(this.#token, token);
   }
 
   /** Facts for the sessions API. */
@@ -238,17 +287,19 @@ export class LinkSession {
       user: this.owner,
       mcp_url: this.mcpUrl,
       calls_in_flight: this.#calls.size,
+      ...(this.#state === "detached" ? { detached: true } : {}),
     };
   }
 
   /**
    * Sends a request through the tunnel with a fresh tunnel id and resolves with the server's answer under the
    * caller's id. Never rejects: a closed link, a full link or a timeout resolve with a JSON-RPC error;
-   * cancellation through `signal` resolves undefined.
+   * cancellation through `signal` resolves undefined. While the session is detached the request waits in
+   * the replay buffer and goes out when the link is resumed.
    */
   call(request: JsonRpcRequest, options: CallOptions = {}): Promise<JsonRpcResponse | undefined> {
     const { timeoutMs = this.#limits.callTimeoutMs, signal, onProgress } = options;
-    if (this.#state !== "registered") {
+    if (!this.registered) {
       return Promise.resolve(
         errorResponse(
           request.id,
@@ -296,8 +347,7 @@ export class LinkSession {
         this.#sendCancel(entry.tunnelId, `timed out after ${seconds} s`);
       }, timeoutMs);
       signal?.addEventListener("abort", onAbort, { once: true });
-      if (!this.#send({ type: "request", sessionId: this.id, payload: message })) {
-        this.#calls.take(entry.tunnelId);
+      if (!this.#sendData("request", message) && this.#calls.take(entry.tunnelId) !== undefined) {
         route.settle(
           errorResponse(
             request.id,
@@ -309,10 +359,10 @@ export class LinkSession {
     });
   }
 
-  /** Sends a notification to the server. False if the link is not up. */
+  /** Sends a notification to the server (buffered while detached). False if it cannot go out. */
   notify(notification: JsonRpcNotification): boolean {
-    if (this.#state !== "registered") return false;
-    return this.#send({ type: "request", sessionId: this.id, payload: notification });
+    if (!this.registered) return false;
+    return this.#sendData("request", notification);
   }
 
   /**
@@ -354,33 +404,226 @@ export class LinkSession {
 
   /**
    * Resolves when the socket has closed (close handshake done or connection dropped), or after `ms`,
-   * whichever comes first.
+   * whichever comes first. At once for a detached session.
    */
   async waitClosed(ms: number): Promise<void> {
+    if (this.#socket === undefined) return;
     await deadline(this.#socketClosed.promise, ms, "close handshake").catch(() => {});
   }
 
-  /** Closes the link with a code and reason; pending calls fail with JSON-RPC errors at once. */
+  /**
+   * Closes the session with a code and reason; pending calls fail with JSON-RPC errors at once. Not
+   * resumable afterwards (eviction, shutdown).
+   */
   close(code: number, reason: string): void {
     if (this.#state === "closed") return;
     const socket = this.#socket;
     clearTimeout(this.#closeTimer);
-    // Deno drops the connection without the close frame (the peer sees code 0) when close() runs while
-    // received frames are still queued; closing from a fresh task delivers the code reliably.
-    this.#closeTimer = setTimeout(() => {
-      try {
-        socket.close(code, closeReason(reason));
-      } catch {
-        // Already closing or never opened.
-      }
-    }, 0);
+    if (socket !== undefined) {
+      // Deno drops the connection without the close frame (the peer sees code 0) when close() runs while
+      // received frames are still queued; closing from a fresh task delivers the code reliably.
+      this.#closeTimer = setTimeout(() => closeSocket(socket, code, reason), 0);
+    }
     this.#finish(reason);
+  }
+
+  /**
+   * The link is dead (silent past its deadline, or the socket closed): with the `resume` extension in use
+   * the session detaches and waits for its client, else it closes like {@link close}.
+   */
+  linkLost(reason: string): void {
+    this.#lose(reason, true);
+  }
+
+  #lose(reason: string, socketOpen: boolean): void {
+    if (this.#state === "closed") return;
+    if (this.#state === "registered" && this.#canResume()) {
+      this.#detach(reason, socketOpen);
+      return;
+    }
+    if (this.#state === "registered" && this.#resumable === true) this.endedAs = "overflowed";
+    if (socketOpen) this.close(CloseCode.GoingAway, reason);
+    else this.#finish(reason);
+  }
+
+  /**
+   * Re-attaches this session to the socket of `from`, a fresh link whose `register` asked to resume it,
+   * and replays what the client has not acknowledged. Returns `"resumed"`, or why not: `wrong-owner` and
+   * `bad-token` leave this session untouched; `overflowed` and `bad-ack` end it (it can never be resumed
+   * without a gap).
+   */
+  adopt(from: LinkSession, request: ResumeRequest): "resumed" | ResumeError {
+    if (this.#state === "closed" || this.#state === "open") return "unknown-session";
+    if (from.owner !== this.owner) return "wrong-owner";
+    if (!this.matchesToken(request.token)) return "bad-token";
+    const out = this.#out;
+    if (out === undefined || out.overflowed || request.overflowed) {
+      this.endedAs = "overflowed";
+      const whose = request.overflowed ? "the client's" : "the gateway's";
+      this.#end(`${whose} replay buffer overflowed: resuming would lose messages`);
+      return "overflowed";
+    }
+    const replay = out.replayAfter(request.ack);
+    if (replay === undefined) {
+      this.endedAs = "bad-ack";
+      this.#end(
+        `the client acknowledged ${request.ack}, outside what was sent and kept (${out.acked}..${out.lastSeq})`,
+      );
+      return "bad-ack";
+    }
+    const socket = from.#handOver();
+    const previous = this.#socket;
+    if (previous !== undefined) {
+      // Half-open on our side: the client gave up on that socket first.
+      this.#unbind();
+      closeSocket(previous, CloseCode.GoingAway, "superseded by a resumed link");
+    }
+    clearTimeout(this.#windowTimer);
+    this.#windowTimer = undefined;
+    const wasDetached = this.#state === "detached";
+    this.#bind(socket);
+    this.#state = "registered";
+    this.#resumable = true;
+    this.resumes++;
+    this.lastInbound = this.#now();
+    this.deadlineMs = undefined;
+    this.#send({
+      type: "register_ack",
+      sessionId: this.id,
+      status: "success",
+      name: this.name,
+      mcpUrl: this.mcpUrl,
+      extensions: this.#extensions(),
+      maxFrameBytes: this.#limits.maxFrameBytes,
+      resume: { token: this.#token, windowMs: this.#resume!.windowMs },
+      resumed: true,
+      ack: this.#in.last,
+    });
+    this.#in.acked();
+    for (const frame of replay) this.#sendText(frame.text);
+    log.info(
+      "Session {session} of {owner} ({name}) resumed after {ms} ms: replayed {count} frame(s), {calls} call(s) in flight",
+      {
+        session: this.id,
+        owner: this.owner,
+        name: this.name,
+        ms: wasDetached ? this.#now() - this.#detachedAt : 0,
+        count: replay.length,
+        calls: this.#calls.size,
+      },
+    );
+    return "resumed";
+  }
+
+  #canResume(): boolean {
+    return this.#resume !== undefined && this.#resumable === true && this.#out !== undefined &&
+      !this.#out.overflowed;
+  }
+
+  #extensions(): string[] {
+    return this.#resume === undefined
+      ? GATEWAY_EXTENSIONS
+      : [...GATEWAY_EXTENSIONS, Extension.Resume];
+  }
+
+  #bind(socket: WebSocket): void {
+    const binding = new AbortController();
+    const closed = Promise.withResolvers<void>();
+    this.#socket = socket;
+    this.#binding = binding;
+    this.#socketClosed = closed;
+    const { signal } = binding;
+    socket.addEventListener("message", (event) => {
+      try {
+        this.#onMessage(event);
+      } catch (error) {
+        // A peer must never crash the gateway; a bug here costs this link only.
+        log.error("Frame handling failed on session {session}: {error}", {
+          session: this.id,
+          error: String(error),
+        });
+        this.close(CloseCode.InternalError, "internal error");
+      }
+    }, { signal });
+    socket.addEventListener("close", (event) => {
+      clearTimeout(this.#closeTimer);
+      closed.resolve();
+      this.#lose(`socket closed (${event.code}${event.reason ? ` ${event.reason}` : ""})`, false);
+    }, { signal });
+    socket.addEventListener("error", () => {
+      // The close event follows; nothing to add.
+    }, { signal });
+  }
+
+  /** Stops listening to the current socket (it is being replaced or dropped). */
+  #unbind(): WebSocket | undefined {
+    const socket = this.#socket;
+    this.#binding?.abort();
+    this.#binding = undefined;
+    this.#socket = undefined;
+    this.#socketClosed.resolve();
+    return socket;
+  }
+
+  /** Gives this link's socket to the session it resumed; this link ends quietly. */
+  #handOver(): WebSocket {
+    const socket = this.#unbind()!;
+    this.#state = "closed";
+    this.#host.closed(this, "resumed another session");
+    return socket;
+  }
+
+  #detach(reason: string, socketOpen: boolean): void {
+    const socket = this.#unbind();
+    if (socket !== undefined && socketOpen) {
+      // The peer may never hear of it (half-open); the session no longer listens to this socket anyway.
+      closeSocket(socket, CloseCode.GoingAway, "link lost");
+    }
+    this.#state = "detached";
+    this.#detachedAt = this.#now();
+    const windowMs = this.#resume!.windowMs;
+    this.#windowTimer = setTimeout(() => {
+      this.#windowTimer = undefined;
+      this.endedAs = "expired";
+      log.warning(
+        "Session {session} of {owner} ({name}) was not resumed within {seconds} s: failing its {calls} call(s) in flight",
+        {
+          session: this.id,
+          owner: this.owner,
+          name: this.name,
+          seconds: windowMs / 1000,
+          calls: this.#calls.size,
+        },
+      );
+      this.#end(`not resumed within ${windowMs / 1000} s`);
+    }, windowMs);
+    log.info(
+      "Session {session} of {owner} ({name}) lost its link ({reason}); waiting up to {seconds} s for it to resume, {calls} call(s) in flight",
+      {
+        session: this.id,
+        owner: this.owner,
+        name: this.name,
+        reason,
+        seconds: windowMs / 1000,
+        calls: this.#calls.size,
+      },
+    );
+    this.#host.detached?.(this, reason);
+  }
+
+  /** Ends the session for good (no socket to tell, or the socket is told by the caller). */
+  #end(reason: string): void {
+    if (this.#socket !== undefined) this.close(CloseCode.GoingAway, reason);
+    else this.#finish(reason);
   }
 
   #finish(reason: string): void {
     if (this.#state === "closed") return;
-    const wasRegistered = this.#state === "registered";
+    const wasRegistered = this.registered;
     this.#state = "closed";
+    clearTimeout(this.#windowTimer);
+    this.#windowTimer = undefined;
+    this.#out = undefined;
     for (const entry of this.#calls.drain()) {
       entry.route.settle(
         errorResponse(
@@ -403,11 +646,16 @@ export class LinkSession {
     this.#host.closed(this, reason);
   }
 
+  /** Sends a control frame (never sequenced). */
   #send(frame: Frame): boolean {
-    if (this.#socket.readyState !== WebSocket.OPEN) return false;
+    return this.#sendText(JSON.stringify(frame));
+  }
+
+  #sendText(text: string): boolean {
+    const socket = this.#socket;
+    if (socket === undefined || socket.readyState !== WebSocket.OPEN) return false;
     try {
-      const text = JSON.stringify(frame);
-      this.#socket.send(text);
+      socket.send(text);
       const bytes = utf8Length(text);
       this.messageCount++;
       this.bytesTransferred += bytes;
@@ -421,6 +669,40 @@ export class LinkSession {
       });
       return false;
     }
+  }
+
+  /**
+   * Sends a data frame: with `seq` and `ack`, kept for replay, unless the client showed it does not
+   * resume. While detached the frame is only kept. False when it cannot reach the client.
+   */
+  #sendData(type: "request" | "response", payload: JsonObject): boolean {
+    const out = this.#out;
+    if (out === undefined || this.#resumable === false) {
+      return this.#send({ type, sessionId: this.id, payload });
+    }
+    const seq = out.nextSeq();
+    const text = sequencedFrame({
+      type,
+      sessionId: this.id,
+      seq,
+      ack: this.#in.last,
+      payloadText: JSON.stringify(payload),
+    });
+    this.#in.acked();
+    const wasOverflowed = out.overflowed;
+    if (!out.keep({ seq, text, size: text.length }) && !wasOverflowed) {
+      log.warning(
+        "Session {session} of {owner} ({name}): the replay buffer overflowed; it cannot be resumed after a link drop",
+        { session: this.id, owner: this.owner, name: this.name },
+      );
+      if (this.#state === "detached") {
+        this.endedAs = "overflowed";
+        this.#end("replay buffer overflowed while the link was down");
+        return false;
+      }
+    }
+    if (this.#state === "detached") return true;
+    return this.#sendText(text) || this.#canResume();
   }
 
   #sendCancel(tunnelId: JsonRpcId, reason: string): void {
@@ -451,7 +733,7 @@ export class LinkSession {
   }
 
   #onMessage(event: MessageEvent): void {
-    if (this.#state === "closed") return;
+    if (this.#state === "closed" || this.#state === "detached") return;
     this.lastInbound = this.#now();
     this.messageCount++;
     this.#metrics?.framesIn.inc();
@@ -480,14 +762,19 @@ export class LinkSession {
       this.#badFrame(frame.message);
       return;
     }
+    if (typeof frame.ack === "number" && this.#state === "registered" && this.#out !== undefined) {
+      this.#resumable ??= true;
+      if (this.#resumable) this.#out.ack(frame.ack);
+    }
     switch (frame.type) {
       case "register":
         this.#onRegister(frame);
         return;
       case "heartbeat":
-        // Exactly one acknowledgement per client heartbeat; the gateway never starts one.
-        this.#send({ type: "heartbeat", sessionId: this.id, timestamp: new Date().toISOString() });
+        this.#onHeartbeat(frame);
         return;
+      case "ack":
+        return; // taken above
       case "unregister":
         this.close(CloseCode.Normal, "unregistered");
         return;
@@ -498,11 +785,59 @@ export class LinkSession {
           this.#badFrame(`Frame '${frame.type}' before 'register'; register first`);
           return;
         }
+        if (!this.#inOrder(frame)) return;
         this.#onPayload(frame);
+        if (this.#resumable === true && this.#in.unacked >= ACK_EVERY) {
+          this.#send({ type: "ack", sessionId: this.id, ack: this.#in.last });
+          this.#in.acked();
+        }
         return;
       default:
         this.#badFrame(`Unknown frame type ${JSON.stringify(frame.type).slice(0, 64)}`);
     }
+  }
+
+  /** Checks a data frame's `seq`: false for a replayed duplicate (dropped) or a gap (the link is dropped). */
+  #inOrder(frame: Frame): boolean {
+    if (this.#out === undefined && this.#resumable !== true) return true;
+    if (typeof frame.seq !== "number") {
+      if (this.#resumable === undefined) {
+        // A client without the extension: stop numbering and keeping frames for it.
+        this.#resumable = false;
+        this.#out = undefined;
+      }
+      return true;
+    }
+    this.#resumable ??= true;
+    if (!this.#resumable) return true;
+    const acceptance = this.#in.accept(frame.seq);
+    if (acceptance === "new") return true;
+    if (acceptance === "gap") {
+      log.warning(
+        "Session {session}: frame {seq} arrived after {last}; a frame is missing, dropping the link so the client resumes",
+        { session: this.id, seq: frame.seq, last: this.#in.last },
+      );
+      this.linkLost("sequence gap");
+    }
+    return false;
+  }
+
+  #onHeartbeat(frame: Frame): void {
+    const keepaliveMs = frame.keepaliveMs;
+    if (typeof keepaliveMs === "number" && Number.isFinite(keepaliveMs) && keepaliveMs > 0) {
+      const clamped = Math.min(Math.max(keepaliveMs, MIN_KEEPALIVE_MS), MAX_KEEPALIVE_MS);
+      this.deadlineMs = 3 * clamped;
+      this.#host.livenessChanged?.(this);
+    }
+    // Exactly one acknowledgement per client heartbeat; the gateway never starts one.
+    const withAck = this.#resumable === true && this.#state === "registered";
+    this.#send({
+      type: "heartbeat",
+      sessionId: this.id,
+      timestamp: new Date().toISOString(),
+      ...(withAck ? { ack: this.#in.last } : {}),
+    });
+    if (withAck) this.#in.acked();
   }
 
   #onRegister(frame: Frame): void {
@@ -526,6 +861,17 @@ export class LinkSession {
       refuse((error as Error).message);
       return;
     }
+    let resumeError: ResumeError | undefined;
+    const request = this.#resume === undefined ? undefined : parseResumeRequest(frame.resume);
+    if (request !== undefined) {
+      const outcome = this.#host.resume(this, request);
+      if (outcome === "resumed") return;
+      resumeError = outcome;
+      log.warning(
+        "Could not resume session {resumeSession} for {owner} ({resumeError}); registering afresh",
+        { resumeSession: request.sessionId, owner: this.owner, resumeError },
+      );
+    }
     const claimed = this.#host.register(this, wanted);
     if (claimed instanceof Error) {
       refuse(claimed.message);
@@ -539,14 +885,19 @@ export class LinkSession {
       : "";
     this.protocol = typeof server.protocol === "string" ? server.protocol.slice(0, 32) : "";
     this.#state = "registered";
+    if (this.#resume !== undefined) this.#token = newResumeToken();
     this.#send({
       type: "register_ack",
       sessionId: this.id,
       status: "success",
       name: this.name,
       mcpUrl: this.mcpUrl,
-      extensions: GATEWAY_EXTENSIONS,
+      extensions: this.#extensions(),
       maxFrameBytes: this.#limits.maxFrameBytes,
+      ...(this.#resume === undefined
+        ? {}
+        : { resume: { token: this.#token, windowMs: this.#resume.windowMs } }),
+      ...(resumeError === undefined ? {} : { resumed: false, resumeError }),
     });
     log.info("Session {session} of {owner} registered {name} at {url}", {
       session: this.id,
@@ -618,11 +969,7 @@ export class LinkSession {
 
   #onServerRequest(request: JsonRpcRequest): void {
     if (request.method === "ping") {
-      this.#send({
-        type: "response",
-        sessionId: this.id,
-        payload: { jsonrpc: "2.0", id: request.id, result: {} },
-      });
+      this.#sendData("response", { jsonrpc: "2.0", id: request.id, result: {} });
       return;
     }
     const key = idKey(request.id);
@@ -635,12 +982,16 @@ export class LinkSession {
         errorResponse(request.id, ErrorCode.InternalError, `Gateway error: ${String(error)}`),
     ).then((response) => {
       if (this.#serverRequests.get(key) === controller) this.#serverRequests.delete(key);
-      if (controller.signal.aborted || this.#state !== "registered") return;
-      this.#send({
-        type: "response",
-        sessionId: this.id,
-        payload: { ...response, id: request.id },
-      });
+      if (controller.signal.aborted || !this.registered) return;
+      this.#sendData("response", { ...response, id: request.id });
     });
+  }
+}
+
+function closeSocket(socket: WebSocket, code: number, reason: string): void {
+  try {
+    socket.close(code, closeReason(reason));
+  } catch {
+    // Already closing or never opened.
   }
 }

@@ -172,6 +172,9 @@ export async function serveCommand(args: string[], options: ServeCommandOptions)
         wsIdleTimeoutSeconds: settings.wsIdleTimeoutSeconds,
         maxBadFrames: settings.maxBadFrames,
         mcpSessionTtlMs: settings.mcpSessionTtlMs,
+        resumeWindowMs: settings.resumeWindowMs,
+        replayFrames: settings.replayFrames,
+        replayBytes: settings.replayBytes,
         metrics,
       });
       if (settings.healthListen !== undefined) {

@@ -29,6 +29,10 @@ export interface ServeSettings {
   wsIdleTimeoutSeconds: number;
   maxBadFrames: number;
   mcpSessionTtlMs: number;
+  /** Resume window in milliseconds; 0 = the `resume` extension is off. */
+  resumeWindowMs: number;
+  replayFrames: number;
+  replayBytes: number;
   logLevel: LogLevel;
   logFormat: LogFormat;
   /** `HOST:PORT` of the health and metrics listener; undefined = off. */
@@ -86,6 +90,14 @@ Limits
     d.mcpSessionTtlMs / 1000
   })
 
+Resumption (links that drop and come back lose nothing; docs/resume.md)
+  --resume-window SECONDS       keep a session whose link dropped this long for its client to resume it;
+                                0 = off (default ${d.resumeWindowMs / 1000})
+  --replay-frames N             data frames kept per session until the client acknowledges them (default ${d.replayFrames})
+  --replay-bytes N              bytes kept per session for replay; suffixes KiB, MiB (default ${
+    d.replayBytes / 1024 / 1024
+  }MiB)
+
 Operations
   --health-listen HOST:PORT     serve /healthz, /readyz and Prometheus /metrics on this address (default off)
 
@@ -106,6 +118,18 @@ function positiveInt(flag: string, text: string, allowZero = false): number {
     );
   }
   return value;
+}
+
+function nonNegativeSeconds(flag: string, text: string): number {
+  const value = Number(text);
+  if (text.trim() === "" || !Number.isFinite(value) || value < 0) {
+    throw new ConfigError(
+      `Invalid ${flag} ${
+        JSON.stringify(text)
+      }: expected a number of seconds (0 turns it off), for example ${flag} 60`,
+    );
+  }
+  return value * 1000;
 }
 
 function seconds(flag: string, text: string): number {
@@ -129,7 +153,11 @@ function seconds(flag: string, text: string): number {
  * parseByteSize("--max-frame-bytes", "16MiB"); // 16777216
  * ```
  */
-export function parseByteSize(flag: string, text: string): number {
+export function parseByteSize(
+  flag: string,
+  text: string,
+  max: number = 64 * 1024 * 1024 - 1,
+): number {
   const match = text.trim().match(/^(\d+)\s*(|b|k|kb|kib|m|mb|mib)$/i);
   const units: Record<string, number> = { "": 1, b: 1, k: 1024, kb: 1024, kib: 1024 };
   const unit = match?.[2]?.toLowerCase() ?? "";
@@ -142,7 +170,12 @@ export function parseByteSize(flag: string, text: string): number {
       }: expected a size of at least 1KiB such as 16MiB or 1048576`,
     );
   }
-  if (value > 64 * 1024 * 1024 - 1) {
+  if (value > max && max !== 64 * 1024 * 1024 - 1) {
+    throw new ConfigError(
+      `Invalid ${flag} ${JSON.stringify(text)}: at most ${Math.floor(max / 1024 / 1024)}MiB`,
+    );
+  }
+  if (value > max) {
     throw new ConfigError(
       `Invalid ${flag} ${
         JSON.stringify(text)
@@ -214,6 +247,9 @@ export function parseServeArgs(
         "ws-idle-timeout": { type: "string" },
         "max-bad-frames": { type: "string" },
         "mcp-session-ttl": { type: "string" },
+        "resume-window": { type: "string" },
+        "replay-frames": { type: "string" },
+        "replay-bytes": { type: "string" },
         "log-level": { type: "string" },
         "log-format": { type: "string" },
         "health-listen": { type: "string" },
@@ -320,6 +356,15 @@ export function parseServeArgs(
     mcpSessionTtlMs: values["mcp-session-ttl"] === undefined
       ? d.mcpSessionTtlMs
       : seconds("--mcp-session-ttl", values["mcp-session-ttl"]),
+    resumeWindowMs: values["resume-window"] === undefined
+      ? d.resumeWindowMs
+      : nonNegativeSeconds("--resume-window", values["resume-window"]),
+    replayFrames: values["replay-frames"] === undefined
+      ? d.replayFrames
+      : positiveInt("--replay-frames", values["replay-frames"]),
+    replayBytes: values["replay-bytes"] === undefined
+      ? d.replayBytes
+      : parseByteSize("--replay-bytes", values["replay-bytes"], 4 * 1024 * 1024 * 1024),
     logLevel,
     logFormat,
   };

@@ -1,0 +1,163 @@
+// Resume credentials of the `resume` extension (docs/resume.md): the per-session secret, its constant-time
+// check, and a bounded memory of recently ended sessions so that a late resume learns why it cannot be.
+
+/** Why a requested resumption was refused, as `register_ack.resumeError` says it. */
+export type ResumeError =
+  | "unknown-session"
+  | "expired"
+  | "overflowed"
+  | "wrong-owner"
+  | "bad-token"
+  | "bad-ack";
+
+/** What a `register` frame's `resume` object asks for, checked for shape. */
+export interface ResumeRequest {
+  /** The session to re-attach. */
+  sessionId: string;
+  /** The secret issued in that session's `register_ack`. */
+  token: string;
+  /** Highest `seq` the client received from the gateway in order. */
+  ack: number;
+  /** True when the client's own replay buffer overflowed: it cannot replay, so the session must end. */
+  overflowed: boolean;
+}
+
+/**
+ * Reads the `resume` field of a `register` frame. Undefined when absent or malformed (then the registration
+ * is simply fresh).
+ *
+ * @example
+ * ```ts
+ * import { parseResumeRequest } from "./resume_credentials.ts";
+ * parseResumeRequest({ sessionId: "s", token: "t", ack: 3 })?.ack; // 3
+ * ```
+ */
+export function parseResumeRequest(value: unknown): ResumeRequest | undefined {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
+  const { sessionId, token, ack, overflowed } = value as Record<string, unknown>;
+  if (typeof sessionId !== "string" || sessionId === "" || sessionId.length > 256) return undefined;
+  if (typeof token !== "string" || token.length > 1024) return undefined;
+  if (typeof ack !== "number" || !Number.isSafeInteger(ack) || ack < 0) return undefined;
+  return { sessionId, token, ack, overflowed: overflowed === true };
+}
+
+/**
+ * A fresh resume secret: 256 random bits, base64url without padding.
+ *
+ * @example
+ * ```ts
+ * import { newResumeToken } from "./resume_credentials.ts";
+ * newResumeToken().length; // 43
+ * ```
+ */
+export function newResumeToken(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_")
+    .replace(/=+$/, "");
+}
+
+/**
+ * Compares a presented secret with the expected one in time that depends only on the expected length,
+ * so that response timing does not reveal how much of a guess was right.
+ *
+ * @example
+ * ```ts
+ * import { sameSecret } from "./resume_credentials.ts";
+ * sameSecret("abc", "abc"); // true
+ * sameSecret("abc", "abd"); // false
+ * ```
+ */
+export function sameSecret(expected: string, presented: string): boolean {
+  let diff = expected.length ^ presented.length;
+  for (let i = 0; i < expected.length; i++) {
+    // charCodeAt past the end is NaN, which `^` treats as 0; the length check above already differs.
+    diff |= expected.charCodeAt(i) ^ presented.charCodeAt(i);
+  }
+  return diff === 0 && expected.length > 0;
+}
+
+/** What {@link EndedSessions} needs of a session. */
+export interface EndedSession {
+  readonly id: string;
+  readonly owner: string;
+  /** True if `token` is this session's resume secret (constant time). */
+  matchesToken(token: string): boolean;
+}
+
+/** Options of {@link EndedSessions}. */
+export interface EndedSessionsOptions {
+  /** How long an ended session is remembered, in milliseconds. */
+  keepMs: number;
+  /** Sessions remembered at most; the oldest is forgotten first. */
+  maxEntries?: number;
+  /** The clock. Default `Date.now`. */
+  now?: () => number;
+}
+
+/**
+ * Sessions that ended while they could still have been resumed (window expired, buffer overflowed), kept a
+ * while so that a late `register` with `resume` gets the real reason instead of `unknown-session`.
+ *
+ * @example
+ * ```ts
+ * import { EndedSessions } from "./resume_credentials.ts";
+ * const ended = new EndedSessions({ keepMs: 60_000 });
+ * ended.add({ id: "s", owner: "alice", matchesToken: (t) => t === "secret" }, "expired");
+ * ended.why("s", "alice", "secret"); // "expired"
+ * ended.why("s", "bob", "secret"); // "wrong-owner"
+ * ```
+ */
+export class EndedSessions {
+  #entries = new Map<string, { session: EndedSession; reason: ResumeError; at: number }>();
+  #keepMs: number;
+  #maxEntries: number;
+  #now: () => number;
+
+  constructor(options: EndedSessionsOptions) {
+    const { keepMs, maxEntries = 4096, now = Date.now } = options;
+    if (!(keepMs >= 0) || !Number.isInteger(maxEntries) || maxEntries < 1) {
+      throw new RangeError(
+        `Cannot remember ended sessions as 'keepMs' must be non-negative and 'maxEntries' a positive integer: current values are ${keepMs} and ${maxEntries}`,
+      );
+    }
+    this.#keepMs = keepMs;
+    this.#maxEntries = maxEntries;
+    this.#now = now;
+  }
+
+  /** Number of sessions remembered. */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /** Remembers why a session ended. */
+  add(session: EndedSession, reason: ResumeError): void {
+    this.prune();
+    this.#entries.delete(session.id);
+    this.#entries.set(session.id, { session, reason, at: this.#now() });
+    for (const id of this.#entries.keys()) {
+      if (this.#entries.size <= this.#maxEntries) break;
+      this.#entries.delete(id);
+    }
+  }
+
+  /** Why the session `id` cannot be resumed by `owner` with `token`. */
+  why(id: string, owner: string, token: string): ResumeError {
+    this.prune();
+    const entry = this.#entries.get(id);
+    if (entry === undefined) return "unknown-session";
+    if (entry.session.owner !== owner) return "wrong-owner";
+    if (!entry.session.matchesToken(token)) return "bad-token";
+    return entry.reason;
+  }
+
+  /** Forgets sessions older than `keepMs`. */
+  prune(): void {
+    const oldest = this.#now() - this.#keepMs;
+    // Insertion order is age order: stop at the first young one.
+    for (const [id, entry] of this.#entries) {
+      if (entry.at >= oldest) break;
+      this.#entries.delete(id);
+    }
+  }
+}
