@@ -332,6 +332,7 @@ export class Tunnel {
         this.#link ??= link;
         if (this.#link === link) this.#fromGateway(frame);
       },
+      onRegistered: (link) => this.#afterRegistration(link, resume),
       onAck: (ack) => this.#resume?.out.ack(ack),
       heartbeatFields: () => this.#resume ? { ack: this.#resume.in.last } : {},
       ...(resume
@@ -351,7 +352,6 @@ export class Tunnel {
       throw error;
     });
     this.#link = link;
-    this.#afterRegistration(link, resume);
     return link;
   }
 

@@ -66,6 +66,12 @@ export interface LinkOptions {
   openTimeoutMs?: number;
   /** Deadline from handshake to completed registration (B runs discovery in between), in milliseconds. */
   registerTimeoutMs?: number;
+  /**
+   * Called once registration completes, synchronously: before any later frame is handled and before the
+   * first heartbeat. Deno may deliver the frames that follow `register_ack` before `open` resolves, so
+   * state they depend on (the `resume` sequence numbers) must be set up here.
+   */
+  onRegistered?: (link: Link) => void;
   /** Gateway frames other than registration and heartbeats; called in order, also during registration. */
   onFrame: (frame: Frame, link: Link) => void;
   /** Called when a heartbeat reply arrives, with the round trip in milliseconds. */
@@ -261,6 +267,7 @@ export class Link {
         if (settled) return;
         done();
         this.#registration = registration;
+        this.#options.onRegistered?.(this);
         this.#startHeartbeat();
         resolve();
       };
