@@ -329,6 +329,9 @@ export class Link {
         this.#finish({ cause: "remote", code: event.code, reason: event.reason || errorText });
       };
       ws.onmessage = (event) => {
+        // A socket we gave up on (heartbeat deadline) may still deliver what it had queued: those frames
+        // belong to no link any more (with `resume` the gateway replays them on the next one).
+        if (this.#end !== undefined) return;
         this.#lastInboundAt = performance.now();
         if (typeof event.data !== "string") {
           log.warn("Gateway sent a binary frame; ignored (the protocol uses text frames)");
