@@ -195,6 +195,9 @@ export class Tunnel {
             ...(registration.mcpUrl ? { mcpUrl: registration.mcpUrl } : {}),
           });
           this.#options.onRegistered?.(registration);
+          // A resumed session proves the gateway is up and has our calls waiting: the next drop should
+          // be retried quickly again, not after a backoff grown by earlier drops.
+          if (registration.resumed === true) attempt = 0;
           if (this.#undeliverable > 0) {
             log.info(
               "{count} message(s) from the server could not be delivered while the link was down",
@@ -304,15 +307,14 @@ export class Tunnel {
 
   async #dial(session: LocalSession): Promise<Link> {
     const { settings, signal, metrics } = this.#options;
-    const resume = this.#resume !== undefined && !this.#resume.out.overflowed
-      ? this.#resume
-      : undefined;
-    if (this.#resume !== undefined && resume === undefined) {
+    const previous = this.#resume;
+    const resume = previous !== undefined && !previous.out.overflowed ? previous : undefined;
+    if (previous !== undefined && resume === undefined) {
       log.warn(
         "Not resuming session {session}: the replay buffer overflowed while the link was down",
         {
           event: "resume_impossible",
-          session: this.#resume.sessionId,
+          session: previous.sessionId,
         },
       );
     }
@@ -337,6 +339,17 @@ export class Tunnel {
       heartbeatFields: () => this.#resume ? { ack: this.#resume.in.last } : {},
       ...(resume
         ? { resume: { sessionId: resume.sessionId, token: resume.token, ack: resume.in.last } }
+        : previous
+        // Still present the credential: the gateway then ends the old session (failing its calls)
+        // and frees its name for this registration, instead of waiting out the resume window.
+        ? {
+          resume: {
+            sessionId: previous.sessionId,
+            token: previous.token,
+            ack: previous.in.last,
+            overflowed: true,
+          },
+        }
         : {}),
       ...(metrics
         ? {
@@ -615,7 +628,8 @@ export class Tunnel {
       payloadText,
     });
     resume.in.acked();
-    if (!resume.out.keep({ seq, text, size: text.length })) {
+    const wasOverflowed = resume.out.overflowed;
+    if (!resume.out.keep({ seq, text, size: text.length }) && !wasOverflowed) {
       log.warn("The replay buffer is full; a link drop now would start a new session", {
         event: "replay_overflow",
         session: resume.sessionId,

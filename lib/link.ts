@@ -78,8 +78,11 @@ export interface LinkOptions {
   onHeartbeatRtt?: (ms: number) => void;
   /** Called with the byte size of every frame received. */
   onFrameIn?: (bytes: number) => void;
-  /** Ask the gateway to re-attach this session (only after it announced `resume`). */
-  resume?: { sessionId: string; token: string; ack: number };
+  /**
+   * Ask the gateway to re-attach this session (only after it announced `resume`). `overflowed` says our
+   * replay buffer overflowed: the gateway then ends that session (failing its calls) instead.
+   */
+  resume?: { sessionId: string; token: string; ack: number; overflowed?: boolean };
   /** Called with the `ack` of every gateway frame that carries one. */
   onAck?: (ack: number) => void;
   /** Extra fields for heartbeat frames (the current `ack`). */
