@@ -111,6 +111,13 @@ for (const contract of ["A", "B"] as const) {
         "no unregister frame on shutdown",
       );
       assert.deepEqual(gateway.violations, []);
+      // The resume extension is C's alone: A and B never see its frames or fields.
+      const extended = gateway.frames.filter((f) =>
+        f.direction === "in" && f.frame !== undefined &&
+        (f.frame.type === "ack" ||
+          ["seq", "ack", "resume", "keepaliveMs"].some((k) => k in f.frame!))
+      );
+      assert.deepEqual(extended.map((f) => f.frame), [], "no resume fields sent to A or B");
       assert.ok(!proxy.text().includes(TOKEN), "the token appeared in the logs");
       assert.ok(
         !proxy.text().includes("downstream-secret"),
