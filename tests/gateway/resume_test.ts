@@ -376,3 +376,18 @@ Deno.test("a client that sends data frames without seq is not kept for resumptio
     await gateway.close();
   }
 });
+
+Deno.test("with a resume window of 0 the extension is not announced and frames carry no seq", async () => {
+  const gateway = await startTestGateway({ resumeWindowMs: 0 });
+  const tunnel = await TunnelClient.open(gateway, TOKENS.alice);
+  try {
+    const ack = await tunnel.register("off");
+    assert.deepEqual(ack.extensions, ["server-requests", "large-frames", "evict-close"]);
+    assert.equal(ack.resume, undefined);
+    const init = await tunnel.next(isRequest("initialize"));
+    assert.equal(init.seq, undefined);
+  } finally {
+    await tunnel.close();
+    await gateway.close();
+  }
+});

@@ -114,3 +114,22 @@ Deno.test("parseByteSize() and parseListen() read their formats", () => {
   assert.deepEqual(parseListen("0.0.0.0:9000"), { hostname: "0.0.0.0", port: 9000 });
   assert.deepEqual(parseListen("localhost:0"), { hostname: "localhost", port: 0 });
 });
+
+Deno.test("parseServeArgs() reads the resume flags, with defaults and 0 turning resumption off", () => {
+  const d = parse(["--tokens-file", "t.txt"]);
+  assert.equal(d.resumeWindowMs, 60_000);
+  assert.equal(d.replayFrames, 10_000);
+  assert.equal(d.replayBytes, 64 * 1024 * 1024);
+  const s = parse([
+    "--tokens-file=t.txt",
+    "--resume-window=0",
+    "--replay-frames=50",
+    "--replay-bytes=128MiB",
+  ]);
+  assert.equal(s.resumeWindowMs, 0);
+  assert.equal(s.replayFrames, 50);
+  assert.equal(s.replayBytes, 128 * 1024 * 1024);
+  assert.throws(() => parse(["--tokens-file=t", "--resume-window=-1"]), /--resume-window/);
+  assert.throws(() => parse(["--tokens-file=t", "--replay-frames=0"]), /--replay-frames/);
+  assert.throws(() => parse(["--tokens-file=t", "--replay-bytes=5000MiB"]), /at most 4096MiB/);
+});
