@@ -487,18 +487,7 @@ export class LinkSession {
     this.resumes++;
     this.lastInbound = this.#now();
     this.deadlineMs = undefined;
-    this.#send({
-      type: "register_ack",
-      sessionId: this.id,
-      status: "success",
-      name: this.name,
-      mcpUrl: this.mcpUrl,
-      extensions: this.#extensions(),
-      maxFrameBytes: this.#limits.maxFrameBytes,
-      resume: { token: this.#token, windowMs: this.#resume!.windowMs },
-      resumed: true,
-      ack: this.#in.last,
-    });
+    this.#sendRegisterAck({ resumed: true, ack: this.#in.last });
     this.#in.acked();
     for (const frame of replay) this.#sendText(frame.text);
     log.info(
@@ -518,6 +507,23 @@ export class LinkSession {
   #canResume(): boolean {
     return this.#resume !== undefined && this.#resumable === true && this.#out !== undefined &&
       !this.#out.overflowed;
+  }
+
+  /** `register_ack` for this session: where clients reach it, what it supports, its resume credential. */
+  #sendRegisterAck(extra: { resumed?: boolean; ack?: number; resumeError?: string }): void {
+    this.#send({
+      type: "register_ack",
+      sessionId: this.id,
+      status: "success",
+      name: this.name,
+      mcpUrl: this.mcpUrl,
+      extensions: this.#extensions(),
+      maxFrameBytes: this.#limits.maxFrameBytes,
+      ...(this.#resume === undefined
+        ? {}
+        : { resume: { token: this.#token, windowMs: this.#resume.windowMs } }),
+      ...extra,
+    });
   }
 
   #extensions(): string[] {
@@ -886,19 +892,7 @@ export class LinkSession {
     this.protocol = typeof server.protocol === "string" ? server.protocol.slice(0, 32) : "";
     this.#state = "registered";
     if (this.#resume !== undefined) this.#token = newResumeToken();
-    this.#send({
-      type: "register_ack",
-      sessionId: this.id,
-      status: "success",
-      name: this.name,
-      mcpUrl: this.mcpUrl,
-      extensions: this.#extensions(),
-      maxFrameBytes: this.#limits.maxFrameBytes,
-      ...(this.#resume === undefined
-        ? {}
-        : { resume: { token: this.#token, windowMs: this.#resume.windowMs } }),
-      ...(resumeError === undefined ? {} : { resumed: false, resumeError }),
-    });
+    this.#sendRegisterAck(resumeError === undefined ? {} : { resumed: false, resumeError });
     log.info("Session {session} of {owner} registered {name} at {url}", {
       session: this.id,
       owner: this.owner,

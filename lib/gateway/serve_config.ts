@@ -326,45 +326,36 @@ export function parseServeArgs(
     );
   }
   const optional = (flag: string) => values[flag as keyof typeof values] as string | undefined;
+  /** The flag's value parsed, or the default when the flag is absent. */
+  const option = <T>(name: string, fallback: T, parse: (flag: string, text: string) => T): T => {
+    const text = optional(name);
+    return text === undefined ? fallback : parse(`--${name}`, text);
+  };
   const settings: ServeSettings = {
     hostname,
     port,
     jwtSecretFromEnv,
     jwtAllowNoExp: values["jwt-allow-no-exp"] ?? false,
     allowedOrigins: values["allowed-origin"] ?? [],
-    maxFrameBytes: values["max-frame-bytes"] === undefined
-      ? d.maxFrameBytes
-      : parseByteSize("--max-frame-bytes", values["max-frame-bytes"]),
-    maxSessionsPerOwner: values["max-sessions-per-owner"] === undefined
-      ? d.maxSessionsPerOwner
-      : positiveInt("--max-sessions-per-owner", values["max-sessions-per-owner"]),
-    maxInflight: values["max-inflight"] === undefined
-      ? d.maxInflight
-      : positiveInt("--max-inflight", values["max-inflight"]),
-    callTimeoutMs: values["call-timeout"] === undefined
-      ? d.callTimeoutMs
-      : seconds("--call-timeout", values["call-timeout"]),
-    heartbeatTimeoutMs: values["heartbeat-timeout"] === undefined
-      ? d.heartbeatTimeoutMs
-      : seconds("--heartbeat-timeout", values["heartbeat-timeout"]),
-    wsIdleTimeoutSeconds: values["ws-idle-timeout"] === undefined
-      ? d.wsIdleTimeoutSeconds
-      : positiveInt("--ws-idle-timeout", values["ws-idle-timeout"], true),
-    maxBadFrames: values["max-bad-frames"] === undefined
-      ? d.maxBadFrames
-      : positiveInt("--max-bad-frames", values["max-bad-frames"]),
-    mcpSessionTtlMs: values["mcp-session-ttl"] === undefined
-      ? d.mcpSessionTtlMs
-      : seconds("--mcp-session-ttl", values["mcp-session-ttl"]),
-    resumeWindowMs: values["resume-window"] === undefined
-      ? d.resumeWindowMs
-      : nonNegativeSeconds("--resume-window", values["resume-window"]),
-    replayFrames: values["replay-frames"] === undefined
-      ? d.replayFrames
-      : positiveInt("--replay-frames", values["replay-frames"]),
-    replayBytes: values["replay-bytes"] === undefined
-      ? d.replayBytes
-      : parseByteSize("--replay-bytes", values["replay-bytes"], 4 * 1024 * 1024 * 1024),
+    maxFrameBytes: option("max-frame-bytes", d.maxFrameBytes, parseByteSize),
+    maxSessionsPerOwner: option("max-sessions-per-owner", d.maxSessionsPerOwner, positiveInt),
+    maxInflight: option("max-inflight", d.maxInflight, positiveInt),
+    callTimeoutMs: option("call-timeout", d.callTimeoutMs, seconds),
+    heartbeatTimeoutMs: option("heartbeat-timeout", d.heartbeatTimeoutMs, seconds),
+    wsIdleTimeoutSeconds: option(
+      "ws-idle-timeout",
+      d.wsIdleTimeoutSeconds,
+      (f, t) => positiveInt(f, t, true),
+    ),
+    maxBadFrames: option("max-bad-frames", d.maxBadFrames, positiveInt),
+    mcpSessionTtlMs: option("mcp-session-ttl", d.mcpSessionTtlMs, seconds),
+    resumeWindowMs: option("resume-window", d.resumeWindowMs, nonNegativeSeconds),
+    replayFrames: option("replay-frames", d.replayFrames, positiveInt),
+    replayBytes: option(
+      "replay-bytes",
+      d.replayBytes,
+      (f, t) => parseByteSize(f, t, 4 * 1024 * 1024 * 1024),
+    ),
     logLevel,
     logFormat,
   };
