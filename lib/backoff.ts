@@ -33,6 +33,11 @@ export function backoffDelay(attempt: number, options: BackoffOptions): number {
       `Cannot compute backoff as 'baseMs' must be >= 0: current value is ${baseMs}`,
     );
   }
+  if (!(maxMs >= 0)) {
+    throw new RangeError(
+      `Cannot compute backoff as 'maxMs' must be >= 0: current value is ${maxMs}`,
+    );
+  }
   const ceiling = Math.min(maxMs, baseMs * 2 ** Math.min(attempt - 1, 52));
   return Math.floor(random() * ceiling);
 }

@@ -64,3 +64,8 @@ Deno.test("backoffDelay() throws RangeError for a negative or NaN baseMs", () =>
     });
   }
 });
+
+Deno.test("backoffDelay() throws RangeError for a negative or NaN maxMs", () => {
+  assert.throws(() => backoffDelay(1, { baseMs: 10, maxMs: -1 }), RangeError);
+  assert.throws(() => backoffDelay(1, { baseMs: 10, maxMs: NaN }), /'maxMs' must be >= 0/);
+});
