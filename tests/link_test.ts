@@ -533,3 +533,64 @@ Deno.test("Link.close() ends the link with cause local and the gateway sees the 
     await gateway.close();
   }
 });
+
+Deno.test("Link.open() calls onRegistered before frames that follow register_ack reach onFrame", async () => {
+  const gateway = startGateway({
+    onFrame: (frame, peer) => {
+      if (frame.type !== "register") return;
+      // The ack and a request in one burst: Deno may deliver both before open() resolves.
+      peer.send({
+        type: "register_ack",
+        status: "success",
+        sessionId: "gw-c",
+        extensions: ["resume"],
+        resume: { token: "t", windowMs: 1000 },
+      });
+      peer.send({
+        type: "request",
+        sessionId: "gw-c",
+        seq: 1,
+        payload: { jsonrpc: "2.0", id: 1, method: "ping" },
+      });
+    },
+  });
+  const order: string[] = [];
+  const requested = new Collector<Frame>();
+  let link: Link | undefined;
+  try {
+    link = await openLink(options(gateway, {
+      onRegistered: () => order.push("registered"),
+      onFrame: (frame) => {
+        order.push(frame.type);
+        requested.push(frame);
+      },
+    }));
+    await requested.waitForCount(1, WAIT_MS, "the request frame");
+    assert.deepEqual(order, ["registered", "request"]);
+    assert.equal(link.registration.contract, "C");
+  } finally {
+    link?.close();
+    await gateway.close();
+  }
+});
+
+Deno.test("Link ignores frames that arrive after it ended", async () => {
+  const gateway = startGateway({ onFrame: contractA });
+  const seen = new Collector<Frame>();
+  let link: Link | undefined;
+  try {
+    link = await openLink(options(gateway, { onFrame: (frame) => seen.push(frame) }));
+    const peer = await gateway.peers.waitFor(() => true, WAIT_MS, "connection");
+    link.close(1000, "done");
+    peer.send({
+      type: "request",
+      sessionId: "gw-session-a",
+      payload: { jsonrpc: "2.0", id: 2, method: "ping" },
+    });
+    await deadline(peer.closed, WAIT_MS, "the gateway seeing the close");
+    assert.equal(seen.items.length, 0, "a frame reached onFrame after close()");
+  } finally {
+    link?.close();
+    await gateway.close();
+  }
+});
