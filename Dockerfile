@@ -3,7 +3,8 @@
 # (scripts/permissions.ts, COMPILE_PERMISSIONS); the runtime stage holds that file and nothing else.
 #
 #   docker build -t mcp-rproxy .
-#   docker run --rm -p 8080:8080 mcp-rproxy serve --listen 0.0.0.0:8080 --health-listen 0.0.0.0:9090
+#   docker run --rm -p 8080:8080 -e MCP_RPROXY_JWT_SECRET="$SECRET" mcp-rproxy
+#   (serve needs a token source: that variable, or a mounted --tokens-file)
 #
 # `connect` starts the local MCP server inside the container, so its program must be in the image:
 #   docker build --build-arg RUNTIME_IMAGE=node:22-bookworm-slim -t mcp-rproxy:node .
