@@ -391,6 +391,11 @@ export class Link {
     const sessionId = typeof frame.sessionId === "string" && frame.sessionId !== ""
       ? frame.sessionId
       : this.#options.clientSessionId;
+    if (frame.status === "evicted" || frame.resumeError === "evicted") {
+      // Our gateway: the session we asked to resume was removed on purpose (its 4001 close may not have
+      // reached us). Coming back under a new session would undo the operator's decision.
+      return fail(new EvictedError("The gateway evicted this session; not registering again"));
+    }
     if (frame.status === "processing") {
       // Contract B: discovery runs through the tunnel now; registration completes with register_complete.
       this.#pendingB = {

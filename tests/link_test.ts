@@ -594,3 +594,27 @@ Deno.test("Link ignores frames that arrive after it ended", async () => {
     await gateway.close();
   }
 });
+
+Deno.test("Link.open() rejects with EvictedError when a resume is answered 'evicted'", async () => {
+  const gateway = startGateway({
+    onFrame: (frame, peer) => {
+      if (frame.type === "register") {
+        peer.send({
+          type: "register_ack",
+          sessionId: "old",
+          status: "evicted",
+          resumed: false,
+          resumeError: "evicted",
+        });
+      }
+    },
+  });
+  try {
+    await assert.rejects(
+      openLink(options(gateway, { resume: { sessionId: "old", token: "t", ack: 3 } })),
+      EvictedError,
+    );
+  } finally {
+    await gateway.close();
+  }
+});

@@ -216,7 +216,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         links.delete(link);
         if (link.endedAs !== undefined) {
           ended.add(link, link.endedAs);
-          metrics?.errors.inc(`resume_${link.endedAs}`);
+          if (link.endedAs !== "evicted") metrics?.errors.inc(`resume_${link.endedAs}`);
         } else if (
           link.name !== "" && reason !== "unregistered" && !reason.startsWith("socket closed (1000")
         ) {

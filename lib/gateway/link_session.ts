@@ -872,6 +872,19 @@ export class LinkSession {
     if (request !== undefined) {
       const outcome = this.#host.resume(this, request);
       if (outcome === "resumed") return;
+      if (outcome === "evicted") {
+        // An evicted session's client may not register again under its credential: say so twice (the
+        // answer and the close code), so that it exits even if one of them is lost.
+        this.#send({
+          type: "register_ack",
+          sessionId: request.sessionId,
+          status: "evicted",
+          resumed: false,
+          resumeError: outcome,
+        });
+        this.close(CloseCode.Evicted, "session was evicted");
+        return;
+      }
       resumeError = outcome;
       log.warning(
         "Could not resume session {resumeSession} for {owner} ({resumeError}); registering afresh",

@@ -8,7 +8,9 @@ export type ResumeError =
   | "overflowed"
   | "wrong-owner"
   | "bad-token"
-  | "bad-ack";
+  | "bad-ack"
+  /** Removed by its owner or an operator: the client must not come back (it exits, code 4). */
+  | "evicted";
 
 /** What a `register` frame's `resume` object asks for, checked for shape. */
 export interface ResumeRequest {

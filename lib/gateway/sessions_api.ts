@@ -83,6 +83,9 @@ export async function handleSessionsApi(
         owner: link.owner,
         by,
       });
+      // Remembered as evicted: should the 4001 close be lost on the way, the client's resume attempt is
+      // told so, and it stops instead of registering afresh.
+      link.endedAs = "evicted";
       link.close(CloseCode.Evicted, `evicted by ${by}`);
       return Response.json({ status: "disconnected", session_id: link.id });
     }

@@ -391,3 +391,40 @@ Deno.test("with a resume window of 0 the extension is not announced and frames c
     await gateway.close();
   }
 });
+
+Deno.test("an evicted session cannot come back: a resume with its credential is told 'evicted' and closed 4001", async () => {
+  const gateway = await startTestGateway();
+  const tunnels: TunnelClient[] = [];
+  try {
+    const alice = await registerResumable(gateway);
+    tunnels.push(alice.tunnel);
+    const evicted = await fetch(`${gateway.url}/reverse-proxy/sessions/${alice.sessionId}`, {
+      method: "DELETE",
+      headers: { authorization: `Bearer ${TOKENS.alice}` },
+    });
+    assert.equal(evicted.status, 200);
+    await evicted.body?.cancel();
+    assert.equal((await within(alice.tunnel.closed, 5_000, "the eviction close")).code, 4001);
+    // As if the 4001 had been lost on the way: the client tries to resume with its credential.
+    const again = await resumeAs(gateway, TOKENS.alice, {
+      sessionId: alice.sessionId,
+      token: alice.token,
+      ack: 2,
+    });
+    tunnels.push(again.tunnel);
+    assert.equal(again.ack.status, "evicted");
+    assert.equal(again.ack.resumeError, "evicted");
+    assert.equal((await within(again.tunnel.closed, 5_000, "the refusal close")).code, 4001);
+    const listed = await fetch(`${gateway.url}/reverse-proxy/sessions`, {
+      headers: { authorization: `Bearer ${TOKENS.alice}` },
+    });
+    assert.equal(
+      ((await listed.json()) as { total: number }).total,
+      0,
+      "nothing registered afresh",
+    );
+  } finally {
+    for (const tunnel of tunnels) await tunnel.close();
+    await gateway.close();
+  }
+});
