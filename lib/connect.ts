@@ -780,12 +780,9 @@ export class Tunnel {
   }
 
   #requestFromGateway(payload: JsonObject, session: LocalSession, generation: number): void {
-    session.fromTunnel(payload, generation).then((immediate) => {
-      if (immediate) this.#sendPayload("response", immediate);
-      this.#options.metrics?.callsInFlight.set(session.inFlightCount);
-    }).catch((error) =>
-      log.error("Cannot pass a request to the server: {error}", { error: String(error) })
-    );
+    const immediate = session.fromTunnel(payload, generation);
+    if (immediate) this.#sendPayload("response", immediate);
+    this.#options.metrics?.callsInFlight.set(session.inFlightCount);
   }
 }
 

@@ -251,7 +251,7 @@ export class LocalSession {
    * proxy answers it itself (`initialize`, or a server that can no longer be written to); otherwise
    * undefined and the server's answer arrives through `onMessage`.
    */
-  async fromTunnel(payload: JsonObject, generation: number): Promise<JsonRpcResponse | undefined> {
+  fromTunnel(payload: JsonObject, generation: number): JsonRpcResponse | undefined {
     const kind = classify(payload);
     if (kind === "request") {
       const id = payload.id as JsonRpcId;
@@ -260,16 +260,17 @@ export class LocalSession {
         this.#initializedToSwallow++;
         return { jsonrpc: "2.0", id, result: this.initializeResult };
       }
-      const key = idKey(id);
-      this.#inFlight.set(key, { id, method, generation });
-      if (!await this.server.send(JSON.stringify(payload))) {
-        this.#inFlight.delete(key);
+      if (!this.server.writable) {
         return errorResponse(
           id,
           ErrorCode.ServerUnavailable,
           "The local MCP server is not running",
         );
       }
+      // Not awaited: the line is queued in order; if the write fails the server is gone, and its exit
+      // answers every call in flight.
+      this.#inFlight.set(idKey(id), { id, method, generation });
+      void this.server.send(JSON.stringify(payload));
       return undefined;
     }
     if (kind === "notification") {
@@ -285,12 +286,12 @@ export class LocalSession {
           this.#inFlight.delete(idKey(requestId));
         }
       }
-      await this.server.send(JSON.stringify(payload));
+      void this.server.send(JSON.stringify(payload));
       return undefined;
     }
     if (kind === "response") {
       // An answer to a request the server made (roots/list, sampling, …).
-      await this.server.send(JSON.stringify(payload));
+      void this.server.send(JSON.stringify(payload));
       return undefined;
     }
     log.warn("Gateway sent a payload that is not JSON-RPC 2.0; not forwarded");
