@@ -156,6 +156,11 @@ async function main(args: string[]): Promise<number> {
   }
   const command: Command = COMMANDS.includes(first as Command) ? first as Command : "connect";
   const rest = command === first ? args.slice(1) : args;
+  if (rest[0] === "--version" || rest[0] === "-V") {
+    // The same version whatever the command (connect also answers it among its flags).
+    console.log(VERSION);
+    return ExitCode.Ok;
+  }
   switch (command) {
     case "connect":
       return await connectCommand(rest);

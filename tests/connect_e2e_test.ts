@@ -375,3 +375,14 @@ Deno.test("bad input exits with code 2 and one message naming the problem", asyn
   assert.equal(await unknown.exitCode(), 2);
   assert.match(unknown.text(), /--gatway/);
 });
+
+Deno.test("--version prints the version from deno.json for every command", async () => {
+  const { default: meta } = await import("../deno.json", { with: { type: "json" } });
+  for (
+    const args of [["--version"], ["connect", "--version"], ["serve", "--version"], ["demo", "-V"]]
+  ) {
+    await using proxy = startProxy(args);
+    assert.equal(await proxy.exitCode(), 0);
+    assert.equal(proxy.text().trim(), meta.version, `mcp-rproxy ${args.join(" ")}`);
+  }
+});
