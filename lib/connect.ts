@@ -27,7 +27,7 @@ import { Link, type LinkEnd, type Registration } from "./link.ts";
 import { describeExit, LocalSession, type ServerMessage } from "./local_session.ts";
 import { logger, truncate } from "./log.ts";
 import type { ConnectSettings } from "./settings.ts";
-import type { ServerExit } from "./stdio_server.ts";
+import type { ServerExit, StdioServer } from "./stdio_server.ts";
 import type { ConnectMetrics } from "./metrics.ts";
 import { ReceiveWindow, ReplayBuffer, type ReplayLimits, sequencedFrame } from "./resume.ts";
 
@@ -111,8 +111,11 @@ export class Tunnel {
 
   /** Kills the server's process group at once (a second signal). */
   kill(): void {
-    this.#session?.server.kill();
+    (this.#session?.server ?? this.#spawning)?.kill();
   }
+
+  /** The server being started, before its session exists: a second signal must reach it too. */
+  #spawning: StdioServer | undefined;
 
   async #startServer(): Promise<LocalSession> {
     const { settings, initTimeoutMs, graceMs } = this.#options;
@@ -122,6 +125,8 @@ export class Tunnel {
     });
     const session = await LocalSession.start({
       command: settings.command,
+      signal: this.#options.signal,
+      onSpawn: (server) => this.#spawning = server,
       ...(initTimeoutMs === undefined ? {} : { initTimeoutMs }),
       ...(graceMs === undefined ? {} : { graceMs }),
       onMessage: (message) => this.#fromServer(message),
@@ -152,7 +157,12 @@ export class Tunnel {
   async run(): Promise<void> {
     const { settings, signal, metrics } = this.#options;
     const healthyAfterMs = this.#options.healthyAfterMs ?? 30_000;
-    this.#session = await this.#startServer();
+    try {
+      this.#session = await this.#startServer();
+    } catch (error) {
+      if (signal.aborted) return; // shut down during start-up: the server was stopped
+      throw error;
+    }
 
     let attempt = 0;
     let lastError = "";
@@ -284,6 +294,7 @@ export class Tunnel {
         metrics?.serverRestarts.inc();
         return;
       } catch (error) {
+        if (signal.aborted) return;
         if (!(error instanceof ServerStartError)) throw error;
         metrics?.errors.inc("server_start");
         log.error("{error}", { event: "server_start_failed", error: error.message });

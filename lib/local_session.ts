@@ -55,6 +55,10 @@ export interface LocalSessionOptions {
   /** A request whose answer is too large for the server's line limit. */
   onOversized?: (line: OversizedLine, id: JsonRpcId | undefined) => void;
   onStderr?: (line: string) => void;
+  /** Called with the process as soon as it is spawned, so that a caller can kill it during start-up. */
+  onSpawn?: (server: StdioServer) => void;
+  /** Aborting it during start-up stops the server and rejects with the signal's reason. */
+  signal?: AbortSignal;
 }
 
 const INTERNAL_ID_PREFIX = `mcp-rproxy-${crypto.randomUUID()}-`;
@@ -90,9 +94,10 @@ export class LocalSession {
    * Starts the server and initializes it: `initialize` with a deadline, then `notifications/initialized`.
    *
    * @throws {ServerStartError} if the program cannot start, exits, or does not answer in time
+   * @throws the signal's reason if it aborts first (the server is stopped)
    */
   static async start(options: LocalSessionOptions): Promise<LocalSession> {
-    const { command, initTimeoutMs = 30_000 } = options;
+    const { command, initTimeoutMs = 30_000, signal } = options;
     let session: LocalSession | undefined;
     let early: ((line: { text: string; bytes: number }) => void) | undefined;
     const server = StdioServer.spawn({
@@ -112,6 +117,16 @@ export class LocalSession {
         if (session) options.onOversized?.(line, id);
       },
     });
+    options.onSpawn?.(server);
+    // Start-up can take a while (npx downloads): a shutdown request must not wait for it.
+    let onAbort: (() => void) | undefined;
+    const aborted = new Promise<never>((_, reject) => {
+      if (signal === undefined) return;
+      onAbort = () => reject(signal.reason);
+      if (signal.aborted) onAbort();
+      else signal.addEventListener("abort", onAbort, { once: true });
+    });
+    aborted.catch(() => {});
     const id = `${INTERNAL_ID_PREFIX}init`;
     const reply = new Promise<JsonRpcResponse>((resolve) => {
       early = (line) => {
@@ -147,7 +162,7 @@ export class LocalSession {
         },
       }));
       const outcome = await deadline(
-        Promise.race([reply, server.exited]),
+        Promise.race([reply, server.exited, aborted]),
         initTimeoutMs,
         "initialize",
       );
@@ -173,7 +188,7 @@ export class LocalSession {
       return session;
     } catch (error) {
       await server.stop();
-      if (error instanceof ServerStartError) throw error;
+      if (error instanceof ServerStartError || signal?.aborted) throw error;
       if (error instanceof DOMException && error.name === "TimeoutError") {
         throw new ServerStartError(
           `Local server '${commandText}' did not answer initialize within ${initTimeoutMs} ms; is it an MCP stdio server?`,
@@ -182,10 +197,10 @@ export class LocalSession {
       }
       throw new ServerStartError(
         `Local server '${commandText}' failed to start: ${(error as Error).message}`,
-        {
-          cause: error,
-        },
+        { cause: error },
       );
+    } finally {
+      if (onAbort) signal?.removeEventListener("abort", onAbort);
     }
   }
 

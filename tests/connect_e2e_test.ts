@@ -386,3 +386,51 @@ Deno.test("--version prints the version from deno.json for every command", async
     assert.equal(proxy.text().trim(), meta.version, `mcp-rproxy ${args.join(" ")}`);
   }
 });
+
+/** Pids of the live children of `pid` (Linux /proc). */
+function childrenOf(pid: number): number[] {
+  const children: number[] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (fields[0] !== "Z" && Number(fields[1]) === pid) children.push(Number(entry.name));
+    } catch {
+      // Gone in between.
+    }
+  }
+  return children;
+}
+
+Deno.test("SIGTERM while the server is still starting stops it and exits 0 without waiting for initialize", async () => {
+  // A "server" that never answers initialize: start-up would otherwise wait 30 s for it.
+  await using proxy = startProxy([
+    "connect",
+    "--gateway",
+    "ws://127.0.0.1:9",
+    "--log-format",
+    "json",
+    "--",
+    "sh",
+    "-c",
+    "sleep 300 & sleep 301",
+  ]);
+  await proxy.waitForEvent("server_starting");
+  // The spawn follows the log line at once; there is no event for a process appearing, so look (bounded).
+  let server: number | undefined;
+  for (let i = 0; i < 200 && server === undefined; i++) {
+    server = childrenOf(proxy.pid)[0];
+    if (server === undefined) await delay(10);
+  }
+  assert.ok(server !== undefined, "the server process never appeared");
+  const started = performance.now();
+  proxy.signal("SIGTERM");
+  assert.equal(await proxy.exitCode(10_000), 0);
+  assert.ok(performance.now() - started < 8_000, "shutdown waited for the initialize deadline");
+  assert.deepEqual(
+    processGroupMembers(server),
+    [],
+    "the server or its children outlived the proxy",
+  );
+});
