@@ -180,10 +180,14 @@ async function main(args: string[]): Promise<number> {
     }
     case "demo": {
       const controller = new AbortController();
-      const removeSignals = installSignals(controller, () => {});
+      let killDemo: (() => void) | undefined;
+      const removeSignals = installSignals(controller, () => killDemo?.());
       try {
         const { demoCommand } = await import("./lib/demo.ts");
-        return await demoCommand(rest, { signal: controller.signal });
+        return await demoCommand(rest, {
+          signal: controller.signal,
+          onKill: (kill) => killDemo = kill,
+        });
       } finally {
         removeSignals();
       }

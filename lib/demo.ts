@@ -22,6 +22,8 @@ export interface DemoOptions {
   signal: AbortSignal;
   /** Where the demo's report goes; stdout by default. */
   print?: (line: string) => void;
+  /** Receives a function that kills the tunneled server at once (for a second Ctrl-C). */
+  onKill?: (kill: () => void) => void;
 }
 
 const HELP = `mcp-rproxy demo: serve + connect + an MCP client on loopback, needing nothing else
@@ -129,6 +131,7 @@ export async function demoCommand(args: string[], options: DemoOptions): Promise
       registered();
     },
   });
+  options.onKill?.(() => tunnel.kill());
   const running = tunnel.run();
   let client: Client | undefined;
   try {
