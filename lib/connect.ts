@@ -32,6 +32,7 @@ import type { ConnectMetrics } from "./metrics.ts";
 import { ReceiveWindow, ReplayBuffer, type ReplayLimits, sequencedFrame } from "./resume.ts";
 
 const log = logger("connect");
+const serverLog = logger("server", "stderr");
 
 /** Options of {@link runConnect}. */
 export interface ConnectOptions {
@@ -127,6 +128,13 @@ export class Tunnel {
       command: settings.command,
       signal: this.#options.signal,
       onSpawn: (server) => this.#spawning = server,
+      // In JSON mode every stderr line must be JSON: the server's lines become records of their own.
+      ...(settings.logFormat === "json"
+        ? {
+          onStderr: (line: string) =>
+            serverLog.info("{line}", { event: "server_stderr", line: line.slice(0, 4096) }),
+        }
+        : {}),
       ...(initTimeoutMs === undefined ? {} : { initTimeoutMs }),
       ...(graceMs === undefined ? {} : { graceMs }),
       onMessage: (message) => this.#fromServer(message),

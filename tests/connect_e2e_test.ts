@@ -123,6 +123,8 @@ for (const contract of ["A", "B"] as const) {
         !proxy.text().includes("downstream-secret"),
         "downstream credentials appeared in the logs",
       );
+      const notJson = proxy.lines.filter((l) => l.json === undefined).map((l) => l.raw);
+      assert.deepEqual(notJson, [], "with --log-format json every line is a JSON record");
     });
   });
 }
@@ -168,7 +170,13 @@ Deno.test("roots/list from the server is answered at once when the gateway canno
     // server-everything asks for roots shortly after initialization because we declared the capability.
     const answered = await proxy.waitForEvent("server_request_answered", 10_000);
     assert.equal(answered.method, "roots/list");
-    await proxy.waitForLine((l) => l.raw.includes("[server] Failed to request roots"), 10_000);
+    // The server's own stderr, as a JSON log record (--log-format json).
+    await proxy.waitForLine(
+      (l) =>
+        l.json?.event === "server_stderr" &&
+        String(l.json.line).includes("Failed to request roots"),
+      10_000,
+    );
     assert.ok(
       !gateway.frames.some((f) => f.direction === "in" && f.frame?.type === "request"),
       "a server-initiated request was sent to a gateway that cannot take it",
