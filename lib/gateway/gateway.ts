@@ -29,6 +29,7 @@ export const GATEWAY_DEFAULTS = {
   resumeWindowMs: 60_000,
   replayFrames: 10_000,
   replayBytes: 64 * 1024 * 1024,
+  maxClientBufferBytes: 16 * 1024 * 1024,
 } as const;
 
 /** Options of {@link startGateway}. */
@@ -66,6 +67,11 @@ export interface GatewayOptions {
    * `resume` extension off (docs/resume.md).
    */
   resumeWindowMs?: number;
+  /**
+   * Bytes one MCP client's SSE stream (GET stream or a POST's answer) may hold unread; past it the stream
+   * is closed (and its call cancelled) rather than letting a client that does not read grow memory.
+   */
+  maxClientBufferBytes?: number;
   /** Data frames kept per session for replay after a link drop. */
   replayFrames?: number;
   /** Bytes (UTF-16 units of frame text) kept per session for replay after a link drop. */
@@ -142,6 +148,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     resumeWindowMs = GATEWAY_DEFAULTS.resumeWindowMs,
     replayFrames = GATEWAY_DEFAULTS.replayFrames,
     replayBytes = GATEWAY_DEFAULTS.replayBytes,
+    maxClientBufferBytes = GATEWAY_DEFAULTS.maxClientBufferBytes,
     now = Date.now,
     metrics,
   } = options;
@@ -154,6 +161,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   checkPositive("mcpSessionTtlMs", mcpSessionTtlMs, false);
   checkPositive("replayFrames", replayFrames);
   checkPositive("replayBytes", replayBytes);
+  checkPositive("maxClientBufferBytes", maxClientBufferBytes);
   if (!Number.isFinite(resumeWindowMs) || resumeWindowMs < 0) {
     throw new RangeError(
       `Cannot start gateway as 'resumeWindowMs' must be a non-negative number: current value is ${resumeWindowMs}`,
@@ -175,6 +183,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     maxBodyBytes: maxFrameBytes,
     sessionTtlMs: mcpSessionTtlMs,
     allowedOrigins: origins,
+    maxClientBufferBytes,
     now,
     ...(metrics === undefined ? {} : { metrics }),
   });

@@ -46,9 +46,14 @@ export interface McpEndpointOptions {
   sessionTtlMs: number;
   /** Origins allowed in an `Origin` header (`*` allows any); requests without `Origin` pass. */
   allowedOrigins: ReadonlySet<string>;
+  /**
+   * Bytes one SSE stream (a GET stream or a POST's answer) may hold that its client has not read; past it
+   * the stream is closed (`slow_client`). Default unbounded.
+   */
+  maxClientBufferBytes?: number;
   /** The clock. Default `Date.now`. */
   now?: () => number;
-  /** Counts requests for unknown sessions (`no_session`). */
+  /** Counts requests for unknown sessions (`no_session`) and streams closed on slow clients (`slow_client`). */
   metrics?: ServeMetrics;
 }
 
@@ -557,7 +562,12 @@ export class McpEndpoint {
     if (accept.sse && (!accept.json || wantsStream(message, session))) {
       // SSE lets progress and server requests for this call travel with it. A plain call answers with
       // JSON: no stream to set up and tear down per call (a third of the gateway's cost per call).
-      const stream = new SseStream();
+      // Overflow is treated like a disconnect: the server gets notifications/cancelled for the call.
+      const stream = this.#boundedStream(
+        session,
+        `stream of call ${JSON.stringify(message.id)}`,
+        () => controller.abort("the MCP client stopped reading its stream"),
+      );
       call.stream = stream;
       stream.onCancel = () => controller.abort("the MCP client disconnected");
       void link.call(message, {
@@ -586,20 +596,43 @@ export class McpEndpoint {
     });
   }
 
+  /** A stream bounded by `maxClientBufferBytes` that logs and counts its overflow, then runs `closed`. */
+  #boundedStream(session: ClientSession, what: string, closed: () => void): SseStream {
+    const max = this.#options.maxClientBufferBytes;
+    const stream = new SseStream(max === undefined ? {} : { maxBufferedBytes: max });
+    stream.onOverflow = (buffered) => {
+      this.#options.metrics?.errors.inc("slow_client");
+      log.warning(
+        "Closed the {what} of MCP client session {mcpSession} of {owner} on {name}: the client did not read {bytes} bytes queued for it (--max-client-buffer {limit})",
+        {
+          what,
+          mcpSession: session.id,
+          owner: session.owner,
+          name: session.serverName,
+          bytes: buffered,
+          limit: max,
+        },
+      );
+      closed();
+    };
+    return stream;
+  }
+
   #get(request: Request, identity: Identity, serverName: string): Response {
     if (!acceptOf(request).sse) {
       return new Response("GET needs Accept: text/event-stream", { status: 406 });
     }
     const session = this.#session(request, identity, serverName);
     if (session instanceof Response) return session;
-    const stream = new SseStream();
-    const previous = session.getStream;
-    session.getStream = stream;
-    previous?.close();
-    stream.onCancel = () => {
+    const gone = () => {
       if (session.getStream === stream) session.getStream = undefined;
       session.lastSeen = this.#now();
     };
+    const stream = this.#boundedStream(session, "GET stream", gone);
+    const previous = session.getStream;
+    session.getStream = stream;
+    previous?.close();
+    stream.onCancel = gone;
     return new Response(stream.readable, {
       headers: { ...SSE_HEADERS, "mcp-session-id": session.id },
     });

@@ -175,6 +175,7 @@ export async function serveCommand(args: string[], options: ServeCommandOptions)
         resumeWindowMs: settings.resumeWindowMs,
         replayFrames: settings.replayFrames,
         replayBytes: settings.replayBytes,
+        maxClientBufferBytes: settings.maxClientBufferBytes,
         metrics,
       });
       if (settings.healthListen !== undefined) {

@@ -33,6 +33,8 @@ export interface ServeSettings {
   resumeWindowMs: number;
   replayFrames: number;
   replayBytes: number;
+  /** Unread bytes one MCP client's SSE stream may hold before it is closed. */
+  maxClientBufferBytes: number;
   logLevel: LogLevel;
   logFormat: LogFormat;
   /** `HOST:PORT` of the health and metrics listener; undefined = off. */
@@ -89,6 +91,10 @@ Limits
   --mcp-session-ttl SECONDS     forget idle MCP client sessions after this long (default ${
     d.mcpSessionTtlMs / 1000
   })
+  --max-client-buffer N         unread bytes one MCP client's SSE stream may hold before it is closed;
+                                suffixes KiB, MiB (default ${
+    d.maxClientBufferBytes / 1024 / 1024
+  }MiB)
 
 Resumption (links that drop and come back lose nothing; docs/resume.md)
   --resume-window SECONDS       keep a session whose link dropped this long for its client to resume it;
@@ -250,6 +256,7 @@ export function parseServeArgs(
         "resume-window": { type: "string" },
         "replay-frames": { type: "string" },
         "replay-bytes": { type: "string" },
+        "max-client-buffer": { type: "string" },
         "log-level": { type: "string" },
         "log-format": { type: "string" },
         "health-listen": { type: "string" },
@@ -354,6 +361,11 @@ export function parseServeArgs(
     replayBytes: option(
       "replay-bytes",
       d.replayBytes,
+      (f, t) => parseByteSize(f, t, 4 * 1024 * 1024 * 1024),
+    ),
+    maxClientBufferBytes: option(
+      "max-client-buffer",
+      d.maxClientBufferBytes,
       (f, t) => parseByteSize(f, t, 4 * 1024 * 1024 * 1024),
     ),
     logLevel,

@@ -182,7 +182,9 @@ export class ServerLog extends EventTarget {
 
 /**
  * A real MCP SDK server with test tools: `echo {text, delayMs?}`, `slow {steps, stepMs}` (progress, obeys
- * cancellation), `big {bytes}`, `roots` (asks the client for roots/list).
+ * cancellation), `big {bytes}`, `roots` (asks the client for roots/list), `chatty {count, bytes}` (up to
+ * `count` progress notifications with a `bytes`-long message, yielding to the event loop between them, until
+ * cancelled).
  */
 export function createTestServer(name = "test-server"): { server: Server; log: ServerLog } {
   const log = new ServerLog();
@@ -190,7 +192,7 @@ export function createTestServer(name = "test-server"): { server: Server; log: S
     capabilities: { tools: { listChanged: true }, logging: {} },
   });
   server.setRequestHandler(ListToolsRequestSchema, () => ({
-    tools: ["echo", "slow", "big", "roots"].map((tool) => ({
+    tools: ["echo", "slow", "big", "roots", "chatty"].map((tool) => ({
       name: tool,
       inputSchema: { type: "object" as const },
     })),
@@ -226,6 +228,24 @@ export function createTestServer(name = "test-server"): { server: Server; log: S
           throw error;
         }
         return { content: [{ type: "text", text: `done ${steps}` }] };
+      }
+      case "chatty": {
+        const count = Number(args.count ?? 100);
+        const message = "x".repeat(Number(args.bytes ?? 1024));
+        const token = request.params._meta?.progressToken;
+        try {
+          for (let i = 1; i <= count && token !== undefined; i++) {
+            await abortableDelay(0, extra.signal);
+            await extra.sendNotification({
+              method: "notifications/progress",
+              params: { progressToken: token, progress: i, message },
+            });
+          }
+        } catch (error) {
+          log.cancel(String(args.tag ?? "chatty"));
+          throw error;
+        }
+        return { content: [{ type: "text", text: `sent ${count}` }] };
       }
       case "big": {
         const bytes = Number(args.bytes ?? 1024);

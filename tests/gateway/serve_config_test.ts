@@ -133,3 +133,12 @@ Deno.test("parseServeArgs() reads the resume flags, with defaults and 0 turning 
   assert.throws(() => parse(["--tokens-file=t", "--replay-frames=0"]), /--replay-frames/);
   assert.throws(() => parse(["--tokens-file=t", "--replay-bytes=5000MiB"]), /at most 4096MiB/);
 });
+
+Deno.test("parseServeArgs() reads --max-client-buffer, 16MiB by default", () => {
+  assert.equal(parse(["--tokens-file", "t.txt"]).maxClientBufferBytes, 16 * 1024 * 1024);
+  assert.equal(
+    parse(["--tokens-file=t.txt", "--max-client-buffer=256KiB"]).maxClientBufferBytes,
+    256 * 1024,
+  );
+  assert.throws(() => parse(["--tokens-file=t", "--max-client-buffer=0"]), /--max-client-buffer/);
+});
