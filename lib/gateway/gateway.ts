@@ -302,12 +302,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       });
     }
     if (segments[0] === "servers" && segments[2] === "mcp" && segments.length === 3) {
+      const name = decodeURIComponent(segments[1]!);
+      // A browser's preflight carries no credentials: it is answered before authentication.
+      if (request.method === "OPTIONS") return endpoint.preflight(request, name);
       const identity = await authorizeRequest(tokens, request, "client");
       if (identity instanceof Response) {
         metrics?.errors.inc("auth");
-        return identity;
+        return endpoint.withCors(request, identity);
       }
-      return await endpoint.handle(request, identity, decodeURIComponent(segments[1]!));
+      return await endpoint.handle(request, identity, name);
     }
     return Response.json({ error: "Not found" }, { status: 404 });
   }

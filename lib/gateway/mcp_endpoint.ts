@@ -27,6 +27,15 @@ export const SUPPORTED_PROTOCOL_VERSIONS = ["2025-11-25", "2025-06-18", "2025-03
 const DEFAULT_HEADER_VERSION = "2025-03-26";
 /** MCP client sessions one owner may hold; past it the least recently used idle one is forgotten. */
 export const MAX_CLIENT_SESSIONS_PER_OWNER = 1024;
+/** CORS headers every answer to an allowed browser origin carries (besides the origin itself). */
+const CORS_EXPOSE = { "access-control-expose-headers": "mcp-session-id", vary: "Origin" };
+/** CORS headers of a preflight answer; a browser may cache it this many seconds (Chrome caps at 7200). */
+const CORS_PREFLIGHT = {
+  "access-control-allow-methods": "GET, POST, DELETE",
+  "access-control-allow-headers":
+    "authorization, content-type, mcp-session-id, mcp-protocol-version, last-event-id",
+  "access-control-max-age": "7200",
+};
 /** Client capability a server-initiated request needs. */
 const CAPABILITY_OF: Record<string, string> = {
   "roots/list": "roots",
@@ -169,16 +178,56 @@ export class McpEndpoint {
     return this.#sessions.size;
   }
 
+  /** True for an origin `--allowed-origin` (or the gateway's own origins) allow. */
+  #originAllowed(origin: string): boolean {
+    return this.#options.allowedOrigins.has("*") || this.#options.allowedOrigins.has(origin);
+  }
+
+  /** The refusal of a request whose `Origin` is not allowed, or undefined when it may go on. */
+  #refuseOrigin(request: Request, serverName: string): Response | undefined {
+    const origin = request.headers.get("origin");
+    if (origin === null || this.#originAllowed(origin)) return undefined;
+    log.warning("Refused origin {origin} for {name}", { origin, name: serverName });
+    return rpcError(403, null, ErrorCode.InvalidRequest, `Origin ${origin} is not allowed`);
+  }
+
+  /**
+   * Adds the CORS headers a browser needs to read `response` when the request came from an allowed
+   * `Origin`; other responses are returned as they are.
+   */
+  withCors(request: Request, response: Response): Response {
+    const origin = request.headers.get("origin");
+    if (origin === null || !this.#originAllowed(origin)) return response;
+    response.headers.set("access-control-allow-origin", origin);
+    for (const [name, value] of Object.entries(CORS_EXPOSE)) response.headers.set(name, value);
+    return response;
+  }
+
+  /**
+   * Answers a CORS preflight (`OPTIONS`, which browsers send without credentials) for
+   * `/servers/<serverName>/mcp`: 204 with the allowed methods and headers for an allowed origin, 403 for
+   * another one.
+   */
+  preflight(request: Request, serverName: string): Response {
+    const refused = this.#refuseOrigin(request, serverName);
+    if (refused !== undefined) return refused;
+    const response = new Response(null, {
+      status: 204,
+      headers: { allow: "GET, POST, DELETE, OPTIONS" },
+    });
+    if (request.headers.get("origin") === null) return response;
+    for (const [name, value] of Object.entries(CORS_PREFLIGHT)) response.headers.set(name, value);
+    return this.withCors(request, response);
+  }
+
   /** Handles one HTTP request to `/servers/<serverName>/mcp` from an authenticated client. */
   async handle(request: Request, identity: Identity, serverName: string): Promise<Response> {
-    const origin = request.headers.get("origin");
-    if (
-      origin !== null && !this.#options.allowedOrigins.has("*") &&
-      !this.#options.allowedOrigins.has(origin)
-    ) {
-      log.warning("Refused origin {origin} for {name}", { origin, name: serverName });
-      return rpcError(403, null, ErrorCode.InvalidRequest, `Origin ${origin} is not allowed`);
-    }
+    const refused = this.#refuseOrigin(request, serverName);
+    if (refused !== undefined) return refused;
+    return this.withCors(request, await this.#dispatch(request, identity, serverName));
+  }
+
+  async #dispatch(request: Request, identity: Identity, serverName: string): Promise<Response> {
     switch (request.method) {
       case "POST":
         return await this.#post(request, identity, serverName);
@@ -189,7 +238,7 @@ export class McpEndpoint {
       default:
         return new Response("Method not allowed", {
           status: 405,
-          headers: { allow: "GET, POST, DELETE" },
+          headers: { allow: "GET, POST, DELETE, OPTIONS" },
         });
     }
   }
