@@ -109,11 +109,12 @@ Deno.test("a GET stream its client does not read is closed at --max-client-buffe
       method: "notifications/message",
       params: { level: "info", data: "x".repeat(MESSAGE_BYTES) },
     };
-    // Batches of server notifications, each followed by a call through the same link: its answer comes
-    // after the batch, so by then the gateway has queued the whole batch.
+    // Batches of server notifications (a quarter of the bound, so the SDK client, which reads, never
+    // nears it), each followed by a call through the same link: its answer comes after the batch, so
+    // by then the gateway has queued the whole batch.
     let sent = 0;
-    for (let batch = 0; batch < 64 && slowClients(metrics) === 0; batch++) {
-      for (let i = 0; i < 16; i++) {
+    for (let batch = 0; batch < 256 && slowClients(metrics) === 0; batch++) {
+      for (let i = 0; i < 4; i++) {
         served.tunnel.send({
           type: "notification",
           sessionId: served.ack.sessionId,
