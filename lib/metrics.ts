@@ -387,7 +387,8 @@ export type ServeErrorKind =
   | "link_lost"
   | "heartbeat_timeout"
   | "call_timeout"
-  | "no_session";
+  | "no_session"
+  | "slow_client";
 
 const CONNECT_ERROR_KINDS: readonly ConnectErrorKind[] = [
   "dial",
@@ -407,6 +408,7 @@ const SERVE_ERROR_KINDS: readonly ServeErrorKind[] = [
   "heartbeat_timeout",
   "call_timeout",
   "no_session",
+  "slow_client",
 ];
 
 /** Counts errors by kind; known kinds show 0 from the start. */
