@@ -1,7 +1,7 @@
 // The local MCP server as a child process: spawn it in its own process group, frame its stdout by lines,
 // pass its stderr through, write to its stdin, and stop it (and every grandchild) on every path.
 
-import { type Line, LineSplitter, type OversizedLine } from "./line_splitter.ts";
+import { type Line, LineFramer, LineSplitter, type OversizedLine } from "./line_splitter.ts";
 import { logger } from "./log.ts";
 import { ServerStartError } from "./errors.ts";
 
@@ -126,12 +126,15 @@ export class StdioServer {
 
   async #pumpStdout(options: StdioServerOptions): Promise<void> {
     const { onLine, onOversized, maxLineBytes } = options;
-    const splitter = new LineSplitter({
+    // A plain reader and a framer instead of a TransformStream pipeline: one stream hop less per
+    // chunk, and no promise per line (the web-streams machinery was a quarter of connect's CPU).
+    let lines: Line[] = [];
+    const framer = new LineFramer((line) => lines.push(line), {
       ...(maxLineBytes === undefined ? {} : { maxLineBytes }),
       ...(onOversized === undefined ? {} : { onOversized }),
     });
-    try {
-      for await (const line of this.#child.stdout.pipeThrough(splitter)) {
+    const route = async (batch: Line[]) => {
+      for (const line of batch) {
         // One bad message must not stop the tunnel: report it and keep reading.
         try {
           const paused = onLine(line);
@@ -142,9 +145,26 @@ export class StdioServer {
           });
         }
       }
+    };
+    const reader = this.#child.stdout.getReader();
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        framer.push(value);
+        if (lines.length > 0) {
+          const batch = lines;
+          lines = [];
+          await route(batch);
+        }
+      }
+      framer.finish();
+      await route(lines);
     } catch (error) {
       log.warn("Stopped reading the local server's output: {error}", { error: String(error) });
-      await this.#child.stdout.cancel().catch(() => {});
+      await reader.cancel().catch(() => {});
+    } finally {
+      reader.releaseLock();
     }
   }
 
