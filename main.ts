@@ -48,11 +48,11 @@ function permissionHint(error: unknown): string | undefined {
   }
   const message = (error as Error).message;
   const flag = /--allow-[a-z-]+/.exec(message)?.[0];
-  return flag
-    ? `missing permission: ${message.replace(/, run again with.*$/s, "")}; run again with ${flag}${
-      /"([^"]+)"/.exec(message)?.[1] ? `=${/"([^"]+)"/.exec(message)?.[1]}` : ""
-    } (see README, "Permissions")`
-    : `missing permission: ${message}`;
+  if (flag === undefined) return `missing permission: ${message}`;
+  const target = /"([^"]+)"/.exec(message)?.[1];
+  return `missing permission: ${
+    message.replace(/, run again with.*$/s, "")
+  }; run again with ${flag}${target ? `=${target}` : ""} (see README, "Permissions")`;
 }
 
 /** First signal: graceful shutdown. Second: stop at once. Listeners matter as PID 1, where Deno ignores SIGTERM. */

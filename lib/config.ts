@@ -604,28 +604,10 @@ function checkValue(given: Given): void {
       });
       return;
     case "server_name":
-      requireText(given, {
-        expected: `a name of 1 to ${MAX_NAME} characters`,
-        sample: "my-server",
-      });
-      if ((value as string).length > MAX_NAME) {
-        throw invalid(given, {
-          expected: `a name of at most ${MAX_NAME} characters`,
-          sample: "my-server",
-        });
-      }
+      boundedText(given, { noun: "name", max: MAX_NAME, sample: "my-server" });
       return;
     case "server_description":
-      requireText(given, {
-        expected: `a description of 1 to ${MAX_DESCRIPTION} characters`,
-        sample: "Git tools",
-      });
-      if ((value as string).length > MAX_DESCRIPTION) {
-        throw invalid(given, {
-          expected: `a description of at most ${MAX_DESCRIPTION} characters`,
-          sample: "Git tools",
-        });
-      }
+      boundedText(given, { noun: "description", max: MAX_DESCRIPTION, sample: "Git tools" });
       return;
     case "reconnect_delay":
       seconds(given, "2.5");
@@ -673,6 +655,15 @@ function checkValue(given: Given): void {
 function requireText(given: Given, expectation: { expected: string; sample: string }): void {
   if (typeof given.value !== "string" || given.value.trim() === "") {
     throw invalid(given, expectation);
+  }
+}
+
+/** A non-empty text of at most `max` characters (B's limits on names and descriptions). */
+function boundedText(given: Given, rule: { noun: string; max: number; sample: string }): void {
+  const { noun, max, sample } = rule;
+  requireText(given, { expected: `a ${noun} of 1 to ${max} characters`, sample });
+  if ((given.value as string).length > max) {
+    throw invalid(given, { expected: `a ${noun} of at most ${max} characters`, sample });
   }
 }
 

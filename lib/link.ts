@@ -404,7 +404,7 @@ export class Link {
         extensions: new Set(),
         maxFrameBytes: CONTRACT_B_MAX_FRAME_BYTES,
       };
-      this.#sessionIdDuringRegistration = sessionId;
+
       return;
     }
     if (frame.status !== "success") {
@@ -431,11 +431,9 @@ export class Link {
     });
   }
 
-  #sessionIdDuringRegistration: string | undefined;
-
   /** The session id to put in frames: the gateway's once it has given one. */
   get sessionId(): string {
-    return this.#registration?.sessionId ?? this.#sessionIdDuringRegistration ??
+    return (this.#registration ?? this.#pendingB)?.sessionId ??
       this.#options.clientSessionId;
   }
 
