@@ -27,9 +27,10 @@ const CARRIAGE_RETURN = 0x0d;
 const HEAD_BYTES = 256;
 
 /**
- * The framing core: feed it chunks, it calls back with each complete line. Pending chunks are kept in an
- * array and joined once per line, so a 64 MiB line costs one copy, not a quadratic series of
- * concatenations. A trailing `\r` is removed; empty lines are skipped.
+ * The framing core: feed it chunks, it calls back with each complete line. A line that spans chunks is
+ * decoded piece by piece as it arrives and joined once as text, so a 64 MiB line costs one copy of its
+ * bytes as text (not its bytes kept, joined and then decoded), and no chunk is retained: the caller may
+ * reuse its buffer. A trailing `\r` is removed; empty lines are skipped.
  *
  * @example
  * ```ts
@@ -44,8 +45,11 @@ export class LineFramer {
   #maxLineBytes: number;
   #onOversized: ((line: OversizedLine) => void) | undefined;
   #decoder = new TextDecoder();
-  #pending: Uint8Array[] = [];
+  /** The decoded pieces of the unfinished line (a character cut between chunks waits in the decoder). */
+  #pending: string[] = [];
   #pendingBytes = 0;
+  /** The first bytes of the unfinished line, for {@link OversizedLine.head}. */
+  #head: Uint8Array | undefined;
   #skipping = false;
 
   constructor(onLine: (line: Line) => void, options: LineSplitterOptions = {}) {
@@ -54,7 +58,7 @@ export class LineFramer {
     this.#onOversized = options.onOversized;
   }
 
-  /** Takes the next chunk. The chunk may be reused by the caller afterwards. */
+  /** Takes the next chunk. Nothing refers to the chunk afterwards: the caller may reuse it. */
   push(chunk: Uint8Array): void {
     let start = 0;
     while (start < chunk.length) {
@@ -67,9 +71,7 @@ export class LineFramer {
         this.#giveUp(piece);
         if (newline !== -1) this.#skipping = false;
       } else if (newline === -1) {
-        // The chunk may be reused by the reader: keep a copy of the unfinished tail.
-        this.#pending.push(piece.slice());
-        this.#pendingBytes += piece.length;
+        this.#keep(piece);
       } else {
         this.#emit(piece);
       }
@@ -82,41 +84,53 @@ export class LineFramer {
     if (!this.#skipping && this.#pendingBytes > 0) this.#emit(new Uint8Array(0));
   }
 
-  #emit(tail: Uint8Array): void {
-    let bytes: Uint8Array;
-    if (this.#pending.length === 0) bytes = tail;
-    else {
-      bytes = new Uint8Array(this.#pendingBytes + tail.length);
-      let offset = 0;
-      for (const piece of this.#pending) {
-        bytes.set(piece, offset);
-        offset += piece.length;
-      }
-      bytes.set(tail, offset);
-      this.#pending = [];
-      this.#pendingBytes = 0;
+  #keep(piece: Uint8Array): void {
+    if (this.#pendingBytes < HEAD_BYTES) {
+      const head = new Uint8Array(Math.min(HEAD_BYTES, this.#pendingBytes + piece.length));
+      if (this.#head !== undefined) head.set(this.#head);
+      head.set(piece.subarray(0, head.length - this.#pendingBytes), this.#pendingBytes);
+      this.#head = head;
     }
-    let end = bytes.length;
-    if (end > 0 && bytes[end - 1] === CARRIAGE_RETURN) end--;
-    if (end === 0) return;
-    this.#onLine({ text: this.#decoder.decode(bytes.subarray(0, end)), bytes: end });
+    this.#pending.push(this.#decoder.decode(piece, { stream: true }));
+    this.#pendingBytes += piece.length;
+  }
+
+  #emit(tail: Uint8Array): void {
+    let text: string;
+    let bytes = tail.length;
+    if (this.#pendingBytes === 0) {
+      text = this.#decoder.decode(tail);
+    } else {
+      this.#pending.push(this.#decoder.decode(tail));
+      text = this.#pending.join("");
+      bytes += this.#pendingBytes;
+      this.#reset();
+    }
+    if (text.charCodeAt(text.length - 1) === CARRIAGE_RETURN) {
+      text = text.slice(0, -1);
+      bytes--;
+    }
+    if (bytes === 0) return;
+    this.#onLine({ text, bytes });
   }
 
   #giveUp(tail: Uint8Array): void {
     // The head spans every piece seen so far: the first piece alone may be a few bytes of a chunk's end.
     const total = this.#pendingBytes + tail.length;
     const head = new Uint8Array(Math.min(HEAD_BYTES, total));
-    let offset = 0;
-    for (const piece of [...this.#pending, tail]) {
-      if (offset >= head.length) break;
-      const part = piece.subarray(0, head.length - offset);
-      head.set(part, offset);
-      offset += part.length;
-    }
-    this.#onOversized?.({ head: this.#decoder.decode(head), bytes: total });
+    if (this.#head !== undefined) head.set(this.#head.subarray(0, head.length));
+    const kept = this.#head?.length ?? 0;
+    if (kept < head.length) head.set(tail.subarray(0, head.length - kept), kept);
+    this.#decoder.decode(); // drops a character cut at the end of the last piece
+    this.#reset();
+    this.#onOversized?.({ head: new TextDecoder().decode(head), bytes: total });
+    this.#skipping = true;
+  }
+
+  #reset(): void {
     this.#pending = [];
     this.#pendingBytes = 0;
-    this.#skipping = true;
+    this.#head = undefined;
   }
 }
 
