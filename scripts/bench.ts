@@ -87,8 +87,16 @@ interface Repetition {
   httpHop: Figures;
   baseline: { hwm: number; rss: number };
   servers: Partial<
-    Record<ServerKind, { stdio: StdioFigures; tunnelA: TunnelFigures; serve: TunnelFigures }>
+    Record<ServerKind, ServerFigures>
   >;
+}
+
+/** Every path measured with one server. */
+interface ServerFigures {
+  stdio: StdioFigures;
+  relay: TunnelFigures;
+  tunnelA: TunnelFigures;
+  serve: TunnelFigures;
 }
 
 function positive(name: string, value: string | undefined, fallback: number, zeroOk = false) {
@@ -252,15 +260,20 @@ function script(bundle: boolean): string {
 /** Extra `deno run` flags for connect and serve (`--profile`). */
 let programFlags: string[] = [];
 
+/**
+ * Measures a process that dials a contract-A gateway in this process: `connect` (tunnel A), or the bare
+ * relay (the relay floor: what Deno's I/O alone costs on the same path).
+ */
 async function runTunnelA(
   kind: ServerKind,
   options: MeasureOptions,
+  program: "connect" | "bare relay",
   bundle: boolean,
 ): Promise<TunnelFigures> {
   const acceptor = new WsAcceptor();
-  const connect = new DenoProcess(script(bundle), connectArgs(acceptor.url, kind), {
-    denoFlags: programFlags,
-  });
+  const connect = program === "connect"
+    ? new DenoProcess(script(bundle), connectArgs(acceptor.url, kind), { denoFlags: programFlags })
+    : new DenoProcess(PATHS.bareRelayChild, [acceptor.url, "--", ...SERVERS[kind].command]);
   try {
     const link = await ContractAClient.accept(acceptor, START_TIMEOUT_MS);
     const registered = await connect.waitForEvent("registered", START_TIMEOUT_MS);
@@ -336,9 +349,7 @@ interface Medians {
   hop: Figures & { peerRss: PeerRss };
   httpHop: Figures;
   baseline: { hwm: number; rss: number };
-  servers: Partial<
-    Record<ServerKind, { stdio: StdioFigures; tunnelA: TunnelFigures; serve: TunnelFigures }>
-  >;
+  servers: Partial<Record<ServerKind, ServerFigures>>;
 }
 
 /** The median of every numeric leaf across repetitions, keeping the shape of the first. */
@@ -520,7 +531,11 @@ function table(m: Medians): string {
       pad(n(floor.bigMs, 1), 8),
       pad(floor.bigMs && hop.bigMs ? n(floor.bigMs / hop.bigMs, 2) : "", 6),
     ]);
-    for (const [label, t] of [["tunnel A", s.tunnelA], ["serve+connect", s.serve]] as const) {
+    const paths = [["bare relay A", s.relay], ["tunnel A", s.tunnelA], [
+      "serve+connect",
+      s.serve,
+    ]] as const;
+    for (const [label, t] of paths) {
       const added = t.p50Us - floor.p50Us;
       row([
         pad(`${label} (${kind})`, 26, true),
@@ -636,11 +651,13 @@ async function main(args: string[]): Promise<number> {
       for (const kind of servers as ServerKind[]) {
         log(`stdio floor (${kind})`);
         const stdio = await runStdio(kind, options);
+        log(`bare relay (${kind})`);
+        const relay = await runTunnelA(kind, options, "bare relay", bundle);
         log(`tunnel A (${kind})`);
-        const tunnelA = await runTunnelA(kind, options, bundle);
+        const tunnelA = await runTunnelA(kind, options, "connect", bundle);
         log(`serve+connect (${kind})`);
         const serve = await runServe(kind, options, bundle, tokensFile);
-        repetition.servers[kind] = { stdio, tunnelA, serve };
+        repetition.servers[kind] = { stdio, relay, tunnelA, serve };
       }
       repetitions.push(repetition);
     }

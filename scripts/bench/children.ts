@@ -14,6 +14,7 @@ export const PATHS = {
   hopChild: `${ROOT}scripts/bench/hop_echo_child.ts`,
   httpChild: `${ROOT}scripts/bench/http_echo_child.ts`,
   baselineChild: `${ROOT}scripts/bench/baseline_ws_child.ts`,
+  bareRelayChild: `${ROOT}scripts/bench/bare_relay_child.ts`,
 };
 
 /** A JSON log event seen on a child's stderr, with the driver's clock when it was read. */
