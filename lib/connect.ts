@@ -70,7 +70,7 @@ interface ResumeState {
 const LOW_WATER_BYTES = 1024 * 1024;
 
 /** Methods a server may send as requests that only a client (not the proxy) can answer. */
-function localAnswer(message: JsonObject, why: string): JsonRpcResponse {
+function localAnswer(message: ServerMessage, why: string): JsonRpcResponse {
   const id = message.id as JsonRpcId;
   if (message.method === "ping") return { jsonrpc: "2.0", id, result: {} };
   return errorResponse(
@@ -676,7 +676,7 @@ export class Tunnel {
         this.#undeliverable++;
         log.warn("Dropped an answer the gateway can no longer route (id {id}: {why})", {
           event: "response_dropped",
-          id: JSON.stringify(message.message.id),
+          id: JSON.stringify(message.id),
           why: request === undefined ? "no such call in flight" : "its link is gone",
         });
         return;
@@ -692,7 +692,7 @@ export class Tunnel {
         this.#undeliverable++;
         log.debug("No link: a {method} notification from the server was not delivered", {
           event: "notification_dropped",
-          method: String(message.message.method),
+          method: String(message.method),
         });
         return;
       }
@@ -719,7 +719,7 @@ export class Tunnel {
   #serverRequest(message: ServerMessage): void {
     const link = this.#link;
     const session = this.#session;
-    const id = message.message.id as JsonRpcId;
+    const id = message.id as JsonRpcId;
     if (link?.isOpen && link.hasExtension(Extension.ServerRequests)) {
       this.#serverRequests.set(JSON.stringify(id), id);
       if (this.#debug) {
@@ -733,10 +733,10 @@ export class Tunnel {
       : "the link to the gateway is down";
     log.info("Answered the server's {method} request locally: {why}", {
       event: "server_request_answered",
-      method: String(message.message.method),
+      method: String(message.method),
       why,
     });
-    void session?.reply(localAnswer(message.message, why));
+    void session?.reply(localAnswer(message, why));
   }
 
   #fromGateway(frame: Frame): void {

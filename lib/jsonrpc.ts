@@ -1,5 +1,7 @@
 // JSON-RPC 2.0 message shapes, classification and error replies, shared by both ends of the tunnel.
 
+import { scanJson } from "./json_scan.ts";
+
 /** A JSON-RPC request or notification id. */
 export type JsonRpcId = string | number;
 
@@ -123,4 +125,50 @@ export function methodOf(value: unknown): string | undefined {
 /** A key that tells ids 1 and "1" apart, for maps of pending requests. */
 export function idKey(id: JsonRpcId): string {
   return typeof id === "number" ? `n:${id}` : `s:${id}`;
+}
+
+/** What routing needs of one message: its kind, and its id and method when it has them. */
+export interface MessageFacts {
+  kind: MessageKind;
+  id?: JsonRpcId | null;
+  method?: string;
+}
+
+/** The {@link MessageFacts} of a parsed value (one message, not a batch). */
+export function factsOf(value: unknown): MessageFacts {
+  const kind = classify(value);
+  if (kind === "invalid") return { kind };
+  const message = value as JsonObject;
+  const facts: MessageFacts = { kind };
+  if (kind !== "notification") facts.id = message.id as JsonRpcId | null;
+  if (kind !== "response") facts.method = message.method as string;
+  return facts;
+}
+
+const ROUTING_FIELDS: ReadonlySet<string> = new Set(["jsonrpc", "id", "method", "result", "error"]);
+
+/**
+ * The {@link MessageFacts} of one message in JSON text, found without parsing the text into objects: the
+ * same answer as `factsOf(JSON.parse(text))`, for texts too large to build twice. Returns `"batch"` for a
+ * JSON array (parse it and take each element), undefined if the text is not valid JSON.
+ *
+ * @example
+ * ```ts
+ * import { scanFacts } from "./jsonrpc.ts";
+ * scanFacts('{"jsonrpc":"2.0","id":3,"result":{}}'); // { kind: "response", id: 3 }
+ * ```
+ */
+export function scanFacts(text: string): MessageFacts | "batch" | undefined {
+  const scan = scanJson(text, ROUTING_FIELDS);
+  if (scan === undefined) return undefined;
+  if (scan.root === "array") return "batch";
+  if (scan.root !== "object") return { kind: "invalid" };
+  // Only the small fields are parsed; `result` and `error` only need to be present.
+  const value: JsonObject = {};
+  for (const [name, span] of scan.fields) {
+    value[name] = name === "result" || name === "error"
+      ? true
+      : JSON.parse(text.slice(span.start, span.end));
+  }
+  return factsOf(value);
 }

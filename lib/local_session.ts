@@ -8,10 +8,13 @@ import {
   classify,
   ErrorCode,
   errorResponse,
+  factsOf,
   idKey,
   type JsonObject,
   type JsonRpcId,
   type JsonRpcResponse,
+  type MessageFacts,
+  scanFacts,
 } from "./jsonrpc.ts";
 import type { OversizedLine } from "./line_splitter.ts";
 import { logger, truncate } from "./log.ts";
@@ -23,10 +26,13 @@ const log = logger("server");
 /** The newest MCP protocol version this proxy knows; what it asks the server for. */
 export const LATEST_PROTOCOL_VERSION = "2025-11-25";
 
-/** A message from the server, parsed once, with its JSON text when that text is the message alone. */
+/** A message from the server: what routing needs of it, and its JSON text, passed on as is. */
 export interface ServerMessage {
   kind: "response" | "notification" | "request";
-  message: JsonObject;
+  /** Requests and responses (null in an error response to an unreadable request). */
+  id?: JsonRpcId | null;
+  /** Requests and notifications. */
+  method?: string;
   /** The message's own JSON text (the stdout line, or the re-serialized batch element). */
   text: string;
   /** Byte length of `text` when known (a whole line); undefined for batch elements. */
@@ -62,6 +68,12 @@ export interface LocalSessionOptions {
 }
 
 const INTERNAL_ID_PREFIX = `mcp-rproxy-${crypto.randomUUID()}-`;
+
+/**
+ * Lines longer than this are scanned for their routing fields instead of parsed: parsing a result of many
+ * MiB builds a second copy of it only to read its id. Below it, `JSON.parse` is the faster check.
+ */
+const SCAN_ABOVE_CHARS = 64 * 1024;
 
 /** Finds a top-level-looking `"id"` in the first bytes of a line that was too long to parse. */
 function sniffId(head: string): JsonRpcId | undefined {
@@ -217,48 +229,52 @@ export class LocalSession {
 
   #onLine(text: string, bytes: number): void | Promise<void> {
     let value: unknown;
+    if (text.length > SCAN_ABOVE_CHARS) {
+      const facts = scanFacts(text);
+      if (facts === undefined) return this.#notJson(text);
+      if (facts !== "batch") return this.#route(facts, text, bytes);
+    }
     try {
       value = JSON.parse(text);
     } catch {
-      log.warn("Local server wrote a line that is not JSON-RPC; not forwarded");
-      log.debug("Line: {line}", { line: truncate(text) });
-      return;
+      return this.#notJson(text);
     }
     if (Array.isArray(value)) {
       const pauses: Promise<void>[] = [];
       for (const element of value) {
-        const pause = this.#route(element, JSON.stringify(element), undefined);
+        const pause = this.#route(factsOf(element), JSON.stringify(element), undefined);
         if (pause) pauses.push(pause);
       }
       if (pauses.length > 0) return Promise.all(pauses).then(() => {});
       return;
     }
-    return this.#route(value, text, bytes);
+    return this.#route(factsOf(value), text, bytes);
   }
 
-  #route(value: unknown, text: string, bytes: number | undefined): void | Promise<void> {
-    const kind = classify(value);
+  #notJson(text: string): void {
+    log.warn("Local server wrote a line that is not JSON-RPC; not forwarded");
+    log.debug("Line: {line}", { line: truncate(text) });
+  }
+
+  #route(facts: MessageFacts, text: string, bytes: number | undefined): void | Promise<void> {
+    const { kind, id } = facts;
     if (kind === "invalid") {
       log.warn("Local server wrote a message that is not JSON-RPC 2.0; not forwarded");
       log.debug("Message: {line}", { line: truncate(text) });
       return;
     }
-    const message = value as JsonObject;
+    const message: ServerMessage = { kind, text };
+    if (bytes !== undefined) message.bytes = bytes;
+    if (facts.method !== undefined) message.method = facts.method;
+    if (id !== undefined) message.id = id;
     if (kind === "response") {
-      const id = message.id as JsonRpcId | null;
       if (typeof id === "string" && id.startsWith(INTERNAL_ID_PREFIX)) return; // a late duplicate of ours
-      const key = id === null ? undefined : idKey(id);
+      const key = id === null || id === undefined ? undefined : idKey(id);
       const request = key === undefined ? undefined : this.#inFlight.get(key);
       if (key !== undefined) this.#inFlight.delete(key);
-      return this.#onMessage({
-        kind,
-        message,
-        text,
-        ...(bytes === undefined ? {} : { bytes }),
-        ...(request === undefined ? {} : { request }),
-      });
+      if (request !== undefined) message.request = request;
     }
-    return this.#onMessage({ kind, message, text, ...(bytes === undefined ? {} : { bytes }) });
+    return this.#onMessage(message);
   }
 
   /**

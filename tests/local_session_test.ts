@@ -13,12 +13,18 @@ import {
 import { Collector } from "./fixtures/collector.ts";
 import { DEMO_SERVER, processGroupMembers } from "./fixtures/proxy_process.ts";
 
+/** The message a ServerMessage carries, parsed from its text. */
+function json(message: ServerMessage | undefined): JsonObject {
+  return JSON.parse(message!.text) as JsonObject;
+}
+
 const WAIT_MS = 20_000;
 
 /**
  * A minimal stdio server. It answers initialize; reports every notification and response it receives as a
  * `seen` notification; and for requests: `hold` is never answered, `garbage` writes a non-JSON line and a
- * non-JSON-RPC object before its answer, `batch` answers with a batch, `ask` first sends a request of its
+ * non-JSON-RPC object before its answer, `big-garbage` a 100 kB line cut short and a 100 kB notification
+ * (lines that are scanned rather than parsed), `batch` answers with a batch, `ask` first sends a request of its
  * own (id "srv-1"), anything else is answered with its params. With argument `refuse` it refuses initialize.
  */
 const SCRIPTED_SERVER = `
@@ -46,6 +52,10 @@ for await (const chunk of Deno.stdin.readable) {
       out("this is not JSON");
       out({ hello: "world" });
       out({ jsonrpc: "2.0", id: m.id, result: { after: "garbage" } });
+    } else if (m.method === "big-garbage") {
+      out('{"jsonrpc":"2.0","id":' + JSON.stringify(m.id) + ',"result":{"text":"' + "x".repeat(100000) + '"}');
+      out({ jsonrpc: "2.0", method: "notifications/big", params: { text: "y".repeat(100000) } });
+      out({ jsonrpc: "2.0", id: m.id, result: { after: "big garbage" } });
     } else if (m.method === "batch") {
       out([{ jsonrpc: "2.0", method: "notifications/first" }, { jsonrpc: "2.0", id: m.id, result: { n: 2 } }]);
     } else if (m.method === "ask") {
@@ -83,7 +93,7 @@ function notification(method: string, params?: JsonObject): JsonObject {
 }
 
 function isResponseTo(id: string | number) {
-  return (m: ServerMessage) => m.kind === "response" && m.message.id === id;
+  return (m: ServerMessage) => m.kind === "response" && json(m).id === id;
 }
 
 Deno.test("LocalSession.start() initializes the demo server and holds its result", async () => {
@@ -122,7 +132,7 @@ Deno.test("LocalSession.fromTunnel() answers initialize from the held result wit
       undefined,
     );
     const reply = await messages.waitFor(isResponseTo("stats-1"), WAIT_MS, "stats reply");
-    const result = reply.message.result as { content: { text: string }[] };
+    const result = json(reply).result as { content: { text: string }[] };
     const stats = JSON.parse(result.content[0]!.text);
     assert.equal(stats.initializeCount, 1);
   } finally {
@@ -135,7 +145,7 @@ Deno.test("LocalSession.fromTunnel() swallows the notifications/initialized afte
   try {
     // Our own `initialized` from start-up.
     await messages.waitFor(
-      (m) => (m.message.params as JsonObject | undefined)?.method === "notifications/initialized",
+      (m) => (json(m).params as JsonObject | undefined)?.method === "notifications/initialized",
       WAIT_MS,
       "start-up initialized",
     );
@@ -144,14 +154,14 @@ Deno.test("LocalSession.fromTunnel() swallows the notifications/initialized afte
     await session.fromTunnel(notification("notifications/marker"), 1);
     await session.fromTunnel(notification("notifications/initialized"), 1);
     await messages.waitFor(
-      (m) => (m.message.params as JsonObject | undefined)?.method === "notifications/initialized",
+      (m) => (json(m).params as JsonObject | undefined)?.method === "notifications/initialized",
       WAIT_MS,
       "second tunneled initialized",
       1,
     );
     const seen = messages.items
-      .filter((m) => m.message.method === "seen")
-      .map((m) => (m.message.params as JsonObject).method);
+      .filter((m) => json(m).method === "seen")
+      .map((m) => (json(m).params as JsonObject).method);
     assert.deepEqual(seen, [
       "notifications/initialized",
       "notifications/marker",
@@ -168,8 +178,8 @@ Deno.test("LocalSession.fromTunnel() tracks a request in flight until its respon
     assert.equal(await session.fromTunnel(request(5, "tools/list", { x: 1 }), 3), undefined);
     const reply = await messages.waitFor(isResponseTo(5), WAIT_MS, "reply to 5");
     assert.deepEqual(reply.request, { id: 5, method: "tools/list", generation: 3 });
-    assert.deepEqual(reply.message, { jsonrpc: "2.0", id: 5, result: { echo: { x: 1 } } });
-    assert.equal(reply.text, JSON.stringify(reply.message));
+    assert.deepEqual(json(reply), { jsonrpc: "2.0", id: 5, result: { echo: { x: 1 } } });
+    assert.equal(reply.id, 5);
     assert.equal(reply.bytes, reply.text.length);
     assert.equal(session.inFlightCount, 0);
   } finally {
@@ -258,10 +268,42 @@ Deno.test("LocalSession onMessage does not receive a line that is not JSON or no
     await session.fromTunnel(request(21, "garbage"), 1);
     await messages.waitFor(isResponseTo(21), WAIT_MS, "reply to 21");
     // The scripted server's report of our start-up `initialized` may arrive at any time: leave it out.
-    const after = messages.items.slice(from).filter((m) => m.message.method !== "seen");
-    assert.deepEqual(after.map((m) => m.message), [
+    const after = messages.items.slice(from).filter((m) => json(m).method !== "seen");
+    assert.deepEqual(after.map((m) => json(m)), [
       { jsonrpc: "2.0", id: 21, result: { after: "garbage" } },
     ]);
+  } finally {
+    await deadline(session.stop(), WAIT_MS, "stop");
+  }
+});
+
+Deno.test("LocalSession onMessage routes lines over 64 KiB by id and method, and drops one that is not JSON", async () => {
+  const { session, messages } = await start(scripted());
+  try {
+    const from = messages.items.length;
+    const text = "é".repeat(300_000);
+    session.fromTunnel(request("big", "echo", { text }), 2);
+    const reply = await messages.waitFor(isResponseTo("big"), WAIT_MS, "reply to big");
+    assert.equal(reply.id, "big");
+    assert.deepEqual(reply.request, { id: "big", method: "echo", generation: 2 });
+    assert.deepEqual(json(reply), { jsonrpc: "2.0", id: "big", result: { echo: { text } } });
+    assert.equal(reply.bytes, new TextEncoder().encode(reply.text).length);
+
+    session.fromTunnel(request(41, "big-garbage"), 2);
+    await messages.waitFor(isResponseTo(41), WAIT_MS, "reply to 41");
+    const after = messages.items.slice(from).filter((m) => m.method !== "seen");
+    assert.deepEqual(after.map((m) => [m.kind, m.id, m.method]), [
+      ["response", "big", undefined],
+      ["notification", undefined, "notifications/big"],
+      ["response", 41, undefined],
+    ]);
+    assert.deepEqual(json(after[1]), {
+      jsonrpc: "2.0",
+      method: "notifications/big",
+      params: { text: "y".repeat(100000) },
+    });
+    assert.deepEqual(json(after[2]), { jsonrpc: "2.0", id: 41, result: { after: "big garbage" } });
+    assert.equal(session.inFlightCount, 0);
   } finally {
     await deadline(session.stop(), WAIT_MS, "stop");
   }
@@ -274,10 +316,10 @@ Deno.test("LocalSession onMessage receives a batch from the server as separate m
     await session.fromTunnel(request(31, "batch"), 1);
     await messages.waitFor(isResponseTo(31), WAIT_MS, "reply to 31");
     // The scripted server's report of our start-up `initialized` may arrive at any time: leave it out.
-    const after = messages.items.slice(from).filter((m) => m.message.method !== "seen");
+    const after = messages.items.slice(from).filter((m) => json(m).method !== "seen");
     assert.equal(after.length, 2);
     assert.equal(after[0]?.kind, "notification");
-    assert.deepEqual(after[0]?.message, { jsonrpc: "2.0", method: "notifications/first" });
+    assert.deepEqual(json(after[0]), { jsonrpc: "2.0", method: "notifications/first" });
     assert.equal(after[0]?.text, '{"jsonrpc":"2.0","method":"notifications/first"}');
     assert.equal(after[0]?.bytes, undefined);
     assert.equal(after[1]?.kind, "response");
@@ -293,17 +335,17 @@ Deno.test("LocalSession onMessage receives the server's own requests, and fromTu
   try {
     await session.fromTunnel(request(41, "ask"), 1);
     const ask = await messages.waitFor((m) => m.kind === "request", WAIT_MS, "server request");
-    assert.deepEqual(ask.message, { jsonrpc: "2.0", id: "srv-1", method: "roots/list" });
+    assert.deepEqual(json(ask), { jsonrpc: "2.0", id: "srv-1", method: "roots/list" });
     assert.equal(
       await session.fromTunnel({ jsonrpc: "2.0", id: "srv-1", result: { roots: [] } }, 1),
       undefined,
     );
     const seen = await messages.waitFor(
-      (m) => m.message.method === "seen" && "response" in (m.message.params as JsonObject),
+      (m) => json(m).method === "seen" && "response" in (json(m).params as JsonObject),
       WAIT_MS,
       "answer seen by the server",
     );
-    assert.deepEqual((seen.message.params as JsonObject).response, {
+    assert.deepEqual((json(seen).params as JsonObject).response, {
       jsonrpc: "2.0",
       id: "srv-1",
       result: { roots: [] },
