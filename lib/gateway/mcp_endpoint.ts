@@ -15,6 +15,7 @@ import {
 import { logger } from "../log.ts";
 import type { ServeMetrics } from "../metrics.ts";
 import type { LinkSession } from "./link_session.ts";
+import { BodyTooLargeError, readBody } from "./request_body.ts";
 import type { SessionRegistry } from "./session_registry.ts";
 import { SSE_HEADERS, SseStream } from "./sse_stream.ts";
 import type { Identity } from "./token_store.ts";
@@ -395,24 +396,12 @@ export class McpEndpoint {
       await request.body?.cancel();
       return rpcError(415, null, ErrorCode.InvalidRequest, "Content-Type must be application/json");
     }
-    const declared = Number(request.headers.get("content-length") ?? "0");
-    if (declared > this.#options.maxBodyBytes) {
-      await request.body?.cancel();
-      return rpcError(
-        413,
-        null,
-        ErrorCode.InvalidRequest,
-        `Body of ${declared} bytes exceeds the limit of ${this.#options.maxBodyBytes}`,
-      );
-    }
-    const bytes = new Uint8Array(await request.arrayBuffer());
-    if (bytes.length > this.#options.maxBodyBytes) {
-      return rpcError(
-        413,
-        null,
-        ErrorCode.InvalidRequest,
-        `Body of ${bytes.length} bytes exceeds the limit of ${this.#options.maxBodyBytes}`,
-      );
+    let bytes: Uint8Array;
+    try {
+      bytes = await readBody(request, this.#options.maxBodyBytes);
+    } catch (error) {
+      if (!(error instanceof BodyTooLargeError)) throw error;
+      return rpcError(413, null, ErrorCode.InvalidRequest, error.message);
     }
     try {
       return JSON.parse(new TextDecoder().decode(bytes));

@@ -13,6 +13,7 @@ import {
 import { logger } from "../log.ts";
 import type { LinkSession } from "./link_session.ts";
 import { SUPPORTED_PROTOCOL_VERSIONS } from "./mcp_endpoint.ts";
+import { BodyTooLargeError, readBody } from "./request_body.ts";
 import type { SessionRegistry } from "./session_registry.ts";
 import type { Identity } from "./token_store.ts";
 
@@ -100,9 +101,12 @@ async function forward(
   link: LinkSession,
   maxBodyBytes: number,
 ): Promise<Response> {
-  const bytes = new Uint8Array(await request.arrayBuffer());
-  if (bytes.length > maxBodyBytes) {
-    return problem(413, `Body of ${bytes.length} bytes exceeds the limit of ${maxBodyBytes}`);
+  let bytes: Uint8Array;
+  try {
+    bytes = await readBody(request, maxBodyBytes);
+  } catch (error) {
+    if (!(error instanceof BodyTooLargeError)) throw error;
+    return problem(413, error.message);
   }
   let body: unknown;
   try {

@@ -446,3 +446,39 @@ Deno.test("a call in flight when its tunnel dies fails with a JSON-RPC error", a
     await gateway.close();
   }
 });
+
+Deno.test("a chunked body over the limit is refused with 413 without being read to its end", async () => {
+  const gateway = await startTestGateway({ maxFrameBytes: 64 * 1024 });
+  const served = await serveTestServer(gateway, "demo");
+  try {
+    const { session } = await rawInitialize(gateway, "demo");
+    let pulled = 0;
+    const chunks = 100_000; // 100 MiB if it were read whole
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (pulled === chunks) return controller.close();
+        pulled++;
+        controller.enqueue(new Uint8Array(1024).fill(0x20));
+      },
+    });
+    const response = await fetch(`${gateway.url}/servers/demo/mcp`, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${TOKENS.alice}`,
+        "content-type": "application/json",
+        accept: "application/json, text/event-stream",
+        "mcp-session-id": session,
+        "mcp-protocol-version": "2025-11-25",
+      },
+      body,
+    });
+    assert.equal(response.status, 413);
+    const answer = await response.json();
+    assert.equal(answer.error.code, -32600);
+    assert.match(answer.error.message, /exceeds the limit of 65536/);
+    assert.ok(pulled < chunks / 2, `the client sent ${pulled} of ${chunks} KiB`);
+  } finally {
+    await served.close();
+    await gateway.close();
+  }
+});
