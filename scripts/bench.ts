@@ -1,7 +1,8 @@
 // `deno task bench`: what a tunnel costs on top of the server it carries, on loopback, in one run. Floors:
-// the server driven directly over stdio, and a raw WebSocket echo between two Deno processes. Tunnels:
-// `connect` against a minimal contract-A gateway in this process, and `serve` + `connect`. Prints a table
-// with each tunnel figure as a ratio to its floor, PASS/FAIL per target, and writes JSON to bench-results/.
+// the server driven directly over stdio, a raw WebSocket echo between two Deno processes, and a bare relay
+// (the least any Deno tunnel must do on the contract-A path). Tunnels: `connect` against a minimal contract-A
+// gateway in this process, and `serve` + `connect`. Prints a table with each tunnel figure as a ratio to
+// its floor, PASS/FAIL per target, and writes JSON to bench-results/.
 
 import { parseArgs } from "node:util";
 import {
@@ -651,10 +652,17 @@ async function main(args: string[]): Promise<number> {
       for (const kind of servers as ServerKind[]) {
         log(`stdio floor (${kind})`);
         const stdio = await runStdio(kind, options);
-        log(`bare relay (${kind})`);
-        const relay = await runTunnelA(kind, options, "bare relay", bundle);
-        log(`tunnel A (${kind})`);
-        const tunnelA = await runTunnelA(kind, options, "connect", bundle);
+        // Alternate which of the two goes first, so that neither always gets the quieter slot.
+        const order = rep % 2 === 1
+          ? ["bare relay", "connect"] as const
+          : ["connect", "bare relay"] as const;
+        const measured: Partial<Record<"bare relay" | "connect", TunnelFigures>> = {};
+        for (const program of order) {
+          log(`${program === "connect" ? "tunnel A" : "bare relay"} (${kind})`);
+          measured[program] = await runTunnelA(kind, options, program, bundle);
+        }
+        const relay = measured["bare relay"]!;
+        const tunnelA = measured.connect!;
         log(`serve+connect (${kind})`);
         const serve = await runServe(kind, options, bundle, tokensFile);
         repetition.servers[kind] = { stdio, relay, tunnelA, serve };
