@@ -35,7 +35,7 @@ Measures MCP calls through mcp-rproxy against their floors (stdio, raw WebSocket
   --inflight N           calls in flight in the throughput phase (default 16)
   --big-mib N            size of the large result in MiB, 0 = skip (default 16)
   --servers LIST         comma-separated: demo, everything (default demo,everything)
-  --bundle               run dist/mcp-rproxy.js (deno task bundle) instead of main.ts
+  --bundle               run dist/mcp-rproxy/main.js (deno task bundle) instead of main.ts
   --quick                smoke run: 1 repetition, 500 calls, 1500 in flight, demo server only
   --out DIR              where the JSON goes (default bench-results)
   --profile DIR          run connect and serve with --cpu-prof into DIR (figures then include the
@@ -622,7 +622,12 @@ async function main(args: string[]): Promise<number> {
   }
 
   const machine = machineInfo();
-  const config = { reps, ...options, servers, program: bundle ? "dist/mcp-rproxy.js" : "main.ts" };
+  const config = {
+    reps,
+    ...options,
+    servers,
+    program: bundle ? "dist/mcp-rproxy/main.js" : "main.ts",
+  };
   console.log(
     `mcp-rproxy bench: ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryMiB} MiB, Linux ${machine.kernel}, Deno ${machine.deno}, V8 ${machine.v8}`,
   );

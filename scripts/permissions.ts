@@ -170,7 +170,7 @@ export function shellQuote(word: string): string {
 export function denoRunLine(
   flags: readonly string[],
   args: readonly string[],
-  script = "dist/mcp-rproxy.js",
+  script = "dist/mcp-rproxy/main.js",
 ): string {
   return ["deno", "run", "--no-prompt", ...flags, script, ...args].map(shellQuote).join(" ");
 }

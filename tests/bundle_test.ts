@@ -19,7 +19,7 @@ import {
 const ROOT = new URL("../", import.meta.url).pathname;
 const TOKEN = "bundle-test-token-0123456789";
 
-// `deno task bundle` exactly, writing dist/mcp-rproxy.js.
+// `deno task bundle` exactly, writing dist/mcp-rproxy/ (main.js and its chunks).
 const BUNDLE = await buildBundle();
 
 /** A port that was free a moment ago, for flags that need a concrete HOST:PORT before start. */
@@ -50,8 +50,8 @@ function assertPermissionMessage(text: string, flag: RegExp): string[] {
   return lines;
 }
 
-Deno.test("deno task bundle writes dist/mcp-rproxy.js that prints its version with no permissions", async () => {
-  assert.equal(BUNDLE, `${ROOT}dist/mcp-rproxy.js`);
+Deno.test("deno task bundle writes dist/mcp-rproxy/main.js that prints its version with no permissions", async () => {
+  assert.equal(BUNDLE, `${ROOT}dist/mcp-rproxy/main.js`);
   const output = await new Deno.Command(Deno.execPath(), {
     args: ["run", "--no-prompt", BUNDLE, "--version"],
     stdout: "piped",

@@ -39,7 +39,7 @@ if (problem) {
 async function withBundle(fn: (bundle: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "mcp-rproxy-pid1-" });
   try {
-    await fn(await buildBundle(`${dir}/mcp-rproxy.js`));
+    await fn(await buildBundle(`${dir}/mcp-rproxy`));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

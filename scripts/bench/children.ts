@@ -9,7 +9,7 @@ export const ROOT = new URL("../../", import.meta.url).pathname;
 /** Paths the benchmark runs. */
 export const PATHS = {
   main: `${ROOT}main.ts`,
-  bundle: `${ROOT}dist/mcp-rproxy.js`,
+  bundle: `${ROOT}dist/mcp-rproxy/main.js`,
   demoServer: `${ROOT}tests/fixtures/demo_server_main.ts`,
   hopChild: `${ROOT}scripts/bench/hop_echo_child.ts`,
   httpChild: `${ROOT}scripts/bench/http_echo_child.ts`,
