@@ -468,6 +468,26 @@ function buildInfo(registry: MetricsRegistry, version: string | undefined): void
   }).labels(version).set(1);
 }
 
+/**
+ * The process's memory, read at every scrape: resident set (the Prometheus standard
+ * `process_resident_memory_bytes`), and V8's heap and the memory it accounts outside the heap.
+ */
+function memory(registry: MetricsRegistry): void {
+  registry.gauge({
+    name: "process_resident_memory_bytes",
+    help: "Resident memory size in bytes.",
+  }).track(() => Deno.memoryUsage().rss);
+  const heap = registry.gaugeVec({
+    name: "mcp_rproxy_heap_bytes",
+    help:
+      "JavaScript memory in bytes: V8 heap used and reserved (used, total), and memory V8 accounts outside its heap such as buffers (external).",
+    labelNames: ["kind"],
+  });
+  heap.labels("used").track(() => Deno.memoryUsage().heapUsed);
+  heap.labels("total").track(() => Deno.memoryUsage().heapTotal);
+  heap.labels("external").track(() => Deno.memoryUsage().external);
+}
+
 /** Options of {@link createConnectMetrics} and {@link createServeMetrics}. */
 export interface MetricSetOptions {
   /** Version for `mcp_rproxy_build_info`; omitted means no such metric. */
@@ -514,6 +534,7 @@ export interface ConnectMetrics extends TrafficMetrics {
 export function createConnectMetrics(options: MetricSetOptions = {}): ConnectMetrics {
   const registry = new MetricsRegistry();
   buildInfo(registry, options.version);
+  memory(registry);
   const linkUp = registry.gauge({
     name: "mcp_rproxy_link_up",
     help: "1 while the link to the gateway is registered, else 0.",
@@ -601,6 +622,7 @@ export interface ServeMetrics extends TrafficMetrics {
 export function createServeMetrics(options: MetricSetOptions = {}): ServeMetrics {
   const registry = new MetricsRegistry();
   buildInfo(registry, options.version);
+  memory(registry);
   const listening = registry.gauge({
     name: "mcp_rproxy_listening",
     help: "1 while the gateway listens for links and MCP clients, else 0.",

@@ -171,7 +171,8 @@ Deno.test("createConnectMetrics() starts at zero and its values move as events a
 Deno.test("createConnectMetrics() names follow Prometheus conventions", () => {
   const families = parsePrometheus(createConnectMetrics().render());
   for (const f of families) {
-    assert.match(f.name, /^mcp_rproxy_[a-z_]+$/);
+    // Ours are namespaced; the process's resident memory keeps the name every exporter uses.
+    assert.match(f.name, /^(mcp_rproxy_[a-z_]+|process_resident_memory_bytes)$/);
     assert.ok(f.help.length > 0, `${f.name} has help`);
     if (f.type === "COUNTER") assert.match(f.name, /_total$/);
     if (f.type === "HISTOGRAM") assert.match(f.name, /_seconds$/);
@@ -223,4 +224,23 @@ Deno.test("Counter.inc() on a bound child is cheap enough for the message path",
   assert.equal(metrics.framesIn.value, 1_000_000);
   // Two million updates; string building per update would take far longer than this bound.
   assert.ok(elapsed < 500, `took ${elapsed} ms`);
+});
+
+Deno.test("both metric sets report the process's resident memory and V8 heap at each scrape", () => {
+  for (const metrics of [createConnectMetrics(), createServeMetrics()]) {
+    const families = parsePrometheus(metrics.render());
+    const rss = families.find((f) => f.name === "process_resident_memory_bytes");
+    assert.equal(rss?.type, "GAUGE");
+    assert.ok(Number(rss?.metrics[0]?.value) > 10 * 1024 * 1024, "RSS above 10 MiB");
+    const heap = families.find((f) => f.name === "mcp_rproxy_heap_bytes");
+    const byKind = new Map(heap?.metrics.map((m) => [m.labels?.kind, Number(m.value)]));
+    assert.deepEqual([...byKind.keys()].sort(), ["external", "total", "used"]);
+    assert.ok(byKind.get("used")! > 0 && byKind.get("used")! <= byKind.get("total")!);
+    // Read at scrape time: memory held after the first scrape shows in the next one.
+    const held = new Array(2_000_000).fill(0).map((_, i) => i);
+    const again = parsePrometheus(metrics.render()).find((f) => f.name === "mcp_rproxy_heap_bytes");
+    const usedAfter = Number(again?.metrics.find((m) => m.labels?.kind === "used")?.value);
+    assert.ok(usedAfter > byKind.get("used")! + 8 * 1024 * 1024, `${usedAfter} after holding more`);
+    assert.equal(held.length, 2_000_000);
+  }
 });
