@@ -3,6 +3,7 @@
 // extension) the sequence numbers and replay buffer that let it outlive a dropped link (docs/resume.md).
 
 import { deadline } from "../delay.ts";
+import { Deadlines } from "../deadlines.ts";
 import { CloseCode, Extension, type Frame, parseFrame, utf8Length } from "../frames.ts";
 import {
   classify,
@@ -200,6 +201,8 @@ export class LinkSession {
   #now: () => number;
   #state: "open" | "registered" | "detached" | "closed" = "open";
   #calls = new CallTable<Route>();
+  /** Call timeouts: one timer for all calls in flight, not one per call. */
+  #deadlines = new Deadlines<number>();
   #serverRequests = new Map<string, AbortController>();
   #badFrames: number[] = [];
   #init: Promise<JsonRpcResponse> | undefined;
@@ -326,14 +329,14 @@ export class LinkSession {
       };
       const route: Route = {
         settle: (response) => {
-          clearTimeout(timer);
+          this.#deadlines.delete(entry.tunnelId);
           signal?.removeEventListener("abort", onAbort);
           resolve(response);
         },
       };
       if (onProgress !== undefined) route.onProgress = onProgress;
       const { entry, message } = this.#calls.add(request, route);
-      const timer = setTimeout(() => {
+      this.#deadlines.add(entry.tunnelId, timeoutMs, () => {
         if (this.#calls.take(entry.tunnelId) === undefined) return;
         const seconds = timeoutMs / 1000;
         this.#metrics?.errors.inc("call_timeout");
@@ -345,7 +348,7 @@ export class LinkSession {
           ),
         );
         this.#sendCancel(entry.tunnelId, `timed out after ${seconds} s`);
-      }, timeoutMs);
+      });
       signal?.addEventListener("abort", onAbort, { once: true });
       if (!this.#sendData("request", message) && this.#calls.take(entry.tunnelId) !== undefined) {
         route.settle(
@@ -627,6 +630,7 @@ export class LinkSession {
     if (this.#state === "closed") return;
     const wasRegistered = this.registered;
     this.#state = "closed";
+    this.#deadlines.clear();
     clearTimeout(this.#windowTimer);
     this.#windowTimer = undefined;
     this.#out = undefined;
