@@ -55,18 +55,29 @@ function permissionHint(error: unknown): string | undefined {
   }; run again with ${flag}${target ? `=${target}` : ""} (see README, "Permissions")`;
 }
 
-/** First signal: graceful shutdown. Second: stop at once. Listeners matter as PID 1, where Deno ignores SIGTERM. */
+/**
+ * A repeat of the shutdown signal within this many milliseconds of the first is the same request: `deno
+ * task` forwards the terminal's Ctrl-C to its child, which the terminal also signals, so one key press
+ * arrives two or three times.
+ */
+const REPEAT_WINDOW_MS = 500;
+
+/**
+ * First signal: graceful shutdown. Another one, after {@link REPEAT_WINDOW_MS}: stop at once. Listeners
+ * matter as PID 1, where Deno ignores SIGTERM.
+ */
 function installSignals(controller: AbortController, hardStop: () => void): () => void {
   const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
-  let received = 0;
+  let firstAt: number | undefined;
   const handler = () => {
-    received++;
-    if (received === 1) {
+    const now = performance.now();
+    if (firstAt === undefined) {
+      firstAt = now;
       logger("main").info("Shutting down (send the signal again to stop at once)", {
         event: "shutdown",
       });
       controller.abort(new Error("shutdown requested"));
-    } else {
+    } else if (now - firstAt >= REPEAT_WINDOW_MS) {
       hardStop();
       Deno.exit(ExitCode.Interrupted);
     }

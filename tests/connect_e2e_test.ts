@@ -442,3 +442,48 @@ Deno.test("SIGTERM while the server is still starting stops it and exits 0 witho
     "the server or its children outlived the proxy",
   );
 });
+
+Deno.test("a signal repeated at once (deno task forwarding Ctrl-C) still shuts down gracefully, exit 0", async () => {
+  await withGateway("A", async (gateway) => {
+    await using proxy = startProxy(connectArgs(gateway.url, [], DEMO_SERVER), {
+      env: { REVERSE_PROXY_TOKEN: TOKEN },
+    });
+    await proxy.waitForEvent("registered", 20_000);
+    // What one Ctrl-C under `deno task` delivers: the terminal's signal and the task runner's copy.
+    proxy.signal("SIGINT");
+    proxy.signal("SIGTERM");
+    assert.equal(await proxy.exitCode(15_000), 0);
+    await proxy.waitForEvent("unregistered", 1_000);
+  });
+});
+
+Deno.test("a second signal after the first one's window stops at once with 130 and kills the server's group", async () => {
+  // A server that ignores SIGTERM and stdin EOF: a graceful stop waits out the 5 s grace before SIGKILL.
+  await using proxy = startProxy([
+    "connect",
+    "--gateway",
+    "ws://127.0.0.1:9",
+    "--log-format",
+    "json",
+    "--",
+    "sh",
+    "-c",
+    "trap '' TERM; exec sleep 300",
+  ]);
+  await proxy.waitForEvent("server_starting");
+  let server: number | undefined;
+  for (let i = 0; i < 200 && server === undefined; i++) {
+    server = childrenOf(proxy.pid)[0];
+    if (server === undefined) await delay(10);
+  }
+  assert.ok(server !== undefined, "the server process never appeared");
+  proxy.signal("SIGTERM");
+  await proxy.waitForEvent("shutdown", 5_000);
+  // The spacing is the behaviour under test: a repeat within 500 ms counts as the same request.
+  await delay(600);
+  const second = performance.now();
+  proxy.signal("SIGINT");
+  assert.equal(await proxy.exitCode(10_000), 130);
+  assert.ok(performance.now() - second < 2_000, "the second signal did not stop at once");
+  assert.deepEqual(processGroupMembers(server), [], "the server outlived the hard stop");
+});
