@@ -272,28 +272,28 @@ async function runTunnelA(
   bundle: boolean,
 ): Promise<TunnelFigures> {
   const acceptor = new WsAcceptor();
-  const connect = program === "connect"
+  const dialer = program === "connect"
     ? new DenoProcess(script(bundle), connectArgs(acceptor.url, kind), { denoFlags: programFlags })
     : new DenoProcess(PATHS.bareRelayChild, [acceptor.url, "--", ...SERVERS[kind].command]);
   try {
     const link = await ContractAClient.accept(acceptor, START_TIMEOUT_MS);
-    const registered = await connect.waitForEvent("registered", START_TIMEOUT_MS);
+    const registered = await dialer.waitForEvent("registered", START_TIMEOUT_MS);
     try {
       const init = await link.call(0, INITIALIZE);
       if (init.error !== undefined) throw new Error(`initialize: ${JSON.stringify(init.error)}`);
       link.notify(INITIALIZED);
       return await measureTunnel(
-        connect,
+        dialer,
         link,
         kind,
         options,
-        registered.at - connect.launchedAt,
+        registered.at - dialer.launchedAt,
       );
     } finally {
       await link.close();
     }
   } finally {
-    await connect.stop();
+    await dialer.stop();
     await acceptor.close();
   }
 }
