@@ -13,6 +13,7 @@ import {
   CloseCode,
   Extension,
   type Frame,
+  PAYLOAD_TEXT,
   utf8Length,
   WEBSOCKET_MAX_MESSAGE_BYTES,
 } from "./frames.ts";
@@ -765,7 +766,18 @@ export class Tunnel {
       }
     }
     const generation = this.#generation;
-    const payload = frame.payload;
+    let payload = frame.payload;
+    const payloadText = frame[PAYLOAD_TEXT];
+    if (payloadText !== undefined) {
+      if (frame.type === "request" && session.forwardText(payloadText, generation)) {
+        if (this.#debug) {
+          log.debug("← gateway request {payload}", { payload: truncate(payloadText) });
+        }
+        this.#options.metrics?.callsInFlight.set(session.inFlightCount);
+        return;
+      }
+      payload = JSON.parse(payloadText); // valid JSON: the frame was checked whole
+    }
     if (typeof payload !== "object" || payload === null) {
       log.warn("Gateway sent a '{type}' frame without a JSON object payload; ignored", {
         type: frame.type,

@@ -1,5 +1,6 @@
 // The gateway wire protocol: frame shapes of contracts A and B, and the extensions of our own gateway (C).
 
+import { SCAN_ABOVE_CHARS, scanJson } from "./json_scan.ts";
 import type { JsonObject } from "./jsonrpc.ts";
 
 /** Frame types a client sends. */
@@ -20,10 +21,31 @@ export type GatewayFrameType =
   | "response"
   | "error";
 
+/**
+ * The key under which {@link parseFrame} with `payloadAsText` puts the JSON text of a long frame's
+ * `payload`. A symbol, so that no field a gateway sends can pose as it.
+ */
+export const PAYLOAD_TEXT: unique symbol = Symbol("payloadText");
+
 /** A decoded frame: an object with a string `type`. Other fields are checked by whoever reads them. */
 export interface Frame extends JsonObject {
   type: string;
   sessionId?: string;
+  /**
+   * The JSON text of `payload`, in place of `payload`, for a long frame parsed with `payloadAsText` (it
+   * is valid JSON: the whole frame was checked).
+   */
+  [PAYLOAD_TEXT]?: string;
+}
+
+/** Options of {@link parseFrame}. */
+export interface ParseFrameOptions {
+  /**
+   * For a frame longer than {@link SCAN_ABOVE_CHARS}, give the payload's text under {@link PAYLOAD_TEXT}
+   * (a slice of the frame's text, not a copy) instead of the parsed `payload`, so that a large message passes on without being built
+   * as objects and serialized again.
+   */
+  payloadAsText?: boolean;
 }
 
 /**
@@ -70,10 +92,12 @@ export const WEBSOCKET_MAX_MESSAGE_BYTES = 64 * 1024 * 1024 - 1;
  * if (!(frame instanceof Error)) console.log(frame.type); // "heartbeat"
  * ```
  */
-export function parseFrame(text: string): Frame | SyntaxError {
+export function parseFrame(text: string, options: ParseFrameOptions = {}): Frame | SyntaxError {
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    value = options.payloadAsText === true && text.length > SCAN_ABOVE_CHARS
+      ? scannedFrame(text)
+      : JSON.parse(text);
   } catch (error) {
     // V8's message quotes the text, and a frame's text may carry credentials: keep only the position.
     const position = /position (\d+)/.exec((error as Error).message)?.[1];
@@ -92,6 +116,27 @@ export function parseFrame(text: string): Frame | SyntaxError {
     return new SyntaxError("Frame field 'sessionId' is not a string");
   }
   return frame as Frame;
+}
+
+/** A long frame with its `payload` as text; the other fields parsed. Throws a SyntaxError for invalid JSON. */
+function scannedFrame(text: string): unknown {
+  const scan = scanJson(text, "all");
+  if (scan === undefined) throw new SyntaxError("Frame is not valid JSON");
+  if (scan.root !== "object") return scan.root === "array" ? [] : null;
+  const frame: Partial<Frame> = {};
+  for (const [name, span] of scan.fields) {
+    if (name === "payload") frame[PAYLOAD_TEXT] = text.slice(span.start, span.end);
+    else {
+      // Defined, not assigned: a field named `__proto__` must stay a field, as JSON.parse keeps it.
+      Object.defineProperty(frame, name, {
+        value: JSON.parse(text.slice(span.start, span.end)),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    }
+  }
+  return frame;
 }
 
 function isLowSurrogate(code: number): boolean {

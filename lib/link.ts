@@ -341,7 +341,8 @@ export class Link {
           return;
         }
         options.onFrameIn?.(event.data.length);
-        const frame = parseFrame(event.data);
+        // A long frame's payload stays text: it goes to the server as is, not parsed and serialized again.
+        const frame = parseFrame(event.data, { payloadAsText: true });
         if (frame instanceof Error) {
           log.warn("Gateway sent a malformed frame; ignored: {error}", { error: frame.message });
           return;

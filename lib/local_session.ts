@@ -16,6 +16,7 @@ import {
   type MessageFacts,
   scanFacts,
 } from "./jsonrpc.ts";
+import { SCAN_ABOVE_CHARS } from "./json_scan.ts";
 import type { OversizedLine } from "./line_splitter.ts";
 import { logger, truncate } from "./log.ts";
 import { type ServerExit, StdioServer } from "./stdio_server.ts";
@@ -68,12 +69,6 @@ export interface LocalSessionOptions {
 }
 
 const INTERNAL_ID_PREFIX = `mcp-rproxy-${crypto.randomUUID()}-`;
-
-/**
- * Lines longer than this are scanned for their routing fields instead of parsed: parsing a result of many
- * MiB builds a second copy of it only to read its id. Below it, `JSON.parse` is the faster check.
- */
-const SCAN_ABOVE_CHARS = 64 * 1024;
 
 /** Finds a top-level-looking `"id"` in the first bytes of a line that was too long to parse. */
 function sniffId(head: string): JsonRpcId | undefined {
@@ -229,6 +224,8 @@ export class LocalSession {
 
   #onLine(text: string, bytes: number): void | Promise<void> {
     let value: unknown;
+    // A long line is scanned for its routing fields, not parsed: parsing a result of many MiB builds a
+    // second copy of it only to read its id.
     if (text.length > SCAN_ABOVE_CHARS) {
       const facts = scanFacts(text);
       if (facts === undefined) return this.#notJson(text);
@@ -330,6 +327,32 @@ export class LocalSession {
     return typeof id === "string" || typeof id === "number"
       ? errorResponse(id, ErrorCode.InvalidRequest, "Invalid JSON-RPC request")
       : undefined;
+  }
+
+  /**
+   * Forwards one message from the tunnel given as JSON text, as is, when the proxy has nothing to do with
+   * its content: a request, notification or response other than `initialize`, `notifications/initialized`
+   * and `notifications/cancelled`, on one line. Returns false when the caller should parse it and use
+   * {@link LocalSession.fromTunnel} instead (those methods, a batch, invalid JSON-RPC, a text with line
+   * breaks between its tokens, or a server that can no longer be written to).
+   */
+  forwardText(text: string, generation: number): boolean {
+    if (!this.server.writable) return false;
+    const facts = scanFacts(text);
+    if (facts === undefined || facts === "batch" || facts.kind === "invalid") return false;
+    const { method } = facts;
+    if (
+      method === "initialize" || method === "notifications/initialized" ||
+      method === "notifications/cancelled"
+    ) return false;
+    // The server reads one message per line; a pretty-printed payload has line breaks between tokens.
+    if (text.includes("\n") || text.includes("\r")) return false;
+    if (facts.kind === "request") {
+      const id = facts.id as JsonRpcId;
+      this.#inFlight.set(idKey(id), { id, method: method!, generation });
+    }
+    void this.server.send(text);
+    return true;
   }
 
   /** Writes a message of the proxy's own to the server (an answer to a server-initiated request). */

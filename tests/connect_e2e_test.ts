@@ -218,6 +218,50 @@ Deno.test("a 5 MiB result passes contract A, becomes an error under B's 1 MiB li
   }
 });
 
+Deno.test("a long request frame reaches the server intact, compact or pretty-printed", async () => {
+  await withGateway("A", async (gateway) => {
+    await using proxy = startProxy(connectArgs(gateway.url, [], DEMO_SERVER), {
+      env: { REVERSE_PROXY_TOKEN: TOKEN },
+    });
+    const pid = await serverPid(proxy);
+    const sessionId = await gateway.waitForRegistered(20_000);
+    const message = "ß€".repeat(200_000);
+    const compact = await gateway.request({
+      jsonrpc: "2.0",
+      id: 7,
+      method: "tools/call",
+      params: { name: "echo", arguments: { message } },
+    }, { sessionId, timeoutMs: 20_000 });
+    assert.equal(textOf(compact), `Echo: ${message}`);
+    // A gateway may indent its frames: the line breaks between tokens must not reach the server's stdin.
+    const from = gateway.frames.length;
+    gateway.send(
+      JSON.stringify(
+        {
+          type: "request",
+          sessionId,
+          payload: {
+            jsonrpc: "2.0",
+            id: 8,
+            method: "tools/call",
+            params: { name: "echo", arguments: { message } },
+          },
+        },
+        null,
+        2,
+      ),
+      { sessionId },
+    );
+    const answer = await gateway.waitForFrame(
+      (f) => f.direction === "in" && (f.frame?.payload as JsonObject | undefined)?.id === 8,
+      20_000,
+      { from },
+    );
+    assert.equal(textOf(answer.frame!.payload as JsonObject), `Echo: ${message}`);
+    assert.equal(await stopAndCheck(proxy, [pid]), 0);
+  });
+});
+
 Deno.test("idle for 5 s at keepalive 1 s sends about 5 heartbeats and never answers the gateway's", async () => {
   await withGateway("A", async (gateway) => {
     await using proxy = startProxy(connectArgs(gateway.url, ["--keepalive", "1"], DEMO_SERVER), {

@@ -1,7 +1,8 @@
 // Unit tests of gateway frame parsing and UTF-8 length counting.
 
 import assert from "node:assert/strict";
-import { parseFrame, utf8Length } from "../lib/frames.ts";
+import { parseFrame, PAYLOAD_TEXT, utf8Length } from "../lib/frames.ts";
+import { SCAN_ABOVE_CHARS } from "../lib/json_scan.ts";
 
 const encoder = new TextEncoder();
 
@@ -78,4 +79,60 @@ Deno.test("parseFrame() never quotes the frame's text in its error (it may hold 
   );
   assert.ok(result instanceof SyntaxError);
   assert.ok(!result.message.includes("SECRET-123"), result.message);
+});
+
+Deno.test("parseFrame() with payloadAsText keeps a long frame's payload as its text and parses the rest", () => {
+  const payload = {
+    jsonrpc: "2.0",
+    id: 9,
+    method: "tools/call",
+    params: { arguments: { text: "é".repeat(SCAN_ABOVE_CHARS) } },
+  };
+  const payloadJson = JSON.stringify(payload);
+  const text = `{"type":"request","sessionId":"s1","seq":4,"payload":${payloadJson},"ack":2}`;
+  const frame = parseFrame(text, { payloadAsText: true });
+  assert.ok(!(frame instanceof Error));
+  assert.equal(frame[PAYLOAD_TEXT], payloadJson);
+  assert.equal(frame.payload, undefined);
+  assert.deepEqual(Object.fromEntries(Object.entries(frame)), {
+    type: "request",
+    sessionId: "s1",
+    seq: 4,
+    ack: 2,
+  });
+  // Without the option, or when short, the frame is parsed as usual.
+  const parsed = parseFrame(text);
+  assert.ok(!(parsed instanceof Error));
+  assert.deepEqual(parsed.payload, payload);
+  const short = parseFrame('{"type":"request","payload":{"jsonrpc":"2.0","method":"x"}}', {
+    payloadAsText: true,
+  });
+  assert.ok(!(short instanceof Error));
+  assert.deepEqual(short.payload, { jsonrpc: "2.0", method: "x" });
+  assert.equal(short[PAYLOAD_TEXT], undefined);
+});
+
+Deno.test("parseFrame() with payloadAsText refuses a long frame as parseFrame() does, and keeps odd keys as fields", () => {
+  const filler = "x".repeat(SCAN_ABOVE_CHARS);
+  const cut = parseFrame(`{"type":"request","payload":{"text":"${filler}"}`, {
+    payloadAsText: true,
+  });
+  assert.ok(cut instanceof SyntaxError);
+  assert.equal(cut.message, "Frame is not valid JSON");
+  const array = parseFrame(`[{"type":"request","filler":"${filler}"}]`, { payloadAsText: true });
+  assert.ok(array instanceof SyntaxError);
+  assert.equal(array.message, "Frame is not a JSON object");
+  const untyped = parseFrame(`{"type":1,"payload":"${filler}"}`, { payloadAsText: true });
+  assert.ok(untyped instanceof SyntaxError);
+  assert.equal(untyped.message, "Frame has no string 'type' field");
+  const odd = parseFrame(
+    `{"type":"request","__proto__":{"polluted":true},"payloadText":"not the payload","filler":"${filler}"}`,
+    { payloadAsText: true },
+  );
+  assert.ok(!(odd instanceof Error));
+  assert.deepEqual(Object.getPrototypeOf(odd), Object.prototype);
+  assert.equal((odd as Record<string, unknown>).polluted, undefined);
+  assert.deepEqual(Object.getOwnPropertyDescriptor(odd, "__proto__")?.value, { polluted: true });
+  assert.equal(odd.payloadText, "not the payload");
+  assert.equal(odd[PAYLOAD_TEXT], undefined);
 });

@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { deadline } from "../lib/delay.ts";
 import { ServerStartError } from "../lib/errors.ts";
+import { SCAN_ABOVE_CHARS } from "../lib/json_scan.ts";
 import { ErrorCode, type JsonObject } from "../lib/jsonrpc.ts";
 import {
   LocalSession,
@@ -303,6 +304,37 @@ Deno.test("LocalSession onMessage routes lines over 64 KiB by id and method, and
       params: { text: "y".repeat(100000) },
     });
     assert.deepEqual(json(after[2]), { jsonrpc: "2.0", id: 41, result: { after: "big garbage" } });
+    assert.equal(session.inFlightCount, 0);
+  } finally {
+    await deadline(session.stop(), WAIT_MS, "stop");
+  }
+});
+
+Deno.test("LocalSession.forwardText() passes a long message on as is, and leaves to fromTunnel what needs the proxy", async () => {
+  const { session, messages } = await start(scripted());
+  try {
+    const text = "ü".repeat(SCAN_ABOVE_CHARS);
+    const call = JSON.stringify(request("long", "echo", { text }));
+    assert.equal(session.forwardText(call, 4), true);
+    assert.equal(session.inFlightCount, 1);
+    const reply = await messages.waitFor(isResponseTo("long"), WAIT_MS, "reply to long");
+    assert.deepEqual(reply.request, { id: "long", method: "echo", generation: 4 });
+    assert.deepEqual(json(reply), { jsonrpc: "2.0", id: "long", result: { echo: { text } } });
+    // Not forwarded as text: a pretty-printed message (line breaks between tokens), initialize,
+    // the notifications the proxy acts on, a batch, and what is not JSON-RPC.
+    const pretty = JSON.stringify(request("pretty", "echo", { text }), null, 2);
+    for (
+      const refused of [
+        pretty,
+        JSON.stringify(request(1, "initialize", { text })),
+        JSON.stringify(notification("notifications/cancelled", { requestId: 1, text })),
+        JSON.stringify(notification("notifications/initialized", { text })),
+        JSON.stringify([request(2, "echo", { text })]),
+        JSON.stringify({ id: 3, method: "echo", params: { text } }),
+      ]
+    ) {
+      assert.equal(session.forwardText(refused, 4), false, refused.slice(0, 60));
+    }
     assert.equal(session.inFlightCount, 0);
   } finally {
     await deadline(session.stop(), WAIT_MS, "stop");
