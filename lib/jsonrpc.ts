@@ -1,6 +1,6 @@
 // JSON-RPC 2.0 message shapes, classification and error replies, shared by both ends of the tunnel.
 
-import { scanJson } from "./json_scan.ts";
+import { scanJson, type Span } from "./json_scan.ts";
 
 /** A JSON-RPC request or notification id. */
 export type JsonRpcId = string | number;
@@ -147,10 +147,43 @@ export function factsOf(value: unknown): MessageFacts {
 
 const ROUTING_FIELDS: ReadonlySet<string> = new Set(["jsonrpc", "id", "method", "result", "error"]);
 
+/** A message read from its JSON text without parsing it: its facts, and where its routing fields are. */
+export interface ScannedMessage {
+  facts: MessageFacts;
+  /** Spans of `jsonrpc`, `id`, `method`, `result` and `error` in the text, where present. */
+  spans: ReadonlyMap<string, Span>;
+}
+
 /**
- * The {@link MessageFacts} of one message in JSON text, found without parsing the text into objects: the
- * same answer as `factsOf(JSON.parse(text))`, for texts too large to build twice. Returns `"batch"` for a
- * JSON array (parse it and take each element), undefined if the text is not valid JSON.
+ * Reads one message in JSON text without parsing the text into objects: the same facts as
+ * `factsOf(JSON.parse(text))`, for texts too large to build twice, with the spans of its routing fields
+ * (to put another id in its place, say). Returns `"batch"` for a JSON array (parse it and take each
+ * element), undefined if the text is not valid JSON.
+ *
+ * @example
+ * ```ts
+ * import { scanMessage } from "./jsonrpc.ts";
+ * const scanned = scanMessage('{"jsonrpc":"2.0","id":3,"result":{}}');
+ * if (typeof scanned === "object") console.log(scanned.facts); // { kind: "response", id: 3 }
+ * ```
+ */
+export function scanMessage(text: string): ScannedMessage | "batch" | undefined {
+  const scan = scanJson(text, ROUTING_FIELDS);
+  if (scan === undefined) return undefined;
+  if (scan.root === "array") return "batch";
+  if (scan.root !== "object") return { facts: { kind: "invalid" }, spans: scan.fields };
+  // Only the small fields are parsed; `result` and `error` only need to be present.
+  const value: JsonObject = {};
+  for (const [name, span] of scan.fields) {
+    value[name] = name === "result" || name === "error"
+      ? true
+      : JSON.parse(text.slice(span.start, span.end));
+  }
+  return { facts: factsOf(value), spans: scan.fields };
+}
+
+/**
+ * The {@link MessageFacts} of one message in JSON text, without parsing it ({@link scanMessage}).
  *
  * @example
  * ```ts
@@ -159,16 +192,6 @@ const ROUTING_FIELDS: ReadonlySet<string> = new Set(["jsonrpc", "id", "method", 
  * ```
  */
 export function scanFacts(text: string): MessageFacts | "batch" | undefined {
-  const scan = scanJson(text, ROUTING_FIELDS);
-  if (scan === undefined) return undefined;
-  if (scan.root === "array") return "batch";
-  if (scan.root !== "object") return { kind: "invalid" };
-  // Only the small fields are parsed; `result` and `error` only need to be present.
-  const value: JsonObject = {};
-  for (const [name, span] of scan.fields) {
-    value[name] = name === "result" || name === "error"
-      ? true
-      : JSON.parse(text.slice(span.start, span.end));
-  }
-  return factsOf(value);
+  const scanned = scanMessage(text);
+  return typeof scanned === "object" ? scanned.facts : scanned;
 }

@@ -1,6 +1,7 @@
 // Id rewriting for one tunnel: every call gets a fresh numeric tunnel id (and progress token), so that many
 // MCP clients with overlapping ids can share one server; answers and progress are mapped back.
 
+import type { Span } from "../json_scan.ts";
 import type { JsonObject, JsonRpcId, JsonRpcRequest, JsonRpcResponse } from "../jsonrpc.ts";
 
 /** A progress token (MCP: a string or an integer). */
@@ -94,6 +95,37 @@ export class CallTable<T> {
     this.#calls.clear();
     return entries;
   }
+}
+
+/**
+ * A response kept as JSON text (one line, valid JSON-RPC), for answers too large to parse only to write
+ * them out again. {@link RawResponse.parse} gives the object where one is needed.
+ */
+export class RawResponse {
+  readonly text: string;
+
+  constructor(text: string) {
+    this.text = text;
+  }
+
+  /** The response as an object. */
+  parse(): JsonRpcResponse {
+    return JSON.parse(this.text) as JsonRpcResponse;
+  }
+}
+
+/**
+ * The tunnel's answer, as text, with the caller's id put in place of the tunnel's: `idSpan` is where the
+ * tunnel id stands in `text`. The large rest is not copied until the text is written out.
+ */
+export function restoreResponseText(
+  text: string,
+  idSpan: Span,
+  originalId: JsonRpcId,
+): RawResponse {
+  return new RawResponse(
+    text.slice(0, idSpan.start) + JSON.stringify(originalId) + text.slice(idSpan.end),
+  );
 }
 
 /** The tunnel's answer with the caller's id put back. */

@@ -4,7 +4,14 @@
 
 import { deadline } from "../delay.ts";
 import { Deadlines } from "../deadlines.ts";
-import { CloseCode, Extension, type Frame, parseFrame, utf8Length } from "../frames.ts";
+import {
+  CloseCode,
+  Extension,
+  type Frame,
+  parseFrame,
+  PAYLOAD_TEXT,
+  utf8Length,
+} from "../frames.ts";
 import {
   classify,
   ErrorCode,
@@ -15,11 +22,18 @@ import {
   type JsonRpcNotification,
   type JsonRpcRequest,
   type JsonRpcResponse,
+  scanMessage,
 } from "../jsonrpc.ts";
 import { logger } from "../log.ts";
 import type { ServeMetrics } from "../metrics.ts";
 import { ReceiveWindow, ReplayBuffer, type ReplayLimits, sequencedFrame } from "../resume.ts";
-import { CallTable, restoreProgress, restoreResponse } from "./call_table.ts";
+import {
+  CallTable,
+  RawResponse,
+  restoreProgress,
+  restoreResponse,
+  restoreResponseText,
+} from "./call_table.ts";
 import {
   newResumeToken,
   parseResumeRequest,
@@ -109,10 +123,15 @@ export interface CallOptions {
   signal?: AbortSignal;
   /** Receives `notifications/progress` for this call, with the caller's progress token restored. */
   onProgress?: (notification: JsonObject) => void;
+  /**
+   * Resolve with a {@link RawResponse} (the answer's JSON text, caller's id in place) when the answer
+   * came in a long frame, instead of parsing it: for callers that only write the answer out.
+   */
+  raw?: boolean;
 }
 
 interface Route {
-  settle(response: JsonRpcResponse | undefined): void;
+  settle(response: JsonRpcResponse | RawResponse | undefined): void;
   onProgress?: (notification: JsonObject) => void;
 }
 
@@ -300,8 +319,19 @@ export class LinkSession {
    * cancellation through `signal` resolves undefined. While the session is detached the request waits in
    * the replay buffer and goes out when the link is resumed.
    */
-  call(request: JsonRpcRequest, options: CallOptions = {}): Promise<JsonRpcResponse | undefined> {
-    const { timeoutMs = this.#limits.callTimeoutMs, signal, onProgress } = options;
+  call(
+    request: JsonRpcRequest,
+    options?: CallOptions & { raw?: false },
+  ): Promise<JsonRpcResponse | undefined>;
+  call(
+    request: JsonRpcRequest,
+    options: CallOptions & { raw: true },
+  ): Promise<JsonRpcResponse | RawResponse | undefined>;
+  call(
+    request: JsonRpcRequest,
+    options: CallOptions = {},
+  ): Promise<JsonRpcResponse | RawResponse | undefined> {
+    const { timeoutMs = this.#limits.callTimeoutMs, signal, onProgress, raw = false } = options;
     if (!this.registered) {
       return Promise.resolve(
         errorResponse(
@@ -331,7 +361,7 @@ export class LinkSession {
         settle: (response) => {
           this.#deadlines.delete(entry.tunnelId);
           signal?.removeEventListener("abort", onAbort);
-          resolve(response);
+          resolve(response instanceof RawResponse && !raw ? response.parse() : response);
         },
       };
       if (onProgress !== undefined) route.onProgress = onProgress;
@@ -767,7 +797,9 @@ export class LinkSession {
       );
       return;
     }
-    const frame = parseFrame(text);
+    // A long frame's payload stays text: an answer of many MiB goes to its MCP client without being parsed
+    // and serialized again.
+    const frame = parseFrame(text, { payloadAsText: true });
     if (frame instanceof Error) {
       this.#badFrame(frame.message);
       return;
@@ -921,6 +953,11 @@ export class LinkSession {
   }
 
   #onPayload(frame: Frame): void {
+    const payloadText = frame[PAYLOAD_TEXT];
+    if (payloadText !== undefined) {
+      if (this.#onLongResponse(payloadText)) return;
+      frame = { ...frame, payload: JSON.parse(payloadText) }; // valid JSON: the frame was checked whole
+    }
     const payload = frame.payload;
     const kind = classify(payload);
     const message = payload as JsonObject;
@@ -955,6 +992,27 @@ export class LinkSession {
       return;
     }
     this.#badFrame(`Frame '${frame.type}' carries no valid JSON-RPC message in 'payload'`);
+  }
+
+  /**
+   * Settles a call with a response that came as text in a long frame, with the caller's id put in, without
+   * parsing it. False when the text is not a single-line response (the caller then parses it).
+   */
+  #onLongResponse(text: string): boolean {
+    if (text.includes("\n") || text.includes("\r")) return false; // not writable as one SSE data line
+    const scanned = scanMessage(text);
+    if (typeof scanned !== "object" || scanned.facts.kind !== "response") return false;
+    const idSpan = scanned.spans.get("id")!;
+    const entry = this.#calls.take(scanned.facts.id);
+    if (entry === undefined) {
+      log.warning("Dropped a response for unknown id {id} on session {session}", {
+        id: JSON.stringify(scanned.facts.id ?? null).slice(0, 64),
+        session: this.id,
+      });
+      return true;
+    }
+    entry.route.settle(restoreResponseText(text, idSpan, entry.originalId));
+    return true;
   }
 
   #onServerNotification(message: JsonRpcNotification): void {

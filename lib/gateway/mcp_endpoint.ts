@@ -14,6 +14,7 @@ import {
 } from "../jsonrpc.ts";
 import { logger } from "../log.ts";
 import type { ServeMetrics } from "../metrics.ts";
+import { RawResponse } from "./call_table.ts";
 import type { LinkSession } from "./link_session.ts";
 import { BodyTooLargeError, readBody } from "./request_body.ts";
 import type { SessionRegistry } from "./session_registry.ts";
@@ -613,9 +614,11 @@ export class McpEndpoint {
         onProgress: (progress) => {
           if (!stream.send(progress)) session.getStream?.send(progress);
         },
+        raw: true,
       }).then((response) => {
         forget();
-        if (response !== undefined) stream.send(response);
+        if (response instanceof RawResponse) stream.sendText(response.text);
+        else if (response !== undefined) stream.send(response);
         stream.close();
       });
       return new Response(stream.readable, { headers: { ...SSE_HEADERS, ...headers } });
@@ -625,8 +628,15 @@ export class McpEndpoint {
     return link.call(message, {
       signal: controller.signal,
       onProgress: (progress) => session.getStream?.send(progress),
+      raw: true,
     }).then((response) => {
       forget();
+      if (response instanceof RawResponse) {
+        // A long answer, as the tunnel sent it (caller's id in place): not parsed and serialized again.
+        return new Response(response.text, {
+          headers: { ...headers, "content-type": "application/json" },
+        });
+      }
       return Response.json(
         response ?? errorResponse(message.id, ErrorCode.InternalError, "Request cancelled"),
         { headers },

@@ -84,8 +84,21 @@ export class SseStream {
 
   /** Writes one JSON-RPC message as a `message` event. False if the stream is closed or just overflowed. */
   send(message: unknown): boolean {
+    return this.sendText(JSON.stringify(message));
+  }
+
+  /**
+   * Writes one JSON-RPC message given as JSON text, which must be one line (an SSE `data` line ends at a
+   * line break). False if the stream is closed or just overflowed.
+   *
+   * @throws {RangeError} if the text has a line break
+   */
+  sendText(json: string): boolean {
+    if (json.includes("\n") || json.includes("\r")) {
+      throw new RangeError("Cannot send an SSE message whose JSON text has a line break");
+    }
     if (this.#closed) return false;
-    const chunk = encoder.encode(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
+    const chunk = encoder.encode(`event: message\ndata: ${json}\n\n`);
     const buffered = this.bufferedBytes;
     if (buffered > 0 && buffered + chunk.byteLength > this.#maxBufferedBytes) {
       this.#overflow(buffered);

@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { CallTable, restoreProgress, restoreResponse } from "../../lib/gateway/call_table.ts";
+import {
+  CallTable,
+  RawResponse,
+  restoreProgress,
+  restoreResponse,
+  restoreResponseText,
+} from "../../lib/gateway/call_table.ts";
+import { scanMessage } from "../../lib/jsonrpc.ts";
 
 Deno.test("CallTable.add() gives overlapping caller ids distinct tunnel ids and restores them", () => {
   const table = new CallTable<string>();
@@ -68,4 +75,16 @@ Deno.test("CallTable.drain() empties the table", () => {
   table.add({ jsonrpc: "2.0", id: 2, method: "b" }, 2);
   assert.deepEqual(table.drain().map((e) => e.route), [1, 2]);
   assert.equal(table.size, 0);
+});
+
+Deno.test("restoreResponseText() puts the caller's id in place of the tunnel's and keeps the rest as written", () => {
+  const text = '{"result": {"a": [1, 2]}, "jsonrpc": "2.0", "id": 17}';
+  const scanned = scanMessage(text);
+  assert.ok(typeof scanned === "object");
+  for (const [id, written] of [['client "7"', '"client \\"7\\""'], [-3, "-3"]] as const) {
+    const raw = restoreResponseText(text, scanned.spans.get("id")!, id);
+    assert.ok(raw instanceof RawResponse);
+    assert.equal(raw.text, `{"result": {"a": [1, 2]}, "jsonrpc": "2.0", "id": ${written}}`);
+    assert.deepEqual(raw.parse(), { result: { a: [1, 2] }, jsonrpc: "2.0", id });
+  }
 });

@@ -4,7 +4,14 @@ import assert from "node:assert/strict";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { ErrorCode, type JsonObject } from "../../lib/jsonrpc.ts";
 import type { Gateway } from "../../lib/gateway/gateway.ts";
-import { connectClient, serveTestServer, startTestGateway, TOKENS, within } from "./helpers.ts";
+import {
+  connectClient,
+  serveTestServer,
+  startTestGateway,
+  TOKENS,
+  TunnelClient,
+  within,
+} from "./helpers.ts";
 
 function textOf(result: unknown): string {
   const content = (result as { content: { type: string; text: string }[] }).content;
@@ -479,6 +486,73 @@ Deno.test("a chunked body over the limit is refused with 413 without being read 
     assert.ok(pulled < chunks / 2, `the client sent ${pulled} of ${chunks} KiB`);
   } finally {
     await served.close();
+    await gateway.close();
+  }
+});
+
+Deno.test("a long answer reaches the MCP client as the tunnel wrote it with the client's id, as JSON and as SSE", async () => {
+  const gateway = await startTestGateway();
+  const tunnel = await TunnelClient.open(gateway, TOKENS.alice);
+  try {
+    const ack = await tunnel.register("raw");
+    const init = await tunnel.next((f) => (f.payload as JsonObject)?.method === "initialize");
+    tunnel.send({
+      type: "response",
+      sessionId: ack.sessionId,
+      payload: {
+        jsonrpc: "2.0",
+        id: (init.payload as JsonObject).id,
+        result: {
+          protocolVersion: "2025-11-25",
+          capabilities: { tools: {} },
+          serverInfo: { name: "raw", version: "1" },
+        },
+      },
+    });
+    const { session } = await rawInitialize(gateway, "raw");
+    const text = "é".repeat(100_000);
+    const cases = [
+      { id: "client-7", accept: "application/json", pretty: false },
+      { id: 42, accept: "text/event-stream", pretty: false },
+      { id: "client-8", accept: "application/json", pretty: true },
+    ];
+    for (const { id, accept, pretty } of cases) {
+      const answer = post(
+        gateway,
+        "raw",
+        { jsonrpc: "2.0", id, method: "tools/call", params: {} },
+        {
+          session,
+          accept,
+        },
+      );
+      const call = await tunnel.next((f) => (f.payload as JsonObject)?.method === "tools/call");
+      const tunnelId = JSON.stringify((call.payload as JsonObject).id);
+      // The tunnel's own formatting (spaces after colons; the SDK's key order) shows whether the answer
+      // passed through as text; a pretty-printed one (line breaks) cannot, and is parsed instead.
+      const payload = pretty
+        ? JSON.stringify({ result: { text }, jsonrpc: "2.0", id: JSON.parse(tunnelId) }, null, 1)
+        : `{"result": {"text": "${text}"}, "jsonrpc": "2.0", "id": ${tunnelId}}`;
+      tunnel.socket.send(
+        `{"type":"response","sessionId":${JSON.stringify(ack.sessionId)},"payload":${payload}}`,
+      );
+      const response = await answer;
+      assert.equal(response.status, 200);
+      const body = await response.text();
+      const json = accept === "text/event-stream"
+        ? body.split("\n")[1]!.slice("data: ".length)
+        : body;
+      if (pretty) {
+        assert.equal(json, JSON.stringify({ result: { text }, jsonrpc: "2.0", id }));
+      } else {
+        assert.equal(
+          json,
+          `{"result": {"text": "${text}"}, "jsonrpc": "2.0", "id": ${JSON.stringify(id)}}`,
+        );
+      }
+    }
+  } finally {
+    await tunnel.close();
     await gateway.close();
   }
 });

@@ -50,3 +50,15 @@ Deno.test("SseStream.send() keeps a stream whose reader keeps up below maxBuffer
 Deno.test("SseStream() throws a RangeError for a non-positive maxBufferedBytes", () => {
   assert.throws(() => new SseStream({ maxBufferedBytes: 0 }), RangeError);
 });
+
+Deno.test("SseStream.sendText() writes JSON text as one event and refuses text with a line break", async () => {
+  const stream = new SseStream();
+  assert.equal(stream.sendText('{"jsonrpc": "2.0", "id": 1, "result": {}}'), true);
+  assert.throws(() => stream.sendText('{"jsonrpc":"2.0",\n"id":2,"result":{}}'), RangeError);
+  assert.throws(() => stream.sendText('{"jsonrpc":"2.0",\r"id":2,"result":{}}'), RangeError);
+  stream.close();
+  assert.equal(
+    await new Response(stream.readable).text(),
+    'event: message\ndata: {"jsonrpc": "2.0", "id": 1, "result": {}}\n\n',
+  );
+});
