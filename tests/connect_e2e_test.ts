@@ -455,9 +455,14 @@ function childrenOf(pid: number): number[] {
   return children;
 }
 
-Deno.test("SIGTERM while the server is still starting stops it and exits 0 without waiting for initialize", async () => {
-  // A "server" that never answers initialize: start-up would otherwise wait 30 s for it.
-  await using proxy = startProxy([
+/**
+ * Starts connect with `sh -c script` as a server that never answers initialize (the gateway is a closed
+ * port, never reached), and finds the server's pid. The caller disposes of the proxy.
+ */
+async function startWithSilentServer(
+  script: string,
+): Promise<{ proxy: ProxyProcess; server: number }> {
+  const proxy = startProxy([
     "connect",
     "--gateway",
     "ws://127.0.0.1:9",
@@ -466,16 +471,28 @@ Deno.test("SIGTERM while the server is still starting stops it and exits 0 witho
     "--",
     "sh",
     "-c",
-    "sleep 300 & sleep 301",
+    script,
   ]);
-  await proxy.waitForEvent("server_starting");
-  // The spawn follows the log line at once; there is no event for a process appearing, so look (bounded).
-  let server: number | undefined;
-  for (let i = 0; i < 200 && server === undefined; i++) {
-    server = childrenOf(proxy.pid)[0];
-    if (server === undefined) await delay(10);
+  try {
+    await proxy.waitForEvent("server_starting");
+    // The spawn follows the log line at once; there is no event for a process appearing, so look (bounded).
+    let server: number | undefined;
+    for (let i = 0; i < 200 && server === undefined; i++) {
+      server = childrenOf(proxy.pid)[0];
+      if (server === undefined) await delay(10);
+    }
+    assert.ok(server !== undefined, "the server process never appeared");
+    return { proxy, server };
+  } catch (error) {
+    await proxy[Symbol.asyncDispose]();
+    throw error;
   }
-  assert.ok(server !== undefined, "the server process never appeared");
+}
+
+Deno.test("SIGTERM while the server is still starting stops it and exits 0 without waiting for initialize", async () => {
+  // Start-up would otherwise wait 30 s for the initialize answer.
+  const { proxy: launched, server } = await startWithSilentServer("sleep 300 & sleep 301");
+  await using proxy = launched;
   const started = performance.now();
   proxy.signal("SIGTERM");
   assert.equal(await proxy.exitCode(10_000), 0);
@@ -503,24 +520,8 @@ Deno.test("a signal repeated at once (deno task forwarding Ctrl-C) still shuts d
 
 Deno.test("a second signal after the first one's window stops at once with 130 and kills the server's group", async () => {
   // A server that ignores SIGTERM and stdin EOF: a graceful stop waits out the 5 s grace before SIGKILL.
-  await using proxy = startProxy([
-    "connect",
-    "--gateway",
-    "ws://127.0.0.1:9",
-    "--log-format",
-    "json",
-    "--",
-    "sh",
-    "-c",
-    "trap '' TERM; exec sleep 300",
-  ]);
-  await proxy.waitForEvent("server_starting");
-  let server: number | undefined;
-  for (let i = 0; i < 200 && server === undefined; i++) {
-    server = childrenOf(proxy.pid)[0];
-    if (server === undefined) await delay(10);
-  }
-  assert.ok(server !== undefined, "the server process never appeared");
+  const { proxy: started, server } = await startWithSilentServer("trap '' TERM; exec sleep 300");
+  await using proxy = started;
   proxy.signal("SIGTERM");
   await proxy.waitForEvent("shutdown", 5_000);
   // The spacing is the behaviour under test: a repeat within 500 ms counts as the same request.
