@@ -9,6 +9,14 @@
  */
 export const SCAN_ABOVE_CHARS = 64 * 1024;
 
+/**
+ * True if a JSON text has no line break, so it can stand as one line of a newline-delimited stream or one
+ * SSE `data` line. `JSON.stringify` never writes one; a pretty-printed text has them between tokens.
+ */
+export function isOneLine(text: string): boolean {
+  return !text.includes("\n") && !text.includes("\r");
+}
+
 /** Where a top-level field's value is in the text: `text.slice(start, end)` is its JSON. */
 export interface Span {
   start: number;

@@ -16,7 +16,7 @@ import {
   type MessageFacts,
   scanFacts,
 } from "./jsonrpc.ts";
-import { SCAN_ABOVE_CHARS } from "./json_scan.ts";
+import { isOneLine, SCAN_ABOVE_CHARS } from "./json_scan.ts";
 import type { OversizedLine } from "./line_splitter.ts";
 import { logger, truncate } from "./log.ts";
 import { type ServerExit, StdioServer } from "./stdio_server.ts";
@@ -346,7 +346,7 @@ export class LocalSession {
       method === "notifications/cancelled"
     ) return false;
     // The server reads one message per line; a pretty-printed payload has line breaks between tokens.
-    if (text.includes("\n") || text.includes("\r")) return false;
+    if (!isOneLine(text)) return false;
     if (facts.kind === "request") {
       const id = facts.id as JsonRpcId;
       this.#inFlight.set(idKey(id), { id, method: method!, generation });

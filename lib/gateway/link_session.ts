@@ -2,8 +2,8 @@
 // calls in flight with rewritten ids, its held `initialize` result, its liveness, and (with the `resume`
 // extension) the sequence numbers and replay buffer that let it outlive a dropped link (docs/resume.md).
 
-import { deadline } from "../delay.ts";
 import { Deadlines } from "../deadlines.ts";
+import { deadline } from "../delay.ts";
 import {
   CloseCode,
   Extension,
@@ -12,6 +12,7 @@ import {
   PAYLOAD_TEXT,
   utf8Length,
 } from "../frames.ts";
+import { isOneLine } from "../json_scan.ts";
 import {
   classify,
   ErrorCode,
@@ -967,13 +968,7 @@ export class LinkSession {
         return;
       }
       const entry = this.#calls.take(message.id);
-      if (entry === undefined) {
-        log.warning("Dropped a response for unknown id {id} on session {session}", {
-          id: JSON.stringify(message.id ?? null).slice(0, 64),
-          session: this.id,
-        });
-        return;
-      }
+      if (entry === undefined) return this.#unknownResponse(message.id);
       entry.route.settle(restoreResponse(message as JsonRpcResponse, entry.originalId));
       return;
     }
@@ -999,20 +994,20 @@ export class LinkSession {
    * parsing it. False when the text is not a single-line response (the caller then parses it).
    */
   #onLongResponse(text: string): boolean {
-    if (text.includes("\n") || text.includes("\r")) return false; // not writable as one SSE data line
+    if (!isOneLine(text)) return false; // not writable as one SSE data line
     const scanned = scanMessage(text);
     if (typeof scanned !== "object" || scanned.facts.kind !== "response") return false;
-    const idSpan = scanned.spans.get("id")!;
     const entry = this.#calls.take(scanned.facts.id);
-    if (entry === undefined) {
-      log.warning("Dropped a response for unknown id {id} on session {session}", {
-        id: JSON.stringify(scanned.facts.id ?? null).slice(0, 64),
-        session: this.id,
-      });
-      return true;
-    }
-    entry.route.settle(restoreResponseText(text, idSpan, entry.originalId));
+    if (entry === undefined) this.#unknownResponse(scanned.facts.id);
+    else entry.route.settle(restoreResponseText(text, scanned.spans.get("id")!, entry.originalId));
     return true;
+  }
+
+  #unknownResponse(id: unknown): void {
+    log.warning("Dropped a response for unknown id {id} on session {session}", {
+      id: JSON.stringify(id ?? null).slice(0, 64),
+      session: this.id,
+    });
   }
 
   #onServerNotification(message: JsonRpcNotification): void {

@@ -1,6 +1,8 @@
 // A server-sent-events response body that JSON-RPC messages are written to, that tells when the client
 // went away, and that gives up on a client that stops reading instead of queueing for it without limit.
 
+import { isOneLine } from "../json_scan.ts";
+
 const encoder = new TextEncoder();
 
 /** Headers of an SSE response. */
@@ -84,7 +86,7 @@ export class SseStream {
 
   /** Writes one JSON-RPC message as a `message` event. False if the stream is closed or just overflowed. */
   send(message: unknown): boolean {
-    return this.sendText(JSON.stringify(message));
+    return this.#enqueue(JSON.stringify(message)); // one line by construction
   }
 
   /**
@@ -94,9 +96,13 @@ export class SseStream {
    * @throws {RangeError} if the text has a line break
    */
   sendText(json: string): boolean {
-    if (json.includes("\n") || json.includes("\r")) {
+    if (!isOneLine(json)) {
       throw new RangeError("Cannot send an SSE message whose JSON text has a line break");
     }
+    return this.#enqueue(json);
+  }
+
+  #enqueue(json: string): boolean {
     if (this.#closed) return false;
     const chunk = encoder.encode(`event: message\ndata: ${json}\n\n`);
     const buffered = this.bufferedBytes;
