@@ -1,10 +1,10 @@
 // The edge of the program: picks the command, reads arguments and environment, installs signal
 // listeners, and maps outcomes to exit codes. Nothing under lib/ touches Deno.args, Deno.env or Deno.exit.
 
-import { resolveConnectConfig } from "./lib/config.ts";
-import { Tunnel } from "./lib/connect.ts";
-import { checkHealth, startHealthServer } from "./lib/health_server.ts";
-import { createConnectMetrics } from "./lib/metrics.ts";
+import { resolveConnectConfig } from "./lib/connect/config.ts";
+import { Tunnel } from "./lib/connect/tunnel.ts";
+import { checkHealth, startHealthServer } from "./lib/util/health_server.ts";
+import { createConnectMetrics } from "./lib/util/prometheus.ts";
 import {
   AuthRefusedError,
   ConfigError,
@@ -12,9 +12,9 @@ import {
   ExitCode,
   RetriesExhaustedError,
   ServerStartError,
-} from "./lib/errors.ts";
-import { logger, setupLogging, shutdownLogging } from "./lib/log.ts";
-import { VERSION } from "./lib/version.ts";
+} from "./lib/util/errors.ts";
+import { logger, setupLogging, shutdownLogging } from "./lib/util/log.ts";
+import { VERSION } from "./lib/util/version.ts";
 // `demo`, `demo-server` and `serve` are imported when chosen: `demo` pulls in the MCP SDK, and loading it
 // for `connect` cost ~70 ms of start-up and ~23 MiB of RSS (docs/performance.md).
 
@@ -161,7 +161,7 @@ async function main(args: string[]): Promise<number> {
   }
   if (first === "demo-server") {
     // Hidden: the built-in MCP server the demo tunnels (a compiled binary has no other way to run it).
-    const { runDemoServer } = await import("./lib/demo_server.ts");
+    const { runDemoServer } = await import("./lib/demo/server.ts");
     await runDemoServer();
     return ExitCode.Ok;
   }
@@ -179,7 +179,7 @@ async function main(args: string[]): Promise<number> {
       const controller = new AbortController();
       const removeSignals = installSignals(controller, () => {});
       try {
-        const { serveCommand } = await import("./lib/gateway/serve_command.ts");
+        const { serveCommand } = await import("./lib/serve/command.ts");
         return await serveCommand(rest, {
           signal: controller.signal,
           env: (name) => Deno.env.get(name),
@@ -194,7 +194,7 @@ async function main(args: string[]): Promise<number> {
       let killDemo: (() => void) | undefined;
       const removeSignals = installSignals(controller, () => killDemo?.());
       try {
-        const { demoCommand } = await import("./lib/demo.ts");
+        const { demoCommand } = await import("./lib/demo/command.ts");
         return await demoCommand(rest, {
           signal: controller.signal,
           onKill: (kill) => killDemo = kill,

@@ -1,7 +1,7 @@
 // The production permission flags of mcp-rproxy: the one list that the README, `deno compile`, the
 // container and the end-to-end tests of the bundle all use.
 
-import { normalizeGatewayUrl } from "../lib/gateway_url.ts";
+import { normalizeGatewayUrl } from "../lib/connect/link_url.ts";
 
 /**
  * Environment variables `connect` reads. Deno checks each name: one missing here fails at run time with

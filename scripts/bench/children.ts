@@ -1,7 +1,7 @@
 // The processes the benchmark starts besides the servers: `connect`, `serve`, the hop echo peer and the
 // RSS baseline, each a real `deno run` subprocess whose stderr is read for JSON log events.
 
-import { readLines } from "../../lib/line_splitter.ts";
+import { readLines } from "../../lib/util/line_splitter.ts";
 import { stopProcess, within } from "./clients.ts";
 
 export const ROOT = new URL("../../", import.meta.url).pathname;

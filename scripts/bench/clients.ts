@@ -2,8 +2,8 @@
 // numeric id after one JSON.parse, resolve. Stdio, a raw WebSocket (the hop), a minimal contract-A gateway
 // and Streamable HTTP POSTs differ only in framing.
 
-import { readLines } from "../../lib/line_splitter.ts";
-import { deadline } from "../../lib/delay.ts";
+import { readLines } from "../../lib/util/line_splitter.ts";
+import { deadline } from "../../lib/util/delay.ts";
 
 /** A parsed JSON-RPC response. */
 export type Json = { [key: string]: unknown };

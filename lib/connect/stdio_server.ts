@@ -1,0 +1,275 @@
+// The local MCP server as a child process: spawn it in its own process group, frame its stdout by lines,
+// pass its stderr through, write to its stdin, and stop it (and every grandchild) on every path.
+
+import { type Line, LineFramer, LineSplitter, type OversizedLine } from "../util/line_splitter.ts";
+import { logger } from "../util/log.ts";
+import { ServerStartError } from "../util/errors.ts";
+
+const log = logger("server");
+
+/** Options of {@link StdioServer.spawn}. */
+export interface StdioServerOptions {
+  /** Program and arguments. */
+  command: string[];
+  /** Called for each line the server writes to stdout, in order. May return a promise to pause reading. */
+  onLine: (line: Line) => void | Promise<void>;
+  /** Called for each stdout line that exceeded `maxLineBytes`. */
+  onOversized?: (line: OversizedLine) => void;
+  /** Called for each stderr line; defaults to writing it to our stderr marked as the server's. */
+  onStderr?: (line: string) => void;
+  /** Longest stdout line passed on, in bytes. */
+  maxLineBytes?: number;
+  /** Time between SIGTERM and SIGKILL when stopping, in milliseconds. */
+  graceMs?: number;
+}
+
+/** How the server process ended. */
+export interface ServerExit {
+  code: number;
+  signal: Deno.Signal | null;
+}
+
+const encoder = new TextEncoder();
+/** Size of the buffer the server's stdout is read into. */
+const READ_BUFFER_BYTES = 64 * 1024;
+
+function describeSpawnError(program: string, error: unknown): string {
+  if (error instanceof Deno.errors.NotFound) {
+    return `Cannot start the local server: program '${program}' was not found; check the command and PATH`;
+  }
+  if (error instanceof Deno.errors.PermissionDenied || error instanceof Deno.errors.NotCapable) {
+    return `Cannot start the local server '${program}': permission denied (${
+      (error as Error).message
+    }); under 'deno run' add --allow-run (unscoped: stopping the server's process group needs it)`;
+  }
+  return `Cannot start the local server '${program}': ${(error as Error).message}`;
+}
+
+/** Waits for promises to settle, but no longer than `ms` (a process that escaped the group may hold a pipe). */
+async function settleWithin(promises: Promise<unknown>[], ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([
+      Promise.allSettled(promises),
+      new Promise((resolve) => timer = setTimeout(resolve, ms)),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function writeStderrLine(line: string): void {
+  const bytes = encoder.encode(`[server] ${line}\n`);
+  let written = 0;
+  while (written < bytes.length) written += Deno.stderr.writeSync(bytes.subarray(written));
+}
+
+/** A running local server. Create with {@link StdioServer.spawn}; always {@link StdioServer.stop} it. */
+export class StdioServer {
+  /** Process id; also the process group id (the child leads its own group). */
+  readonly pid: number;
+  /** Resolves when the process has exited and its output has been read to the end. */
+  readonly exited: Promise<ServerExit>;
+  #child: Deno.ChildProcess;
+  #writer: WritableStreamDefaultWriter<Uint8Array>;
+  #graceMs: number;
+  #stdinClosed = false;
+  #queue: string[] = [];
+  #flushing: Promise<boolean> | undefined;
+  #stopping: Promise<ServerExit> | undefined;
+
+  private constructor(child: Deno.ChildProcess, options: StdioServerOptions) {
+    this.#child = child;
+    this.pid = child.pid;
+    this.#graceMs = options.graceMs ?? 5000;
+    const writer = child.stdin.getWriter();
+    this.#writer = writer;
+    // A write to a dead child rejects; callers learn about the death from `exited`, not from here.
+    writer.closed.catch(() => {});
+    const stdoutDone = this.#pumpStdout(options);
+    const stderrDone = this.#pumpStderr(options.onStderr ?? writeStderrLine);
+    this.exited = (async () => {
+      const status = await child.status;
+      this.#stdinClosed = true;
+      // The leader is gone: whatever it launched in its group goes too, and with it the last pipe writers.
+      this.#signalGroup("SIGKILL");
+      // Release our end of stdin too: stop() skips closing it once the child is gone, and it would leak.
+      const stdinDone = writer.close().catch(() => {});
+      await settleWithin([stdoutDone, stderrDone, stdinDone], 2000);
+      return { code: status.code, signal: status.signal };
+    })();
+  }
+
+  /**
+   * Starts the server in a new process group, so that stopping it also stops whatever it launched (the
+   * real server behind `npx`/`uvx`).
+   *
+   * @throws {ServerStartError} when the program cannot be started
+   */
+  static spawn(options: StdioServerOptions): StdioServer {
+    const [program, ...args] = options.command;
+    if (program === undefined) {
+      throw new ServerStartError("Cannot start the local server: the command is empty");
+    }
+    let child: Deno.ChildProcess;
+    try {
+      child = new Deno.Command(program, {
+        args,
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+        detached: true,
+      }).spawn();
+    } catch (error) {
+      throw new ServerStartError(describeSpawnError(program, error), { cause: error });
+    }
+    return new StdioServer(child, options);
+  }
+
+  async #pumpStdout(options: StdioServerOptions): Promise<void> {
+    const { onLine, onOversized, maxLineBytes } = options;
+    // A plain reader and a framer instead of a TransformStream pipeline: one stream hop less per
+    // chunk, and no promise per line (the web-streams machinery was a quarter of connect's CPU).
+    let lines: Line[] = [];
+    const framer = new LineFramer((line) => lines.push(line), {
+      ...(maxLineBytes === undefined ? {} : { maxLineBytes }),
+      ...(onOversized === undefined ? {} : { onOversized }),
+    });
+    const route = async (batch: Line[]) => {
+      for (const line of batch) {
+        // One bad message must not stop the tunnel: report it and keep reading.
+        try {
+          const paused = onLine(line);
+          if (paused) await paused;
+        } catch (error) {
+          log.error("Failed to route a message from the local server: {error}", {
+            error: String(error),
+          });
+        }
+      }
+    };
+    // Read into one buffer, reused: the default reader allocates (and zeroes) 64 KiB per read, which under
+    // load was most of connect's allocation rate. The framer keeps nothing of a chunk.
+    const reader = this.#child.stdout.getReader({ mode: "byob" });
+    let buffer = new ArrayBuffer(READ_BUFFER_BYTES);
+    try {
+      for (;;) {
+        const { value, done } = await reader.read(new Uint8Array(buffer));
+        if (done || value === undefined) break;
+        framer.push(value);
+        buffer = value.buffer as ArrayBuffer;
+        if (lines.length > 0) {
+          const batch = lines;
+          lines = [];
+          await route(batch);
+        }
+      }
+      framer.finish();
+      await route(lines);
+    } catch (error) {
+      log.warn("Stopped reading the local server's output: {error}", { error: String(error) });
+      await reader.cancel().catch(() => {});
+    } finally {
+      reader.releaseLock();
+    }
+  }
+
+  async #pumpStderr(onStderr: (line: string) => void): Promise<void> {
+    try {
+      for await (const line of this.#child.stderr.pipeThrough(new LineSplitter())) {
+        onStderr(line.text);
+      }
+    } catch {
+      await this.#child.stderr.cancel().catch(() => {});
+    }
+  }
+
+  /** True until stdin is closed or the process has exited. */
+  get writable(): boolean {
+    return !this.#stdinClosed;
+  }
+
+  /**
+   * Writes one line (a newline is added). Lines sent while a write is under way go out together in the
+   * next write: one pipe write per burst instead of one per message. Resolves when the line is written;
+   * false if the server can no longer be written to.
+   */
+  send(text: string): Promise<boolean> {
+    if (this.#stdinClosed) return Promise.resolve(false);
+    this.#queue.push(text);
+    this.#flushing ??= this.#flush();
+    return this.#flushing;
+  }
+
+  async #flush(): Promise<boolean> {
+    try {
+      while (this.#queue.length > 0) {
+        const batch = this.#queue.length === 1
+          ? this.#queue[0] + "\n"
+          : this.#queue.join("\n") + "\n";
+        this.#queue = [];
+        await this.#writer.write(encoder.encode(batch));
+      }
+      return true;
+    } catch {
+      this.#stdinClosed = true;
+      this.#queue = [];
+      return false;
+    } finally {
+      this.#flushing = undefined;
+    }
+  }
+
+  #signalGroup(signal: Deno.Signal): void {
+    try {
+      // Negative pid: the whole process group, grandchildren included.
+      Deno.kill(-this.pid, signal);
+    } catch {
+      // Already gone, or the group is empty.
+    }
+  }
+
+  /** Kills the whole process group at once, without waiting. For a second Ctrl-C. */
+  kill(): void {
+    this.#signalGroup("SIGKILL");
+  }
+
+  /**
+   * Stops the server: closes stdin (a well-behaved MCP server exits on EOF), then SIGTERM to the process
+   * group, then SIGKILL after the grace period. Also reaps any grandchild left in the group. Idempotent.
+   */
+  stop(): Promise<ServerExit> {
+    this.#stopping ??= this.#stop();
+    return this.#stopping;
+  }
+
+  async #stop(): Promise<ServerExit> {
+    if (!this.#stdinClosed) {
+      this.#stdinClosed = true;
+      // Lines already accepted go out first, unless the server has stopped reading.
+      if (this.#flushing) await settleWithin([this.#flushing], 1000);
+      await this.#writer.close().catch(() => {});
+    }
+    const graceMs = this.#graceMs;
+    const quick = Math.min(graceMs, 500);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const within = (ms: number) =>
+      new Promise<"timeout">((resolve) => timer = setTimeout(() => resolve("timeout"), ms));
+    try {
+      // Give it a brief moment to leave on EOF, then ask the group politely, then insist.
+      if (await Promise.race([this.#child.status, within(quick)]) === "timeout") {
+        clearTimeout(timer);
+        this.#signalGroup("SIGTERM");
+        if (await Promise.race([this.#child.status, within(graceMs)]) === "timeout") {
+          log.warn("Local server did not stop within {graceMs} ms of SIGTERM; killing it", {
+            graceMs,
+          });
+          this.#signalGroup("SIGKILL");
+        }
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+    return await this.exited;
+  }
+}

@@ -1,0 +1,214 @@
+// Sequence numbers, cumulative acknowledgements and the bounded replay buffer of the `resume` extension:
+// what lets `connect` and `serve` re-attach a session after a link drop with nothing lost or duplicated.
+// Both ends use the same two classes; see docs/resume.md for the wire protocol.
+
+/** A data frame kept until the peer acknowledges it. */
+export interface Outbound {
+  seq: number;
+  /** The frame's JSON text as sent (with its `seq`). */
+  text: string;
+  /** UTF-16 length of `text`: a cheap proxy for its size, used for the byte bound. */
+  size: number;
+}
+
+/** Bounds of a {@link ReplayBuffer}. */
+export interface ReplayLimits {
+  /** Frames kept at most. */
+  maxFrames: number;
+  /** Total `size` kept at most. */
+  maxBytes: number;
+}
+
+/** Default bounds: generous for bursts of calls, bounded for memory. */
+export const DEFAULT_REPLAY_LIMITS: ReplayLimits = {
+  maxFrames: 10_000,
+  maxBytes: 64 * 1024 * 1024,
+};
+
+/**
+ * The sender's side: numbers data frames 1, 2, 3, … and keeps each until a cumulative `ack` covers it.
+ * Once a frame had to be refused for lack of room, the buffer is `overflowed` for good: the session can
+ * no longer be resumed without a gap, and both ends must say so.
+ *
+ * @example
+ * ```ts
+ * import { ReplayBuffer } from "./sequenced_channel.ts";
+ * const out = new ReplayBuffer({ maxFrames: 10, maxBytes: 1000 });
+ * const seq = out.nextSeq();
+ * out.keep({ seq, text: `{"seq":${seq}}`, size: 9 });
+ * out.ack(1);
+ * out.pending; // 0
+ * ```
+ */
+export class ReplayBuffer {
+  #limits: ReplayLimits;
+  #frames: Outbound[] = [];
+  #head = 0;
+  #size = 0;
+  #lastSeq = 0;
+  #acked = 0;
+  #overflowed = false;
+
+  constructor(limits: ReplayLimits = DEFAULT_REPLAY_LIMITS) {
+    if (!(limits.maxFrames >= 1) || !(limits.maxBytes >= 1)) {
+      throw new RangeError(
+        `Cannot create a replay buffer as its limits must be positive: current value is ${
+          JSON.stringify(limits)
+        }`,
+      );
+    }
+    this.#limits = limits;
+  }
+
+  /** The sequence number of the next frame. */
+  nextSeq(): number {
+    return ++this.#lastSeq;
+  }
+
+  /** The last sequence number handed out. */
+  get lastSeq(): number {
+    return this.#lastSeq;
+  }
+
+  /** Highest sequence number the peer acknowledged. */
+  get acked(): number {
+    return this.#acked;
+  }
+
+  /** Frames kept, not yet acknowledged. */
+  get pending(): number {
+    return this.#frames.length - this.#head;
+  }
+
+  /** Total size kept. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** True once a frame could not be kept: resuming would leave a gap. */
+  get overflowed(): boolean {
+    return this.#overflowed;
+  }
+
+  /** Keeps a frame for replay. Returns false (and marks the buffer overflowed) when it does not fit. */
+  keep(frame: Outbound): boolean {
+    if (this.#overflowed) return false;
+    if (
+      this.pending + 1 > this.#limits.maxFrames || this.#size + frame.size > this.#limits.maxBytes
+    ) {
+      this.#overflowed = true;
+      this.#frames = [];
+      this.#head = 0;
+      this.#size = 0;
+      return false;
+    }
+    this.#frames.push(frame);
+    this.#size += frame.size;
+    return true;
+  }
+
+  /**
+   * Drops every frame up to and including `seq`. Acks that go backwards or repeat are ignored; an ack
+   * beyond what was sent is clamped (a confused peer must not make us forget frames we never sent).
+   */
+  ack(seq: number): void {
+    if (!Number.isInteger(seq) || seq <= this.#acked) return;
+    const upTo = Math.min(seq, this.#lastSeq);
+    this.#acked = upTo;
+    while (this.#head < this.#frames.length && this.#frames[this.#head]!.seq <= upTo) {
+      this.#size -= this.#frames[this.#head]!.size;
+      this.#head++;
+    }
+    // Compact now and then so the array does not grow without bound.
+    if (this.#head > 1024 && this.#head * 2 > this.#frames.length) {
+      this.#frames = this.#frames.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+
+  /**
+   * The frames the peer has not seen, given the peer's cumulative ack, in order. Undefined when they are
+   * not all here any more (overflow, or an ack older than what was already dropped): resumption is
+   * impossible.
+   */
+  replayAfter(peerAck: number): Outbound[] | undefined {
+    if (
+      this.#overflowed || !Number.isInteger(peerAck) || peerAck < this.#acked ||
+      peerAck > this.#lastSeq
+    ) {
+      return undefined;
+    }
+    this.ack(peerAck);
+    return this.#frames.slice(this.#head);
+  }
+}
+
+/** What {@link ReceiveWindow.accept} decided about an inbound sequence number. */
+export type Acceptance = "new" | "duplicate" | "gap";
+
+/**
+ * The receiver's side: accepts data frames strictly in order, drops replayed duplicates, and reports a
+ * gap (a frame missing before this one) so the caller can drop the link and resume from its ack.
+ *
+ * @example
+ * ```ts
+ * import { ReceiveWindow } from "./sequenced_channel.ts";
+ * const inbound = new ReceiveWindow();
+ * inbound.accept(1); // "new"
+ * inbound.accept(1); // "duplicate"
+ * inbound.accept(3); // "gap"
+ * ```
+ */
+export class ReceiveWindow {
+  #last = 0;
+  #unacked = 0;
+
+  /** Highest sequence number received in order: the cumulative ack to send. */
+  get last(): number {
+    return this.#last;
+  }
+
+  /** Frames accepted since the last {@link ReceiveWindow.acked}. */
+  get unacked(): number {
+    return this.#unacked;
+  }
+
+  accept(seq: number): Acceptance {
+    if (!Number.isInteger(seq) || seq <= this.#last) return "duplicate";
+    if (seq !== this.#last + 1) return "gap";
+    this.#last = seq;
+    this.#unacked++;
+    return "new";
+  }
+
+  /** Records that the current `last` was sent to the peer as an ack. */
+  acked(): void {
+    this.#unacked = 0;
+  }
+}
+
+/** Options of {@link sequencedFrame}. */
+export interface SequencedFrameParts {
+  type: string;
+  sessionId: string;
+  seq: number;
+  ack: number;
+  /** The payload's JSON text, inserted as is (never re-serialized). */
+  payloadText: string;
+}
+
+/**
+ * Builds a data frame with `seq` and `ack` around a payload that is already JSON text.
+ *
+ * @example
+ * ```ts
+ * import { sequencedFrame } from "./sequenced_channel.ts";
+ * sequencedFrame({ type: "response", sessionId: "s", seq: 2, ack: 5, payloadText: '{"jsonrpc":"2.0","id":1,"result":{}}' });
+ * ```
+ */
+export function sequencedFrame(parts: SequencedFrameParts): string {
+  const { type, sessionId, seq, ack, payloadText } = parts;
+  return `{"type":"${type}","sessionId":${
+    JSON.stringify(sessionId)
+  },"seq":${seq},"ack":${ack},"payload":${payloadText}}`;
+}

@@ -1,0 +1,414 @@
+// The gateway (contract C): one HTTP server that accepts tunnel links at /reverse-proxy/ws, serves each
+// registered server at /servers/<name>/mcp, offers the sessions API, and reaps dead links.
+
+import denoJson from "../../deno.json" with { type: "json" };
+import { CloseCode } from "../protocol/frames.ts";
+import { logger } from "../util/log.ts";
+import type { ServeMetrics } from "../util/prometheus.ts";
+import { type LinkHost, LinkSession, type ResumeSettings } from "./tunnel_session.ts";
+import { McpEndpoint } from "./mcp_endpoint.ts";
+import { EndedSessions } from "./resume_credentials.ts";
+import { SessionRegistry } from "./tunnel_registry.ts";
+import { handleSessionsApi } from "./sessions_api.ts";
+import { authorizeRequest, type TokenStore } from "./token_store.ts";
+
+const log = logger("serve");
+
+/** Defaults of {@link GatewayOptions}. */
+export const GATEWAY_DEFAULTS = {
+  hostname: "127.0.0.1",
+  port: 8080,
+  maxFrameBytes: 32 * 1024 * 1024,
+  maxSessionsPerOwner: 32,
+  maxInflight: 64,
+  callTimeoutMs: 300_000,
+  heartbeatTimeoutMs: 90_000,
+  wsIdleTimeoutSeconds: 60,
+  maxBadFrames: 20,
+  mcpSessionTtlMs: 3_600_000,
+  resumeWindowMs: 60_000,
+  replayFrames: 10_000,
+  replayBytes: 64 * 1024 * 1024,
+  maxClientBufferBytes: 16 * 1024 * 1024,
+} as const;
+
+/** Options of {@link startGateway}. */
+export interface GatewayOptions {
+  /** Verifies bearer tokens of links and clients. */
+  tokens: TokenStore;
+  /** Address to listen on. Default 127.0.0.1. */
+  hostname?: string;
+  /** Port; 0 picks a free one. Default 8080. */
+  port?: number;
+  /** PEM certificate chain and key: serve HTTPS/WSS. */
+  tls?: { cert: string; key: string };
+  /** Base URL clients use to reach the gateway (behind a proxy); `mcpUrl`s are built from it. */
+  publicUrl?: string;
+  /** Extra origins allowed on the MCP endpoints (`*` = any). The gateway's own origins are always allowed. */
+  allowedOrigins?: string[];
+  /** Largest inbound frame and MCP request body, in bytes. */
+  maxFrameBytes?: number;
+  /** Live links one owner may hold. */
+  maxSessionsPerOwner?: number;
+  /** Calls in flight per link. */
+  maxInflight?: number;
+  /** Deadline of one call, in milliseconds. */
+  callTimeoutMs?: number;
+  /** A link with no inbound frame for this long is closed, in milliseconds. */
+  heartbeatTimeoutMs?: number;
+  /** WebSocket ping idle timeout, in seconds (0 = off). */
+  wsIdleTimeoutSeconds?: number;
+  /** Malformed frames a minute tolerated before a link is closed. */
+  maxBadFrames?: number;
+  /** Idle MCP client sessions are forgotten after this long, in milliseconds. */
+  mcpSessionTtlMs?: number;
+  /**
+   * How long a session whose link dropped waits for its client to resume it, in milliseconds; 0 turns the
+   * `resume` extension off (docs/resume.md).
+   */
+  resumeWindowMs?: number;
+  /**
+   * Bytes one MCP client's SSE stream (GET stream or a POST's answer) may hold unread; past it the stream
+   * is closed (and its call cancelled) rather than letting a client that does not read grow memory.
+   */
+  maxClientBufferBytes?: number;
+  /** Data frames kept per session for replay after a link drop. */
+  replayFrames?: number;
+  /** Bytes (UTF-16 units of frame text) kept per session for replay after a link drop. */
+  replayBytes?: number;
+  /** The clock. Default `Date.now`. */
+  now?: () => number;
+  /** Metrics to keep up to date (see `createServeMetrics`). */
+  metrics?: ServeMetrics;
+}
+
+/** A running gateway. */
+export interface Gateway {
+  /** Base URL with the actual port, for example `http://127.0.0.1:41234`. */
+  readonly url: string;
+  /** The actual port. */
+  readonly port: number;
+  /** Closes every link (1001), ends MCP streams, and stops the server. */
+  close(): Promise<void>;
+}
+
+function checkPositive(name: string, value: number, integer = true): void {
+  if (!Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) {
+    throw new RangeError(
+      `Cannot start gateway as '${name}' must be a positive ${
+        integer ? "integer" : "number"
+      }: current value is ${value}`,
+    );
+  }
+}
+
+function isLoopback(hostname: string): boolean {
+  return hostname === "localhost" || hostname === "::1" || hostname.startsWith("127.");
+}
+
+/** Origins a browser shows for the gateway itself. */
+function ownOrigins(hostname: string, port: number, publicUrl: URL | undefined): string[] {
+  const hosts = isLoopback(hostname)
+    ? ["localhost", "127.0.0.1", "[::1]"]
+    : hostname === "0.0.0.0" || hostname === "::"
+    ? []
+    : [hostname.includes(":") ? `[${hostname}]` : hostname];
+  const origins = hosts.flatMap((h) => [`http://${h}:${port}`, `https://${h}:${port}`]);
+  if (publicUrl !== undefined) origins.push(publicUrl.origin);
+  return origins;
+}
+
+/**
+ * Starts the gateway.
+ *
+ * @example
+ * ```ts ignore
+ * import { startGateway } from "./gateway.ts";
+ * import { createTokenStore } from "./token_store.ts";
+ * const gateway = await startGateway({ port: 0, tokens: await createTokenStore({ tokensFile: "t: alice" }) });
+ * console.log(gateway.url);
+ * await gateway.close();
+ * ```
+ */
+export async function startGateway(options: GatewayOptions): Promise<Gateway> {
+  const {
+    tokens,
+    hostname = GATEWAY_DEFAULTS.hostname,
+    port = GATEWAY_DEFAULTS.port,
+    tls,
+    allowedOrigins = [],
+    maxFrameBytes = GATEWAY_DEFAULTS.maxFrameBytes,
+    maxSessionsPerOwner = GATEWAY_DEFAULTS.maxSessionsPerOwner,
+    maxInflight = GATEWAY_DEFAULTS.maxInflight,
+    callTimeoutMs = GATEWAY_DEFAULTS.callTimeoutMs,
+    heartbeatTimeoutMs = GATEWAY_DEFAULTS.heartbeatTimeoutMs,
+    wsIdleTimeoutSeconds = GATEWAY_DEFAULTS.wsIdleTimeoutSeconds,
+    maxBadFrames = GATEWAY_DEFAULTS.maxBadFrames,
+    mcpSessionTtlMs = GATEWAY_DEFAULTS.mcpSessionTtlMs,
+    resumeWindowMs = GATEWAY_DEFAULTS.resumeWindowMs,
+    replayFrames = GATEWAY_DEFAULTS.replayFrames,
+    replayBytes = GATEWAY_DEFAULTS.replayBytes,
+    maxClientBufferBytes = GATEWAY_DEFAULTS.maxClientBufferBytes,
+    now = Date.now,
+    metrics,
+  } = options;
+  checkPositive("maxFrameBytes", maxFrameBytes);
+  checkPositive("maxSessionsPerOwner", maxSessionsPerOwner);
+  checkPositive("maxInflight", maxInflight);
+  checkPositive("callTimeoutMs", callTimeoutMs, false);
+  checkPositive("heartbeatTimeoutMs", heartbeatTimeoutMs, false);
+  checkPositive("maxBadFrames", maxBadFrames);
+  checkPositive("mcpSessionTtlMs", mcpSessionTtlMs, false);
+  checkPositive("replayFrames", replayFrames);
+  checkPositive("replayBytes", replayBytes);
+  checkPositive("maxClientBufferBytes", maxClientBufferBytes);
+  if (!Number.isFinite(resumeWindowMs) || resumeWindowMs < 0) {
+    throw new RangeError(
+      `Cannot start gateway as 'resumeWindowMs' must be a non-negative number: current value is ${resumeWindowMs}`,
+    );
+  }
+  if (!Number.isInteger(wsIdleTimeoutSeconds) || wsIdleTimeoutSeconds < 0) {
+    throw new RangeError(
+      `Cannot start gateway as 'wsIdleTimeoutSeconds' must be a non-negative integer: current value is ${wsIdleTimeoutSeconds}`,
+    );
+  }
+  const publicUrl = options.publicUrl === undefined ? undefined : new URL(options.publicUrl);
+  const scheme = tls === undefined ? "http" : "https";
+
+  const registry = new SessionRegistry<LinkSession>();
+  const origins = new Set(allowedOrigins);
+  const endpoint = new McpEndpoint({
+    registry,
+    callTimeoutMs,
+    maxBodyBytes: maxFrameBytes,
+    sessionTtlMs: mcpSessionTtlMs,
+    allowedOrigins: origins,
+    maxClientBufferBytes,
+    now,
+    ...(metrics === undefined ? {} : { metrics }),
+  });
+  const limits = { maxFrameBytes, maxInflight, callTimeoutMs, maxBadFrames };
+  const resume: ResumeSettings | undefined = resumeWindowMs === 0 ? undefined : {
+    windowMs: resumeWindowMs,
+    limits: { maxFrames: replayFrames, maxBytes: replayBytes },
+  };
+  /** Sessions, detached ones included: every one is closed on shutdown. */
+  const links = new Set<LinkSession>();
+  /** Why recently ended sessions cannot be resumed, for a late `register` with `resume`. */
+  const ended = new EndedSessions({ keepMs: Math.max(resumeWindowMs, 60_000), now });
+
+  function baseFor(request: Request): string {
+    if (publicUrl !== undefined) return publicUrl.href.replace(/\/+$/, "");
+    const host = request.headers.get("host") ?? `${hostname}:${server.addr.port}`;
+    return `${scheme}://${host}`;
+  }
+
+  function hostFor(request: Request): LinkHost {
+    // The request is closed once upgraded: read what is needed now.
+    const base = baseFor(request);
+    return {
+      register(link, wanted) {
+        if (registry.count(link.owner) >= maxSessionsPerOwner) {
+          metrics?.linksRefused.inc("registration");
+          return new Error(
+            `Too many sessions for owner ${link.owner} (limit ${maxSessionsPerOwner}); end one first`,
+          );
+        }
+        const name = registry.add(link, wanted);
+        metrics?.linksAccepted.inc();
+        return { name, mcpUrl: `${base}/servers/${encodeURIComponent(name)}/mcp` };
+      },
+      serverNotification: (link, message) => endpoint.serverNotification(link, message),
+      serverRequest: (link, request, signal) => endpoint.serverRequest(link, request, signal),
+      closed(link, reason) {
+        registry.remove(link);
+        links.delete(link);
+        if (link.endedAs !== undefined) {
+          ended.add(link, link.endedAs);
+          if (link.endedAs !== "evicted") metrics?.errors.inc(`resume_${link.endedAs}`);
+        } else if (
+          link.name !== "" && reason !== "unregistered" && !reason.startsWith("socket closed (1000")
+        ) {
+          metrics?.errors.inc(/^no frames/.test(reason) ? "heartbeat_timeout" : "link_lost");
+        }
+      },
+      detached(_link, reason) {
+        metrics?.errors.inc(/^no frames/.test(reason) ? "heartbeat_timeout" : "link_lost");
+      },
+      resume(link, request) {
+        const target = registry.get(request.sessionId);
+        if (target === undefined) return ended.why(request.sessionId, link.owner, request.token);
+        const outcome = target.adopt(link, request);
+        if (outcome === "resumed") links.add(target);
+        return outcome;
+      },
+      livenessChanged(link) {
+        if (link.deadlineMs !== undefined) scheduleReap(tickFor(link.deadlineMs));
+      },
+    };
+  }
+
+  async function acceptLink(request: Request): Promise<Response> {
+    if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+      return Response.json({ error: "Expected a WebSocket upgrade" }, {
+        status: 426,
+        headers: { upgrade: "websocket" },
+      });
+    }
+    const identity = await authorizeRequest(tokens, request, "connect");
+    if (identity instanceof Response) {
+      log.info("Refused a link with HTTP {status}", { status: identity.status });
+      metrics?.linksRefused.inc("auth");
+      metrics?.errors.inc("auth");
+      return identity;
+    }
+    const host = hostFor(request);
+    const { socket, response } = Deno.upgradeWebSocket(request, {
+      idleTimeout: wsIdleTimeoutSeconds,
+    });
+    const link = new LinkSession(socket, {
+      identity,
+      limits,
+      host,
+      version: denoJson.version,
+      now,
+      ...(metrics === undefined ? {} : { metrics }),
+      ...(resume === undefined ? {} : { resume }),
+    });
+    links.add(link);
+    log.debug("Accepted a link from {owner} as session {session}", {
+      owner: identity.owner,
+      session: link.id,
+    });
+    return response;
+  }
+
+  async function route(request: Request): Promise<Response> {
+    const url = new URL(request.url);
+    const segments = url.pathname.split("/").filter((s) => s !== "");
+    if (url.pathname === "/healthz") return Response.json({ status: "ok", links: links.size });
+    if (segments[0] === "reverse-proxy" && segments[1] === "ws" && segments.length === 2) {
+      return await acceptLink(request);
+    }
+    if (segments[0] === "reverse-proxy" && segments[1] === "sessions") {
+      const identity = await authorizeRequest(tokens, request, "client");
+      if (identity instanceof Response) {
+        metrics?.errors.inc("auth");
+        return identity;
+      }
+      return await handleSessionsApi(request, identity, segments.slice(2).map(decodeURIComponent), {
+        registry,
+        maxBodyBytes: maxFrameBytes,
+      });
+    }
+    if (segments[0] === "servers" && segments[2] === "mcp" && segments.length === 3) {
+      const name = decodeURIComponent(segments[1]!);
+      // A browser's preflight carries no credentials: it is answered before authentication.
+      if (request.method === "OPTIONS") return endpoint.preflight(request, name);
+      const identity = await authorizeRequest(tokens, request, "client");
+      if (identity instanceof Response) {
+        metrics?.errors.inc("auth");
+        return endpoint.withCors(request, identity);
+      }
+      return await endpoint.handle(request, identity, name);
+    }
+    return Response.json({ error: "Not found" }, { status: 404 });
+  }
+
+  const { promise: listening, resolve: onListening } = Promise.withResolvers<void>();
+  const server = Deno.serve({
+    hostname,
+    port,
+    ...(tls === undefined ? {} : { cert: tls.cert, key: tls.key }),
+    onListen: () => onListening(),
+    onError(error) {
+      log.error("Request failed: {error}", { error: String(error) });
+      return Response.json({ error: "Internal error" }, { status: 500 });
+    },
+  }, async (request) => {
+    try {
+      return await route(request);
+    } catch (error) {
+      log.error("Request to {path} failed: {error}", {
+        path: new URL(request.url).pathname,
+        error: String(error),
+      });
+      return Response.json({ error: "Internal error" }, { status: 500 });
+    }
+  });
+  await listening;
+  if (metrics !== undefined) {
+    metrics.listening.set(1);
+    metrics.sessions.track(() => registry.list().length);
+    metrics.mcpClients.track(() => endpoint.sessionCount);
+    metrics.callsInFlight.track(() => {
+      let calls = 0;
+      for (const link of links) calls += link.inflight;
+      return calls;
+    });
+  }
+  for (const origin of ownOrigins(hostname, server.addr.port, publicUrl)) origins.add(origin);
+
+  /** Checks often enough that a dead link is noticed soon after its deadline. */
+  function tickFor(deadlineMs: number): number {
+    return Math.max(10, Math.min(deadlineMs / 4, 5_000));
+  }
+  let reaper: ReturnType<typeof setTimeout> | undefined;
+  let reapAt = Infinity;
+  let stopped = false;
+  /** Runs the reaper in `ms` unless it runs sooner already. */
+  function scheduleReap(ms: number): void {
+    if (stopped || performance.now() + ms >= reapAt) return;
+    clearTimeout(reaper);
+    reapAt = performance.now() + ms;
+    reaper = setTimeout(reap, ms);
+  }
+  function reap(): void {
+    reapAt = Infinity;
+    const at = now();
+    let tick = tickFor(heartbeatTimeoutMs);
+    for (const link of links) {
+      if (link.detached || link.closed) continue; // a detached session ends with its resume window
+      const deadlineMs = link.deadlineMs ?? heartbeatTimeoutMs;
+      tick = Math.min(tick, tickFor(deadlineMs));
+      if (at - link.lastInbound > deadlineMs) {
+        log.warning(
+          "Session {session} of {owner} ({name}) sent nothing for {seconds} s: link lost",
+          {
+            session: link.id,
+            owner: link.owner,
+            name: link.name,
+            seconds: Math.round((at - link.lastInbound) / 100) / 10,
+          },
+        );
+        link.linkLost(`no frames for ${deadlineMs / 1000} s`);
+      }
+    }
+    endpoint.sweep();
+    ended.prune();
+    scheduleReap(tick);
+  }
+  scheduleReap(tickFor(heartbeatTimeoutMs));
+
+  const displayHost = hostname.includes(":") ? `[${hostname}]` : hostname;
+  const url = `${scheme}://${displayHost}:${server.addr.port}`;
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    port: server.addr.port,
+    close() {
+      closing ??= (async () => {
+        stopped = true;
+        clearTimeout(reaper);
+        const closing = [...links];
+        for (const link of closing) link.close(CloseCode.GoingAway, "gateway shutting down");
+        endpoint.close();
+        // Let the 1001 reach the clients before the process goes away.
+        await Promise.all(closing.map((link) => link.waitClosed(2_000)));
+        await server.shutdown();
+        metrics?.listening.set(0);
+      })();
+      return closing;
+    },
+  };
+}

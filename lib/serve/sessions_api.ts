@@ -1,0 +1,166 @@
+// The sessions API at ContextForge's paths: list, inspect, evict, and call a tunneled server directly, with
+// each owner limited to its own sessions (admins see all).
+
+import { CloseCode } from "../protocol/frames.ts";
+import {
+  classify,
+  ErrorCode,
+  errorResponse,
+  type JsonObject,
+  type JsonRpcNotification,
+  type JsonRpcRequest,
+} from "../protocol/jsonrpc.ts";
+import { logger } from "../util/log.ts";
+import type { LinkSession } from "./tunnel_session.ts";
+import { SUPPORTED_PROTOCOL_VERSIONS } from "./mcp_endpoint.ts";
+import { BodyTooLargeError, readBody } from "./request_body.ts";
+import type { SessionRegistry } from "./tunnel_registry.ts";
+import type { Identity } from "./token_store.ts";
+
+const log = logger("serve", "sessions");
+
+/** Options of {@link handleSessionsApi}. */
+export interface SessionsApiOptions {
+  registry: SessionRegistry<LinkSession>;
+  /** Largest request body, in bytes. */
+  maxBodyBytes: number;
+}
+
+function isObject(value: unknown): value is JsonObject {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function problem(status: number, message: string): Response {
+  return Response.json({ error: message }, { status });
+}
+
+/** The session `id` if `identity` may act on it, else the refusal (404 unknown, 403 someone else's). */
+function sessionFor(
+  registry: SessionRegistry<LinkSession>,
+  id: string,
+  identity: Identity,
+): LinkSession | Response {
+  const link = registry.get(id);
+  if (link === undefined) return problem(404, `Session ${id} not found`);
+  if (link.owner !== identity.owner && !identity.roles.has("admin")) {
+    return problem(403, `Session ${id} belongs to another owner`);
+  }
+  return link;
+}
+
+/**
+ * Handles `/reverse-proxy/sessions[/{id}[/request]]` for an authenticated client. `segments` are the path
+ * segments after `sessions`.
+ *
+ * - `GET /reverse-proxy/sessions` → `{sessions: [...], total}`
+ * - `GET /reverse-proxy/sessions/{id}` → one session
+ * - `DELETE /reverse-proxy/sessions/{id}` → closes the link with 4001 → `{status: "disconnected", session_id}`
+ * - `POST /reverse-proxy/sessions/{id}/request` → the JSON-RPC response itself (504 on timeout)
+ */
+export async function handleSessionsApi(
+  request: Request,
+  identity: Identity,
+  segments: string[],
+  options: SessionsApiOptions,
+): Promise<Response> {
+  const { registry } = options;
+  const [id, action, ...rest] = segments;
+  if (id === undefined) {
+    if (request.method !== "GET") return problem(405, "Use GET to list sessions");
+    const links = registry.list(identity.roles.has("admin") ? undefined : identity.owner);
+    return Response.json({ sessions: links.map((link) => link.info()), total: links.length });
+  }
+  if (rest.length > 0 || (action !== undefined && action !== "request")) {
+    return problem(404, "Not found");
+  }
+  const link = sessionFor(registry, id, identity);
+  if (link instanceof Response) return link;
+  if (action === undefined) {
+    if (request.method === "GET") return Response.json(link.info());
+    if (request.method === "DELETE") {
+      const by = link.owner === identity.owner ? identity.owner : `operator ${identity.owner}`;
+      log.info("Session {session} of {owner} evicted by {by}", {
+        session: link.id,
+        owner: link.owner,
+        by,
+      });
+      // Remembered as evicted: should the 4001 close be lost on the way, the client's resume attempt is
+      // told so, and it stops instead of registering afresh.
+      link.endedAs = "evicted";
+      link.close(CloseCode.Evicted, `evicted by ${by}`);
+      return Response.json({ status: "disconnected", session_id: link.id });
+    }
+    return problem(405, "Use GET or DELETE on a session");
+  }
+  if (request.method !== "POST") return problem(405, "Use POST to send a request");
+  return await forward(request, link, options.maxBodyBytes);
+}
+
+async function forward(
+  request: Request,
+  link: LinkSession,
+  maxBodyBytes: number,
+): Promise<Response> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readBody(request, maxBodyBytes);
+  } catch (error) {
+    if (!(error instanceof BodyTooLargeError)) throw error;
+    return problem(413, error.message);
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(new TextDecoder().decode(bytes));
+  } catch (error) {
+    return Response.json(
+      errorResponse(null, ErrorCode.ParseError, `Body is not JSON: ${(error as Error).message}`),
+      { status: 400 },
+    );
+  }
+  const kind = classify(body);
+  if (kind === "notification") {
+    const notification = body as JsonRpcNotification;
+    // The gateway initialized the server itself; a second `initialized` would confuse it.
+    if (notification.method !== "notifications/initialized" && !link.notify(notification)) {
+      return problem(502, `Server '${link.name}' is not connected`);
+    }
+    return Response.json({ status: "sent", session_id: link.id }, { status: 202 });
+  }
+  if (kind !== "request") {
+    return Response.json(
+      errorResponse(
+        null,
+        ErrorCode.InvalidRequest,
+        "Body must be a JSON-RPC request or notification",
+      ),
+      { status: 400 },
+    );
+  }
+  const call = body as JsonRpcRequest;
+  if (call.method === "initialize") {
+    // Answered from the held result, so that the server is initialized exactly once.
+    const held = await link.initializeResult();
+    if (held.error !== undefined || !isObject(held.result)) {
+      return Response.json({ ...held, id: call.id });
+    }
+    const params = isObject(call.params) ? call.params : {};
+    const requested = params.protocolVersion;
+    const version = typeof requested === "string" && SUPPORTED_PROTOCOL_VERSIONS.includes(requested)
+      ? requested
+      : SUPPORTED_PROTOCOL_VERSIONS[0]!;
+    return Response.json({
+      jsonrpc: "2.0",
+      id: call.id,
+      result: { ...held.result, protocolVersion: version },
+    });
+  }
+  // Not tied to request.signal: Deno (legacy mode) aborts it on every completed response too.
+  const response = await link.call(call) ??
+    errorResponse(call.id, ErrorCode.InternalError, "Request cancelled");
+  const status = response.error?.code === ErrorCode.Timeout
+    ? 504
+    : response.error?.code === ErrorCode.TunnelUnavailable
+    ? 502
+    : 200;
+  return Response.json(response, { status });
+}

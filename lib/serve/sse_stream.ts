@@ -1,0 +1,141 @@
+// A server-sent-events response body that JSON-RPC messages are written to, that tells when the client
+// went away, and that gives up on a client that stops reading instead of queueing for it without limit.
+
+import { isOneLine } from "../protocol/json_scan.ts";
+
+const encoder = new TextEncoder();
+
+/** Headers of an SSE response. */
+export const SSE_HEADERS = {
+  "content-type": "text/event-stream",
+  "cache-control": "no-cache, no-transform",
+  "x-accel-buffering": "no",
+};
+
+/** Options of {@link SseStream}. */
+export interface SseStreamOptions {
+  /**
+   * Bytes the stream may hold that the client has not pulled yet (beyond what the socket buffers). A
+   * message that would take the queue past it ends the stream as an overflow; a message into an empty
+   * queue always fits, so one large answer never trips it. Default: unbounded.
+   */
+  maxBufferedBytes?: number;
+}
+
+/**
+ * One SSE stream. `send` writes a `message` event; `close` ends the body; `onCancel` runs when the client
+ * disconnects first; `onOverflow` runs when the client reads too slowly and the stream was ended for it.
+ *
+ * @example
+ * ```ts
+ * import { SseStream } from "./sse_stream.ts";
+ * const stream = new SseStream({ maxBufferedBytes: 1024 * 1024 });
+ * stream.send({ jsonrpc: "2.0", method: "notifications/tools/list_changed" });
+ * stream.close();
+ * await new Response(stream.readable).text(); // "event: message\ndata: {...}\n\n"
+ * ```
+ */
+export class SseStream {
+  /** The response body. */
+  readonly readable: ReadableStream<Uint8Array>;
+  /** Called once if the client cancels the body (disconnects) before {@link close}. */
+  onCancel: (() => void) | undefined;
+  /**
+   * Called once when a message would have taken the unread bytes past `maxBufferedBytes`: the queue was
+   * dropped and the body errored (the client's connection is cut), so the stream is closed.
+   */
+  onOverflow: ((bufferedBytes: number) => void) | undefined;
+  #controller!: ReadableStreamDefaultController<Uint8Array>;
+  #maxBufferedBytes: number;
+  #closed = false;
+
+  constructor(options: SseStreamOptions = {}) {
+    const { maxBufferedBytes = Infinity } = options;
+    if (!(maxBufferedBytes > 0)) {
+      throw new RangeError(
+        `Cannot create SseStream as 'maxBufferedBytes' must be positive: current value is ${maxBufferedBytes}`,
+      );
+    }
+    this.#maxBufferedBytes = maxBufferedBytes;
+    this.readable = new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        this.#controller = controller;
+      },
+      cancel: () => {
+        if (this.#closed) return;
+        this.#closed = true;
+        this.onCancel?.();
+      },
+    }, {
+      // desiredSize is then the bound minus the bytes queued and not yet pulled by the HTTP server.
+      highWaterMark: Number.isFinite(maxBufferedBytes) ? maxBufferedBytes : 0,
+      size: (chunk) => chunk.byteLength,
+    });
+  }
+
+  /** True once closed, cancelled or overflowed. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Bytes queued that the client has not pulled yet. */
+  get bufferedBytes(): number {
+    if (this.#closed || !Number.isFinite(this.#maxBufferedBytes)) return 0;
+    return this.#maxBufferedBytes - (this.#controller.desiredSize ?? this.#maxBufferedBytes);
+  }
+
+  /** Writes one JSON-RPC message as a `message` event. False if the stream is closed or just overflowed. */
+  send(message: unknown): boolean {
+    return this.#enqueue(JSON.stringify(message)); // one line by construction
+  }
+
+  /**
+   * Writes one JSON-RPC message given as JSON text, which must be one line (an SSE `data` line ends at a
+   * line break). False if the stream is closed or just overflowed.
+   *
+   * @throws {RangeError} if the text has a line break
+   */
+  sendText(json: string): boolean {
+    if (!isOneLine(json)) {
+      throw new RangeError("Cannot send an SSE message whose JSON text has a line break");
+    }
+    return this.#enqueue(json);
+  }
+
+  #enqueue(json: string): boolean {
+    if (this.#closed) return false;
+    const chunk = encoder.encode(`event: message\ndata: ${json}\n\n`);
+    const buffered = this.bufferedBytes;
+    if (buffered > 0 && buffered + chunk.byteLength > this.#maxBufferedBytes) {
+      this.#overflow(buffered);
+      return false;
+    }
+    try {
+      this.#controller.enqueue(chunk);
+      return true;
+    } catch {
+      this.#closed = true;
+      return false;
+    }
+  }
+
+  /** Ends the stream. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#controller.close();
+    } catch {
+      // Already errored by the runtime: nothing left to end.
+    }
+  }
+
+  #overflow(buffered: number): void {
+    this.#closed = true;
+    // error() (unlike close()) drops the queued chunks at once, which is the point.
+    this.#controller.error(
+      new Error(`The client did not read ${buffered} bytes of its event stream`),
+    );
+    this.onOverflow?.(buffered);
+  }
+}

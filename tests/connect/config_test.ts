@@ -1,0 +1,980 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { connectHelpText, parseHostPort, resolveConnectConfig } from "../../lib/connect/config.ts";
+import { ConfigError } from "../../lib/util/errors.ts";
+import type { ConnectSettings } from "../../lib/connect/settings.ts";
+
+const TOKEN = "s3cr3t-T0ken.value";
+const GW = ["--gateway", "https://gw.example.com"];
+const CMD = ["--local-stdio", "my-server --flag"];
+
+function sources(env: Record<string, string> = {}) {
+  return { env: (name: string) => env[name], readTextFile: Deno.readTextFile };
+}
+
+async function run(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ settings: ConnectSettings; warnings: string[] }> {
+  const result = await resolveConnectConfig(args, sources(env));
+  assert.equal(result.kind, "run");
+  if (result.kind !== "run") throw new Error("unreachable");
+  return result;
+}
+
+/** Asserts a ConfigError whose message matches every pattern and never contains the test token. */
+async function fails(
+  args: string[],
+  env: Record<string, string>,
+  ...patterns: RegExp[]
+): Promise<string> {
+  let caught: unknown;
+  try {
+    await resolveConnectConfig(args, sources(env));
+  } catch (error: unknown) {
+    caught = error;
+  }
+  assert.ok(caught instanceof ConfigError, `expected a ConfigError, got ${String(caught)}`);
+  for (const pattern of patterns) assert.match(caught.message, pattern);
+  assert.ok(!caught.message.includes(TOKEN), `message leaks the token: ${caught.message}`);
+  return caught.message;
+}
+
+async function withDir(body: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "config_test_" });
+  try {
+    await body(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+async function write(dir: string, name: string, text: string): Promise<string> {
+  const path = join(dir, name);
+  await Deno.writeTextFile(path, text);
+  return path;
+}
+
+// Help and version
+
+Deno.test("resolveConnectConfig() returns help for -h and --help, even next to a mistake", async () => {
+  for (const args of [["-h"], ["--help"], ["--bogus", "--help"], [...GW, "-h"]]) {
+    const result = await resolveConnectConfig(args, sources());
+    assert.equal(result.kind, "help", args.join(" "));
+    if (result.kind === "help") assert.equal(result.text, connectHelpText());
+  }
+});
+
+Deno.test("resolveConnectConfig() returns version for -V and --version", async () => {
+  for (const args of [["-V"], ["--version"]]) {
+    assert.deepEqual(await resolveConnectConfig(args, sources()), { kind: "version" });
+  }
+});
+
+Deno.test("connectHelpText() lists every flag, environment variable, config key and exit code", () => {
+  const text = connectHelpText();
+  for (
+    const word of [
+      "--local-stdio",
+      "-- CMD ARGS",
+      "--gateway",
+      "--token ",
+      "--token-file",
+      "--server-name",
+      "--server-description",
+      "--reconnect-delay",
+      "--max-retries",
+      "--keepalive",
+      "--config",
+      "--log-level",
+      "--log-format",
+      "--verbose",
+      "--cert",
+      "--health-listen",
+      "-h, --help",
+      "-V, --version",
+      "REVERSE_PROXY_GATEWAY",
+      "REVERSE_PROXY_TOKEN ",
+      "REVERSE_PROXY_TOKEN_FILE",
+      "REVERSE_PROXY_RECONNECT_DELAY",
+      "REVERSE_PROXY_MAX_RETRIES",
+      "REVERSE_PROXY_KEEPALIVE",
+      "REVERSE_PROXY_LOG_LEVEL",
+      "REVERSE_PROXY_LOG_FORMAT",
+      "local_stdio",
+      "token_file",
+      "server_name",
+      "server_description",
+      "reconnect_delay",
+      "max_retries",
+      "log_level",
+      "log_format",
+      "health_listen",
+      "Exit codes: 0",
+      "130",
+    ]
+  ) {
+    assert.ok(text.includes(word), `help lacks ${word}`);
+  }
+});
+
+// Minimal runs, command forms and defaults
+
+Deno.test("resolveConnectConfig() applies defaults to a minimal command line", async () => {
+  const { settings, warnings } = await run([...GW, ...CMD]);
+  assert.deepEqual(settings, {
+    command: ["my-server", "--flag"],
+    commandText: "my-server --flag",
+    gateway: "https://gw.example.com",
+    gatewayUrl: new URL("wss://gw.example.com/reverse-proxy/ws"),
+    reconnectDelay: 1,
+    maxRetries: 0,
+    keepalive: 30,
+    logLevel: "info",
+    logFormat: "text",
+  });
+  assert.deepEqual(warnings, []);
+});
+
+Deno.test("resolveConnectConfig() splits --local-stdio like a shell and keeps its text", async () => {
+  const { settings } = await run([
+    ...GW,
+    "--local-stdio",
+    `uvx mcp-server-git --repository '/my repo'`,
+  ]);
+  assert.deepEqual(settings.command, ["uvx", "mcp-server-git", "--repository", "/my repo"]);
+  assert.equal(settings.commandText, `uvx mcp-server-git --repository '/my repo'`);
+});
+
+Deno.test("resolveConnectConfig() takes the words after -- as they are", async () => {
+  const { settings } = await run([...GW, "--", "python3", "-c", "print('a b')", "--gateway", "x"]);
+  assert.deepEqual(settings.command, ["python3", "-c", "print('a b')", "--gateway", "x"]);
+  assert.equal(settings.commandText, `python3 -c 'print('"'"'a b'"'"')' --gateway x`);
+  assert.equal(settings.gateway, "https://gw.example.com");
+});
+
+Deno.test("resolveConnectConfig() accepts --flag=value forms", async () => {
+  const { settings } = await run([
+    "--gateway=http://localhost:4444/pre/",
+    "--local-stdio=srv",
+    "--max-retries=3",
+    "--reconnect-delay=0.5",
+    "--keepalive=10",
+    "--log-format=json",
+    "--server-name=git",
+    "--server-description=Git tools",
+    "--health-listen=127.0.0.1:9464",
+  ]);
+  assert.equal(settings.gatewayUrl.href, "ws://localhost:4444/pre/reverse-proxy/ws");
+  assert.equal(settings.maxRetries, 3);
+  assert.equal(settings.reconnectDelay, 0.5);
+  assert.equal(settings.keepalive, 10);
+  assert.equal(settings.logFormat, "json");
+  assert.equal(settings.serverName, "git");
+  assert.equal(settings.serverDescription, "Git tools");
+  assert.equal(settings.healthListen, "127.0.0.1:9464");
+});
+
+Deno.test("resolveConnectConfig() refuses both --local-stdio and a command after --", async () => {
+  await fails([...GW, ...CMD, "--", "other"], {}, /Both --local-stdio and a command after --/);
+});
+
+Deno.test("resolveConnectConfig() refuses an empty command after --", async () => {
+  await fails([...GW, "--"], {}, /Nothing follows --/);
+  await fails([...GW, "--", ""], {}, /Nothing follows --/);
+});
+
+Deno.test("resolveConnectConfig() explains a missing command", async () => {
+  await fails(GW, {}, /No local server command/, /--local-stdio "CMD ARGS"/, /-- CMD ARGS/);
+});
+
+Deno.test("resolveConnectConfig() explains a missing gateway", async () => {
+  await fails(CMD, {}, /No gateway given/, /--gateway URL/, /REVERSE_PROXY_GATEWAY/);
+});
+
+Deno.test("resolveConnectConfig() names a command with an unclosed quote", async () => {
+  await fails(
+    [...GW, "--local-stdio", "srv 'abc"],
+    {},
+    /^--local-stdio is 'srv 'abc': Unclosed single quote at character 5/,
+  );
+  await fails([...GW, "--local-stdio", "  "], {}, /--local-stdio .*Command is empty/);
+});
+
+Deno.test("resolveConnectConfig() refuses a stray argument before --", async () => {
+  await fails([...GW, ...CMD, "extra"], {}, /Unexpected argument 'extra'/, /after --/);
+});
+
+// Flag syntax errors
+
+Deno.test("resolveConnectConfig() names an unknown flag and suggests the closest", async () => {
+  await fails(
+    [...GW, ...CMD, "--max-retry", "3"],
+    {},
+    /Unknown option '--max-retry': did you mean --max-retries\?/,
+  );
+  await fails(
+    [...GW, ...CMD, "--gatway=x"],
+    {},
+    /Unknown option '--gatway': did you mean --gateway\?/,
+  );
+  await fails(
+    [...GW, ...CMD, "--tokn=" + TOKEN],
+    {},
+    /Unknown option '--tokn': did you mean --token\?/,
+  );
+  await fails(
+    [...GW, ...CMD, "--zzzzzzzzzz"],
+    {},
+    /^Unknown option '--zzzzzzzzzz' Run connect --help/,
+  );
+  await fails(
+    [...GW, ...CMD, "-x"],
+    {},
+    /Unknown option '-x'/,
+    /-h \(--help\) and -V \(--version\)/,
+  );
+});
+
+Deno.test("resolveConnectConfig() names a flag that lacks its value", async () => {
+  await fails([...CMD, "--gateway"], {}, /^--gateway needs a value/);
+  await fails(
+    [...CMD, "--gateway", "--verbose"],
+    {},
+    /^--gateway needs a value but is followed by another option/,
+  );
+  await fails([...GW, ...CMD, "--token", "-" + TOKEN], {}, /^--token needs a value/);
+  await fails([...GW, ...CMD, "--verbose=yes"], {}, /^--verbose takes no value/);
+});
+
+// Numbers
+
+Deno.test("resolveConnectConfig() refuses bad numbers from flags, naming flag and value", async () => {
+  const cases: [string[], RegExp][] = [
+    [
+      ["--max-retries", "five"],
+      /^--max-retries is 'five': expected a whole number of 0 or more.*--max-retries 5/,
+    ],
+    [["--max-retries", "-1"], /^--max-retries is '-1': expected a whole number/],
+    [["--max-retries", "1.5"], /^--max-retries is '1.5'/],
+    [
+      ["--reconnect-delay", "0"],
+      /^--reconnect-delay is '0': expected a number of seconds greater than 0/,
+    ],
+    [["--reconnect-delay", "-2"], /^--reconnect-delay is '-2'/],
+    [["--reconnect-delay", "abc"], /^--reconnect-delay is 'abc'/],
+    [["--keepalive", "0"], /^--keepalive is '0': expected a number of seconds greater than 0/],
+    [["--keepalive", "1e9"], /^--keepalive is '1e9'/],
+    [["--keepalive", "100000"], /at most 86400/],
+    [["--keepalive", ""], /^--keepalive is '':/],
+  ];
+  for (const [args, pattern] of cases) await fails([...GW, ...CMD, ...args], {}, pattern);
+});
+
+Deno.test("resolveConnectConfig() accepts decimal seconds and whole retries", async () => {
+  const { settings } = await run([
+    ...GW,
+    ...CMD,
+    "--reconnect-delay",
+    ".25",
+    "--keepalive",
+    "7.5",
+    "--max-retries",
+    "10",
+  ]);
+  assert.equal(settings.reconnectDelay, 0.25);
+  assert.equal(settings.keepalive, 7.5);
+  assert.equal(settings.maxRetries, 10);
+});
+
+Deno.test("resolveConnectConfig() refuses bad numbers from the environment, naming the variable", async () => {
+  await fails(
+    [...GW, ...CMD],
+    { REVERSE_PROXY_MAX_RETRIES: "lots" },
+    /^REVERSE_PROXY_MAX_RETRIES is 'lots': expected a whole number.*REVERSE_PROXY_MAX_RETRIES=5/,
+  );
+  await fails(
+    [...GW, ...CMD],
+    { REVERSE_PROXY_RECONNECT_DELAY: "-1" },
+    /^REVERSE_PROXY_RECONNECT_DELAY is '-1'/,
+  );
+  await fails([...GW, ...CMD], { REVERSE_PROXY_KEEPALIVE: "0" }, /^REVERSE_PROXY_KEEPALIVE is '0'/);
+});
+
+Deno.test("resolveConnectConfig() checks an overridden value too", async () => {
+  await fails(
+    [...GW, ...CMD, "--max-retries", "2"],
+    { REVERSE_PROXY_MAX_RETRIES: "x" },
+    /REVERSE_PROXY_MAX_RETRIES/,
+  );
+});
+
+Deno.test("resolveConnectConfig() treats an empty environment variable as unset", async () => {
+  const { settings } = await run(CMD, {
+    REVERSE_PROXY_GATEWAY: "gw.example.com",
+    REVERSE_PROXY_MAX_RETRIES: "",
+    REVERSE_PROXY_TOKEN: "  ",
+  });
+  assert.equal(settings.maxRetries, 0);
+  assert.equal(settings.token, undefined);
+});
+
+// Logging
+
+Deno.test("resolveConnectConfig() reads log levels in any case, including the old Python names", async () => {
+  const cases: [string, string][] = [
+    ["TRACE", "trace"],
+    ["Debug", "debug"],
+    ["info", "info"],
+    ["WARN", "warning"],
+    ["warning", "warning"],
+    ["ERROR", "error"],
+    ["CRITICAL", "fatal"],
+  ];
+  for (const [name, level] of cases) {
+    const { settings } = await run([...GW, ...CMD, "--log-level", name]);
+    assert.equal(settings.logLevel, level, name);
+  }
+});
+
+Deno.test("resolveConnectConfig() refuses an unknown log level or format, listing the choices", async () => {
+  await fails(
+    [...GW, ...CMD, "--log-level", "loud"],
+    {},
+    /^--log-level is 'loud': expected a log level \(trace, debug, info, warning, error, critical/,
+  );
+  await fails(
+    [...GW, ...CMD],
+    { REVERSE_PROXY_LOG_LEVEL: "loud" },
+    /^REVERSE_PROXY_LOG_LEVEL is 'loud'/,
+  );
+  await fails(
+    [...GW, ...CMD, "--log-format", "xml"],
+    {},
+    /^--log-format is 'xml': expected text or json/,
+  );
+});
+
+Deno.test("resolveConnectConfig() lets --verbose win over --log-level", async () => {
+  const { settings } = await run([...GW, ...CMD, "--log-level", "error", "--verbose"]);
+  assert.equal(settings.logLevel, "debug");
+});
+
+Deno.test("resolveConnectConfig() reads the log format in any case", async () => {
+  const { settings } = await run([...GW, ...CMD], { REVERSE_PROXY_LOG_FORMAT: "JSON" });
+  assert.equal(settings.logFormat, "json");
+});
+
+// Precedence: flag > environment > config file > default, for each class of setting
+
+interface PrecedenceCase {
+  name: string;
+  flag: string[];
+  env: Record<string, string>;
+  file: string;
+  read: (settings: ConnectSettings) => unknown;
+  expect: { flag: unknown; env: unknown; file: unknown; none: unknown };
+}
+
+const PRECEDENCE: PrecedenceCase[] = [
+  {
+    name: "gateway",
+    flag: ["--gateway", "flag.example"],
+    env: { REVERSE_PROXY_GATEWAY: "env.example" },
+    file: "gateway: file.example",
+    read: (s) => s.gatewayUrl.hostname,
+    expect: { flag: "flag.example", env: "env.example", file: "file.example", none: undefined },
+  },
+  {
+    name: "reconnect delay",
+    flag: ["--reconnect-delay", "4"],
+    env: { REVERSE_PROXY_RECONNECT_DELAY: "3" },
+    file: "reconnect_delay: 2",
+    read: (s) => s.reconnectDelay,
+    expect: { flag: 4, env: 3, file: 2, none: 1 },
+  },
+  {
+    name: "max retries",
+    flag: ["--max-retries", "7"],
+    env: { REVERSE_PROXY_MAX_RETRIES: "6" },
+    file: "max_retries: 5",
+    read: (s) => s.maxRetries,
+    expect: { flag: 7, env: 6, file: 5, none: 0 },
+  },
+  {
+    name: "keepalive",
+    flag: ["--keepalive", "40"],
+    env: { REVERSE_PROXY_KEEPALIVE: "50" },
+    file: "keepalive: 60",
+    read: (s) => s.keepalive,
+    expect: { flag: 40, env: 50, file: 60, none: 30 },
+  },
+  {
+    name: "log level",
+    flag: ["--log-level", "error"],
+    env: { REVERSE_PROXY_LOG_LEVEL: "warning" },
+    file: "log_level: debug",
+    read: (s) => s.logLevel,
+    expect: { flag: "error", env: "warning", file: "debug", none: "info" },
+  },
+  {
+    name: "log level from --verbose",
+    flag: ["--verbose"],
+    env: { REVERSE_PROXY_LOG_LEVEL: "error" },
+    file: "verbose: true",
+    read: (s) => s.logLevel,
+    expect: { flag: "debug", env: "error", file: "debug", none: "info" },
+  },
+  {
+    name: "log format",
+    flag: ["--log-format", "json"],
+    env: { REVERSE_PROXY_LOG_FORMAT: "text" },
+    file: "log_format: json",
+    read: (s) => s.logFormat,
+    expect: { flag: "json", env: "text", file: "json", none: "text" },
+  },
+  {
+    name: "token",
+    flag: ["--token", "flag-token"],
+    env: { REVERSE_PROXY_TOKEN: "env-token" },
+    file: "token: file-token",
+    read: (s) => [s.token, s.tokenSource],
+    expect: {
+      flag: ["flag-token", "flag"],
+      env: ["env-token", "env"],
+      file: ["file-token", "config"],
+      none: [undefined, undefined],
+    },
+  },
+  {
+    name: "server name (no environment variable)",
+    flag: ["--server-name", "flag-name"],
+    env: {},
+    file: "server_name: file-name",
+    read: (s) => s.serverName,
+    expect: { flag: "flag-name", env: "file-name", file: "file-name", none: undefined },
+  },
+  {
+    name: "command (no environment variable)",
+    flag: ["--local-stdio", "flag-cmd"],
+    env: {},
+    file: "local_stdio: file-cmd",
+    read: (s) => s.command,
+    expect: { flag: ["flag-cmd"], env: ["file-cmd"], file: ["file-cmd"], none: undefined },
+  },
+];
+
+Deno.test("resolveConnectConfig() gives flags precedence over environment over file over defaults", async () => {
+  await withDir(async (dir) => {
+    for (const c of PRECEDENCE) {
+      // The base supplies whatever the case does not, from the lowest layer that lets the case win
+      const base = c.name.startsWith("gateway") ? [] : ["--gateway", "base.example"];
+      const baseCmd = c.name.startsWith("command") ? [] : ["--local-stdio", "base-cmd"];
+      const file = await write(dir, "cfg.yaml", `${c.file}\n`);
+      const config = ["--config", file];
+      const all = await run([...base, ...baseCmd, ...c.flag, ...config], c.env);
+      assert.deepEqual(c.read(all.settings), c.expect.flag, `${c.name}: flag`);
+      const envAndFile = await run([...base, ...baseCmd, ...config], c.env);
+      assert.deepEqual(c.read(envAndFile.settings), c.expect.env, `${c.name}: environment`);
+      const fileOnly = await run([...base, ...baseCmd, ...config]);
+      assert.deepEqual(c.read(fileOnly.settings), c.expect.file, `${c.name}: file`);
+      if (
+        c.expect.none !== undefined || !["gateway", "command"].some((n) => c.name.startsWith(n))
+      ) {
+        const none = await run([...base, ...baseCmd]);
+        assert.deepEqual(c.read(none.settings), c.expect.none, `${c.name}: default`);
+      }
+    }
+  });
+});
+
+Deno.test("resolveConnectConfig() takes a --token-file over REVERSE_PROXY_TOKEN", async () => {
+  await withDir(async (dir) => {
+    const path = await write(dir, "token", "file-token\n");
+    const { settings } = await run([...GW, ...CMD, "--token-file", path], {
+      REVERSE_PROXY_TOKEN: "env-token",
+    });
+    assert.equal(settings.token, "file-token");
+    assert.equal(settings.tokenSource, "file");
+  });
+});
+
+Deno.test("resolveConnectConfig() reads REVERSE_PROXY_TOKEN_FILE", async () => {
+  await withDir(async (dir) => {
+    const path = await write(dir, "token", `  ${TOKEN}\r\n\n`);
+    const { settings, warnings } = await run([...GW, ...CMD], { REVERSE_PROXY_TOKEN_FILE: path });
+    assert.equal(settings.token, TOKEN);
+    assert.equal(settings.tokenSource, "file");
+    assert.deepEqual(warnings, []);
+  });
+});
+
+// Tokens and warnings
+
+Deno.test("resolveConnectConfig() warns that --token shows in the process list, without the token", async () => {
+  const { settings, warnings } = await run([...GW, ...CMD, "--token", TOKEN]);
+  assert.equal(settings.token, TOKEN);
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0]!, /process list/);
+  assert.match(warnings[0]!, /--token-file/);
+  assert.match(warnings[0]!, /REVERSE_PROXY_TOKEN/);
+  assert.ok(!warnings[0]!.includes(TOKEN));
+});
+
+Deno.test("resolveConnectConfig() does not warn about a token from the environment", async () => {
+  const { warnings } = await run([...GW, ...CMD], { REVERSE_PROXY_TOKEN: TOKEN });
+  assert.deepEqual(warnings, []);
+});
+
+Deno.test("resolveConnectConfig() warns when a token would travel in clear text to another host", async () => {
+  const { warnings } = await run(["--gateway", "http://gw.example.com:8080", ...CMD], {
+    REVERSE_PROXY_TOKEN: TOKEN,
+  });
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0]!, /clear text to gw\.example\.com:8080/);
+  assert.match(warnings[0]!, /wss:\/\//);
+  assert.ok(!warnings[0]!.includes(TOKEN));
+});
+
+Deno.test("resolveConnectConfig() does not warn about clear text to loopback or without a token", async () => {
+  for (const gateway of ["ws://localhost:4444", "http://127.0.0.1:4444", "ws://[::1]:4444"]) {
+    const { warnings } = await run(["--gateway", gateway, ...CMD], { REVERSE_PROXY_TOKEN: TOKEN });
+    assert.deepEqual(warnings, [], gateway);
+  }
+  const { warnings } = await run(["--gateway", "ws://gw.example.com", ...CMD]);
+  assert.deepEqual(warnings, []);
+});
+
+Deno.test("resolveConnectConfig() refuses malformed tokens without repeating them", async () => {
+  await fails([...GW, ...CMD, "--token", ""], {}, /^--token is empty/);
+  await fails(
+    [...GW, ...CMD],
+    { REVERSE_PROXY_TOKEN: `Bearer ${TOKEN}` },
+    /^REVERSE_PROXY_TOKEN starts with 'Bearer '/,
+  );
+  await fails(
+    [...GW, ...CMD],
+    { REVERSE_PROXY_TOKEN: `${TOKEN} ${TOKEN}` },
+    /^REVERSE_PROXY_TOKEN contains whitespace/,
+  );
+  await withDir(async (dir) => {
+    const file = await write(dir, "cfg.yaml", `token: 12345\n`);
+    await fails(
+      [...GW, ...CMD, "--config", file],
+      {},
+      /^token in .*cfg\.yaml is a number: expected the bearer token as a string/,
+    );
+  });
+});
+
+Deno.test("resolveConnectConfig() refuses --token together with --token-file", async () => {
+  await fails(
+    [...GW, ...CMD, "--token", TOKEN, "--token-file", "/x"],
+    {},
+    /Both --token and --token-file are set/,
+  );
+  await fails(
+    [...GW, ...CMD],
+    { REVERSE_PROXY_TOKEN: TOKEN, REVERSE_PROXY_TOKEN_FILE: "/x" },
+    /Both REVERSE_PROXY_TOKEN and REVERSE_PROXY_TOKEN_FILE/,
+  );
+});
+
+Deno.test("resolveConnectConfig() refuses an empty or unreadable token file, naming its path", async () => {
+  await withDir(async (dir) => {
+    const empty = await write(dir, "empty", " \n\n");
+    await fails(
+      [...GW, ...CMD, "--token-file", empty],
+      {},
+      /^Token file .*empty \(from --token-file\) is empty/,
+    );
+    const missing = join(dir, "missing");
+    await fails(
+      [...GW, ...CMD, "--token-file", missing],
+      {},
+      new RegExp(
+        `^Cannot read token file ${missing} \\(from --token-file\\): No such file or directory`,
+      ),
+    );
+    const twoLines = await write(dir, "two", `${TOKEN}\nsecond-line\n`);
+    const message = await fails(
+      [...GW, ...CMD, "--token-file", twoLines],
+      {},
+      /contains whitespace/,
+    );
+    assert.ok(!message.includes("second-line"));
+  });
+});
+
+Deno.test("resolveConnectConfig() never puts the token in a message, whatever else is wrong", async () => {
+  const bad: [string[], Record<string, string>][] = [
+    [[...CMD, "--token", TOKEN], {}],
+    [[...GW, "--token", TOKEN], {}],
+    [[...GW, ...CMD, "--token", TOKEN, "--max-retries", "x"], {}],
+    [["--gateway", `https://gw.example.com/?access_token=${TOKEN}`, ...CMD], {}],
+    [["--gateway", `https://user:${TOKEN}@gw.example.com`, ...CMD], {}],
+    [[...GW, ...CMD, `--token=${TOKEN}`, "--token-file", "/nonexistent"], {}],
+    [[...GW, ...CMD, "--token", `${TOKEN}\nmore`], {}],
+    [[...GW, ...CMD], { REVERSE_PROXY_TOKEN: `${TOKEN} x` }],
+  ];
+  for (const [args, env] of bad) await fails(args, env);
+});
+
+// Config files
+
+Deno.test("resolveConnectConfig() reads every setting from a YAML file with snake_case keys", async () => {
+  await withDir(async (dir) => {
+    const pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    await write(dir, "ca.pem", pem);
+    await write(dir, "token.txt", `${TOKEN}\n`);
+    const file = await write(
+      dir,
+      "cfg.yaml",
+      `# everything
+local_stdio: "uvx mcp-server-git --repository '/my repo'"
+gateway: https://gw.example.com/prefix
+token_file: token.txt
+server_name: git
+server_description: Git tools
+reconnect_delay: 2.5
+max_retries: 4
+keepalive: 15
+log_level: WARNING
+log_format: json
+cert: ca.pem
+health_listen: "[::1]:9464"
+`,
+    );
+    const { settings, warnings } = await run(["--config", file]);
+    assert.deepEqual(settings, {
+      command: ["uvx", "mcp-server-git", "--repository", "/my repo"],
+      commandText: "uvx mcp-server-git --repository '/my repo'",
+      gateway: "https://gw.example.com/prefix",
+      gatewayUrl: new URL("wss://gw.example.com/prefix/reverse-proxy/ws"),
+      token: TOKEN,
+      tokenSource: "file",
+      serverName: "git",
+      serverDescription: "Git tools",
+      reconnectDelay: 2.5,
+      maxRetries: 4,
+      keepalive: 15,
+      logLevel: "warning",
+      logFormat: "json",
+      caCert: pem,
+      caCertPath: join(dir, "ca.pem"),
+      healthListen: "[::1]:9464",
+    });
+    assert.deepEqual(warnings, []);
+  });
+});
+
+Deno.test("resolveConnectConfig() reads every setting from a JSON file with kebab-case keys", async () => {
+  await withDir(async (dir) => {
+    const pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    const caPath = await write(dir, "ca.pem", pem);
+    const tokenPath = await write(dir, "token.txt", TOKEN);
+    const file = await write(
+      dir,
+      "cfg.json",
+      JSON.stringify({
+        "local-stdio": ["python3", "-c", "print('x y')"],
+        gateway: "gw.example.com:8443",
+        "token-file": tokenPath,
+        "server-name": "py",
+        "server-description": "Python",
+        "reconnect-delay": 3,
+        "max-retries": 9,
+        keepalive: 20,
+        "log-level": "debug",
+        "log-format": "text",
+        cert: caPath,
+        "health-listen": "0.0.0.0:0",
+      }),
+    );
+    const { settings } = await run(["--config", file]);
+    assert.deepEqual(settings.command, ["python3", "-c", "print('x y')"]);
+    assert.equal(settings.commandText, `python3 -c 'print('"'"'x y'"'"')'`);
+    assert.equal(settings.gatewayUrl.href, "wss://gw.example.com:8443/reverse-proxy/ws");
+    assert.equal(settings.token, TOKEN);
+    assert.equal(settings.serverName, "py");
+    assert.equal(settings.serverDescription, "Python");
+    assert.equal(settings.reconnectDelay, 3);
+    assert.equal(settings.maxRetries, 9);
+    assert.equal(settings.keepalive, 20);
+    assert.equal(settings.logLevel, "debug");
+    assert.equal(settings.logFormat, "text");
+    assert.equal(settings.caCert, pem);
+    assert.equal(settings.caCertPath, caPath);
+    assert.equal(settings.healthListen, "0.0.0.0:0");
+  });
+});
+
+Deno.test("resolveConnectConfig() reads the old client's keys: local_stdio, log_level, verbose", async () => {
+  await withDir(async (dir) => {
+    const file = await write(
+      dir,
+      "old.yml",
+      "gateway: https://gw\nlocal_stdio: srv\nlog_level: INFO\nverbose: true\n",
+    );
+    const { settings } = await run(["--config", file]);
+    assert.deepEqual(settings.command, ["srv"]);
+    assert.equal(settings.logLevel, "debug");
+  });
+});
+
+Deno.test("resolveConnectConfig() guesses the format of other file names from the first character", async () => {
+  await withDir(async (dir) => {
+    const json = await write(
+      dir,
+      "cfg.conf",
+      `{"gateway": "gw.example.com", "local_stdio": "srv"}`,
+    );
+    assert.equal((await run(["--config", json])).settings.gateway, "gw.example.com");
+    const yaml = await write(dir, "cfg", "gateway: gw.example.com\nlocal_stdio: srv\n");
+    assert.equal((await run(["--config", yaml])).settings.gateway, "gw.example.com");
+  });
+});
+
+Deno.test("resolveConnectConfig() names an unknown config key and suggests the closest", async () => {
+  await withDir(async (dir) => {
+    const cases: [string, RegExp][] = [
+      ["max_retry: 3", /^Unknown key 'max_retry' in .*cfg\.yaml: did you mean 'max_retries'\?/],
+      ["maxRetries: 3", /^Unknown key 'maxRetries' .*did you mean 'max_retries'\?/],
+      ["server-nme: x", /^Unknown key 'server-nme' .*did you mean 'server-name'\?/],
+      ["local_stdio-x: x", /^Unknown key 'local_stdio-x'/],
+      ["colour: blue", /^Unknown key 'colour' in .*: known keys are local_stdio, gateway/],
+      ["config: other.yaml", /^Unknown key 'config' .*cannot name another config file/],
+    ];
+    for (const [line, pattern] of cases) {
+      const file = await write(dir, "cfg.yaml", `gateway: gw\nlocal_stdio: srv\n${line}\n`);
+      await fails(["--config", file], {}, pattern);
+    }
+  });
+});
+
+Deno.test("resolveConnectConfig() refuses one setting spelled both ways in a file", async () => {
+  await withDir(async (dir) => {
+    const file = await write(dir, "cfg.yaml", "max_retries: 1\nmax-retries: 2\n");
+    await fails(
+      [...GW, ...CMD, "--config", file],
+      {},
+      /^Both 'max_retries' and 'max-retries' are set in .*cfg\.yaml/,
+    );
+  });
+});
+
+Deno.test("resolveConnectConfig() names key, file, value and expectation for a wrongly typed value", async () => {
+  await withDir(async (dir) => {
+    const yamlCases: [string, RegExp][] = [
+      [
+        'max_retries: "five"',
+        /^max_retries in .*cfg\.yaml is "five" \(a string\): expected a whole number of 0 or more.*max_retries: 5/,
+      ],
+      ['max_retries: "5"', /^max_retries in .*cfg\.yaml is "5" \(a string\)/],
+      ["max_retries: 2.5", /^max_retries in .*is 2\.5 \(a number\)/],
+      [
+        "keepalive: -1",
+        /^keepalive in .*cfg\.yaml is -1 \(a number\): expected a number of seconds greater than 0/,
+      ],
+      ["keepalive: .inf", /^keepalive in .* is Infinity \(a number\)/],
+      [
+        "reconnect-delay: 0",
+        /^reconnect-delay in .*cfg\.yaml is 0 \(a number\).*reconnect-delay: 2\.5/,
+      ],
+      ["verbose: yes", /^verbose in .* is "yes" \(a string\): expected true or false/],
+      ["gateway: [a, b]", /^gateway in .* is a list: expected a gateway URL/],
+      ["server_name:", /^server_name in .* is nothing \(null\)/],
+      [
+        "local_stdio: 42",
+        /^local_stdio in .* is 42 \(a number\): expected a command string or a list of strings/,
+      ],
+      ["local_stdio: []", /^local_stdio in .* is a list: expected a non-empty list of strings/],
+      [
+        "local_stdio: [srv, 1]",
+        /^local_stdio in .* is a list: expected a non-empty list of strings/,
+      ],
+      [
+        'local_stdio: "srv \'x"',
+        /^local_stdio in .* is "srv 'x" \(a string\): Unclosed single quote at character 5/,
+      ],
+      ["log_level: loud", /^log_level in .* is "loud" \(a string\): expected a log level/],
+      ["health_listen: 9464", /^health_listen in .* is 9464 \(a number\): expected HOST:PORT/],
+    ];
+    for (const [line, pattern] of yamlCases) {
+      const file = await write(dir, "cfg.yaml", `${line}\n`);
+      await fails([...GW, ...CMD, "--config", file], {}, pattern);
+    }
+    const json = await write(dir, "cfg.json", `{"max-retries": "five"}`);
+    await fails(
+      [...GW, ...CMD, "--config", json],
+      {},
+      /^max-retries in .*cfg\.json is "five" \(a string\).*"max-retries": 5/,
+    );
+  });
+});
+
+Deno.test("resolveConnectConfig() requires a mapping at the top of a config file", async () => {
+  await withDir(async (dir) => {
+    const cases: [string, string, RegExp][] = [
+      ["list.yaml", "- a\n- b\n", /holds a list/],
+      ["scalar.yaml", "hello\n", /holds a string/],
+      ["null.yaml", "~\n", /holds nothing \(null\)/],
+      ["list.json", "[1]", /holds a list/],
+    ];
+    for (const [name, text, pattern] of cases) {
+      const file = await write(dir, name, text);
+      await fails(
+        [...GW, ...CMD, "--config", file],
+        {},
+        /must hold a mapping of settings at the top level/,
+        pattern,
+      );
+    }
+  });
+});
+
+Deno.test("resolveConnectConfig() reports YAML syntax errors with file, line and column", async () => {
+  await withDir(async (dir) => {
+    const file = await write(dir, "cfg.yaml", `gateway: gw\ntoken: "${TOKEN}\n`);
+    await fails(
+      ["--config", file],
+      {},
+      new RegExp(`^Invalid YAML in config file ${file} at line 3, column 1: `),
+    );
+    const indent = await write(dir, "indent.yaml", "a: [1, 2\nb: 3\n");
+    await fails(["--config", indent], {}, /at line 2, column 1: deficient indentation/);
+    const duplicate = await write(dir, "dup.yaml", "gateway: a\ngateway: b\n");
+    await fails(["--config", duplicate], {}, /at line 2, column \d+: duplicated mapping key/);
+    const empty = await write(dir, "empty.yaml", "# nothing\n");
+    await fails(
+      ["--config", empty],
+      {},
+      /^Invalid YAML in config file .*empty\.yaml: expected a document, but the input is empty/,
+    );
+  });
+});
+
+Deno.test("resolveConnectConfig() reports JSON syntax errors with line and column, never the text", async () => {
+  await withDir(async (dir) => {
+    const comma = await write(dir, "cfg.json", `{\n  "gateway": "gw",\n}`);
+    await fails(
+      ["--config", comma],
+      {},
+      new RegExp(`^Invalid JSON in config file ${comma} at line 3, column 1: `),
+    );
+    const leak = await write(dir, "leak.json", `{"token": ${TOKEN}}`);
+    await fails(
+      ["--config", leak],
+      {},
+      /^Invalid JSON in config file .*leak\.json: Unexpected token/,
+    );
+  });
+});
+
+Deno.test("resolveConnectConfig() names an unreadable config file and the reason", async () => {
+  await withDir(async (dir) => {
+    const missing = join(dir, "nope.yaml");
+    await fails(
+      ["--config", missing],
+      {},
+      new RegExp(
+        `^Cannot read config file ${missing} \\(from --config\\): No such file or directory \\(os error 2\\); check`,
+      ),
+    );
+    await fails(["--config", dir], {}, /^Cannot read config file .*: Is a directory/);
+  });
+  await fails(["--config", ""], {}, /^--config is empty/);
+});
+
+Deno.test("resolveConnectConfig() refuses a token and a token_file in the same file", async () => {
+  await withDir(async (dir) => {
+    const file = await write(dir, "cfg.yaml", `token: ${TOKEN}\ntoken_file: t.txt\n`);
+    await fails(
+      [...GW, ...CMD, "--config", file],
+      {},
+      /^Both token in .*cfg\.yaml and token_file in .*cfg\.yaml are set/,
+    );
+  });
+});
+
+// Certificates, health address, names
+
+Deno.test("resolveConnectConfig() reads --cert and keeps its text and path", async () => {
+  await withDir(async (dir) => {
+    const pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    const path = await write(dir, "ca.pem", pem);
+    const { settings } = await run([...GW, ...CMD, "--cert", path]);
+    assert.equal(settings.caCert, pem);
+    assert.equal(settings.caCertPath, path);
+  });
+});
+
+Deno.test("resolveConnectConfig() refuses a missing or non-PEM --cert, naming its path", async () => {
+  await withDir(async (dir) => {
+    const missing = join(dir, "none.pem");
+    await fails(
+      [...GW, ...CMD, "--cert", missing],
+      {},
+      new RegExp(`^Cannot read CA certificate file ${missing} \\(from --cert\\): No such file`),
+    );
+    const junk = await write(dir, "junk.pem", "hello\n");
+    await fails(
+      [...GW, ...CMD, "--cert", junk],
+      {},
+      /^CA certificate file .*junk\.pem \(from --cert\) holds no PEM certificate/,
+    );
+  });
+});
+
+Deno.test("resolveConnectConfig() refuses a malformed --health-listen", async () => {
+  for (const value of ["9464", "localhost", ":9464", "host:99999", "::1:9464", "a b:1"]) {
+    await fails(
+      [...GW, ...CMD, "--health-listen", value],
+      {},
+      new RegExp(`^--health-listen is '${value.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}'`),
+    );
+  }
+});
+
+Deno.test("resolveConnectConfig() checks registration name and description lengths", async () => {
+  await fails(
+    [...GW, ...CMD, "--server-name", "x".repeat(129)],
+    {},
+    /^--server-name is 'x+…': expected a name of at most 128 characters/,
+  );
+  await fails(
+    [...GW, ...CMD, "--server-name", " "],
+    {},
+    /^--server-name is ' ': expected a name of 1 to 128/,
+  );
+  await fails(
+    [...GW, ...CMD, "--server-description", "d".repeat(1025)],
+    {},
+    /at most 1024 characters/,
+  );
+});
+
+Deno.test("resolveConnectConfig() wraps gateway URL errors with the setting's name", async () => {
+  await fails(["--gateway", "ftp://gw", ...CMD], {}, /^--gateway: Unsupported scheme 'ftp:\/\/'/);
+  await fails(
+    CMD,
+    { REVERSE_PROXY_GATEWAY: "https:///x" },
+    /^REVERSE_PROXY_GATEWAY: Gateway URL .* has no host/,
+  );
+  await withDir(async (dir) => {
+    const file = await write(dir, "cfg.yaml", `gateway: "https://gw/?token=${TOKEN}"\n`);
+    await fails(
+      [...CMD, "--config", file],
+      {},
+      /^gateway in .*cfg\.yaml: Gateway URL carries the query parameter 'token'/,
+    );
+  });
+});
+
+Deno.test("parseHostPort() splits host and port, IPv6 in brackets", () => {
+  assert.deepEqual(parseHostPort("127.0.0.1:9464"), { hostname: "127.0.0.1", port: 9464 });
+  assert.deepEqual(parseHostPort("localhost:0"), { hostname: "localhost", port: 0 });
+  assert.deepEqual(parseHostPort("[::1]:80"), { hostname: "::1", port: 80 });
+  assert.throws(() => parseHostPort("::1:80"), TypeError);
+  assert.throws(() => parseHostPort("h:65536"), /port 65536 is out of range/);
+});

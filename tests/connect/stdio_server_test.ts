@@ -1,0 +1,260 @@
+// Tests of StdioServer with real child processes: line framing of stdout and stderr, writes to stdin, exit
+// codes, and stopping a child (and everything it launched) that does not want to stop.
+
+import assert from "node:assert/strict";
+import { deadline } from "../../lib/util/delay.ts";
+import { ServerStartError } from "../../lib/util/errors.ts";
+import type { Line, OversizedLine } from "../../lib/util/line_splitter.ts";
+import { StdioServer, type StdioServerOptions } from "../../lib/connect/stdio_server.ts";
+import { Collector } from "../fixtures/collector.ts";
+import { processAlive, processGroupMembers } from "../fixtures/proxy_process.ts";
+
+const WAIT_MS = 10_000;
+
+/**
+ * Waits until no live process is left in the group. The group was sent SIGKILL already, but a killed process
+ * closes its pipes (which is what ends `exited`) a moment before the kernel makes it a zombie; there is no
+ * event for that moment, so this polls /proc under a deadline.
+ */
+async function groupGone(pgid: number, ms = WAIT_MS): Promise<void> {
+  const until = performance.now() + ms;
+  while (processGroupMembers(pgid).length > 0) {
+    if (performance.now() > until) {
+      assert.fail(`process group ${pgid} still has ${processGroupMembers(pgid)} after ${ms} ms`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+function sh(script: string): string[] {
+  return ["sh", "-c", script];
+}
+
+/** Spawns with collectors for stdout and stderr lines; the caller stops it in finally. */
+function spawn(
+  command: string[],
+  options: Partial<StdioServerOptions> = {},
+): { server: StdioServer; lines: Collector<Line>; stderr: Collector<string> } {
+  const lines = new Collector<Line>();
+  const stderr = new Collector<string>();
+  const server = StdioServer.spawn({
+    command,
+    onLine: lines.push,
+    onStderr: stderr.push,
+    ...options,
+  });
+  return { server, lines, stderr };
+}
+
+Deno.test("StdioServer.spawn() passes the child's stdout lines to onLine in order", async () => {
+  const { server, lines } = spawn(sh("printf 'one\\ntwo\\n'; printf 'thr'; printf 'ee\\nfour'"));
+  try {
+    const exit = await deadline(server.exited, WAIT_MS, "child exit");
+    assert.equal(exit.code, 0);
+    assert.deepEqual(lines.items.map((l) => l.text), ["one", "two", "three", "four"]);
+  } finally {
+    await deadline(server.stop(), WAIT_MS, "stop");
+  }
+});
+
+Deno.test("StdioServer.spawn() passes many lines from a deno child in order", async () => {
+  const count = 2000;
+  const { server, lines } = spawn([
+    Deno.execPath(),
+    "eval",
+    `for (let i = 0; i < ${count}; i++) console.log(JSON.stringify({ jsonrpc: "2.0", id: i, result: {} }));`,
+  ]);
+  try {
+    await lines.waitForCount(count, WAIT_MS, `${count} lines`);
+    assert.deepEqual(lines.items.map((l) => JSON.parse(l.text).id), [...Array(count).keys()]);
+  } finally {
+    await deadline(server.stop(), WAIT_MS, "stop");
+  }
+});
+
+Deno.test("StdioServer.spawn() passes the child's stderr lines to onStderr, not onLine", async () => {
+  const { server, lines, stderr } = spawn(sh("printf 'warn 1\\nwarn 2\\n' >&2; echo out"));
+  try {
+    await deadline(server.exited, WAIT_MS, "child exit");
+    assert.deepEqual(stderr.items, ["warn 1", "warn 2"]);
+    assert.deepEqual(lines.items.map((l) => l.text), ["out"]);
+  } finally {
+    await deadline(server.stop(), WAIT_MS, "stop");
+  }
+});
+
+Deno.test("StdioServer.send() writes a line the child reads (cat echoes it back)", async () => {
+  const { server, lines } = spawn(["cat"]);
+  try {
+    assert.equal(server.writable, true);
+    assert.equal(await server.send('{"jsonrpc":"2.0","id":1,"method":"ping"}'), true);
+    assert.equal(await server.send("second"), true);
+    await lines.waitForCount(2, WAIT_MS, "echoed lines");
+    assert.deepEqual(lines.items, [
+      { text: '{"jsonrpc":"2.0","id":1,"method":"ping"}', bytes: 40 },
+      { text: "second", bytes: 6 },
+    ]);
+  } finally {
+    await deadline(server.stop(), WAIT_MS, "stop");
+  }
+});
+
+Deno.test("StdioServer.stop() lets a child that exits on stdin EOF leave by itself", async () => {
+  const { server } = spawn(["cat"], { graceMs: 5000 });
+  const exit = await deadline(server.stop(), WAIT_MS, "stop");
+  assert.deepEqual(exit, { code: 0, signal: null });
+  assert.equal(server.writable, false);
+  assert.equal(await server.send("late"), false);
+});
+
+Deno.test("StdioServer.stop() SIGKILLs a child that ignores stdin EOF and SIGTERM after graceMs", async () => {
+  const { server, lines } = spawn(sh('trap "" TERM; echo ready; sleep 100'), { graceMs: 300 });
+  try {
+    await lines.waitFor((l) => l.text === "ready", WAIT_MS, "ready line");
+    const start = performance.now();
+    const exit = await deadline(server.stop(), WAIT_MS, "stop");
+    const elapsed = performance.now() - start;
+    assert.equal(exit.signal, "SIGKILL");
+    // Not before SIGTERM had its grace period: EOF wait (min(grace, 500)) + grace.
+    assert.ok(elapsed >= 550, `stopped after ${Math.round(elapsed)} ms`);
+    await groupGone(server.pid, 2000);
+  } finally {
+    server.kill();
+    await deadline(server.stop(), WAIT_MS, "stop");
+  }
+});
+
+Deno.test("StdioServer.stop() kills the grandchildren in the child's process group", async () => {
+  const { server, lines } = spawn(sh("sleep 101 & sleep 102 & echo ready; wait"), {
+    graceMs: 2000,
+  });
+  try {
+    await lines.waitFor((l) => l.text === "ready", WAIT_MS, "ready line");
+    const before = processGroupMembers(server.pid);
+    assert.equal(before.length, 3, `group members ${before}`);
+    assert.ok(before.includes(server.pid));
+    await deadline(server.stop(), WAIT_MS, "stop");
+    await groupGone(server.pid, 2000);
+    for (const pid of before) assert.equal(processAlive(pid), false, `pid ${pid} alive`);
+  } finally {
+    server.kill();
+    await deadline(server.stop(), WAIT_MS, "stop");
+  }
+});
+
+Deno.test("StdioServer.exited kills grandchildren left behind by a child that exited by itself", async () => {
+  const { server, lines } = spawn(sh("sleep 103 & echo $!"));
+  try {
+    const line = await lines.waitFor(() => true, WAIT_MS, "grandchild pid");
+    const grandchild = Number(line.text);
+    const exit = await deadline(server.exited, WAIT_MS, "child exit");
+    assert.equal(exit.code, 0);
+    await groupGone(server.pid, 2000);
+    assert.equal(processAlive(grandchild), false);
+  } finally {
+    server.kill();
+    await deadline(server.stop(), WAIT_MS, "stop");
+  }
+});
+
+Deno.test("StdioServer.exited resolves with the code of a child that dies on its own", async () => {
+  const { server } = spawn(sh("exit 3"));
+  try {
+    const exit = await deadline(server.exited, WAIT_MS, "child exit");
+    assert.deepEqual(exit, { code: 3, signal: null });
+    assert.equal(server.writable, false);
+    assert.equal(await server.send("anyone?"), false);
+  } finally {
+    await deadline(server.stop(), WAIT_MS, "stop");
+  }
+});
+
+Deno.test("StdioServer.stop() is idempotent", async () => {
+  const { server } = spawn(["cat"]);
+  const first = server.stop();
+  const second = server.stop();
+  assert.equal(first, second);
+  await deadline(first, WAIT_MS, "stop");
+});
+
+Deno.test("StdioServer.spawn() throws ServerStartError naming a program that does not exist", () => {
+  const program = "mcp-rproxy-no-such-program-4711";
+  assert.throws(
+    () => StdioServer.spawn({ command: [program, "--flag"], onLine: () => {} }),
+    (error) => {
+      assert.ok(error instanceof ServerStartError);
+      assert.ok(error.message.includes(`'${program}'`), error.message);
+      assert.match(error.message, /check the command and PATH/);
+      assert.ok(error.cause instanceof Deno.errors.NotFound);
+      return true;
+    },
+  );
+});
+
+Deno.test("StdioServer.spawn() throws ServerStartError for an empty command", () => {
+  assert.throws(() => StdioServer.spawn({ command: [], onLine: () => {} }), {
+    name: "ServerStartError",
+    message: "Cannot start the local server: the command is empty",
+  });
+});
+
+Deno.test("StdioServer.spawn() keeps reading after onLine throws", async () => {
+  const seen: string[] = [];
+  const server = StdioServer.spawn({
+    command: sh("printf 'a\\nb\\nc\\n'"),
+    onStderr: () => {},
+    onLine: (line) => {
+      seen.push(line.text);
+      if (line.text === "b") throw new Error("routing failed");
+    },
+  });
+  try {
+    await deadline(server.exited, WAIT_MS, "child exit");
+    assert.deepEqual(seen, ["a", "b", "c"]);
+  } finally {
+    await deadline(server.stop(), WAIT_MS, "stop");
+  }
+});
+
+Deno.test("StdioServer.spawn() waits for a promise from onLine before the next line", async () => {
+  const events = new Collector<string>();
+  const stderr = new Collector<string>();
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => release = resolve);
+  const server = StdioServer.spawn({
+    // Both lines are in the pipe before "written" shows up on stderr.
+    command: sh("printf 'first\\nsecond\\n'; echo written >&2; read _"),
+    onStderr: stderr.push,
+    onLine: (line) => {
+      events.push(`line ${line.text}`);
+      if (line.text === "first") return gate.then(() => events.push("released"));
+    },
+  });
+  try {
+    await events.waitFor((e) => e === "line first", WAIT_MS, "first line");
+    await stderr.waitFor((l) => l === "written", WAIT_MS, "stderr line");
+    assert.deepEqual(events.items, ["line first"]);
+    release();
+    await events.waitFor((e) => e === "line second", WAIT_MS, "second line");
+    assert.deepEqual(events.items, ["line first", "released", "line second"]);
+  } finally {
+    release();
+    await deadline(server.stop(), WAIT_MS, "stop");
+  }
+});
+
+Deno.test("StdioServer.spawn() reports a stdout line over maxLineBytes and passes the next", async () => {
+  const oversized = new Collector<OversizedLine>();
+  const { server, lines } = spawn(sh(`printf '%0300d\\nsmall\\n' 0`), {
+    maxLineBytes: 100,
+    onOversized: oversized.push,
+  });
+  try {
+    await deadline(server.exited, WAIT_MS, "child exit");
+    assert.deepEqual(lines.items.map((l) => l.text), ["small"]);
+    assert.equal(oversized.items.length, 1);
+    assert.equal(oversized.items[0]?.bytes, 300);
+  } finally {
+    await deadline(server.stop(), WAIT_MS, "stop");
+  }
+});
