@@ -4,7 +4,7 @@
 import { resolveConnectConfig } from "./lib/connect/config.ts";
 import { Tunnel } from "./lib/connect/tunnel.ts";
 import { checkHealth, startHealthServer } from "./lib/util/health_server.ts";
-import { createConnectMetrics } from "./lib/util/prometheus.ts";
+import { createConnectMetrics } from "./lib/connect/metrics.ts";
 import {
   AuthRefusedError,
   ConfigError,

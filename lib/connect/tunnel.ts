@@ -29,7 +29,7 @@ import { describeExit, LocalSession, type ServerMessage } from "./local_session.
 import { logger, truncate } from "../util/log.ts";
 import type { ConnectSettings } from "./settings.ts";
 import type { ServerExit, StdioServer } from "./stdio_server.ts";
-import type { ConnectMetrics } from "../util/prometheus.ts";
+import type { ConnectMetrics } from "./metrics.ts";
 import {
   ReceiveWindow,
   ReplayBuffer,

@@ -1,6 +1,7 @@
 // A small MCP server of our own over stdio (newline-delimited JSON-RPC): the server `demo` runs with nothing
 // else installed, and the echo floor of the benchmarks, so the hot path parses each line once and writes once.
 
+import { isObject } from "../util/json_object.ts";
 import meta from "../../deno.json" with { type: "json" };
 import { delay } from "../util/delay.ts";
 import { LineFramer } from "../util/line_splitter.ts";
@@ -98,10 +99,6 @@ class RpcError extends Error {
     super(message);
     this.name = "RpcError";
   }
-}
-
-function isObject(value: unknown): value is JsonObject {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 function text(value: string): JsonObject {

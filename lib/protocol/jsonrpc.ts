@@ -1,12 +1,13 @@
 // JSON-RPC 2.0 message shapes, classification and error replies, shared by both ends of the tunnel.
 
+import { isObject, type JsonObject } from "../util/json_object.ts";
 import { scanJson, type Span } from "./json_scan.ts";
 
 /** A JSON-RPC request or notification id. */
 export type JsonRpcId = string | number;
 
 /** Any JSON object. */
-export type JsonObject = { [key: string]: unknown };
+export type { JsonObject };
 
 /** A JSON-RPC request: has a method and an id. */
 export interface JsonRpcRequest extends JsonObject {
@@ -60,10 +61,6 @@ export const ErrorCode = {
   /** The call did not complete in time. */
   Timeout: -32003,
 } as const;
-
-function isObject(value: unknown): value is JsonObject {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
 
 function isId(value: unknown): value is JsonRpcId {
   return typeof value === "string" || (typeof value === "number" && Number.isFinite(value));

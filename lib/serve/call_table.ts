@@ -1,6 +1,7 @@
 // Id rewriting for one tunnel: every call gets a fresh numeric tunnel id (and progress token), so that many
 // MCP clients with overlapping ids can share one server; answers and progress are mapped back.
 
+import { isObject } from "../util/json_object.ts";
 import type { Span } from "../protocol/json_scan.ts";
 import type {
   JsonObject,
@@ -24,10 +25,6 @@ export interface CallEntry<T> {
   progressToken?: ProgressToken;
   /** Whatever the owner of the table attaches (the route back to the caller). */
   route: T;
-}
-
-function isObject(value: unknown): value is JsonObject {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 function isProgressToken(value: unknown): value is ProgressToken {

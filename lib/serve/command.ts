@@ -4,7 +4,7 @@ import type { Sink } from "@logtape/logtape";
 import { ConfigError, ExitCode } from "../util/errors.ts";
 import { type HealthServer, startHealthServer } from "../util/health_server.ts";
 import { logger, setupLogging, shutdownLogging } from "../util/log.ts";
-import { createServeMetrics } from "../util/prometheus.ts";
+import { createServeMetrics } from "./metrics.ts";
 import { VERSION } from "../util/version.ts";
 import { type Gateway, startGateway } from "./gateway.ts";
 import { JWT_SECRET_ENV, parseServeArgs, serveHelpText, type ServeSettings } from "./config.ts";

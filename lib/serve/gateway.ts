@@ -4,7 +4,7 @@
 import denoJson from "../../deno.json" with { type: "json" };
 import { CloseCode } from "../protocol/frames.ts";
 import { logger } from "../util/log.ts";
-import type { ServeMetrics } from "../util/prometheus.ts";
+import type { ServeMetrics } from "./metrics.ts";
 import { type LinkHost, LinkSession, type ResumeSettings } from "./tunnel_session.ts";
 import { McpEndpoint } from "./mcp_endpoint.ts";
 import { EndedSessions } from "./resume_credentials.ts";

@@ -1,6 +1,7 @@
 // The MCP endpoint `/servers/<name>/mcp` of each registered server: Streamable HTTP (MCP 2025-11-25) for
 // many clients sharing one tunneled server, with per-client sessions, id routing, and server-initiated requests.
 
+import { isObject } from "../util/json_object.ts";
 import {
   classify,
   ErrorCode,
@@ -13,7 +14,7 @@ import {
   type JsonRpcResponse,
 } from "../protocol/jsonrpc.ts";
 import { logger } from "../util/log.ts";
-import type { ServeMetrics } from "../util/prometheus.ts";
+import type { ServeMetrics } from "./metrics.ts";
 import { RawResponse } from "./call_table.ts";
 import type { LinkSession } from "./tunnel_session.ts";
 import { BodyTooLargeError, readBody } from "./request_body.ts";
@@ -132,10 +133,6 @@ class ClientSession {
     this.getStream?.close();
     this.getStream = undefined;
   }
-}
-
-function isObject(value: unknown): value is JsonObject {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 function rpcError(

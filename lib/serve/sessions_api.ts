@@ -1,12 +1,12 @@
 // The sessions API at ContextForge's paths: list, inspect, evict, and call a tunneled server directly, with
 // each owner limited to its own sessions (admins see all).
 
+import { isObject } from "../util/json_object.ts";
 import { CloseCode } from "../protocol/frames.ts";
 import {
   classify,
   ErrorCode,
   errorResponse,
-  type JsonObject,
   type JsonRpcNotification,
   type JsonRpcRequest,
 } from "../protocol/jsonrpc.ts";
@@ -24,10 +24,6 @@ export interface SessionsApiOptions {
   registry: SessionRegistry<LinkSession>;
   /** Largest request body, in bytes. */
   maxBodyBytes: number;
-}
-
-function isObject(value: unknown): value is JsonObject {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 function problem(status: number, message: string): Response {

@@ -1,6 +1,7 @@
 // Bearer-token authentication of the gateway: a tokens file and/or ContextForge-compatible HS256 JWTs,
 // and the roles that decide 401 (who are you?) versus 403 (you may not do that).
 
+import { isObject } from "../util/json_object.ts";
 import { createHash } from "node:crypto";
 import { load } from "js-yaml";
 
@@ -76,10 +77,6 @@ export const CLIENT_PERMISSIONS = [
   "tools.execute",
   "servers.manage",
 ];
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
 
 function parseRoles(value: unknown, where: string): Role[] {
   if (value === undefined) return [...DEFAULT_ROLES];

@@ -2,6 +2,7 @@
 // calls in flight with rewritten ids, its held `initialize` result, its liveness, and (with the `resume`
 // extension) the sequence numbers and replay buffer that let it outlive a dropped link (docs/resume.md).
 
+import { isObject } from "../util/json_object.ts";
 import { Deadlines } from "../util/deadlines.ts";
 import { deadline } from "../util/delay.ts";
 import {
@@ -26,7 +27,7 @@ import {
   scanMessage,
 } from "../protocol/jsonrpc.ts";
 import { logger } from "../util/log.ts";
-import type { ServeMetrics } from "../util/prometheus.ts";
+import type { ServeMetrics } from "./metrics.ts";
 import {
   ReceiveWindow,
   ReplayBuffer,
@@ -160,10 +161,6 @@ function reasonText(reason: unknown): string {
   if (typeof reason === "string") return reason;
   if (reason instanceof Error) return reason.message;
   return "cancelled";
-}
-
-function isObject(value: unknown): value is JsonObject {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 /** WebSocket close reasons are limited to 123 bytes. */

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import type { LogRecord } from "@logtape/logtape";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { setupLogging, shutdownLogging } from "../../lib/util/log.ts";
-import { createServeMetrics, type ServeMetrics } from "../../lib/util/prometheus.ts";
+import { createServeMetrics, type ServeMetrics } from "../../lib/serve/metrics.ts";
 import type { Gateway } from "../../lib/serve/gateway.ts";
 import {
   connectClient,

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { checkHealth, parseListen, startHealthServer } from "../../lib/util/health_server.ts";
-import { createConnectMetrics } from "../../lib/util/prometheus.ts";
+import { createConnectMetrics } from "../../lib/connect/metrics.ts";
 import { parsePrometheus, sampleValue } from "../fixtures/prometheus_parser.ts";
 
 const TIMEOUT_MS = 5000;
