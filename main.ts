@@ -2,7 +2,7 @@
 // listeners, and maps outcomes to exit codes. Nothing under lib/ touches Deno.args, Deno.env or Deno.exit.
 
 import { resolveConnectConfig } from "./lib/connect/config.ts";
-import { Tunnel } from "./lib/connect/tunnel.ts";
+import { Supervisor } from "./lib/connect/supervisor.ts";
 import { checkHealth, startHealthServer } from "./lib/util/health_server.ts";
 import { createConnectMetrics } from "./lib/connect/metrics.ts";
 import {
@@ -106,7 +106,7 @@ async function connectCommand(args: string[]): Promise<number> {
   const log = logger("main");
   for (const warning of warnings) log.warn(warning);
   const controller = new AbortController();
-  let tunnel: Tunnel | undefined;
+  let tunnel: Supervisor | undefined;
   const removeSignals = installSignals(controller, () => tunnel?.kill());
   const metrics = createConnectMetrics({ version: VERSION });
   const health = settings.healthListen === undefined ? undefined : await startHealthServer({
@@ -118,7 +118,7 @@ async function connectCommand(args: string[]): Promise<number> {
     log.info("Health and metrics on {url}", { event: "health_listening", url: health.url });
   }
   try {
-    tunnel = new Tunnel({ settings, signal: controller.signal, metrics });
+    tunnel = new Supervisor({ settings, signal: controller.signal, metrics });
     await tunnel.run();
     return ExitCode.Ok;
   } catch (error) {

@@ -1,16 +1,31 @@
-// One WebSocket link to a gateway: dial, register (contract A, B or C, told apart by what the gateway
-// sends), heartbeat with a reply deadline, send frames, and report how the link ended.
+// One link to a gateway: dial, register (contract A, B or C, told apart by what the gateway sends),
+// heartbeat with a reply deadline, send frames, and report how the link ended, as a typed outcome.
 
-import { AuthRefusedError, EvictedError } from "../util/errors.ts";
+import { logger } from "../util/log.ts";
 import {
   CloseCode,
   CONTRACT_B_MAX_FRAME_BYTES,
+  encodeHeartbeat,
   Extension,
   type Frame,
   parseFrame,
+  readErrorMessage,
   WEBSOCKET_MAX_MESSAGE_BYTES,
 } from "../protocol/frames.ts";
-import { logger } from "../util/log.ts";
+import {
+  encodeRegister,
+  readRegisterAck,
+  readRegisterComplete,
+  type RegisterAck,
+  type ResumeRequest,
+} from "../protocol/registration.ts";
+import {
+  classifyFailure,
+  type FailureCause,
+  type LinkSocket,
+  openWebSocket,
+  type SocketEnd,
+} from "./link_socket.ts";
 
 const log = logger("link");
 
@@ -40,12 +55,53 @@ export interface Registration {
   name?: string;
 }
 
-/** How a link ended. */
-export interface LinkEnd {
-  /** `remote`: the gateway or the network closed it; `heartbeat`: no reply in time; `local`: we closed it. */
-  cause: "remote" | "heartbeat" | "local";
-  code: number;
-  reason: string;
+/** How a registered link ended. */
+export type LinkEnd =
+  /** The gateway or the network closed it (code 0 when no close frame arrived). */
+  | { kind: "closed"; code: number; reason: string }
+  /** No frame from the gateway within the deadline after a heartbeat: the link is dead. */
+  | { kind: "heartbeat" }
+  /** We closed it. */
+  | { kind: "local"; code: number; reason: string };
+
+/** Why a dial did not end registered. */
+export type DialFailure =
+  /** The gateway refused the token: HTTP 401/403 at the upgrade, a 1008 close, or B's failed registration. */
+  | "auth"
+  /** Our gateway: the session was evicted (close 4001, or a resume answered `evicted`). */
+  | "evicted"
+  /** Our gateway: the owner holds all the sessions it may (close 4029); retry later. */
+  | "too-many-sessions"
+  /** The gateway could not be reached, or the handshake failed (see `cause`). */
+  | "unreachable"
+  /** The gateway answered the upgrade with an HTTP status that is not an auth refusal. */
+  | "http-status"
+  /** No handshake within the deadline. */
+  | "handshake-timeout"
+  /** No registration answer within the deadline. */
+  | "register-timeout"
+  /** The gateway closed or answered the registration otherwise. */
+  | "registration-failed";
+
+/** A dial that did not end registered, with what happened as a kind to switch on. */
+export class DialError extends Error {
+  readonly kind: DialFailure;
+  /** The HTTP status of a refused upgrade, when there was one. */
+  readonly status: number | undefined;
+  /** For `unreachable`: what the runtime's error amounts to (DNS, refused, TLS, …). */
+  readonly failure: FailureCause | undefined;
+
+  constructor(
+    kind: DialFailure,
+    message: string,
+    options: { status?: number; failure?: FailureCause } = {},
+  ) {
+    super(message);
+    this.name = "DialError";
+    this.kind = kind;
+    this.status = options.status;
+    this.failure = options.failure;
+  }
 }
 
 /** Options of {@link Link.open}. */
@@ -62,7 +118,7 @@ export interface LinkOptions {
   heartbeatDeadlineMs?: number;
   /** Extra trusted CA (PEM) for wss. */
   caCert?: string;
-  /** Deadline for the WebSocket handshake, in milliseconds. */
+  /** Deadline for the handshake, in milliseconds. */
   openTimeoutMs?: number;
   /** Deadline from handshake to completed registration (B runs discovery in between), in milliseconds. */
   registerTimeoutMs?: number;
@@ -76,59 +132,80 @@ export interface LinkOptions {
   onFrame: (frame: Frame, link: Link) => void;
   /** Called when a heartbeat reply arrives, with the round trip in milliseconds. */
   onHeartbeatRtt?: (ms: number) => void;
-  /** Called with the byte size of every frame received. */
+  /** Called with the size of every frame received. */
   onFrameIn?: (bytes: number) => void;
   /**
    * Ask the gateway to re-attach this session (only after it announced `resume`). `overflowed` says our
    * replay buffer overflowed: the gateway then ends that session (failing its calls) instead.
    */
-  resume?: { sessionId: string; token: string; ack: number; overflowed?: boolean };
+  resume?: ResumeRequest;
   /** Called with the `ack` of every gateway frame that carries one. */
   onAck?: (ack: number) => void;
-  /** Extra fields for heartbeat frames (the current `ack`). */
-  heartbeatFields?: () => Record<string, unknown>;
+  /** The cumulative `ack` to put on heartbeats, when resuming is in use. */
+  heartbeatAck?: () => number | undefined;
   signal?: AbortSignal;
 }
 
-function resumeFields(frame: Frame): Partial<Registration> {
-  const fields: Partial<Registration> = {};
-  const resume = frame.resume as { token?: unknown; windowMs?: unknown } | undefined;
-  if (typeof resume?.token === "string" && resume.token !== "") {
-    fields.resume = {
-      token: resume.token,
-      windowMs: typeof resume.windowMs === "number" ? resume.windowMs : 0,
-    };
+/** The failure a refused upgrade status amounts to. */
+function refusal(status: number): DialError {
+  if (status === 401 || status === 403) {
+    return new DialError(
+      "auth",
+      `Gateway refused the token: HTTP ${status}${
+        status === 401
+          ? " (missing, invalid or expired token: check --token-file or REVERSE_PROXY_TOKEN)"
+          : " (the token lacks permission to register servers)"
+      }`,
+      { status },
+    );
   }
-  if (frame.resumed === true) fields.resumed = true;
-  if (typeof frame.ack === "number") fields.peerAck = frame.ack;
-  if (typeof frame.resumeError === "string") fields.resumeError = frame.resumeError;
-  return fields;
+  return new DialError("http-status", `Gateway answered the upgrade with HTTP ${status}`, {
+    status,
+  });
 }
 
-function statusFromError(message: string): number | undefined {
-  const match = /status code:? (\d{3})/i.exec(message);
-  return match ? Number(match[1]) : undefined;
+/** The failure a close before registration amounts to. */
+function closedDuringRegistration(code: number, reason: string, url: URL): DialError {
+  const detail = reason ? `: ${reason}` : "";
+  switch (code) {
+    case CloseCode.Policy:
+      return new DialError("auth", `Gateway refused the registration (close 1008${detail})`);
+    case CloseCode.Evicted:
+      return new DialError("evicted", `Gateway evicted this session${detail}`);
+    case CloseCode.TooManySessions:
+      return new DialError(
+        "too-many-sessions",
+        `Gateway refused the registration: too many sessions for this token's owner${detail}`,
+      );
+    default:
+      return new DialError(
+        "registration-failed",
+        `Gateway at ${url.href} closed the link during registration (code ${code}${detail})`,
+      );
+  }
 }
 
 /** A registered link. Open with {@link Link.open}; it ends on its own or with {@link Link.close}. */
 export class Link {
   /** Resolves once, when the link is gone for whatever reason. Never rejects. */
   readonly ended: Promise<LinkEnd>;
-  #ws: WebSocket;
+  #socket!: LinkSocket;
   #options: LinkOptions;
   #registration: Registration | undefined;
+  #pendingB: Registration | undefined;
   #resolveEnded!: (end: LinkEnd) => void;
   #end: LinkEnd | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
   #lastInboundAt = performance.now();
   #heartbeatSentAt: number | undefined;
   #lastHeartbeatAt = 0;
-  #client: Deno.HttpClient | undefined;
+  /** Settles `open`: set while registering. */
+  #registering:
+    | { succeed: (r: Registration) => void; fail: (error: unknown) => void }
+    | undefined;
 
-  private constructor(ws: WebSocket, options: LinkOptions, client: Deno.HttpClient | undefined) {
-    this.#ws = ws;
+  private constructor(options: LinkOptions) {
     this.#options = options;
-    this.#client = client;
     this.ended = new Promise((resolve) => this.#resolveEnded = resolve);
   }
 
@@ -136,35 +213,12 @@ export class Link {
    * Dials the gateway and registers. Resolves when registration is complete (A and C: `register_ack`
    * success; B: `register_complete` success).
    *
-   * @throws {AuthRefusedError} on HTTP 401/403 at the upgrade or a policy close (1008)
-   * @throws {EvictedError} on close 4001
-   * @throws {Error} when the gateway cannot be reached or registration fails otherwise
+   * @throws {DialError} with a kind saying why the link did not end registered
+   * @throws the signal's reason when it aborts first
+   * @throws the runtime's permission error when `--allow-net` does not cover the gateway
    */
   static async open(options: LinkOptions): Promise<Link> {
-    const headers: Record<string, string> = { "X-Session-ID": options.clientSessionId };
-    if (options.token !== undefined) headers.Authorization = `Bearer ${options.token}`;
-    const client = options.caCert === undefined
-      ? undefined
-      : Deno.createHttpClient({ caCerts: [options.caCert] });
-    let ws: WebSocket;
-    try {
-      ws = client === undefined
-        ? new WebSocket(options.url, { headers })
-        : new WebSocket(options.url, { headers, client });
-    } catch (error) {
-      client?.close();
-      // A missing --allow-net is the user's to fix, not a network failure to retry.
-      if (
-        error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied
-      ) throw error;
-      throw new Error(
-        `Cannot dial the gateway at ${options.url.href}: ${(error as Error).message}`,
-        {
-          cause: error,
-        },
-      );
-    }
-    const link = new Link(ws, options, client);
+    const link = new Link(options);
     await link.#register();
     return link;
   }
@@ -190,31 +244,30 @@ export class Link {
     return (this.#registration ?? this.#pendingB)?.contract;
   }
 
+  /** The session id to put in frames: the gateway's once it has given one. */
+  get sessionId(): string {
+    return (this.#registration ?? this.#pendingB)?.sessionId ?? this.#options.clientSessionId;
+  }
+
   /** Bytes queued in the socket, for backpressure. */
   get bufferedAmount(): number {
-    return this.#ws.bufferedAmount;
+    return this.#socket.bufferedAmount;
   }
 
   /** True while frames can be sent. */
   get isOpen(): boolean {
-    return this.#end === undefined && this.#ws.readyState === WebSocket.OPEN;
+    return this.#end === undefined && this.#socket.isOpen;
   }
 
   /** Sends one frame's text. Returns false if the link is not open (the caller answers for the message). */
   sendText(text: string): boolean {
-    if (!this.isOpen) return false;
-    this.#ws.send(text);
-    return true;
-  }
-
-  /** Sends a frame object. */
-  send(frame: Frame): boolean {
-    return this.sendText(JSON.stringify(frame));
+    if (this.#end !== undefined) return false;
+    return this.#socket.send(text);
   }
 
   /** Closes the link (without waiting for the peer: a silent peer never answers a close). */
   close(code: number = CloseCode.Normal, reason = ""): void {
-    this.#finish({ cause: "local", code, reason });
+    this.#finish({ kind: "local", code, reason });
   }
 
   #finish(end: LinkEnd): void {
@@ -222,220 +275,207 @@ export class Link {
     this.#end = end;
     clearInterval(this.#timer);
     this.#timer = undefined;
-    try {
-      if (this.#ws.readyState === WebSocket.OPEN || this.#ws.readyState === WebSocket.CONNECTING) {
-        this.#ws.close(
-          end.cause === "local" ? end.code : CloseCode.Normal,
-          end.reason.slice(0, 120),
-        );
-      }
-    } catch {
-      // Closing a socket that is already going away.
-    }
-    this.#client?.close();
-    this.#client = undefined;
+    this.#socket.close(
+      end.kind === "local" ? end.code : CloseCode.Normal,
+      end.kind === "heartbeat" ? "heartbeat deadline passed" : end.reason.slice(0, 120),
+    );
     this.#resolveEnded(end);
   }
 
   #register(): Promise<void> {
     const options = this.#options;
-    const ws = this.#ws;
     const openTimeoutMs = options.openTimeoutMs ?? 10_000;
     const registerTimeoutMs = options.registerTimeoutMs ?? 60_000;
+    const headers: Record<string, string> = { "X-Session-ID": options.clientSessionId };
+    if (options.token !== undefined) headers.Authorization = `Bearer ${options.token}`;
     return new Promise<void>((resolve, reject) => {
-      let settled = false;
-      let errorText = "";
       let timer = setTimeout(
         () =>
           fail(
-            new Error(
-              `Gateway did not complete the WebSocket handshake within ${openTimeoutMs} ms`,
+            new DialError(
+              "handshake-timeout",
+              `Gateway at ${options.url.href} did not complete the handshake within ${openTimeoutMs} ms`,
             ),
           ),
         openTimeoutMs,
       );
-      const onAbort = () => fail(options.signal?.reason ?? new Error("Aborted"));
-      const done = () => {
-        settled = true;
+      const onAbort = () => fail(options.signal?.reason);
+      const settle = () => {
+        this.#registering = undefined;
         clearTimeout(timer);
         options.signal?.removeEventListener("abort", onAbort);
       };
-      const fail = (error: Error) => {
-        if (settled) return;
-        done();
-        this.#finish({ cause: "local", code: CloseCode.Normal, reason: "registration failed" });
+      const fail = (error: unknown) => {
+        if (this.#registering === undefined) return;
+        settle();
+        this.#finish({ kind: "local", code: CloseCode.Normal, reason: "registration failed" });
         reject(error);
       };
       const succeed = (registration: Registration) => {
-        if (settled) return;
-        done();
+        if (this.#registering === undefined) return;
+        settle();
         this.#registration = registration;
         this.#options.onRegistered?.(this);
         this.#startHeartbeat();
         resolve();
       };
+      this.#registering = { succeed, fail };
+      try {
+        this.#socket = this.#dial(headers, () => {
+          clearTimeout(timer);
+          timer = setTimeout(
+            () =>
+              fail(
+                new DialError(
+                  "register-timeout",
+                  `Gateway did not complete registration within ${registerTimeoutMs} ms`,
+                ),
+              ),
+            registerTimeoutMs,
+          );
+        });
+      } catch (error) {
+        // A missing --allow-net is the user's to fix, not a network failure to retry.
+        this.#registering = undefined;
+        clearTimeout(timer);
+        this.#end = { kind: "local", code: CloseCode.Normal, reason: "dial failed" };
+        this.#resolveEnded(this.#end);
+        return reject(error);
+      }
       if (options.signal?.aborted) return onAbort();
       options.signal?.addEventListener("abort", onAbort, { once: true });
-
-      ws.onopen = () => {
-        clearTimeout(timer);
-        timer = setTimeout(
-          () =>
-            fail(new Error(`Gateway did not complete registration within ${registerTimeoutMs} ms`)),
-          registerTimeoutMs,
-        );
-        this.#lastInboundAt = performance.now();
-        this.send({
-          type: "register",
-          sessionId: options.clientSessionId,
-          server: { ...options.server, protocol: "mcp" },
-          ...(options.resume ? { resume: options.resume } : {}),
-        });
-      };
-      ws.onerror = (event) => {
-        errorText = (event as ErrorEvent).message ?? "";
-      };
-      ws.onclose = (event) => {
-        if (!settled) {
-          const status = statusFromError(errorText);
-          if (status === 401 || status === 403) {
-            return fail(
-              new AuthRefusedError(
-                `Gateway refused the token: HTTP ${status}${
-                  status === 401
-                    ? " (missing, invalid or expired token: check --token-file or REVERSE_PROXY_TOKEN)"
-                    : " (the token lacks permission to register servers)"
-                }`,
-              ),
-            );
-          }
-          if (event.code === CloseCode.Policy) {
-            return fail(
-              new AuthRefusedError(
-                `Gateway refused the registration (close 1008${
-                  event.reason ? `: ${event.reason}` : ""
-                })`,
-              ),
-            );
-          }
-          if (event.code === CloseCode.Evicted) {
-            return fail(
-              new EvictedError(
-                `Gateway evicted this session${event.reason ? `: ${event.reason}` : ""}`,
-              ),
-            );
-          }
-          const detail = errorText ||
-            (event.code ? `closed with code ${event.code} ${event.reason}`.trim() : "closed");
-          return fail(new Error(`Cannot reach the gateway at ${options.url.href}: ${detail}`));
-        }
-        this.#finish({ cause: "remote", code: event.code, reason: event.reason || errorText });
-      };
-      ws.onmessage = (event) => {
-        // A socket we gave up on (heartbeat deadline) may still deliver what it had queued: those frames
-        // belong to no link any more (with `resume` the gateway replays them on the next one).
-        if (this.#end !== undefined) return;
-        this.#lastInboundAt = performance.now();
-        if (typeof event.data !== "string") {
-          log.warn("Gateway sent a binary frame; ignored (the protocol uses text frames)");
-          return;
-        }
-        options.onFrameIn?.(event.data.length);
-        // A long frame's payload stays text: it goes to the server as is, not parsed and serialized again.
-        const frame = parseFrame(event.data, { payloadAsText: true });
-        if (frame instanceof Error) {
-          log.warn("Gateway sent a malformed frame; ignored: {error}", { error: frame.message });
-          return;
-        }
-        if (typeof frame.ack === "number") options.onAck?.(frame.ack);
-        switch (frame.type) {
-          case "ack":
-            return;
-          case "register_ack":
-            return this.#onRegisterAck(frame, succeed, fail);
-          case "register_complete":
-            if (frame.status === "success") {
-              if (this.#registration === undefined && this.#pendingB !== undefined) {
-                succeed(this.#pendingB);
-              }
-            } else {
-              fail(
-                new AuthRefusedError(
-                  `Gateway rejected the registration: ${
-                    String(frame.message ?? "no reason given")
-                  }`,
-                ),
-              );
-            }
-            return;
-          case "heartbeat":
-            return this.#onHeartbeat();
-          case "error":
-            log.warn("Gateway reported an error: {message}", {
-              message: String(frame.message ?? ""),
-            });
-            return;
-          default:
-            options.onFrame(frame, this);
-        }
-      };
     });
   }
 
-  #pendingB: Registration | undefined;
+  /** Opens the socket; `opened` re-arms the deadline for the registration answer. */
+  #dial(headers: Record<string, string>, opened: () => void): LinkSocket {
+    const options = this.#options;
+    return openWebSocket({
+      url: options.url,
+      headers,
+      ...(options.caCert === undefined ? {} : { caCert: options.caCert }),
+    }, {
+      onOpen: () => {
+        opened();
+        this.#lastInboundAt = performance.now();
+        this.sendText(encodeRegister({
+          sessionId: options.clientSessionId,
+          server: { ...options.server, protocol: "mcp" },
+          ...(options.resume ? { resume: options.resume } : {}),
+          extensions: new Set(),
+        }));
+      },
+      onMessage: (data) => this.#onMessage(data),
+      onEnd: (end) => this.#onSocketEnd(end),
+    });
+  }
 
-  #onRegisterAck(
-    frame: Frame,
-    succeed: (registration: Registration) => void,
-    fail: (error: Error) => void,
-  ): void {
-    const sessionId = typeof frame.sessionId === "string" && frame.sessionId !== ""
-      ? frame.sessionId
-      : this.#options.clientSessionId;
-    if (frame.status === "evicted" || frame.resumeError === "evicted") {
+  #onSocketEnd(end: SocketEnd): void {
+    const registering = this.#registering;
+    if (registering === undefined) {
+      // Registered: the link is over. (Before it, a failed registration already finished it.)
+      if (end.kind === "closed") {
+        this.#finish({ kind: "closed", code: end.code, reason: end.reason });
+      } else this.#finish({ kind: "closed", code: 0, reason: "connection failed" });
+      return;
+    }
+    const url = this.#options.url;
+    if (end.kind === "http-status") return registering.fail(refusal(end.status));
+    if (end.kind === "closed") {
+      return registering.fail(closedDuringRegistration(end.code, end.reason, url));
+    }
+    const { hint } = classifyFailure(end.message);
+    registering.fail(
+      new DialError(
+        "unreachable",
+        `Cannot reach the gateway at ${url.href}: ${hint} (${end.message})`,
+        { failure: end.cause },
+      ),
+    );
+  }
+
+  #onMessage(data: string | { binary: number }): void {
+    // A socket we gave up on (heartbeat deadline) may still deliver what it had queued: those frames
+    // belong to no link any more (with `resume` the gateway replays them on the next one).
+    if (this.#end !== undefined) return;
+    this.#lastInboundAt = performance.now();
+    if (typeof data !== "string") {
+      log.warning("Gateway sent a binary frame; ignored (the protocol uses text frames)", {
+        event: "bad_frame",
+      });
+      return;
+    }
+    this.#options.onFrameIn?.(data.length);
+    const frame = parseFrame(data);
+    if (frame instanceof Error) {
+      log.warning("Gateway sent a malformed frame; ignored: {error}", {
+        event: "bad_frame",
+        error: frame.message,
+      });
+      return;
+    }
+    if (frame.ack !== undefined) this.#options.onAck?.(frame.ack);
+    switch (frame.type) {
+      case "ack":
+        return;
+      case "register_ack":
+        return this.#onRegisterAck(frame);
+      case "register_complete": {
+        const complete = readRegisterComplete(frame);
+        if (complete.ok) {
+          if (this.#registration === undefined && this.#pendingB !== undefined) {
+            this.#registering?.succeed(this.#pendingB);
+          }
+        } else {
+          this.#registering?.fail(
+            new DialError("auth", `Gateway rejected the registration: ${complete.message}`),
+          );
+        }
+        return;
+      }
+      case "heartbeat":
+        return this.#onHeartbeat();
+      case "error":
+        log.warning("Gateway reported an error: {message}", {
+          event: "gateway_error",
+          message: readErrorMessage(frame),
+        });
+        return;
+      default:
+        this.#options.onFrame(frame, this);
+    }
+  }
+
+  #onRegisterAck(frame: Frame): void {
+    const registering = this.#registering;
+    if (registering === undefined) return; // a late or repeated answer: registration is settled
+    const ack = readRegisterAck(frame, this.#options.clientSessionId);
+    if (ack.status === "evicted" || ack.resumeError === "evicted") {
       // Our gateway: the session we asked to resume was removed on purpose (its 4001 close may not have
       // reached us). Coming back under a new session would undo the operator's decision.
-      return fail(new EvictedError("The gateway evicted this session; not registering again"));
+      return registering.fail(
+        new DialError("evicted", "The gateway evicted this session; not registering again"),
+      );
     }
-    if (frame.status === "processing") {
+    if (ack.status === "processing") {
       // Contract B: discovery runs through the tunnel now; registration completes with register_complete.
       this.#pendingB = {
-        sessionId,
+        sessionId: ack.sessionId,
         contract: "B",
         extensions: new Set(),
         maxFrameBytes: CONTRACT_B_MAX_FRAME_BYTES,
       };
-
       return;
     }
-    if (frame.status !== "success") {
-      return fail(
-        new Error(`Gateway answered the registration with status '${String(frame.status)}'`),
+    if (ack.status !== "success") {
+      return registering.fail(
+        new DialError(
+          "registration-failed",
+          `Gateway answered the registration with status '${ack.status.slice(0, 64)}'`,
+        ),
       );
     }
-    const extensions = new Set(
-      Array.isArray(frame.extensions) ? frame.extensions.filter((e) => typeof e === "string") : [],
-    );
-    const isC = extensions.size > 0;
-    const maxFrameBytes =
-      extensions.has(Extension.LargeFrames) && typeof frame.maxFrameBytes === "number"
-        ? Math.min(frame.maxFrameBytes, WEBSOCKET_MAX_MESSAGE_BYTES)
-        : WEBSOCKET_MAX_MESSAGE_BYTES;
-    succeed({
-      sessionId,
-      contract: isC ? "C" : "A",
-      extensions,
-      maxFrameBytes,
-      ...(typeof frame.mcpUrl === "string" ? { mcpUrl: frame.mcpUrl } : {}),
-      ...(typeof frame.name === "string" ? { name: frame.name } : {}),
-      ...(extensions.has(Extension.Resume) ? resumeFields(frame) : {}),
-    });
-  }
-
-  /** The session id to put in frames: the gateway's once it has given one. */
-  get sessionId(): string {
-    return (this.#registration ?? this.#pendingB)?.sessionId ??
-      this.#options.clientSessionId;
+    registering.succeed(registrationOf(ack));
   }
 
   #onHeartbeat(): void {
@@ -446,21 +486,23 @@ export class Link {
     }
   }
 
+  #sendHeartbeat(keepaliveMs?: number): void {
+    const ack = this.#options.heartbeatAck?.();
+    this.sendText(encodeHeartbeat({
+      sessionId: this.sessionId,
+      ...(keepaliveMs === undefined ? {} : { keepaliveMs }),
+      ...(ack === undefined ? {} : { ack }),
+    }));
+  }
+
   #startHeartbeat(): void {
     const keepaliveMs = this.#options.keepaliveMs;
     const deadlineMs = this.#options.heartbeatDeadlineMs ?? 2 * keepaliveMs;
     // Check often enough that a dead link is noticed soon after its deadline, without a timer per message.
     const tickMs = Math.max(10, Math.min(keepaliveMs, deadlineMs) / 4);
     this.#lastHeartbeatAt = performance.now();
-    if (this.#registration?.contract === "C") {
-      // Tell our gateway the interval, so that it can detect a half-open link as fast as we do.
-      this.send({
-        type: "heartbeat",
-        sessionId: this.sessionId,
-        keepaliveMs,
-        ...this.#options.heartbeatFields?.(),
-      });
-    }
+    // Tell our gateway the interval, so that it can detect a half-open link as fast as we do.
+    if (this.#registration?.contract === "C") this.#sendHeartbeat(keepaliveMs);
     this.#timer = setInterval(() => {
       const now = performance.now();
       // Any frame from the gateway since the heartbeat counts as liveness.
@@ -468,24 +510,42 @@ export class Link {
         this.#heartbeatSentAt = undefined;
       }
       if (this.#heartbeatSentAt !== undefined && now - this.#heartbeatSentAt >= deadlineMs) {
-        log.warn(
+        log.warning(
           "No frame from the gateway within {deadlineMs} ms of a heartbeat; the link is dead",
-          {
-            deadlineMs: Math.round(deadlineMs),
-          },
+          { event: "heartbeat_timeout", deadlineMs: Math.round(deadlineMs) },
         );
-        this.#finish({ cause: "heartbeat", code: 0, reason: "heartbeat deadline passed" });
+        this.#finish({ kind: "heartbeat" });
         return;
       }
       if (now - this.#lastHeartbeatAt >= keepaliveMs) {
         this.#lastHeartbeatAt = now;
         this.#heartbeatSentAt ??= now;
-        this.send({
-          type: "heartbeat",
-          sessionId: this.sessionId,
-          ...this.#options.heartbeatFields?.(),
-        });
+        this.#sendHeartbeat();
       }
     }, tickMs);
   }
+}
+
+/** The registration a successful `register_ack` establishes: A without extensions, C with them. */
+function registrationOf(ack: RegisterAck): Registration {
+  const { extensions } = ack;
+  const isC = extensions.size > 0;
+  const maxFrameBytes = extensions.has(Extension.LargeFrames) && ack.maxFrameBytes !== undefined
+    ? Math.min(ack.maxFrameBytes, WEBSOCKET_MAX_MESSAGE_BYTES)
+    : WEBSOCKET_MAX_MESSAGE_BYTES;
+  const registration: Registration = {
+    sessionId: ack.sessionId,
+    contract: isC ? "C" : "A",
+    extensions,
+    maxFrameBytes,
+  };
+  if (ack.mcpUrl !== undefined) registration.mcpUrl = ack.mcpUrl;
+  if (ack.name !== undefined) registration.name = ack.name;
+  if (extensions.has(Extension.Resume)) {
+    if (ack.resume !== undefined) registration.resume = ack.resume;
+    if (ack.resumed === true) registration.resumed = true;
+    if (ack.ack !== undefined) registration.peerAck = ack.ack;
+    if (ack.resumeError !== undefined) registration.resumeError = ack.resumeError;
+  }
+  return registration;
 }

@@ -19,13 +19,11 @@ import {
 import { isOneLine, SCAN_ABOVE_CHARS } from "../protocol/json_scan.ts";
 import type { OversizedLine } from "../util/line_splitter.ts";
 import { logger, truncate } from "../util/log.ts";
+import { LATEST_PROTOCOL_VERSION } from "../protocol/mcp_versions.ts";
 import { type ServerExit, StdioServer } from "./stdio_server.ts";
 import { VERSION } from "../util/version.ts";
 
 const log = logger("server");
-
-/** The newest MCP protocol version this proxy knows; what it asks the server for. */
-export const LATEST_PROTOCOL_VERSION = "2025-11-25";
 
 /** A message from the server: what routing needs of it, and its JSON text, passed on as is. */
 export interface ServerMessage {
@@ -332,14 +330,14 @@ export class LocalSession {
   /**
    * Forwards one message from the tunnel given as JSON text, as is, when the proxy has nothing to do with
    * its content: a request, notification or response other than `initialize`, `notifications/initialized`
-   * and `notifications/cancelled`, on one line. Returns false when the caller should parse it and use
-   * {@link LocalSession.fromTunnel} instead (those methods, a batch, invalid JSON-RPC, a text with line
-   * breaks between its tokens, or a server that can no longer be written to).
+   * and `notifications/cancelled`, on one line. `facts` are what the frame parser found in the same pass.
+   * Returns false when the caller should parse it and use {@link LocalSession.fromTunnel} instead (those
+   * methods, a batch, invalid JSON-RPC, a text with line breaks between its tokens, or a server that can no
+   * longer be written to).
    */
-  forwardText(text: string, generation: number): boolean {
+  forwardText(text: string, facts: MessageFacts | "batch", generation: number): boolean {
     if (!this.server.writable) return false;
-    const facts = scanFacts(text);
-    if (facts === undefined || facts === "batch" || facts.kind === "invalid") return false;
+    if (facts === "batch" || facts.kind === "invalid") return false;
     const { method } = facts;
     if (
       method === "initialize" || method === "notifications/initialized" ||

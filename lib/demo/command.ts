@@ -5,7 +5,7 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { parseArgs } from "node:util";
-import { Tunnel } from "../connect/tunnel.ts";
+import { Supervisor } from "../connect/supervisor.ts";
 import { ConfigError, ExitCode } from "../util/errors.ts";
 import { startGateway } from "../serve/gateway.ts";
 import { createTokenStore } from "../serve/token_store.ts";
@@ -123,7 +123,7 @@ export async function demoCommand(args: string[], options: DemoOptions): Promise
     logLevel: values.verbose ? "debug" : "warning",
     logFormat: "text",
   };
-  const tunnel = new Tunnel({
+  const tunnel = new Supervisor({
     settings,
     signal: tunnelStop.signal,
     onRegistered: (r) => {

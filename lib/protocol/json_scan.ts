@@ -29,6 +29,16 @@ export interface JsonScan {
   root: "object" | "array" | "scalar";
   /** The last occurrence (as `JSON.parse` keeps) of each wanted top-level field of an object, in order. */
   fields: Map<string, Span>;
+  /** What was found inside the value of `nested.field`, when asked for and present. */
+  nested?: { root: "object" | "array" | "scalar"; fields: Map<string, Span> };
+}
+
+/** Fields of one top-level field's value (an object) to find in the same pass. */
+export interface NestedScan {
+  /** The top-level field whose value is looked into (`payload` of a frame, say). */
+  field: string;
+  /** The fields of that value to find. */
+  wanted: ReadonlySet<string>;
 }
 
 const TAB = 0x09;
@@ -139,6 +149,12 @@ function skipScalar(text: string, i: number): number {
   return -1;
 }
 
+/** The kind of the value that starts at `i`. */
+function kindAt(text: string, i: number): "object" | "array" | "scalar" {
+  const c = text.charCodeAt(i);
+  return c === LBRACE ? "object" : c === LBRACKET ? "array" : "scalar";
+}
+
 /** The key that spans `start`..`end` (quotes included), decoded only if it has escapes. */
 function keyText(text: string, start: number, end: number): string {
   const raw = text.slice(start + 1, end - 1);
@@ -147,8 +163,10 @@ function keyText(text: string, start: number, end: number): string {
 
 /**
  * Checks that `text` is one valid JSON value (what `JSON.parse` accepts) and, when it is an object, finds
- * the top-level fields named in `wanted` (every field with `"all"`). Returns undefined for invalid JSON. Linear in the text's length,
- * with no recursion (nesting depth is bounded only by the text) and no allocation beyond the result.
+ * the top-level fields named in `wanted` (every field with `"all"`), and with `nested` the fields of one
+ * top-level field's object value too, in the same pass. Returns undefined for invalid JSON. Linear in the
+ * text's length, with no recursion (nesting depth is bounded only by the text) and no allocation beyond
+ * the result.
  *
  * @example
  * ```ts
@@ -158,29 +176,45 @@ function keyText(text: string, start: number, end: number): string {
  * if (id) console.log(text.slice(id.start, id.end)); // "7"
  * ```
  */
-export function scanJson(text: string, wanted: ReadonlySet<string> | "all"): JsonScan | undefined {
+export function scanJson(
+  text: string,
+  wanted: ReadonlySet<string> | "all",
+  nested?: NestedScan,
+): JsonScan | undefined {
   const fields = new Map<string, Span>();
   const stack: number[] = [];
   let i = skipSpace(text, 0);
-  const first = text.charCodeAt(i);
-  const root = first === LBRACE ? "object" : first === LBRACKET ? "array" : "scalar";
+  const root = kindAt(text, i);
   /** The wanted top-level field whose value is being read, and where that value starts. */
   let field: string | undefined;
   let fieldStart = 0;
+  /** True while inside the value of `nested.field`. */
+  let inNested = false;
+  let nestedScan: JsonScan["nested"];
+  let nestedField: string | undefined;
+  let nestedStart = 0;
 
   /** Reads `"key" :` at `i` inside an object; returns the index of the value, or -1. */
   const readKey = (): number => {
     if (text.charCodeAt(i) !== QUOTE) return -1;
     const end = skipString(text, i);
     if (end < 0) return -1;
-    if (stack.length === 1) {
+    const depth = stack.length;
+    if (depth === 1) {
       const key = keyText(text, i, end);
       field = wanted === "all" || wanted.has(key) ? key : undefined;
+      inNested = nested !== undefined && key === nested.field;
+    } else if (depth === 2 && inNested && stack[1] === OBJECT) {
+      const key = keyText(text, i, end);
+      nestedField = nested!.wanted.has(key) ? key : undefined;
     }
     const colon = skipSpace(text, end);
     if (text.charCodeAt(colon) !== COLON) return -1;
     const value = skipSpace(text, colon + 1);
-    if (stack.length === 1) fieldStart = value;
+    if (depth === 1) {
+      fieldStart = value;
+      if (inNested) nestedScan = { root: kindAt(text, value), fields: new Map() };
+    } else if (nestedField !== undefined) nestedStart = value;
     return value;
   };
 
@@ -206,9 +240,15 @@ export function scanJson(text: string, wanted: ReadonlySet<string> | "all"): Jso
       if (stack.length === 1 && field !== undefined) {
         fields.set(field, { start: fieldStart, end: i });
         field = undefined;
+      } else if (stack.length === 2 && nestedField !== undefined) {
+        nestedScan!.fields.set(nestedField, { start: nestedStart, end: i });
+        nestedField = undefined;
       }
       i = skipSpace(text, i);
-      if (stack.length === 0) return i === text.length ? { root, fields } : undefined;
+      if (stack.length === 0) {
+        if (i !== text.length) return undefined;
+        return nestedScan === undefined ? { root, fields } : { root, fields, nested: nestedScan };
+      }
       const container = stack[stack.length - 1];
       const d = text.charCodeAt(i);
       if (d === COMMA) {

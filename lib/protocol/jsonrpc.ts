@@ -142,13 +142,34 @@ export function factsOf(value: unknown): MessageFacts {
   return facts;
 }
 
-const ROUTING_FIELDS: ReadonlySet<string> = new Set(["jsonrpc", "id", "method", "result", "error"]);
+/** The members of a message that routing reads: a scan looks for these and no others. */
+export const ROUTING_FIELDS: ReadonlySet<string> = new Set([
+  "jsonrpc",
+  "id",
+  "method",
+  "result",
+  "error",
+]);
 
 /** A message read from its JSON text without parsing it: its facts, and where its routing fields are. */
 export interface ScannedMessage {
   facts: MessageFacts;
   /** Spans of `jsonrpc`, `id`, `method`, `result` and `error` in the text, where present. */
   spans: ReadonlyMap<string, Span>;
+}
+
+/**
+ * The facts of a message from the spans of its routing fields in `text` (as {@link scanJson} found them):
+ * only the small fields are parsed; `result` and `error` only need to be present.
+ */
+export function factsOfSpans(text: string, spans: ReadonlyMap<string, Span>): MessageFacts {
+  const value: JsonObject = {};
+  for (const [name, span] of spans) {
+    value[name] = name === "result" || name === "error"
+      ? true
+      : JSON.parse(text.slice(span.start, span.end));
+  }
+  return factsOf(value);
 }
 
 /**
@@ -169,14 +190,7 @@ export function scanMessage(text: string): ScannedMessage | "batch" | undefined 
   if (scan === undefined) return undefined;
   if (scan.root === "array") return "batch";
   if (scan.root !== "object") return { facts: { kind: "invalid" }, spans: scan.fields };
-  // Only the small fields are parsed; `result` and `error` only need to be present.
-  const value: JsonObject = {};
-  for (const [name, span] of scan.fields) {
-    value[name] = name === "result" || name === "error"
-      ? true
-      : JSON.parse(text.slice(span.start, span.end));
-  }
-  return { facts: factsOf(value), spans: scan.fields };
+  return { facts: factsOfSpans(text, scan.fields), spans: scan.fields };
 }
 
 /**

@@ -1,13 +1,16 @@
 // Sequence numbers, cumulative acknowledgements and the bounded replay buffer of the `resume` extension:
 // what lets `connect` and `serve` re-attach a session after a link drop with nothing lost or duplicated.
-// Both ends use the same two classes; see docs/resume.md for the wire protocol.
+// Both ends use the one SequencedChannel; see docs/resume.md for the wire protocol.
+
+import { utf8Length } from "../util/utf8.ts";
+import { type DataFrameParts, encodeDataFrame } from "./frames.ts";
 
 /** A data frame kept until the peer acknowledges it. */
 export interface Outbound {
   seq: number;
   /** The frame's JSON text as sent (with its `seq`). */
   text: string;
-  /** UTF-16 length of `text`: a cheap proxy for its size, used for the byte bound. */
+  /** UTF-8 bytes of `text`, what the byte bound counts. */
   size: number;
 }
 
@@ -15,7 +18,7 @@ export interface Outbound {
 export interface ReplayLimits {
   /** Frames kept at most. */
   maxFrames: number;
-  /** Total `size` kept at most. */
+  /** Total `size` (UTF-8 bytes) kept at most. */
   maxBytes: number;
 }
 
@@ -187,28 +190,84 @@ export class ReceiveWindow {
   }
 }
 
-/** Options of {@link sequencedFrame}. */
-export interface SequencedFrameParts {
-  type: string;
-  sessionId: string;
-  seq: number;
-  ack: number;
-  /** The payload's JSON text, inserted as is (never re-serialized). */
-  payloadText: string;
+/** Data frames received before a standalone `ack` goes back (acks also ride on every frame sent). */
+export const ACK_EVERY = 32;
+
+/** What {@link SequencedChannel.send} made of a data frame. */
+export interface Stamped {
+  /** The frame's text, with its `seq` and the current `ack`. */
+  text: string;
+  /** True when this frame did not fit in the replay buffer: from now on the session cannot be resumed. */
+  overflowedNow: boolean;
 }
 
 /**
- * Builds a data frame with `seq` and `ack` around a payload that is already JSON text.
+ * One side of a resumable session: numbers what it sends and keeps it until acknowledged, accepts what it
+ * receives strictly in order, and decides when an acknowledgement is due. connect's tunnel and serve's
+ * tunnel session use it alike.
  *
  * @example
  * ```ts
- * import { sequencedFrame } from "./sequenced_channel.ts";
- * sequencedFrame({ type: "response", sessionId: "s", seq: 2, ack: 5, payloadText: '{"jsonrpc":"2.0","id":1,"result":{}}' });
+ * import { SequencedChannel } from "./sequenced_channel.ts";
+ * const channel = new SequencedChannel();
+ * const { text } = channel.send({ type: "response", sessionId: "s", payloadText: "{}" });
+ * channel.receive(1); // "new"
+ * channel.peerAcked(1);
+ * channel.out.pending; // 0
  * ```
  */
-export function sequencedFrame(parts: SequencedFrameParts): string {
-  const { type, sessionId, seq, ack, payloadText } = parts;
-  return `{"type":"${type}","sessionId":${
-    JSON.stringify(sessionId)
-  },"seq":${seq},"ack":${ack},"payload":${payloadText}}`;
+export class SequencedChannel {
+  readonly out: ReplayBuffer;
+  readonly in: ReceiveWindow = new ReceiveWindow();
+
+  constructor(limits: ReplayLimits = DEFAULT_REPLAY_LIMITS) {
+    this.out = new ReplayBuffer(limits);
+  }
+
+  /** True once a frame could not be kept: the session can no longer be resumed without a gap. */
+  get overflowed(): boolean {
+    return this.out.overflowed;
+  }
+
+  /**
+   * Numbers a data frame and keeps it for replay; the current `ack` rides along. `payloadBytes`, when the
+   * caller knows it, saves counting the payload's UTF-8 length.
+   */
+  send(parts: Omit<DataFrameParts, "seq" | "ack">, payloadBytes?: number): Stamped {
+    const seq = this.out.nextSeq();
+    const text = encodeDataFrame({ ...parts, seq, ack: this.in.last });
+    this.in.acked();
+    const size = payloadBytes === undefined
+      ? utf8Length(text)
+      : payloadBytes + (text.length - parts.payloadText.length);
+    const wasOverflowed = this.out.overflowed;
+    const kept = this.out.keep({ seq, text, size });
+    return { text, overflowedNow: !kept && !wasOverflowed };
+  }
+
+  /** Accepts an inbound data frame's `seq`: new, a replayed duplicate (drop it), or a gap (resume). */
+  receive(seq: number): Acceptance {
+    return this.in.accept(seq);
+  }
+
+  /** True when enough frames arrived since the last ack went out that a standalone one is due. */
+  get ackDue(): boolean {
+    return this.in.unacked >= ACK_EVERY;
+  }
+
+  /** The cumulative ack to send now, recorded as sent. */
+  takeAck(): number {
+    this.in.acked();
+    return this.in.last;
+  }
+
+  /** The peer acknowledged everything up to `seq`: those frames are no longer kept. */
+  peerAcked(seq: number): void {
+    this.out.ack(seq);
+  }
+
+  /** What to replay to a peer that resumes having received up to `peerAck`; undefined if impossible. */
+  replayAfter(peerAck: number): Outbound[] | undefined {
+    return this.out.replayAfter(peerAck);
+  }
 }

@@ -5,10 +5,12 @@ import denoJson from "../../deno.json" with { type: "json" };
 import { CloseCode } from "../protocol/frames.ts";
 import { logger } from "../util/log.ts";
 import type { ServeMetrics } from "./metrics.ts";
-import { type LinkHost, LinkSession, type ResumeSettings } from "./tunnel_session.ts";
+import { fromWebSocket } from "./peer_socket.ts";
 import { McpEndpoint } from "./mcp_endpoint.ts";
-import { EndedSessions } from "./resume_credentials.ts";
-import { SessionRegistry } from "./tunnel_registry.ts";
+import { Registrar } from "./registration.ts";
+import { TunnelLink, type TunnelLinkHost } from "./tunnel_link.ts";
+import { TunnelRegistry } from "./tunnel_registry.ts";
+import type { ResumeSettings, TunnelSession } from "./tunnel_session.ts";
 import { handleSessionsApi } from "./sessions_api.ts";
 import { authorizeRequest, type TokenStore } from "./token_store.ts";
 
@@ -175,8 +177,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const publicUrl = options.publicUrl === undefined ? undefined : new URL(options.publicUrl);
   const scheme = tls === undefined ? "http" : "https";
 
-  const registry = new SessionRegistry<LinkSession>();
   const origins = new Set(allowedOrigins);
+  const resume: ResumeSettings | undefined = resumeWindowMs === 0 ? undefined : {
+    windowMs: resumeWindowMs,
+    limits: { maxFrames: replayFrames, maxBytes: replayBytes },
+  };
+  const registry = new TunnelRegistry<TunnelSession>();
   const endpoint = new McpEndpoint({
     registry,
     callTimeoutMs,
@@ -187,65 +193,34 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     now,
     ...(metrics === undefined ? {} : { metrics }),
   });
-  const limits = { maxFrameBytes, maxInflight, callTimeoutMs, maxBadFrames };
-  const resume: ResumeSettings | undefined = resumeWindowMs === 0 ? undefined : {
-    windowMs: resumeWindowMs,
-    limits: { maxFrames: replayFrames, maxBytes: replayBytes },
+  const registrar = new Registrar({
+    registry,
+    maxSessionsPerOwner,
+    limits: { maxFrameBytes, maxInflight, callTimeoutMs },
+    ...(resume === undefined ? {} : { resume }),
+    router: {
+      serverNotification: (session, message) => endpoint.serverNotification(session, message),
+      serverRequest: (session, request, signal) => endpoint.serverRequest(session, request, signal),
+    },
+    version: denoJson.version,
+    now,
+    ...(metrics === undefined ? {} : { metrics }),
+  });
+  const linkLimits = { maxFrameBytes, maxBadFrames };
+  /** Accepted links, registered or not: every one is closed on shutdown and watched by the reaper. */
+  const links = new Set<TunnelLink>();
+  const linkHost: TunnelLinkHost = {
+    register: (link, frame) => registrar.register(link, frame),
+    closed: (link) => links.delete(link),
+    livenessChanged(link) {
+      if (link.deadlineMs !== undefined) scheduleReap(tickFor(link.deadlineMs));
+    },
   };
-  /** Sessions, detached ones included: every one is closed on shutdown. */
-  const links = new Set<LinkSession>();
-  /** Why recently ended sessions cannot be resumed, for a late `register` with `resume`. */
-  const ended = new EndedSessions({ keepMs: Math.max(resumeWindowMs, 60_000), now });
 
   function baseFor(request: Request): string {
     if (publicUrl !== undefined) return publicUrl.href.replace(/\/+$/, "");
     const host = request.headers.get("host") ?? `${hostname}:${server.addr.port}`;
     return `${scheme}://${host}`;
-  }
-
-  function hostFor(request: Request): LinkHost {
-    // The request is closed once upgraded: read what is needed now.
-    const base = baseFor(request);
-    return {
-      register(link, wanted) {
-        if (registry.count(link.owner) >= maxSessionsPerOwner) {
-          metrics?.linksRefused.inc("registration");
-          return new Error(
-            `Too many sessions for owner ${link.owner} (limit ${maxSessionsPerOwner}); end one first`,
-          );
-        }
-        const name = registry.add(link, wanted);
-        metrics?.linksAccepted.inc();
-        return { name, mcpUrl: `${base}/servers/${encodeURIComponent(name)}/mcp` };
-      },
-      serverNotification: (link, message) => endpoint.serverNotification(link, message),
-      serverRequest: (link, request, signal) => endpoint.serverRequest(link, request, signal),
-      closed(link, reason) {
-        registry.remove(link);
-        links.delete(link);
-        if (link.endedAs !== undefined) {
-          ended.add(link, link.endedAs);
-          if (link.endedAs !== "evicted") metrics?.errors.inc(`resume_${link.endedAs}`);
-        } else if (
-          link.name !== "" && reason !== "unregistered" && !reason.startsWith("socket closed (1000")
-        ) {
-          metrics?.errors.inc(/^no frames/.test(reason) ? "heartbeat_timeout" : "link_lost");
-        }
-      },
-      detached(_link, reason) {
-        metrics?.errors.inc(/^no frames/.test(reason) ? "heartbeat_timeout" : "link_lost");
-      },
-      resume(link, request) {
-        const target = registry.get(request.sessionId);
-        if (target === undefined) return ended.why(request.sessionId, link.owner, request.token);
-        const outcome = target.adopt(link, request);
-        if (outcome === "resumed") links.add(target);
-        return outcome;
-      },
-      livenessChanged(link) {
-        if (link.deadlineMs !== undefined) scheduleReap(tickFor(link.deadlineMs));
-      },
-    };
   }
 
   async function acceptLink(request: Request): Promise<Response> {
@@ -257,28 +232,32 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
     const identity = await authorizeRequest(tokens, request, "connect");
     if (identity instanceof Response) {
-      log.info("Refused a link with HTTP {status}", { status: identity.status });
+      log.info("Refused a link with HTTP {status}", {
+        event: "link_refused",
+        status: identity.status,
+      });
       metrics?.linksRefused.inc("auth");
       metrics?.errors.inc("auth");
       return identity;
     }
-    const host = hostFor(request);
+    // The request is closed once upgraded: read what is needed now.
+    const baseUrl = baseFor(request);
     const { socket, response } = Deno.upgradeWebSocket(request, {
       idleTimeout: wsIdleTimeoutSeconds,
     });
-    const link = new LinkSession(socket, {
+    const link = new TunnelLink(fromWebSocket(socket), {
       identity,
-      limits,
-      host,
-      version: denoJson.version,
+      baseUrl,
+      limits: linkLimits,
+      host: linkHost,
       now,
       ...(metrics === undefined ? {} : { metrics }),
-      ...(resume === undefined ? {} : { resume }),
     });
     links.add(link);
-    log.debug("Accepted a link from {owner} as session {session}", {
+    log.debug("Accepted link {link} from {owner}", {
+      event: "link_accepted",
       owner: identity.owner,
-      session: link.id,
+      link: link.id,
     });
     return response;
   }
@@ -343,7 +322,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     metrics.mcpClients.track(() => endpoint.sessionCount);
     metrics.callsInFlight.track(() => {
       let calls = 0;
-      for (const link of links) calls += link.inflight;
+      for (const session of registry.list()) calls += session.inflight;
       return calls;
     });
   }
@@ -368,24 +347,21 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const at = now();
     let tick = tickFor(heartbeatTimeoutMs);
     for (const link of links) {
-      if (link.detached || link.closed) continue; // a detached session ends with its resume window
+      if (link.closed) continue;
       const deadlineMs = link.deadlineMs ?? heartbeatTimeoutMs;
       tick = Math.min(tick, tickFor(deadlineMs));
       if (at - link.lastInbound > deadlineMs) {
-        log.warning(
-          "Session {session} of {owner} ({name}) sent nothing for {seconds} s: link lost",
-          {
-            session: link.id,
-            owner: link.owner,
-            name: link.name,
-            seconds: Math.round((at - link.lastInbound) / 100) / 10,
-          },
-        );
-        link.linkLost(`no frames for ${deadlineMs / 1000} s`);
+        log.warning("Link {link} of {owner} sent nothing for {seconds} s: link lost", {
+          event: "link_dead",
+          link: link.id,
+          owner: link.owner,
+          seconds: Math.round((at - link.lastInbound) / 100) / 10,
+        });
+        link.declareDead(`no frames for ${deadlineMs / 1000} s`);
       }
     }
     endpoint.sweep();
-    ended.prune();
+    registrar.prune();
     scheduleReap(tick);
   }
   scheduleReap(tickFor(heartbeatTimeoutMs));
@@ -401,7 +377,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         stopped = true;
         clearTimeout(reaper);
         const closing = [...links];
-        for (const link of closing) link.close(CloseCode.GoingAway, "gateway shutting down");
+        // Sessions end (their calls fail at once) rather than wait to be resumed on a gateway that is going.
+        for (const session of registry.list()) {
+          session.close(CloseCode.GoingAway, { kind: "shutdown", reason: "gateway shutting down" });
+        }
+        for (const link of links) link.close(CloseCode.GoingAway, "gateway shutting down");
         endpoint.close();
         // Let the 1001 reach the clients before the process goes away.
         await Promise.all(closing.map((link) => link.waitClosed(2_000)));

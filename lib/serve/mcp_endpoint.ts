@@ -14,18 +14,17 @@ import {
   type JsonRpcResponse,
 } from "../protocol/jsonrpc.ts";
 import { logger } from "../util/log.ts";
+import { negotiateVersion, SUPPORTED_PROTOCOL_VERSIONS } from "../protocol/mcp_versions.ts";
 import type { ServeMetrics } from "./metrics.ts";
 import { RawResponse } from "./call_table.ts";
-import type { LinkSession } from "./tunnel_session.ts";
+import type { TunnelSession } from "./tunnel_session.ts";
 import { BodyTooLargeError, readBody } from "./request_body.ts";
-import type { SessionRegistry } from "./tunnel_registry.ts";
+import type { TunnelRegistry } from "./tunnel_registry.ts";
 import { SSE_HEADERS, SseStream } from "./sse_stream.ts";
 import type { Identity } from "./token_store.ts";
 
 const log = logger("serve", "mcp");
 
-/** Protocol versions MCP clients may negotiate, newest first. */
-export const SUPPORTED_PROTOCOL_VERSIONS = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
 /** What a client without an `MCP-Protocol-Version` header is assumed to speak. */
 const DEFAULT_HEADER_VERSION = "2025-03-26";
 /** MCP client sessions one owner may hold; past it the least recently used idle one is forgotten. */
@@ -49,7 +48,7 @@ const CAPABILITY_OF: Record<string, string> = {
 /** Options of {@link McpEndpoint}. */
 export interface McpEndpointOptions {
   /** Live tunnel sessions. */
-  registry: SessionRegistry<LinkSession>;
+  registry: TunnelRegistry<TunnelSession>;
   /** Deadline of a call and of a server-initiated request, in milliseconds. */
   callTimeoutMs: number;
   /** Largest POST body, in bytes. */
@@ -243,7 +242,7 @@ export class McpEndpoint {
   }
 
   /** Sends a server notification to every client of that server (on their GET streams). */
-  serverNotification(link: LinkSession, message: JsonRpcNotification): void {
+  serverNotification(link: TunnelSession, message: JsonRpcNotification): void {
     let delivered = 0;
     for (const session of this.#sessions.values()) {
       if (session.owner !== link.owner || session.serverName !== link.name) continue;
@@ -262,7 +261,7 @@ export class McpEndpoint {
    * call), else one with a GET stream. Without such a client it answers with a JSON-RPC error at once.
    */
   serverRequest(
-    link: LinkSession,
+    link: TunnelSession,
     request: JsonRpcRequest,
     signal: AbortSignal,
   ): Promise<JsonRpcResponse> {
@@ -462,7 +461,7 @@ export class McpEndpoint {
   #clientNotification(
     message: JsonRpcNotification,
     session: ClientSession,
-    link: LinkSession | undefined,
+    link: TunnelSession | undefined,
   ): void {
     if (message.method === "notifications/initialized") return; // the gateway's own was sent already
     if (message.method === "notifications/cancelled") {
@@ -498,10 +497,7 @@ export class McpEndpoint {
       return this.#reply({ ...held, id: message.id }, accept, {});
     }
     const params = isObject(message.params) ? message.params : {};
-    const requested = params.protocolVersion;
-    const version = typeof requested === "string" && SUPPORTED_PROTOCOL_VERSIONS.includes(requested)
-      ? requested
-      : SUPPORTED_PROTOCOL_VERSIONS[0]!;
+    const version = negotiateVersion(params.protocolVersion);
     if (!this.#makeRoom(identity.owner)) {
       return rpcError(
         429,
@@ -564,7 +560,7 @@ export class McpEndpoint {
     message: JsonRpcRequest,
     context: {
       session: ClientSession;
-      link: LinkSession | undefined;
+      link: TunnelSession | undefined;
       accept: { json: boolean; sse: boolean };
       headers: Record<string, string>;
     },

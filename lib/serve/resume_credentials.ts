@@ -10,38 +10,9 @@ export type ResumeError =
   | "bad-token"
   | "bad-ack"
   /** Removed by its owner or an operator: the client must not come back (it exits, code 4). */
-  | "evicted";
-
-/** What a `register` frame's `resume` object asks for, checked for shape. */
-export interface ResumeRequest {
-  /** The session to re-attach. */
-  sessionId: string;
-  /** The secret issued in that session's `register_ack`. */
-  token: string;
-  /** Highest `seq` the client received from the gateway in order. */
-  ack: number;
-  /** True when the client's own replay buffer overflowed: it cannot replay, so the session must end. */
-  overflowed: boolean;
-}
-
-/**
- * Reads the `resume` field of a `register` frame. Undefined when absent or malformed (then the registration
- * is simply fresh).
- *
- * @example
- * ```ts
- * import { parseResumeRequest } from "./resume_credentials.ts";
- * parseResumeRequest({ sessionId: "s", token: "t", ack: 3 })?.ack; // 3
- * ```
- */
-export function parseResumeRequest(value: unknown): ResumeRequest | undefined {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
-  const { sessionId, token, ack, overflowed } = value as Record<string, unknown>;
-  if (typeof sessionId !== "string" || sessionId === "" || sessionId.length > 256) return undefined;
-  if (typeof token !== "string" || token.length > 1024) return undefined;
-  if (typeof ack !== "number" || !Number.isSafeInteger(ack) || ack < 0) return undefined;
-  return { sessionId, token, ack, overflowed: overflowed === true };
-}
+  | "evicted"
+  /** A newer registration of the same server took over. */
+  | "superseded";
 
 /**
  * A fresh resume secret: 256 random bits, base64url without padding.

@@ -2,7 +2,6 @@
 // each owner limited to its own sessions (admins see all).
 
 import { isObject } from "../util/json_object.ts";
-import { CloseCode } from "../protocol/frames.ts";
 import {
   classify,
   ErrorCode,
@@ -11,17 +10,17 @@ import {
   type JsonRpcRequest,
 } from "../protocol/jsonrpc.ts";
 import { logger } from "../util/log.ts";
-import type { LinkSession } from "./tunnel_session.ts";
-import { SUPPORTED_PROTOCOL_VERSIONS } from "./mcp_endpoint.ts";
+import type { TunnelSession } from "./tunnel_session.ts";
+import { negotiateVersion } from "../protocol/mcp_versions.ts";
 import { BodyTooLargeError, readBody } from "./request_body.ts";
-import type { SessionRegistry } from "./tunnel_registry.ts";
+import type { TunnelRegistry } from "./tunnel_registry.ts";
 import type { Identity } from "./token_store.ts";
 
 const log = logger("serve", "sessions");
 
 /** Options of {@link handleSessionsApi}. */
 export interface SessionsApiOptions {
-  registry: SessionRegistry<LinkSession>;
+  registry: TunnelRegistry<TunnelSession>;
   /** Largest request body, in bytes. */
   maxBodyBytes: number;
 }
@@ -32,10 +31,10 @@ function problem(status: number, message: string): Response {
 
 /** The session `id` if `identity` may act on it, else the refusal (404 unknown, 403 someone else's). */
 function sessionFor(
-  registry: SessionRegistry<LinkSession>,
+  registry: TunnelRegistry<TunnelSession>,
   id: string,
   identity: Identity,
-): LinkSession | Response {
+): TunnelSession | Response {
   const link = registry.get(id);
   if (link === undefined) return problem(404, `Session ${id} not found`);
   if (link.owner !== identity.owner && !identity.roles.has("admin")) {
@@ -82,8 +81,7 @@ export async function handleSessionsApi(
       });
       // Remembered as evicted: should the 4001 close be lost on the way, the client's resume attempt is
       // told so, and it stops instead of registering afresh.
-      link.endedAs = "evicted";
-      link.close(CloseCode.Evicted, `evicted by ${by}`);
+      link.evict(by);
       return Response.json({ status: "disconnected", session_id: link.id });
     }
     return problem(405, "Use GET or DELETE on a session");
@@ -94,7 +92,7 @@ export async function handleSessionsApi(
 
 async function forward(
   request: Request,
-  link: LinkSession,
+  link: TunnelSession,
   maxBodyBytes: number,
 ): Promise<Response> {
   let bytes: Uint8Array;
@@ -140,10 +138,7 @@ async function forward(
       return Response.json({ ...held, id: call.id });
     }
     const params = isObject(call.params) ? call.params : {};
-    const requested = params.protocolVersion;
-    const version = typeof requested === "string" && SUPPORTED_PROTOCOL_VERSIONS.includes(requested)
-      ? requested
-      : SUPPORTED_PROTOCOL_VERSIONS[0]!;
+    const version = negotiateVersion(params.protocolVersion);
     return Response.json({
       jsonrpc: "2.0",
       id: call.id,

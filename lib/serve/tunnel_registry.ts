@@ -1,13 +1,13 @@
 // The live tunnel sessions of the gateway, by id and by (owner, name), with a stable answer to name collisions.
 
+import { MAX_NAME_LENGTH } from "../protocol/registration.ts";
+
 /** What the registry needs to know of a session. */
 export interface RegisteredSession {
   readonly id: string;
   readonly owner: string;
+  readonly name: string;
 }
-
-/** Longest server name accepted (contract B's limit). */
-export const MAX_NAME_LENGTH = 128;
 
 /**
  * Turns a requested server name into one that fits in a URL path segment: characters other than
@@ -45,49 +45,51 @@ function nameKey(owner: string, name: string): string {
  *
  * @example
  * ```ts
- * import { SessionRegistry } from "./tunnel_registry.ts";
- * const registry = new SessionRegistry<{ id: string; owner: string }>();
- * registry.add({ id: "1", owner: "alice" }, "everything"); // "everything"
- * registry.add({ id: "2", owner: "alice" }, "everything"); // "everything-2"
+ * import { TunnelRegistry } from "./tunnel_registry.ts";
+ * const registry = new TunnelRegistry<{ id: string; owner: string; name: string }>();
+ * const name = registry.freeName("alice", "everything"); // "everything"
+ * registry.add({ id: "1", owner: "alice", name });
+ * registry.freeName("alice", "everything"); // "everything-2"
  * ```
  */
-export class SessionRegistry<S extends RegisteredSession> {
-  #byId = new Map<string, { session: S; name: string }>();
+export class TunnelRegistry<S extends RegisteredSession> {
+  #byId = new Map<string, S>();
   #byName = new Map<string, S>();
 
-  /** Adds a session under the first free variant of `wanted`; returns the name it got. */
-  add(session: S, wanted: string): string {
-    if (this.#byId.has(session.id)) {
-      throw new RangeError(`Session ${session.id} is already registered`);
-    }
+  /** The first free variant of `wanted` for `owner`: `wanted`, else `wanted-2`, `wanted-3`, … */
+  freeName(owner: string, wanted: string): string {
     let name = wanted;
-    for (let n = 2; this.#byName.has(nameKey(session.owner, name)); n++) {
+    for (let n = 2; this.#byName.has(nameKey(owner, name)); n++) {
       const suffix = `-${n}`;
       name = `${wanted.slice(0, MAX_NAME_LENGTH - suffix.length)}${suffix}`;
     }
-    this.#byId.set(session.id, { session, name });
-    this.#byName.set(nameKey(session.owner, name), session);
     return name;
+  }
+
+  /** Adds a session under its name, which must be free (see {@link TunnelRegistry.freeName}). */
+  add(session: S): void {
+    if (this.#byId.has(session.id)) {
+      throw new RangeError(`Session ${session.id} is already registered`);
+    }
+    const key = nameKey(session.owner, session.name);
+    if (this.#byName.has(key)) {
+      throw new RangeError(`Name ${session.name} of ${session.owner} is taken`);
+    }
+    this.#byId.set(session.id, session);
+    this.#byName.set(key, session);
   }
 
   /** Removes a session; true if it was there. */
   remove(session: S): boolean {
-    const entry = this.#byId.get(session.id);
-    if (entry === undefined || entry.session !== session) return false;
+    if (this.#byId.get(session.id) !== session) return false;
     this.#byId.delete(session.id);
-    this.#byName.delete(nameKey(session.owner, entry.name));
+    this.#byName.delete(nameKey(session.owner, session.name));
     return true;
   }
 
   /** The session with this id. */
   get(id: string): S | undefined {
-    return this.#byId.get(id)?.session;
-  }
-
-  /** The name a session got. */
-  nameOf(session: S): string | undefined {
-    const entry = this.#byId.get(session.id);
-    return entry?.session === session ? entry.name : undefined;
+    return this.#byId.get(id);
   }
 
   /** The session of `owner` registered as `name`. */
@@ -97,14 +99,14 @@ export class SessionRegistry<S extends RegisteredSession> {
 
   /** Sessions of one owner, or all when `owner` is undefined, oldest first. */
   list(owner?: string): S[] {
-    const all = [...this.#byId.values()].map((entry) => entry.session);
+    const all = [...this.#byId.values()];
     return owner === undefined ? all : all.filter((session) => session.owner === owner);
   }
 
   /** Number of live sessions of `owner`. */
   count(owner: string): number {
     let n = 0;
-    for (const { session } of this.#byId.values()) if (session.owner === owner) n++;
+    for (const session of this.#byId.values()) if (session.owner === owner) n++;
     return n;
   }
 }

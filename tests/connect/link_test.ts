@@ -3,9 +3,9 @@
 
 import assert from "node:assert/strict";
 import { deadline } from "../../lib/util/delay.ts";
-import { AuthRefusedError, EvictedError } from "../../lib/util/errors.ts";
-import { type Frame, parseFrame } from "../../lib/protocol/frames.ts";
-import { Link, type LinkOptions } from "../../lib/connect/link.ts";
+import { tryParseWire as parseFrame, type WireFrame as Frame } from "../fixtures/wire.ts";
+import { DialError, Link, type LinkOptions } from "../../lib/connect/link.ts";
+import type { Frame as LinkFrame } from "../../lib/protocol/frames.ts";
 import { Collector } from "../fixtures/collector.ts";
 import { startTcpRelay } from "../fixtures/tcp_relay.ts";
 
@@ -118,11 +118,12 @@ async function openLink(linkOptions: LinkOptions): Promise<Link> {
 }
 
 for (const status of [401, 403]) {
-  Deno.test(`Link.open() rejects HTTP ${status} on the upgrade with AuthRefusedError`, async () => {
+  Deno.test(`Link.open() rejects HTTP ${status} on the upgrade as an auth refusal`, async () => {
     const gateway = startGateway({ refuse: status });
     try {
       await assert.rejects(openLink(options(gateway)), (error) => {
-        assert.ok(error instanceof AuthRefusedError, String(error));
+        assert.ok(error instanceof DialError && error.kind === "auth", String(error));
+        assert.equal(error.status, status);
         // Pins Deno's "Invalid status code: 401" error text, the only place the status shows up.
         assert.ok(
           error.message.startsWith(`Gateway refused the token: HTTP ${status} (`),
@@ -136,7 +137,7 @@ for (const status of [401, 403]) {
   });
 }
 
-Deno.test("Link.open() rejects a close 1008 during registration with AuthRefusedError", async () => {
+Deno.test("Link.open() rejects a close 1008 during registration as an auth refusal", async () => {
   const gateway = startGateway({
     onFrame: (frame, peer) => {
       if (frame.type === "register") peer.socket.close(1008, "server name not allowed");
@@ -144,7 +145,7 @@ Deno.test("Link.open() rejects a close 1008 during registration with AuthRefused
   });
   try {
     await assert.rejects(openLink(options(gateway)), (error) => {
-      assert.ok(error instanceof AuthRefusedError, String(error));
+      assert.ok(error instanceof DialError && error.kind === "auth", String(error));
       assert.equal(
         error.message,
         "Gateway refused the registration (close 1008: server name not allowed)",
@@ -156,7 +157,7 @@ Deno.test("Link.open() rejects a close 1008 during registration with AuthRefused
   }
 });
 
-Deno.test("Link.open() rejects a close 4001 during registration with EvictedError", async () => {
+Deno.test("Link.open() rejects a close 4001 during registration as evicted", async () => {
   const gateway = startGateway({
     onFrame: (frame, peer) => {
       if (frame.type === "register") peer.socket.close(4001, "removed by operator");
@@ -164,7 +165,7 @@ Deno.test("Link.open() rejects a close 4001 during registration with EvictedErro
   });
   try {
     await assert.rejects(openLink(options(gateway)), (error) => {
-      assert.ok(error instanceof EvictedError, String(error));
+      assert.ok(error instanceof DialError && error.kind === "evicted", String(error));
       assert.equal(error.message, "Gateway evicted this session: removed by operator");
       return true;
     });
@@ -173,7 +174,7 @@ Deno.test("Link.open() rejects a close 4001 during registration with EvictedErro
   }
 });
 
-Deno.test("Link.open() rejects a failed register_complete with AuthRefusedError", async () => {
+Deno.test("Link.open() rejects a failed register_complete as an auth refusal", async () => {
   const gateway = startGateway({
     onFrame: (frame, peer) => {
       if (frame.type !== "register") return;
@@ -182,9 +183,10 @@ Deno.test("Link.open() rejects a failed register_complete with AuthRefusedError"
     },
   });
   try {
-    await assert.rejects(openLink(options(gateway)), {
-      name: "AuthRefusedError",
-      message: "Gateway rejected the registration: discovery failed",
+    await assert.rejects(openLink(options(gateway)), (error) => {
+      assert.ok(error instanceof DialError && error.kind === "auth", String(error));
+      assert.equal(error.message, "Gateway rejected the registration: discovery failed");
+      return true;
     });
   } finally {
     await gateway.close();
@@ -200,7 +202,8 @@ Deno.test("Link.open() rejects an unreachable gateway with an error naming its U
   await assert.rejects(
     openLink({ ...options({ url, peers: new Collector(), close: () => Promise.resolve() }) }),
     (error) => {
-      assert.ok(!(error instanceof AuthRefusedError));
+      assert.ok(error instanceof DialError && error.kind === "unreachable", String(error));
+      assert.equal(error.failure, "refused");
       assert.match(
         (error as Error).message,
         new RegExp(`^Cannot reach the gateway at ${url.href}`),
@@ -307,11 +310,11 @@ Deno.test("Link.open() registers with contract B, delivering discovery requests 
         assert.equal(during.contract, "B");
         assert.equal(during.sessionId, "b-session");
         assert.equal(during.maxFrameBytes, 1048576);
-        during.send({
+        during.sendText(JSON.stringify({
           type: "response",
           sessionId: during.sessionId,
           payload: { jsonrpc: "2.0", id: "discover-1", result: { tools: [] } },
-        });
+        }));
       },
     }));
     events.push("opened");
@@ -375,13 +378,13 @@ Deno.test("Link.open() passes frames other than registration and heartbeats to o
       }
     },
   });
-  const frames = new Collector<Frame>();
+  const frames = new Collector<LinkFrame>();
   let link: Link | undefined;
   try {
     link = await openLink(options(gateway, { onFrame: frames.push }));
     await frames.waitForCount(5, WAIT_MS, "5 request frames");
     assert.deepEqual(
-      frames.items.map((f) => (f.payload as { id: number }).id),
+      frames.items.map((f) => (f.payload?.value as { id: number }).id),
       [0, 1, 2, 3, 4],
     );
   } finally {
@@ -427,7 +430,7 @@ Deno.test("Link.ended resolves with cause heartbeat when the gateway goes silent
       "heartbeat end",
     );
     const elapsed = performance.now() - start;
-    assert.equal(end.cause, "heartbeat");
+    assert.equal(end.kind, "heartbeat");
     assert.ok(elapsed >= heartbeatDeadlineMs, `ended after ${Math.round(elapsed)} ms`);
     assert.equal(link.isOpen, false);
     assert.equal(link.sendText("{}"), false);
@@ -454,7 +457,7 @@ Deno.test("Link.ended resolves with cause heartbeat on a half-open link that car
       keepaliveMs + heartbeatDeadlineMs + 1000,
       "heartbeat end",
     );
-    assert.equal(end.cause, "heartbeat");
+    assert.equal(end.kind, "heartbeat");
     assert.ok(performance.now() - start >= heartbeatDeadlineMs);
   } finally {
     link?.close();
@@ -483,12 +486,12 @@ Deno.test("Link never answers a gateway heartbeat with a heartbeat", async () =>
     link = await openLink(options(gateway, {
       keepaliveMs: 5000,
       onFrame: (frame, current) => {
-        const id = (frame.payload as { id?: unknown } | undefined)?.id;
-        current.send({
+        const id = (frame.payload?.value as { id?: unknown } | undefined)?.id;
+        current.sendText(JSON.stringify({
           type: "response",
           sessionId: current.sessionId,
           payload: { jsonrpc: "2.0", id, result: {} },
-        });
+        }));
       },
     }));
     const peer = await gateway.peers.waitFor(() => true, WAIT_MS, "connection");
@@ -508,7 +511,7 @@ Deno.test("Link.ended resolves with cause remote, code and reason when the gatew
     const peer = await gateway.peers.waitFor(() => true, WAIT_MS, "connection");
     peer.socket.close(4000, "maintenance");
     const end = await deadline(link.ended, WAIT_MS, "link end");
-    assert.deepEqual(end, { cause: "remote", code: 4000, reason: "maintenance" });
+    assert.deepEqual(end, { kind: "closed", code: 4000, reason: "maintenance" });
     assert.equal(link.isOpen, false);
   } finally {
     link?.close();
@@ -524,8 +527,8 @@ Deno.test("Link.close() ends the link with cause local and the gateway sees the 
     const peer = await gateway.peers.waitFor(() => true, WAIT_MS, "connection");
     link.close(1000, "bye");
     const end = await deadline(link.ended, WAIT_MS, "link end");
-    assert.deepEqual(end, { cause: "local", code: 1000, reason: "bye" });
-    assert.equal(link.send({ type: "heartbeat" }), false);
+    assert.deepEqual(end, { kind: "local", code: 1000, reason: "bye" });
+    assert.equal(link.sendText('{"type":"heartbeat"}'), false);
     const closed = await deadline(peer.closed, WAIT_MS, "close at the gateway");
     assert.equal(closed.code, 1000);
   } finally {
@@ -555,7 +558,7 @@ Deno.test("Link.open() calls onRegistered before frames that follow register_ack
     },
   });
   const order: string[] = [];
-  const requested = new Collector<Frame>();
+  const requested = new Collector<LinkFrame>();
   let link: Link | undefined;
   try {
     link = await openLink(options(gateway, {
@@ -576,7 +579,7 @@ Deno.test("Link.open() calls onRegistered before frames that follow register_ack
 
 Deno.test("Link ignores frames that arrive after it ended", async () => {
   const gateway = startGateway({ onFrame: contractA });
-  const seen = new Collector<Frame>();
+  const seen = new Collector<LinkFrame>();
   let link: Link | undefined;
   try {
     link = await openLink(options(gateway, { onFrame: (frame) => seen.push(frame) }));
@@ -595,7 +598,7 @@ Deno.test("Link ignores frames that arrive after it ended", async () => {
   }
 });
 
-Deno.test("Link.open() rejects with EvictedError when a resume is answered 'evicted'", async () => {
+Deno.test("Link.open() rejects as evicted when a resume is answered 'evicted'", async () => {
   const gateway = startGateway({
     onFrame: (frame, peer) => {
       if (frame.type === "register") {
@@ -611,8 +614,10 @@ Deno.test("Link.open() rejects with EvictedError when a resume is answered 'evic
   });
   try {
     await assert.rejects(
-      openLink(options(gateway, { resume: { sessionId: "old", token: "t", ack: 3 } })),
-      EvictedError,
+      openLink(options(gateway, {
+        resume: { sessionId: "old", token: "t", ack: 3, overflowed: false },
+      })),
+      (error) => error instanceof DialError && error.kind === "evicted",
     );
   } finally {
     await gateway.close();

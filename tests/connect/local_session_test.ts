@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { deadline } from "../../lib/util/delay.ts";
 import { ServerStartError } from "../../lib/util/errors.ts";
 import { SCAN_ABOVE_CHARS } from "../../lib/protocol/json_scan.ts";
-import { ErrorCode, type JsonObject } from "../../lib/protocol/jsonrpc.ts";
+import { ErrorCode, factsOf, type JsonObject } from "../../lib/protocol/jsonrpc.ts";
 import {
   LocalSession,
   type LocalSessionOptions,
@@ -315,7 +315,7 @@ Deno.test("LocalSession.forwardText() passes a long message on as is, and leaves
   try {
     const text = "ü".repeat(SCAN_ABOVE_CHARS);
     const call = JSON.stringify(request("long", "echo", { text }));
-    assert.equal(session.forwardText(call, 4), true);
+    assert.equal(session.forwardText(call, factsOf(JSON.parse(call)), 4), true);
     assert.equal(session.inFlightCount, 1);
     const reply = await messages.waitFor(isResponseTo("long"), WAIT_MS, "reply to long");
     assert.deepEqual(reply.request, { id: "long", method: "echo", generation: 4 });
@@ -333,7 +333,9 @@ Deno.test("LocalSession.forwardText() passes a long message on as is, and leaves
         JSON.stringify({ id: 3, method: "echo", params: { text } }),
       ]
     ) {
-      assert.equal(session.forwardText(refused, 4), false, refused.slice(0, 60));
+      const value = JSON.parse(refused);
+      const facts = Array.isArray(value) ? "batch" as const : factsOf(value);
+      assert.equal(session.forwardText(refused, facts, 4), false, refused.slice(0, 60));
     }
     assert.equal(session.inFlightCount, 0);
   } finally {

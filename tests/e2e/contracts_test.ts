@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { deadline } from "../../lib/util/delay.ts";
-import type { Frame } from "../../lib/protocol/frames.ts";
+import type { WireFrame as Frame } from "../fixtures/wire.ts";
 import type { JsonObject } from "../../lib/protocol/jsonrpc.ts";
 import { startContractGateway } from "../fixtures/contract_gateway.ts";
 

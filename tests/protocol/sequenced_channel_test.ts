@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import {
+  ACK_EVERY,
   ReceiveWindow,
   ReplayBuffer,
-  sequencedFrame,
+  SequencedChannel,
 } from "../../lib/protocol/sequenced_channel.ts";
 
 function fill(buffer: ReplayBuffer, count: number, size = 10): void {
@@ -90,19 +91,78 @@ Deno.test("ReceiveWindow.accept() handles replay after reordering across a resum
   assert.deepEqual([3, 4, 5].map((s) => inbound.accept(s)), ["duplicate", "duplicate", "new"]);
 });
 
-Deno.test("sequencedFrame() embeds the payload text as is", () => {
-  const text = sequencedFrame({
+Deno.test("SequencedChannel.send() numbers frames, carries the current ack and embeds the payload as is", () => {
+  const channel = new SequencedChannel();
+  channel.receive(1);
+  channel.receive(2);
+  const first = channel.send({ type: "response", sessionId: 's"1', payloadText: '{"id":1}' });
+  const second = channel.send({ type: "request", sessionId: "s", payloadText: "[1]" });
+  assert.deepEqual(JSON.parse(first.text), {
     type: "response",
     sessionId: 's"1',
-    seq: 2,
-    ack: 7,
-    payloadText: '{"id":1}',
-  });
-  assert.deepEqual(JSON.parse(text), {
-    type: "response",
-    sessionId: 's"1',
-    seq: 2,
-    ack: 7,
+    seq: 1,
+    ack: 2,
     payload: { id: 1 },
   });
+  assert.equal(JSON.parse(second.text).seq, 2);
+  assert.equal(channel.out.pending, 2);
+});
+
+Deno.test("SequencedChannel.send() counts what it keeps in UTF-8 bytes, not UTF-16 units", () => {
+  const payloadText = JSON.stringify("中".repeat(1000));
+  const channel = new SequencedChannel({ maxFrames: 10, maxBytes: 2500 });
+  // 1,000 characters of 3 bytes each: over 2,500 bytes although only ~1,000 UTF-16 units.
+  const { overflowedNow } = channel.send({ type: "notification", sessionId: "s", payloadText });
+  assert.equal(overflowedNow, true);
+  assert.equal(channel.overflowed, true);
+  const roomy = new SequencedChannel({ maxFrames: 10, maxBytes: 4000 });
+  roomy.send({ type: "notification", sessionId: "s", payloadText });
+  assert.ok(roomy.out.size >= 3000, `kept ${roomy.out.size} bytes`);
+});
+
+Deno.test("SequencedChannel.send() reports the overflow once, and keeps nothing after it", () => {
+  const channel = new SequencedChannel({ maxFrames: 2, maxBytes: 1_000_000 });
+  const outcomes = [1, 2, 3, 4].map(() =>
+    channel.send({ type: "response", sessionId: "s", payloadText: "{}" }).overflowedNow
+  );
+  assert.deepEqual(outcomes, [false, false, true, false]);
+  assert.equal(channel.out.pending, 0);
+  assert.equal(channel.replayAfter(0), undefined);
+});
+
+Deno.test("SequencedChannel acks are due after ACK_EVERY frames received and reset when taken", () => {
+  const channel = new SequencedChannel();
+  for (let seq = 1; seq < ACK_EVERY; seq++) {
+    assert.equal(channel.receive(seq), "new");
+    assert.equal(channel.ackDue, false, `after ${seq}`);
+  }
+  assert.equal(channel.receive(ACK_EVERY), "new");
+  assert.equal(channel.ackDue, true);
+  assert.equal(channel.takeAck(), ACK_EVERY);
+  assert.equal(channel.ackDue, false);
+  // A data frame sent carries the ack too, so it also resets the count.
+  channel.receive(ACK_EVERY + 1);
+  channel.send({ type: "response", sessionId: "s", payloadText: "{}" });
+  assert.equal(channel.in.unacked, 0);
+});
+
+Deno.test("SequencedChannel.receive() drops duplicates and reports a gap without moving on", () => {
+  const channel = new SequencedChannel();
+  assert.equal(channel.receive(1), "new");
+  assert.equal(channel.receive(1), "duplicate");
+  assert.equal(channel.receive(3), "gap");
+  assert.equal(channel.in.last, 1);
+  assert.equal(channel.receive(2), "new");
+});
+
+Deno.test("SequencedChannel.peerAcked() clamps an ack beyond what was sent", () => {
+  const channel = new SequencedChannel();
+  channel.send({ type: "response", sessionId: "s", payloadText: "{}" });
+  channel.send({ type: "response", sessionId: "s", payloadText: "{}" });
+  channel.peerAcked(99);
+  assert.equal(channel.out.acked, 2);
+  const third = channel.send({ type: "response", sessionId: "s", payloadText: "{}" });
+  assert.equal(JSON.parse(third.text).seq, 3);
+  assert.deepEqual(channel.replayAfter(2)?.map((f) => f.seq), [3]);
+  assert.equal(channel.replayAfter(5), undefined, "an ack beyond the last sent cannot be resumed");
 });

@@ -1,12 +1,7 @@
 // Unit tests of resume secrets, their constant-time check, and the memory of ended sessions.
 
 import assert from "node:assert/strict";
-import {
-  EndedSessions,
-  newResumeToken,
-  parseResumeRequest,
-  sameSecret,
-} from "../../lib/serve/resume_credentials.ts";
+import { EndedSessions, newResumeToken, sameSecret } from "../../lib/serve/resume_credentials.ts";
 
 Deno.test("newResumeToken() returns distinct 256-bit base64url secrets", () => {
   const tokens = new Set(Array.from({ length: 100 }, () => newResumeToken()));
@@ -21,34 +16,6 @@ Deno.test("sameSecret() matches only the exact secret, whatever the length of a 
   assert.ok(!sameSecret("abcdef", "abcdefg"));
   assert.ok(!sameSecret("abcdef", ""));
   assert.ok(!sameSecret("", ""), "an empty secret never matches");
-});
-
-Deno.test("parseResumeRequest() takes a well-formed request and ignores anything else", () => {
-  assert.deepEqual(parseResumeRequest({ sessionId: "s", token: "t", ack: 0 }), {
-    sessionId: "s",
-    token: "t",
-    ack: 0,
-    overflowed: false,
-  });
-  assert.equal(
-    parseResumeRequest({ sessionId: "s", token: "t", ack: 2, overflowed: true })?.overflowed,
-    true,
-  );
-  for (
-    const bad of [
-      undefined,
-      null,
-      "s",
-      [],
-      { sessionId: "", token: "t", ack: 0 },
-      { sessionId: "s", ack: 0 },
-      { sessionId: "s", token: "t", ack: -1 },
-      { sessionId: "s", token: "t", ack: 1.5 },
-      { sessionId: "s", token: "t" },
-    ]
-  ) {
-    assert.equal(parseResumeRequest(bad), undefined, JSON.stringify(bad));
-  }
 });
 
 Deno.test("EndedSessions.why() names the reason only to the owner with the secret, and forgets after keepMs", () => {

@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { ErrorCode, type JsonObject } from "../../lib/protocol/jsonrpc.ts";
-import type { Frame } from "../../lib/protocol/frames.ts";
+import type { WireFrame as Frame } from "../fixtures/wire.ts";
 import type { Gateway } from "../../lib/serve/gateway.ts";
 import { setupLogging, shutdownLogging } from "../../lib/util/log.ts";
 import type { LogRecord } from "@logtape/logtape";

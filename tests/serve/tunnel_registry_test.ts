@@ -1,42 +1,51 @@
 import assert from "node:assert/strict";
-import { normalizeServerName, SessionRegistry } from "../../lib/serve/tunnel_registry.ts";
+import { normalizeServerName, TunnelRegistry } from "../../lib/serve/tunnel_registry.ts";
 
-type S = { id: string; owner: string };
+type S = { id: string; owner: string; name: string };
 
-Deno.test("SessionRegistry.add() suffixes a colliding name and leaves the holder alone", () => {
-  const registry = new SessionRegistry<S>();
-  const first = { id: "1", owner: "alice" };
-  const second = { id: "2", owner: "alice" };
-  const third = { id: "3", owner: "alice" };
-  assert.equal(registry.add(first, "everything"), "everything");
-  assert.equal(registry.add(second, "everything"), "everything-2");
-  assert.equal(registry.add(third, "everything"), "everything-3");
-  assert.equal(registry.find("alice", "everything"), first);
-  assert.equal(registry.find("alice", "everything-2"), second);
+/** Adds a session under the first free variant of `wanted` and returns the name it got. */
+function add(registry: TunnelRegistry<S>, id: string, owner: string, wanted: string): string {
+  const name = registry.freeName(owner, wanted);
+  registry.add({ id, owner, name });
+  return name;
+}
+
+Deno.test("TunnelRegistry.freeName() suffixes a colliding name and leaves the holder alone", () => {
+  const registry = new TunnelRegistry<S>();
+  assert.equal(add(registry, "1", "alice", "everything"), "everything");
+  assert.equal(add(registry, "2", "alice", "everything"), "everything-2");
+  assert.equal(add(registry, "3", "alice", "everything"), "everything-3");
+  assert.equal(registry.find("alice", "everything")?.id, "1");
+  assert.equal(registry.find("alice", "everything-2")?.id, "2");
 });
 
-Deno.test("SessionRegistry.add() keeps names per owner", () => {
-  const registry = new SessionRegistry<S>();
-  assert.equal(registry.add({ id: "1", owner: "alice" }, "svc"), "svc");
-  assert.equal(registry.add({ id: "2", owner: "bob" }, "svc"), "svc");
+Deno.test("TunnelRegistry.add() refuses a taken name and a repeated id", () => {
+  const registry = new TunnelRegistry<S>();
+  registry.add({ id: "1", owner: "alice", name: "svc" });
+  assert.throws(() => registry.add({ id: "2", owner: "alice", name: "svc" }), /taken/);
+  assert.throws(() => registry.add({ id: "1", owner: "alice", name: "other" }), /already/);
+});
+
+Deno.test("TunnelRegistry keeps names per owner", () => {
+  const registry = new TunnelRegistry<S>();
+  assert.equal(add(registry, "1", "alice", "svc"), "svc");
+  assert.equal(add(registry, "2", "bob", "svc"), "svc");
   assert.equal(registry.find("bob", "svc")?.id, "2");
   assert.equal(registry.count("alice"), 1);
   assert.deepEqual(registry.list("bob").map((s) => s.id), ["2"]);
   assert.deepEqual(registry.list().map((s) => s.id), ["1", "2"]);
 });
 
-Deno.test("SessionRegistry.remove() frees the name; a suffixed session keeps its own", () => {
-  const registry = new SessionRegistry<S>();
-  const first = { id: "1", owner: "a" };
-  const second = { id: "2", owner: "a" };
-  registry.add(first, "svc");
-  registry.add(second, "svc");
+Deno.test("TunnelRegistry.remove() frees the name; a suffixed session keeps its own", () => {
+  const registry = new TunnelRegistry<S>();
+  add(registry, "1", "a", "svc");
+  add(registry, "2", "a", "svc");
+  const first = registry.get("1")!;
   assert.ok(registry.remove(first));
   assert.ok(!registry.remove(first));
   assert.equal(registry.find("a", "svc"), undefined);
-  assert.equal(registry.nameOf(second), "svc-2");
-  assert.equal(registry.add({ id: "3", owner: "a" }, "svc"), "svc");
-  assert.equal(registry.get("2"), second);
+  assert.equal(registry.get("2")?.name, "svc-2");
+  assert.equal(add(registry, "3", "a", "svc"), "svc");
 });
 
 Deno.test("normalizeServerName() makes names URL-safe and checks length", () => {
@@ -48,11 +57,11 @@ Deno.test("normalizeServerName() makes names URL-safe and checks length", () => 
   assert.equal(normalizeServerName("x".repeat(128)).length, 128);
 });
 
-Deno.test("SessionRegistry.add() keeps suffixed names within 128 characters", () => {
-  const registry = new SessionRegistry<S>();
+Deno.test("TunnelRegistry.freeName() keeps suffixed names within 128 characters", () => {
+  const registry = new TunnelRegistry<S>();
   const long = "n".repeat(128);
-  registry.add({ id: "1", owner: "a" }, long);
-  const name = registry.add({ id: "2", owner: "a" }, long);
+  add(registry, "1", "a", long);
+  const name = add(registry, "2", "a", long);
   assert.equal(name.length, 128);
   assert.ok(name.endsWith("-2"));
 });

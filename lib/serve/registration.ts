@@ -1,0 +1,191 @@
+// The gateway's answer to `register`: resume the session a client asks for, or register its server afresh
+// under a free name within the owner's limits, or refuse. Also remembers how sessions ended, so that a
+// late resume learns why it cannot be.
+
+import { logger } from "../util/log.ts";
+import { CloseCode, Extension } from "../protocol/frames.ts";
+import { encodeRegisterAck, type RegisterFrame } from "../protocol/registration.ts";
+import type { JsonRpcNotification, JsonRpcRequest, JsonRpcResponse } from "../protocol/jsonrpc.ts";
+import type { ServeMetrics } from "./metrics.ts";
+import { EndedSessions, type ResumeError } from "./resume_credentials.ts";
+import type { CallLimits } from "./tunnel_calls.ts";
+import type { LinkLoss, TunnelLink } from "./tunnel_link.ts";
+import { normalizeServerName, type TunnelRegistry } from "./tunnel_registry.ts";
+import { type ResumeSettings, type SessionEnd, TunnelSession } from "./tunnel_session.ts";
+
+const log = logger("serve", "registration");
+
+/** Extensions of contract C announced in `register_ack` (resume is added when it is on). */
+export const GATEWAY_EXTENSIONS: readonly string[] = [
+  Extension.ServerRequests,
+  Extension.LargeFrames,
+  Extension.EvictClose,
+];
+
+/** Where a session's server messages go: the MCP endpoint. */
+export interface ServerMessageRouter {
+  serverNotification(session: TunnelSession, message: JsonRpcNotification): void;
+  serverRequest(
+    session: TunnelSession,
+    request: JsonRpcRequest,
+    signal: AbortSignal,
+  ): Promise<JsonRpcResponse>;
+}
+
+/** Options of {@link Registrar}. */
+export interface RegistrarOptions {
+  /** Live sessions, detached ones included, by id and by (owner, name). */
+  registry: TunnelRegistry<TunnelSession>;
+  /** Live sessions one owner may hold. */
+  maxSessionsPerOwner: number;
+  limits: CallLimits & { maxFrameBytes: number };
+  /** Turns the `resume` extension on. */
+  resume?: ResumeSettings;
+  router: ServerMessageRouter;
+  /** Version of this gateway. */
+  version: string;
+  now?: () => number;
+  metrics?: ServeMetrics;
+}
+
+/** Session ends that say why a resume cannot be, remembered for a late resume. */
+const REMEMBERED: ReadonlySet<SessionEnd["kind"]> = new Set([
+  "evicted",
+  "expired",
+  "overflowed",
+  "bad-ack",
+  "superseded",
+]);
+
+/** Registers servers and resumes sessions; owns the registry of live sessions. */
+export class Registrar {
+  readonly registry: TunnelRegistry<TunnelSession>;
+  #options: RegistrarOptions;
+  #ended: EndedSessions;
+  #extensions: readonly string[];
+
+  constructor(options: RegistrarOptions) {
+    this.#options = options;
+    this.registry = options.registry;
+    const { resume, now = Date.now } = options;
+    this.#ended = new EndedSessions({ keepMs: Math.max(resume?.windowMs ?? 0, 60_000), now });
+    this.#extensions = resume === undefined
+      ? GATEWAY_EXTENSIONS
+      : [...GATEWAY_EXTENSIONS, Extension.Resume];
+  }
+
+  /** Forgets ended sessions older than their keep time. */
+  prune(): void {
+    this.#ended.prune();
+  }
+
+  /** Answers a `register` that arrived on `link`. */
+  register(link: TunnelLink, frame: RegisterFrame): void {
+    let wanted: string;
+    try {
+      wanted = normalizeServerName(frame.server.name);
+    } catch (error) {
+      link.refuse((error as Error).message);
+      return;
+    }
+    let resumeError: ResumeError | undefined;
+    const request = this.#options.resume === undefined ? undefined : frame.resume;
+    if (request !== undefined) {
+      const target = this.registry.get(request.sessionId);
+      const outcome = target === undefined
+        ? this.#ended.why(request.sessionId, link.owner, request.token)
+        : target.adopt(link, request, frame.channel);
+      if (outcome === "resumed") return;
+      if (outcome === "evicted") {
+        // An evicted session's client may not register again under its credential: say so twice (the
+        // answer and the close code), so that it exits even if one of them is lost.
+        link.sendText(encodeRegisterAck({
+          sessionId: request.sessionId,
+          status: "evicted",
+          resumed: false,
+          resumeError: outcome,
+          extensions: new Set(),
+        }));
+        link.close(CloseCode.Evicted, "session was evicted");
+        return;
+      }
+      resumeError = outcome;
+      log.warning(
+        "Could not resume session {resumeSession} for {owner} ({resumeError}); registering afresh",
+        {
+          event: "resume_refused",
+          resumeSession: request.sessionId,
+          owner: link.owner,
+          resumeError,
+        },
+      );
+    }
+    const { metrics, maxSessionsPerOwner } = this.#options;
+    if (this.registry.count(link.owner) >= maxSessionsPerOwner) {
+      metrics?.linksRefused.inc("registration");
+      link.refuse(
+        `Too many sessions for owner ${link.owner} (limit ${maxSessionsPerOwner}); end one first`,
+      );
+      return;
+    }
+    this.#create(link, frame, wanted, resumeError);
+  }
+
+  #create(
+    link: TunnelLink,
+    frame: RegisterFrame,
+    wanted: string,
+    resumeError: ResumeError | undefined,
+  ): void {
+    const { limits, resume, version, now, metrics, router } = this.#options;
+    const name = this.registry.freeName(link.owner, wanted);
+    const session: TunnelSession = new TunnelSession(link, {
+      owner: link.owner,
+      name,
+      requestedName: frame.server.name,
+      description: frame.server.description,
+      protocol: frame.server.protocol,
+      mcpUrl: `${link.baseUrl}/servers/${encodeURIComponent(name)}/mcp`,
+      ...(frame.channel === undefined ? {} : { channel: frame.channel }),
+      limits,
+      extensions: this.#extensions,
+      version,
+      ...(resume === undefined ? {} : { resume }),
+      ...(now === undefined ? {} : { now }),
+      ...(metrics === undefined ? {} : { metrics }),
+      host: {
+        serverNotification: (message) => router.serverNotification(session, message),
+        serverRequest: (request, signal) => router.serverRequest(session, request, signal),
+        sessionClosed: (closed, end) => this.#closed(closed, end),
+        sessionDetached: (_detached, loss) => this.#detached(loss),
+      },
+    });
+    this.registry.add(session);
+    metrics?.linksAccepted.inc();
+    session.acknowledge(resumeError === undefined ? {} : { resumed: false, resumeError });
+    log.info("Session {session} of {owner} registered {name} at {url}", {
+      event: "session_registered",
+      session: session.id,
+      owner: session.owner,
+      name,
+      url: session.mcpUrl,
+      ...(name !== wanted ? { requested: wanted } : {}),
+    });
+  }
+
+  #detached(loss: LinkLoss): void {
+    this.#options.metrics?.errors.inc(loss.dead ? "heartbeat_timeout" : "link_lost");
+  }
+
+  #closed(session: TunnelSession, end: SessionEnd): void {
+    this.registry.remove(session);
+    const metrics = this.#options.metrics;
+    if (REMEMBERED.has(end.kind)) {
+      this.#ended.add(session, end.kind as ResumeError);
+      if (end.kind !== "evicted" && end.kind !== "superseded") {
+        metrics?.errors.inc(`resume_${end.kind}`);
+      }
+    } else if (end.kind === "dead-link") metrics?.errors.inc("heartbeat_timeout");
+    else if (end.kind === "link-lost") metrics?.errors.inc("link_lost");
+  }
+}

@@ -1,0 +1,301 @@
+// The calls of one tunnel session: requests sent to the tunneled server with rewritten ids and their
+// deadlines, the answers and progress routed back to their callers, cancellation, and the server's own
+// requests and notifications handed to the MCP side.
+
+import { Deadlines } from "../util/deadlines.ts";
+import { isObject } from "../util/json_object.ts";
+import { logger } from "../util/log.ts";
+import {
+  classify,
+  ErrorCode,
+  errorResponse,
+  idKey,
+  type JsonObject,
+  type JsonRpcId,
+  type JsonRpcNotification,
+  type JsonRpcRequest,
+  type JsonRpcResponse,
+} from "../protocol/jsonrpc.ts";
+import { isOneLine } from "../protocol/json_scan.ts";
+import type { Payload } from "../protocol/payload.ts";
+import { CallTable, RawResponse, restoreProgress, restoreResponse } from "./call_table.ts";
+import type { ServeMetrics } from "./metrics.ts";
+
+const log = logger("serve", "calls");
+
+/** Options of {@link TunnelCalls.call}. */
+export interface CallOptions {
+  /** Deadline in milliseconds; the session's `callTimeoutMs` when omitted. */
+  timeoutMs?: number;
+  /** Aborting cancels the call: the server gets `notifications/cancelled` and the call resolves undefined. */
+  signal?: AbortSignal;
+  /** Receives `notifications/progress` for this call, with the caller's progress token restored. */
+  onProgress?: (notification: JsonObject) => void;
+  /**
+   * Resolve with a {@link RawResponse} (the answer's JSON text, caller's id in place) when the answer
+   * came in a long frame, instead of parsing it: for callers that only write the answer out.
+   */
+  raw?: boolean;
+}
+
+/** Limits of the calls of one session. */
+export interface CallLimits {
+  /** Calls in flight; more are refused with a JSON-RPC error at once. */
+  maxInflight: number;
+  /** Default deadline of a call, in milliseconds. */
+  callTimeoutMs: number;
+}
+
+/** What the calls need of their session. */
+export interface CallChannel {
+  /** The server's name, for messages. */
+  readonly name: string;
+  /** True while registered (a detached session buffers for replay). */
+  readonly registered: boolean;
+  /** Sends a data frame to the client; false when it cannot reach it. */
+  sendData(type: "request" | "response", payload: JsonObject): boolean;
+}
+
+/** Where the server's own messages go (the MCP endpoint). */
+export interface ServerMessageSink {
+  /** The server sent a notification that is not progress for a call (list changes, logs, …). */
+  serverNotification(message: JsonRpcNotification): void;
+  /**
+   * The server sent a request (roots/list, sampling/createMessage, elicitation/create, …). `signal`
+   * aborts when the server cancels it or the session closes.
+   */
+  serverRequest(request: JsonRpcRequest, signal: AbortSignal): Promise<JsonRpcResponse>;
+}
+
+interface Route {
+  settle(response: JsonRpcResponse | RawResponse | undefined): void;
+  onProgress?: (notification: JsonObject) => void;
+}
+
+function reasonText(reason: unknown): string {
+  if (typeof reason === "string") return reason;
+  if (reason instanceof Error) return reason.message;
+  return "cancelled";
+}
+
+/** The calls in flight through one tunnel session, both ways. */
+export class TunnelCalls {
+  #channel: CallChannel;
+  #limits: CallLimits;
+  #sink: ServerMessageSink;
+  #metrics: ServeMetrics | undefined;
+  #calls = new CallTable<Route>();
+  /** Call timeouts: one timer for all calls in flight, not one per call. */
+  #deadlines = new Deadlines<number>();
+  #serverRequests = new Map<string, AbortController>();
+
+  constructor(
+    channel: CallChannel,
+    options: { limits: CallLimits; sink: ServerMessageSink; metrics?: ServeMetrics | undefined },
+  ) {
+    this.#channel = channel;
+    this.#limits = options.limits;
+    this.#sink = options.sink;
+    this.#metrics = options.metrics;
+  }
+
+  /** Calls in flight. */
+  get size(): number {
+    return this.#calls.size;
+  }
+
+  /**
+   * Sends a request through the tunnel with a fresh tunnel id and resolves with the server's answer under
+   * the caller's id. Never rejects: a closed session, a full session or a timeout resolve with a JSON-RPC
+   * error; cancellation through `signal` resolves undefined.
+   */
+  call(
+    request: JsonRpcRequest,
+    options: CallOptions = {},
+  ): Promise<JsonRpcResponse | RawResponse | undefined> {
+    const { timeoutMs = this.#limits.callTimeoutMs, signal, onProgress, raw = false } = options;
+    const name = this.#channel.name;
+    if (!this.#channel.registered) {
+      return Promise.resolve(
+        errorResponse(request.id, ErrorCode.TunnelUnavailable, `Server '${name}' is not connected`),
+      );
+    }
+    if (this.#calls.size >= this.#limits.maxInflight) {
+      return Promise.resolve(
+        errorResponse(
+          request.id,
+          ErrorCode.InternalError,
+          `Too many calls in flight to server '${name}' (limit ${this.#limits.maxInflight}); retry later`,
+        ),
+      );
+    }
+    if (signal?.aborted) return Promise.resolve(undefined);
+    return new Promise((resolve) => {
+      const onAbort = () => {
+        if (this.#calls.take(entry.tunnelId) === undefined) return;
+        route.settle(undefined);
+        this.#sendCancel(entry.tunnelId, reasonText(signal?.reason));
+      };
+      const route: Route = {
+        settle: (response) => {
+          this.#deadlines.delete(entry.tunnelId);
+          signal?.removeEventListener("abort", onAbort);
+          resolve(response instanceof RawResponse && !raw ? response.parse() : response);
+        },
+      };
+      if (onProgress !== undefined) route.onProgress = onProgress;
+      const { entry, message } = this.#calls.add(request, route);
+      this.#deadlines.add(entry.tunnelId, timeoutMs, () => {
+        if (this.#calls.take(entry.tunnelId) === undefined) return;
+        const seconds = timeoutMs / 1000;
+        this.#metrics?.errors.inc("call_timeout");
+        route.settle(
+          errorResponse(
+            request.id,
+            ErrorCode.Timeout,
+            `Call '${request.method}' to server '${name}' timed out after ${seconds} s`,
+          ),
+        );
+        this.#sendCancel(entry.tunnelId, `timed out after ${seconds} s`);
+      });
+      signal?.addEventListener("abort", onAbort, { once: true });
+      if (
+        !this.#channel.sendData("request", message) &&
+        this.#calls.take(entry.tunnelId) !== undefined
+      ) {
+        route.settle(
+          errorResponse(
+            request.id,
+            ErrorCode.TunnelUnavailable,
+            `Server '${name}' is not connected`,
+          ),
+        );
+      }
+    });
+  }
+
+  /** Sends a notification to the server (buffered while detached). False if it cannot go out. */
+  notify(notification: JsonRpcNotification): boolean {
+    if (!this.#channel.registered) return false;
+    return this.#channel.sendData("request", notification);
+  }
+
+  /** Ends every call with a JSON-RPC error saying `reason`, and aborts the server's requests. */
+  failAll(reason: string): void {
+    this.#deadlines.clear();
+    for (const entry of this.#calls.drain()) {
+      entry.route.settle(
+        errorResponse(
+          entry.originalId,
+          ErrorCode.TunnelUnavailable,
+          `Tunnel to server '${this.#channel.name}' closed before it answered: ${reason}`,
+        ),
+      );
+    }
+    for (const controller of this.#serverRequests.values()) controller.abort("tunnel closed");
+    this.#serverRequests.clear();
+  }
+
+  /**
+   * Routes the payload of a data frame from the client. Returns the message of a bad frame, if it was one.
+   * A long answer is settled as text with the caller's id put in, never parsed.
+   */
+  onPayload(type: string, payload: Payload): string | undefined {
+    if (payload.isText && type === "response") {
+      const facts = payload.facts;
+      if (facts !== "batch" && facts.kind === "response" && isOneLine(payload.text)) {
+        const entry = this.#calls.take(facts.id);
+        if (entry === undefined) this.#unknownResponse(facts.id);
+        else entry.route.settle(new RawResponse(payload.textWithId(entry.originalId)!));
+        return undefined;
+      }
+    }
+    const message = payload.value;
+    const kind = classify(message);
+    if (type === "response") {
+      if (kind !== "response") return "Frame 'response' needs a JSON-RPC response as 'payload'";
+      this.#onResponse(message as JsonRpcResponse);
+      return undefined;
+    }
+    if (type === "request" && kind === "request") {
+      this.#onServerRequest(message as JsonRpcRequest);
+      return undefined;
+    }
+    // A-style clients label everything loosely: take any notification or response, whatever the frame says.
+    if (kind === "notification") {
+      this.#onServerNotification(message as JsonRpcNotification);
+      return undefined;
+    }
+    if (kind === "response") {
+      this.#onResponse(message as JsonRpcResponse);
+      return undefined;
+    }
+    return `Frame '${type.slice(0, 32)}' carries no valid JSON-RPC message in 'payload'`;
+  }
+
+  #onResponse(response: JsonRpcResponse): void {
+    const entry = this.#calls.take(response.id);
+    if (entry === undefined) return this.#unknownResponse(response.id);
+    entry.route.settle(restoreResponse(response, entry.originalId));
+  }
+
+  #unknownResponse(id: unknown): void {
+    log.warning("Dropped a response for unknown id {id} on server {name}", {
+      event: "unknown_response",
+      id: JSON.stringify(id ?? null).slice(0, 64),
+      name: this.#channel.name,
+    });
+  }
+
+  #sendCancel(tunnelId: JsonRpcId, reason: string): void {
+    this.notify({
+      jsonrpc: "2.0",
+      method: "notifications/cancelled",
+      params: { requestId: tunnelId, reason },
+    });
+  }
+
+  #onServerNotification(message: JsonRpcNotification): void {
+    const params = isObject(message.params) ? message.params : {};
+    if (message.method === "notifications/progress") {
+      const entry = this.#calls.byProgressToken(params.progressToken);
+      if (entry !== undefined && entry.progressToken !== undefined) {
+        entry.route.onProgress?.(restoreProgress(message, entry.progressToken));
+      } else {
+        log.debug("Dropped progress for unknown token on server {name}", {
+          event: "unknown_progress",
+          name: this.#channel.name,
+        });
+      }
+      return;
+    }
+    if (message.method === "notifications/cancelled") {
+      const requestId = params.requestId;
+      if (typeof requestId === "string" || typeof requestId === "number") {
+        this.#serverRequests.get(idKey(requestId))?.abort(reasonText(params.reason));
+      }
+      return;
+    }
+    this.#sink.serverNotification(message);
+  }
+
+  #onServerRequest(request: JsonRpcRequest): void {
+    if (request.method === "ping") {
+      this.#channel.sendData("response", { jsonrpc: "2.0", id: request.id, result: {} });
+      return;
+    }
+    const key = idKey(request.id);
+    this.#serverRequests.get(key)?.abort("superseded by a request with the same id");
+    const controller = new AbortController();
+    this.#serverRequests.set(key, controller);
+    this.#sink.serverRequest(request, controller.signal).then(
+      (response) => response,
+      (error: unknown) =>
+        errorResponse(request.id, ErrorCode.InternalError, `Gateway error: ${String(error)}`),
+    ).then((response) => {
+      if (this.#serverRequests.get(key) === controller) this.#serverRequests.delete(key);
+      if (controller.signal.aborted || !this.#channel.registered) return;
+      this.#channel.sendData("response", { ...response, id: request.id });
+    });
+  }
+}

@@ -1,0 +1,346 @@
+// serve's side of one accepted link: its socket, the frames that arrive on it (size, shape, heartbeats,
+// malformed ones), and the tunnel sessions it carries. Registration and the sessions themselves are not
+// decided here: the link hands `register` to its host and data frames to the session they belong to.
+
+import { logger } from "../util/log.ts";
+import { utf8Length } from "../util/utf8.ts";
+import {
+  CloseCode,
+  encodeError,
+  encodeHeartbeat,
+  type Frame,
+  parseFrame,
+  readKeepaliveMs,
+} from "../protocol/frames.ts";
+import { readRegister, type RegisterFrame } from "../protocol/registration.ts";
+import type { ServeMetrics } from "./metrics.ts";
+import type { PeerSocket } from "./peer_socket.ts";
+import type { Identity } from "./token_store.ts";
+
+const log = logger("serve", "link");
+
+/** Bounds of a client's announced `keepaliveMs`; the dead-link deadline is three times it. */
+const MIN_KEEPALIVE_MS = 50;
+const MAX_KEEPALIVE_MS = 3_600_000;
+/** Window over which malformed frames are counted. */
+const BAD_FRAME_WINDOW_MS = 60_000;
+
+/** Limits of one link. */
+export interface LinkLimits {
+  /** Largest inbound text frame, in UTF-8 bytes; a larger one closes the link with 1009. */
+  maxFrameBytes: number;
+  /** Malformed frames tolerated within a minute before the link is closed with 1008. */
+  maxBadFrames: number;
+}
+
+/** Why a link went away, as the sessions it carried learn it. */
+export interface LinkLoss {
+  /** True when the link was declared dead for silence (rather than closed). */
+  dead: boolean;
+  /** The close code (0 when the connection dropped without one). */
+  code: number;
+  reason: string;
+}
+
+/** What a link carries: a registered server's session, as the link sees it. */
+export interface LinkedSession {
+  /** The session id the gateway minted (what frames carry). */
+  readonly id: string;
+  /** A data frame, `ack`, or `unregister` for this session. */
+  onFrame(frame: Frame, bytes: number): void;
+  /** Counts a frame sent for this session. */
+  countOut(bytes: number): void;
+  /** The link is gone (socket closed, or declared dead). */
+  linkLost(loss: LinkLoss): void;
+  /** The cumulative `ack` a heartbeat reply carries, when the session resumes. */
+  heartbeatAck(): number | undefined;
+}
+
+/** What a link asks of the gateway that accepted it. */
+export interface TunnelLinkHost {
+  /** A `register` arrived (checked for shape): register it, resume it, or refuse it. */
+  register(link: TunnelLink, frame: RegisterFrame): void;
+  /** The link closed; called once. */
+  closed(link: TunnelLink): void;
+  /** The client announced its keepalive: the link's dead-link deadline changed. */
+  livenessChanged?(link: TunnelLink): void;
+}
+
+/** Options of {@link TunnelLink}. */
+export interface TunnelLinkOptions {
+  identity: Identity;
+  /** Where MCP clients reach this gateway, as the link's client addressed it; `mcpUrl`s start with it. */
+  baseUrl: string;
+  limits: LinkLimits;
+  host: TunnelLinkHost;
+  /** The clock. Default `Date.now`. */
+  now?: () => number;
+  /** Counters of frames, bytes and errors. */
+  metrics?: ServeMetrics;
+}
+
+/**
+ * One accepted link. It handles every frame from its socket and never throws out of a socket event.
+ *
+ * @example
+ * ```ts ignore
+ * const link = new TunnelLink(fromWebSocket(socket), { identity, limits, host });
+ * ```
+ */
+export class TunnelLink {
+  /** For logs. */
+  readonly id: string = crypto.randomUUID();
+  /** The identity of the token that opened the link. */
+  readonly identity: Identity;
+  /** When the link was accepted (ms since epoch). */
+  readonly connectedAt: number;
+  /** Where MCP clients reach this gateway, as the link's client addressed it. */
+  readonly baseUrl: string;
+  #lastInbound: number;
+  #deadlineMs: number | undefined;
+  #socket: PeerSocket;
+  #limits: LinkLimits;
+  #host: TunnelLinkHost;
+  #now: () => number;
+  #metrics: ServeMetrics | undefined;
+  #badFrames: number[] = [];
+  /** The sessions the link carries, by channel ("" for a link without channels). */
+  #sessions = new Map<string, LinkedSession>();
+  #closed = false;
+  /** Once a session was attached: a link without channels takes no second `register`. */
+  #registeredOnce = false;
+
+  constructor(socket: PeerSocket, options: TunnelLinkOptions) {
+    const { identity, baseUrl, limits, host, now = Date.now, metrics } = options;
+    this.identity = identity;
+    this.baseUrl = baseUrl;
+    this.#socket = socket;
+    this.#limits = limits;
+    this.#host = host;
+    this.#now = now;
+    this.#metrics = metrics;
+    this.connectedAt = now();
+    this.#lastInbound = this.connectedAt;
+    socket.listen({
+      onMessage: (data) => {
+        try {
+          this.#onMessage(data);
+        } catch (error) {
+          // A peer must never crash the gateway; a bug here costs this link only.
+          log.error("Frame handling failed on link {link}: {error}", {
+            event: "internal_error",
+            link: this.id,
+            error: String(error),
+          });
+          this.close(CloseCode.InternalError, "internal error");
+        }
+      },
+      onClose: (code, reason) => this.#onSocketClosed(code, reason),
+    });
+  }
+
+  /** The owner of the token that opened the link. */
+  get owner(): string {
+    return this.identity.owner;
+  }
+
+  /** Last inbound frame (ms since epoch); the reaper reads it. */
+  get lastInbound(): number {
+    return this.#lastInbound;
+  }
+
+  /**
+   * Silence after which the link counts as dead, in milliseconds: three keepalive intervals once the
+   * client announced its `keepaliveMs`, else undefined (the gateway's heartbeat timeout applies).
+   */
+  get deadlineMs(): number | undefined {
+    return this.#deadlineMs;
+  }
+
+  /** True once closed. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Resolves when the socket has closed, or after `ms`. */
+  async waitClosed(ms: number): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      this.#socket.closed,
+      new Promise((resolve) => timer = setTimeout(resolve, ms)),
+    ]).finally(() => clearTimeout(timer));
+  }
+
+  /** Carries `session` on `channel` ("" without channels) from now on. */
+  attach(session: LinkedSession, channel = ""): void {
+    this.#sessions.set(channel, session);
+    this.#registeredOnce = true;
+  }
+
+  /** Stops carrying `session`; true when the link carries nothing more. */
+  detach(session: LinkedSession): boolean {
+    for (const [channel, carried] of this.#sessions) {
+      if (carried === session) this.#sessions.delete(channel);
+    }
+    return this.#sessions.size === 0;
+  }
+
+  /** Sends a frame's text; false when it cannot go out. Counts it for `session` when given. */
+  sendText(text: string, session?: LinkedSession): boolean {
+    if (this.#closed || !this.#socket.send(text)) return false;
+    const bytes = text.length < 4096 ? utf8Length(text) : text.length;
+    session?.countOut(bytes);
+    this.#metrics?.framesOut.inc();
+    this.#metrics?.bytesOut.inc(bytes);
+    return true;
+  }
+
+  /** Refuses what the client asked with an `error` frame and closes the link with `code`. */
+  refuse(message: string, code: number = CloseCode.Policy): void {
+    this.sendText(encodeError({ sessionId: "", message }));
+    this.close(code, message);
+  }
+
+  /**
+   * Closes the link with a code and reason. The sessions it carries are told the link is lost (they
+   * detach or end, as their resume state allows).
+   */
+  close(code: number, reason: string): void {
+    if (this.#closed) return;
+    this.#socket.close(code, reason);
+    this.#end({ dead: false, code, reason });
+  }
+
+  /** The link sent nothing past its deadline: close it, and let its sessions detach or end. */
+  declareDead(reason: string): void {
+    if (this.#closed) return;
+    this.#socket.close(CloseCode.GoingAway, reason);
+    this.#end({ dead: true, code: CloseCode.GoingAway, reason });
+  }
+
+  #onSocketClosed(code: number, reason: string): void {
+    this.#end({
+      dead: false,
+      code,
+      reason: `socket closed (${code}${reason ? ` ${reason}` : ""})`,
+    });
+  }
+
+  #end(loss: LinkLoss): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const sessions = [...this.#sessions.values()];
+    this.#sessions.clear();
+    for (const session of sessions) session.linkLost(loss);
+    this.#host.closed(this);
+  }
+
+  /**
+   * Answers a malformed frame with an `error` frame; a link that keeps sending them is closed (1008).
+   * `session` is the session id to put in the answer.
+   */
+  badFrame(message: string, session?: string): void {
+    const now = this.#now();
+    this.#badFrames = this.#badFrames.filter((t) => now - t < BAD_FRAME_WINDOW_MS);
+    this.#badFrames.push(now);
+    this.#metrics?.errors.inc("protocol");
+    log.debug("Malformed frame on link {link}: {message}", {
+      event: "bad_frame",
+      link: this.id,
+      message,
+    });
+    this.sendText(encodeError({ sessionId: session ?? "", message }));
+    if (this.#badFrames.length > this.#limits.maxBadFrames) {
+      log.warning("Closing link {link} of {owner}: too many malformed frames", {
+        event: "bad_frames",
+        link: this.id,
+        owner: this.owner,
+      });
+      this.close(
+        CloseCode.Policy,
+        `too many malformed frames (more than ${this.#limits.maxBadFrames} a minute)`,
+      );
+    }
+  }
+
+  #onMessage(data: string | { binary: number }): void {
+    if (this.#closed) return;
+    this.#lastInbound = this.#now();
+    this.#metrics?.framesIn.inc();
+    if (typeof data !== "string") {
+      this.badFrame("Binary frames are not supported; send JSON text frames");
+      return;
+    }
+    const limit = this.#limits.maxFrameBytes;
+    const bytes = data.length * 3 <= limit ? data.length : utf8Length(data);
+    this.#metrics?.bytesIn.inc(bytes);
+    if (bytes > limit) {
+      log.warning("Closing link {link}: frame of {bytes} bytes over the limit {limit}", {
+        event: "frame_too_large",
+        link: this.id,
+        bytes,
+        limit,
+      });
+      this.close(CloseCode.TooBig, `frame of ${bytes} bytes exceeds the limit of ${limit}`);
+      return;
+    }
+    const frame = parseFrame(data);
+    if (frame instanceof Error) {
+      this.badFrame(frame.message);
+      return;
+    }
+    switch (frame.type) {
+      case "register":
+        return this.#onRegister(frame);
+      case "heartbeat":
+        return this.#onHeartbeat(frame);
+      case "ack":
+      case "unregister":
+      case "response":
+      case "notification":
+      case "request": {
+        const session = this.#sessions.get(frame.channel ?? "");
+        if (session === undefined) {
+          if (frame.type === "ack") return;
+          if (frame.type === "unregister") return this.close(CloseCode.Normal, "unregistered");
+          this.badFrame(`Frame '${frame.type}' before 'register'; register first`);
+          return;
+        }
+        session.onFrame(frame, bytes);
+        return;
+      }
+      default:
+        this.badFrame(`Unknown frame type ${JSON.stringify(frame.type).slice(0, 64)}`);
+    }
+  }
+
+  #onRegister(frame: Frame): void {
+    if (this.#registeredOnce) {
+      this.close(CloseCode.Policy, "register sent twice on one connection");
+      return;
+    }
+    const register = readRegister(frame);
+    if (register instanceof Error) {
+      this.refuse(register.message);
+      return;
+    }
+    this.#host.register(this, register);
+  }
+
+  #onHeartbeat(frame: Frame): void {
+    const keepaliveMs = readKeepaliveMs(frame);
+    if (keepaliveMs !== undefined) {
+      const clamped = Math.min(Math.max(keepaliveMs, MIN_KEEPALIVE_MS), MAX_KEEPALIVE_MS);
+      this.#deadlineMs = 3 * clamped;
+      this.#host.livenessChanged?.(this);
+    }
+    // Exactly one acknowledgement per client heartbeat; the gateway never starts one.
+    const session = this.#sessions.get(frame.channel ?? "");
+    const ack = session?.heartbeatAck();
+    this.sendText(encodeHeartbeat({
+      sessionId: session?.id ?? frame.sessionId ?? "",
+      timestamp: new Date().toISOString(),
+      ...(ack === undefined ? {} : { ack }),
+    }));
+  }
+}
