@@ -21,6 +21,12 @@ for pair in "${WANTED[@]}"; do
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "ensure_deps: missing ${missing[*]} and no apt-get here (not Debian/Ubuntu). Fix: install" \
+    "${missing[*]} with this system's package manager" >&2
+  exit 1
+fi
+
 SUDO=()
 if [ "$(id -u)" -ne 0 ]; then
   if command -v sudo >/dev/null 2>&1; then
