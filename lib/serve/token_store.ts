@@ -116,6 +116,8 @@ export async function createTokenStore(options: TokenStoreOptions): Promise<Toke
     return "rejected" in identity ? identity : { identity };
   }
 
+  // Sources in order, the cheapest first. An OAuth source would sit before the HS256 one: a JWT whose
+  // `iss` is a configured OAuth issuer is checked against that issuer's keys, giving `oauth:<issuer>#<sub>`.
   async function check(token: string): Promise<Authentication> {
     if (token === "") return { rejected: "missing" };
     const identity = fromTokensFile(token);
