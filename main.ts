@@ -18,7 +18,7 @@ import { VERSION } from "./lib/util/version.ts";
 // `demo`, `demo-server` and `serve` are imported when chosen: `demo` pulls in the MCP SDK, and loading it
 // for `connect` cost ~70 ms of start-up and ~23 MiB of RSS (docs/performance.md).
 
-const COMMANDS = ["connect", "serve", "demo"] as const;
+const COMMANDS = ["connect", "serve", "demo", "token"] as const;
 type Command = typeof COMMANDS[number];
 
 const TOP_HELP =
@@ -28,11 +28,13 @@ Usage:
   mcp-rproxy [connect] --gateway URL [options] -- COMMAND [ARGS...]
   mcp-rproxy serve [--listen HOST:PORT] [options]
   mcp-rproxy demo
+  mcp-rproxy token new --owner OWNER [--role ROLES] [--file FILE] [--out FILE]
 
 Commands:
   connect   (default) start a local MCP server and tunnel it to a gateway
   serve     run our own gateway: accept tunnels, serve them to MCP clients over Streamable HTTP
   demo      run serve + connect + an MCP client on loopback, needing nothing else
+  token     add a token to serve's tokens file ('token new'); serve reloads it on SIGHUP
 
 Run 'mcp-rproxy <command> --help' for the options of a command.
 `;
@@ -184,10 +186,21 @@ async function main(args: string[]): Promise<number> {
           signal: controller.signal,
           env: (name) => Deno.env.get(name),
           readTextFile: (path) => Deno.readTextFile(path),
+          // SIGHUP re-reads the tokens file; without a listener it would end the process.
+          ...(Deno.build.os === "windows" ? {} : {
+            subscribeReload: (listener: () => void) => {
+              Deno.addSignalListener("SIGHUP", listener);
+              return () => Deno.removeSignalListener("SIGHUP", listener);
+            },
+          }),
         });
       } finally {
         removeSignals();
       }
+    }
+    case "token": {
+      const { tokenCommand } = await import("./lib/serve/token_command.ts");
+      return await tokenCommand(rest);
     }
     case "demo": {
       const controller = new AbortController();

@@ -9,6 +9,7 @@ import { VERSION } from "../util/version.ts";
 import { type Gateway, startGateway } from "./gateway.ts";
 import { JWT_SECRET_ENV, parseServeArgs, serveHelpText, type ServeSettings } from "./config.ts";
 import { createTokenStore, type TokenStore } from "./token_store.ts";
+import { reloadTokensOnRequest, type TokensReload } from "./tokens_reload.ts";
 
 const log = logger("serve");
 
@@ -26,6 +27,8 @@ export interface ServeCommandOptions {
   configureLogging?: boolean;
   /** Where `--help` is written. Default stdout. */
   writeOut?: (text: string) => void;
+  /** Subscribes to reload requests (SIGHUP): the tokens file is read again. Returns the removal. */
+  subscribeReload?: (listener: () => void) => () => void;
 }
 
 function writeStdout(text: string): void {
@@ -141,9 +144,18 @@ export async function serveCommand(args: string[], options: ServeCommandOptions)
   }
   let gateway: Gateway | undefined;
   let health: HealthServer | undefined;
+  let reload: TokensReload | undefined;
   const metrics = createServeMetrics({ version: VERSION });
   try {
     const tokens = await buildTokenStore(settings, options);
+    if (options.subscribeReload !== undefined) {
+      reload = reloadTokensOnRequest({
+        subscribe: options.subscribeReload,
+        store: tokens,
+        path: settings.tokensFile,
+        readTextFile: options.readTextFile,
+      });
+    }
     const tls = settings.tlsCertFile !== undefined && settings.tlsKeyFile !== undefined
       ? {
         cert: await readSetting(options, "--tls-cert", settings.tlsCertFile),
@@ -224,6 +236,7 @@ export async function serveCommand(args: string[], options: ServeCommandOptions)
     log.error("Gateway failed: {error}", { error: String(error) });
     return ExitCode.Failure;
   } finally {
+    await reload?.close();
     await health?.close();
     await gateway?.close();
     if (configureLogging) await shutdownLogging();

@@ -1,47 +1,32 @@
-// Bearer-token authentication of the gateway: a tokens file and/or ContextForge-compatible HS256 JWTs,
-// and the roles that decide 401 (who are you?) versus 403 (you may not do that).
+// Who a bearer token belongs to and what it may do: the identity sources (tokens file, HS256 JWTs) behind
+// one store, and the answer to a request that lacks the identity (401) or the role (403).
 
-import { isObject } from "../util/json_object.ts";
 import { createHash } from "node:crypto";
-import { load } from "js-yaml";
+import { logger } from "../util/log.ts";
+import {
+  importJwtSecret,
+  jwtIdentity,
+  type JwtOptions,
+  type JwtRejection,
+  verifyJwt,
+} from "./jwt_identity.ts";
+import { parseTokensFile } from "./tokens_file.ts";
+import type { Identity, Role } from "./identity.ts";
 
-/**
- * What a token may do.
- *
- * - `connect`: open a tunnel link at `/reverse-proxy/ws` (what `mcp-rproxy connect` needs).
- * - `client`: use the MCP endpoints `/servers/<name>/mcp` and the sessions API, for its own owner's servers.
- * - `admin`: like `client`, and see and act on every owner's sessions in the sessions API.
- */
-export type Role = "connect" | "client" | "admin";
+const log = logger("serve", "auth");
 
-/** All roles, for messages. */
-export const ROLES: readonly Role[] = ["connect", "client", "admin"];
+// The gateway's modules take the identity from the store that makes it.
+export type { Identity, Role } from "./identity.ts";
 
-/** Who a valid token belongs to and what it may do. */
-export interface Identity {
-  /** The owner: sessions and MCP endpoints belong to it. */
-  owner: string;
-  /** What the token may do. */
-  roles: ReadonlySet<Role>;
-  /** Where the token was found, for logs. Never the token itself. */
-  source: "tokens-file" | "jwt";
-}
+/** Why a token was refused: none sent, not in the tokens file (and no JWT secret), or the JWT's fault. */
+export type Rejection = "missing" | "unknown" | JwtRejection;
 
-/** Options of the JWT check. */
-export interface JwtOptions {
-  /** The HS256 shared secret (ContextForge's `JWT_SECRET_KEY`). */
-  secret: string;
-  /** When set, the token's `aud` (a string or a list) must contain it. */
-  audience?: string;
-  /** When set, the token's `iss` must equal it. */
-  issuer?: string;
-  /** Accept tokens without `exp`. Default false: a token that never expires is refused. */
-  allowNoExp?: boolean;
-}
+/** The identity of a token, or why it has none. */
+export type Authentication = { identity: Identity } | { rejected: Rejection };
 
 /** Options of {@link createTokenStore}. */
 export interface TokenStoreOptions {
-  /** Text of a tokens file (see {@link parseTokensFile}). */
+  /** Text of a tokens file (see `parseTokensFile`). */
   tokensFile?: string;
   /** JWT verification; omitted = JWTs are not accepted. */
   jwt?: JwtOptions;
@@ -49,107 +34,24 @@ export interface TokenStoreOptions {
   now?: () => number;
 }
 
-/** One entry of a tokens file. */
-export interface TokenEntry {
-  token: string;
-  owner: string;
-  roles: Role[];
-}
-
 /** Verifies bearer tokens. */
 export interface TokenStore {
   /** The identity of a token, or undefined if the token is unknown, malformed, expired or badly signed. */
   authenticate(token: string): Promise<Identity | undefined>;
+  /** Like {@link TokenStore.authenticate}, saying why a token was refused. */
+  check(token: string): Promise<Authentication>;
+  /**
+   * Replaces the tokens-file entries with those of `text` (a reload). Throws a {@link SyntaxError} naming
+   * the problem when `text` is not a valid tokens file; the entries in use then stay. Returns how many
+   * tokens are now in use.
+   */
+  replaceTokensFile(text: string): number;
 }
 
-const encoder = new TextEncoder();
-const DEFAULT_ROLES: Role[] = ["connect", "client"];
-/** Owner of tokens listed without one. */
-export const DEFAULT_OWNER = "default";
-
-/** ContextForge permissions (`scopes.permissions`) that allow opening a tunnel link. */
-export const CONNECT_PERMISSIONS = ["*", "servers.create", "servers.update", "servers.manage"];
-/** ContextForge permissions that allow using MCP endpoints and the sessions API. */
-export const CLIENT_PERMISSIONS = [
-  "*",
-  "servers.use",
-  "servers.read",
-  "tools.execute",
-  "servers.manage",
-];
-
-function parseRoles(value: unknown, where: string): Role[] {
-  if (value === undefined) return [...DEFAULT_ROLES];
-  if (!Array.isArray(value) || value.length === 0) {
-    throw new SyntaxError(`${where}: 'roles' must be a non-empty list of ${ROLES.join(", ")}`);
-  }
-  return value.map((role) => {
-    if (typeof role !== "string" || !(ROLES as readonly string[]).includes(role)) {
-      throw new SyntaxError(
-        `${where}: unknown role ${JSON.stringify(role)}; expected one of ${ROLES.join(", ")}`,
-      );
-    }
-    return role as Role;
-  });
-}
-
-/**
- * Parses a tokens file. Two formats:
- *
- * - Lines: one token per line, optionally followed by whitespace and an owner (default owner `default`);
- *   blank lines and lines starting with `#` are skipped. Such tokens have the roles `connect` and `client`.
- * - A YAML map from token to owner (`tok-abc: alice`) or to `{owner, roles}`
- *   (`tok-abc: {owner: alice, roles: [connect]}`).
- *
- * Throws a {@link SyntaxError} naming the problem (never the token).
- *
- * @example
- * ```ts
- * import { parseTokensFile } from "./token_store.ts";
- * parseTokensFile("tok-1: alice\ntok-2: {owner: bob, roles: [client]}\n").length; // 2
- * ```
- */
-export function parseTokensFile(text: string): TokenEntry[] {
-  let document: unknown;
-  try {
-    document = load(text);
-  } catch {
-    document = undefined; // not YAML: the lines format
-  }
-  const entries: TokenEntry[] = [];
-  if (isObject(document)) {
-    for (const [token, value] of Object.entries(document)) {
-      const where = `Entry ${entries.length + 1}`;
-      if (token.trim() === "") throw new SyntaxError(`${where}: the token is empty`);
-      if (typeof value === "string" && value.trim() !== "") {
-        entries.push({ token, owner: value.trim(), roles: [...DEFAULT_ROLES] });
-      } else if (isObject(value) && typeof value.owner === "string" && value.owner.trim() !== "") {
-        entries.push({ token, owner: value.owner.trim(), roles: parseRoles(value.roles, where) });
-      } else {
-        throw new SyntaxError(
-          `${where}: the value must be an owner name or {owner, roles}; got ${
-            value === null ? "nothing" : typeof value
-          }`,
-        );
-      }
-    }
-    return entries;
-  }
-  const lines = text.split(/\r?\n/);
-  for (const raw of lines) {
-    const line = raw.trim();
-    if (line === "" || line.startsWith("#")) continue;
-    const [token = "", owner, ...rest] = line.split(/\s+/);
-    if (rest.length > 0) {
-      throw new SyntaxError(
-        `Line ${lines.indexOf(raw) + 1}: expected 'TOKEN' or 'TOKEN OWNER', found ${
-          rest.length + 2
-        } words`,
-      );
-    }
-    entries.push({ token, owner: owner ?? DEFAULT_OWNER, roles: [...DEFAULT_ROLES] });
-  }
-  return entries;
+/** A tokens-file entry ready for lookup: the token's digest, never the token. */
+interface HashedEntry {
+  digest: Uint8Array;
+  identity: Identity;
 }
 
 /**
@@ -167,137 +69,23 @@ function digestsEqual(a: Uint8Array, b: Uint8Array): boolean {
   return diff === 0;
 }
 
-function base64UrlDecode(text: string): Uint8Array<ArrayBuffer> | undefined {
-  if (!/^[A-Za-z0-9_-]*$/.test(text)) return undefined;
-  const base64 = text.replaceAll("-", "+").replaceAll("_", "/") +
-    "=".repeat((4 - (text.length % 4)) % 4);
-  try {
-    return Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
-  } catch {
-    return undefined;
-  }
-}
-
-function decodeJsonPart(text: string): Record<string, unknown> | undefined {
-  const bytes = base64UrlDecode(text);
-  if (bytes === undefined) return undefined;
-  try {
-    const value: unknown = JSON.parse(new TextDecoder().decode(bytes));
-    return isObject(value) ? value : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Why a JWT was refused; for debug logs and tests. Never contains the token. */
-export type JwtRejection =
-  | "malformed"
-  | "algorithm"
-  | "signature"
-  | "expired"
-  | "no-exp"
-  | "not-yet-valid"
-  | "audience"
-  | "issuer"
-  | "no-subject";
-
-/** The claims of a verified JWT, or why it was refused. */
-export type JwtResult = { claims: Record<string, unknown> } | { rejected: JwtRejection };
-
-/**
- * Verifies an HS256 JWT: the header says HS256, the signature matches (checked by WebCrypto, in constant
- * time), `exp` is in the future (required unless `allowNoExp`), `nbf` is not in the future, and `aud` and
- * `iss` match when configured.
- *
- * @example
- * ```ts
- * import { verifyJwt } from "./token_store.ts";
- * const key = await crypto.subtle.importKey("raw", new TextEncoder().encode("s3cret"),
- *   { name: "HMAC", hash: "SHA-256" }, false, ["verify"]);
- * const result = await verifyJwt("not.a.jwt", key, { now: Date.now() });
- * "rejected" in result; // true
- * ```
- */
-export async function verifyJwt(
-  token: string,
-  key: CryptoKey,
-  options: Omit<JwtOptions, "secret"> & { now: number },
-): Promise<JwtResult> {
-  const { audience, issuer, allowNoExp = false, now } = options;
-  const parts = token.split(".");
-  if (parts.length !== 3) return { rejected: "malformed" };
-  const [headerPart = "", payloadPart = "", signaturePart = ""] = parts;
-  const header = decodeJsonPart(headerPart);
-  const claims = decodeJsonPart(payloadPart);
-  const signature = base64UrlDecode(signaturePart);
-  if (header === undefined || claims === undefined || signature === undefined) {
-    return { rejected: "malformed" };
-  }
-  if (header.alg !== "HS256") return { rejected: "algorithm" };
-  const valid = await crypto.subtle.verify(
-    "HMAC",
-    key,
-    signature,
-    encoder.encode(`${headerPart}.${payloadPart}`),
-  );
-  if (!valid) return { rejected: "signature" };
-  const seconds = now / 1000;
-  if (claims.exp === undefined) {
-    if (!allowNoExp) return { rejected: "no-exp" };
-  } else if (typeof claims.exp !== "number" || seconds >= claims.exp) {
-    return { rejected: "expired" };
-  }
-  if (claims.nbf !== undefined && (typeof claims.nbf !== "number" || seconds < claims.nbf)) {
-    return { rejected: "not-yet-valid" };
-  }
-  if (audience !== undefined) {
-    const aud = claims.aud;
-    const ok = typeof aud === "string"
-      ? aud === audience
-      : Array.isArray(aud) && aud.includes(audience);
-    if (!ok) return { rejected: "audience" };
-  }
-  if (issuer !== undefined && claims.iss !== issuer) return { rejected: "issuer" };
-  return { claims };
-}
-
-/** The owner of verified JWT claims: `email`, ContextForge's `user.email`, else `sub`. */
-function jwtOwner(claims: Record<string, unknown>): string | undefined {
-  const user = isObject(claims.user) ? claims.user : {};
-  for (const candidate of [claims.email, user.email, claims.sub]) {
-    if (typeof candidate === "string" && candidate !== "") return candidate;
-  }
-  return undefined;
+function hashEntries(text: string): HashedEntry[] {
+  return parseTokensFile(text).map((entry) => ({
+    digest: sha256(entry.token),
+    identity: {
+      owner: entry.owner,
+      roles: new Set<Role>(
+        entry.roles.includes("admin") ? [...entry.roles, "client"] : entry.roles,
+      ),
+      source: "tokens-file",
+    },
+  }));
 }
 
 /**
- * Roles of verified JWT claims. ContextForge tokens may narrow what they allow with
- * `scopes.permissions`; when that list is present and not empty, `connect` needs one of
- * {@link CONNECT_PERMISSIONS} and `client` one of {@link CLIENT_PERMISSIONS}. `admin` comes from
- * `is_admin: true` (or ContextForge's `user.is_admin`).
- */
-function jwtRoles(claims: Record<string, unknown>): Set<Role> {
-  const roles = new Set<Role>();
-  const scopes = isObject(claims.scopes) ? claims.scopes : {};
-  const permissions = Array.isArray(scopes.permissions)
-    ? scopes.permissions.filter((p): p is string => typeof p === "string")
-    : [];
-  const unrestricted = permissions.length === 0;
-  if (unrestricted || permissions.some((p) => CONNECT_PERMISSIONS.includes(p))) {
-    roles.add("connect");
-  }
-  if (unrestricted || permissions.some((p) => CLIENT_PERMISSIONS.includes(p))) roles.add("client");
-  const user = isObject(claims.user) ? claims.user : {};
-  if (claims.is_admin === true || user.is_admin === true) {
-    roles.add("admin");
-    roles.add("client");
-  }
-  return roles;
-}
-
-/**
- * Builds a token store from a tokens file and/or a JWT secret. File tokens are compared by SHA-256 digest
- * against every entry without an early exit, so timing does not tell how much of a token matched.
+ * Builds a token store from a tokens file and/or a JWT secret. A token is looked up in the tokens file
+ * first, then verified as a JWT. File tokens are compared by SHA-256 digest against every entry without an
+ * early exit, so timing does not tell how much of a token matched.
  *
  * @example
  * ```ts
@@ -308,39 +96,44 @@ function jwtRoles(claims: Record<string, unknown>): Set<Role> {
  */
 export async function createTokenStore(options: TokenStoreOptions): Promise<TokenStore> {
   const { tokensFile, jwt, now = Date.now } = options;
-  const entries = tokensFile === undefined ? [] : parseTokensFile(tokensFile);
-  const hashed = entries.map((entry) => ({
-    digest: sha256(entry.token),
-    identity: {
-      owner: entry.owner,
-      roles: new Set<Role>(
-        entry.roles.includes("admin") ? [...entry.roles, "client"] : entry.roles,
-      ),
-      source: "tokens-file",
-    } satisfies Identity,
-  }));
-  const key = jwt === undefined ? undefined : await crypto.subtle.importKey(
-    "raw",
-    encoder.encode(jwt.secret),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["verify"],
-  );
+  let entries = tokensFile === undefined ? [] : hashEntries(tokensFile);
+  const key = jwt === undefined ? undefined : await importJwtSecret(jwt.secret);
+
+  function fromTokensFile(token: string): Identity | undefined {
+    const digest = sha256(token);
+    let found: Identity | undefined;
+    for (const entry of entries) {
+      if (digestsEqual(entry.digest, digest) && found === undefined) found = entry.identity;
+    }
+    return found;
+  }
+
+  async function fromJwt(token: string): Promise<Authentication> {
+    if (key === undefined || jwt === undefined) return { rejected: "unknown" };
+    const result = await verifyJwt(token, key, { ...jwt, now: now() });
+    if ("rejected" in result) return result;
+    const identity = jwtIdentity(result.claims);
+    return "rejected" in identity ? identity : { identity };
+  }
+
+  // Sources in order, the cheapest first. An OAuth source would sit before the HS256 one: a JWT whose
+  // `iss` is a configured OAuth issuer is checked against that issuer's keys, giving `oauth:<issuer>#<sub>`.
+  async function check(token: string): Promise<Authentication> {
+    if (token === "") return { rejected: "missing" };
+    const identity = fromTokensFile(token);
+    if (identity !== undefined) return { identity };
+    return await fromJwt(token);
+  }
+
   return {
+    check,
     async authenticate(token: string): Promise<Identity | undefined> {
-      if (token === "") return undefined;
-      const digest = sha256(token);
-      let found: Identity | undefined;
-      for (const entry of hashed) {
-        if (digestsEqual(entry.digest, digest) && found === undefined) found = entry.identity;
-      }
-      if (found !== undefined) return found;
-      if (key === undefined || jwt === undefined) return undefined;
-      const result = await verifyJwt(token, key, { ...jwt, now: now() });
-      if ("rejected" in result) return undefined;
-      const owner = jwtOwner(result.claims);
-      if (owner === undefined) return undefined;
-      return { owner, roles: jwtRoles(result.claims), source: "jwt" };
+      const result = await check(token);
+      return "identity" in result ? result.identity : undefined;
+    },
+    replaceTokensFile(text: string): number {
+      entries = hashEntries(text); // throws before the swap: a bad file leaves the old tokens
+      return entries.length;
     },
   };
 }
@@ -352,9 +145,47 @@ export function bearerToken(request: Request): string | undefined {
   return match?.[1];
 }
 
+/** How to authenticate, for a client that got a 401: no OAuth here, a static token in a header. */
+const HOW_TO_AUTHENTICATE =
+  "This gateway takes a static bearer token, not OAuth: send the header Authorization: Bearer TOKEN";
+
+/**
+ * The 401 answer. RFC 7235 requires `WWW-Authenticate`; `error="invalid_token"` with a description tells an
+ * OAuth-capable client (which would otherwise start OAuth discovery) and its user what this gateway wants.
+ * The description is a quoted-string: no `"` or `\` in it (RFC 6750 §3).
+ */
+function unauthorized(rejection: Rejection): Response {
+  const problem = rejection === "missing"
+    ? "No bearer token was sent."
+    : "The bearer token was not accepted (unknown, expired, or not signed with this gateway's key).";
+  const description = `${problem} ${HOW_TO_AUTHENTICATE}`;
+  return Response.json(
+    {
+      error: "invalid_token",
+      error_description: description,
+      authentication: { scheme: "Bearer", header: "Authorization: Bearer TOKEN", oauth: false },
+    },
+    {
+      status: 401,
+      headers: {
+        "www-authenticate":
+          `Bearer realm="mcp-rproxy", error="invalid_token", error_description="${description}"`,
+      },
+    },
+  );
+}
+
 /**
  * Authenticates a request and checks it has `role`: the identity, or the refusal to send (401 without a
  * valid token, 403 with a valid token that lacks the role).
+ *
+ * @example
+ * ```ts
+ * import { authorizeRequest, createTokenStore } from "./token_store.ts";
+ * const store = await createTokenStore({ tokensFile: "tok-1: alice\n" });
+ * const refused = await authorizeRequest(store, new Request("http://gw/"), "client");
+ * refused instanceof Response && refused.status; // 401
+ * ```
  */
 export async function authorizeRequest(
   store: TokenStore,
@@ -362,13 +193,15 @@ export async function authorizeRequest(
   role: Role,
 ): Promise<Identity | Response> {
   const token = bearerToken(request);
-  const identity = token === undefined ? undefined : await store.authenticate(token);
-  if (identity === undefined) {
-    return Response.json(
-      { error: "unauthorized", message: "A valid bearer token is required" },
-      { status: 401, headers: { "www-authenticate": 'Bearer realm="mcp-rproxy"' } },
-    );
+  const result = await store.check(token ?? "");
+  if ("rejected" in result) {
+    log.debug("Refused a bearer token: {reason}", {
+      event: "token_refused",
+      reason: result.rejected,
+    });
+    return unauthorized(result.rejected);
   }
+  const { identity } = result;
   if (!identity.roles.has(role)) {
     return Response.json(
       { error: "forbidden", message: `This token lacks the '${role}' permission` },

@@ -1,0 +1,35 @@
+// Who a bearer token belongs to and what it may do: roles, identities, and the owner namespace of each
+// identity source.
+
+/**
+ * What a token may do.
+ *
+ * - `connect`: open a tunnel link at `/reverse-proxy/ws` (what `mcp-rproxy connect` needs).
+ * - `client`: use the MCP endpoints `/servers/<name>/mcp` and the sessions API, for its own owner's servers.
+ * - `admin`: like `client`, and see and act on every owner's sessions in the sessions API.
+ */
+export type Role = "connect" | "client" | "admin";
+
+/** All roles, for messages. */
+export const ROLES: readonly Role[] = ["connect", "client", "admin"];
+
+/**
+ * Where an identity came from. Each source owns a namespace of owners, so that the same name from two
+ * sources is two owners: tokens-file owners are taken as written (`alice`), JWT owners are
+ * `jwt:<email or sub>` ({@link JWT_OWNER_PREFIX}). An OAuth source would add `oauth:<issuer>#<sub>`.
+ * The namespaces meet only where a tokens file names a prefixed owner (`jwt:alice`) on purpose.
+ */
+export type IdentitySource = "tokens-file" | "jwt";
+
+/** Prefix of owners whose identity comes from a JWT. */
+export const JWT_OWNER_PREFIX = "jwt:";
+
+/** Who a valid token belongs to and what it may do. */
+export interface Identity {
+  /** The owner: sessions and MCP endpoints belong to it. */
+  owner: string;
+  /** What the token may do. */
+  roles: ReadonlySet<Role>;
+  /** Where the token was found, for logs. Never the token itself. */
+  source: IdentitySource;
+}
