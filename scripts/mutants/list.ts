@@ -1,0 +1,211 @@
+// The deliberate bugs `deno task mutants` applies, one at a time. Each breaks one rule the product relies
+// on; `tests` are the test files that must catch it (and `filter`, a test name to narrow them to).
+// `find` must occur exactly once in `file`: when the code moves, the mutant reports itself as not
+// applicable and this list is updated with it.
+
+/** One deliberate bug. */
+export interface Mutant {
+  /** Short unique name. */
+  id: string;
+  /** The rule the bug breaks, as the report says it. */
+  rule: string;
+  /** Path from the repository root. */
+  file: string;
+  /** Exact text to replace (once). */
+  find: string;
+  replace: string;
+  /** Test files, from the repository root, that must fail with the bug in place. */
+  tests: string[];
+  /** Runs only tests whose name contains this. */
+  filter?: string;
+}
+
+/** Every mutant, grouped by the rule's area. */
+export const MUTANTS: Mutant[] = [
+  // -- the sequenced channel (resume) --
+  {
+    id: "replay-duplicate",
+    rule: "a replayed frame already received is dropped, not delivered again",
+    file: "lib/protocol/sequenced_channel.ts",
+    find: 'seq <= this.#last) return "duplicate";',
+    replace: 'seq < this.#last) return "duplicate";',
+    tests: ["tests/protocol/sequenced_channel_test.ts"],
+  },
+  {
+    id: "replay-gap",
+    rule: "a frame after a missing one is reported as a gap",
+    file: "lib/protocol/sequenced_channel.ts",
+    find: 'if (seq !== this.#last + 1) return "gap";',
+    replace: "",
+    tests: ["tests/protocol/sequenced_channel_test.ts"],
+  },
+  {
+    id: "replay-ack-bounds",
+    rule: "an ack beyond what was sent is clamped, so unsent frames are never forgotten",
+    file: "lib/protocol/sequenced_channel.ts",
+    find: "const upTo = Math.min(seq, this.#lastSeq);",
+    replace: "const upTo = seq;",
+    tests: ["tests/protocol/sequenced_channel_test.ts"],
+  },
+  {
+    id: "replay-overflow",
+    rule: "the replay buffer holds at most its byte bound, then marks the session unresumable",
+    file: "lib/protocol/sequenced_channel.ts",
+    find: "this.#size + frame.size > this.#limits.maxBytes",
+    replace: "false",
+    tests: ["tests/protocol/sequenced_channel_test.ts", "tests/serve/resume_test.ts"],
+  },
+  {
+    id: "resume-wrong-owner",
+    rule: "a session is resumed only by a token of its own owner",
+    file: "lib/serve/tunnel_session.ts",
+    find: 'if (link.owner !== this.owner) return "wrong-owner";',
+    replace: "",
+    tests: ["tests/serve/resume_test.ts"],
+    filter: "stranger",
+  },
+  {
+    id: "resume-secret",
+    rule: "a session is resumed only with its resume secret",
+    file: "lib/serve/tunnel_session.ts",
+    find: 'if (!this.matchesToken(request.token)) return "bad-token";',
+    replace: "",
+    tests: ["tests/serve/resume_test.ts"],
+    filter: "stranger",
+  },
+  // -- liveness and limits --
+  {
+    id: "heartbeat-deadline",
+    rule: "a link without any frame within the deadline after a heartbeat is declared dead",
+    file: "lib/connect/link.ts",
+    find: "now - this.#heartbeatSentAt >= deadlineMs",
+    replace: "now - this.#heartbeatSentAt >= deadlineMs * 1000",
+    tests: ["tests/connect/link_test.ts"],
+    filter: "heartbeat",
+  },
+  {
+    id: "frame-size-limit",
+    rule: "serve closes a link that sends a frame over --max-frame-bytes",
+    file: "lib/serve/tunnel_link.ts",
+    find: "if (bytes > limit) {",
+    replace: "if (bytes > limit * 1000) {",
+    tests: ["tests/serve/tunnel_session_test.ts"],
+    filter: "size limit",
+  },
+  {
+    id: "body-limit",
+    rule: "an HTTP body over the limit is refused while it is read",
+    file: "lib/serve/request_body.ts",
+    find: "if (bytes > limit) {",
+    replace: "if (false) {",
+    tests: ["tests/serve/request_body_test.ts"],
+  },
+  // -- authentication and isolation --
+  {
+    id: "auth-401-vs-403",
+    rule: "a valid token without the role gets 403, not 401",
+    file: "lib/serve/token_store.ts",
+    find: "{ status: 403 },",
+    replace: "{ status: 401 },",
+    tests: ["tests/serve/tunnel_session_test.ts"],
+    filter: "401",
+  },
+  {
+    id: "owner-isolation-mcp",
+    rule: "an MCP client reaches only sessions of its own owner",
+    file: "lib/serve/mcp_endpoint.ts",
+    find: "session.owner !== identity.owner ||",
+    replace: "",
+    tests: ["tests/serve/mcp_endpoint_test.ts"],
+    filter: "own owner",
+  },
+  {
+    id: "owner-isolation-sessions-api",
+    rule: "the sessions API shows and acts only on an owner's own sessions (admins excepted)",
+    file: "lib/serve/sessions_api.ts",
+    find: 'if (link.owner !== identity.owner && !identity.roles.has("admin")) {',
+    replace: "if (false) {",
+    tests: ["tests/serve/sessions_api_test.ts"],
+  },
+  {
+    id: "resume-secret-compare",
+    rule: "a resume secret matches only itself",
+    file: "lib/serve/resume_credentials.ts",
+    find: "return diff === 0 && expected.length > 0;",
+    replace: "return expected.length > 0;",
+    tests: ["tests/serve/resume_credentials_test.ts"],
+  },
+  // -- routing --
+  {
+    id: "id-rewriting",
+    rule: "every call gets a tunnel id of its own, so clients with the same ids never cross",
+    file: "lib/serve/call_table.ts",
+    find: "let message: JsonRpcRequest = { ...request, id: tunnelId };",
+    replace: "let message: JsonRpcRequest = { ...request };",
+    tests: ["tests/serve/mcp_endpoint_test.ts"],
+    filter: "overlapping ids",
+  },
+  {
+    id: "progress-token-routing",
+    rule: "a call's progress token is rewritten so its progress reaches only its caller",
+    file: "lib/serve/call_table.ts",
+    find: "params: { ...params, _meta: { ...params._meta, progressToken: tunnelId } },",
+    replace: "params,",
+    tests: ["tests/serve/mcp_endpoint_test.ts"],
+    filter: "progress",
+  },
+  {
+    id: "cancellation",
+    rule: "a call its client cancels is cancelled on the server (notifications/cancelled)",
+    file: "lib/serve/tunnel_calls.ts",
+    find: "this.#sendCancel(entry.tunnelId, reasonText(signal?.reason));",
+    replace: "",
+    tests: ["tests/serve/mcp_endpoint_test.ts"],
+    filter: "cancellation",
+  },
+  {
+    id: "heartbeat-no-echo",
+    rule:
+      "a gateway heartbeat is never answered with a heartbeat (the storm of the reference client)",
+    file: "lib/connect/link.ts",
+    find: "      this.#heartbeatSentAt = undefined;\n    }\n  }",
+    replace: "      this.#heartbeatSentAt = undefined;\n    }\n    this.#sendHeartbeat();\n  }",
+    tests: ["tests/connect/link_test.ts"],
+    filter: "never answers",
+  },
+  // -- exits and secrets --
+  {
+    id: "exit-code-auth",
+    rule: "a refused token exits with code 3 (do not restart)",
+    file: "main.ts",
+    find: "return ExitCode.AuthRefused;",
+    replace: "return ExitCode.Failure;",
+    tests: ["tests/e2e/connect_test.ts"],
+    filter: "exits with code 3",
+  },
+  {
+    id: "exit-code-evicted",
+    rule: "an evicted session exits with code 4 (do not restart)",
+    file: "main.ts",
+    find: "return ExitCode.Evicted;",
+    replace: "return ExitCode.Failure;",
+    tests: ["tests/e2e/connect_serve_test.ts"],
+    filter: "evicts connect",
+  },
+  {
+    id: "url-credentials-redaction",
+    rule: "credentials in a gateway URL are never repeated in a message",
+    file: "lib/connect/link_url.ts",
+    find: '"$1***@"',
+    replace: '"$&"',
+    tests: ["tests/connect/link_url_test.ts"],
+  },
+  {
+    id: "frame-error-no-quote",
+    rule: "a malformed frame's error never quotes the frame (it may carry credentials)",
+    file: "lib/protocol/frames.ts",
+    find: "return syntaxError(/position (\\d+)/.exec((error as Error).message)?.[1]);",
+    replace: "return new SyntaxError((error as Error).message);",
+    tests: ["tests/protocol/frames_test.ts"],
+  },
+];
