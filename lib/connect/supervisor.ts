@@ -12,7 +12,8 @@ import {
   RetriesExhaustedError,
   ServerStartError,
 } from "../util/errors.ts";
-import { DialError, Link, type LinkEnd, type Registration } from "./link.ts";
+import { Link } from "./link.ts";
+import { DialError, type LinkEnd, type Registration } from "./link_outcome.ts";
 import { describeExit, LocalSession } from "./local_session.ts";
 import type { ConnectMetrics } from "./metrics.ts";
 import type { ConnectSettings } from "./settings.ts";

@@ -23,11 +23,12 @@ import {
   type JsonRpcResponse,
 } from "../protocol/jsonrpc.ts";
 import type { ResumeRequest } from "../protocol/registration.ts";
-import { type ReplayLimits, SequencedChannel } from "../protocol/sequenced_channel.ts";
+import type { ReplayLimits } from "../protocol/sequenced_channel.ts";
 import { utf8Length } from "../util/utf8.ts";
 import type { Link } from "./link.ts";
 import type { LocalSession, ServerMessage } from "./local_session.ts";
 import type { ConnectMetrics } from "./metrics.ts";
+import { Resumption } from "./resumption.ts";
 
 const log = logger("connect");
 
@@ -35,13 +36,6 @@ const log = logger("connect");
 const HIGH_WATER_BYTES = 8 * 1024 * 1024;
 /** Bytes queued on the socket below which reading the server's output resumes. */
 const LOW_WATER_BYTES = 1024 * 1024;
-
-/** What lets a dropped link be resumed with our gateway: the session, its secret, and both sequences. */
-interface ResumeState {
-  sessionId: string;
-  token: string;
-  channel: SequencedChannel;
-}
 
 /** Options of {@link Tunnel}. */
 export interface TunnelOptions {
@@ -74,12 +68,13 @@ export class Tunnel {
   /** Server-initiated requests sent to the gateway and not answered yet (C only). */
   #serverRequests = new Map<string, JsonRpcId>();
   #undeliverable = 0;
-  #resume: ResumeState | undefined;
+  #resumption: Resumption;
   /** Payload logging costs a serialization per message: decide once whether anyone will read it. */
   #debug = log.isEnabledFor("debug");
 
   constructor(options: TunnelOptions) {
     this.#options = options;
+    this.#resumption = new Resumption(options.replayLimits);
   }
 
   /** The local session messages go to. */
@@ -100,40 +95,24 @@ export class Tunnel {
   }
 
   /**
-   * What the next dial should ask of the gateway: resume the session (when its replay buffer is whole),
-   * or present an overflowed credential so that the gateway ends the old session and frees its name.
-   * Without a previous session, undefined. Starts a new generation when the session will be fresh.
+   * What the next dial should ask of the gateway: resume the session, or present an overflowed
+   * credential so that the gateway ends the old session at once. Undefined without a previous session.
+   * Starts a new generation when the session will be fresh.
    */
   prepareDial(): ResumeRequest | undefined {
-    const previous = this.#resume;
-    if (previous === undefined) {
-      this.#freshSession();
-      return undefined;
-    }
-    const request = {
-      sessionId: previous.sessionId,
-      token: previous.token,
-      ack: previous.channel.in.last,
-      overflowed: previous.channel.overflowed,
-    };
-    if (previous.channel.overflowed) {
-      log.warning(
-        "Not resuming session {session}: the replay buffer overflowed while the link was down",
-        { event: "resume_impossible", session: previous.sessionId },
-      );
-      this.#freshSession();
-    }
+    const { request, fresh } = this.#resumption.prepareDial();
+    if (fresh) this.#freshSession();
     return request;
   }
 
   /** The cumulative ack heartbeats carry, when resuming is in use. */
   heartbeatAck(): number | undefined {
-    return this.#resume?.channel.in.last;
+    return this.#resumption.heartbeatAck;
   }
 
   /** The gateway acknowledged our data frames up to `ack`. */
   peerAcked(ack: number): void {
-    this.#resume?.channel.peerAcked(ack);
+    this.#resumption.peerAcked(ack);
   }
 
   /** A frame arrived on `link` (also during registration). */
@@ -153,38 +132,13 @@ export class Tunnel {
    */
   registered(link: Link, attempted: ResumeRequest | undefined): void {
     this.#link = link;
-    const registration = link.registration;
-    const previous = this.#resume;
-    if (attempted !== undefined && previous !== undefined && !attempted.overflowed) {
-      const replay = registration.resumed === true && registration.sessionId === attempted.sessionId
-        ? previous.channel.replayAfter(registration.peerAck ?? 0)
-        : undefined;
-      if (replay !== undefined) {
-        log.info(
-          "Resumed session {session}: replaying {count} frame(s) the gateway had not received",
-          { event: "resumed", session: attempted.sessionId, count: replay.length },
-        );
-        for (const frame of replay) link.sendText(frame.text);
-        return;
-      }
-      log.warning(
-        "The gateway could not resume session {session} ({why}); continuing as a new session",
-        {
-          event: "resume_refused",
-          session: attempted.sessionId,
-          why: registration.resumeError ??
-            (registration.resumed ? "replay gap" : "no reason given"),
-        },
-      );
-      this.#freshSession();
+    const outcome = this.#resumption.registered(link.registration, attempted);
+    if (outcome.kind === "resumed") {
+      for (const text of outcome.replay) link.sendText(text);
+      return;
     }
-    if (registration.resume !== undefined && link.hasExtension(Extension.Resume)) {
-      this.#resume = {
-        sessionId: registration.sessionId,
-        token: registration.resume.token,
-        channel: new SequencedChannel(this.#options.replayLimits),
-      };
-    }
+    // The calls of a session that could not be resumed can never be answered now.
+    if (outcome.refused) this.#newGeneration();
   }
 
   /**
@@ -194,7 +148,7 @@ export class Tunnel {
   linkDropped(link: Link, serverRestarting: boolean, reason: string): void {
     link.close(CloseCode.Normal, reason);
     this.#link = undefined;
-    if (serverRestarting || this.#resume === undefined) this.#freshSession();
+    if (serverRestarting || !this.#resumption.active) this.#freshSession();
   }
 
   /** The local server died under a live link: fail its calls and unregister until it is back. */
@@ -246,6 +200,12 @@ export class Tunnel {
 
   /** Forgets the gateway session: its calls in flight can no longer be answered through the gateway. */
   #freshSession(): void {
+    this.#newGeneration();
+    this.#resumption.clear();
+  }
+
+  /** Starts a new generation: calls in flight of the previous one can no longer be answered. */
+  #newGeneration(): void {
     this.#generation++;
     const lost = this.#session?.takeInFlight() ?? [];
     if (lost.length > 0) {
@@ -255,7 +215,6 @@ export class Tunnel {
       });
     }
     this.#failServerRequests("The link to the gateway dropped before the client answered");
-    this.#resume = undefined;
   }
 
   #failServerRequests(message: string): void {
@@ -268,8 +227,7 @@ export class Tunnel {
 
   /** True when a message sent now reaches the gateway, now or by replay after a resumption. */
   #deliverable(): boolean {
-    return this.#link?.isOpen === true ||
-      (this.#resume !== undefined && !this.#resume.channel.overflowed);
+    return this.#link?.isOpen === true || this.#resumption.deliverable;
   }
 
   /** Sends a payload object; returns false if there is no link. */
@@ -289,8 +247,8 @@ export class Tunnel {
   ): boolean {
     if (!this.#deliverable()) return false;
     const link = this.#link;
-    const resume = this.#resume;
-    const sessionId = resume?.sessionId ?? link!.sessionId;
+    const resumption = this.#resumption;
+    const sessionId = resumption.sessionId ?? link!.sessionId;
     const limit = link?.maxFrameBytes ?? WEBSOCKET_MAX_MESSAGE_BYTES;
     const overhead = dataFrameOverhead({ sessionId });
     // A UTF-16 unit is at most 3 bytes in UTF-8: only count when the frame could be over the limit.
@@ -299,23 +257,9 @@ export class Tunnel {
       if (bytes > limit) return this.#tooLarge(type, bytes, limit, id);
     }
     const metrics = this.#options.metrics;
-    if (resume !== undefined) {
-      const { text, overflowedNow } = resume.channel.send(
-        { type, sessionId, payloadText },
-        payloadBytes,
-      );
-      if (overflowedNow) {
-        log.warning("The replay buffer is full; a link drop now would start a new session", {
-          event: "replay_overflow",
-          session: resume.sessionId,
-        });
-      }
-      if (!link?.isOpen) return true; // kept for replay
-      metrics?.framesOut.inc();
-      metrics?.bytesOut.inc(text.length);
-      return link.sendText(text);
-    }
-    const text = encodeDataFrame({ type, sessionId, payloadText });
+    const sequenced = resumption.send({ type, sessionId, payloadText }, payloadBytes);
+    if (sequenced !== undefined && !link?.isOpen) return true; // kept for replay
+    const text = sequenced ?? encodeDataFrame({ type, sessionId, payloadText });
     metrics?.framesOut.inc();
     metrics?.bytesOut.inc(text.length);
     return link!.sendText(text);
@@ -433,22 +377,15 @@ export class Tunnel {
     const link = this.#link;
     const session = this.#session;
     if (!session || !link) return;
-    const resume = this.#resume;
-    if (resume !== undefined && frame.seq !== undefined) {
-      const acceptance = resume.channel.receive(frame.seq);
-      if (acceptance === "duplicate") return; // replayed, and delivered before
-      if (acceptance === "gap") {
-        log.warning(
-          "Gateway frame {seq} arrived after {last}: a frame is missing; resuming the link",
-          { event: "sequence_gap", seq: frame.seq, last: resume.channel.in.last },
-        );
-        link.close(CloseCode.ProtocolError, "sequence gap");
-        return;
-      }
-      if (resume.channel.ackDue) {
-        link.sendText(encodeAck({ sessionId: resume.sessionId, ack: resume.channel.takeAck() }));
-      }
+    const resumption = this.#resumption;
+    const acceptance = resumption.receive(frame.seq);
+    if (acceptance === "duplicate") return; // replayed, and delivered before
+    if (acceptance === "gap") {
+      link.close(CloseCode.ProtocolError, "sequence gap");
+      return;
     }
+    const ack = resumption.dueAck();
+    if (ack !== undefined) link.sendText(encodeAck({ sessionId: resumption.sessionId!, ack }));
     const generation = this.#generation;
     const payload = frame.payload;
     if (frame.type !== "request" && frame.type !== "response") {

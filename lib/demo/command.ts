@@ -10,7 +10,7 @@ import { ConfigError, ExitCode } from "../util/errors.ts";
 import { startGateway } from "../serve/gateway.ts";
 import { createTokenStore } from "../serve/token_store.ts";
 import { normalizeGatewayUrl } from "../connect/link_url.ts";
-import type { Registration } from "../connect/link.ts";
+import type { Registration } from "../connect/link_outcome.ts";
 import { setupLogging } from "../util/log.ts";
 import type { ConnectSettings } from "../connect/settings.ts";
 import { splitCommand } from "../util/shell_words.ts";

@@ -10,7 +10,8 @@ import { McpEndpoint } from "./mcp_endpoint.ts";
 import { Registrar } from "./registration.ts";
 import { TunnelLink, type TunnelLinkHost } from "./tunnel_link.ts";
 import { TunnelRegistry } from "./tunnel_registry.ts";
-import type { ResumeSettings, TunnelSession } from "./tunnel_session.ts";
+import type { ResumeSettings } from "./session_contract.ts";
+import type { TunnelSession } from "./tunnel_session.ts";
 import { handleSessionsApi } from "./sessions_api.ts";
 import { authorizeRequest, type TokenStore } from "./token_store.ts";
 
@@ -199,8 +200,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     limits: { maxFrameBytes, maxInflight, callTimeoutMs },
     ...(resume === undefined ? {} : { resume }),
     router: {
-      serverNotification: (session, message) => endpoint.serverNotification(session, message),
-      serverRequest: (session, request, signal) => endpoint.serverRequest(session, request, signal),
+      serverNotification: (session, message) => endpoint.router.notification(session, message),
+      serverRequest: (session, request, signal) =>
+        endpoint.router.request(session, request, signal),
     },
     version: denoJson.version,
     now,

@@ -11,7 +11,8 @@ import { EndedSessions, type ResumeError } from "./resume_credentials.ts";
 import type { CallLimits } from "./tunnel_calls.ts";
 import type { LinkLoss, TunnelLink } from "./tunnel_link.ts";
 import { normalizeServerName, type TunnelRegistry } from "./tunnel_registry.ts";
-import { type ResumeSettings, type SessionEnd, TunnelSession } from "./tunnel_session.ts";
+import type { ResumeSettings, SessionEnd } from "./session_contract.ts";
+import { TunnelSession } from "./tunnel_session.ts";
 
 const log = logger("serve", "registration");
 

@@ -25,6 +25,43 @@ export interface SessionsApiOptions {
   maxBodyBytes: number;
 }
 
+/** Public facts of a session, as ContextForge's sessions API names them (plus ours). */
+export interface SessionInfo {
+  session_id: string;
+  server_info: { name: string; description: string; protocol: string; requested_name: string };
+  connected_at: string;
+  last_activity: string;
+  message_count: number;
+  bytes_transferred: number;
+  user: string;
+  mcp_url: string;
+  calls_in_flight: number;
+  /** Present (true) while the session waits, without a link, to be resumed. */
+  detached?: boolean;
+}
+
+/** The sessions API's view of a session. */
+export function sessionInfo(session: TunnelSession): SessionInfo {
+  const stats = session.stats();
+  return {
+    session_id: session.id,
+    server_info: {
+      name: session.name,
+      description: session.description,
+      protocol: session.protocol,
+      requested_name: session.requestedName,
+    },
+    connected_at: new Date(session.connectedAt).toISOString(),
+    last_activity: new Date(stats.lastActivity).toISOString(),
+    message_count: stats.messages,
+    bytes_transferred: stats.bytes,
+    user: session.owner,
+    mcp_url: session.mcpUrl,
+    calls_in_flight: stats.callsInFlight,
+    ...(stats.detached ? { detached: true } : {}),
+  };
+}
+
 function problem(status: number, message: string): Response {
   return Response.json({ error: message }, { status });
 }
@@ -63,7 +100,7 @@ export async function handleSessionsApi(
   if (id === undefined) {
     if (request.method !== "GET") return problem(405, "Use GET to list sessions");
     const links = registry.list(identity.roles.has("admin") ? undefined : identity.owner);
-    return Response.json({ sessions: links.map((link) => link.info()), total: links.length });
+    return Response.json({ sessions: links.map(sessionInfo), total: links.length });
   }
   if (rest.length > 0 || (action !== undefined && action !== "request")) {
     return problem(404, "Not found");
@@ -71,7 +108,7 @@ export async function handleSessionsApi(
   const link = sessionFor(registry, id, identity);
   if (link instanceof Response) return link;
   if (action === undefined) {
-    if (request.method === "GET") return Response.json(link.info());
+    if (request.method === "GET") return Response.json(sessionInfo(link));
     if (request.method === "DELETE") {
       const by = link.owner === identity.owner ? identity.owner : `operator ${identity.owner}`;
       log.info("Session {session} of {owner} evicted by {by}", {

@@ -17,6 +17,7 @@ import {
   type JsonRpcResponse,
 } from "../protocol/jsonrpc.ts";
 import { isOneLine } from "../protocol/json_scan.ts";
+import { LATEST_PROTOCOL_VERSION } from "../protocol/mcp_versions.ts";
 import type { Payload } from "../protocol/payload.ts";
 import { CallTable, RawResponse, restoreProgress, restoreResponse } from "./call_table.ts";
 import type { ServeMetrics } from "./metrics.ts";
@@ -88,6 +89,7 @@ export class TunnelCalls {
   /** Call timeouts: one timer for all calls in flight, not one per call. */
   #deadlines = new Deadlines<number>();
   #serverRequests = new Map<string, AbortController>();
+  #init: Promise<JsonRpcResponse> | undefined;
 
   constructor(
     channel: CallChannel,
@@ -109,6 +111,14 @@ export class TunnelCalls {
    * the caller's id. Never rejects: a closed session, a full session or a timeout resolve with a JSON-RPC
    * error; cancellation through `signal` resolves undefined.
    */
+  call(
+    request: JsonRpcRequest,
+    options?: CallOptions & { raw?: false },
+  ): Promise<JsonRpcResponse | undefined>;
+  call(
+    request: JsonRpcRequest,
+    options: CallOptions,
+  ): Promise<JsonRpcResponse | RawResponse | undefined>;
   call(
     request: JsonRpcRequest,
     options: CallOptions = {},
@@ -172,6 +182,43 @@ export class TunnelCalls {
         );
       }
     });
+  }
+
+  /**
+   * The server's `initialize` result, learnt once through the tunnel and held, with `version` as this
+   * gateway's client version. A failure is not held: the next caller asks again.
+   */
+  initializeResult(version: string): Promise<JsonRpcResponse> {
+    if (this.#init === undefined) {
+      const init = this.call({
+        jsonrpc: "2.0",
+        id: 0,
+        method: "initialize",
+        params: {
+          protocolVersion: LATEST_PROTOCOL_VERSION,
+          capabilities: {},
+          clientInfo: { name: "mcp-rproxy-serve", version },
+        },
+      }).then((response) => {
+        const answer = response ??
+          errorResponse(0, ErrorCode.TunnelUnavailable, "Initialize was cancelled");
+        if (answer.error !== undefined || !isObject(answer.result)) {
+          if (this.#init === init) this.#init = undefined;
+          log.warning("Server {name} did not initialize: {error}", {
+            event: "initialize_failed",
+            name: this.#channel.name,
+            error: answer.error?.message ?? "no result",
+          });
+          return answer.error !== undefined
+            ? answer
+            : errorResponse(0, ErrorCode.InternalError, "Initialize returned no result object");
+        }
+        this.notify({ jsonrpc: "2.0", method: "notifications/initialized" });
+        return answer;
+      });
+      this.#init = init;
+    }
+    return this.#init;
   }
 
   /** Sends a notification to the server (buffered while detached). False if it cannot go out. */

@@ -3,7 +3,6 @@
 // sequenced channel that lets it outlive a dropped link (docs/resume.md). Nothing outside writes its state.
 
 import { logger } from "../util/log.ts";
-import { isObject } from "../util/json_object.ts";
 import {
   CloseCode,
   encodeAck,
@@ -11,107 +10,21 @@ import {
   encodeDataFrame,
   type Frame,
 } from "../protocol/frames.ts";
-import {
-  ErrorCode,
-  errorResponse,
-  type JsonObject,
-  type JsonRpcNotification,
-  type JsonRpcRequest,
-  type JsonRpcResponse,
+import type {
+  JsonObject,
+  JsonRpcNotification,
+  JsonRpcRequest,
+  JsonRpcResponse,
 } from "../protocol/jsonrpc.ts";
-import { LATEST_PROTOCOL_VERSION } from "../protocol/mcp_versions.ts";
 import { encodeRegisterAck, type ResumeRequest } from "../protocol/registration.ts";
-import { type ReplayLimits, SequencedChannel } from "../protocol/sequenced_channel.ts";
 import type { RawResponse } from "./call_table.ts";
-import type { ServeMetrics } from "./metrics.ts";
 import { newResumeToken, type ResumeError, sameSecret } from "./resume_credentials.ts";
-import {
-  type CallLimits,
-  type CallOptions,
-  type ServerMessageSink,
-  TunnelCalls,
-} from "./tunnel_calls.ts";
+import { SessionSequence } from "./session_sequence.ts";
+import { type CallOptions, TunnelCalls } from "./tunnel_calls.ts";
 import type { LinkedSession, LinkLoss, TunnelLink } from "./tunnel_link.ts";
+import type { SessionEnd, SessionStats, TunnelSessionOptions } from "./session_contract.ts";
 
 const log = logger("serve", "session");
-
-/** The `resume` extension's settings; absent = extension off. */
-export interface ResumeSettings {
-  /** How long a session whose link dropped waits to be resumed, in milliseconds. */
-  windowMs: number;
-  /** Bounds of the replay buffer of each session. */
-  limits: ReplayLimits;
-}
-
-/** How a session ended, as a kind to switch on and a reason for people. */
-export interface SessionEnd {
-  kind:
-    /** The client said goodbye (`unregister`, or a normal close of its link). */
-    | "unregistered"
-    /** An owner or operator removed it. */
-    | "evicted"
-    /** A newer registration of the same server took over. */
-    | "superseded"
-    /** The gateway is shutting down. */
-    | "shutdown"
-    /** Its link closed or died and the session could not wait to be resumed. */
-    | "link-lost"
-    /** Its link went silent past its deadline and the session could not wait to be resumed. */
-    | "dead-link"
-    /** It waited to be resumed for the whole window. */
-    | "expired"
-    /** A replay buffer overflowed: it can never be resumed without a gap. */
-    | "overflowed"
-    /** A resume acknowledged frames that were never sent or are no longer kept. */
-    | "bad-ack";
-  reason: string;
-}
-
-/** What a session tells the gateway that holds it. */
-export interface SessionHost extends ServerMessageSink {
-  /** The session ended, for whatever reason. Called once. */
-  sessionClosed(session: TunnelSession, end: SessionEnd): void;
-  /** The session lost its link and waits to be resumed. */
-  sessionDetached?(session: TunnelSession, loss: LinkLoss): void;
-}
-
-/** Public facts of a session, for the sessions API. */
-export interface SessionInfo {
-  session_id: string;
-  server_info: { name: string; description: string; protocol: string; requested_name: string };
-  connected_at: string;
-  last_activity: string;
-  message_count: number;
-  bytes_transferred: number;
-  user: string;
-  mcp_url: string;
-  calls_in_flight: number;
-  /** Present (true) while the session waits, without a link, to be resumed. */
-  detached?: boolean;
-}
-
-/** Options of {@link TunnelSession}. */
-export interface TunnelSessionOptions {
-  owner: string;
-  /** The final name, after collisions were resolved. */
-  name: string;
-  requestedName: string;
-  description: string;
-  protocol: string;
-  mcpUrl: string;
-  /** The link's channel for this session ("" without channels). */
-  channel?: string;
-  limits: CallLimits & { maxFrameBytes: number };
-  host: SessionHost;
-  /** Extensions announced in `register_ack`. */
-  extensions: readonly string[];
-  /** Turns the `resume` extension on. */
-  resume?: ResumeSettings;
-  /** Version of this gateway, for the `clientInfo` of its `initialize`. */
-  version: string;
-  now?: () => number;
-  metrics?: ServeMetrics;
-}
 
 /**
  * One registered server. Created when a `register` is accepted, attached to the link it came on; it may
@@ -134,17 +47,14 @@ export class TunnelSession implements LinkedSession {
   #channel: string;
   #state: "registered" | "detached" | "closed" = "registered";
   #calls: TunnelCalls;
-  #init: Promise<JsonRpcResponse> | undefined;
   #lastActivity: number;
   #messages = 0;
   #bytes = 0;
   #resumes = 0;
   /** The resume secret issued at registration (never logged). */
   #token: string | undefined;
-  /** Data frames numbered and kept; undefined once the client showed it does not resume. */
-  #sequence: SequencedChannel | undefined;
-  /** True once the client used `seq`/`ack`; false once it sent a data frame without `seq`. */
-  #resumable: boolean | undefined;
+  /** Numbering and replay for a client that resumes (the `resume` extension). */
+  #sequence: SessionSequence | undefined;
   #windowTimer: ReturnType<typeof setTimeout> | undefined;
   #detachedAt = 0;
   #end: SessionEnd | undefined;
@@ -168,7 +78,7 @@ export class TunnelSession implements LinkedSession {
     });
     if (options.resume !== undefined) {
       this.#token = newResumeToken();
-      this.#sequence = new SequencedChannel(options.resume.limits);
+      this.#sequence = new SessionSequence(options.resume.limits);
     }
     this.#link = link;
     link.attach(this, this.#channel);
@@ -204,34 +114,20 @@ export class TunnelSession implements LinkedSession {
     return this.#calls.size;
   }
 
-  /** Times this session was re-attached to a new link. */
-  get resumes(): number {
-    return this.#resumes;
-  }
-
   /** True if `token` is this session's resume secret (constant time). */
   matchesToken(token: string): boolean {
     return this.#token !== undefined && sameSecret(this.#token, token);
   }
 
-  /** Facts for the sessions API. */
-  info(): SessionInfo {
+  /** What the session has done so far. */
+  stats(): SessionStats {
     return {
-      session_id: this.id,
-      server_info: {
-        name: this.name,
-        description: this.description,
-        protocol: this.protocol,
-        requested_name: this.requestedName,
-      },
-      connected_at: new Date(this.connectedAt).toISOString(),
-      last_activity: new Date(this.#lastActivity).toISOString(),
-      message_count: this.#messages,
-      bytes_transferred: this.#bytes,
-      user: this.owner,
-      mcp_url: this.mcpUrl,
-      calls_in_flight: this.#calls.size,
-      ...(this.#state === "detached" ? { detached: true } : {}),
+      lastActivity: this.#lastActivity,
+      messages: this.#messages,
+      bytes: this.#bytes,
+      callsInFlight: this.#calls.size,
+      resumes: this.#resumes,
+      detached: this.#state === "detached",
     };
   }
 
@@ -266,41 +162,11 @@ export class TunnelSession implements LinkedSession {
   }
 
   /**
-   * The server's `initialize` result, learnt once through the tunnel and held. A failure is not held: the
-   * next caller asks again.
+   * The server's `initialize` result, learnt once through the tunnel and held (see
+   * {@link TunnelCalls.initializeResult}).
    */
   initializeResult(): Promise<JsonRpcResponse> {
-    if (this.#init === undefined) {
-      const init = this.call({
-        jsonrpc: "2.0",
-        id: 0,
-        method: "initialize",
-        params: {
-          protocolVersion: LATEST_PROTOCOL_VERSION,
-          capabilities: {},
-          clientInfo: { name: "mcp-rproxy-serve", version: this.#options.version },
-        },
-      }).then((response) => {
-        const answer = response ??
-          errorResponse(0, ErrorCode.TunnelUnavailable, "Initialize was cancelled");
-        if (answer.error !== undefined || !isObject(answer.result)) {
-          if (this.#init === init) this.#init = undefined;
-          log.warning("Server {name} on session {session} did not initialize: {error}", {
-            event: "initialize_failed",
-            name: this.name,
-            session: this.id,
-            error: answer.error?.message ?? "no result",
-          });
-          return answer.error !== undefined
-            ? answer
-            : errorResponse(0, ErrorCode.InternalError, "Initialize returned no result object");
-        }
-        this.notify({ jsonrpc: "2.0", method: "notifications/initialized" });
-        return answer;
-      });
-      this.#init = init;
-    }
-    return this.#init;
+    return this.#calls.initializeResult(this.#options.version);
   }
 
   /** Removes the session on an owner's or operator's request: close 4001, remembered as evicted. */
@@ -335,10 +201,7 @@ export class TunnelSession implements LinkedSession {
     this.#lastActivity = this.#now();
     this.#messages++;
     this.#bytes += bytes;
-    if (frame.ack !== undefined && this.#sequence !== undefined) {
-      this.#resumable ??= true;
-      if (this.#resumable) this.#sequence.peerAcked(frame.ack);
-    }
+    if (frame.ack !== undefined) this.#sequence?.peerAcked(frame.ack);
     if (frame.type === "ack") return;
     if (frame.type === "unregister") {
       this.close(CloseCode.Normal, { kind: "unregistered", reason: "unregistered" });
@@ -350,10 +213,8 @@ export class TunnelSession implements LinkedSession {
       ? `Frame '${frame.type}' has no 'payload'`
       : this.#calls.onPayload(frame.type, payload);
     if (problem !== undefined) this.#link?.badFrame(problem, this.id);
-    const sequence = this.#sequence;
-    if (this.#resumable === true && sequence !== undefined && sequence.ackDue) {
-      this.#link?.sendText(encodeAck({ sessionId: this.id, ack: sequence.takeAck() }), this);
-    }
+    const ack = this.#sequence?.dueAck();
+    if (ack !== undefined) this.#link?.sendText(encodeAck({ sessionId: this.id, ack }), this);
   }
 
   /** Counts a frame sent for this session. */
@@ -364,8 +225,7 @@ export class TunnelSession implements LinkedSession {
 
   /** The ack a heartbeat reply carries. */
   heartbeatAck(): number | undefined {
-    if (this.#resumable !== true || this.#state !== "registered") return undefined;
-    return this.#sequence?.takeAck();
+    return this.#state === "registered" ? this.#sequence?.heartbeatAck() : undefined;
   }
 
   /**
@@ -376,7 +236,9 @@ export class TunnelSession implements LinkedSession {
     if (this.#state !== "registered") return;
     this.#link = undefined;
     if (this.#canResume()) return this.#detach(loss);
-    if (this.#resumable === true) return this.#finish({ kind: "overflowed", reason: loss.reason });
+    if (this.#sequence?.resumable === true) {
+      return this.#finish({ kind: "overflowed", reason: loss.reason });
+    }
     const kind = loss.dead
       ? "dead-link"
       : loss.code === CloseCode.Normal
@@ -394,8 +256,9 @@ export class TunnelSession implements LinkedSession {
     if (this.#state === "closed") return "unknown-session";
     if (link.owner !== this.owner) return "wrong-owner";
     if (!this.matchesToken(request.token)) return "bad-token";
-    const sequence = this.#sequence;
-    if (sequence === undefined || sequence.overflowed || request.overflowed) {
+    const grant = this.#sequence?.grant(request.ack, request.overflowed) ??
+      { kind: "overflowed" };
+    if (grant.kind === "overflowed") {
       const whose = request.overflowed ? "the client's" : "the gateway's";
       this.close(CloseCode.GoingAway, {
         kind: "overflowed",
@@ -403,15 +266,15 @@ export class TunnelSession implements LinkedSession {
       });
       return "overflowed";
     }
-    const replay = sequence.replayAfter(request.ack);
-    if (replay === undefined) {
+    if (grant.kind === "bad-ack") {
       this.close(CloseCode.GoingAway, {
         kind: "bad-ack",
         reason:
-          `the client acknowledged ${request.ack}, outside what was sent and kept (${sequence.out.acked}..${sequence.out.lastSeq})`,
+          `the client acknowledged ${request.ack}, outside what was sent and kept (${grant.kept})`,
       });
       return "bad-ack";
     }
+    const replay = grant.frames;
     const previous = this.#link;
     if (previous !== undefined && previous.detach(this)) {
       // Half-open on our side: the client gave up on that link first.
@@ -424,11 +287,9 @@ export class TunnelSession implements LinkedSession {
     this.#channel = channel;
     link.attach(this, channel);
     this.#state = "registered";
-    this.#resumable = true;
     this.#resumes++;
     this.#lastActivity = this.#now();
-    this.#sendRegisterAck({ resumed: true, ack: sequence.in.last });
-    sequence.in.acked();
+    this.#sendRegisterAck({ resumed: true, ack: grant.ack });
     for (const frame of replay) link.sendText(frame.text, this);
     log.info(
       "Session {session} of {owner} ({name}) resumed after {ms} ms: replayed {count} frame(s), {calls} call(s) in flight",
@@ -452,21 +313,15 @@ export class TunnelSession implements LinkedSession {
    * resume. While detached the frame is only kept. False when it cannot reach the client.
    */
   sendData(type: "request" | "response", payload: JsonObject): boolean {
-    const sequence = this.#sequence;
     const payloadText = JSON.stringify(payload);
     const channel = this.#channel === "" ? undefined : this.#channel;
-    if (sequence === undefined || this.#resumable === false) {
+    const stamped = this.#sequence?.send({ type, sessionId: this.id, channel, payloadText });
+    if (stamped === undefined) {
       const link = this.#link;
       return link !== undefined &&
         link.sendText(encodeDataFrame({ type, sessionId: this.id, channel, payloadText }), this);
     }
-    const { text, overflowedNow } = sequence.send({
-      type,
-      sessionId: this.id,
-      channel,
-      payloadText,
-    });
-    if (overflowedNow) {
+    if (stamped.overflowedNow) {
       log.warning(
         "Session {session} of {owner} ({name}): the replay buffer overflowed; it cannot be resumed after a link drop",
         { event: "replay_overflow", session: this.id, owner: this.owner, name: this.name },
@@ -480,28 +335,22 @@ export class TunnelSession implements LinkedSession {
       }
     }
     if (this.#state === "detached") return true;
-    return this.#link?.sendText(text, this) === true || this.#canResume();
+    return this.#link?.sendText(stamped.text, this) === true || this.#canResume();
   }
 
   /** Checks a data frame's `seq`: false for a replayed duplicate (dropped) or a gap (the link is dropped). */
   #inOrder(frame: Frame): boolean {
-    if (this.#sequence === undefined && this.#resumable !== true) return true;
-    if (frame.seq === undefined) {
-      if (this.#resumable === undefined) {
-        // A client without the extension: stop numbering and keeping frames for it.
-        this.#resumable = false;
-        this.#sequence = undefined;
-      }
-      return true;
-    }
-    this.#resumable ??= true;
-    if (!this.#resumable || this.#sequence === undefined) return true;
-    const acceptance = this.#sequence.receive(frame.seq);
+    const acceptance = this.#sequence?.receive(frame.seq) ?? "new";
     if (acceptance === "new") return true;
     if (acceptance === "gap") {
       log.warning(
         "Session {session}: frame {seq} arrived after {last}; a frame is missing, dropping the link so the client resumes",
-        { event: "sequence_gap", session: this.id, seq: frame.seq, last: this.#sequence.in.last },
+        {
+          event: "sequence_gap",
+          session: this.id,
+          seq: frame.seq,
+          last: this.#sequence?.lastReceived,
+        },
       );
       this.#link?.close(CloseCode.GoingAway, "sequence gap");
     }
@@ -509,8 +358,7 @@ export class TunnelSession implements LinkedSession {
   }
 
   #canResume(): boolean {
-    return this.#options.resume !== undefined && this.#resumable === true &&
-      this.#sequence !== undefined && !this.#sequence.overflowed;
+    return this.#sequence?.canResume === true;
   }
 
   /** `register_ack` for this session: where clients reach it, what it supports, its resume credential. */
@@ -574,7 +422,7 @@ export class TunnelSession implements LinkedSession {
     this.#end = end;
     clearTimeout(this.#windowTimer);
     this.#windowTimer = undefined;
-    this.#sequence = undefined;
+    this.#sequence?.drop();
     const link = this.#link;
     this.#link = undefined;
     link?.detach(this);

@@ -4,7 +4,8 @@
 import assert from "node:assert/strict";
 import { deadline } from "../../lib/util/delay.ts";
 import { tryParseWire as parseFrame, type WireFrame as Frame } from "../fixtures/wire.ts";
-import { DialError, Link, type LinkOptions } from "../../lib/connect/link.ts";
+import { Link, type LinkOptions } from "../../lib/connect/link.ts";
+import { DialError } from "../../lib/connect/link_outcome.ts";
 import type { Frame as LinkFrame } from "../../lib/protocol/frames.ts";
 import { Collector } from "../fixtures/collector.ts";
 import { startTcpRelay } from "../fixtures/tcp_relay.ts";

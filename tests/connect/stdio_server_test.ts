@@ -7,24 +7,9 @@ import { ServerStartError } from "../../lib/util/errors.ts";
 import type { Line, OversizedLine } from "../../lib/util/line_splitter.ts";
 import { StdioServer, type StdioServerOptions } from "../../lib/connect/stdio_server.ts";
 import { Collector } from "../fixtures/collector.ts";
-import { processAlive, processGroupMembers } from "../fixtures/proxy_process.ts";
+import { groupGone, processAlive, processGroupMembers } from "../fixtures/proxy_process.ts";
 
 const WAIT_MS = 10_000;
-
-/**
- * Waits until no live process is left in the group. The group was sent SIGKILL already, but a killed process
- * closes its pipes (which is what ends `exited`) a moment before the kernel makes it a zombie; there is no
- * event for that moment, so this polls /proc under a deadline.
- */
-async function groupGone(pgid: number, ms = WAIT_MS): Promise<void> {
-  const until = performance.now() + ms;
-  while (processGroupMembers(pgid).length > 0) {
-    if (performance.now() > until) {
-      assert.fail(`process group ${pgid} still has ${processGroupMembers(pgid)} after ${ms} ms`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 function sh(script: string): string[] {
   return ["sh", "-c", script];

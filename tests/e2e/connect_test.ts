@@ -6,6 +6,7 @@ import { type ContractGateway, startContractGateway } from "../fixtures/contract
 import {
   DEMO_SERVER,
   EVERYTHING_SERVER,
+  groupGone,
   processAlive,
   processGroupMembers,
   type ProxyProcess,
@@ -530,5 +531,6 @@ Deno.test("a second signal after the first one's window stops at once with 130 a
   proxy.signal("SIGINT");
   assert.equal(await proxy.exitCode(10_000), 130);
   assert.ok(performance.now() - second < 2_000, "the second signal did not stop at once");
-  assert.deepEqual(processGroupMembers(server), [], "the server outlived the hard stop");
+  // SIGKILL was sent before the exit; the kernel finishes the group a moment later.
+  await groupGone(server, 2_000);
 });

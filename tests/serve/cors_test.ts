@@ -55,7 +55,10 @@ Deno.test("OPTIONS /servers/<name>/mcp from an allowed origin answers a CORS pre
         headers.get("access-control-allow-headers"),
         "authorization, content-type, mcp-session-id, mcp-protocol-version, last-event-id",
       );
-      assert.equal(headers.get("access-control-expose-headers"), "mcp-session-id");
+      assert.equal(
+        headers.get("access-control-expose-headers"),
+        "mcp-session-id, www-authenticate",
+      );
       assert.ok(Number(headers.get("access-control-max-age")) > 0);
       assert.match(headers.get("vary") ?? "", /origin/i);
     }
@@ -87,7 +90,10 @@ Deno.test("answers to an allowed origin carry Access-Control-Allow-Origin and ex
     assert.equal(ok.status, 200);
     await ok.body?.cancel();
     assert.equal(ok.headers.get("access-control-allow-origin"), APP);
-    assert.equal(ok.headers.get("access-control-expose-headers"), "mcp-session-id");
+    assert.equal(
+      ok.headers.get("access-control-expose-headers"),
+      "mcp-session-id, www-authenticate",
+    );
     const session = ok.headers.get("mcp-session-id");
     assert.ok(session);
     const ended = await fetch(`${gateway.url}/servers/demo/mcp`, {

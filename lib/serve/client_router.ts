@@ -1,0 +1,127 @@
+// What a tunneled server sends on its own reaches its MCP clients: notifications go to every client of
+// the server, and a server-initiated request (roots, sampling, elicitation) to the one client that can
+// answer it, with a deadline and cancellation both ways.
+
+import { ErrorCode, errorResponse } from "../protocol/jsonrpc.ts";
+import type { JsonRpcNotification, JsonRpcRequest, JsonRpcResponse } from "../protocol/jsonrpc.ts";
+import { logger } from "../util/log.ts";
+import type { McpClientSession, McpClientSessions } from "./mcp_client_session.ts";
+import type { SseStream } from "./sse_stream.ts";
+
+const log = logger("serve", "mcp");
+
+/** Client capability a server-initiated request needs. */
+const CAPABILITY_OF: Record<string, string> = {
+  "roots/list": "roots",
+  "sampling/createMessage": "sampling",
+  "elicitation/create": "elicitation",
+};
+
+/** The tunneled server a message comes from. */
+export interface ServerRef {
+  readonly owner: string;
+  readonly name: string;
+}
+
+/** Routes server-initiated messages to MCP client sessions. */
+export class ClientRouter {
+  #sessions: McpClientSessions;
+  #timeoutMs: number;
+
+  /** `timeoutMs`: how long a client may take to answer a server-initiated request. */
+  constructor(sessions: McpClientSessions, timeoutMs: number) {
+    this.#sessions = sessions;
+    this.#timeoutMs = timeoutMs;
+  }
+
+  /** Sends a server notification to every client of that server (on their GET streams). */
+  notification(server: ServerRef, message: JsonRpcNotification): void {
+    let delivered = 0;
+    for (const session of this.#sessions.ofServer(server.owner, server.name)) {
+      if (session.getStream?.send(message)) delivered++;
+    }
+    log.debug("Notification {method} from {name} reached {count} clients", {
+      event: "server_notification",
+      method: message.method,
+      name: server.name,
+      count: delivered,
+    });
+  }
+
+  /**
+   * Routes a server-initiated request to one client of that server that declared the capability it needs,
+   * preferring a client with a call in flight on an SSE stream (the request most likely belongs to that
+   * call), else one with a GET stream. Without such a client it answers with a JSON-RPC error at once.
+   */
+  request(
+    server: ServerRef,
+    request: JsonRpcRequest,
+    signal: AbortSignal,
+  ): Promise<JsonRpcResponse> {
+    const capability = CAPABILITY_OF[request.method];
+    const target = this.#target(server, capability);
+    if (target === undefined) {
+      return Promise.resolve(
+        errorResponse(
+          request.id,
+          ErrorCode.MethodNotFound,
+          capability === undefined
+            ? `No MCP client of server '${server.name}' is connected to answer '${request.method}'`
+            : `No connected MCP client of server '${server.name}' declared the '${capability}' capability`,
+        ),
+      );
+    }
+    const { session, stream } = target;
+    return new Promise((resolve) => {
+      const finish = (response: JsonRpcResponse) => {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", onAbort);
+        forget();
+        resolve(response);
+      };
+      const cancel = (reason: string) =>
+        stream.send({
+          jsonrpc: "2.0",
+          method: "notifications/cancelled",
+          params: { requestId: request.id, reason },
+        });
+      const onAbort = () => {
+        cancel(String(signal.reason ?? "cancelled"));
+        finish(errorResponse(request.id, ErrorCode.InternalError, "Cancelled"));
+      };
+      const timer = setTimeout(() => {
+        cancel("timed out");
+        finish(
+          errorResponse(
+            request.id,
+            ErrorCode.Timeout,
+            `The MCP client did not answer '${request.method}' within ${this.#timeoutMs / 1000} s`,
+          ),
+        );
+      }, this.#timeoutMs);
+      signal.addEventListener("abort", onAbort, { once: true });
+      const forget = session.expectAnswer(request.id, finish);
+      if (!stream.send(request)) {
+        finish(
+          errorResponse(request.id, ErrorCode.TunnelUnavailable, "The MCP client's stream closed"),
+        );
+      }
+    });
+  }
+
+  #target(
+    server: ServerRef,
+    capability: string | undefined,
+  ): { session: McpClientSession; stream: SseStream } | undefined {
+    let best: { session: McpClientSession; stream: SseStream; rank: number } | undefined;
+    for (const session of this.#sessions.ofServer(server.owner, server.name)) {
+      if (capability !== undefined && !session.declares(capability)) continue;
+      const callStream = session.latestStream();
+      const stream = callStream ?? session.getStream;
+      if (stream === undefined) continue;
+      const rank = (callStream ? 2e15 : 0) + session.lastSeen;
+      if (best === undefined || rank > best.rank) best = { session, stream, rank };
+    }
+    return best;
+  }
+}
