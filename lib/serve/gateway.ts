@@ -33,6 +33,7 @@ export const GATEWAY_DEFAULTS = {
   replayFrames: 10_000,
   replayBytes: 64 * 1024 * 1024,
   maxClientBufferBytes: 16 * 1024 * 1024,
+  maxStreamsPerToken: 16,
 } as const;
 
 /** Options of {@link startGateway}. */
@@ -75,6 +76,8 @@ export interface GatewayOptions {
    * is closed (and its call cancelled) rather than letting a client that does not read grow memory.
    */
   maxClientBufferBytes?: number;
+  /** Open GET streams one token may hold at once. */
+  maxStreamsPerToken?: number;
   /** Data frames kept per session for replay after a link drop. */
   replayFrames?: number;
   /** Bytes (UTF-16 units of frame text) kept per session for replay after a link drop. */
@@ -152,6 +155,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     replayFrames = GATEWAY_DEFAULTS.replayFrames,
     replayBytes = GATEWAY_DEFAULTS.replayBytes,
     maxClientBufferBytes = GATEWAY_DEFAULTS.maxClientBufferBytes,
+    maxStreamsPerToken = GATEWAY_DEFAULTS.maxStreamsPerToken,
     now = Date.now,
     metrics,
   } = options;
@@ -165,6 +169,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   checkPositive("replayFrames", replayFrames);
   checkPositive("replayBytes", replayBytes);
   checkPositive("maxClientBufferBytes", maxClientBufferBytes);
+  checkPositive("maxStreamsPerToken", maxStreamsPerToken);
   if (!Number.isFinite(resumeWindowMs) || resumeWindowMs < 0) {
     throw new RangeError(
       `Cannot start gateway as 'resumeWindowMs' must be a non-negative number: current value is ${resumeWindowMs}`,
@@ -191,6 +196,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     sessionTtlMs: mcpSessionTtlMs,
     allowedOrigins: origins,
     maxClientBufferBytes,
+    maxStreamsPerToken,
     now,
     ...(metrics === undefined ? {} : { metrics }),
   });

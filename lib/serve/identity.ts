@@ -32,4 +32,9 @@ export interface Identity {
   roles: ReadonlySet<Role>;
   /** Where the token was found, for logs. Never the token itself. */
   source: IdentitySource;
+  /**
+   * Which credential was presented: the same for every request with the same token, different for two
+   * tokens of one owner (a prefix of its SHA-256, never the token). Per-token limits count by it.
+   */
+  credential: string;
 }

@@ -163,8 +163,14 @@ function jwtRoles(claims: Record<string, unknown>): Set<Role> {
  */
 export function jwtIdentity(
   claims: Record<string, unknown>,
+  credential = "",
 ): Identity | { rejected: "no-subject" } {
   const subject = jwtSubject(claims);
   if (subject === undefined) return { rejected: "no-subject" };
-  return { owner: `${JWT_OWNER_PREFIX}${subject}`, roles: jwtRoles(claims), source: "jwt" };
+  return {
+    owner: `${JWT_OWNER_PREFIX}${subject}`,
+    roles: jwtRoles(claims),
+    source: "jwt",
+    credential,
+  };
 }

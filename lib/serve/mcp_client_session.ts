@@ -27,6 +27,7 @@ export class McpClientSession {
   readonly protocolVersion: string;
   #lastSeen: number;
   #getStream: SseStream | undefined;
+  #getStreamCredential: string | undefined;
   #calls = new Map<string, ClientCall>();
   #serverRequests = new Map<string, (response: JsonRpcResponse) => void>();
 
@@ -72,10 +73,16 @@ export class McpClientSession {
     return stream !== undefined && !stream.closed ? stream : undefined;
   }
 
-  /** Makes `stream` the session's GET stream, closing the previous one. */
-  openGetStream(stream: SseStream): void {
+  /** The credential that opened the current GET stream. */
+  get getStreamCredential(): string | undefined {
+    return this.#getStreamCredential;
+  }
+
+  /** Makes `stream` the session's GET stream, opened with `credential`, closing the previous one. */
+  openGetStream(stream: SseStream, credential: string): void {
     const previous = this.#getStream;
     this.#getStream = stream;
+    this.#getStreamCredential = credential;
     previous?.close();
   }
 

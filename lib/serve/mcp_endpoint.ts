@@ -28,6 +28,8 @@ import type { Identity } from "./token_store.ts";
 
 const log = logger("serve", "mcp");
 
+/** Open GET streams one token may hold at once, by default. */
+export const DEFAULT_MAX_STREAMS_PER_TOKEN = 16;
 /** What a client without an `MCP-Protocol-Version` header is assumed to speak. */
 const DEFAULT_HEADER_VERSION = "2025-03-26";
 
@@ -43,6 +45,8 @@ export interface McpEndpointOptions {
   sessionTtlMs: number;
   /** MCP client sessions one owner may hold (default 1,024). */
   maxSessionsPerOwner?: number;
+  /** Open GET streams one token may hold at once, so that one client cannot take its owner's share. */
+  maxStreamsPerToken?: number;
   /** Origins allowed in an `Origin` header (`*` allows any); requests without `Origin` pass. */
   allowedOrigins: ReadonlySet<string>;
   /**
@@ -65,6 +69,8 @@ export class McpEndpoint {
   #now: () => number;
   #sessions: McpClientSessions;
   #cors: CorsPolicy;
+  /** Open GET streams by the credential that opened them. */
+  #streamsByCredential = new Map<string, number>();
   /** Routes what tunneled servers send on their own to these clients. */
   readonly router: ClientRouter;
 
@@ -384,12 +390,32 @@ export class McpEndpoint {
     }
     const session = this.#session(request, identity, serverName);
     if (session instanceof Response) return session;
+    const limit = this.#options.maxStreamsPerToken ?? DEFAULT_MAX_STREAMS_PER_TOKEN;
+    const credential = identity.credential;
+    const open = this.#streamsByCredential.get(credential) ?? 0;
+    // A GET that replaces the session's own open stream does not add one.
+    const replacing = session.getStream !== undefined && session.getStreamCredential === credential;
+    if (!replacing && open >= limit) {
+      this.#options.metrics?.errors.inc("too_many_streams");
+      return rpcError(
+        429,
+        null,
+        ErrorCode.InternalError,
+        `Too many open GET streams for this token (limit ${limit}, --max-streams-per-token); close one first`,
+      );
+    }
     const gone = () => {
       session.getStreamGone(stream);
       session.touch(this.#now());
     };
     const stream = this.#boundedStream(session, "GET stream", gone);
-    session.openGetStream(stream);
+    this.#streamsByCredential.set(credential, open + 1);
+    stream.onEnd = () => {
+      const left = (this.#streamsByCredential.get(credential) ?? 1) - 1;
+      if (left > 0) this.#streamsByCredential.set(credential, left);
+      else this.#streamsByCredential.delete(credential);
+    };
+    session.openGetStream(stream, credential);
     stream.onCancel = gone;
     return new Response(stream.readable, {
       headers: { ...SSE_HEADERS, "mcp-session-id": session.id },

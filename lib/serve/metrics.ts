@@ -20,7 +20,9 @@ export type ServeErrorKind =
   | "heartbeat_timeout"
   | "call_timeout"
   | "no_session"
-  | "slow_client";
+  | "slow_client"
+  | "late_response"
+  | "too_many_streams";
 
 const SERVE_ERROR_KINDS: readonly ServeErrorKind[] = [
   "auth",
@@ -31,6 +33,8 @@ const SERVE_ERROR_KINDS: readonly ServeErrorKind[] = [
   "call_timeout",
   "no_session",
   "slow_client",
+  "late_response",
+  "too_many_streams",
 ];
 
 /** The metrics of `serve`, each a child to update directly on its path. */

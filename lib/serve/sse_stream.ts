@@ -45,6 +45,8 @@ export class SseStream {
    * dropped and the body errored (the client's connection is cut), so the stream is closed.
    */
   onOverflow: ((bufferedBytes: number) => void) | undefined;
+  /** Called once when the stream ends, however it ends (closed, cancelled or overflowed). */
+  onEnd: (() => void) | undefined;
   #controller!: ReadableStreamDefaultController<Uint8Array>;
   #maxBufferedBytes: number;
   #closed = false;
@@ -63,7 +65,7 @@ export class SseStream {
       },
       cancel: () => {
         if (this.#closed) return;
-        this.#closed = true;
+        this.#end();
         this.onCancel?.();
       },
     }, {
@@ -114,15 +116,23 @@ export class SseStream {
       this.#controller.enqueue(chunk);
       return true;
     } catch {
-      this.#closed = true;
+      this.#end();
       return false;
     }
+  }
+
+  /** Marks the stream ended and tells `onEnd`, once. */
+  #end(): void {
+    this.#closed = true;
+    const onEnd = this.onEnd;
+    this.onEnd = undefined;
+    onEnd?.();
   }
 
   /** Ends the stream. */
   close(): void {
     if (this.#closed) return;
-    this.#closed = true;
+    this.#end();
     try {
       this.#controller.close();
     } catch {
@@ -131,7 +141,7 @@ export class SseStream {
   }
 
   #overflow(buffered: number): void {
-    this.#closed = true;
+    this.#end();
     // error() (unlike close()) drops the queued chunks at once, which is the point.
     this.#controller.error(
       new Error(`The client did not read ${buffered} bytes of its event stream`),

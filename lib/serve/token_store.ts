@@ -10,7 +10,7 @@ import {
   type JwtRejection,
   verifyJwt,
 } from "./jwt_identity.ts";
-import { parseTokensFile } from "./tokens_file.ts";
+import { parseTokensFile, type TokenEntry } from "./tokens_file.ts";
 import type { Identity, Role } from "./identity.ts";
 
 const log = logger("serve", "auth");
@@ -69,17 +69,29 @@ function digestsEqual(a: Uint8Array, b: Uint8Array): boolean {
   return diff === 0;
 }
 
+/** The credential id of a token's digest: enough to tell tokens apart, nothing to guess one with. */
+function credentialOf(digest: Uint8Array): string {
+  let hex = "";
+  for (let i = 0; i < 8; i++) hex += digest[i]!.toString(16).padStart(2, "0");
+  return hex;
+}
+
 function hashEntries(text: string): HashedEntry[] {
-  return parseTokensFile(text).map((entry) => ({
-    digest: sha256(entry.token),
-    identity: {
-      owner: entry.owner,
-      roles: new Set<Role>(
-        entry.roles.includes("admin") ? [...entry.roles, "client"] : entry.roles,
-      ),
-      source: "tokens-file",
-    },
-  }));
+  return parseTokensFile(text).map((entry) => {
+    const digest = sha256(entry.token);
+    return { digest, identity: identityOf(entry, credentialOf(digest)) };
+  });
+}
+
+function identityOf(entry: TokenEntry, credential: string): Identity {
+  return {
+    owner: entry.owner,
+    roles: new Set<Role>(
+      entry.roles.includes("admin") ? [...entry.roles, "client"] : entry.roles,
+    ),
+    source: "tokens-file",
+    credential,
+  };
 }
 
 /**
@@ -112,7 +124,7 @@ export async function createTokenStore(options: TokenStoreOptions): Promise<Toke
     if (key === undefined || jwt === undefined) return { rejected: "unknown" };
     const result = await verifyJwt(token, key, { ...jwt, now: now() });
     if ("rejected" in result) return result;
-    const identity = jwtIdentity(result.claims);
+    const identity = jwtIdentity(result.claims, credentialOf(sha256(token)));
     return "rejected" in identity ? identity : { identity };
   }
 

@@ -3,6 +3,7 @@
 // requests and notifications handed to the MCP side.
 
 import { Deadlines } from "../util/deadlines.ts";
+import { RateLimited } from "../util/rate_limited.ts";
 import { isObject } from "../util/json_object.ts";
 import { logger } from "../util/log.ts";
 import {
@@ -55,6 +56,8 @@ export interface CallChannel {
   readonly registered: boolean;
   /** Sends a data frame to the client; false when it cannot reach it. */
   sendData(type: "request" | "response", payload: JsonObject): boolean;
+  /** Counts a bad frame against the link (answers for ids never asked count as such). */
+  badFrame(message: string): void;
 }
 
 /** Where the server's own messages go (the MCP endpoint). */
@@ -73,6 +76,11 @@ interface Route {
   onProgress?: (notification: JsonObject) => void;
 }
 
+/** Given-up tunnel ids remembered for their late answers, at most. */
+const MAX_GIVEN_UP = 4096;
+/** One warning line per this many milliseconds for answers to ids never asked. */
+const UNKNOWN_WARNING_INTERVAL_MS = 10_000;
+
 function reasonText(reason: unknown): string {
   if (typeof reason === "string") return reason;
   if (reason instanceof Error) return reason.message;
@@ -90,6 +98,9 @@ export class TunnelCalls {
   #deadlines = new Deadlines<number>();
   #serverRequests = new Map<string, AbortController>();
   #init: Promise<JsonRpcResponse> | undefined;
+  /** Tunnel ids of calls given up (timed out, cancelled): a late answer for one is expected, not bad. */
+  #givenUp = new Set<number>();
+  #unknownWarnings = new RateLimited(UNKNOWN_WARNING_INTERVAL_MS);
 
   constructor(
     channel: CallChannel,
@@ -143,6 +154,7 @@ export class TunnelCalls {
     return new Promise((resolve) => {
       const onAbort = () => {
         if (this.#calls.take(entry.tunnelId) === undefined) return;
+        this.#giveUp(entry.tunnelId);
         route.settle(undefined);
         this.#sendCancel(entry.tunnelId, reasonText(signal?.reason));
       };
@@ -157,6 +169,7 @@ export class TunnelCalls {
       const { entry, message } = this.#calls.add(request, route);
       this.#deadlines.add(entry.tunnelId, timeoutMs, () => {
         if (this.#calls.take(entry.tunnelId) === undefined) return;
+        this.#giveUp(entry.tunnelId);
         const seconds = timeoutMs / 1000;
         this.#metrics?.errors.inc("call_timeout");
         route.settle(
@@ -286,12 +299,40 @@ export class TunnelCalls {
     entry.route.settle(restoreResponse(response, entry.originalId));
   }
 
+  #giveUp(tunnelId: number): void {
+    this.#givenUp.add(tunnelId);
+    if (this.#givenUp.size > MAX_GIVEN_UP) {
+      this.#givenUp.delete(this.#givenUp.values().next().value!);
+    }
+  }
+
+  /**
+   * An answer no call waits for. A late answer to a call given up is expected (debug); one for an id never
+   * asked is a bad frame, counted against the link, and warned about at most once per interval.
+   */
   #unknownResponse(id: unknown): void {
-    log.warning("Dropped a response for unknown id {id} on server {name}", {
-      event: "unknown_response",
-      id: JSON.stringify(id ?? null).slice(0, 64),
-      name: this.#channel.name,
-    });
+    const tunnelId = typeof id === "string" && /^\d+$/.test(id) ? Number(id) : id;
+    if (typeof tunnelId === "number" && this.#givenUp.delete(tunnelId)) {
+      this.#metrics?.errors.inc("late_response");
+      log.debug("Dropped a late answer for call {id} on server {name}: it was given up", {
+        event: "late_response",
+        id: tunnelId,
+        name: this.#channel.name,
+      });
+      return;
+    }
+    this.#channel.badFrame("Response for an id that was never asked");
+    const { log: now, suppressed } = this.#unknownWarnings.take();
+    if (!now) return;
+    log.warning(
+      "Dropped a response for unknown id {id} on server {name}{more}",
+      {
+        event: "unknown_response",
+        id: JSON.stringify(id ?? null).slice(0, 64),
+        name: this.#channel.name,
+        more: suppressed > 0 ? ` (and ${suppressed} more since the last warning)` : "",
+      },
+    );
   }
 
   #sendCancel(tunnelId: JsonRpcId, reason: string): void {

@@ -308,6 +308,11 @@ export class TunnelSession implements LinkedSession {
 
   // -- CallChannel: what the calls use --
 
+  /** Counts a bad frame of this session's client against its link. */
+  badFrame(message: string): void {
+    this.#link?.badFrame(message, this.id);
+  }
+
   /**
    * Sends a data frame: with `seq` and `ack`, kept for replay, unless the client showed it does not
    * resume. While detached the frame is only kept. False when it cannot reach the client.

@@ -233,11 +233,49 @@ Deno.test("a frame over the size limit closes the link with 1009", async () => {
   }
 });
 
-Deno.test("a response for an unknown id is dropped and the link stays up", async () => {
-  const gateway = await startTestGateway();
+Deno.test("an answer for an id never asked counts as a bad frame; a flood of them closes the link with 1008", async () => {
+  const gateway = await startTestGateway({ maxBadFrames: 5 });
   const { tunnel, sessionId } = await registered(gateway);
   try {
-    tunnel.send({ type: "response", sessionId, payload: { jsonrpc: "2.0", id: 999, result: {} } });
+    const unknown = (id: number) =>
+      tunnel.send({ type: "response", sessionId, payload: { jsonrpc: "2.0", id, result: {} } });
+    unknown(999);
+    const error = await tunnel.next((f) => f.type === "error", 5_000, "the error frame");
+    assert.match(String(error.message), /never asked/);
+    assert.equal(tunnel.socket.readyState, WebSocket.OPEN);
+    for (let id = 1000; id < 1010; id++) unknown(id);
+    const closed = await within(tunnel.closed, 5_000, "the close");
+    assert.equal(closed.code, 1008);
+  } finally {
+    await tunnel.close();
+    await gateway.close();
+  }
+});
+
+Deno.test("a late answer for a call that timed out is dropped without counting as a bad frame", async () => {
+  const gateway = await startTestGateway({ callTimeoutMs: 100, maxBadFrames: 1 });
+  const { tunnel, sessionId } = await registered(gateway);
+  try {
+    const ids: unknown[] = [];
+    for (let i = 0; i < 3; i++) {
+      const response = await api(gateway, `/reverse-proxy/sessions/${sessionId}/request`, {
+        method: "POST",
+        body: JSON.stringify({
+          jsonrpc: "2.0",
+          id: i,
+          method: "tools/call",
+          params: { name: "x" },
+        }),
+      });
+      assert.equal(response.status, 504);
+      await response.body?.cancel();
+      const sent = await tunnel.next((f) => (f.payload as JsonObject)?.method === "tools/call");
+      ids.push((sent.payload as JsonObject).id);
+    }
+    // Three late answers with a bad-frame limit of 1: none of them may count.
+    for (const id of ids) {
+      tunnel.send({ type: "response", sessionId, payload: { jsonrpc: "2.0", id, result: {} } });
+    }
     tunnel.send({ type: "heartbeat", sessionId });
     await tunnel.next((f) => f.type === "heartbeat", 5_000, "heartbeat ack");
     assert.equal(tunnel.socket.readyState, WebSocket.OPEN);
