@@ -11,7 +11,7 @@ import {
   EvictedError,
   RetriesExhaustedError,
   ServerStartError,
-} from "../util/errors.ts";
+} from "./errors.ts";
 import { DialError, Link, type LinkEnd, type Registration } from "./link.ts";
 import { describeExit, LocalSession } from "./local_session.ts";
 import type { ConnectMetrics } from "./metrics.ts";
