@@ -47,7 +47,7 @@ Authentication
   --jwt-secret-file FILE        HS256 secret for ContextForge JWTs (or env ${JWT_SECRET_ENV})
   --jwt-audience AUD            required 'aud' claim (default: not checked)
   --jwt-issuer ISS              required 'iss' claim (default: not checked)
-  --jwt-allow-no-exp            accept JWTs without 'exp' (default: off, they are refused)
+  --jwt-allow-no-exp            accept JWTs without 'exp', which are refused otherwise (default: off)
 
 Limits
   --max-frame-bytes N           largest frame and MCP request body; suffixes KiB, MiB; at most 63MiB
