@@ -23,6 +23,8 @@ Deno.test("--help of every command and subcommand prints its usage and exits 0",
     [["healthcheck", "--help"], /^Usage: mcp-rproxy healthcheck/],
     [["healthcheck", "-h"], /^Usage: mcp-rproxy healthcheck/],
     [["demo-server", "--help"], /^Usage: mcp-rproxy demo-server/],
+    [["token", "--help"], /^Usage: mcp-rproxy token new/],
+    [["token", "new", "--help"], /^Usage: mcp-rproxy token new --owner OWNER/],
   ];
   const results = await Promise.all(cases.map(([args]) => run(args)));
   for (const [i, [args, pattern]] of cases.entries()) {
@@ -34,7 +36,7 @@ Deno.test("--help of every command and subcommand prints its usage and exits 0",
 
 Deno.test("the top-level help lists every command", async () => {
   const { text } = await run(["--help"]);
-  for (const command of ["connect", "serve", "demo", "healthcheck"]) {
+  for (const command of ["connect", "serve", "demo", "healthcheck", "token"]) {
     assert.match(text, new RegExp(`^ {2}${command} +\\S`, "m"), `help lists ${command}`);
     assert.match(text, new RegExp(`^ {2}mcp-rproxy (\\[${command}\\]|${command}) `, "m"));
   }
@@ -63,12 +65,16 @@ Deno.test("bad input exits 2 with one line in the one dialect, whatever the comm
       "mcp-rproxy: Invalid URL 'ftp://x': expected an http:// or https:// URL, for example mcp-rproxy healthcheck http://127.0.0.1:9090/readyz",
     ],
     [
+      ["token", "new", "--owner", "alice", "--role", "root"],
+      "mcp-rproxy: Invalid --role 'root': expected connect, client, admin, comma-separated, for example --role connect,client",
+    ],
+    [
       ["serve", "--max-inflite", "3"],
       "mcp-rproxy: Unknown option '--max-inflite': did you mean --max-inflight? Run 'mcp-rproxy serve --help' for the list",
     ],
     [
       ["serv"],
-      "mcp-rproxy: Unknown command 'serv': did you mean serve? Commands are connect, serve, demo, healthcheck; run 'mcp-rproxy --help'",
+      "mcp-rproxy: Unknown command 'serv': did you mean serve? Commands are connect, serve, demo, healthcheck, token; run 'mcp-rproxy --help'",
     ],
   ];
   const results = await Promise.all(cases.map(([args]) => run(args)));

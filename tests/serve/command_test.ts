@@ -35,6 +35,7 @@ function contextFor(signal: AbortSignal, records: LogRecord[], onRecord = (_: Lo
     env: () => undefined,
     readTextFile,
     stdout: (text) => out.push(text),
+    stderr: () => {},
     setupLogging: (options) =>
       setupLogging({
         ...options,
