@@ -1,25 +1,42 @@
-// The edge of the program: picks the command, reads arguments and environment, installs signal
-// listeners, and maps outcomes to exit codes. Nothing under lib/ touches Deno.args, Deno.env or Deno.exit.
+// The edge of the program: reads the arguments and the environment, installs signal listeners, runs one
+// command, and maps its outcome to the one exit code table. Nothing under lib/ touches Deno.args,
+// Deno.env or Deno.exit.
 
-import { resolveConnectConfig } from "./lib/connect/config.ts";
-import { Supervisor } from "./lib/connect/supervisor.ts";
-import { checkHealth, startHealthServer } from "./lib/util/health_server.ts";
-import { createConnectMetrics } from "./lib/connect/metrics.ts";
+import { connectCommand } from "./lib/connect/command.ts";
 import {
   AuthRefusedError,
-  ConfigError,
   EvictedError,
-  ExitCode,
   RetriesExhaustedError,
   ServerStartError,
-} from "./lib/util/errors.ts";
+} from "./lib/connect/errors.ts";
+import { UnhealthyError } from "./lib/healthcheck/command.ts";
+import { TokenFileError } from "./lib/serve/errors.ts";
+import type { Command, CommandContext } from "./lib/util/command.ts";
+import { closest } from "./lib/util/did_you_mean.ts";
+import { ConfigError, ListenError } from "./lib/util/errors.ts";
 import { logger, setupLogging, shutdownLogging } from "./lib/util/log.ts";
 import { VERSION } from "./lib/util/version.ts";
-// `demo`, `demo-server` and `serve` are imported when chosen: `demo` pulls in the MCP SDK, and loading it
-// for `connect` cost ~70 ms of start-up and ~23 MiB of RSS (docs/performance.md).
+// `serve`, `demo` and `demo-server` are imported when chosen: `demo` pulls in the MCP SDK, and loading
+// it for `connect` cost ~70 ms of start-up and ~23 MiB of RSS (docs/performance.md).
 
-const COMMANDS = ["connect", "serve", "demo", "token"] as const;
-type Command = typeof COMMANDS[number];
+/** Process exit codes, documented in the README; {@link exitCodeFor} is the only map to them. */
+export const ExitCode = {
+  /** Clean shutdown (signal, or the session ended normally); also after help and version. */
+  Ok: 0,
+  /** Runtime failure: retries exhausted, the local server cannot start, cannot listen, unhealthy. */
+  Failure: 1,
+  /** Bad input: flags, environment, config file, a file they name, or a missing permission. */
+  Usage: 2,
+  /** The gateway refused the credentials (HTTP 401/403 or close 1008): retrying will not help. */
+  AuthRefused: 3,
+  /** The gateway evicted the session (close 4001): an operator asked this client to go away. */
+  Evicted: 4,
+  /** A second signal arrived during shutdown. */
+  Interrupted: 130,
+} as const;
+
+const COMMANDS = ["connect", "serve", "demo", "healthcheck", "token"] as const;
+type CommandName = typeof COMMANDS[number];
 
 const TOP_HELP =
   `mcp-rproxy ${VERSION}: put a local stdio MCP server on a remote gateway, without opening a port
@@ -27,34 +44,88 @@ const TOP_HELP =
 Usage:
   mcp-rproxy [connect] --gateway URL [options] -- COMMAND [ARGS...]
   mcp-rproxy serve [--listen HOST:PORT] [options]
-  mcp-rproxy demo
+  mcp-rproxy demo [--port N] [--server "COMMAND"]
+  mcp-rproxy healthcheck [URL]
   mcp-rproxy token new --owner OWNER [--role ROLES] [--file FILE] [--out FILE]
 
 Commands:
-  connect   (default) start a local MCP server and tunnel it to a gateway
-  serve     run our own gateway: accept tunnels, serve them to MCP clients over Streamable HTTP
-  demo      run serve + connect + an MCP client on loopback, needing nothing else
-  token     add a token to serve's tokens file ('token new'); serve reloads it on SIGHUP
+  connect       (default) start a local MCP server and tunnel it to a gateway
+  serve         run our own gateway: accept tunnels, serve them to MCP clients over Streamable HTTP
+  demo          run serve + connect + an MCP client on loopback, needing nothing else
+  healthcheck   exit 0 when a health URL answers 2xx, else 1 (container HEALTHCHECK without curl)
+  token         add a token to serve's tokens file ('token new'); serve reloads it on SIGHUP
+
+Options:
+  -h, --help      show this help (or, after a command, that command's help) and exit
+  -V, --version   show the version and exit
 
 Run 'mcp-rproxy <command> --help' for the options of a command.
+Exit codes: 0 clean shutdown; 1 runtime failure; 2 bad input or a missing permission;
+3 the gateway refused the credentials; 4 the gateway evicted the session; 130 a second signal.
 `;
 
-function printError(message: string): void {
-  console.error(`mcp-rproxy: ${message}`);
+/** The permission error behind `error`, if a permission flag is missing or narrowed too far. */
+function permissionError(error: unknown): Error | undefined {
+  const isPermission = (e: unknown): e is Error =>
+    e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied;
+  if (isPermission(error)) return error;
+  const cause = (error as { cause?: unknown } | null)?.cause;
+  return isPermission(cause) ? cause : undefined;
+}
+
+/**
+ * The exit code of a command's outcome: `undefined` for a clean end, else the error it threw. The one
+ * place outcomes become exit codes.
+ *
+ * @example
+ * ```ts
+ * import { ExitCode, exitCodeFor } from "./main.ts";
+ * exitCodeFor(undefined) === ExitCode.Ok; // true
+ * ```
+ */
+export function exitCodeFor(error: unknown): number {
+  if (error === undefined) return ExitCode.Ok;
+  if (error instanceof ConfigError) return ExitCode.Usage;
+  if (error instanceof AuthRefusedError) return ExitCode.AuthRefused;
+  if (error instanceof EvictedError) return ExitCode.Evicted;
+  // A permission narrowed too far is an input to fix, like a bad flag; but a port below 1024 refused by
+  // the OS (PermissionDenied inside ListenError) is the address's fault.
+  if (!(error instanceof ListenError) && permissionError(error) !== undefined) {
+    return ExitCode.Usage;
+  }
+  return ExitCode.Failure;
 }
 
 /** Says which permission flag is missing instead of a stack trace. */
-function permissionHint(error: unknown): string | undefined {
-  if (!(error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied)) {
-    return undefined;
-  }
-  const message = (error as Error).message;
+function permissionHint(error: Error): string {
+  const message = error.message;
   const flag = /--allow-[a-z-]+/.exec(message)?.[0];
   if (flag === undefined) return `missing permission: ${message}`;
   const target = /"([^"]+)"/.exec(message)?.[1];
   return `missing permission: ${
     message.replace(/, run again with.*$/s, "")
   }; run again with ${flag}${target ? `=${target}` : ""} (see README, "Permissions")`;
+}
+
+/** The line that reports a failed command, and the event name it is logged with. */
+function describeFailure(error: unknown): { event: string; message: string } {
+  if (error instanceof AuthRefusedError) {
+    return { event: "auth_refused", message: `${error.message}; not retrying (exit code 3)` };
+  }
+  if (error instanceof EvictedError) {
+    return { event: "evicted", message: `${error.message}; not reconnecting (exit code 4)` };
+  }
+  if (error instanceof ConfigError) return { event: "bad_input", message: error.message };
+  const expected = error instanceof RetriesExhaustedError || error instanceof ServerStartError ||
+    error instanceof ListenError || error instanceof UnhealthyError ||
+    error instanceof TokenFileError;
+  if (expected) return { event: "fatal", message: error.message };
+  const permission = permissionError(error);
+  if (permission !== undefined) {
+    return { event: "missing_permission", message: permissionHint(permission) };
+  }
+  const text = error instanceof Error ? error.stack ?? error.message : String(error);
+  return { event: "fatal", message: `unexpected error: ${text}` };
 }
 
 /**
@@ -90,154 +161,119 @@ function installSignals(controller: AbortController, hardStop: () => void): () =
   };
 }
 
-async function connectCommand(args: string[]): Promise<number> {
-  const result = await resolveConnectConfig(args, {
-    env: (name) => Deno.env.get(name),
-    readTextFile: (path) => Deno.readTextFile(path),
-  });
-  if (result.kind === "help") {
-    console.log(result.text);
-    return ExitCode.Ok;
-  }
-  if (result.kind === "version") {
-    console.log(VERSION);
-    return ExitCode.Ok;
-  }
-  const { settings, warnings } = result;
-  await setupLogging({ level: settings.logLevel, format: settings.logFormat });
-  const log = logger("main");
-  for (const warning of warnings) log.warn(warning);
-  const controller = new AbortController();
-  let tunnel: Supervisor | undefined;
-  const removeSignals = installSignals(controller, () => tunnel?.kill());
-  const metrics = createConnectMetrics({ version: VERSION });
-  const health = settings.healthListen === undefined ? undefined : await startHealthServer({
-    listen: settings.healthListen,
-    ready: () => tunnel?.ready ?? false,
-    metrics,
-  });
-  if (health) {
-    log.info("Health and metrics on {url}", { event: "health_listening", url: health.url });
-  }
-  try {
-    tunnel = new Supervisor({ settings, signal: controller.signal, metrics });
-    await tunnel.run();
-    return ExitCode.Ok;
-  } catch (error) {
-    if (error instanceof AuthRefusedError) {
-      log.error("{error}; not retrying (exit code 3)", {
-        event: "auth_refused",
-        error: error.message,
-      });
-      return ExitCode.AuthRefused;
-    }
-    if (error instanceof EvictedError) {
-      log.error("{error}; not reconnecting (exit code 4)", {
-        event: "evicted",
-        error: error.message,
-      });
-      return ExitCode.Evicted;
-    }
-    if (error instanceof RetriesExhaustedError || error instanceof ServerStartError) {
-      log.error("{error}", { event: "fatal", error: error.message });
-      // A permission narrowed too far is an input to fix, like a bad flag.
-      return permissionHint(error.cause) ? ExitCode.Usage : ExitCode.Failure;
-    }
-    throw error;
-  } finally {
-    removeSignals();
-    await health?.close();
+function writeAll(stream: { writeSync(bytes: Uint8Array): number }, text: string): void {
+  const bytes = new TextEncoder().encode(text);
+  let written = 0;
+  while (written < bytes.length) written += stream.writeSync(bytes.subarray(written));
+}
+
+async function loadCommand(name: CommandName): Promise<Command> {
+  switch (name) {
+    case "connect":
+      return connectCommand;
+    case "serve":
+      return (await import("./lib/serve/command.ts")).serveCommand;
+    case "demo":
+      return (await import("./lib/demo/command.ts")).demoCommand;
+    case "healthcheck":
+      return (await import("./lib/healthcheck/command.ts")).healthcheckCommand;
+    case "token":
+      return (await import("./lib/serve/token_command.ts")).tokenCommand;
   }
 }
 
-async function main(args: string[]): Promise<number> {
+/** Picks the command: the first word when it names one, else `connect` with every argument. */
+function pickCommand(args: string[]): { name: CommandName; rest: string[] } {
+  const first = args[0];
+  if (COMMANDS.includes(first as CommandName)) {
+    return { name: first as CommandName, rest: args.slice(1) };
+  }
+  // connect takes no word before `--`, so a first word that is no flag was meant as a command
+  if (first !== undefined && !first.startsWith("-")) {
+    const close = closest(first, COMMANDS);
+    throw new ConfigError(
+      `Unknown command '${first}': ${
+        close === undefined ? "" : `did you mean ${close}? `
+      }Commands are ${COMMANDS.join(", ")}; run 'mcp-rproxy --help'`,
+    );
+  }
+  return { name: "connect", rest: args };
+}
+
+/** Runs one command to its end; resolves with nothing, or rejects with what the command threw. */
+async function run(args: string[], state: { logging: boolean }): Promise<void> {
   const first = args[0];
   if (first === "--help" || first === "-h" || first === "help") {
-    console.log(TOP_HELP);
-    return ExitCode.Ok;
-  }
-  if (first === "healthcheck") {
-    // For container HEALTHCHECKs on images without curl: exit 0 when the URL answers 200.
-    const url = args[1] ?? "http://127.0.0.1:9090/readyz";
-    return await checkHealth(url, { timeoutMs: 3000 }) ? ExitCode.Ok : ExitCode.Failure;
+    writeAll(Deno.stdout, TOP_HELP);
+    return;
   }
   if (first === "demo-server") {
     // Hidden: the built-in MCP server the demo tunnels (a compiled binary has no other way to run it).
+    // No signal listeners: the default action ends it when connect stops it.
+    if (args[1] === "--help" || args[1] === "-h") {
+      writeAll(
+        Deno.stdout,
+        "Usage: mcp-rproxy demo-server\n\nThe demo's built-in MCP server on stdio.\n",
+      );
+      return;
+    }
     const { runDemoServer } = await import("./lib/demo/server.ts");
     await runDemoServer();
-    return ExitCode.Ok;
+    return;
   }
-  const command: Command = COMMANDS.includes(first as Command) ? first as Command : "connect";
-  const rest = command === first ? args.slice(1) : args;
+  const { name, rest } = pickCommand(args);
   if (rest[0] === "--version" || rest[0] === "-V") {
-    // The same version whatever the command (connect also answers it among its flags).
-    console.log(VERSION);
-    return ExitCode.Ok;
+    // The same version whatever the command (each also answers it among its flags).
+    writeAll(Deno.stdout, `${VERSION}\n`);
+    return;
   }
-  switch (command) {
-    case "connect":
-      return await connectCommand(rest);
-    case "serve": {
-      const controller = new AbortController();
-      const removeSignals = installSignals(controller, () => {});
-      try {
-        const { serveCommand } = await import("./lib/serve/command.ts");
-        return await serveCommand(rest, {
-          signal: controller.signal,
-          env: (name) => Deno.env.get(name),
-          readTextFile: (path) => Deno.readTextFile(path),
-          // SIGHUP re-reads the tokens file; without a listener it would end the process.
-          ...(Deno.build.os === "windows" ? {} : {
-            subscribeReload: (listener: () => void) => {
-              Deno.addSignalListener("SIGHUP", listener);
-              return () => Deno.removeSignalListener("SIGHUP", listener);
-            },
-          }),
-        });
-      } finally {
-        removeSignals();
-      }
-    }
-    case "token": {
-      const { tokenCommand } = await import("./lib/serve/token_command.ts");
-      return await tokenCommand(rest);
-    }
-    case "demo": {
-      const controller = new AbortController();
-      let killDemo: (() => void) | undefined;
-      const removeSignals = installSignals(controller, () => killDemo?.());
-      try {
-        const { demoCommand } = await import("./lib/demo/command.ts");
-        return await demoCommand(rest, {
-          signal: controller.signal,
-          onKill: (kill) => killDemo = kill,
-        });
-      } finally {
-        removeSignals();
-      }
-    }
+  const command = await loadCommand(name);
+  const controller = new AbortController();
+  let hardStop = () => {};
+  // healthcheck and token are short: a Ctrl-C should end them at once, as without listeners.
+  const removeSignals = name === "healthcheck" || name === "token"
+    ? () => {}
+    : installSignals(controller, () => hardStop());
+  const context: CommandContext = {
+    signal: controller.signal,
+    env: (variable) => Deno.env.get(variable),
+    readTextFile: (path) => Deno.readTextFile(path),
+    stdout: (text) => writeAll(Deno.stdout, text),
+    stderr: (text) => writeAll(Deno.stderr, text),
+    setupLogging: async (options) => {
+      await setupLogging(options);
+      state.logging = true;
+    },
+    onHardStop: (stop) => hardStop = stop,
+    // SIGHUP re-reads serve's tokens file; without a listener it would end the process.
+    ...(Deno.build.os === "windows" || name !== "serve" ? {} : {
+      subscribeReload: (listener: () => void) => {
+        Deno.addSignalListener("SIGHUP", listener);
+        return () => Deno.removeSignalListener("SIGHUP", listener);
+      },
+    }),
+  };
+  try {
+    await command(rest, context);
+  } finally {
+    removeSignals();
   }
 }
 
 if (import.meta.main) {
-  let code: number;
+  const state = { logging: false };
+  let failure: unknown;
   try {
-    code = await main(Deno.args);
-  } catch (error) {
-    const hint = permissionHint(error);
-    if (error instanceof ConfigError) {
-      printError(error.message);
-      code = ExitCode.Usage;
-    } else if (error instanceof ServerStartError || error instanceof RetriesExhaustedError) {
-      printError(error.message);
-      code = ExitCode.Failure;
-    } else if (hint) {
-      printError(hint);
-      code = ExitCode.Usage;
-    } else {
-      printError(`unexpected error: ${(error as Error)?.stack ?? String(error)}`);
-      code = ExitCode.Failure;
-    }
+    await run(Deno.args, state);
+  } catch (error: unknown) {
+    // `undefined` thrown is still a failure, not a clean end
+    failure = error ?? new Error("undefined thrown");
+  }
+  const code = exitCodeFor(failure);
+  if (failure !== undefined) {
+    const { event, message } = describeFailure(failure);
+    if (state.logging) logger("main").error("{error}", { event, error: message });
+    else console.error(`mcp-rproxy: ${message}`);
   }
   await shutdownLogging().catch(() => {});
   Deno.exit(code);

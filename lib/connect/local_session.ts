@@ -3,7 +3,7 @@
 // unanswered, and classifies everything the server writes.
 
 import { deadline } from "../util/delay.ts";
-import { ServerStartError } from "../util/errors.ts";
+import { ServerStartError } from "./errors.ts";
 import {
   classify,
   ErrorCode,

@@ -3,7 +3,7 @@
 
 import { type Line, LineFramer, LineSplitter, type OversizedLine } from "../util/line_splitter.ts";
 import { logger } from "../util/log.ts";
-import { ServerStartError } from "../util/errors.ts";
+import { ServerStartError } from "./errors.ts";
 
 const log = logger("server");
 

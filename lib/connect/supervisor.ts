@@ -11,7 +11,7 @@ import {
   EvictedError,
   RetriesExhaustedError,
   ServerStartError,
-} from "../util/errors.ts";
+} from "./errors.ts";
 import { Link } from "./link.ts";
 import { DialError, type LinkEnd, type Registration } from "./link_outcome.ts";
 import { describeExit, LocalSession } from "./local_session.ts";

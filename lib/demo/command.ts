@@ -4,27 +4,17 @@
 
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { parseArgs } from "node:util";
 import { Supervisor } from "../connect/supervisor.ts";
-import { ConfigError, ExitCode } from "../util/errors.ts";
-import { startGateway } from "../serve/gateway.ts";
+import { parseFlags, wantsHelp } from "../util/cli_flags.ts";
+import type { CommandContext } from "../util/command.ts";
+import { invalidSetting, listenError } from "../util/errors.ts";
+import { type Gateway, startGateway } from "../serve/gateway.ts";
 import { createTokenStore } from "../serve/token_store.ts";
 import { normalizeGatewayUrl } from "../connect/link_url.ts";
 import type { Registration } from "../connect/link_outcome.ts";
-import { setupLogging } from "../util/log.ts";
 import type { ConnectSettings } from "../connect/settings.ts";
 import { splitCommand } from "../util/shell_words.ts";
 import { VERSION } from "../util/version.ts";
-
-/** Options of {@link demoCommand}. */
-export interface DemoOptions {
-  /** Aborting it stops everything cleanly. */
-  signal: AbortSignal;
-  /** Where the demo's report goes; stdout by default. */
-  print?: (line: string) => void;
-  /** Receives a function that kills the tunneled server at once (for a second Ctrl-C). */
-  onKill?: (kill: () => void) => void;
-}
 
 const HELP = `mcp-rproxy demo: serve + connect + an MCP client on loopback, needing nothing else
 
@@ -34,7 +24,17 @@ Usage: mcp-rproxy demo [--port N] [--server "COMMAND"] [--verbose]
   --server CMD      tunnel this MCP stdio server instead of the built-in demo server,
                     e.g. --server "npx -y @modelcontextprotocol/server-everything"
   --verbose         show the logs of the gateway and the tunnel
+  -h, --help        show this help and exit
+  -V, --version     show the version and exit
 `;
+
+const DEMO_FLAGS = {
+  port: { type: "string" },
+  server: { type: "string" },
+  verbose: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean", short: "V" },
+} as const;
 
 /**
  * The command that starts our built-in MCP server: the same program with the hidden `demo-server`
@@ -50,62 +50,60 @@ export function demoServerCommand(): string[] {
   return [exec, "run", "--quiet", "--no-prompt", script, "demo-server"];
 }
 
-function writeLine(line: string): void {
-  const bytes = new TextEncoder().encode(line + "\n");
-  let written = 0;
-  while (written < bytes.length) written += Deno.stdout.writeSync(bytes.subarray(written));
-}
-
 function firstText(result: unknown): string {
   const content = (result as { content?: { type?: string; text?: string }[] }).content;
   return content?.find((c) => c.type === "text")?.text ?? JSON.stringify(result);
 }
 
-/** Runs the demo until the signal aborts. Returns the exit code. */
-export async function demoCommand(args: string[], options: DemoOptions): Promise<number> {
-  const { signal, print = writeLine } = options;
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        port: { type: "string" },
-        server: { type: "string" },
-        verbose: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (error) {
-    throw new ConfigError(
-      `${(error as Error).message}; run 'mcp-rproxy demo --help' for the options`,
-    );
+/**
+ * Runs the demo until the signal aborts, printing its report to stdout.
+ *
+ * @throws {ConfigError} Bad flags (exit code 2).
+ * @throws {ListenError} The `--port` is taken (exit code 1).
+ */
+export async function demoCommand(args: string[], context: CommandContext): Promise<void> {
+  const { signal } = context;
+  const print = (line: string) => context.stdout(`${line}\n`);
+  if (wantsHelp(args)) {
+    context.stdout(HELP);
+    return;
   }
-  if (values.help) {
-    print(HELP);
-    return ExitCode.Ok;
+  const { values } = parseFlags(args, { command: "demo", flags: DEMO_FLAGS });
+  if (values.version) {
+    print(VERSION);
+    return;
   }
   const port = values.port === undefined ? 0 : Number(values.port);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new ConfigError(
-      `--port must be a port number from 0 to 65535: got ${JSON.stringify(values.port)}`,
-    );
+  if (!/^\d{1,5}$/.test(values.port ?? "0") || port > 65535) {
+    throw invalidSetting({
+      setting: "--port",
+      value: values.port,
+      expected: "a port number from 0 to 65535 (0 picks a free one)",
+      example: "--port 8080",
+    });
   }
   let command: string[];
   try {
     command = values.server === undefined ? demoServerCommand() : splitCommand(values.server);
-  } catch (error) {
-    throw new ConfigError(`--server ${JSON.stringify(values.server)}: ${(error as Error).message}`);
+  } catch (error: unknown) {
+    if (!(error instanceof SyntaxError)) throw error;
+    throw invalidSetting({ setting: "--server", value: values.server, problem: error.message }, {
+      cause: error,
+    });
   }
-  await setupLogging({ level: values.verbose ? "debug" : "warning", format: "text" });
+  await context.setupLogging({ level: values.verbose ? "debug" : "warning", format: "text" });
 
   const token = crypto.randomUUID().replaceAll("-", "") + crypto.randomUUID().replaceAll("-", "");
-  const gateway = await startGateway({
-    tokens: await createTokenStore({ tokensFile: `${token}: demo\n` }),
-    hostname: "127.0.0.1",
-    port,
-  });
+  let gateway: Gateway;
+  try {
+    gateway = await startGateway({
+      tokens: await createTokenStore({ tokensFile: `${token}: demo\n` }),
+      hostname: "127.0.0.1",
+      port,
+    });
+  } catch (error: unknown) {
+    throw listenError(error, { address: `127.0.0.1:${port}`, setting: "--port" }) ?? error;
+  }
   const tunnelStop = new AbortController();
   let registration: Registration | undefined;
   let registered!: () => void;
@@ -131,7 +129,7 @@ export async function demoCommand(args: string[], options: DemoOptions): Promise
       registered();
     },
   });
-  options.onKill?.(() => tunnel.kill());
+  context.onHardStop(() => tunnel.kill());
   const running = tunnel.run();
   let client: Client | undefined;
   try {
@@ -144,7 +142,7 @@ export async function demoCommand(args: string[], options: DemoOptions): Promise
         signal.addEventListener("abort", () => resolve("aborted"), { once: true })
       ),
     ]);
-    if (outcome !== "registered" || registration === undefined) return ExitCode.Ok;
+    if (outcome !== "registered" || registration === undefined) return;
     const mcpUrl = registration.mcpUrl ??
       `${gateway.url}/servers/${encodeURIComponent(registration.name ?? "")}/mcp`;
     print(
@@ -183,7 +181,6 @@ export async function demoCommand(args: string[], options: DemoOptions): Promise
         new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true })),
       ]);
     }
-    return ExitCode.Ok;
   } finally {
     await client?.close().catch(() => {});
     tunnelStop.abort();

@@ -1,80 +1,58 @@
-// `mcp-rproxy serve`: flags → files → token store → gateway, running until the signal aborts.
+// `mcp-rproxy serve`: flags → files → token store → gateway, running until the signal aborts. Bad input
+// throws ConfigError, an address that cannot be listened on throws ListenError; main.ts maps them.
 
-import type { Sink } from "@logtape/logtape";
-import { ConfigError, ExitCode } from "../util/errors.ts";
+import { wantsHelp } from "../util/cli_flags.ts";
+import type { CommandContext } from "../util/command.ts";
+import { invalidSetting, listenError, unreadableFile } from "../util/errors.ts";
 import { type HealthServer, startHealthServer } from "../util/health_server.ts";
-import { logger, setupLogging, shutdownLogging } from "../util/log.ts";
-import { createServeMetrics } from "./metrics.ts";
+import { formatHostPort } from "../util/host_port.ts";
+import { logger } from "../util/log.ts";
 import { VERSION } from "../util/version.ts";
+import { parseServeArgs, type ServeSettings } from "./config.ts";
 import { type Gateway, startGateway } from "./gateway.ts";
-import { JWT_SECRET_ENV, parseServeArgs, serveHelpText, type ServeSettings } from "./config.ts";
+import { JWT_SECRET_ENV, serveHelpText } from "./help.ts";
+import { createServeMetrics } from "./metrics.ts";
 import { createTokenStore, type TokenStore } from "./token_store.ts";
 import { reloadTokensOnRequest, type TokensReload } from "./tokens_reload.ts";
 
 const log = logger("serve");
 
-/** Options of {@link serveCommand}. */
-export interface ServeCommandOptions {
-  /** Aborting stops the gateway: links are closed with 1001 and the command returns 0. */
-  signal: AbortSignal;
-  /** Reads an environment variable. */
-  env: (name: string) => string | undefined;
-  /** Reads a file as text (tokens file, JWT secret, TLS files). */
-  readTextFile: (path: string) => Promise<string>;
-  /** Where log records go; stderr when omitted. */
-  logSink?: Sink;
-  /** Set up (and at the end reset) logging from the flags. Default true. */
-  configureLogging?: boolean;
-  /** Where `--help` is written. Default stdout. */
-  writeOut?: (text: string) => void;
-  /** Subscribes to reload requests (SIGHUP): the tokens file is read again. Returns the removal. */
-  subscribeReload?: (listener: () => void) => () => void;
-}
-
-function writeStdout(text: string): void {
-  const bytes = new TextEncoder().encode(text);
-  let written = 0;
-  while (written < bytes.length) written += Deno.stdout.writeSync(bytes.subarray(written));
-}
-
-async function readSetting(
-  options: ServeCommandOptions,
-  flag: string,
-  path: string,
+/** Reads a file a flag names; a failure is the user's to fix (exit code 2). */
+async function readNamedFile(
+  context: CommandContext,
+  file: { what: string; setting: string; path: string },
 ): Promise<string> {
   try {
-    return await options.readTextFile(path);
-  } catch (error) {
-    const why = error instanceof Deno.errors.NotFound
-      ? "it does not exist"
-      : error instanceof Deno.errors.PermissionDenied
-      ? "permission denied"
-      : (error as Error).message;
-    throw new ConfigError(`Cannot read ${flag} ${JSON.stringify(path)}: ${why}; check the path`, {
-      cause: error,
-    });
+    return await context.readTextFile(file.path);
+  } catch (error: unknown) {
+    throw unreadableFile({ ...file, cause: error });
   }
 }
 
 async function buildTokenStore(
   settings: ServeSettings,
-  options: ServeCommandOptions,
+  context: CommandContext,
 ): Promise<TokenStore> {
-  const tokensText = settings.tokensFile === undefined
-    ? undefined
-    : await readSetting(options, "--tokens-file", settings.tokensFile);
+  const tokensText = settings.tokensFile === undefined ? undefined : await readNamedFile(context, {
+    what: "tokens file",
+    setting: "--tokens-file",
+    path: settings.tokensFile,
+  });
   let secret: string | undefined;
   if (settings.jwtSecretFile !== undefined) {
-    secret = (await readSetting(options, "--jwt-secret-file", settings.jwtSecretFile)).trim();
+    const path = settings.jwtSecretFile;
+    const setting = "--jwt-secret-file";
+    secret = (await readNamedFile(context, { what: "JWT secret file", setting, path })).trim();
     if (secret === "") {
-      throw new ConfigError(
-        `--jwt-secret-file ${
-          JSON.stringify(settings.jwtSecretFile)
-        } is empty; put the HS256 secret in it`,
-      );
+      throw invalidSetting({
+        setting,
+        value: path,
+        problem: "the file is empty",
+        expected: "the HS256 secret in it",
+      });
     }
   } else if (settings.jwtSecretFromEnv) {
-    secret = options.env(JWT_SECRET_ENV)?.trim();
+    secret = context.env(JWT_SECRET_ENV)?.trim();
   }
   try {
     return await createTokenStore({
@@ -88,81 +66,76 @@ async function buildTokenStore(
         },
       }),
     });
-  } catch (error) {
-    if (error instanceof SyntaxError) {
-      throw new ConfigError(
-        `Invalid --tokens-file ${JSON.stringify(settings.tokensFile)}: ${error.message}`,
-        { cause: error },
-      );
-    }
-    throw error;
+  } catch (error: unknown) {
+    if (!(error instanceof SyntaxError)) throw error;
+    throw invalidSetting({
+      setting: "--tokens-file",
+      value: settings.tokensFile,
+      problem: error.message,
+      expected: "one 'TOKEN [OWNER]' a line, or a YAML map (docs/serve.md, Tokens)",
+    }, { cause: error });
   }
 }
 
+async function readTls(
+  settings: ServeSettings,
+  context: CommandContext,
+): Promise<{ cert: string; key: string } | undefined> {
+  if (settings.tlsCertFile === undefined || settings.tlsKeyFile === undefined) return undefined;
+  return {
+    cert: await readNamedFile(context, {
+      what: "TLS certificate",
+      setting: "--tls-cert",
+      path: settings.tlsCertFile,
+    }),
+    key: await readNamedFile(context, {
+      what: "TLS key",
+      setting: "--tls-key",
+      path: settings.tlsKeyFile,
+    }),
+  };
+}
+
 /**
- * Runs `mcp-rproxy serve` with the arguments after `serve`. Resolves with the exit code: 0 after the signal
- * aborts (or for `--help`), 2 for bad flags or files, 1 when the gateway cannot start.
+ * Runs `mcp-rproxy serve` with the arguments after `serve`, until `context.signal` aborts; then closes
+ * every link with 1001 and resolves.
+ *
+ * @throws {ConfigError} Bad flags or environment, an unreadable or invalid file (exit code 2).
+ * @throws {ListenError} The address is in use or needs privileges (exit code 1).
  *
  * @example
  * ```ts ignore
- * const controller = new AbortController();
- * const code = await serveCommand(["--listen", "127.0.0.1:0", "--tokens-file", "tokens.txt"], {
- *   signal: controller.signal,
- *   env: (name) => Deno.env.get(name),
- *   readTextFile: (path) => Deno.readTextFile(path),
- * });
+ * await serveCommand(["--listen", "127.0.0.1:0", "--tokens-file", "tokens.txt"], context);
  * ```
  */
-export async function serveCommand(args: string[], options: ServeCommandOptions): Promise<number> {
-  const { signal, configureLogging = true, writeOut = writeStdout } = options;
-  let settings: ServeSettings | "help";
-  try {
-    settings = parseServeArgs(args, options.env);
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    if (configureLogging) {
-      await setupLogging({
-        level: "info",
-        format: "text",
-        ...(options.logSink ? { sink: options.logSink } : {}),
-      });
-    }
-    log.error("{message}", { message: error.message });
-    if (configureLogging) await shutdownLogging();
-    return ExitCode.Usage;
+export async function serveCommand(args: string[], context: CommandContext): Promise<void> {
+  const { signal } = context;
+  if (wantsHelp(args)) {
+    context.stdout(serveHelpText());
+    return;
   }
-  if (settings === "help") {
-    writeOut(serveHelpText());
-    return ExitCode.Ok;
+  const settings = parseServeArgs(args, context.env);
+  if (settings === "help" || settings === "version") {
+    context.stdout(settings === "help" ? serveHelpText() : `${VERSION}\n`);
+    return;
   }
-  if (configureLogging) {
-    await setupLogging({
-      level: settings.logLevel,
-      format: settings.logFormat,
-      ...(options.logSink ? { sink: options.logSink } : {}),
-    });
-  }
+  await context.setupLogging({ level: settings.logLevel, format: settings.logFormat });
   let gateway: Gateway | undefined;
   let health: HealthServer | undefined;
   let reload: TokensReload | undefined;
   const metrics = createServeMetrics({ version: VERSION });
   try {
-    const tokens = await buildTokenStore(settings, options);
-    if (options.subscribeReload !== undefined) {
+    const tokens = await buildTokenStore(settings, context);
+    if (context.subscribeReload !== undefined) {
       reload = reloadTokensOnRequest({
-        subscribe: options.subscribeReload,
+        subscribe: context.subscribeReload,
         store: tokens,
         path: settings.tokensFile,
-        readTextFile: options.readTextFile,
+        readTextFile: context.readTextFile,
       });
     }
-    const tls = settings.tlsCertFile !== undefined && settings.tlsKeyFile !== undefined
-      ? {
-        cert: await readSetting(options, "--tls-cert", settings.tlsCertFile),
-        key: await readSetting(options, "--tls-key", settings.tlsKeyFile),
-      }
-      : undefined;
-    if (signal.aborted) return ExitCode.Ok;
+    const tls = await readTls(settings, context);
+    if (signal.aborted) return;
     try {
       gateway = await startGateway({
         tokens,
@@ -185,31 +158,21 @@ export async function serveCommand(args: string[], options: ServeCommandOptions)
         maxClientBufferBytes: settings.maxClientBufferBytes,
         metrics,
       });
-      if (settings.healthListen !== undefined) {
-        const running = gateway;
-        health = await startHealthServer({
-          listen: settings.healthListen,
-          ready: () => running !== undefined,
-          metrics,
-        });
-        log.info("Health and metrics on {url}", { url: health.url });
-      }
-    } catch (error) {
-      // A missing --allow-net is the command line's to fix: reported below with the flag, exit 2.
-      if (error instanceof Deno.errors.NotCapable) throw error;
-      const why = error instanceof Deno.errors.AddrInUse
-        ? "the address is in use; pick another --listen port"
-        : error instanceof Deno.errors.PermissionDenied
-        ? "permission denied (ports below 1024 need privileges)"
-        : String(error);
-      log.error("Cannot listen: {why}", {
-        why: error instanceof Deno.errors.AddrInUse && gateway !== undefined
-          ? (error as Error).message
-          : `${settings.hostname}:${settings.port}: ${why}`,
+    } catch (error: unknown) {
+      const address = formatHostPort(settings);
+      throw listenError(error, { address, setting: "--listen" }) ?? error;
+    }
+    if (settings.healthListen !== undefined) {
+      const running = gateway;
+      health = await startHealthServer({
+        listen: settings.healthListen,
+        ready: () => running !== undefined,
+        metrics,
       });
-      return ExitCode.Failure;
+      log.info("Health and metrics on {url}", { event: "health_listening", url: health.url });
     }
     log.info("Gateway listening on {url}", {
+      event: "listening",
       url: gateway.url,
       websocket: `${gateway.url.replace(/^http/, "ws")}/reverse-proxy/ws`,
     });
@@ -218,27 +181,10 @@ export async function serveCommand(args: string[], options: ServeCommandOptions)
         signal.addEventListener("abort", () => resolve(), { once: true })
       );
     }
-    log.info("Gateway shutting down");
-    return ExitCode.Ok;
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      log.error("{message}", { message: error.message });
-      return ExitCode.Usage;
-    }
-    if (error instanceof Deno.errors.NotCapable) {
-      const flag = /--allow-[a-z]+/.exec(error.message)?.[0] ?? "the missing --allow-* flag";
-      log.error("Missing permission: {error}; add {flag} (see README, Permissions)", {
-        error: error.message.replace(/, run again with.*$/s, ""),
-        flag,
-      });
-      return ExitCode.Usage;
-    }
-    log.error("Gateway failed: {error}", { error: String(error) });
-    return ExitCode.Failure;
+    log.info("Gateway shutting down", { event: "gateway_stopping" });
   } finally {
     await reload?.close();
     await health?.close();
     await gateway?.close();
-    if (configureLogging) await shutdownLogging();
   }
 }

@@ -1,10 +1,14 @@
-// Flags of `mcp-rproxy serve` → validated settings, with messages that name the flag, the value and the fix.
+// The flags and environment of `mcp-rproxy serve` → validated ServeSettings; every bad value becomes one
+// ConfigError naming the flag or variable, the value seen and the fix.
 
-import { parseArgs } from "node:util";
 import type { LogLevel } from "@logtape/logtape";
-import { ConfigError } from "../util/errors.ts";
+import { parseByteSize } from "../util/byte_size.ts";
+import { parseFlags } from "../util/cli_flags.ts";
+import { ConfigError, invalidSetting } from "../util/errors.ts";
+import { HOST_PORT_EXPECTED, parseHostPort } from "../util/host_port.ts";
 import { LEVEL_CHOICES, type LogFormat, parseLevel } from "../util/log.ts";
 import { GATEWAY_DEFAULTS } from "./gateway.ts";
+import { JWT_SECRET_ENV, LOG_FORMAT_ENV, LOG_LEVEL_ENV, SERVE_DEFAULTS } from "./help.ts";
 
 /** Settings of `serve`, validated, defaults applied. Secrets are read later from the files named here. */
 export interface ServeSettings {
@@ -41,236 +45,157 @@ export interface ServeSettings {
   healthListen?: string;
 }
 
-/** The environment variable that may hold the JWT secret instead of `--jwt-secret-file`. */
-export const JWT_SECRET_ENV = "MCP_RPROXY_JWT_SECRET";
+/** The flags of `serve`, for parseArgs. */
+export const SERVE_FLAGS = {
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean", short: "V" },
+  listen: { type: "string" },
+  "tls-cert": { type: "string" },
+  "tls-key": { type: "string" },
+  "public-url": { type: "string" },
+  "allowed-origin": { type: "string", multiple: true },
+  "tokens-file": { type: "string" },
+  "jwt-secret-file": { type: "string" },
+  "jwt-audience": { type: "string" },
+  "jwt-issuer": { type: "string" },
+  "jwt-allow-no-exp": { type: "boolean" },
+  "max-frame-bytes": { type: "string" },
+  "max-sessions-per-owner": { type: "string" },
+  "max-inflight": { type: "string" },
+  "call-timeout": { type: "string" },
+  "heartbeat-timeout": { type: "string" },
+  "ws-idle-timeout": { type: "string" },
+  "max-bad-frames": { type: "string" },
+  "mcp-session-ttl": { type: "string" },
+  "resume-window": { type: "string" },
+  "replay-frames": { type: "string" },
+  "replay-bytes": { type: "string" },
+  "max-client-buffer": { type: "string" },
+  "log-level": { type: "string" },
+  "log-format": { type: "string" },
+  "health-listen": { type: "string" },
+} as const;
 
-/**
- * Help text of `mcp-rproxy serve`.
- *
- * @example
- * ```ts
- * import { serveHelpText } from "./config.ts";
- * serveHelpText().includes("--listen"); // true
- * ```
- */
-export function serveHelpText(): string {
-  const d = GATEWAY_DEFAULTS;
-  return `Usage: mcp-rproxy serve [options]
+/** WebSocket messages stop at 64 MiB - 1 byte, so frames must too. */
+const MAX_FRAME_BYTES = 64 * 1024 * 1024 - 1;
+/** Replay and client buffers are memory held for others: 4 GiB is a bound, not a target. */
+const MAX_BUFFER_BYTES = 4 * 1024 * 1024 * 1024;
 
-Runs the gateway: accepts 'mcp-rproxy connect' links at /reverse-proxy/ws and serves each registered
-server to MCP clients at /servers/<name>/mcp (Streamable HTTP). At least one of --tokens-file,
---jwt-secret-file or ${JWT_SECRET_ENV} is required: there is no anonymous access.
-
-Listening
-  --listen HOST:PORT            address to listen on (default ${d.hostname}:${d.port}; port 0 = any free)
-  --tls-cert FILE               PEM certificate chain: serve HTTPS/WSS (needs --tls-key)
-  --tls-key FILE                PEM private key (needs --tls-cert)
-  --public-url URL              base URL clients use (behind a proxy); MCP URLs are built from it
-  --allowed-origin ORIGIN       extra allowed Origin for MCP endpoints; repeatable; '*' allows any
-
-Authentication
-  --tokens-file FILE            tokens, one per line ('TOKEN [OWNER]') or a YAML map
-                                'TOKEN: OWNER' / 'TOKEN: {owner: O, roles: [connect, client, admin]}'
-  --jwt-secret-file FILE        HS256 secret for ContextForge JWTs (or env ${JWT_SECRET_ENV})
-  --jwt-audience AUD            required 'aud' claim (default: not checked)
-  --jwt-issuer ISS              required 'iss' claim (default: not checked)
-  --jwt-allow-no-exp            accept JWTs without 'exp' (default: refused)
-
-Limits
-  --max-frame-bytes N           largest frame and MCP request body; suffixes KiB, MiB (default ${
-    d.maxFrameBytes / 1024 / 1024
-  }MiB)
-  --max-sessions-per-owner N    live links per owner (default ${d.maxSessionsPerOwner})
-  --max-inflight N              calls in flight per link (default ${d.maxInflight})
-  --call-timeout SECONDS        deadline of one call (default ${d.callTimeoutMs / 1000})
-  --heartbeat-timeout SECONDS   close a link silent for this long (default ${
-    d.heartbeatTimeoutMs / 1000
-  })
-  --ws-idle-timeout SECONDS     WebSocket ping timeout, 0 = off (default ${d.wsIdleTimeoutSeconds})
-  --max-bad-frames N            malformed frames a minute before a link is closed (default ${d.maxBadFrames})
-  --mcp-session-ttl SECONDS     forget idle MCP client sessions after this long (default ${
-    d.mcpSessionTtlMs / 1000
-  })
-  --max-client-buffer N         unread bytes one MCP client's SSE stream may hold before it is closed;
-                                suffixes KiB, MiB (default ${
-    d.maxClientBufferBytes / 1024 / 1024
-  }MiB)
-
-Resumption (links that drop and come back lose nothing; docs/resume.md)
-  --resume-window SECONDS       keep a session whose link dropped this long for its client to resume it;
-                                0 = off (default ${d.resumeWindowMs / 1000})
-  --replay-frames N             data frames kept per session until the client acknowledges them (default ${d.replayFrames})
-  --replay-bytes N              bytes kept per session for replay; suffixes KiB, MiB (default ${
-    d.replayBytes / 1024 / 1024
-  }MiB)
-
-Operations
-  --health-listen HOST:PORT     serve /healthz, /readyz and Prometheus /metrics on this address (default off)
-
-Logging
-  --log-level LEVEL             ${LEVEL_CHOICES} (default info; env MCP_RPROXY_LOG_LEVEL)
-  --log-format text|json        (default text; env MCP_RPROXY_LOG_FORMAT)
-  -h, --help                    show this help
-`;
-}
-
-function positiveInt(flag: string, text: string, allowZero = false): number {
-  const value = Number(text);
-  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(value) || (!allowZero && value === 0)) {
-    throw new ConfigError(
-      `Invalid ${flag} ${JSON.stringify(text)}: expected a ${
-        allowZero ? "non-negative" : "positive"
-      } whole number, for example ${flag} 10`,
-    );
+function wholeNumber(flag: string, text: string, min: 0 | 1, meaning = ""): number {
+  const value = Number(text.trim());
+  if (!/^\+?\d+$/.test(text.trim()) || !Number.isSafeInteger(value) || value < min) {
+    throw invalidSetting({
+      setting: flag,
+      value: text,
+      expected: `a whole number, ${min} or more${meaning}`,
+      example: `${flag} 10`,
+    });
   }
   return value;
 }
 
-function nonNegativeSeconds(flag: string, text: string): number {
-  const value = Number(text);
-  if (text.trim() === "" || !Number.isFinite(value) || value < 0) {
-    throw new ConfigError(
-      `Invalid ${flag} ${
-        JSON.stringify(text)
-      }: expected a number of seconds (0 turns it off), for example ${flag} 60`,
-    );
+/** Seconds as milliseconds; `zeroMeans` allows 0 and says what it does. */
+function secondsMs(flag: string, text: string, zeroMeans?: string): number {
+  const value = Number(text.trim());
+  const min = zeroMeans === undefined ? "greater than 0" : `0 or more (0 ${zeroMeans})`;
+  if (text.trim() === "" || !Number.isFinite(value) || value < 0 || (value === 0 && !zeroMeans)) {
+    throw invalidSetting({
+      setting: flag,
+      value: text,
+      expected: `a number of seconds, ${min}`,
+      example: `${flag} 60`,
+    });
   }
   return value * 1000;
 }
 
-function seconds(flag: string, text: string): number {
-  const value = Number(text);
-  if (text.trim() === "" || !Number.isFinite(value) || value <= 0) {
-    throw new ConfigError(
-      `Invalid ${flag} ${
-        JSON.stringify(text)
-      }: expected a positive number of seconds, for example ${flag} 30`,
-    );
-  }
-  return value * 1000;
-}
-
-/**
- * Parses a byte size: a whole number with an optional `KiB`/`MiB`/`KB`/`MB`/`K`/`M` suffix.
- *
- * @example
- * ```ts
- * import { parseByteSize } from "./config.ts";
- * parseByteSize("--max-frame-bytes", "16MiB"); // 16777216
- * ```
- */
-export function parseByteSize(
-  flag: string,
-  text: string,
-  max: number = 64 * 1024 * 1024 - 1,
-): number {
-  const match = text.trim().match(/^(\d+)\s*(|b|k|kb|kib|m|mb|mib)$/i);
-  const units: Record<string, number> = { "": 1, b: 1, k: 1024, kb: 1024, kib: 1024 };
-  const unit = match?.[2]?.toLowerCase() ?? "";
-  const factor = units[unit] ?? 1024 * 1024;
-  const value = match ? Number(match[1]) * factor : NaN;
-  if (!Number.isSafeInteger(value) || value < 1024) {
-    throw new ConfigError(
-      `Invalid ${flag} ${
-        JSON.stringify(text)
-      }: expected a size of at least 1KiB such as 16MiB or 1048576`,
-    );
-  }
-  if (value > max && max !== 64 * 1024 * 1024 - 1) {
-    throw new ConfigError(
-      `Invalid ${flag} ${JSON.stringify(text)}: at most ${Math.floor(max / 1024 / 1024)}MiB`,
-    );
+function byteSize(flag: string, text: string, max: number): number {
+  const value = parseByteSize(text);
+  const expected = `a size from 1KiB to ${max / 1024 / 1024 | 0}MiB such as 16MiB or 1048576`;
+  if (value === undefined || value < 1024) {
+    throw invalidSetting({ setting: flag, value: text, expected, example: `${flag} 16MiB` });
   }
   if (value > max) {
-    throw new ConfigError(
-      `Invalid ${flag} ${
-        JSON.stringify(text)
-      }: WebSocket messages are limited to 64MiB - 1 byte; use at most 63MiB`,
-    );
+    throw invalidSetting({
+      setting: flag,
+      value: text,
+      problem: max === MAX_FRAME_BYTES
+        ? "WebSocket messages are limited to 64MiB - 1 byte"
+        : `it is over ${max / 1024 / 1024}MiB`,
+      expected: `at most ${Math.floor(max / 1024 / 1024)}MiB`,
+      example: `${flag} 16MiB`,
+    });
   }
   return value;
 }
 
-/**
- * Splits `HOST:PORT` (`[::1]:8080` for IPv6).
- *
- * @example
- * ```ts
- * import { parseListen } from "./config.ts";
- * parseListen("0.0.0.0:9000"); // { hostname: "0.0.0.0", port: 9000 }
- * ```
- */
-export function parseListen(text: string): { hostname: string; port: number } {
-  const match = text.trim().match(/^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/);
-  const port = Number(match?.[3]);
-  if (!match || port > 65535) {
-    throw new ConfigError(
-      `Invalid --listen ${
-        JSON.stringify(text)
-      }: expected HOST:PORT such as 127.0.0.1:8080, 0.0.0.0:8080 or [::1]:8080 (port 0 picks a free one)`,
-    );
+function hostPort(flag: string, text: string): { hostname: string; port: number } {
+  try {
+    return parseHostPort(text);
+  } catch (error: unknown) {
+    if (!(error instanceof TypeError)) throw error;
+    throw invalidSetting({
+      setting: flag,
+      value: text,
+      problem: error.message,
+      expected: HOST_PORT_EXPECTED,
+    }, { cause: error });
   }
-  return { hostname: match[1] ?? match[2]!, port };
+}
+
+function httpUrl(flag: string, text: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(text);
+  } catch {
+    url = undefined;
+  }
+  if (url === undefined || !["http:", "https:"].includes(url.protocol)) {
+    throw invalidSetting({
+      setting: flag,
+      value: text,
+      expected: "an http:// or https:// URL",
+      example: `${flag} https://gw.example.com`,
+    });
+  }
+  return text;
+}
+
+/** A flag, else its environment variable (empty counts as unset), else the default; with its name. */
+function flagOrEnv(
+  flag: string,
+  value: string | undefined,
+  env: { name: string; read: (name: string) => string | undefined },
+): { setting: string; text: string } | undefined {
+  if (value !== undefined) return { setting: flag, text: value };
+  const fromEnv = env.read(env.name)?.trim();
+  return fromEnv === undefined || fromEnv === "" ? undefined : { setting: env.name, text: fromEnv };
 }
 
 /**
- * Parses the arguments after `serve`. Returns `"help"` for `--help`. Throws {@link ConfigError} on bad input.
+ * Parses the arguments after `serve` and serve's environment variables. Returns `"help"` for `--help`
+ * and `"version"` for `--version`.
+ *
+ * @throws {ConfigError} On bad input, naming the flag or variable, the value seen and the fix.
  *
  * @example
  * ```ts
  * import { parseServeArgs } from "./config.ts";
  * const settings = parseServeArgs(["--listen", "127.0.0.1:0", "--tokens-file", "tokens.yaml"], () => undefined);
- * if (settings !== "help") settings.port; // 0
+ * if (typeof settings === "object") settings.port; // 0
  * ```
  */
 export function parseServeArgs(
   args: string[],
   env: (name: string) => string | undefined,
-): ServeSettings | "help" {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        help: { type: "boolean", short: "h" },
-        listen: { type: "string" },
-        "tls-cert": { type: "string" },
-        "tls-key": { type: "string" },
-        "public-url": { type: "string" },
-        "allowed-origin": { type: "string", multiple: true },
-        "tokens-file": { type: "string" },
-        "jwt-secret-file": { type: "string" },
-        "jwt-audience": { type: "string" },
-        "jwt-issuer": { type: "string" },
-        "jwt-allow-no-exp": { type: "boolean" },
-        "max-frame-bytes": { type: "string" },
-        "max-sessions-per-owner": { type: "string" },
-        "max-inflight": { type: "string" },
-        "call-timeout": { type: "string" },
-        "heartbeat-timeout": { type: "string" },
-        "ws-idle-timeout": { type: "string" },
-        "max-bad-frames": { type: "string" },
-        "mcp-session-ttl": { type: "string" },
-        "resume-window": { type: "string" },
-        "replay-frames": { type: "string" },
-        "replay-bytes": { type: "string" },
-        "max-client-buffer": { type: "string" },
-        "log-level": { type: "string" },
-        "log-format": { type: "string" },
-        "health-listen": { type: "string" },
-      },
-    }));
-  } catch (error) {
-    throw new ConfigError(
-      `${(error as Error).message.replace(/\.$/, "")}; run 'mcp-rproxy serve --help' for the flags`,
-      { cause: error },
-    );
-  }
+): ServeSettings | "help" | "version" {
+  const { values } = parseFlags(args, { command: "serve", flags: SERVE_FLAGS });
   if (values.help) return "help";
+  if (values.version) return "version";
   const d = GATEWAY_DEFAULTS;
-  const { hostname, port } = parseListen(values.listen ?? `${d.hostname}:${d.port}`);
+  const { hostname, port } = values.listen === undefined
+    ? { hostname: d.hostname, port: d.port }
+    : hostPort("--listen", values.listen);
 
   const tlsCert = values["tls-cert"];
   const tlsKey = values["tls-key"];
@@ -282,7 +207,7 @@ export function parseServeArgs(
     );
   }
   const jwtSecretFromEnv = values["jwt-secret-file"] === undefined &&
-    (env(JWT_SECRET_ENV) ?? "") !== "";
+    (env(JWT_SECRET_ENV)?.trim() ?? "") !== "";
   if (
     values["tokens-file"] === undefined && values["jwt-secret-file"] === undefined &&
     !jwtSecretFromEnv
@@ -292,51 +217,39 @@ export function parseServeArgs(
     );
   }
   const publicUrl = values["public-url"];
-  if (publicUrl !== undefined) {
-    let parsed: URL | undefined;
-    try {
-      parsed = new URL(publicUrl);
-    } catch {
-      parsed = undefined;
-    }
-    if (parsed === undefined || !["http:", "https:"].includes(parsed.protocol)) {
-      throw new ConfigError(
-        `Invalid --public-url ${
-          JSON.stringify(publicUrl)
-        }: expected an http:// or https:// URL such as https://gw.example.com`,
-      );
-    }
-  }
+  if (publicUrl !== undefined) httpUrl("--public-url", publicUrl);
   const healthListen = values["health-listen"];
-  if (healthListen !== undefined) {
-    try {
-      parseListen(healthListen);
-    } catch {
-      throw new ConfigError(
-        `Invalid --health-listen ${
-          JSON.stringify(healthListen)
-        }: expected HOST:PORT such as 127.0.0.1:9464 (port 0 picks a free one)`,
-      );
-    }
-  }
-  const levelText = values["log-level"] ?? env("MCP_RPROXY_LOG_LEVEL") ?? "info";
-  const logLevel = parseLevel(levelText);
+  if (healthListen !== undefined) hostPort("--health-listen", healthListen);
+
+  const level = flagOrEnv("--log-level", values["log-level"], { name: LOG_LEVEL_ENV, read: env });
+  const logLevel = parseLevel(level?.text ?? SERVE_DEFAULTS.logLevel);
   if (logLevel === undefined) {
-    throw new ConfigError(
-      `Invalid log level ${JSON.stringify(levelText)}: expected one of ${LEVEL_CHOICES}`,
-    );
+    throw invalidSetting({
+      setting: level!.setting,
+      value: level!.text,
+      expected: `a log level (${LEVEL_CHOICES}; any case)`,
+    });
   }
-  const logFormat = values["log-format"] ?? env("MCP_RPROXY_LOG_FORMAT") ?? "text";
+  const format = flagOrEnv("--log-format", values["log-format"], {
+    name: LOG_FORMAT_ENV,
+    read: env,
+  });
+  const logFormat = (format?.text ?? SERVE_DEFAULTS.logFormat).toLowerCase();
   if (logFormat !== "text" && logFormat !== "json") {
-    throw new ConfigError(
-      `Invalid --log-format ${JSON.stringify(logFormat)}: expected text or json`,
-    );
+    throw invalidSetting({
+      setting: format!.setting,
+      value: format!.text,
+      expected: "text or json",
+    });
   }
-  const optional = (flag: string) => values[flag as keyof typeof values] as string | undefined;
   /** The flag's value parsed, or the default when the flag is absent. */
-  const option = <T>(name: string, fallback: T, parse: (flag: string, text: string) => T): T => {
-    const text = optional(name);
-    return text === undefined ? fallback : parse(`--${name}`, text);
+  const option = <T>(
+    name: keyof typeof SERVE_FLAGS,
+    fallback: T,
+    parse: (f: string, t: string) => T,
+  ) => {
+    const text = values[name];
+    return typeof text === "string" ? parse(`--${name}`, text) : fallback;
   };
   const settings: ServeSettings = {
     hostname,
@@ -344,46 +257,57 @@ export function parseServeArgs(
     jwtSecretFromEnv,
     jwtAllowNoExp: values["jwt-allow-no-exp"] ?? false,
     allowedOrigins: values["allowed-origin"] ?? [],
-    maxFrameBytes: option("max-frame-bytes", d.maxFrameBytes, parseByteSize),
-    maxSessionsPerOwner: option("max-sessions-per-owner", d.maxSessionsPerOwner, positiveInt),
-    maxInflight: option("max-inflight", d.maxInflight, positiveInt),
-    callTimeoutMs: option("call-timeout", d.callTimeoutMs, seconds),
-    heartbeatTimeoutMs: option("heartbeat-timeout", d.heartbeatTimeoutMs, seconds),
+    maxFrameBytes: option(
+      "max-frame-bytes",
+      d.maxFrameBytes,
+      (f, t) => byteSize(f, t, MAX_FRAME_BYTES),
+    ),
+    maxSessionsPerOwner: option(
+      "max-sessions-per-owner",
+      d.maxSessionsPerOwner,
+      (f, t) => wholeNumber(f, t, 1),
+    ),
+    maxInflight: option("max-inflight", d.maxInflight, (f, t) => wholeNumber(f, t, 1)),
+    callTimeoutMs: option("call-timeout", d.callTimeoutMs, (f, t) => secondsMs(f, t)),
+    heartbeatTimeoutMs: option(
+      "heartbeat-timeout",
+      d.heartbeatTimeoutMs,
+      (f, t) => secondsMs(f, t),
+    ),
     wsIdleTimeoutSeconds: option(
       "ws-idle-timeout",
       d.wsIdleTimeoutSeconds,
-      (f, t) => positiveInt(f, t, true),
+      (f, t) => wholeNumber(f, t, 0, " (0 = off)"),
     ),
-    maxBadFrames: option("max-bad-frames", d.maxBadFrames, positiveInt),
-    mcpSessionTtlMs: option("mcp-session-ttl", d.mcpSessionTtlMs, seconds),
-    resumeWindowMs: option("resume-window", d.resumeWindowMs, nonNegativeSeconds),
-    replayFrames: option("replay-frames", d.replayFrames, positiveInt),
-    replayBytes: option(
-      "replay-bytes",
-      d.replayBytes,
-      (f, t) => parseByteSize(f, t, 4 * 1024 * 1024 * 1024),
+    maxBadFrames: option("max-bad-frames", d.maxBadFrames, (f, t) => wholeNumber(f, t, 1)),
+    mcpSessionTtlMs: option("mcp-session-ttl", d.mcpSessionTtlMs, (f, t) => secondsMs(f, t)),
+    resumeWindowMs: option(
+      "resume-window",
+      d.resumeWindowMs,
+      (f, t) => secondsMs(f, t, "turns resumption off"),
     ),
+    replayFrames: option("replay-frames", d.replayFrames, (f, t) => wholeNumber(f, t, 1)),
+    replayBytes: option("replay-bytes", d.replayBytes, (f, t) => byteSize(f, t, MAX_BUFFER_BYTES)),
     maxClientBufferBytes: option(
       "max-client-buffer",
       d.maxClientBufferBytes,
-      (f, t) => parseByteSize(f, t, 4 * 1024 * 1024 * 1024),
+      (f, t) => byteSize(f, t, MAX_BUFFER_BYTES),
     ),
     logLevel,
     logFormat,
   };
-  for (
-    const [flag, key] of [
-      ["tls-cert", "tlsCertFile"],
-      ["tls-key", "tlsKeyFile"],
-      ["tokens-file", "tokensFile"],
-      ["jwt-secret-file", "jwtSecretFile"],
-      ["jwt-audience", "jwtAudience"],
-      ["jwt-issuer", "jwtIssuer"],
-      ["public-url", "publicUrl"],
-      ["health-listen", "healthListen"],
-    ] as const
-  ) {
-    const value = optional(flag);
+  const paths = [
+    ["tls-cert", "tlsCertFile"],
+    ["tls-key", "tlsKeyFile"],
+    ["tokens-file", "tokensFile"],
+    ["jwt-secret-file", "jwtSecretFile"],
+    ["jwt-audience", "jwtAudience"],
+    ["jwt-issuer", "jwtIssuer"],
+    ["public-url", "publicUrl"],
+    ["health-listen", "healthListen"],
+  ] as const;
+  for (const [flag, key] of paths) {
+    const value = values[flag];
     if (value !== undefined) settings[key] = value;
   }
   return settings;

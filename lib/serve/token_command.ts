@@ -1,8 +1,10 @@
 // `mcp-rproxy token new`: adds a random 256-bit token to serve's tokens file (keeping what is there), prints
 // it once, and can put the bare token in a new owner-only file for connect's `--token-file`.
 
-import { parseArgs } from "node:util";
-import { ConfigError, ExitCode } from "../util/errors.ts";
+import { parseFlags, wantsHelp } from "../util/cli_flags.ts";
+import type { CommandContext } from "../util/command.ts";
+import { ConfigError, invalidSetting } from "../util/errors.ts";
+import { TokenFileError } from "./errors.ts";
 import { type Role, ROLES } from "./identity.ts";
 import {
   DEFAULT_ROLES,
@@ -11,14 +13,6 @@ import {
   type TokenEntry,
   tokensFileFormat,
 } from "./tokens_file.ts";
-
-/** Options of {@link tokenCommand}. */
-export interface TokenCommandOptions {
-  /** Where the token (and help) goes. Default stdout. */
-  writeOut?: (text: string) => void;
-  /** Where messages go. Default stderr. */
-  writeErr?: (text: string) => void;
-}
 
 /** Where `token new` writes when `--file` is not given: the name the README's Quick start uses. */
 export const DEFAULT_TOKENS_FILE = "tokens.yaml";
@@ -86,17 +80,11 @@ Options:
   --file FILE       the tokens file (default ${DEFAULT_TOKENS_FILE})
   --out FILE        also write the bare token to FILE, a new file readable only by you (mode 600),
                     for 'mcp-rproxy connect --token-file FILE'; an existing FILE is never overwritten
-  -h, --help        show this help
+  -h, --help        show this help and exit
 
 Example:
   mcp-rproxy token new --owner alice --role connect --out alice.token
 `;
-}
-
-function writeAll(stream: { writeSync(p: Uint8Array): number }, text: string): void {
-  const bytes = new TextEncoder().encode(text);
-  let written = 0;
-  while (written < bytes.length) written += stream.writeSync(bytes.subarray(written));
 }
 
 /** What `token new` was asked to do, validated. */
@@ -107,30 +95,16 @@ interface NewTokenRequest {
   out?: string;
 }
 
-function parseNewArgs(args: string[]): NewTokenRequest | "help" {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        help: { type: "boolean", short: "h" },
-        owner: { type: "string" },
-        role: { type: "string", multiple: true },
-        file: { type: "string" },
-        out: { type: "string" },
-      },
-    }));
-  } catch (error) {
-    throw new ConfigError(
-      `${
-        (error as Error).message.replace(/\.$/, "")
-      }; run 'mcp-rproxy token new --help' for the flags`,
-      { cause: error },
-    );
-  }
-  if (values.help) return "help";
+const NEW_FLAGS = {
+  help: { type: "boolean", short: "h" },
+  owner: { type: "string" },
+  role: { type: "string", multiple: true },
+  file: { type: "string" },
+  out: { type: "string" },
+} as const;
+
+function parseNewArgs(args: string[]): NewTokenRequest {
+  const { values } = parseFlags(args, { command: "token new", flags: NEW_FLAGS });
   const owner = values.owner?.trim();
   if (owner === undefined || owner === "") {
     throw new ConfigError(
@@ -139,28 +113,34 @@ function parseNewArgs(args: string[]): NewTokenRequest | "help" {
   }
   // deno-lint-ignore no-control-regex
   if (/[\x00-\x1f\x7f]/.test(owner) || owner.length > MAX_OWNER_LENGTH) {
-    throw new ConfigError(
-      `Invalid --owner ${
-        JSON.stringify(owner.slice(0, 80))
-      }: expected at most ${MAX_OWNER_LENGTH} ` +
-        `characters without control characters, for example --owner alice`,
-    );
+    throw invalidSetting({
+      setting: "--owner",
+      value: owner,
+      expected: `at most ${MAX_OWNER_LENGTH} characters without control characters`,
+      example: "--owner alice",
+    });
   }
   const words = (values.role ?? []).flatMap((text) => text.split(",")).map((r) => r.trim());
   for (const word of words) {
     if (!(ROLES as readonly string[]).includes(word)) {
-      throw new ConfigError(
-        `Invalid --role ${JSON.stringify(word)}: expected ${
-          ROLES.join(", ")
-        }, comma-separated, for example --role connect,client`,
-      );
+      throw invalidSetting({
+        setting: "--role",
+        value: word,
+        expected: `${ROLES.join(", ")}, comma-separated`,
+        example: "--role connect,client",
+      });
     }
   }
   const roles = words.length === 0 ? [...DEFAULT_ROLES] : [...new Set(words as Role[])];
   const file = values.file?.trim() || DEFAULT_TOKENS_FILE;
   const out = values.out?.trim();
   if (out === "") {
-    throw new ConfigError(`Invalid --out "": expected a file name such as alice.token`);
+    throw invalidSetting({
+      setting: "--out",
+      value: out,
+      expected: "a file name",
+      example: "--out alice.token",
+    });
   }
   return { owner, roles, file, ...(out === undefined ? {} : { out }) };
 }
@@ -202,20 +182,12 @@ function fileProblem(what: string, file: string, error: unknown): string {
   return `Cannot ${what} ${JSON.stringify(file)}: ${why}`;
 }
 
-/** What tells the caller a step failed with its exit code. */
-class StepError extends Error {
-  constructor(message: string, readonly code: number) {
-    super(message);
-    this.name = "StepError";
-  }
-}
-
 /** Adds the token; returns the messages for stderr. */
 async function addToken(request: NewTokenRequest, token: string): Promise<string[]> {
   const { owner, roles, file, out } = request;
   const notes: string[] = [];
   const existing = await readTokensFile(file).catch((error) => {
-    throw new StepError(fileProblem("read --file", file, error), ExitCode.Failure);
+    throw new TokenFileError(fileProblem("read --file", file, error), { cause: error });
   });
   const entry: TokenEntry = { token, owner, roles };
   let addition: string;
@@ -229,13 +201,13 @@ async function addToken(request: NewTokenRequest, token: string): Promise<string
       formatTokenEntry(entry, format);
   } catch (error) {
     if (!(error instanceof SyntaxError)) throw error;
-    throw new StepError(
+    throw new ConfigError(
       `Cannot add a token to ${JSON.stringify(file)}: ${
         existing !== undefined && /^(Entry|Line) \d+:/.test(error.message)
           ? `it is not a valid tokens file (${error.message}); fix it, or pass another --file`
           : error.message
       }`,
-      ExitCode.Usage,
+      { cause: error },
     );
   }
   const added = parseTokensFile((existing ?? "") + addition).at(-1);
@@ -260,13 +232,17 @@ async function addToken(request: NewTokenRequest, token: string): Promise<string
     try {
       await Deno.writeTextFile(out, `${token}\n`, { createNew: true, mode: 0o600 });
     } catch (error) {
-      throw new StepError(
-        error instanceof Deno.errors.AlreadyExists
-          ? `Refusing to overwrite --out ${
+      if (error instanceof Deno.errors.AlreadyExists) {
+        throw new ConfigError(
+          `Refusing to overwrite --out ${
             JSON.stringify(out)
-          }: it exists; name a new file (nothing was added to ${file})`
-          : `${fileProblem("create --out", out, error)} (nothing was added to ${file})`,
-        error instanceof Deno.errors.AlreadyExists ? ExitCode.Usage : ExitCode.Failure,
+          }: it exists; name a new file (nothing was added to ${file})`,
+          { cause: error },
+        );
+      }
+      throw new TokenFileError(
+        `${fileProblem("create --out", out, error)} (nothing was added to ${file})`,
+        { cause: error },
       );
     }
   }
@@ -280,7 +256,7 @@ async function addToken(request: NewTokenRequest, token: string): Promise<string
     );
   } catch (error) {
     if (out !== undefined) await Deno.remove(out).catch(() => {});
-    throw new StepError(fileProblem("write --file", file, error), ExitCode.Failure);
+    throw new TokenFileError(fileProblem("write --file", file, error), { cause: error });
   }
   notes.unshift(
     `${existing === undefined ? "Created" : "Added a token to"} ${file}${
@@ -293,66 +269,39 @@ async function addToken(request: NewTokenRequest, token: string): Promise<string
 }
 
 /**
- * Runs `mcp-rproxy token` with the arguments after `token`. Resolves with the exit code: 0 when the token
- * was added (or for help), 2 for bad flags or a tokens file that cannot hold the entry, 1 when a file
- * cannot be read or written.
+ * Runs `mcp-rproxy token` with the arguments after `token`: prints the new token on stdout and what was
+ * done on stderr, or help.
+ *
+ * @throws {ConfigError} Bad flags, an unknown subcommand, a tokens file that cannot hold the entry, or
+ * an existing --out file (exit code 2).
+ * @throws {TokenFileError} A file cannot be read or written (exit code 1).
  *
  * @example
  * ```ts ignore
- * const code = await tokenCommand(["new", "--owner", "alice", "--file", "tokens.yaml"]);
+ * await tokenCommand(["new", "--owner", "alice", "--file", "tokens.yaml"], context);
  * ```
  */
-export async function tokenCommand(
-  args: string[],
-  options: TokenCommandOptions = {},
-): Promise<number> {
-  const {
-    writeOut = (text) => writeAll(Deno.stdout, text),
-    writeErr = (text) => writeAll(Deno.stderr, text),
-  } = options;
-  const fail = (message: string, code: number) => {
-    writeErr(`mcp-rproxy token: ${message}\n`);
-    return code;
-  };
+export async function tokenCommand(args: string[], context: CommandContext): Promise<void> {
   const [subcommand, ...rest] = args;
   if (subcommand === undefined) {
-    return fail(
-      "missing command; expected 'new' (run 'mcp-rproxy token --help')",
-      ExitCode.Usage,
-    );
+    throw new ConfigError("Missing command: expected 'new'; run 'mcp-rproxy token --help'");
   }
   if (["--help", "-h", "help"].includes(subcommand)) {
-    writeOut(tokenHelpText());
-    return ExitCode.Ok;
+    context.stdout(tokenHelpText());
+    return;
   }
   if (subcommand !== "new") {
-    return fail(
-      `unknown command ${
-        JSON.stringify(subcommand)
-      }; expected 'new' (run 'mcp-rproxy token --help')`,
-      ExitCode.Usage,
+    throw new ConfigError(
+      `Unknown command 'token ${subcommand}': expected 'new'; run 'mcp-rproxy token --help'`,
     );
   }
-  let request: NewTokenRequest | "help";
-  try {
-    request = parseNewArgs(rest);
-  } catch (error) {
-    if (error instanceof ConfigError) return fail(error.message, ExitCode.Usage);
-    throw error;
+  if (wantsHelp(rest)) {
+    context.stdout(tokenNewHelpText());
+    return;
   }
-  if (request === "help") {
-    writeOut(tokenNewHelpText());
-    return ExitCode.Ok;
-  }
+  const request = parseNewArgs(rest);
   const token = newToken();
-  let notes: string[];
-  try {
-    notes = await addToken(request, token);
-  } catch (error) {
-    if (error instanceof StepError) return fail(error.message, error.code);
-    throw error;
-  }
-  for (const note of notes) writeErr(`${note}\n`);
-  writeOut(`${token}\n`);
-  return ExitCode.Ok;
+  const notes = await addToken(request, token);
+  for (const note of notes) context.stderr(`${note}\n`);
+  context.stdout(`${token}\n`);
 }

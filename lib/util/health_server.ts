@@ -1,9 +1,12 @@
 // The optional HTTP listener for liveness, readiness and Prometheus metrics (`--health-listen`),
 // and the client side of it for a container HEALTHCHECK.
 
+import { listenError } from "./errors.ts";
+import { formatHostPort, parseHostPort } from "./host_port.ts";
+
 /** Options of {@link startHealthServer}. */
 export interface HealthServerOptions {
-  /** `HOST:PORT` to listen on; `[::1]:9090` for IPv6; port 0 picks a free one. */
+  /** `HOST:PORT` to listen on (see host_port.ts); `[::1]:9090` for IPv6; port 0 picks a free one. */
   listen: string;
   /** True when `/readyz` should answer 200; called on every request. */
   ready: () => boolean;
@@ -23,27 +26,6 @@ export interface HealthServer {
 
 /** Content type of the text exposition format. */
 export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
-
-/**
- * Splits `HOST:PORT` into its parts. Throws a `TypeError` that names the value when it is not one.
- *
- * @example
- * ```ts
- * import { parseListen } from "./health_server.ts";
- * parseListen("[::1]:9090"); // { hostname: "::1", port: 9090 }
- * ```
- */
-export function parseListen(listen: string): { hostname: string; port: number } {
-  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\[\]\s]+)):(\d{1,5})$/.exec(listen);
-  const hostname = match?.[1] ?? match?.[2];
-  const port = Number(match?.[3]);
-  if (hostname === undefined || !(port >= 0 && port <= 65535)) {
-    throw new TypeError(
-      `Cannot listen for health checks as the address must be HOST:PORT (e.g. 127.0.0.1:9090): current value is "${listen}"`,
-    );
-  }
-  return { hostname, port };
-}
 
 function text(body: string, status: number, headers: Record<string, string> = {}): Response {
   return new Response(body, {
@@ -101,7 +83,7 @@ export function startHealthServer(options: HealthServerOptions): Promise<HealthS
 }
 
 function listen(options: HealthServerOptions): HealthServer {
-  const { hostname, port } = parseListen(options.listen);
+  const { hostname, port } = parseHostPort(options.listen);
   const { signal } = options;
   signal?.throwIfAborted();
   const controller = new AbortController();
@@ -115,20 +97,12 @@ function listen(options: HealthServerOptions): HealthServer {
       onError: (error) => text(`error: ${String(error)}\n`, 500),
     }, (request) => handle(request, options));
   } catch (error: unknown) {
-    if (error instanceof Deno.errors.AddrInUse) {
-      throw new Deno.errors.AddrInUse(
-        `Cannot listen for health checks on ${options.listen} as the address is in use: choose another --health-listen`,
-        { cause: error },
-      );
-    }
-    throw error;
+    throw listenError(error, { address: options.listen, setting: "--health-listen" }) ?? error;
   }
   const onAbort = () => controller.abort();
   signal?.addEventListener("abort", onAbort, { once: true });
-  const { hostname: boundHost, port: boundPort } = server.addr;
-  const host = boundHost.includes(":") ? `[${boundHost}]` : boundHost;
   return {
-    url: `http://${host}:${boundPort}`,
+    url: `http://${formatHostPort(server.addr)}`,
     close: async () => {
       signal?.removeEventListener("abort", onAbort);
       controller.abort();
@@ -143,23 +117,41 @@ export interface CheckHealthOptions {
   timeoutMs?: number;
 }
 
+/** What a health probe found: whether it passed, and in a few words what answered. */
+export interface HealthProbe {
+  /** True for a 2xx answer in time. */
+  ok: boolean;
+  /** `HTTP 200`, `HTTP 503`, `no answer within 3000 ms`, or the connection error. */
+  detail: string;
+}
+
 /**
- * Requests `url` and says whether it answered 2xx in time: the probe behind a `healthcheck` command for
- * images without curl. Never throws.
+ * Requests `url` and says whether it answered 2xx in time: the probe behind the `healthcheck` command
+ * for images without curl. Never throws.
  *
  * @example
  * ```ts
  * import { checkHealth } from "./health_server.ts";
- * const ok = await checkHealth("http://127.0.0.1:1/readyz", { timeoutMs: 500 }); // false
+ * const probe = await checkHealth("http://127.0.0.1:1/readyz", { timeoutMs: 500 });
+ * probe.ok; // false
  * ```
  */
-export async function checkHealth(url: string, options: CheckHealthOptions = {}): Promise<boolean> {
+export async function checkHealth(
+  url: string,
+  options: CheckHealthOptions = {},
+): Promise<HealthProbe> {
   const { timeoutMs = 3000 } = options;
   try {
     const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
     await response.body?.cancel();
-    return response.ok;
-  } catch {
-    return false;
+    return { ok: response.ok, detail: `HTTP ${response.status}` };
+  } catch (error: unknown) {
+    if (error instanceof DOMException && error.name === "TimeoutError") {
+      return { ok: false, detail: `no answer within ${timeoutMs} ms` };
+    }
+    // fetch says only "fetch failed"; the reason ("Connection refused", "dns error") is in the cause
+    const cause = error instanceof Error ? error.cause : undefined;
+    const reason = cause instanceof Error ? cause.message : String(error);
+    return { ok: false, detail: reason.replace(/^.*client error \(Connect\): /, "") };
   }
 }

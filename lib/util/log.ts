@@ -136,7 +136,7 @@ export async function shutdownLogging(): Promise<void> {
  * @example
  * ```ts
  * import { logger } from "./log.ts";
- * logger("connect").info("Registered as {name}", { name: "everything" });
+ * logger("connect").info("Registered as {name}", { event: "registered", name: "everything" });
  * ```
  */
 export function logger(...names: string[]): Logger {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { connectHelpText, parseHostPort, resolveConnectConfig } from "../../lib/connect/config.ts";
+import { resolveConnectConfig } from "../../lib/connect/config.ts";
+import { connectHelpText } from "../../lib/connect/help.ts";
 import { ConfigError } from "../../lib/util/errors.ts";
 import type { ConnectSettings } from "../../lib/connect/settings.ts";
 
@@ -196,7 +197,7 @@ Deno.test("resolveConnectConfig() names a command with an unclosed quote", async
   await fails(
     [...GW, "--local-stdio", "srv 'abc"],
     {},
-    /^--local-stdio is 'srv 'abc': Unclosed single quote at character 5/,
+    /^Invalid --local-stdio 'srv 'abc': Unclosed single quote at character 5/,
   );
   await fails([...GW, "--local-stdio", "  "], {}, /--local-stdio .*Command is empty/);
 });
@@ -211,7 +212,7 @@ Deno.test("resolveConnectConfig() names an unknown flag and suggests the closest
   await fails(
     [...GW, ...CMD, "--max-retry", "3"],
     {},
-    /Unknown option '--max-retry': did you mean --max-retries\?/,
+    /^Unknown option '--max-retry': did you mean --max-retries\? Run 'mcp-rproxy connect --help'/,
   );
   await fails(
     [...GW, ...CMD, "--gatway=x"],
@@ -226,7 +227,7 @@ Deno.test("resolveConnectConfig() names an unknown flag and suggests the closest
   await fails(
     [...GW, ...CMD, "--zzzzzzzzzz"],
     {},
-    /^Unknown option '--zzzzzzzzzz' Run connect --help/,
+    /^Unknown option '--zzzzzzzzzz': run 'mcp-rproxy connect --help' for the list$/,
   );
   await fails(
     [...GW, ...CMD, "-x"],
@@ -253,20 +254,20 @@ Deno.test("resolveConnectConfig() refuses bad numbers from flags, naming flag an
   const cases: [string[], RegExp][] = [
     [
       ["--max-retries", "five"],
-      /^--max-retries is 'five': expected a whole number of 0 or more.*--max-retries 5/,
+      /^Invalid --max-retries 'five': expected a whole number, 0 or more \(0 = retry forever\), for example --max-retries 5$/,
     ],
-    [["--max-retries", "-1"], /^--max-retries is '-1': expected a whole number/],
-    [["--max-retries", "1.5"], /^--max-retries is '1.5'/],
+    [["--max-retries", "-1"], /^Invalid --max-retries '-1': expected a whole number/],
+    [["--max-retries", "1.5"], /^Invalid --max-retries '1.5'/],
     [
       ["--reconnect-delay", "0"],
-      /^--reconnect-delay is '0': expected a number of seconds greater than 0/,
+      /^Invalid --reconnect-delay '0': expected a number of seconds greater than 0/,
     ],
-    [["--reconnect-delay", "-2"], /^--reconnect-delay is '-2'/],
-    [["--reconnect-delay", "abc"], /^--reconnect-delay is 'abc'/],
-    [["--keepalive", "0"], /^--keepalive is '0': expected a number of seconds greater than 0/],
-    [["--keepalive", "1e9"], /^--keepalive is '1e9'/],
+    [["--reconnect-delay", "-2"], /^Invalid --reconnect-delay '-2'/],
+    [["--reconnect-delay", "abc"], /^Invalid --reconnect-delay 'abc'/],
+    [["--keepalive", "0"], /^Invalid --keepalive '0': expected a number of seconds greater than 0/],
+    [["--keepalive", "1e9"], /^Invalid --keepalive '1e9'/],
     [["--keepalive", "100000"], /at most 86400/],
-    [["--keepalive", ""], /^--keepalive is '':/],
+    [["--keepalive", ""], /^Invalid --keepalive '':/],
   ];
   for (const [args, pattern] of cases) await fails([...GW, ...CMD, ...args], {}, pattern);
 });
@@ -291,14 +292,18 @@ Deno.test("resolveConnectConfig() refuses bad numbers from the environment, nami
   await fails(
     [...GW, ...CMD],
     { REVERSE_PROXY_MAX_RETRIES: "lots" },
-    /^REVERSE_PROXY_MAX_RETRIES is 'lots': expected a whole number.*REVERSE_PROXY_MAX_RETRIES=5/,
+    /^Invalid REVERSE_PROXY_MAX_RETRIES 'lots': expected a whole number.*REVERSE_PROXY_MAX_RETRIES=5$/,
   );
   await fails(
     [...GW, ...CMD],
     { REVERSE_PROXY_RECONNECT_DELAY: "-1" },
-    /^REVERSE_PROXY_RECONNECT_DELAY is '-1'/,
+    /^Invalid REVERSE_PROXY_RECONNECT_DELAY '-1'/,
   );
-  await fails([...GW, ...CMD], { REVERSE_PROXY_KEEPALIVE: "0" }, /^REVERSE_PROXY_KEEPALIVE is '0'/);
+  await fails(
+    [...GW, ...CMD],
+    { REVERSE_PROXY_KEEPALIVE: "0" },
+    /^Invalid REVERSE_PROXY_KEEPALIVE '0'/,
+  );
 });
 
 Deno.test("resolveConnectConfig() checks an overridden value too", async () => {
@@ -341,17 +346,17 @@ Deno.test("resolveConnectConfig() refuses an unknown log level or format, listin
   await fails(
     [...GW, ...CMD, "--log-level", "loud"],
     {},
-    /^--log-level is 'loud': expected a log level \(trace, debug, info, warning, error, critical/,
+    /^Invalid --log-level 'loud': expected a log level \(trace, debug, info, warning, error, critical/,
   );
   await fails(
     [...GW, ...CMD],
     { REVERSE_PROXY_LOG_LEVEL: "loud" },
-    /^REVERSE_PROXY_LOG_LEVEL is 'loud'/,
+    /^Invalid REVERSE_PROXY_LOG_LEVEL 'loud'/,
   );
   await fails(
     [...GW, ...CMD, "--log-format", "xml"],
     {},
-    /^--log-format is 'xml': expected text or json/,
+    /^Invalid --log-format 'xml': expected text or json/,
   );
 });
 
@@ -546,23 +551,23 @@ Deno.test("resolveConnectConfig() does not warn about clear text to loopback or 
 });
 
 Deno.test("resolveConnectConfig() refuses malformed tokens without repeating them", async () => {
-  await fails([...GW, ...CMD, "--token", ""], {}, /^--token is empty/);
+  await fails([...GW, ...CMD, "--token", ""], {}, /^Invalid --token \(value hidden\): it is empty/);
   await fails(
     [...GW, ...CMD],
     { REVERSE_PROXY_TOKEN: `Bearer ${TOKEN}` },
-    /^REVERSE_PROXY_TOKEN starts with 'Bearer '/,
+    /^Invalid REVERSE_PROXY_TOKEN \(value hidden\): it starts with 'Bearer '/,
   );
   await fails(
     [...GW, ...CMD],
     { REVERSE_PROXY_TOKEN: `${TOKEN} ${TOKEN}` },
-    /^REVERSE_PROXY_TOKEN contains whitespace/,
+    /^Invalid REVERSE_PROXY_TOKEN \(value hidden\): it contains whitespace/,
   );
   await withDir(async (dir) => {
     const file = await write(dir, "cfg.yaml", `token: 12345\n`);
     await fails(
       [...GW, ...CMD, "--config", file],
       {},
-      /^token in .*cfg\.yaml is a number: expected the bearer token as a string/,
+      /^Invalid token \(value hidden\) in .*cfg\.yaml: it is a number; expected the bearer token as a string/,
     );
   });
 });
@@ -586,7 +591,7 @@ Deno.test("resolveConnectConfig() refuses an empty or unreadable token file, nam
     await fails(
       [...GW, ...CMD, "--token-file", empty],
       {},
-      /^Token file .*empty \(from --token-file\) is empty/,
+      /^Invalid token file .*empty \(from --token-file\): the file is empty/,
     );
     const missing = join(dir, "missing");
     await fails(
@@ -768,37 +773,43 @@ Deno.test("resolveConnectConfig() names key, file, value and expectation for a w
     const yamlCases: [string, RegExp][] = [
       [
         'max_retries: "five"',
-        /^max_retries in .*cfg\.yaml is "five" \(a string\): expected a whole number of 0 or more.*max_retries: 5/,
+        /^Invalid max_retries 'five' \(a string\) in .*cfg\.yaml: expected a whole number, 0 or more.*max_retries: 5/,
       ],
-      ['max_retries: "5"', /^max_retries in .*cfg\.yaml is "5" \(a string\)/],
-      ["max_retries: 2.5", /^max_retries in .*is 2\.5 \(a number\)/],
+      ['max_retries: "5"', /^Invalid max_retries '5' \(a string\) in .*cfg\.yaml/],
+      ["max_retries: 2.5", /^Invalid max_retries 2\.5 \(a number\) in .*/],
       [
         "keepalive: -1",
-        /^keepalive in .*cfg\.yaml is -1 \(a number\): expected a number of seconds greater than 0/,
+        /^Invalid keepalive -1 \(a number\) in .*cfg\.yaml: expected a number of seconds greater than 0/,
       ],
-      ["keepalive: .inf", /^keepalive in .* is Infinity \(a number\)/],
+      ["keepalive: .inf", /^Invalid keepalive Infinity \(a number\) in .*/],
       [
         "reconnect-delay: 0",
-        /^reconnect-delay in .*cfg\.yaml is 0 \(a number\).*reconnect-delay: 2\.5/,
+        /^Invalid reconnect-delay 0 \(a number\) in .*cfg\.yaml.*reconnect-delay: 2\.5/,
       ],
-      ["verbose: yes", /^verbose in .* is "yes" \(a string\): expected true or false/],
-      ["gateway: [a, b]", /^gateway in .* is a list: expected a gateway URL/],
-      ["server_name:", /^server_name in .* is nothing \(null\)/],
+      ["verbose: yes", /^Invalid verbose 'yes' \(a string\) in .*: expected true or false/],
+      ["gateway: [a, b]", /^Invalid gateway \(a list\) in .*: expected a gateway URL/],
+      [
+        "server_name:",
+        /^Invalid server_name \(empty\) in .*: expected a name of 1 to 128 characters/,
+      ],
       [
         "local_stdio: 42",
-        /^local_stdio in .* is 42 \(a number\): expected a command string or a list of strings/,
+        /^Invalid local_stdio 42 \(a number\) in .*: expected a command string or a list of strings/,
       ],
-      ["local_stdio: []", /^local_stdio in .* is a list: expected a non-empty list of strings/],
+      [
+        "local_stdio: []",
+        /^Invalid local_stdio \(a list\) in .*: expected a non-empty list of strings/,
+      ],
       [
         "local_stdio: [srv, 1]",
-        /^local_stdio in .* is a list: expected a non-empty list of strings/,
+        /^Invalid local_stdio \(a list\) in .*: expected a non-empty list of strings/,
       ],
       [
         'local_stdio: "srv \'x"',
-        /^local_stdio in .* is "srv 'x" \(a string\): Unclosed single quote at character 5/,
+        /^Invalid local_stdio 'srv 'x' \(a string\) in .*: Unclosed single quote at character 5/,
       ],
-      ["log_level: loud", /^log_level in .* is "loud" \(a string\): expected a log level/],
-      ["health_listen: 9464", /^health_listen in .* is 9464 \(a number\): expected HOST:PORT/],
+      ["log_level: loud", /^Invalid log_level 'loud' \(a string\) in .*: expected a log level/],
+      ["health_listen: 9464", /^Invalid health_listen 9464 \(a number\) in .*: expected HOST:PORT/],
     ];
     for (const [line, pattern] of yamlCases) {
       const file = await write(dir, "cfg.yaml", `${line}\n`);
@@ -808,7 +819,7 @@ Deno.test("resolveConnectConfig() names key, file, value and expectation for a w
     await fails(
       [...GW, ...CMD, "--config", json],
       {},
-      /^max-retries in .*cfg\.json is "five" \(a string\).*"max-retries": 5/,
+      /^Invalid max-retries 'five' \(a string\) in .*cfg\.json.*"max-retries": 5/,
     );
   });
 });
@@ -883,7 +894,7 @@ Deno.test("resolveConnectConfig() names an unreadable config file and the reason
     );
     await fails(["--config", dir], {}, /^Cannot read config file .*: Is a directory/);
   });
-  await fails(["--config", ""], {}, /^--config is empty/);
+  await fails(["--config", ""], {}, /^Invalid --config '': it is empty/);
 });
 
 Deno.test("resolveConnectConfig() refuses a token and a token_file in the same file", async () => {
@@ -921,7 +932,7 @@ Deno.test("resolveConnectConfig() refuses a missing or non-PEM --cert, naming it
     await fails(
       [...GW, ...CMD, "--cert", junk],
       {},
-      /^CA certificate file .*junk\.pem \(from --cert\) holds no PEM certificate/,
+      /^Invalid CA certificate file .*junk\.pem \(from --cert\): it holds no PEM certificate/,
     );
   });
 });
@@ -931,7 +942,7 @@ Deno.test("resolveConnectConfig() refuses a malformed --health-listen", async ()
     await fails(
       [...GW, ...CMD, "--health-listen", value],
       {},
-      new RegExp(`^--health-listen is '${value.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}'`),
+      new RegExp(`^Invalid --health-listen '${value.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}'`),
     );
   }
 });
@@ -940,12 +951,12 @@ Deno.test("resolveConnectConfig() checks registration name and description lengt
   await fails(
     [...GW, ...CMD, "--server-name", "x".repeat(129)],
     {},
-    /^--server-name is 'x+…': expected a name of at most 128 characters/,
+    /^Invalid --server-name 'x+…': expected a name of at most 128 characters/,
   );
   await fails(
     [...GW, ...CMD, "--server-name", " "],
     {},
-    /^--server-name is ' ': expected a name of 1 to 128/,
+    /^Invalid --server-name ' ': expected a name of 1 to 128/,
   );
   await fails(
     [...GW, ...CMD, "--server-description", "d".repeat(1025)],
@@ -955,26 +966,22 @@ Deno.test("resolveConnectConfig() checks registration name and description lengt
 });
 
 Deno.test("resolveConnectConfig() wraps gateway URL errors with the setting's name", async () => {
-  await fails(["--gateway", "ftp://gw", ...CMD], {}, /^--gateway: Unsupported scheme 'ftp:\/\/'/);
+  await fails(
+    ["--gateway", "ftp://gw", ...CMD],
+    {},
+    /^Invalid --gateway: Unsupported scheme 'ftp:\/\/'/,
+  );
   await fails(
     CMD,
     { REVERSE_PROXY_GATEWAY: "https:///x" },
-    /^REVERSE_PROXY_GATEWAY: Gateway URL .* has no host/,
+    /^Invalid REVERSE_PROXY_GATEWAY: Gateway URL .* has no host/,
   );
   await withDir(async (dir) => {
     const file = await write(dir, "cfg.yaml", `gateway: "https://gw/?token=${TOKEN}"\n`);
     await fails(
       [...CMD, "--config", file],
       {},
-      /^gateway in .*cfg\.yaml: Gateway URL carries the query parameter 'token'/,
+      /^Invalid gateway in .*cfg\.yaml: Gateway URL carries the query parameter 'token'/,
     );
   });
-});
-
-Deno.test("parseHostPort() splits host and port, IPv6 in brackets", () => {
-  assert.deepEqual(parseHostPort("127.0.0.1:9464"), { hostname: "127.0.0.1", port: 9464 });
-  assert.deepEqual(parseHostPort("localhost:0"), { hostname: "localhost", port: 0 });
-  assert.deepEqual(parseHostPort("[::1]:80"), { hostname: "::1", port: 80 });
-  assert.throws(() => parseHostPort("::1:80"), TypeError);
-  assert.throws(() => parseHostPort("h:65536"), /port 65536 is out of range/);
 });

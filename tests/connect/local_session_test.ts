@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { deadline } from "../../lib/util/delay.ts";
-import { ServerStartError } from "../../lib/util/errors.ts";
+import { ServerStartError } from "../../lib/connect/errors.ts";
 import { SCAN_ABOVE_CHARS } from "../../lib/protocol/json_scan.ts";
 import { ErrorCode, factsOf, type JsonObject } from "../../lib/protocol/jsonrpc.ts";
 import {

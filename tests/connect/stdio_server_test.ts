@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { deadline } from "../../lib/util/delay.ts";
-import { ServerStartError } from "../../lib/util/errors.ts";
+import { ServerStartError } from "../../lib/connect/errors.ts";
 import type { Line, OversizedLine } from "../../lib/util/line_splitter.ts";
 import { StdioServer, type StdioServerOptions } from "../../lib/connect/stdio_server.ts";
 import { Collector } from "../fixtures/collector.ts";

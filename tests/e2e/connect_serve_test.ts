@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { ExitCode } from "../../lib/util/errors.ts";
+import { ExitCode } from "../../main.ts";
 import type { Gateway } from "../../lib/serve/gateway.ts";
 import { DEMO_SERVER, EVERYTHING_SERVER, startProxy } from "../fixtures/proxy_process.ts";
 import { connectClient, startTestGateway, TOKENS, within } from "../fixtures/test_gateway.ts";

@@ -4,9 +4,16 @@ import assert from "node:assert/strict";
 import type { LogRecord } from "@logtape/logtape";
 import { CloseCode } from "../../lib/protocol/frames.ts";
 import { serveCommand } from "../../lib/serve/command.ts";
+import type { CommandContext } from "../../lib/util/command.ts";
+import { ConfigError, ListenError } from "../../lib/util/errors.ts";
+import { setupLogging, shutdownLogging } from "../../lib/util/log.ts";
 import { TOKENS, TOKENS_FILE, within } from "../fixtures/test_gateway.ts";
 
-const FILES: Record<string, string> = { "/tokens.yaml": TOKENS_FILE, "/secret": "s3cret\n" };
+const FILES: Record<string, string> = {
+  "/tokens.yaml": TOKENS_FILE,
+  "/secret": "s3cret\n",
+  "/empty": " \n",
+};
 
 async function readTextFile(path: string): Promise<string> {
   const text = FILES[path];
@@ -20,26 +27,44 @@ function render(record: LogRecord): string {
   );
 }
 
-function run(args: string[], signal: AbortSignal) {
-  const records: LogRecord[] = [];
-  const listening = Promise.withResolvers<string>();
-  const done = serveCommand(args, {
+/** A context as main.ts builds it, with logs kept in `records` and stdout in `out`. */
+function contextFor(signal: AbortSignal, records: LogRecord[], onRecord = (_: LogRecord) => {}) {
+  const out: string[] = [];
+  const context: CommandContext = {
     signal,
     env: () => undefined,
     readTextFile,
-    logSink: (record) => {
-      records.push(record);
-      if (typeof record.properties.url === "string" && /listening/.test(render(record))) {
-        listening.resolve(record.properties.url);
-      }
-    },
+    stdout: (text) => out.push(text),
+    stderr: () => {},
+    setupLogging: (options) =>
+      setupLogging({
+        ...options,
+        sink: (record) => {
+          records.push(record);
+          onRecord(record);
+        },
+      }),
+    onHardStop: () => {},
+  };
+  return { context, out };
+}
+
+function run(args: string[], signal: AbortSignal) {
+  const records: LogRecord[] = [];
+  const listening = Promise.withResolvers<string>();
+  const { context } = contextFor(signal, records, (record) => {
+    if (record.properties.event === "listening" && typeof record.properties.url === "string") {
+      listening.resolve(record.properties.url);
+    }
   });
+  const done = serveCommand(args, context).finally(() => shutdownLogging());
   listening.promise.catch(() => {}); // not every test waits for it
-  void done.then(() => listening.reject(new Error("serveCommand ended before listening")));
+  const ended = () => listening.reject(new Error("serveCommand ended before listening"));
+  done.then(ended, ended); // also marks a rejection as handled: tests that expect one await it
   return { records, listening: listening.promise, done };
 }
 
-Deno.test("serveCommand() logs the actual URL, serves, and on abort closes links with 1001 and returns 0", async () => {
+Deno.test("serveCommand() logs the actual URL, serves, and on abort closes links with 1001 and resolves", async () => {
   const controller = new AbortController();
   const { listening, done } = run(
     ["--listen", "127.0.0.1:0", "--tokens-file", "/tokens.yaml", "--log-level", "debug"],
@@ -60,7 +85,7 @@ Deno.test("serveCommand() logs the actual URL, serves, and on abort closes links
       "open",
     );
     controller.abort();
-    assert.equal(await within(done, 10_000, "serveCommand to return"), 0);
+    await within(done, 10_000, "serveCommand to return");
     assert.equal((await within(closed, 5_000, "the link to close")).code, CloseCode.GoingAway);
   } finally {
     controller.abort();
@@ -97,49 +122,75 @@ Deno.test("serveCommand() never logs a token", async () => {
   }
 });
 
-Deno.test("serveCommand() returns 2 with a message naming the flag for bad input", async () => {
+Deno.test("serveCommand() rejects bad input with a ConfigError naming the flag, the value and the fix", async () => {
   const signal = new AbortController().signal;
   for (
     const [args, pattern] of [
-      [["--listen", "nope", "--tokens-file", "/tokens.yaml"], /--listen "nope"/],
-      [["--listen", "127.0.0.1:0"], /--tokens-file/],
+      [["--listen", "nope", "--tokens-file", "/tokens.yaml"], /^Invalid --listen 'nope'/],
+      [["--listen", "127.0.0.1:0"], /^No way to check tokens: give --tokens-file/],
       [
         ["--listen", "127.0.0.1:0", "--tokens-file", "/missing"],
-        /--tokens-file "\/missing": it does not exist/,
+        /^Cannot read tokens file \/missing \(from --tokens-file\): No such file: \/missing; check the path/,
       ],
       [
         ["--listen", "127.0.0.1:0", "--tokens-file", "/secret", "--jwt-secret-file", "/missing"],
-        /--jwt-secret-file/,
+        /^Cannot read JWT secret file \/missing \(from --jwt-secret-file\)/,
+      ],
+      [
+        ["--listen", "127.0.0.1:0", "--jwt-secret-file", "/empty"],
+        /^Invalid --jwt-secret-file '\/empty': the file is empty; expected the HS256 secret in it$/,
+      ],
+      [
+        [
+          "--listen",
+          "127.0.0.1:0",
+          "--tokens-file",
+          "/tokens.yaml",
+          "--tls-cert",
+          "/c",
+          "--tls-key",
+          "/k",
+        ],
+        /^Cannot read TLS certificate \/c \(from --tls-cert\)/,
       ],
     ] as const
   ) {
-    const { records, done } = run([...args], signal);
-    assert.equal(await within(done, 5_000, "serveCommand"), 2, args.join(" "));
-    assert.ok(records.some((r) => r.level === "error" && pattern.test(render(r))), args.join(" "));
+    const { done } = run([...args], signal);
+    await assert.rejects(
+      within(done, 5_000, "serveCommand"),
+      (error: unknown) => error instanceof ConfigError && pattern.test(error.message),
+      args.join(" "),
+    );
   }
 });
 
-Deno.test("serveCommand() prints help and returns 0", async () => {
-  let out = "";
-  const code = await serveCommand(["--help"], {
-    signal: new AbortController().signal,
-    env: () => undefined,
-    readTextFile,
-    writeOut: (text) => (out += text),
-  });
-  assert.equal(code, 0);
-  assert.match(out, /Usage: mcp-rproxy serve/);
+Deno.test("serveCommand() prints help and version without starting", async () => {
+  for (
+    const [args, pattern] of [[["--help"], /^Usage: mcp-rproxy serve/], [
+      ["-V"],
+      /^\d+\.\d+\.\d+\n$/,
+    ]] as const
+  ) {
+    const { context, out } = contextFor(new AbortController().signal, []);
+    await serveCommand([...args], context);
+    assert.match(out.join(""), pattern);
+  }
 });
 
-Deno.test("serveCommand() returns 1 when the port is taken", async () => {
+Deno.test("serveCommand() rejects with a ListenError when the port is taken", async () => {
   const blocker = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   try {
-    const { records, done } = run(
+    const { done } = run(
       ["--listen", `127.0.0.1:${blocker.addr.port}`, "--tokens-file", "/tokens.yaml"],
       new AbortController().signal,
     );
-    assert.equal(await within(done, 5_000, "serveCommand"), 1);
-    assert.ok(records.some((r) => /address is in use/.test(render(r))));
+    await assert.rejects(
+      within(done, 5_000, "serveCommand"),
+      (error: unknown) =>
+        error instanceof ListenError &&
+        error.message ===
+          `Cannot listen on 127.0.0.1:${blocker.addr.port} (--listen): the address is in use; choose another port`,
+    );
   } finally {
     blocker.close();
   }

@@ -1,29 +1,41 @@
 import assert from "node:assert/strict";
 import { ConfigError } from "../../lib/util/errors.ts";
-import {
-  parseByteSize,
-  parseListen,
-  parseServeArgs,
-  serveHelpText,
-  type ServeSettings,
-} from "../../lib/serve/config.ts";
+import { parseServeArgs, type ServeSettings } from "../../lib/serve/config.ts";
+import { serveHelpText } from "../../lib/serve/help.ts";
 
 const noEnv = () => undefined;
 
 function parse(args: string[], env: (n: string) => string | undefined = noEnv): ServeSettings {
   const settings = parseServeArgs(args, env);
-  assert.notEqual(settings, "help");
-  return settings as ServeSettings;
+  assert.ok(typeof settings === "object", `settings, not ${settings}`);
+  return settings;
 }
 
-Deno.test("parseServeArgs() applies defaults", () => {
+Deno.test("parseServeArgs() applies the documented defaults", () => {
   const s = parse(["--tokens-file", "t.txt"]);
-  assert.equal(s.hostname, "127.0.0.1");
-  assert.equal(s.port, 8080);
-  assert.equal(s.tokensFile, "t.txt");
-  assert.ok(s.maxFrameBytes > 1024 * 1024);
-  assert.equal(s.logLevel, "info");
-  assert.equal(s.jwtAllowNoExp, false);
+  // Each number is the documented default (docs/serve.md): a changed default must change this test.
+  assert.deepEqual(s, {
+    hostname: "127.0.0.1",
+    port: 8080,
+    tokensFile: "t.txt",
+    jwtSecretFromEnv: false,
+    jwtAllowNoExp: false,
+    allowedOrigins: [],
+    maxFrameBytes: 32 * 1024 * 1024,
+    maxSessionsPerOwner: 32,
+    maxInflight: 64,
+    callTimeoutMs: 300_000,
+    heartbeatTimeoutMs: 90_000,
+    wsIdleTimeoutSeconds: 60,
+    maxBadFrames: 20,
+    mcpSessionTtlMs: 3_600_000,
+    resumeWindowMs: 60_000,
+    replayFrames: 10_000,
+    replayBytes: 64 * 1024 * 1024,
+    maxClientBufferBytes: 16 * 1024 * 1024,
+    logLevel: "info",
+    logFormat: "text",
+  });
 });
 
 Deno.test("parseServeArgs() reads every limit flag", () => {
@@ -72,15 +84,47 @@ Deno.test("parseServeArgs() refuses to run without any token source", () => {
 
 Deno.test("parseServeArgs() names the flag, the value and the fix in errors", () => {
   const cases: [string[], RegExp][] = [
-    [["--listen", "nope"], /--listen "nope": expected HOST:PORT/],
-    [["--listen", "h:70000"], /--listen/],
-    [["--max-inflight", "0"], /--max-inflight "0": expected a positive whole number/],
-    [["--call-timeout=-1"], /--call-timeout "-1"/],
-    [["--max-frame-bytes", "100GiB"], /--max-frame-bytes "100GiB"/],
+    [["--listen", "nope"], /^Invalid --listen 'nope': the port is missing; expected HOST:PORT/],
+    [
+      ["--listen", "h:70000"],
+      /^Invalid --listen 'h:70000': port 70000 is out of range 0 to 65535;/,
+    ],
+    [["--listen", "::1:80"], /^Invalid --listen '::1:80': an IPv6 address must be in brackets/],
+    [["--health-listen", ":9090"], /^Invalid --health-listen ':9090': the host is missing/],
+    [
+      ["--max-inflight", "0"],
+      /^Invalid --max-inflight '0': expected a whole number, 1 or more, for example --max-inflight 10$/,
+    ],
+    [
+      ["--ws-idle-timeout", "x"],
+      /^Invalid --ws-idle-timeout 'x': expected a whole number, 0 or more \(0 = off\)/,
+    ],
+    [
+      ["--call-timeout=-1"],
+      /^Invalid --call-timeout '-1': expected a number of seconds, greater than 0/,
+    ],
+    [
+      ["--resume-window=-1"],
+      /^Invalid --resume-window '-1': expected a number of seconds, 0 or more/,
+    ],
+    [
+      ["--max-frame-bytes", "100GiB"],
+      /^Invalid --max-frame-bytes '100GiB': expected a size from 1KiB to 63MiB/,
+    ],
+    [
+      ["--max-frame-bytes", "100MiB"],
+      /^Invalid --max-frame-bytes '100MiB': WebSocket messages are limited to 64MiB - 1 byte; expected at most 63MiB/,
+    ],
     [["--tls-cert", "c.pem"], /HTTPS needs both --tls-cert and --tls-key/],
-    [["--public-url", "ftp://x"], /--public-url "ftp:\/\/x"/],
-    [["--log-format", "xml"], /--log-format "xml"/],
-    [["--bogus"], /serve --help/],
+    [
+      ["--public-url", "ftp://x"],
+      /^Invalid --public-url 'ftp:\/\/x': expected an http:\/\/ or https:\/\/ URL/,
+    ],
+    [["--log-format", "xml"], /^Invalid --log-format 'xml': expected text or json$/],
+    [["--log-level", "loud"], /^Invalid --log-level 'loud': expected a log level \(trace, debug/],
+    [["--bogus"], /^Unknown option '--bogus': run 'mcp-rproxy serve --help' for the list$/],
+    [["--max-inflight"], /^--max-inflight needs a value/],
+    [["stray"], /^Unexpected argument 'stray': serve takes only flags/],
   ];
   for (const [args, pattern] of cases) {
     assert.throws(
@@ -91,8 +135,40 @@ Deno.test("parseServeArgs() names the flag, the value and the fix in errors", ()
   }
 });
 
-Deno.test("parseServeArgs() returns help", () => {
+Deno.test("parseServeArgs() reads MCP_RPROXY_LOG_LEVEL and _FORMAT, names them in errors, and lets flags win", () => {
+  const env = (values: Record<string, string>) => (name: string) => values[name];
+  const fromEnv = parse(
+    ["--tokens-file=t"],
+    env({
+      MCP_RPROXY_LOG_LEVEL: "DEBUG",
+      MCP_RPROXY_LOG_FORMAT: "json",
+    }),
+  );
+  assert.equal(fromEnv.logLevel, "debug");
+  assert.equal(fromEnv.logFormat, "json");
+  const flagsWin = parse(
+    ["--tokens-file=t", "--log-level=error", "--log-format=text"],
+    env({
+      MCP_RPROXY_LOG_LEVEL: "debug",
+      MCP_RPROXY_LOG_FORMAT: "json",
+    }),
+  );
+  assert.equal(flagsWin.logLevel, "error");
+  assert.equal(flagsWin.logFormat, "text");
+  assert.equal(parse(["--tokens-file=t"], env({ MCP_RPROXY_LOG_LEVEL: "" })).logLevel, "info");
+  assert.throws(
+    () => parse(["--tokens-file=t"], env({ MCP_RPROXY_LOG_LEVEL: "loud" })),
+    /Invalid MCP_RPROXY_LOG_LEVEL 'loud': expected a log level/,
+  );
+  assert.throws(
+    () => parse(["--tokens-file=t"], env({ MCP_RPROXY_LOG_FORMAT: "xml" })),
+    /Invalid MCP_RPROXY_LOG_FORMAT 'xml': expected text or json/,
+  );
+});
+
+Deno.test("parseServeArgs() returns help and version", () => {
   assert.equal(parseServeArgs(["--help"], noEnv), "help");
+  assert.equal(parseServeArgs(["-V"], noEnv), "version");
   for (
     const flag of [
       "--listen",
@@ -104,15 +180,6 @@ Deno.test("parseServeArgs() returns help", () => {
   ) {
     assert.ok(serveHelpText().includes(flag), flag);
   }
-});
-
-Deno.test("parseByteSize() and parseListen() read their formats", () => {
-  assert.equal(parseByteSize("--x", "2048"), 2048);
-  assert.equal(parseByteSize("--x", "4KiB"), 4096);
-  assert.equal(parseByteSize("--x", "3 mb"), 3 * 1024 * 1024);
-  assert.throws(() => parseByteSize("--x", "12"), ConfigError);
-  assert.deepEqual(parseListen("0.0.0.0:9000"), { hostname: "0.0.0.0", port: 9000 });
-  assert.deepEqual(parseListen("localhost:0"), { hostname: "localhost", port: 0 });
 });
 
 Deno.test("parseServeArgs() reads the resume flags, with defaults and 0 turning resumption off", () => {

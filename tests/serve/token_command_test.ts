@@ -1,19 +1,38 @@
 // tokenCommand(): `mcp-rproxy token new` on real files in a temporary directory.
 
 import assert from "node:assert/strict";
+import { TokenFileError } from "../../lib/serve/errors.ts";
 import { tokenCommand } from "../../lib/serve/token_command.ts";
+import { ConfigError } from "../../lib/util/errors.ts";
 import { createTokenStore } from "../../lib/serve/token_store.ts";
 import { parseTokensFile } from "../../lib/serve/tokens_file.ts";
 
 const TOKEN = /^mrp_[A-Za-z0-9_-]{43}$/;
 
+/**
+ * Runs the command as main.ts does: `code` is the exit code main.ts maps its outcome to, and `err`
+ * holds the notes on stderr, then the message of a failure as main.ts prints it.
+ */
 async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = "";
   let err = "";
-  const code = await tokenCommand(args, {
-    writeOut: (text) => (out += text),
-    writeErr: (text) => (err += text),
-  });
+  let code = 0;
+  try {
+    await tokenCommand(args, {
+      signal: new AbortController().signal,
+      env: () => undefined,
+      readTextFile: (path) => Deno.readTextFile(path),
+      stdout: (text) => (out += text),
+      stderr: (text) => (err += text),
+      setupLogging: () => Promise.resolve(),
+      onHardStop: () => {},
+    });
+  } catch (error: unknown) {
+    if (error instanceof ConfigError) code = 2;
+    else if (error instanceof TokenFileError) code = 1;
+    else throw error;
+    err += `mcp-rproxy: ${error.message}\n`;
+  }
   return { code, out, err };
 }
 
@@ -160,14 +179,20 @@ Deno.test("tokenCommand() prints usage for --help and refuses bad input with exi
   assert.match(help.out, /--out FILE/);
   for (
     const [args, pattern] of [
-      [[], /missing command; expected 'new'/],
-      [["rotate"], /unknown command "rotate"/],
-      [["new"], /Missing --owner/],
-      [["new", "--owner", " "], /Missing --owner/],
-      [["new", "--owner", "a\nb"], /Invalid --owner/],
-      [["new", "--owner", "a", "--role", "root"], /Invalid --role "root"/],
-      [["new", "--owner", "a", "--bogus"], /'--bogus'.*token new --help/],
-      [["new", "--owner", "a", "stray"], /token new --help/],
+      [[], /^mcp-rproxy: Missing command: expected 'new'/],
+      [["rotate"], /^mcp-rproxy: Unknown command 'token rotate': expected 'new'/],
+      [["new"], /^mcp-rproxy: Missing --owner/],
+      [["new", "--owner", " "], /^mcp-rproxy: Missing --owner/],
+      [["new", "--owner", "a\nb"], /^mcp-rproxy: Invalid --owner 'a\\nb': expected at most 256/],
+      [
+        ["new", "--owner", "a", "--role", "root"],
+        /^mcp-rproxy: Invalid --role 'root': expected connect, client, admin, comma-separated, for example --role connect,client$/m,
+      ],
+      [["new", "--owner", "a", "--bogus"], /'--bogus'.*'mcp-rproxy token new --help'/],
+      [
+        ["new", "--owner", "a", "stray"],
+        /^mcp-rproxy: Unexpected argument 'stray': token new takes only flags/,
+      ],
     ] as const
   ) {
     const { code, out, err } = await run([...args]);

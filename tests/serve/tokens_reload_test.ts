@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import type { LogRecord } from "@logtape/logtape";
 import { serveCommand } from "../../lib/serve/command.ts";
+import { setupLogging, shutdownLogging } from "../../lib/util/log.ts";
 import { within } from "../fixtures/test_gateway.ts";
 
 function render(record: LogRecord): string {
@@ -37,20 +38,30 @@ function startServe(initial: string | undefined) {
           ? Promise.reject(new Deno.errors.NotFound(`No such file: ${path}`))
           : Promise.resolve(text);
       },
-      logSink: (record) => {
-        records.push(record);
-        if (typeof record.properties.url === "string" && /listening/.test(render(record))) {
-          listening.resolve(record.properties.url);
-        }
-        for (const wake of waiters) wake();
-      },
+      stdout: () => {},
+      stderr: () => {},
+      onHardStop: () => {},
+      setupLogging: (options) =>
+        setupLogging({
+          ...options,
+          sink: (record) => {
+            records.push(record);
+            if (
+              record.properties.event === "listening" && typeof record.properties.url === "string"
+            ) {
+              listening.resolve(record.properties.url);
+            }
+            for (const wake of waiters) wake();
+          },
+        }),
       subscribeReload: (listener) => {
         listeners.add(listener);
         return () => listeners.delete(listener);
       },
     },
-  );
-  void done.then(() => listening.reject(new Error("serveCommand ended before listening")));
+  ).finally(() => shutdownLogging());
+  const ended = () => listening.reject(new Error("serveCommand ended before listening"));
+  done.then(ended, ended);
   /** Sends a reload request and waits for the log record that answers it. */
   const hup = async (): Promise<LogRecord> => {
     const from = records.length;

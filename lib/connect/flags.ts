@@ -1,0 +1,98 @@
+// The command line of `connect`: its flags, the flag layer of its settings, and the server command
+// after `--`.
+
+import { parseFlags } from "../util/cli_flags.ts";
+import { ConfigError, invalidSetting } from "../util/errors.ts";
+import { KEYS, type Layer } from "./config_layers.ts";
+
+/** The flags of `connect`, for parseArgs. */
+export const CONNECT_FLAGS = {
+  "local-stdio": { type: "string" },
+  gateway: { type: "string" },
+  token: { type: "string" },
+  "token-file": { type: "string" },
+  "server-name": { type: "string" },
+  "server-description": { type: "string" },
+  "reconnect-delay": { type: "string" },
+  "max-retries": { type: "string" },
+  keepalive: { type: "string" },
+  config: { type: "string" },
+  "log-level": { type: "string" },
+  "log-format": { type: "string" },
+  verbose: { type: "boolean" },
+  cert: { type: "string" },
+  "health-listen": { type: "string" },
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean", short: "V" },
+} as const;
+
+/** What the command line of `connect` says. */
+export interface ParsedFlags {
+  help: boolean;
+  version: boolean;
+  /** The settings given as flags. */
+  layer: Layer;
+  /** `--config FILE`. */
+  configPath?: string;
+  /** Words after `--`, or undefined when there was no `--`. */
+  commandArgs?: string[];
+}
+
+/**
+ * Parses the arguments of `connect` (those after the command name).
+ *
+ * @throws {ConfigError} For an unknown flag, a missing value, or a word before `--` that is no flag.
+ *
+ * @example
+ * ```ts
+ * import { parseConnectFlags } from "./flags.ts";
+ * const parsed = parseConnectFlags(["--max-retries", "3", "--", "my-server", "--port", "1"]);
+ * parsed.layer.get("max_retries")?.value; // "3"
+ * parsed.commandArgs; // ["my-server", "--port", "1"]
+ * ```
+ */
+export function parseConnectFlags(args: string[]): ParsedFlags {
+  const { values, tokens } = parseFlags(args, {
+    command: "connect",
+    flags: CONNECT_FLAGS,
+    positionals: true,
+  });
+  const terminator = tokens.findIndex((token) => token.kind === "option-terminator");
+  for (const [i, token] of tokens.entries()) {
+    if (token.kind === "positional" && (terminator === -1 || i < terminator)) {
+      throw new ConfigError(
+        `Unexpected argument '${token.value}': put the server command after -- (connect --gateway URL -- CMD ARGS) or pass it quoted as --local-stdio "CMD ARGS"`,
+      );
+    }
+  }
+  const layer: Layer = new Map();
+  for (const key of KEYS) {
+    const flag = `--${key.replaceAll("_", "-")}`;
+    const value = values[flag.slice(2) as keyof typeof values];
+    if (value === undefined) continue;
+    if (key === "verbose" && value !== true) continue;
+    layer.set(key, { key, layer: "flag", name: flag, where: flag, value });
+  }
+  const result: ParsedFlags = {
+    help: values.help === true,
+    version: values.version === true,
+    layer,
+  };
+  if (values.config !== undefined) {
+    if (values.config.trim() === "") {
+      throw invalidSetting({
+        setting: "--config",
+        value: values.config,
+        problem: "it is empty",
+        expected: "the path of a YAML or JSON config file",
+      });
+    }
+    result.configPath = values.config;
+  }
+  if (terminator !== -1) {
+    result.commandArgs = tokens.slice(terminator + 1).flatMap((token) =>
+      token.kind === "positional" ? [token.value] : []
+    );
+  }
+  return result;
+}

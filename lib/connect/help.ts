@@ -1,0 +1,77 @@
+// The usage text of `connect`: every flag, environment variable and config key, with the defaults the
+// code applies (a test compares it with the README and docs/configuration.md).
+
+import { LEVEL_CHOICES } from "../util/log.ts";
+import { CONNECT_DEFAULTS } from "./settings.ts";
+
+/**
+ * The complete usage text of `connect`: every flag, environment variable and config key, and the exit codes.
+ *
+ * @example
+ * ```ts
+ * import { connectHelpText } from "./help.ts";
+ * connectHelpText().includes("--local-stdio"); // true
+ * ```
+ */
+export function connectHelpText(): string {
+  return `Usage: mcp-rproxy connect [OPTIONS] --local-stdio "CMD ARGS"
+       mcp-rproxy connect [OPTIONS] -- CMD ARGS...
+
+Start a local stdio MCP server, dial out to a gateway over WebSocket, register the server, and
+tunnel JSON-RPC both ways. Reconnects after a drop; the local server keeps running.
+
+Local server:
+  --local-stdio CMD          Command of the local MCP server, split like a POSIX shell splits
+                             words (quotes and backslashes; no shell runs, nothing is expanded);
+                             this or -- CMD ARGS... (required)
+  -- CMD ARGS...             The same command given as separate arguments (nothing is split)
+  --server-name NAME         Name to register, 1-128 characters
+                             (default: the server's serverInfo.name)
+  --server-description TEXT  Description to register, up to 1024 characters; the default is made
+                             from the server's serverInfo (its title, else its name)
+                             (default: <title> <version> via mcp-rproxy)
+
+Gateway:
+  --gateway URL              Gateway address: https://host[:port][/prefix], wss://.../reverse-proxy/ws,
+                             or host[:port] (no scheme means wss://); http->ws, https->wss
+                             (required) [env REVERSE_PROXY_GATEWAY]
+  --token-file FILE          File holding the bearer token (surrounding whitespace is ignored)
+                             [env REVERSE_PROXY_TOKEN_FILE]
+  --token TOKEN              Bearer token. Other local users can see it in the process list:
+                             prefer --token-file or REVERSE_PROXY_TOKEN [env REVERSE_PROXY_TOKEN]
+  --cert CA.pem              Extra CA certificate (PEM) to trust for wss:// connections
+  --reconnect-delay SECONDS  Base delay before reconnecting, > 0
+                             (default ${CONNECT_DEFAULTS.reconnectDelay}) [env REVERSE_PROXY_RECONNECT_DELAY]
+  --max-retries N            Reconnect attempts allowed after a drop, 0 = forever
+                             (default ${CONNECT_DEFAULTS.maxRetries}) [env REVERSE_PROXY_MAX_RETRIES]
+  --keepalive SECONDS        Heartbeat interval, > 0 (default ${CONNECT_DEFAULTS.keepalive})
+                             [env REVERSE_PROXY_KEEPALIVE]
+
+Operations:
+  --health-listen HOST:PORT  Serve /healthz, /readyz and /metrics on this address, e.g.
+                             127.0.0.1:9464 or [::1]:9464; port 0 picks a free one (default: off)
+  --log-level LEVEL          ${LEVEL_CHOICES}; any case (default ${CONNECT_DEFAULTS.logLevel})
+                             [env REVERSE_PROXY_LOG_LEVEL]
+  --log-format FORMAT        text or json, written to stderr (default ${CONNECT_DEFAULTS.logFormat})
+                             [env REVERSE_PROXY_LOG_FORMAT]
+  --verbose                  Same as --log-level debug, and wins over it
+  --config FILE              Config file: YAML (.yaml, .yml) or JSON (.json); another name is read
+                             as JSON if it starts with '{', else as YAML
+  -h, --help                 Show this help and exit
+  -V, --version              Show the version and exit
+
+Every --flag and =value form works: --gateway URL or --gateway=URL.
+Precedence: flags, then environment variables, then the config file, then defaults. An empty
+environment variable counts as unset.
+
+Config file keys are the flag names in snake_case or kebab-case: local_stdio (a string, or a list
+of words taken as they are), gateway, token, token_file, server_name, server_description,
+reconnect_delay, max_retries, keepalive, log_level, log_format, verbose (true/false), cert,
+health_listen; or local-stdio, token-file, server-name, ... Relative paths in the file (token_file,
+cert) are relative to the file's directory. See docs/configuration.md.
+
+Exit codes: 0 clean shutdown; 1 runtime failure (local server cannot start, retries exhausted);
+2 bad flags, environment or config file; 3 the gateway refused the credentials;
+4 the gateway evicted this session; 130 a second signal during shutdown.
+`;
+}

@@ -1,0 +1,92 @@
+// The usage text of `mcp-rproxy serve`, with its defaults taken from the code that applies them.
+
+import { formatByteSize } from "../util/byte_size.ts";
+import { LEVEL_CHOICES } from "../util/log.ts";
+import { GATEWAY_DEFAULTS } from "./gateway.ts";
+
+/** The environment variable that may hold the JWT secret instead of `--jwt-secret-file`. */
+export const JWT_SECRET_ENV = "MCP_RPROXY_JWT_SECRET";
+/** The environment variable of `--log-level`. */
+export const LOG_LEVEL_ENV = "MCP_RPROXY_LOG_LEVEL";
+/** The environment variable of `--log-format`. */
+export const LOG_FORMAT_ENV = "MCP_RPROXY_LOG_FORMAT";
+
+/** Defaults of serve's own settings that are not the gateway's. */
+export const SERVE_DEFAULTS = { logLevel: "info", logFormat: "text" } as const;
+
+/**
+ * Help text of `mcp-rproxy serve`: every flag with its default, as docs/serve.md lists them (a test
+ * compares the two).
+ *
+ * @example
+ * ```ts
+ * import { serveHelpText } from "./help.ts";
+ * serveHelpText().includes("--listen"); // true
+ * ```
+ */
+export function serveHelpText(): string {
+  const d = GATEWAY_DEFAULTS;
+  return `Usage: mcp-rproxy serve [options]
+
+Runs the gateway: accepts 'mcp-rproxy connect' links at /reverse-proxy/ws and serves each registered
+server to MCP clients at /servers/<name>/mcp (Streamable HTTP). At least one of --tokens-file,
+--jwt-secret-file or ${JWT_SECRET_ENV} is required: there is no anonymous access.
+
+Listening
+  --listen HOST:PORT            address to listen on; [::1]:8080 for IPv6; port 0 = any free
+                                (default ${d.hostname}:${d.port})
+  --tls-cert FILE               PEM certificate chain: serve HTTPS/WSS (needs --tls-key)
+  --tls-key FILE                PEM private key (needs --tls-cert)
+  --public-url URL              base URL clients use (behind a proxy); MCP URLs are built from it
+                                (default: from the Host header)
+  --allowed-origin ORIGIN       extra allowed Origin for MCP endpoints; repeatable; '*' allows any
+
+Authentication
+  --tokens-file FILE            tokens, one per line ('TOKEN [OWNER]') or a YAML map
+                                'TOKEN: OWNER' / 'TOKEN: {owner: O, roles: [connect, client, admin]}'
+  --jwt-secret-file FILE        HS256 secret for ContextForge JWTs (or env ${JWT_SECRET_ENV})
+  --jwt-audience AUD            required 'aud' claim (default: not checked)
+  --jwt-issuer ISS              required 'iss' claim (default: not checked)
+  --jwt-allow-no-exp            accept JWTs without 'exp', which are refused otherwise (default: off)
+
+Limits
+  --max-frame-bytes N           largest frame and MCP request body; suffixes KiB, MiB; at most 63MiB
+                                (default ${formatByteSize(d.maxFrameBytes)})
+  --max-sessions-per-owner N    live links per owner (default ${d.maxSessionsPerOwner})
+  --max-inflight N              calls in flight per link (default ${d.maxInflight})
+  --call-timeout SECONDS        deadline of one call (default ${d.callTimeoutMs / 1000})
+  --heartbeat-timeout SECONDS   close a link silent for this long (default ${
+    d.heartbeatTimeoutMs / 1000
+  })
+  --ws-idle-timeout SECONDS     WebSocket ping timeout, 0 = off (default ${d.wsIdleTimeoutSeconds})
+  --max-bad-frames N            malformed frames a minute before a link is closed (default ${d.maxBadFrames})
+  --mcp-session-ttl SECONDS     forget idle MCP client sessions after this long (default ${
+    d.mcpSessionTtlMs / 1000
+  })
+  --max-client-buffer N         unread bytes one MCP client's SSE stream may hold before it is closed;
+                                suffixes KiB, MiB (default ${
+    formatByteSize(d.maxClientBufferBytes)
+  })
+
+Resumption (links that drop and come back lose nothing; docs/resume.md)
+  --resume-window SECONDS       keep a session whose link dropped this long for its client to resume it;
+                                0 = off (default ${d.resumeWindowMs / 1000})
+  --replay-frames N             data frames kept per session until the client acknowledges them
+                                (default ${d.replayFrames})
+  --replay-bytes N              bytes kept per session for replay; suffixes KiB, MiB; at most 4096MiB
+                                (default ${formatByteSize(d.replayBytes)})
+
+Operations
+  --health-listen HOST:PORT     serve /healthz, /readyz and Prometheus /metrics on this address
+                                (default: off)
+
+Logging
+  --log-level LEVEL             ${LEVEL_CHOICES} (default ${SERVE_DEFAULTS.logLevel}; env ${LOG_LEVEL_ENV})
+  --log-format text|json        written to stderr (default ${SERVE_DEFAULTS.logFormat}; env ${LOG_FORMAT_ENV})
+  -h, --help                    show this help and exit
+  -V, --version                 show the version and exit
+
+Exit codes: 0 after SIGINT/SIGTERM (links are closed with 1001 first); 1 the gateway cannot listen;
+2 bad flags, environment or unreadable files; 130 a second signal during shutdown.
+`;
+}
