@@ -47,7 +47,7 @@ for await (const chunk of Deno.stdin.readable) {
       if (Deno.args[0] === "refuse") out({ jsonrpc: "2.0", id: m.id, error: { code: -32602, message: "no thanks" } });
       else out({ jsonrpc: "2.0", id: m.id, result: { protocolVersion: m.params.protocolVersion, capabilities: {}, serverInfo: { name: "scripted", version: "1" } } });
     } else if (!("method" in m)) out({ jsonrpc: "2.0", method: "seen", params: { response: m } });
-    else if (!("id" in m)) out({ jsonrpc: "2.0", method: "seen", params: { method: m.method } });
+    else if (!("id" in m)) out({ jsonrpc: "2.0", method: "seen", params: { method: m.method, requestId: m.params?.requestId } });
     else if (m.method === "hold") {}
     else if (m.method === "garbage") {
       out("this is not JSON");
@@ -222,13 +222,20 @@ Deno.test("LocalSession.takeInFlight() empties the requests in flight, by genera
   }
 });
 
-Deno.test("LocalSession.fromTunnel() forgets a request the tunnel cancelled", async () => {
-  const { session } = await start(scripted());
+Deno.test("LocalSession.fromTunnel() forgets a request the tunnel cancelled and tells the server", async () => {
+  const { session, messages } = await start(scripted());
   try {
     await session.fromTunnel(request(9, "hold"), 1);
     assert.equal(session.inFlightCount, 1);
     await session.fromTunnel(notification("notifications/cancelled", { requestId: 9 }), 1);
     assert.equal(session.inFlightCount, 0);
+    // The server itself must hear of it, with the request's id, so that it stops the work.
+    const seen = await messages.waitFor(
+      (m) => (json(m).params as JsonObject | undefined)?.method === "notifications/cancelled",
+      WAIT_MS,
+      "the server to see notifications/cancelled",
+    );
+    assert.equal((json(seen).params as JsonObject).requestId, 9);
   } finally {
     await deadline(session.stop(), WAIT_MS, "stop");
   }

@@ -166,6 +166,21 @@ Deno.test("parseServeArgs() reads MCP_RPROXY_LOG_LEVEL and _FORMAT, names them i
   );
 });
 
+Deno.test("parseServeArgs() accepts --max-frame-bytes up to the WebSocket cap of 64MiB - 1", () => {
+  assert.equal(
+    parse(["--tokens-file", "t", "--max-frame-bytes", "63MiB"]).maxFrameBytes,
+    63 * 1024 * 1024,
+  );
+  assert.equal(
+    parse(["--tokens-file", "t", "--max-frame-bytes", String(64 * 1024 * 1024 - 1)]).maxFrameBytes,
+    64 * 1024 * 1024 - 1,
+  );
+  assert.throws(
+    () => parse(["--tokens-file", "t", "--max-frame-bytes", String(64 * 1024 * 1024)]),
+    (e: Error) => e instanceof ConfigError && /expected at most 63MiB/.test(e.message),
+  );
+});
+
 Deno.test("parseServeArgs() returns help and version", () => {
   assert.equal(parseServeArgs(["--help"], noEnv), "help");
   assert.equal(parseServeArgs(["-V"], noEnv), "version");
