@@ -395,16 +395,33 @@ Deno.test("Link.open() passes frames other than registration and heartbeats to o
 });
 
 Deno.test("Link heartbeats every keepaliveMs and measures the round trip", async () => {
-  const gateway = startGateway({ onFrame: contractAWithHeartbeats });
+  const keepaliveMs = 200;
+  const arrivals: number[] = [];
+  const gateway = startGateway({
+    onFrame: (frame, peer) => {
+      if (frame.type === "heartbeat") arrivals.push(performance.now());
+      contractAWithHeartbeats(frame, peer);
+    },
+  });
   const rtts = new Collector<number>();
   let link: Link | undefined;
   try {
-    link = await openLink(options(gateway, { keepaliveMs: 100, onHeartbeatRtt: rtts.push }));
+    link = await openLink(options(gateway, { keepaliveMs, onHeartbeatRtt: rtts.push }));
     const peer = await gateway.peers.waitFor(() => true, WAIT_MS, "connection");
+    const intervals = 5;
     await peer.frames.waitFor(
-      () => peer.frames.items.filter((f) => f.type === "heartbeat").length >= 3,
+      () => peer.frames.items.filter((f) => f.type === "heartbeat").length > intervals,
       WAIT_MS,
-      "3 heartbeats",
+      `${intervals + 1} heartbeats`,
+    );
+    // The rate, from both sides: 5 intervals take 5 × keepalive plus the timer's tick (a quarter of it)
+    // and some scheduling slack; half the interval or twice it lands well outside.
+    const elapsed = arrivals[intervals]! - arrivals[0]!;
+    assert.ok(
+      elapsed >= intervals * keepaliveMs * 0.8 && elapsed <= intervals * keepaliveMs * 1.8,
+      `${intervals} heartbeat intervals took ${
+        Math.round(elapsed)
+      } ms at keepalive ${keepaliveMs} ms`,
     );
     const heartbeat = peer.frames.items.find((f) => f.type === "heartbeat");
     assert.equal(heartbeat?.sessionId, "gw-session-a");
