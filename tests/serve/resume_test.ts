@@ -3,64 +3,19 @@
 
 import assert from "node:assert/strict";
 import { ErrorCode, type JsonObject } from "../../lib/protocol/jsonrpc.ts";
-import type { WireFrame as Frame } from "../fixtures/wire.ts";
 import type { Gateway } from "../../lib/serve/gateway.ts";
 import { setupLogging, shutdownLogging } from "../../lib/util/log.ts";
 import type { LogRecord } from "@logtape/logtape";
 import { startTestGateway, TOKENS, TunnelClient, within } from "../fixtures/test_gateway.ts";
-
-const INIT_RESULT = {
-  protocolVersion: "2025-11-25",
-  capabilities: { tools: {} },
-  serverInfo: { name: "raw", version: "1" },
-};
-
-function payloadOf(frame: Frame): JsonObject {
-  return frame.payload as JsonObject;
-}
-
-function isRequest(method: string) {
-  return (f: Frame) => f.type === "request" && payloadOf(f).method === method;
-}
-
-/** Registers a raw tunnel that speaks `resume`, answers the gateway's initialize, and returns its credential. */
-async function registerResumable(gateway: Gateway, name = "res", token: string = TOKENS.alice) {
-  const tunnel = await TunnelClient.open(gateway, token);
-  const ack = await tunnel.register(name);
-  assert.ok((ack.extensions as string[]).includes("resume"));
-  const resume = ack.resume as { token: string; windowMs: number };
-  const sessionId = String(ack.sessionId);
-  const init = await tunnel.next(isRequest("initialize"), 5_000, "the gateway's initialize");
-  assert.equal(init.seq, 1);
-  tunnel.send({
-    type: "response",
-    sessionId,
-    seq: 1,
-    ack: 1,
-    payload: { jsonrpc: "2.0", id: payloadOf(init).id, result: INIT_RESULT },
-  });
-  const initialized = await tunnel.next(isRequest("notifications/initialized"));
-  assert.equal(initialized.seq, 2);
-  return { tunnel, sessionId, token: resume.token, windowMs: resume.windowMs, name: ack.name };
-}
-
-/** Opens a link and sends `register` with a `resume` request; returns the link and its register_ack. */
-async function resumeAs(
-  gateway: Gateway,
-  token: string,
-  resume: JsonObject,
-  name = "res",
-): Promise<{ tunnel: TunnelClient; ack: Frame }> {
-  const tunnel = await TunnelClient.open(gateway, token);
-  tunnel.send({
-    type: "register",
-    sessionId: crypto.randomUUID().replaceAll("-", ""),
-    server: { name, description: "resuming", protocol: "mcp" },
-    resume,
-  });
-  const ack = await tunnel.next((f) => f.type === "register_ack", 5_000, "register_ack");
-  return { tunnel, ack };
-}
+import {
+  isRequest,
+  payloadOf,
+  RAW_INIT_RESULT,
+  registerResumable,
+  resumeAs,
+  sessionInfo,
+  until,
+} from "../fixtures/resumable_tunnel.ts";
 
 /** A call through the sessions API; resolves with the JSON-RPC response. */
 async function callThroughApi(
@@ -79,27 +34,6 @@ async function callThroughApi(
     }),
   });
   return await response.json();
-}
-
-async function sessionInfo(gateway: Gateway, sessionId: string): Promise<JsonObject | undefined> {
-  const response = await fetch(`${gateway.url}/reverse-proxy/sessions/${sessionId}`, {
-    headers: { authorization: `Bearer ${TOKENS.alice}` },
-  });
-  if (response.status === 404) {
-    await response.body?.cancel();
-    return undefined;
-  }
-  return await response.json();
-}
-
-/** Waits, polling the sessions API on the gateway's own events (bounded), until `check` holds. */
-async function until(what: string, check: () => Promise<boolean>, ms = 5_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (let i = 0; i < 10_000; i++) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    // Each round trip to the gateway is the pacing; no sleep.
-  }
 }
 
 Deno.test("a dropped link resumes the same session: replay both ways, duplicates dropped, calls complete", async () => {
@@ -151,7 +85,7 @@ Deno.test("a dropped link resumes the same session: replay both ways, duplicates
       sessionId: first.sessionId,
       seq: 1,
       ack: 4,
-      payload: { jsonrpc: "2.0", id: 1, result: INIT_RESULT },
+      payload: { jsonrpc: "2.0", id: 1, result: RAW_INIT_RESULT },
     });
     for (const [seq, frame] of [[2, replayed], [3, buffered]] as const) {
       tunnel.send({
@@ -362,7 +296,7 @@ Deno.test("a client that sends data frames without seq is not kept for resumptio
     tunnel.send({
       type: "response",
       sessionId,
-      payload: { jsonrpc: "2.0", id: payloadOf(init).id, result: INIT_RESULT },
+      payload: { jsonrpc: "2.0", id: payloadOf(init).id, result: RAW_INIT_RESULT },
     });
     const initialized = await tunnel.next(isRequest("notifications/initialized"));
     assert.equal(initialized.seq, undefined, "no seq once the client showed it does not use them");
