@@ -6,6 +6,7 @@ import { CloseCode } from "../protocol/frames.ts";
 import { logger } from "../util/log.ts";
 import type { ServeMetrics } from "./metrics.ts";
 import { fromWebSocket } from "./peer_socket.ts";
+import { MAX_CLIENT_SESSIONS_PER_OWNER } from "./mcp_client_session.ts";
 import { McpEndpoint } from "./mcp_endpoint.ts";
 import { Registrar } from "./registration.ts";
 import { TunnelLink, type TunnelLinkHost } from "./tunnel_link.ts";
@@ -29,6 +30,7 @@ export const GATEWAY_DEFAULTS = {
   wsIdleTimeoutSeconds: 60,
   maxBadFrames: 20,
   mcpSessionTtlMs: 3_600_000,
+  maxMcpSessionsPerOwner: MAX_CLIENT_SESSIONS_PER_OWNER,
   resumeWindowMs: 60_000,
   replayFrames: 10_000,
   replayBytes: 64 * 1024 * 1024,
@@ -66,6 +68,8 @@ export interface GatewayOptions {
   maxBadFrames?: number;
   /** Idle MCP client sessions are forgotten after this long, in milliseconds. */
   mcpSessionTtlMs?: number;
+  /** MCP client sessions one owner may hold (past it an idle one is forgotten, else 429). */
+  maxMcpSessionsPerOwner?: number;
   /**
    * How long a session whose link dropped waits for its client to resume it, in milliseconds; 0 turns the
    * `resume` extension off (docs/resume.md).
@@ -151,6 +155,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     wsIdleTimeoutSeconds = GATEWAY_DEFAULTS.wsIdleTimeoutSeconds,
     maxBadFrames = GATEWAY_DEFAULTS.maxBadFrames,
     mcpSessionTtlMs = GATEWAY_DEFAULTS.mcpSessionTtlMs,
+    maxMcpSessionsPerOwner = GATEWAY_DEFAULTS.maxMcpSessionsPerOwner,
     resumeWindowMs = GATEWAY_DEFAULTS.resumeWindowMs,
     replayFrames = GATEWAY_DEFAULTS.replayFrames,
     replayBytes = GATEWAY_DEFAULTS.replayBytes,
@@ -166,6 +171,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   checkPositive("heartbeatTimeoutMs", heartbeatTimeoutMs, false);
   checkPositive("maxBadFrames", maxBadFrames);
   checkPositive("mcpSessionTtlMs", mcpSessionTtlMs, false);
+  checkPositive("maxMcpSessionsPerOwner", maxMcpSessionsPerOwner);
   checkPositive("replayFrames", replayFrames);
   checkPositive("replayBytes", replayBytes);
   checkPositive("maxClientBufferBytes", maxClientBufferBytes);
@@ -194,6 +200,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     callTimeoutMs,
     maxBodyBytes: maxFrameBytes,
     sessionTtlMs: mcpSessionTtlMs,
+    maxSessionsPerOwner: maxMcpSessionsPerOwner,
     allowedOrigins: origins,
     maxClientBufferBytes,
     maxStreamsPerToken,
