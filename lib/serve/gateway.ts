@@ -357,10 +357,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     reapAt = performance.now() + ms;
     reaper = setTimeout(reap, ms);
   }
+  /** The longest the reaper may wait: often enough for both the link deadline and the MCP session TTL. */
+  const idleTick = Math.min(tickFor(heartbeatTimeoutMs), tickFor(mcpSessionTtlMs));
   function reap(): void {
     reapAt = Infinity;
     const at = now();
-    let tick = tickFor(heartbeatTimeoutMs);
+    let tick = idleTick;
     for (const link of links) {
       if (link.closed) continue;
       const deadlineMs = link.deadlineMs ?? heartbeatTimeoutMs;
@@ -379,7 +381,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     registrar.prune();
     scheduleReap(tick);
   }
-  scheduleReap(tickFor(heartbeatTimeoutMs));
+  scheduleReap(idleTick);
 
   const displayHost = hostname.includes(":") ? `[${hostname}]` : hostname;
   const url = `${scheme}://${displayHost}:${server.addr.port}`;
