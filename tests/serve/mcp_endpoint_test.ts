@@ -408,7 +408,7 @@ Deno.test("the MCP endpoint checks Origin, session id, protocol version and ends
     assert.match(event, /^event: message\ndata: \{.*\}\n\n$/);
     const data = JSON.parse(event.split("\n")[1]!.slice("data: ".length));
     assert.equal(data.id, 1);
-    assert.equal(data.result.tools.length, 5);
+    assert.equal(data.result.tools.length, 7);
     const ended = await fetch(`${gateway.url}/servers/demo/mcp`, {
       method: "DELETE",
       headers: { authorization: `Bearer ${TOKENS.alice}`, "mcp-session-id": session },
