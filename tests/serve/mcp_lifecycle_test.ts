@@ -561,7 +561,7 @@ Deno.test("the MCP endpoint refuses bodies it cannot take: 415, 406 and 400 with
       },
     ];
     for (const { what, options, body, status, code, message } of cases) {
-      const response = await postMcp(gateway, "demo", body ?? list, options);
+      const response = await within(postMcp(gateway, "demo", body ?? list, options), 5_000, what);
       assert.equal(response.status, status, what);
       const answer = await response.json();
       assert.equal(answer.jsonrpc, "2.0", what);
