@@ -156,6 +156,8 @@ export async function serveCommand(args: string[], context: CommandContext): Pro
         replayFrames: settings.replayFrames,
         replayBytes: settings.replayBytes,
         maxClientBufferBytes: settings.maxClientBufferBytes,
+        maxMcpSessionsPerOwner: settings.maxMcpSessionsPerOwner,
+        maxStreamsPerToken: settings.maxStreamsPerToken,
         metrics,
       });
     } catch (error: unknown) {

@@ -39,6 +39,10 @@ export interface ServeSettings {
   replayBytes: number;
   /** Unread bytes one MCP client's SSE stream may hold before it is closed. */
   maxClientBufferBytes: number;
+  /** MCP client sessions one owner may hold. */
+  maxMcpSessionsPerOwner: number;
+  /** Open GET streams one token may hold. */
+  maxStreamsPerToken: number;
   logLevel: LogLevel;
   logFormat: LogFormat;
   /** `HOST:PORT` of the health and metrics listener; undefined = off. */
@@ -71,6 +75,8 @@ export const SERVE_FLAGS = {
   "replay-frames": { type: "string" },
   "replay-bytes": { type: "string" },
   "max-client-buffer": { type: "string" },
+  "max-mcp-sessions-per-owner": { type: "string" },
+  "max-streams-per-token": { type: "string" },
   "log-level": { type: "string" },
   "log-format": { type: "string" },
   "health-listen": { type: "string" },
@@ -292,6 +298,16 @@ export function parseServeArgs(
       "max-client-buffer",
       d.maxClientBufferBytes,
       (f, t) => byteSize(f, t, MAX_BUFFER_BYTES),
+    ),
+    maxMcpSessionsPerOwner: option(
+      "max-mcp-sessions-per-owner",
+      d.maxMcpSessionsPerOwner,
+      (f, t) => wholeNumber(f, t, 1),
+    ),
+    maxStreamsPerToken: option(
+      "max-streams-per-token",
+      d.maxStreamsPerToken,
+      (f, t) => wholeNumber(f, t, 1),
     ),
     logLevel,
     logFormat,

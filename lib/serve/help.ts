@@ -67,6 +67,9 @@ Limits
                                 suffixes KiB, MiB (default ${
     formatByteSize(d.maxClientBufferBytes)
   })
+  --max-mcp-sessions-per-owner N  MCP client sessions per owner; past it the oldest idle one is
+                                forgotten, and with none idle a new one gets 429 (default ${d.maxMcpSessionsPerOwner})
+  --max-streams-per-token N     open GET streams one token may hold (default ${d.maxStreamsPerToken})
 
 Resumption (links that drop and come back lose nothing; docs/resume.md)
   --resume-window SECONDS       keep a session whose link dropped this long for its client to resume it;

@@ -33,6 +33,8 @@ Deno.test("parseServeArgs() applies the documented defaults", () => {
     replayFrames: 10_000,
     replayBytes: 64 * 1024 * 1024,
     maxClientBufferBytes: 16 * 1024 * 1024,
+    maxMcpSessionsPerOwner: 1024,
+    maxStreamsPerToken: 16,
     logLevel: "info",
     logFormat: "text",
   });
@@ -50,6 +52,8 @@ Deno.test("parseServeArgs() reads every limit flag", () => {
     "--ws-idle-timeout=0",
     "--max-bad-frames=5",
     "--mcp-session-ttl=60",
+    "--max-mcp-sessions-per-owner=9",
+    "--max-streams-per-token=2",
     "--allowed-origin=https://a.example",
     "--allowed-origin=https://b.example",
     "--public-url=https://gw.example.com/prefix",
@@ -67,6 +71,8 @@ Deno.test("parseServeArgs() reads every limit flag", () => {
   assert.equal(s.wsIdleTimeoutSeconds, 0);
   assert.equal(s.maxBadFrames, 5);
   assert.equal(s.mcpSessionTtlMs, 60_000);
+  assert.equal(s.maxMcpSessionsPerOwner, 9);
+  assert.equal(s.maxStreamsPerToken, 2);
   assert.deepEqual(s.allowedOrigins, ["https://a.example", "https://b.example"]);
   assert.equal(s.publicUrl, "https://gw.example.com/prefix");
   assert.equal(s.jwtAudience, "aud");
