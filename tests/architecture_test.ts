@@ -84,7 +84,7 @@ const MAX_LINES = 450;
 Deno.test(`no file in lib/ runs past ${MAX_LINES} lines`, () => {
   const long = libFiles().map((file) => ({
     file: relative(ROOT, file),
-    lines: Deno.readTextFileSync(file).split("\n").length,
+    lines: Deno.readTextFileSync(file).split("\n").length - 1,
   })).filter(({ lines }) => lines > MAX_LINES);
   assert.deepEqual(long, [], "split these along their seams");
 });

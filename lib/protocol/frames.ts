@@ -236,7 +236,13 @@ interface ControlParts {
  * rides along). From a gateway: only ever the reply to one (never answer a gateway heartbeat).
  */
 export function encodeHeartbeat(
-  parts: ControlParts & { keepaliveMs?: number; ack?: number; timestamp?: string },
+  parts: ControlParts & {
+    keepaliveMs?: number;
+    ack?: number;
+    /** With `channels`: the cumulative ack of each channel's session. */
+    acks?: Record<string, number>;
+    timestamp?: string;
+  },
 ): string {
   return JSON.stringify({ type: "heartbeat", ...parts });
 }
@@ -284,6 +290,17 @@ export function readClose(frame: Frame): { code: number; reason: string } | unde
 export function readErrorMessage(frame: Frame): string {
   const message = frame.fields.message;
   return typeof message === "string" ? message : JSON.stringify(message ?? "");
+}
+
+/** A heartbeat's per-channel acks (with `channels`): channel → cumulative ack; malformed entries dropped. */
+export function readAcks(frame: Frame): Map<string, number> {
+  const acks = new Map<string, number>();
+  const value = frame.fields.acks;
+  if (!isObject(value)) return acks;
+  for (const [channel, ack] of Object.entries(value).slice(0, 1024)) {
+    if (typeof ack === "number" && Number.isSafeInteger(ack) && ack >= 0) acks.set(channel, ack);
+  }
+  return acks;
 }
 
 /** A client heartbeat's announced keepalive interval, if it gave a positive number. */

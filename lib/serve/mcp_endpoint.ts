@@ -228,7 +228,7 @@ export class McpEndpoint {
       }
       return;
     }
-    if (tunnel === undefined || !tunnel.notify(message)) {
+    if (tunnel === undefined || !tunnel.calls.notify(message)) {
       log.debug("Dropped client notification {method}: server not connected", {
         event: "client_notification_dropped",
         method: message.method,
@@ -326,7 +326,7 @@ export class McpEndpoint {
       );
       call.stream = stream;
       stream.onCancel = () => controller.abort("the MCP client disconnected");
-      void tunnel.call(message, {
+      void tunnel.calls.call(message, {
         signal: controller.signal,
         onProgress: (progress) => {
           if (!stream.send(progress)) session.getStream?.send(progress);
@@ -342,7 +342,7 @@ export class McpEndpoint {
     }
     // JSON mode cannot see a client disconnect through Request alone: the call runs to its answer or
     // timeout. SSE mode cancels on disconnect.
-    return tunnel.call(message, {
+    return tunnel.calls.call(message, {
       signal: controller.signal,
       onProgress: (progress) => session.getStream?.send(progress),
       raw: true,

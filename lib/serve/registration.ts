@@ -21,6 +21,7 @@ export const GATEWAY_EXTENSIONS: readonly string[] = [
   Extension.ServerRequests,
   Extension.LargeFrames,
   Extension.EvictClose,
+  Extension.Channels,
 ];
 
 /** Where a session's server messages go: the MCP endpoint. */
@@ -90,12 +91,13 @@ export class Registrar {
       return;
     }
     let resumeError: ResumeError | undefined;
+    const channel = link.channels ? frame.channel : undefined;
     const request = this.#options.resume === undefined ? undefined : frame.resume;
     if (request !== undefined) {
       const target = this.registry.get(request.sessionId);
       const outcome = target === undefined
         ? this.#ended.why(request.sessionId, link.owner, request.token)
-        : target.adopt(link, request, frame.channel);
+        : target.adopt(link, request, channel);
       if (outcome === "resumed") return;
       if (outcome === "evicted") {
         // An evicted session's client may not register again under its credential: say so twice (the
@@ -140,6 +142,7 @@ export class Registrar {
   ): void {
     const { limits, resume, version, now, metrics, router } = this.#options;
     const name = this.registry.freeName(link.owner, wanted);
+    const channel = link.channels ? frame.channel : undefined;
     const session: TunnelSession = new TunnelSession(link, {
       owner: link.owner,
       name,
@@ -147,7 +150,7 @@ export class Registrar {
       description: frame.server.description,
       protocol: frame.server.protocol,
       mcpUrl: `${link.baseUrl}/servers/${encodeURIComponent(name)}/mcp`,
-      ...(frame.channel === undefined ? {} : { channel: frame.channel }),
+      ...(channel === undefined ? {} : { channel }),
       limits,
       extensions: this.#extensions,
       version,

@@ -152,7 +152,7 @@ async function forward(
   if (kind === "notification") {
     const notification = body as JsonRpcNotification;
     // The gateway initialized the server itself; a second `initialized` would confuse it.
-    if (notification.method !== "notifications/initialized" && !link.notify(notification)) {
+    if (notification.method !== "notifications/initialized" && !link.calls.notify(notification)) {
       return problem(502, `Server '${link.name}' is not connected`);
     }
     return Response.json({ status: "sent", session_id: link.id }, { status: 202 });
@@ -183,7 +183,7 @@ async function forward(
     });
   }
   // Not tied to request.signal: Deno (legacy mode) aborts it on every completed response too.
-  const response = await link.call(call) ??
+  const response = await link.calls.call(call) ??
     errorResponse(call.id, ErrorCode.InternalError, "Request cancelled");
   const status = response.error?.code === ErrorCode.Timeout
     ? 504

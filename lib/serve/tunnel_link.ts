@@ -8,8 +8,10 @@ import {
   CloseCode,
   encodeError,
   encodeHeartbeat,
+  Extension,
   type Frame,
   parseFrame,
+  readAcks,
   readKeepaliveMs,
 } from "../protocol/frames.ts";
 import { readRegister, type RegisterFrame } from "../protocol/registration.ts";
@@ -54,6 +56,8 @@ export interface LinkedSession {
   linkLost(loss: LinkLoss): void;
   /** The cumulative `ack` a heartbeat reply carries, when the session resumes. */
   heartbeatAck(): number | undefined;
+  /** The client acknowledged this session's frames up to `ack` (a per-channel heartbeat ack). */
+  peerAcked(ack: number): void;
 }
 
 /** What a link asks of the gateway that accepted it. */
@@ -109,6 +113,8 @@ export class TunnelLink {
   #closed = false;
   /** Once a session was attached: a link without channels takes no second `register`. */
   #registeredOnce = false;
+  /** True once the client asked for the `channels` extension in its first `register`. */
+  #channels = false;
 
   constructor(socket: PeerSocket, options: TunnelLinkOptions) {
     const { identity, baseUrl, limits, host, now = Date.now, metrics } = options;
@@ -169,6 +175,11 @@ export class TunnelLink {
       this.#socket.closed,
       new Promise((resolve) => timer = setTimeout(resolve, ms)),
     ]).finally(() => clearTimeout(timer));
+  }
+
+  /** True when the link carries many servers, each frame naming its server in `channel`. */
+  get channels(): boolean {
+    return this.#channels;
   }
 
   /** Carries `session` on `channel` ("" without channels) from now on. */
@@ -315,13 +326,29 @@ export class TunnelLink {
   }
 
   #onRegister(frame: Frame): void {
-    if (this.#registeredOnce) {
+    const register = readRegister(frame);
+    if (!this.#registeredOnce && !(register instanceof Error)) {
+      // The first register decides: many servers on this link only if the client asked for it, with a
+      // channel named.
+      this.#channels = register.extensions.has(Extension.Channels) &&
+        register.channel !== undefined;
+    }
+    if (this.#registeredOnce && !this.#channels) {
       this.close(CloseCode.Policy, "register sent twice on one connection");
       return;
     }
-    const register = readRegister(frame);
     if (register instanceof Error) {
       this.refuse(register.message);
+      return;
+    }
+    if (
+      this.#channels && (register.channel === undefined || this.#sessions.has(register.channel))
+    ) {
+      this.badFrame(
+        register.channel === undefined
+          ? "Register on a link with channels needs a 'channel'"
+          : `Channel ${JSON.stringify(register.channel).slice(0, 64)} is already registered`,
+      );
       return;
     }
     this.#host.register(this, register);
@@ -335,7 +362,23 @@ export class TunnelLink {
       this.#host.livenessChanged?.(this);
     }
     // Exactly one acknowledgement per client heartbeat; the gateway never starts one.
-    const session = this.#sessions.get(frame.channel ?? "");
+    if (this.#channels) {
+      // Each channel's session has its own sequence: acks go both ways per channel.
+      for (const [channel, ack] of readAcks(frame)) this.#sessions.get(channel)?.peerAcked(ack);
+      const acks: Record<string, number> = {};
+      for (const [channel, session] of this.#sessions) {
+        const ack = session.heartbeatAck();
+        if (ack !== undefined) acks[channel] = ack;
+      }
+      this.sendText(encodeHeartbeat({
+        sessionId: frame.sessionId ?? "",
+        timestamp: new Date().toISOString(),
+        acks,
+      }));
+      return;
+    }
+    const session = this.#sessions.get("");
+    if (frame.ack !== undefined) session?.peerAcked(frame.ack);
     const ack = session?.heartbeatAck();
     this.sendText(encodeHeartbeat({
       sessionId: session?.id ?? frame.sessionId ?? "",

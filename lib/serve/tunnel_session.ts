@@ -10,17 +10,11 @@ import {
   encodeDataFrame,
   type Frame,
 } from "../protocol/frames.ts";
-import type {
-  JsonObject,
-  JsonRpcNotification,
-  JsonRpcRequest,
-  JsonRpcResponse,
-} from "../protocol/jsonrpc.ts";
+import type { JsonObject, JsonRpcResponse } from "../protocol/jsonrpc.ts";
 import { encodeRegisterAck, type ResumeRequest } from "../protocol/registration.ts";
-import type { RawResponse } from "./call_table.ts";
 import { newResumeToken, type ResumeError, sameSecret } from "./resume_credentials.ts";
 import { SessionSequence } from "./session_sequence.ts";
-import { type CallOptions, TunnelCalls } from "./tunnel_calls.ts";
+import { TunnelCalls } from "./tunnel_calls.ts";
 import type { LinkedSession, LinkLoss, TunnelLink } from "./tunnel_link.ts";
 import type { SessionEnd, SessionStats, TunnelSessionOptions } from "./session_contract.ts";
 
@@ -138,27 +132,11 @@ export class TunnelSession implements LinkedSession {
   }
 
   /**
-   * Sends a request through the tunnel and resolves with the server's answer under the caller's id; see
-   * {@link TunnelCalls.call}. While the session is detached the request waits in the replay buffer.
+   * The session's calls through the tunnel: `call()` (the answer comes back under the caller's id) and
+   * `notify()`. While the session is detached they wait in the replay buffer.
    */
-  call(
-    request: JsonRpcRequest,
-    options?: CallOptions & { raw?: false },
-  ): Promise<JsonRpcResponse | undefined>;
-  call(
-    request: JsonRpcRequest,
-    options: CallOptions & { raw: true },
-  ): Promise<JsonRpcResponse | RawResponse | undefined>;
-  call(
-    request: JsonRpcRequest,
-    options: CallOptions = {},
-  ): Promise<JsonRpcResponse | RawResponse | undefined> {
-    return this.#calls.call(request, options);
-  }
-
-  /** Sends a notification to the server (buffered while detached). False if it cannot go out. */
-  notify(notification: JsonRpcNotification): boolean {
-    return this.#calls.notify(notification);
+  get calls(): TunnelCalls {
+    return this.#calls;
   }
 
   /**
@@ -221,6 +199,11 @@ export class TunnelSession implements LinkedSession {
   countOut(bytes: number): void {
     this.#messages++;
     this.#bytes += bytes;
+  }
+
+  /** The client acknowledged this session's frames up to `ack`. */
+  peerAcked(ack: number): void {
+    this.#sequence?.peerAcked(ack);
   }
 
   /** The ack a heartbeat reply carries. */

@@ -126,6 +126,25 @@ export const MUTANTS: Mutant[] = [
     tests: ["tests/serve/tunnel_session_test.ts"],
     filter: "never asked",
   },
+  {
+    id: "heartbeat-ack-taken",
+    rule: "serve takes the ack a heartbeat carries, so a quiet session's replay buffer is freed",
+    file: "lib/serve/tunnel_link.ts",
+    find: "if (frame.ack !== undefined) session?.peerAcked(frame.ack);",
+    replace: "",
+    tests: ["tests/serve/sequence_test.ts"],
+    filter: "heartbeat's ack",
+  },
+  {
+    id: "channels-routing",
+    rule: "a frame on a link with channels reaches the session of its channel",
+    file: "lib/serve/tunnel_link.ts",
+    find:
+      'const session = this.#sessions.get(frame.channel ?? "");\n        if (session === undefined) {',
+    replace:
+      "const session = [...this.#sessions.values()][0];\n        if (session === undefined) {",
+    tests: ["tests/serve/channels_test.ts"],
+  },
   // -- liveness and limits --
   {
     id: "heartbeat-deadline",

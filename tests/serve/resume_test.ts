@@ -316,7 +316,12 @@ Deno.test("with a resume window of 0 the extension is not announced and frames c
   const tunnel = await TunnelClient.open(gateway, TOKENS.alice);
   try {
     const ack = await tunnel.register("off");
-    assert.deepEqual(ack.extensions, ["server-requests", "large-frames", "evict-close"]);
+    assert.deepEqual(ack.extensions, [
+      "server-requests",
+      "large-frames",
+      "evict-close",
+      "channels",
+    ]);
     assert.equal(ack.resume, undefined);
     const init = await tunnel.next(isRequest("initialize"));
     assert.equal(init.seq, undefined);

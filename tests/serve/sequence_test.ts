@@ -278,3 +278,45 @@ Deno.test("a resume that acknowledges frames serve never sent is refused 'bad-ac
     await gateway.close();
   }
 });
+
+Deno.test("a heartbeat's ack frees serve's replay buffer, so a quiet session stays resumable", async () => {
+  // Room for 6 frames: initialize, initialized, and 4 calls. Without the heartbeat's ack being taken,
+  // 4 more calls overflow the buffer and the session cannot be resumed.
+  const gateway = await startTestGateway({ replayFrames: 6, callTimeoutMs: 30_000 });
+  const first = await registerResumable(gateway);
+  const calls: Promise<Response>[] = [];
+  const call = (id: number) =>
+    fetch(`${gateway.url}/reverse-proxy/sessions/${first.sessionId}/request`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${TOKENS.alice}`, "content-type": "application/json" },
+      body: JSON.stringify({ jsonrpc: "2.0", id, method: "tools/list" }),
+    });
+  let resumed: Awaited<ReturnType<typeof resumeAs>> | undefined;
+  try {
+    for (let id = 1; id <= 4; id++) {
+      calls.push(call(id));
+      await first.tunnel.next(isRequest("tools/list"), 5_000, `call ${id}`);
+    }
+    // Everything received so far (seq 6) acknowledged by a heartbeat only.
+    first.tunnel.send({ type: "heartbeat", sessionId: first.sessionId, ack: 6 });
+    await first.tunnel.next((f) => f.type === "heartbeat", 5_000, "the heartbeat reply");
+    for (let id = 5; id <= 8; id++) {
+      calls.push(call(id));
+      await first.tunnel.next(isRequest("tools/list"), 5_000, `call ${id}`);
+    }
+    await first.tunnel.close();
+    await until("the session to detach", async () => {
+      return (await sessionInfo(gateway, first.sessionId))?.detached === true;
+    });
+    resumed = await resumeAs(gateway, TOKENS.alice, {
+      sessionId: first.sessionId,
+      token: first.token,
+      ack: 6,
+    });
+    assert.equal(resumed.ack.resumed, true, `resume refused: ${resumed.ack.resumeError}`);
+  } finally {
+    await resumed?.tunnel.close();
+    await gateway.close();
+    for (const pending of calls) await pending.then((r) => r.body?.cancel(), () => {});
+  }
+});

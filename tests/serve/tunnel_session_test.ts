@@ -51,7 +51,13 @@ Deno.test("register is answered with register_ack carrying id, name, mcpUrl, ext
     assert.match(String(ack.sessionId), /^[0-9a-f-]{36}$/);
     assert.equal(ack.name, "My-Server");
     assert.equal(ack.mcpUrl, `${gateway.url}/servers/My-Server/mcp`);
-    assert.deepEqual(ack.extensions, ["server-requests", "large-frames", "evict-close", "resume"]);
+    assert.deepEqual(ack.extensions, [
+      "server-requests",
+      "large-frames",
+      "evict-close",
+      "channels",
+      "resume",
+    ]);
     assert.equal(ack.maxFrameBytes, 8 * 1024 * 1024);
     const init = await tunnel.next((f) => f.type === "request", 5_000, "initialize");
     const payload = init.payload as JsonObject;

@@ -1,0 +1,171 @@
+// Many servers on one link (the `channels` extension): each registers on its own channel, frames name
+// their channel, and ending one server ends only that server's session.
+
+import assert from "node:assert/strict";
+import type { JsonObject } from "../../lib/protocol/jsonrpc.ts";
+import type { Gateway } from "../../lib/serve/gateway.ts";
+import { startTestGateway, TOKENS, TunnelClient, within } from "../fixtures/test_gateway.ts";
+import type { WireFrame } from "../fixtures/wire.ts";
+
+function payloadOf(frame: WireFrame): JsonObject {
+  return frame.payload as JsonObject;
+}
+
+/** Registers `name` on `channel` and answers the gateway's initialize on that channel. */
+async function registerChannel(
+  tunnel: TunnelClient,
+  channel: string,
+  name: string,
+): Promise<WireFrame> {
+  tunnel.send({
+    type: "register",
+    sessionId: "client",
+    channel,
+    extensions: ["channels"],
+    server: { name, description: `${name} on ${channel}`, protocol: "mcp" },
+  });
+  const ack = await tunnel.next(
+    (f) => f.type === "register_ack" && f.channel === channel,
+    5_000,
+    `register_ack of ${channel}`,
+  );
+  const init = await tunnel.next(
+    (f) => f.channel === channel && payloadOf(f)?.method === "initialize",
+    5_000,
+    `initialize on ${channel}`,
+  );
+  tunnel.send({
+    type: "response",
+    sessionId: ack.sessionId,
+    channel,
+    payload: {
+      jsonrpc: "2.0",
+      id: payloadOf(init).id,
+      result: { protocolVersion: "2025-11-25", capabilities: {}, serverInfo: { name } },
+    },
+  });
+  return ack;
+}
+
+function callThroughApi(gateway: Gateway, sessionId: unknown, id: number): Promise<Response> {
+  return fetch(`${gateway.url}/reverse-proxy/sessions/${sessionId}/request`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${TOKENS.alice}`, "content-type": "application/json" },
+    body: JSON.stringify({ jsonrpc: "2.0", id, method: "tools/list" }),
+  });
+}
+
+Deno.test("two servers register on one link, each on its channel, and their calls are routed by channel", async () => {
+  const gateway = await startTestGateway({ callTimeoutMs: 3_000 });
+  const tunnel = await TunnelClient.open(gateway, TOKENS.alice);
+  try {
+    const git = await registerChannel(tunnel, "c-git", "git");
+    const docs = await registerChannel(tunnel, "c-docs", "docs");
+    assert.ok((git.extensions as string[]).includes("channels"));
+    assert.notEqual(git.sessionId, docs.sessionId);
+    assert.equal(docs.mcpUrl, `${gateway.url}/servers/docs/mcp`);
+    for (const [ack, channel] of [[git, "c-git"], [docs, "c-docs"]] as const) {
+      const pending = callThroughApi(gateway, ack.sessionId, 7);
+      const request = await tunnel.next(
+        (f) => f.type === "request" && payloadOf(f)?.method === "tools/list",
+        5_000,
+        "the call",
+      );
+      assert.equal(request.channel, channel, "the call names its server's channel");
+      tunnel.send({
+        type: "response",
+        sessionId: ack.sessionId,
+        channel,
+        payload: { jsonrpc: "2.0", id: payloadOf(request).id, result: { tools: [], channel } },
+      });
+      const answer = await (await pending).json();
+      assert.deepEqual(answer.result, { tools: [], channel });
+    }
+  } finally {
+    await tunnel.close();
+    await gateway.close();
+  }
+});
+
+Deno.test("evicting one server of a link sends a close frame for its channel; the other server goes on", async () => {
+  const gateway = await startTestGateway({ callTimeoutMs: 3_000 });
+  const tunnel = await TunnelClient.open(gateway, TOKENS.alice);
+  try {
+    const git = await registerChannel(tunnel, "c-git", "git");
+    const docs = await registerChannel(tunnel, "c-docs", "docs");
+    const evicted = await fetch(`${gateway.url}/reverse-proxy/sessions/${git.sessionId}`, {
+      method: "DELETE",
+      headers: { authorization: `Bearer ${TOKENS.alice}` },
+    });
+    assert.equal(evicted.status, 200);
+    await evicted.body?.cancel();
+    const close = await tunnel.next((f) => f.type === "close", 5_000, "the close frame");
+    assert.equal(close.channel, "c-git");
+    assert.equal(close.code, 4001);
+    assert.equal(tunnel.socket.readyState, WebSocket.OPEN, "the link stays up");
+    const pending = callThroughApi(gateway, docs.sessionId, 8);
+    const request = await tunnel.next((f) =>
+      f.channel === "c-docs" && payloadOf(f)?.method === "tools/list"
+    );
+    tunnel.send({
+      type: "response",
+      sessionId: docs.sessionId,
+      channel: "c-docs",
+      payload: { jsonrpc: "2.0", id: payloadOf(request).id, result: { ok: true } },
+    });
+    assert.deepEqual((await (await pending).json()).result, { ok: true });
+    const gone = await callThroughApi(gateway, git.sessionId, 9);
+    assert.equal(gone.status, 404);
+    await gone.body?.cancel();
+  } finally {
+    await tunnel.close();
+    await gateway.close();
+  }
+});
+
+Deno.test("a second register on a link without channels still closes it with 1008", async () => {
+  const gateway = await startTestGateway({ callTimeoutMs: 3_000 });
+  const tunnel = await TunnelClient.open(gateway, TOKENS.alice);
+  try {
+    await tunnel.register("first");
+    tunnel.send({
+      type: "register",
+      sessionId: "x",
+      channel: "late",
+      extensions: ["channels"],
+      server: { name: "second", description: "", protocol: "mcp" },
+    });
+    const closed = await within(tunnel.closed, 5_000, "the close");
+    assert.equal(closed.code, 1008);
+  } finally {
+    await tunnel.close();
+    await gateway.close();
+  }
+});
+
+Deno.test("a register that reuses a channel of the link is refused and the first server keeps it", async () => {
+  const gateway = await startTestGateway({ callTimeoutMs: 3_000 });
+  const tunnel = await TunnelClient.open(gateway, TOKENS.alice);
+  try {
+    await registerChannel(tunnel, "c1", "one");
+    tunnel.send({
+      type: "register",
+      sessionId: "x",
+      channel: "c1",
+      extensions: ["channels"],
+      server: { name: "two", description: "", protocol: "mcp" },
+    });
+    const error = await tunnel.next((f) => f.type === "error", 5_000, "the error frame");
+    assert.match(String(error.message), /already registered/);
+    const list = await fetch(`${gateway.url}/reverse-proxy/sessions`, {
+      headers: { authorization: `Bearer ${TOKENS.alice}` },
+    });
+    const names = (await list.json()).sessions.map((s: { server_info: { name: string } }) =>
+      s.server_info.name
+    );
+    assert.deepEqual(names, ["one"]);
+  } finally {
+    await tunnel.close();
+    await gateway.close();
+  }
+});
