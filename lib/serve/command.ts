@@ -65,6 +65,9 @@ async function buildTokenStore(
           ...(settings.jwtIssuer === undefined ? {} : { issuer: settings.jwtIssuer }),
         },
       }),
+      ...(settings.oauthIssuers.length === 0 ? {} : {
+        oauth: { issuers: settings.oauthIssuers, jwksCooldownMs: settings.oauthJwksCooldownMs },
+      }),
     });
   } catch (error: unknown) {
     if (!(error instanceof SyntaxError)) throw error;
@@ -134,6 +137,9 @@ export async function serveCommand(args: string[], context: CommandContext): Pro
         readTextFile: context.readTextFile,
       });
     }
+    // Found before listening, so that the log says at once whether each issuer works. A failure is
+    // logged and retried on use: tokens-file and JWT clients are not held hostage by an absent issuer.
+    await Promise.allSettled(tokens.oauthIssuers.map((issuer) => issuer.discover()));
     const tls = await readTls(settings, context);
     if (signal.aborted) return;
     try {

@@ -9,6 +9,8 @@ import { HOST_PORT_EXPECTED, parseHostPort } from "../util/host_port.ts";
 import { LEVEL_CHOICES, type LogFormat, parseLevel } from "../util/log.ts";
 import { GATEWAY_DEFAULTS } from "./gateway.ts";
 import { JWT_SECRET_ENV, LOG_FORMAT_ENV, LOG_LEVEL_ENV, SERVE_DEFAULTS } from "./help.ts";
+import { isFetchableUrl } from "./oauth_issuer.ts";
+import { OAUTH_DEFAULTS } from "./token_store.ts";
 
 /** Settings of `serve`, validated, defaults applied. Secrets are read later from the files named here. */
 export interface ServeSettings {
@@ -23,6 +25,10 @@ export interface ServeSettings {
   jwtAudience?: string;
   jwtIssuer?: string;
   jwtAllowNoExp: boolean;
+  /** Trusted OAuth authorization servers; empty = OAuth off. */
+  oauthIssuers: string[];
+  /** Shortest time between two JWKS fetches an unknown key causes, in milliseconds. */
+  oauthJwksCooldownMs: number;
   publicUrl?: string;
   allowedOrigins: string[];
   maxFrameBytes: number;
@@ -63,6 +69,8 @@ export const SERVE_FLAGS = {
   "jwt-audience": { type: "string" },
   "jwt-issuer": { type: "string" },
   "jwt-allow-no-exp": { type: "boolean" },
+  "oauth-issuer": { type: "string", multiple: true },
+  "oauth-jwks-cooldown": { type: "string" },
   "max-frame-bytes": { type: "string" },
   "max-sessions-per-owner": { type: "string" },
   "max-inflight": { type: "string" },
@@ -167,6 +175,32 @@ function httpUrl(flag: string, text: string): string {
   return text;
 }
 
+/** An OAuth issuer URL: https (http only on loopback), no query or fragment (RFC 8414 §2). */
+function issuerUrl(flag: string, text: string): string {
+  const url = URL.canParse(text) ? new URL(text) : undefined;
+  if (url === undefined || !isFetchableUrl(text) || url.search !== "" || url.hash !== "") {
+    throw invalidSetting({
+      setting: flag,
+      value: text,
+      expected:
+        "the authorization server's issuer URL: https://, or http:// on localhost/127.0.0.1/[::1], without ? or #",
+      example: `${flag} https://idp.example.com/realms/mcp`,
+    });
+  }
+  return text;
+}
+
+/**
+ * With OAuth, the resource URLs that tokens must name are built on a fixed base: `--public-url`, else the
+ * address listened on. A wildcard address is no URL anyone can be issued a token for.
+ */
+function checkOAuthBase(hostname: string, publicUrl: string | undefined): void {
+  if (publicUrl !== undefined || (hostname !== "0.0.0.0" && hostname !== "::")) return;
+  throw new ConfigError(
+    `--oauth-issuer needs --public-url when listening on ${hostname}: access tokens are issued for the gateway's URL, which the listen address does not name; give --public-url https://gw.example.com (the URL clients use)`,
+  );
+}
+
 /** A flag, else its environment variable (empty counts as unset), else the default; with its name. */
 function flagOrEnv(
   flag: string,
@@ -214,16 +248,20 @@ export function parseServeArgs(
   }
   const jwtSecretFromEnv = values["jwt-secret-file"] === undefined &&
     (env(JWT_SECRET_ENV)?.trim() ?? "") !== "";
+  const oauthIssuers = [
+    ...new Set((values["oauth-issuer"] ?? []).map((u) => issuerUrl("--oauth-issuer", u))),
+  ];
   if (
     values["tokens-file"] === undefined && values["jwt-secret-file"] === undefined &&
-    !jwtSecretFromEnv
+    !jwtSecretFromEnv && oauthIssuers.length === 0
   ) {
     throw new ConfigError(
-      `No way to check tokens: give --tokens-file FILE and/or --jwt-secret-file FILE (or set ${JWT_SECRET_ENV}); the gateway never runs without authentication`,
+      `No way to check tokens: give --tokens-file FILE, --jwt-secret-file FILE (or set ${JWT_SECRET_ENV}) and/or --oauth-issuer URL; the gateway never runs without authentication`,
     );
   }
   const publicUrl = values["public-url"];
   if (publicUrl !== undefined) httpUrl("--public-url", publicUrl);
+  if (oauthIssuers.length > 0) checkOAuthBase(hostname, publicUrl);
   const healthListen = values["health-listen"];
   if (healthListen !== undefined) hostPort("--health-listen", healthListen);
 
@@ -262,6 +300,12 @@ export function parseServeArgs(
     port,
     jwtSecretFromEnv,
     jwtAllowNoExp: values["jwt-allow-no-exp"] ?? false,
+    oauthIssuers,
+    oauthJwksCooldownMs: option(
+      "oauth-jwks-cooldown",
+      OAUTH_DEFAULTS.jwksCooldownMs,
+      (f, t) => secondsMs(f, t, "fetches again for every unknown key"),
+    ),
     allowedOrigins: values["allowed-origin"] ?? [],
     maxFrameBytes: option(
       "max-frame-bytes",

@@ -14,7 +14,8 @@ import { TunnelRegistry } from "./tunnel_registry.ts";
 import type { ResumeSettings } from "./session_contract.ts";
 import type { TunnelSession } from "./tunnel_session.ts";
 import { handleSessionsApi } from "./sessions_api.ts";
-import { authorizeRequest, type TokenStore } from "./token_store.ts";
+import { authorizeRequest, type Identity, type Role, type TokenStore } from "./token_store.ts";
+import { METADATA_PREFIX, protectedResourceMetadata } from "./protected_resource.ts";
 
 const log = logger("serve");
 
@@ -48,7 +49,10 @@ export interface GatewayOptions {
   port?: number;
   /** PEM certificate chain and key: serve HTTPS/WSS. */
   tls?: { cert: string; key: string };
-  /** Base URL clients use to reach the gateway (behind a proxy); `mcpUrl`s are built from it. */
+  /**
+   * Base URL clients use to reach the gateway (behind a proxy); `mcpUrl`s are built from it. With OAuth it
+   * is also the base of every resource URL (tokens' audience); without it that base is {@link Gateway.url}.
+   */
   publicUrl?: string;
   /** Extra origins allowed on the MCP endpoints (`*` = any). The gateway's own origins are always allowed. */
   allowedOrigins?: string[];
@@ -238,6 +242,20 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     return `${scheme}://${host}`;
   }
 
+  /**
+   * The base of OAuth resource URLs: fixed (the public URL, else the address listened on), never the
+   * request's Host header, which a client chooses and so could make a token for another host pass.
+   */
+  function oauthBase(): string {
+    if (publicUrl !== undefined) return publicUrl.href.replace(/\/+$/, "");
+    const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+    return `${scheme}://${host}:${server.addr.port}`;
+  }
+
+  function authorize(request: Request, role: Role): Promise<Identity | Response> {
+    return authorizeRequest(tokens, request, { role, base: oauthBase() });
+  }
+
   async function acceptLink(request: Request): Promise<Response> {
     if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
       return Response.json({ error: "Expected a WebSocket upgrade" }, {
@@ -245,7 +263,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         headers: { upgrade: "websocket" },
       });
     }
-    const identity = await authorizeRequest(tokens, request, "connect");
+    const identity = await authorize(request, "connect");
     if (identity instanceof Response) {
       log.info("Refused a link with HTTP {status}", {
         event: "link_refused",
@@ -281,11 +299,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const url = new URL(request.url);
     const segments = url.pathname.split("/").filter((s) => s !== "");
     if (url.pathname === "/healthz") return Response.json({ status: "ok", links: links.size });
+    if (url.pathname.startsWith(`${METADATA_PREFIX}/`) && tokens.oauthIssuers.length > 0) {
+      const authorizationServers = tokens.oauthIssuers.map((issuer) => issuer.url);
+      return protectedResourceMetadata(request, { base: oauthBase(), authorizationServers });
+    }
     if (segments[0] === "reverse-proxy" && segments[1] === "ws" && segments.length === 2) {
       return await acceptLink(request);
     }
     if (segments[0] === "reverse-proxy" && segments[1] === "sessions") {
-      const identity = await authorizeRequest(tokens, request, "client");
+      const identity = await authorize(request, "client");
       if (identity instanceof Response) {
         metrics?.errors.inc("auth");
         return identity;
@@ -299,7 +321,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       const name = decodeURIComponent(segments[1]!);
       // A browser's preflight carries no credentials: it is answered before authentication.
       if (request.method === "OPTIONS") return endpoint.preflight(request, name);
-      const identity = await authorizeRequest(tokens, request, "client");
+      const identity = await authorize(request, "client");
       if (identity instanceof Response) {
         metrics?.errors.inc("auth");
         return endpoint.withCors(request, identity);

@@ -3,6 +3,7 @@
 import { formatByteSize } from "../util/byte_size.ts";
 import { LEVEL_CHOICES } from "../util/log.ts";
 import { GATEWAY_DEFAULTS } from "./gateway.ts";
+import { OAUTH_DEFAULTS } from "./token_store.ts";
 
 /** The environment variable that may hold the JWT secret instead of `--jwt-secret-file`. */
 export const JWT_SECRET_ENV = "MCP_RPROXY_JWT_SECRET";
@@ -30,7 +31,7 @@ export function serveHelpText(): string {
 
 Runs the gateway: accepts 'mcp-rproxy connect' links at /reverse-proxy/ws and serves each registered
 server to MCP clients at /servers/<name>/mcp (Streamable HTTP). At least one of --tokens-file,
---jwt-secret-file or ${JWT_SECRET_ENV} is required: there is no anonymous access.
+--jwt-secret-file, ${JWT_SECRET_ENV} or --oauth-issuer is required: there is no anonymous access.
 
 Listening
   --listen HOST:PORT            address to listen on; [::1]:8080 for IPv6; port 0 = any free
@@ -48,6 +49,11 @@ Authentication
   --jwt-audience AUD            required 'aud' claim (default: not checked)
   --jwt-issuer ISS              required 'iss' claim (default: not checked)
   --jwt-allow-no-exp            accept JWTs without 'exp', which are refused otherwise (default: off)
+  --oauth-issuer URL            trust OAuth access tokens of this authorization server (discovery, JWKS);
+                                repeatable; tokens must be issued for <public-url>/servers/<name>/mcp
+                                with scope mcp:client (docs/clients.md) (default: off)
+  --oauth-jwks-cooldown SECONDS least time between two JWKS fetches that unknown keys cause
+                                (default ${OAUTH_DEFAULTS.jwksCooldownMs / 1000})
 
 Limits
   --max-frame-bytes N           largest frame and MCP request body; suffixes KiB, MiB; at most 63MiB

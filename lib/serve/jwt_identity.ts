@@ -67,7 +67,7 @@ export async function importJwtSecret(secret: string): Promise<CryptoKey> {
 }
 
 /** Maps a `jose` error to the rejection it means; anything unexpected counts as malformed. */
-function rejectionOf(error: unknown): JwtRejection {
+export function jwtRejectionOf(error: unknown): JwtRejection {
   if (error instanceof errors.JOSEAlgNotAllowed) return "algorithm";
   if (error instanceof errors.JWSSignatureVerificationFailed) return "signature";
   if (error instanceof errors.JWTExpired) return "expired";
@@ -112,7 +112,7 @@ export async function verifyJwt(
     const { payload } = await jwtVerify(token, key, verifyOptions);
     return { claims: payload as Record<string, unknown> };
   } catch (error) {
-    return { rejected: rejectionOf(error) };
+    return { rejected: jwtRejectionOf(error) };
   }
 }
 

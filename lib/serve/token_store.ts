@@ -1,5 +1,5 @@
-// Who a bearer token belongs to and what it may do: the identity sources (tokens file, HS256 JWTs) behind
-// one store, and the answer to a request that lacks the identity (401) or the role (403).
+// Who a bearer token belongs to and what it may do: the identity sources (tokens file, OAuth access tokens,
+// HS256 JWTs) behind one store, and the answer to a request that lacks the identity (401) or the role (403).
 
 import { createHash } from "node:crypto";
 import { logger } from "../util/log.ts";
@@ -12,6 +12,10 @@ import {
 } from "./jwt_identity.ts";
 import { parseTokensFile, type TokenEntry } from "./tokens_file.ts";
 import type { Identity, Role } from "./identity.ts";
+import { oauthIdentity, ROLE_SCOPES } from "./oauth_identity.ts";
+import { OAuthIssuer, type OAuthRejection, unverifiedIssuer } from "./oauth_issuer.ts";
+import { protectedResourceOf } from "./protected_resource.ts";
+import { forbidden, unauthorized } from "./auth_challenge.ts";
 
 const log = logger("serve", "auth");
 
@@ -19,7 +23,7 @@ const log = logger("serve", "auth");
 export type { Identity, Role } from "./identity.ts";
 
 /** Why a token was refused: none sent, not in the tokens file (and no JWT secret), or the JWT's fault. */
-export type Rejection = "missing" | "unknown" | JwtRejection;
+export type Rejection = "missing" | "unknown" | JwtRejection | OAuthRejection;
 
 /** The identity of a token, or why it has none. */
 export type Authentication = { identity: Identity } | { rejected: Rejection };
@@ -30,16 +34,42 @@ export interface TokenStoreOptions {
   tokensFile?: string;
   /** JWT verification; omitted = JWTs are not accepted. */
   jwt?: JwtOptions;
+  /** OAuth access tokens (serve as a resource server); omitted = not accepted. */
+  oauth?: OAuthOptions;
   /** The clock, in milliseconds since the epoch. Default `Date.now`. */
   now?: () => number;
 }
 
+/** OAuth access tokens: who issues them and how their keys are kept. */
+export interface OAuthOptions {
+  /** Issuer URLs of the trusted authorization servers (`--oauth-issuer`); at least one. */
+  issuers: string[];
+  /**
+   * Shortest time between two fetches of an issuer's JWKS caused by an unknown key (and between two
+   * discovery attempts after a failure), in milliseconds. Default {@link OAUTH_DEFAULTS}.
+   */
+  jwksCooldownMs?: number;
+  /** Keys older than this are fetched again before use, in milliseconds. Default {@link OAUTH_DEFAULTS}. */
+  jwksMaxAgeMs?: number;
+}
+
+/** Defaults of {@link OAuthOptions}. */
+export const OAUTH_DEFAULTS = { jwksCooldownMs: 30_000, jwksMaxAgeMs: 600_000 } as const;
+
 /** Verifies bearer tokens. */
 export interface TokenStore {
-  /** The identity of a token, or undefined if the token is unknown, malformed, expired or badly signed. */
+  /**
+   * The identity of a token, or undefined if the token is unknown, malformed, expired or badly signed.
+   * OAuth access tokens need a resource (see {@link TokenStore.check}) and are refused here.
+   */
   authenticate(token: string): Promise<Identity | undefined>;
-  /** Like {@link TokenStore.authenticate}, saying why a token was refused. */
-  check(token: string): Promise<Authentication>;
+  /**
+   * Like {@link TokenStore.authenticate}, saying why a token was refused. `resource` is the URL of what
+   * the token is used for: an OAuth access token's audience must contain it (RFC 8707).
+   */
+  check(token: string, resource?: string): Promise<Authentication>;
+  /** The trusted OAuth issuers; empty when OAuth is off. */
+  readonly oauthIssuers: readonly OAuthIssuer[];
   /**
    * Replaces the tokens-file entries with those of `text` (a reload). Throws a {@link SyntaxError} naming
    * the problem when `text` is not a valid tokens file; the entries in use then stay. Returns how many
@@ -107,9 +137,16 @@ function identityOf(entry: TokenEntry, credential: string): Identity {
  * ```
  */
 export async function createTokenStore(options: TokenStoreOptions): Promise<TokenStore> {
-  const { tokensFile, jwt, now = Date.now } = options;
+  const { tokensFile, jwt, oauth, now = Date.now } = options;
   let entries = tokensFile === undefined ? [] : hashEntries(tokensFile);
   const key = jwt === undefined ? undefined : await importJwtSecret(jwt.secret);
+  const issuers = (oauth?.issuers ?? []).map((url) =>
+    new OAuthIssuer({
+      url,
+      cooldownMs: oauth?.jwksCooldownMs ?? OAUTH_DEFAULTS.jwksCooldownMs,
+      maxAgeMs: oauth?.jwksMaxAgeMs ?? OAUTH_DEFAULTS.jwksMaxAgeMs,
+    })
+  );
 
   function fromTokensFile(token: string): Identity | undefined {
     const digest = sha256(token);
@@ -128,17 +165,37 @@ export async function createTokenStore(options: TokenStoreOptions): Promise<Toke
     return "rejected" in identity ? identity : { identity };
   }
 
-  // Sources in order, the cheapest first. An OAuth source would sit before the HS256 one: a JWT whose
-  // `iss` is a configured OAuth issuer is checked against that issuer's keys, giving `oauth:<issuer>#<sub>`.
-  async function check(token: string): Promise<Authentication> {
+  /**
+   * A JWT whose `iss` names a trusted issuer is that issuer's to verify, and only its: it never falls
+   * through to the HS256 secret, so that the secret cannot mint `oauth:` owners, nor the issuer `jwt:`
+   * ones. Undefined when no trusted issuer claims the token.
+   */
+  async function fromOAuth(
+    token: string,
+    resource: string | undefined,
+  ): Promise<Authentication | undefined> {
+    if (issuers.length === 0) return undefined;
+    const iss = unverifiedIssuer(token);
+    const issuer = iss === undefined ? undefined : issuers.find((i) => i.names(iss));
+    if (issuer === undefined) return undefined;
+    if (resource === undefined) return { rejected: "audience" };
+    const result = await issuer.verify(token, { audience: resource, now: now() });
+    if ("rejected" in result) return result;
+    const identity = oauthIdentity(result.claims, credentialOf(sha256(token)));
+    return "rejected" in identity ? identity : { identity };
+  }
+
+  // Sources in order, the cheapest first.
+  async function check(token: string, resource?: string): Promise<Authentication> {
     if (token === "") return { rejected: "missing" };
     const identity = fromTokensFile(token);
     if (identity !== undefined) return { identity };
-    return await fromJwt(token);
+    return await fromOAuth(token, resource) ?? await fromJwt(token);
   }
 
   return {
     check,
+    oauthIssuers: issuers,
     async authenticate(token: string): Promise<Identity | undefined> {
       const result = await check(token);
       return "identity" in result ? result.identity : undefined;
@@ -157,67 +214,58 @@ export function bearerToken(request: Request): string | undefined {
   return match?.[1];
 }
 
-/** How to authenticate, for a client that got a 401: no OAuth here, a static token in a header. */
-const HOW_TO_AUTHENTICATE =
-  "This gateway takes a static bearer token, not OAuth: send the header Authorization: Bearer TOKEN";
-
-/**
- * The 401 answer. RFC 7235 requires `WWW-Authenticate`; `error="invalid_token"` with a description tells an
- * OAuth-capable client (which would otherwise start OAuth discovery) and its user what this gateway wants.
- * The description is a quoted-string: no `"` or `\` in it (RFC 6750 §3).
- */
-function unauthorized(rejection: Rejection): Response {
-  const problem = rejection === "missing"
-    ? "No bearer token was sent."
-    : "The bearer token was not accepted (unknown, expired, or not signed with this gateway's key).";
-  const description = `${problem} ${HOW_TO_AUTHENTICATE}`;
-  return Response.json(
-    {
-      error: "invalid_token",
-      error_description: description,
-      authentication: { scheme: "Bearer", header: "Authorization: Bearer TOKEN", oauth: false },
-    },
-    {
-      status: 401,
-      headers: {
-        "www-authenticate":
-          `Bearer realm="mcp-rproxy", error="invalid_token", error_description="${description}"`,
-      },
-    },
-  );
+/** Options of {@link authorizeRequest}. */
+export interface AuthorizeOptions {
+  /** The role the request needs. */
+  role: Role;
+  /**
+   * The gateway's base URL for OAuth (no trailing slash): the request path under it is the resource URL
+   * an OAuth access token must be issued for. Without it OAuth access tokens are refused.
+   */
+  base?: string;
 }
 
 /**
- * Authenticates a request and checks it has `role`: the identity, or the refusal to send (401 without a
- * valid token, 403 with a valid token that lacks the role).
+ * Authenticates a request and checks it has the role: the identity, or the refusal to send (401 without a
+ * valid token, 403 with a valid token that lacks the role). With OAuth on, both carry the challenge that
+ * starts an MCP client's OAuth flow (`resource_metadata`, `scope`).
  *
  * @example
  * ```ts
  * import { authorizeRequest, createTokenStore } from "./token_store.ts";
  * const store = await createTokenStore({ tokensFile: "tok-1: alice\n" });
- * const refused = await authorizeRequest(store, new Request("http://gw/"), "client");
+ * const refused = await authorizeRequest(store, new Request("http://gw/"), { role: "client" });
  * refused instanceof Response && refused.status; // 401
  * ```
  */
 export async function authorizeRequest(
   store: TokenStore,
   request: Request,
-  role: Role,
+  options: AuthorizeOptions,
 ): Promise<Identity | Response> {
+  const { role, base } = options;
+  const oauth = store.oauthIssuers.length === 0 || base === undefined
+    ? undefined
+    : protectedResourceOf(base, new URL(request.url).pathname);
   const token = bearerToken(request);
-  const result = await store.check(token ?? "");
+  const result = await store.check(token ?? "", oauth?.url);
   if ("rejected" in result) {
     log.debug("Refused a bearer token: {reason}", {
       event: "token_refused",
       reason: result.rejected,
     });
-    return unauthorized(result.rejected);
+    return unauthorized(
+      result.rejected,
+      oauth === undefined ? undefined : { resource: oauth, scope: ROLE_SCOPES[role] },
+    );
   }
   const { identity } = result;
   if (!identity.roles.has(role)) {
-    return Response.json(
-      { error: "forbidden", message: `This token lacks the '${role}' permission` },
-      { status: 403 },
+    return forbidden(
+      role,
+      oauth === undefined || identity.source !== "oauth"
+        ? undefined
+        : { resource: oauth, scope: ROLE_SCOPES[role] },
     );
   }
   return identity;

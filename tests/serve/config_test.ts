@@ -20,6 +20,8 @@ Deno.test("parseServeArgs() applies the documented defaults", () => {
     tokensFile: "t.txt",
     jwtSecretFromEnv: false,
     jwtAllowNoExp: false,
+    oauthIssuers: [],
+    oauthJwksCooldownMs: 30_000,
     allowedOrigins: [],
     maxFrameBytes: 32 * 1024 * 1024,
     maxSessionsPerOwner: 32,
@@ -86,6 +88,50 @@ Deno.test("parseServeArgs() refuses to run without any token source", () => {
   );
   const s = parse([], (n) => (n === "MCP_RPROXY_JWT_SECRET" ? "k" : undefined));
   assert.equal(s.jwtSecretFromEnv, true);
+});
+
+Deno.test("parseServeArgs() takes --oauth-issuer (repeatable, alone enough) and --oauth-jwks-cooldown", () => {
+  const s = parse([
+    "--oauth-issuer=https://idp.example.com/realms/mcp",
+    "--oauth-issuer=http://127.0.0.1:9000",
+    "--oauth-issuer=https://idp.example.com/realms/mcp",
+    "--oauth-jwks-cooldown=0.5",
+  ]);
+  assert.deepEqual(s.oauthIssuers, ["https://idp.example.com/realms/mcp", "http://127.0.0.1:9000"]);
+  assert.equal(s.oauthJwksCooldownMs, 500);
+  assert.equal(s.tokensFile, undefined);
+  // A wildcard listen address names no URL: the resource URLs need --public-url.
+  assert.throws(
+    () => parseServeArgs(["--oauth-issuer=https://idp.example", "--listen=0.0.0.0:8080"], noEnv),
+    (e: Error) =>
+      e instanceof ConfigError &&
+      /^--oauth-issuer needs --public-url when listening on 0\.0\.0\.0/.test(e.message),
+  );
+  const behindProxy = parse([
+    "--oauth-issuer=https://idp.example",
+    "--listen=0.0.0.0:8080",
+    "--public-url=https://gw.example.com",
+  ]);
+  assert.equal(behindProxy.publicUrl, "https://gw.example.com");
+  for (const bad of ["http://idp.example.com", "https://idp.example?x=1", "https://idp#f", "idp"]) {
+    assert.throws(
+      () => parseServeArgs(["--oauth-issuer", bad], noEnv),
+      (e: Error) =>
+        e instanceof ConfigError &&
+        e.message.startsWith(
+          `Invalid --oauth-issuer '${bad}': expected the authorization server's issuer URL: https://`,
+        ),
+      bad,
+    );
+  }
+  assert.throws(
+    () => parseServeArgs(["--tokens-file=t", "--oauth-jwks-cooldown=-1"], noEnv),
+    (e: Error) =>
+      e instanceof ConfigError &&
+      /^Invalid --oauth-jwks-cooldown '-1': expected a number of seconds, 0 or more/.test(
+        e.message,
+      ),
+  );
 });
 
 Deno.test("parseServeArgs() names the flag, the value and the fix in errors", () => {

@@ -141,16 +141,16 @@ Deno.test("authorizeRequest() answers 401 without a valid token and 403 without 
   const store = await createTokenStore({ tokensFile: "tok-a: {owner: a, roles: [client]}" });
   const request = (token?: string) =>
     new Request("http://x/", token ? { headers: { authorization: `Bearer ${token}` } } : {});
-  const none = await authorizeRequest(store, request(), "client");
+  const none = await authorizeRequest(store, request(), { role: "client" });
   assert.ok(none instanceof Response && none.status === 401);
   await none.body?.cancel();
-  const wrong = await authorizeRequest(store, request("nope"), "client");
+  const wrong = await authorizeRequest(store, request("nope"), { role: "client" });
   assert.ok(wrong instanceof Response && wrong.status === 401);
   await wrong.body?.cancel();
-  const forbidden = await authorizeRequest(store, request("tok-a"), "connect");
+  const forbidden = await authorizeRequest(store, request("tok-a"), { role: "connect" });
   assert.ok(forbidden instanceof Response && forbidden.status === 403);
   await forbidden.body?.cancel();
-  const ok = await authorizeRequest(store, request("tok-a"), "client");
+  const ok = await authorizeRequest(store, request("tok-a"), { role: "client" });
   assert.ok(!(ok instanceof Response) && ok.owner === "a");
 });
 
@@ -175,7 +175,7 @@ Deno.test("authorizeRequest() 401 says in WWW-Authenticate and the body: a stati
     const refused = await authorizeRequest(
       store,
       new Request("http://x/", token ? { headers: { authorization: `Bearer ${token}` } } : {}),
-      "client",
+      { role: "client" },
     );
     assert.ok(refused instanceof Response);
     const params = challenge(refused.headers.get("www-authenticate") ?? "");
