@@ -269,6 +269,9 @@ export class OAuthIssuer {
 /** Maps an error of verification to its rejection: key trouble is told apart from a bad token. */
 function oauthRejectionOf(error: unknown): OAuthRejection {
   if (error instanceof errors.JWKSNoMatchingKey) return "unknown-key";
+  if (error instanceof errors.JWTClaimValidationFailed && error.claim === "sub") {
+    return "no-subject";
+  }
   if (error instanceof errors.JWKSTimeout || error instanceof errors.JWKSInvalid) {
     return "keys-unavailable";
   }
