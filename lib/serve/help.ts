@@ -49,9 +49,9 @@ Authentication
   --jwt-audience AUD            required 'aud' claim (default: not checked)
   --jwt-issuer ISS              required 'iss' claim (default: not checked)
   --jwt-allow-no-exp            accept JWTs without 'exp', which are refused otherwise (default: off)
-  --oauth-issuer URL            trust OAuth access tokens of this authorization server (discovery, JWKS);
-                                repeatable; tokens must be issued for <public-url>/servers/<name>/mcp
-                                with scope mcp:client (docs/clients.md) (default: off)
+  --oauth-issuer URL            trust OAuth access tokens from this authorization server; repeatable;
+                                a token must be for <public-url>/servers/<name>/mcp with scope
+                                mcp:client (docs/clients.md) (default: off)
   --oauth-jwks-cooldown SECONDS least time between two JWKS fetches that unknown keys cause
                                 (default ${OAUTH_DEFAULTS.jwksCooldownMs / 1000})
 
