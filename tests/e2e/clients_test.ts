@@ -35,7 +35,7 @@ async function testedBlock(id: string): Promise<{ lang: string; text: string }> 
   const marker = `<!-- tested: ${id} -->`;
   const at = doc.indexOf(marker);
   assert.notEqual(at, -1, `docs/clients.md has ${marker}`);
-  const match = /```(\w*)\n([\s\S]*?)\n```/.exec(doc.slice(at + marker.length));
+  const match = /```(\w*)[^\n]*\n([\s\S]*?)\n```/.exec(doc.slice(at + marker.length));
   assert.ok(match, `a code block after ${marker}`);
   return { lang: match[1]!, text: match[2]! };
 }
