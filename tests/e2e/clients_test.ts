@@ -174,7 +174,13 @@ function toolNames(json: string): string[] {
   return (JSON.parse(json) as { tools: { name: string }[] }).tools.map((t) => t.name).sort();
 }
 
-const TEST_TOOLS = ["big", "chatty", "echo", "roots", "slow"];
+/** Tools of the tunneled test server (createTestServer) that prove the list came through the tunnel. */
+const TEST_TOOLS = ["echo", "slow"];
+
+function assertTestTools(json: string): void {
+  const names = toolNames(json);
+  for (const tool of TEST_TOOLS) assert.ok(names.includes(tool), `${tool} in ${names}`);
+}
 
 Deno.test("docs/clients.md: the Inspector CLI with --header lists the tunneled server's tools", async () => {
   await withSetup(async ({ clients, gateway, home }) => {
@@ -185,7 +191,7 @@ Deno.test("docs/clients.md: the Inspector CLI with --header lists the tunneled s
       clientEnv(home, clients),
     );
     assert.equal(result.code, 0, result.stderr);
-    assert.deepEqual(toolNames(result.stdout), TEST_TOOLS);
+    assertTestTools(result.stdout);
   });
 });
 
@@ -201,7 +207,7 @@ Deno.test("docs/clients.md: the Inspector CLI signs in with OAuth and lists the 
       { pattern: /Please navigate to: (\S+)/, then: (m) => signInAndRedirect(m[1]!) },
     );
     assert.equal(result.code, 0, result.stderr);
-    assert.deepEqual(toolNames(result.stdout), TEST_TOOLS);
+    assertTestTools(result.stdout);
   });
 });
 
