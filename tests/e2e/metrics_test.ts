@@ -42,6 +42,8 @@ async function scrapeUntil(
     const families = await scrape(url);
     if (check(families)) return families;
     if (Date.now() > end) throw new Error(`Timed out waiting for ${what}`);
+    // A gauge has no change event to wait on: poll, without starving the process being measured.
+    await new Promise((resolve) => setTimeout(resolve, 25));
   }
 }
 
