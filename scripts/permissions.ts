@@ -18,11 +18,16 @@ export const CONNECT_ENV: readonly string[] = [
   "REVERSE_PROXY_LOG_FORMAT",
 ];
 
-/** Environment variables `serve` reads (lib/gateway/serve_config.ts). */
+/**
+ * Environment variables `serve` reads: its own (lib/serve/config.ts), and the two the npm `ws` server reads
+ * when it is loaded (lib/serve/http/server.ts; `connect` never loads it, so they are not in its list).
+ */
 export const SERVE_ENV: readonly string[] = [
   "MCP_RPROXY_JWT_SECRET",
   "MCP_RPROXY_LOG_LEVEL",
   "MCP_RPROXY_LOG_FORMAT",
+  "WS_NO_BUFFER_UTIL",
+  "WS_NO_UTF_8_VALIDATE",
 ];
 
 /** Options of {@link connectPermissions}. */

@@ -42,15 +42,25 @@ export class CorsPolicy {
     return this.#allowed.has("*") || this.#allowed.has(origin);
   }
 
-  /** The 403 for a request whose `Origin` is not allowed, or undefined when it may go on. */
-  refusal(request: Request, serverName: string): Response | undefined {
+  /**
+   * The 403 for a request whose `Origin` is not allowed, or undefined when it may go on. Logged as a
+   * warning for an authenticated request; at debug for a preflight, which carries no token (requests
+   * without a token cost no log volume).
+   */
+  refusal(
+    request: Request,
+    serverName: string,
+    options: { authenticated?: boolean } = {},
+  ): Response | undefined {
     const origin = request.headers.get("origin");
     if (origin === null || this.allows(origin)) return undefined;
-    log.warning("Refused origin {origin} for {name}", {
+    const fields = {
       event: "origin_refused",
       origin: origin.slice(0, 200),
-      name: serverName,
-    });
+      name: serverName.slice(0, 200),
+    };
+    if (options.authenticated === false) log.debug("Refused origin {origin} for {name}", fields);
+    else log.warning("Refused origin {origin} for {name}", fields);
     return Response.json(
       errorResponse(
         null,
@@ -78,7 +88,7 @@ export class CorsPolicy {
    * methods and headers for an allowed origin, 403 for another one.
    */
   preflight(request: Request, serverName: string): Response {
-    const refused = this.refusal(request, serverName);
+    const refused = this.refusal(request, serverName, { authenticated: false });
     if (refused !== undefined) return refused;
     const response = new Response(null, {
       status: 204,

@@ -1,14 +1,17 @@
 // The gateway (contract C): one HTTP server that accepts tunnel links at /reverse-proxy/ws, serves each
-// registered server at /servers/<name>/mcp, offers the sessions API, and reaps dead links.
+// registered server at /servers/<name>/mcp, offers the sessions API, and reaps dead links. The listener
+// itself (stack, timeouts, WebSocket frames) is lib/serve/http/.
 
 import denoJson from "../../deno.json" with { type: "json" };
 import { CloseCode } from "../protocol/frames.ts";
 import { logger } from "../util/log.ts";
 import type { ServeMetrics } from "./metrics.ts";
-import { fromWebSocket } from "./peer_socket.ts";
+import type { WebSocketAccept } from "./peer_socket.ts";
 import { MAX_CLIENT_SESSIONS_PER_OWNER } from "./mcp_client_session.ts";
+import { type HttpServer, startHttpServer, UNAUTHENTICATED_LOG_CHARS } from "./http/server.ts";
 import { McpEndpoint } from "./mcp_endpoint.ts";
-import { Registrar } from "./registration.ts";
+import { Registrar, TOO_MANY_SESSIONS_REASON, tooManySessions } from "./registration.ts";
+import { RequestBodyTimeoutError } from "./request_body.ts";
 import { TunnelLink, type TunnelLinkHost } from "./tunnel_link.ts";
 import { TunnelRegistry } from "./tunnel_registry.ts";
 import type { ResumeSettings } from "./session_contract.ts";
@@ -29,6 +32,11 @@ export const GATEWAY_DEFAULTS = {
   callTimeoutMs: 300_000,
   heartbeatTimeoutMs: 90_000,
   wsIdleTimeoutSeconds: 60,
+  registerTimeoutMs: 10_000,
+  headersTimeoutMs: 10_000,
+  bodyTimeoutMs: 10_000,
+  bodyMinBytesPerSecond: 1024,
+  keepAliveTimeoutMs: 5_000,
   maxBadFrames: 20,
   mcpSessionTtlMs: 3_600_000,
   maxMcpSessionsPerOwner: MAX_CLIENT_SESSIONS_PER_OWNER,
@@ -58,7 +66,7 @@ export interface GatewayOptions {
   allowedOrigins?: string[];
   /** Largest inbound frame and MCP request body, in bytes. */
   maxFrameBytes?: number;
-  /** Live links one owner may hold. */
+  /** Live sessions one owner may hold, counting its links from their upgrade until they register. */
   maxSessionsPerOwner?: number;
   /** Calls in flight per link. */
   maxInflight?: number;
@@ -66,8 +74,18 @@ export interface GatewayOptions {
   callTimeoutMs?: number;
   /** A link with no inbound frame for this long is closed, in milliseconds. */
   heartbeatTimeoutMs?: number;
-  /** WebSocket ping idle timeout, in seconds (0 = off). */
+  /** WebSocket ping interval and pong deadline, in seconds (0 = off). */
   wsIdleTimeoutSeconds?: number;
+  /** A link not registered this long after its upgrade is closed with 4008, in milliseconds. */
+  registerTimeoutMs?: number;
+  /** A request's headers must arrive within this long, in milliseconds (else 408). */
+  headersTimeoutMs?: number;
+  /** A request body gets this long before `bodyMinBytesPerSecond` applies, in milliseconds. */
+  bodyTimeoutMs?: number;
+  /** After `bodyTimeoutMs`, a body must keep arriving at this many bytes a second (else 408). */
+  bodyMinBytesPerSecond?: number;
+  /** An idle keep-alive connection is closed after this long, in milliseconds. */
+  keepAliveTimeoutMs?: number;
   /** Malformed frames a minute tolerated before a link is closed. */
   maxBadFrames?: number;
   /** Idle MCP client sessions are forgotten after this long, in milliseconds. */
@@ -116,6 +134,21 @@ function checkPositive(name: string, value: number, integer = true): void {
   }
 }
 
+/** A path segment decoded; undefined when its percent-escapes are malformed (answered 400). */
+function decodeSegment(segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
+  }
+}
+
+function bounded(text: string): string {
+  return text.length <= UNAUTHENTICATED_LOG_CHARS
+    ? text
+    : `${text.slice(0, UNAUTHENTICATED_LOG_CHARS)}…`;
+}
+
 function isLoopback(hostname: string): boolean {
   return hostname === "localhost" || hostname === "::1" || hostname.startsWith("127.");
 }
@@ -157,6 +190,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     callTimeoutMs = GATEWAY_DEFAULTS.callTimeoutMs,
     heartbeatTimeoutMs = GATEWAY_DEFAULTS.heartbeatTimeoutMs,
     wsIdleTimeoutSeconds = GATEWAY_DEFAULTS.wsIdleTimeoutSeconds,
+    registerTimeoutMs = GATEWAY_DEFAULTS.registerTimeoutMs,
+    headersTimeoutMs = GATEWAY_DEFAULTS.headersTimeoutMs,
+    bodyTimeoutMs = GATEWAY_DEFAULTS.bodyTimeoutMs,
+    bodyMinBytesPerSecond = GATEWAY_DEFAULTS.bodyMinBytesPerSecond,
+    keepAliveTimeoutMs = GATEWAY_DEFAULTS.keepAliveTimeoutMs,
     maxBadFrames = GATEWAY_DEFAULTS.maxBadFrames,
     mcpSessionTtlMs = GATEWAY_DEFAULTS.mcpSessionTtlMs,
     maxMcpSessionsPerOwner = GATEWAY_DEFAULTS.maxMcpSessionsPerOwner,
@@ -178,6 +216,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   checkPositive("maxMcpSessionsPerOwner", maxMcpSessionsPerOwner);
   checkPositive("replayFrames", replayFrames);
   checkPositive("replayBytes", replayBytes);
+  checkPositive("registerTimeoutMs", registerTimeoutMs, false);
+  checkPositive("headersTimeoutMs", headersTimeoutMs, false);
+  checkPositive("bodyTimeoutMs", bodyTimeoutMs, false);
+  checkPositive("bodyMinBytesPerSecond", bodyMinBytesPerSecond, false);
+  checkPositive("keepAliveTimeoutMs", keepAliveTimeoutMs, false);
   checkPositive("maxClientBufferBytes", maxClientBufferBytes);
   checkPositive("maxStreamsPerToken", maxStreamsPerToken);
   if (!Number.isFinite(resumeWindowMs) || resumeWindowMs < 0) {
@@ -199,6 +242,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     limits: { maxFrames: replayFrames, maxBytes: replayBytes },
   };
   const registry = new TunnelRegistry<TunnelSession>();
+  /** Links accepted and not registered yet, by owner: each holds a place under the owner's limit. */
+  const pending = new Map<string, Set<TunnelLink>>();
+  function pendingLinks(owner: string): number {
+    return pending.get(owner)?.size ?? 0;
+  }
+  function settled(link: TunnelLink): void {
+    const waiting = pending.get(link.owner);
+    if (waiting?.delete(link) && waiting.size === 0) pending.delete(link.owner);
+  }
   const endpoint = new McpEndpoint({
     registry,
     callTimeoutMs,
@@ -214,6 +266,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const registrar = new Registrar({
     registry,
     maxSessionsPerOwner,
+    pendingLinks,
     limits: { maxFrameBytes, maxInflight, callTimeoutMs },
     ...(resume === undefined ? {} : { resume }),
     router: {
@@ -225,12 +278,16 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     now,
     ...(metrics === undefined ? {} : { metrics }),
   });
-  const linkLimits = { maxFrameBytes, maxBadFrames };
+  const linkLimits = { maxFrameBytes, maxBadFrames, registerTimeoutMs };
   /** Accepted links, registered or not: every one is closed on shutdown and watched by the reaper. */
   const links = new Set<TunnelLink>();
   const linkHost: TunnelLinkHost = {
     register: (link, frame) => registrar.register(link, frame),
-    closed: (link) => links.delete(link),
+    registered: settled,
+    closed(link) {
+      links.delete(link);
+      settled(link);
+    },
     livenessChanged(link) {
       if (link.deadlineMs !== undefined) scheduleReap(tickFor(link.deadlineMs));
     },
@@ -238,8 +295,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   function baseFor(request: Request): string {
     if (publicUrl !== undefined) return publicUrl.href.replace(/\/+$/, "");
-    const host = request.headers.get("host") ?? `${hostname}:${server.addr.port}`;
-    return `${scheme}://${host}`;
+    return new URL(request.url).origin;
   }
 
   /**
@@ -249,14 +305,25 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   function oauthBase(): string {
     if (publicUrl !== undefined) return publicUrl.href.replace(/\/+$/, "");
     const host = hostname.includes(":") ? `[${hostname}]` : hostname;
-    return `${scheme}://${host}:${server.addr.port}`;
+    return `${scheme}://${host}:${server.port}`;
   }
 
   function authorize(request: Request, role: Role): Promise<Identity | Response> {
     return authorizeRequest(tokens, request, { role, base: oauthBase() });
   }
 
-  async function acceptLink(request: Request): Promise<Response> {
+  /**
+   * Sessions of `owner` that hold a link, plus its links waiting to register. A session waiting to be
+   * resumed is left out here: the link that comes to resume it must get in. It still counts when a
+   * `register` asks for a fresh session (registration.ts).
+   */
+  function placesTaken(owner: string): number {
+    let attached = 0;
+    for (const session of registry.list(owner)) if (!session.detached) attached++;
+    return attached + pendingLinks(owner);
+  }
+
+  async function acceptLink(request: Request): Promise<Response | WebSocketAccept> {
     if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
       return Response.json({ error: "Expected a WebSocket upgrade" }, {
         status: 426,
@@ -265,7 +332,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
     const identity = await authorize(request, "connect");
     if (identity instanceof Response) {
-      log.info("Refused a link with HTTP {status}", {
+      // Nobody is known yet: debug only, so that refused upgrades cost no log volume.
+      log.debug("Refused a link with HTTP {status}", {
         event: "link_refused",
         status: identity.status,
       });
@@ -273,29 +341,50 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       metrics?.errors.inc("auth");
       return identity;
     }
-    // The request is closed once upgraded: read what is needed now.
     const baseUrl = baseFor(request);
-    const { socket, response } = Deno.upgradeWebSocket(request, {
-      idleTimeout: wsIdleTimeoutSeconds,
-    });
-    const link = new TunnelLink(fromWebSocket(socket), {
-      identity,
-      baseUrl,
-      limits: linkLimits,
-      host: linkHost,
-      now,
-      ...(metrics === undefined ? {} : { metrics }),
-    });
-    links.add(link);
-    log.debug("Accepted link {link} from {owner}", {
-      event: "link_accepted",
-      owner: identity.owner,
-      link: link.id,
-    });
-    return response;
+    return {
+      accept(socket) {
+        const link = new TunnelLink(socket, {
+          identity,
+          baseUrl,
+          limits: linkLimits,
+          host: linkHost,
+          now,
+          ...(metrics === undefined ? {} : { metrics }),
+        });
+        if (stopped) {
+          link.close(CloseCode.GoingAway, "gateway shutting down");
+          return;
+        }
+        // A link holds a place under its owner's limit from its upgrade: refused here with 4029 (a
+        // code connect retries with backoff), counted now (the handshake and the check are one step).
+        if (placesTaken(identity.owner) >= maxSessionsPerOwner) {
+          metrics?.linksRefused.inc("registration");
+          link.refuse(tooManySessions(identity.owner, maxSessionsPerOwner), {
+            code: CloseCode.TooManySessions,
+            reason: TOO_MANY_SESSIONS_REASON,
+          });
+          return;
+        }
+        links.add(link);
+        let waiting = pending.get(identity.owner);
+        if (waiting === undefined) pending.set(identity.owner, waiting = new Set());
+        waiting.add(link);
+        log.debug("Accepted link {link} from {owner}", {
+          event: "link_accepted",
+          owner: identity.owner,
+          link: link.id,
+        });
+      },
+    };
   }
 
-  async function route(request: Request): Promise<Response> {
+  function badPath(path: string): Response {
+    log.debug("Malformed path {path}", { event: "bad_request", path: bounded(path) });
+    return Response.json({ error: "Malformed percent-encoding in the path" }, { status: 400 });
+  }
+
+  async function route(request: Request): Promise<Response | WebSocketAccept> {
     const url = new URL(request.url);
     const segments = url.pathname.split("/").filter((s) => s !== "");
     if (url.pathname === "/healthz") return Response.json({ status: "ok", links: links.size });
@@ -312,13 +401,16 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         metrics?.errors.inc("auth");
         return identity;
       }
-      return await handleSessionsApi(request, identity, segments.slice(2).map(decodeURIComponent), {
+      const rest = segments.slice(2).map(decodeSegment);
+      if (rest.some((segment) => segment === undefined)) return badPath(url.pathname);
+      return await handleSessionsApi(request, identity, rest as string[], {
         registry,
         maxBodyBytes: maxFrameBytes,
       });
     }
     if (segments[0] === "servers" && segments[2] === "mcp" && segments.length === 3) {
-      const name = decodeURIComponent(segments[1]!);
+      const name = decodeSegment(segments[1]!);
+      if (name === undefined) return badPath(url.pathname);
       // A browser's preflight carries no credentials: it is answered before authentication.
       if (request.method === "OPTIONS") return endpoint.preflight(request, name);
       const identity = await authorize(request, "client");
@@ -331,28 +423,34 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     return Response.json({ error: "Not found" }, { status: 404 });
   }
 
-  const { promise: listening, resolve: onListening } = Promise.withResolvers<void>();
-  const server = Deno.serve({
+  let stopped = false;
+  const server: HttpServer = await startHttpServer({
     hostname,
     port,
-    ...(tls === undefined ? {} : { cert: tls.cert, key: tls.key }),
-    onListen: () => onListening(),
-    onError(error) {
-      log.error("Request failed: {error}", { error: String(error) });
-      return Response.json({ error: "Internal error" }, { status: 500 });
+    ...(tls === undefined ? {} : { tls }),
+    timeouts: {
+      headersMs: headersTimeoutMs,
+      bodyMs: bodyTimeoutMs,
+      bodyMinBytesPerSecond,
+      keepAliveMs: keepAliveTimeoutMs,
     },
-  }, async (request) => {
-    try {
-      return await route(request);
-    } catch (error) {
-      log.error("Request to {path} failed: {error}", {
-        path: new URL(request.url).pathname,
-        error: String(error),
-      });
-      return Response.json({ error: "Internal error" }, { status: 500 });
-    }
+    maxFrameBytes,
+    wsIdleTimeoutMs: wsIdleTimeoutSeconds * 1000,
+    async handler(request) {
+      try {
+        return await route(request);
+      } catch (error) {
+        // The listener answers a body that came too slowly itself (408).
+        if (error instanceof RequestBodyTimeoutError) throw error;
+        log.error("Request to {path} failed: {error}", {
+          event: "internal_error",
+          path: bounded(new URL(request.url).pathname),
+          error: String(error),
+        });
+        return Response.json({ error: "Internal error" }, { status: 500 });
+      }
+    },
   });
-  await listening;
   if (metrics !== undefined) {
     metrics.listening.set(1);
     metrics.sessions.track(() => registry.list().length);
@@ -363,7 +461,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       return calls;
     });
   }
-  for (const origin of ownOrigins(hostname, server.addr.port, publicUrl)) origins.add(origin);
+  for (const origin of ownOrigins(hostname, server.port, publicUrl)) origins.add(origin);
 
   /** Checks often enough that a dead link is noticed soon after its deadline. */
   function tickFor(deadlineMs: number): number {
@@ -371,7 +469,6 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   }
   let reaper: ReturnType<typeof setTimeout> | undefined;
   let reapAt = Infinity;
-  let stopped = false;
   /** Runs the reaper in `ms` unless it runs sooner already. */
   function scheduleReap(ms: number): void {
     if (stopped || performance.now() + ms >= reapAt) return;
@@ -406,11 +503,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   scheduleReap(idleTick);
 
   const displayHost = hostname.includes(":") ? `[${hostname}]` : hostname;
-  const url = `${scheme}://${displayHost}:${server.addr.port}`;
+  const url = `${scheme}://${displayHost}:${server.port}`;
   let closing: Promise<void> | undefined;
   return {
     url,
-    port: server.addr.port,
+    port: server.port,
     close() {
       closing ??= (async () => {
         stopped = true;
@@ -422,9 +519,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         }
         for (const link of links) link.close(CloseCode.GoingAway, "gateway shutting down");
         endpoint.close();
-        // Let the 1001 reach the clients before the process goes away.
+        // Let the 1001 reach the clients before the process goes away; a client that does not answer
+        // the close within the wait is dropped by server.close().
         await Promise.all(closing.map((link) => link.waitClosed(2_000)));
-        await server.shutdown();
+        await server.close();
         metrics?.listening.set(0);
       })();
       return closing;

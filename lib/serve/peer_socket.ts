@@ -1,12 +1,24 @@
 // The socket of one accepted link, behind one small interface, so that the tunnel code does not know which
-// server stack accepted it. Today: the WebSocket that `Deno.upgradeWebSocket` gives.
+// server stack accepted it (today: the npm `ws` server on node:http, lib/serve/http/ws_peer_socket.ts).
 
 import { utf8Length } from "../util/utf8.ts";
 
+/** A frame the socket refused as its header arrived, before holding its payload. */
+export interface FrameRefusal {
+  /** `binary`: the protocol is JSON text (closed 1003); `too-large`: over the frame limit (closed 1009). */
+  kind: "binary" | "too-large";
+  /** The frame's (or message's) declared payload length, in bytes. */
+  bytes: number;
+  /** The frame limit, in bytes. */
+  limit: number;
+}
+
 /** Callbacks of a {@link PeerSocket}. */
 export interface PeerSocketEvents {
-  /** One text frame, or the byte size of a binary frame. */
-  onMessage(data: string | { binary: number }): void;
+  /** One whole text message, within the frame limit. */
+  onMessage(text: string): void;
+  /** A frame was refused at its header; the socket is already closing with the matching code. */
+  onRefused(refusal: FrameRefusal): void;
   /** The socket closed (close handshake done or connection dropped); called once. */
   onClose(code: number, reason: string): void;
 }
@@ -23,8 +35,18 @@ export interface PeerSocket {
   send(text: string): boolean;
   /** Closes with a code and reason (the reason is cut to the 123 bytes a close frame holds). */
   close(code: number, reason: string): void;
+  /** Drops the connection without a close handshake (shutdown of a peer that did not answer one). */
+  terminate(): void;
   /** Where events go from now on. */
   listen(events: PeerSocketEvents): void;
+}
+
+/**
+ * What a request handler returns to accept a WebSocket upgrade: the server completes the handshake and
+ * hands the socket to `accept`. A `Response` refuses the upgrade instead (sent as a plain HTTP answer).
+ */
+export interface WebSocketAccept {
+  accept(socket: PeerSocket): void;
 }
 
 /** WebSocket close reasons are limited to 123 bytes. */
@@ -32,68 +54,4 @@ export function closeReason(text: string): string {
   let reason = text;
   while (utf8Length(reason) > 123) reason = reason.slice(0, -1);
   return reason;
-}
-
-/**
- * Wraps a server-side WebSocket from `Deno.upgradeWebSocket`.
- *
- * @example
- * ```ts ignore
- * const { socket, response } = Deno.upgradeWebSocket(request);
- * const peer = fromWebSocket(socket);
- * ```
- */
-export function fromWebSocket(socket: WebSocket): PeerSocket {
-  let events: PeerSocketEvents | undefined;
-  const closed = Promise.withResolvers<void>();
-  let closeTimer: ReturnType<typeof setTimeout> | undefined;
-  socket.addEventListener("message", (event) => {
-    const data = event.data;
-    if (typeof data === "string") events?.onMessage(data);
-    else {
-      const binary = data instanceof ArrayBuffer ? data.byteLength : (data as Blob).size;
-      events?.onMessage({ binary });
-    }
-  });
-  socket.addEventListener("close", (event) => {
-    clearTimeout(closeTimer);
-    closed.resolve();
-    events?.onClose(event.code, event.reason);
-  });
-  socket.addEventListener("error", () => {
-    // The close event follows; nothing to add.
-  });
-  return {
-    get bufferedAmount() {
-      return socket.bufferedAmount;
-    },
-    get isOpen() {
-      return socket.readyState === WebSocket.OPEN;
-    },
-    closed: closed.promise,
-    send(text) {
-      if (socket.readyState !== WebSocket.OPEN) return false;
-      try {
-        socket.send(text);
-        return true;
-      } catch {
-        return false;
-      }
-    },
-    close(code, reason) {
-      clearTimeout(closeTimer);
-      // Deno drops the connection without the close frame (the peer sees code 0) when close() runs while
-      // received frames are still queued; closing from a fresh task delivers the code reliably.
-      closeTimer = setTimeout(() => {
-        try {
-          socket.close(code, closeReason(reason));
-        } catch {
-          // Already closing or never opened.
-        }
-      }, 0);
-    },
-    listen(next) {
-      events = next;
-    },
-  };
 }

@@ -38,8 +38,10 @@ export interface ServerMessageRouter {
 export interface RegistrarOptions {
   /** Live sessions, detached ones included, by id and by (owner, name). */
   registry: TunnelRegistry<TunnelSession>;
-  /** Live sessions one owner may hold. */
+  /** Live sessions one owner may hold, counting its links that have not registered yet. */
   maxSessionsPerOwner: number;
+  /** Links of `owner` accepted and not registered yet (each holds a place under the limit). */
+  pendingLinks?: (owner: string) => number;
   limits: CallLimits & { maxFrameBytes: number };
   /** Turns the `resume` extension on. */
   resume?: ResumeSettings;
@@ -48,6 +50,14 @@ export interface RegistrarOptions {
   version: string;
   now?: () => number;
   metrics?: ServeMetrics;
+}
+
+/** The close reason of {@link CloseCode.TooManySessions}: the error frame before it names owner and limit. */
+export const TOO_MANY_SESSIONS_REASON = "too many sessions for this owner";
+
+/** The error frame's text when an owner's sessions and waiting links fill its limit. */
+export function tooManySessions(owner: string, limit: number): string {
+  return `Too many sessions for owner ${owner} (limit ${limit}; links not registered yet count too); end one first, or retry later`;
 }
 
 /** Session ends that say why a resume cannot be, remembered for a late resume. */
@@ -123,12 +133,15 @@ export class Registrar {
         },
       );
     }
-    const { metrics, maxSessionsPerOwner } = this.#options;
-    if (this.registry.count(link.owner) >= maxSessionsPerOwner) {
+    const { metrics, maxSessionsPerOwner, pendingLinks } = this.#options;
+    // Other links still waiting to register hold their places; this one's place becomes the session.
+    const waiting = (pendingLinks?.(link.owner) ?? 0) - (link.registered ? 0 : 1);
+    if (this.registry.count(link.owner) + Math.max(0, waiting) >= maxSessionsPerOwner) {
       metrics?.linksRefused.inc("registration");
-      link.refuse(
-        `Too many sessions for owner ${link.owner} (limit ${maxSessionsPerOwner}); end one first`,
-      );
+      link.refuse(tooManySessions(link.owner, maxSessionsPerOwner), {
+        code: CloseCode.TooManySessions,
+        reason: TOO_MANY_SESSIONS_REASON,
+      });
       return;
     }
     this.#create(link, frame, wanted, resumeError);

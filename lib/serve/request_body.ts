@@ -15,6 +15,24 @@ export class BodyTooLargeError extends Error {
   }
 }
 
+/** The body arrived more slowly than the server's minimum rate; the connection is dropped. */
+export class RequestBodyTimeoutError extends Error {
+  /** Bytes received before the deadline passed. */
+  readonly bytes: number;
+  readonly elapsedMs: number;
+  readonly minBytesPerSecond: number;
+
+  constructor(facts: { bytes: number; elapsedMs: number; minBytesPerSecond: number }) {
+    super(
+      `Body arrived too slowly: ${facts.bytes} bytes in ${facts.elapsedMs} ms, below ${facts.minBytesPerSecond} bytes/s after the grace period`,
+    );
+    this.name = "RequestBodyTimeoutError";
+    this.bytes = facts.bytes;
+    this.elapsedMs = facts.elapsedMs;
+    this.minBytesPerSecond = facts.minBytesPerSecond;
+  }
+}
+
 /**
  * Reads the whole body of `request`, at most `limit` bytes. A declared Content-Length over the limit is
  * refused before reading; a chunked body is read until it passes the limit, then cancelled.

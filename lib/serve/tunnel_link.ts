@@ -16,7 +16,7 @@ import {
 } from "../protocol/frames.ts";
 import { readRegister, type RegisterFrame } from "../protocol/registration.ts";
 import type { ServeMetrics } from "./metrics.ts";
-import type { PeerSocket } from "./peer_socket.ts";
+import type { FrameRefusal, PeerSocket } from "./peer_socket.ts";
 import type { Identity } from "./token_store.ts";
 
 const log = logger("serve", "link");
@@ -33,6 +33,11 @@ export interface LinkLimits {
   maxFrameBytes: number;
   /** Malformed frames tolerated within a minute before the link is closed with 1008. */
   maxBadFrames: number;
+  /**
+   * A link that carries no session this long after its upgrade is closed with 4008, whatever else it
+   * sends (heartbeats included), in milliseconds.
+   */
+  registerTimeoutMs: number;
 }
 
 /** Why a link went away, as the sessions it carried learn it. */
@@ -64,6 +69,8 @@ export interface LinkedSession {
 export interface TunnelLinkHost {
   /** A `register` arrived (checked for shape): register it, resume it, or refuse it. */
   register(link: TunnelLink, frame: RegisterFrame): void;
+  /** The link carries its first session: it is no longer waiting to register. Called at most once. */
+  registered?(link: TunnelLink): void;
   /** The link closed; called once. */
   closed(link: TunnelLink): void;
   /** The client announced its keepalive: the link's dead-link deadline changed. */
@@ -88,7 +95,7 @@ export interface TunnelLinkOptions {
  *
  * @example
  * ```ts ignore
- * const link = new TunnelLink(fromWebSocket(socket), { identity, limits, host });
+ * const link = new TunnelLink(peerSocket, { identity, baseUrl, limits, host });
  * ```
  */
 export class TunnelLink {
@@ -115,6 +122,7 @@ export class TunnelLink {
   #registeredOnce = false;
   /** True once the client asked for the `channels` extension in its first `register`. */
   #channels = false;
+  #registerTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(socket: PeerSocket, options: TunnelLinkOptions) {
     const { identity, baseUrl, limits, host, now = Date.now, metrics } = options;
@@ -127,6 +135,17 @@ export class TunnelLink {
     this.#metrics = metrics;
     this.connectedAt = now();
     this.#lastInbound = this.connectedAt;
+    this.#registerTimer = setTimeout(() => {
+      this.#registerTimer = undefined;
+      log.debug("Link {link} of {owner} did not register within {seconds} s", {
+        event: "register_timeout",
+        link: this.id,
+        owner: this.owner,
+        seconds: limits.registerTimeoutMs / 1000,
+      });
+      this.#metrics?.errors.inc("register_timeout");
+      this.close(CloseCode.RegisterTimeout, "register timeout");
+    }, limits.registerTimeoutMs);
     socket.listen({
       onMessage: (data) => {
         try {
@@ -141,6 +160,7 @@ export class TunnelLink {
           this.close(CloseCode.InternalError, "internal error");
         }
       },
+      onRefused: (refusal) => this.#onRefused(refusal),
       onClose: (code, reason) => this.#onSocketClosed(code, reason),
     });
   }
@@ -168,6 +188,11 @@ export class TunnelLink {
     return this.#closed;
   }
 
+  /** True once the link carried a session (it registered, or resumed one). */
+  get registered(): boolean {
+    return this.#registeredOnce;
+  }
+
   /** Resolves when the socket has closed, or after `ms`. */
   async waitClosed(ms: number): Promise<void> {
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -185,7 +210,11 @@ export class TunnelLink {
   /** Carries `session` on `channel` ("" without channels) from now on. */
   attach(session: LinkedSession, channel = ""): void {
     this.#sessions.set(channel, session);
+    if (this.#registeredOnce) return;
     this.#registeredOnce = true;
+    clearTimeout(this.#registerTimer);
+    this.#registerTimer = undefined;
+    this.#host.registered?.(this);
   }
 
   /** Stops carrying `session`; true when the link carries nothing more. */
@@ -206,10 +235,13 @@ export class TunnelLink {
     return true;
   }
 
-  /** Refuses what the client asked with an `error` frame and closes the link with `code`. */
-  refuse(message: string, code: number = CloseCode.Policy): void {
+  /**
+   * Refuses what the client asked with an `error` frame holding `message` and closes the link with `code`
+   * (default 1008) and `reason` (default the message).
+   */
+  refuse(message: string, close: { code?: number; reason?: string } = {}): void {
     this.sendText(encodeError({ sessionId: "", message }));
-    this.close(code, message);
+    this.close(close.code ?? CloseCode.Policy, close.reason ?? message);
   }
 
   /**
@@ -240,6 +272,8 @@ export class TunnelLink {
   #end(loss: LinkLoss): void {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#registerTimer);
+    this.#registerTimer = undefined;
     const sessions = [...this.#sessions.values()];
     this.#sessions.clear();
     for (const session of sessions) session.linkLost(loss);
@@ -274,14 +308,36 @@ export class TunnelLink {
     }
   }
 
-  #onMessage(data: string | { binary: number }): void {
+  /** The socket refused a frame at its header (binary, or over the limit) and is closing already. */
+  #onRefused(refusal: FrameRefusal): void {
+    if (this.#closed) return;
+    this.#metrics?.framesIn.inc();
+    this.#metrics?.errors.inc("protocol");
+    const { kind, bytes, limit } = refusal;
+    const binary = kind === "binary";
+    log.warning(
+      binary
+        ? "Closing link {link} of {owner}: binary frame of {bytes} bytes (the protocol is JSON text)"
+        : "Closing link {link} of {owner}: frame of {bytes} bytes over the limit {limit}",
+      {
+        event: binary ? "binary_frame" : "frame_too_large",
+        link: this.id,
+        owner: this.owner,
+        bytes,
+        limit,
+      },
+    );
+    this.#end({
+      dead: false,
+      code: binary ? CloseCode.UnsupportedData : CloseCode.TooBig,
+      reason: binary ? "binary frame" : `frame of ${bytes} bytes exceeds the limit of ${limit}`,
+    });
+  }
+
+  #onMessage(data: string): void {
     if (this.#closed) return;
     this.#lastInbound = this.#now();
     this.#metrics?.framesIn.inc();
-    if (typeof data !== "string") {
-      this.badFrame("Binary frames are not supported; send JSON text frames");
-      return;
-    }
     const limit = this.#limits.maxFrameBytes;
     const bytes = data.length * 3 <= limit ? data.length : utf8Length(data);
     this.#metrics?.bytesIn.inc(bytes);

@@ -157,18 +157,44 @@ Deno.test("colliding names get a visible suffix; the first holder keeps its name
   }
 });
 
-Deno.test("an owner over the session limit is refused with an error frame and 1008", async () => {
+Deno.test("an owner over the session limit is refused with an error frame and 4029, not 1008", async () => {
   const gateway = await startTestGateway({ maxSessionsPerOwner: 1 });
   const first = await registered(gateway, "a");
   const extra = await TunnelClient.open(gateway, TOKENS.alice);
   try {
-    extra.send({ type: "register", server: { name: "b" } });
     const error = await extra.next((f) => f.type === "error", 5_000, "error frame");
-    assert.match(String(error.message), /Too many sessions for owner alice \(limit 1\)/);
-    assert.equal((await within(extra.closed, 5_000, "close")).code, CloseCode.Policy);
+    assert.match(String(error.message), /Too many sessions for owner alice \(limit 1;/);
+    const closed = await within(extra.closed, 5_000, "close");
+    assert.equal(closed.code, CloseCode.TooManySessions);
+    assert.equal(closed.reason, "too many sessions for this owner");
   } finally {
     await extra.close();
     await first.tunnel.close();
+    await gateway.close();
+  }
+});
+
+Deno.test("links that have not registered hold their places under the owner's limit", async () => {
+  const gateway = await startTestGateway({ maxSessionsPerOwner: 2 });
+  const waiting = [
+    await TunnelClient.open(gateway, TOKENS.alice),
+    await TunnelClient.open(gateway, TOKENS.alice),
+  ];
+  let third: TunnelClient | undefined;
+  const bob = await registered(gateway, "b", TOKENS.bob);
+  try {
+    third = await TunnelClient.open(gateway, TOKENS.alice);
+    assert.equal((await within(third.closed, 5_000, "close")).code, CloseCode.TooManySessions);
+    // A waiting link that registers turns its place into a session: both fit, and the limit still holds.
+    assert.equal((await waiting[0]!.register("first")).status, "success");
+    assert.equal((await waiting[1]!.register("second")).status, "success");
+    const fourth = await TunnelClient.open(gateway, TOKENS.alice);
+    waiting.push(fourth);
+    assert.equal((await within(fourth.closed, 5_000, "close")).code, CloseCode.TooManySessions);
+  } finally {
+    for (const link of waiting) await link.close();
+    await third?.close();
+    await bob.tunnel.close();
     await gateway.close();
   }
 });
@@ -183,7 +209,6 @@ const JUNK: (string | Uint8Array)[] = [
   '{"type":"notification","payload":{"jsonrpc":"1.0"}}',
   '{"type":"request","sessionId":7}',
   '{"type":"what"}',
-  new Uint8Array([1, 2, 3]),
 ];
 
 Deno.test("200 malformed frames each get an error frame and do not crash the gateway", async () => {
@@ -226,6 +251,20 @@ Deno.test("a peer that keeps sending garbage is closed with 1008", async () => {
   }
 });
 
+Deno.test("a binary frame closes the link with 1003 and a reason", async () => {
+  const gateway = await startTestGateway();
+  const { tunnel } = await registered(gateway);
+  try {
+    tunnel.socket.send(new Uint8Array([1, 2, 3]));
+    const event = await within(tunnel.closed, 5_000, "close 1003");
+    assert.equal(event.code, CloseCode.UnsupportedData);
+    assert.match(event.reason, /binary frames are not supported/);
+  } finally {
+    await tunnel.close();
+    await gateway.close();
+  }
+});
+
 Deno.test("a frame over the size limit closes the link with 1009", async () => {
   const gateway = await startTestGateway({ maxFrameBytes: 64 * 1024 });
   const { tunnel, sessionId } = await registered(gateway);
@@ -233,6 +272,7 @@ Deno.test("a frame over the size limit closes the link with 1009", async () => {
     tunnel.send({ type: "notification", sessionId, payload: { big: "é".repeat(40 * 1024) } });
     const event = await within(tunnel.closed, 5_000, "close 1009");
     assert.equal(event.code, CloseCode.TooBig);
+    assert.match(event.reason, /exceeds the limit of 65536/);
   } finally {
     await tunnel.close();
     await gateway.close();
