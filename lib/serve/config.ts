@@ -37,6 +37,16 @@ export interface ServeSettings {
   callTimeoutMs: number;
   heartbeatTimeoutMs: number;
   wsIdleTimeoutSeconds: number;
+  /** A link that has not registered this long after its upgrade is closed (4008). */
+  registerTimeoutMs: number;
+  /** HTTP: headers must arrive within this long. */
+  headersTimeoutMs: number;
+  /** HTTP: a body gets this long before `bodyMinBytesPerSecond` applies. */
+  bodyTimeoutMs: number;
+  /** HTTP: after `bodyTimeoutMs`, bytes a second a body must keep arriving at. */
+  bodyMinBytesPerSecond: number;
+  /** HTTP: an idle keep-alive connection is closed after this long. */
+  keepAliveTimeoutMs: number;
   maxBadFrames: number;
   mcpSessionTtlMs: number;
   /** Resume window in milliseconds; 0 = the `resume` extension is off. */
@@ -77,6 +87,11 @@ export const SERVE_FLAGS = {
   "call-timeout": { type: "string" },
   "heartbeat-timeout": { type: "string" },
   "ws-idle-timeout": { type: "string" },
+  "register-timeout": { type: "string" },
+  "headers-timeout": { type: "string" },
+  "body-timeout": { type: "string" },
+  "body-min-rate": { type: "string" },
+  "keepalive-timeout": { type: "string" },
   "max-bad-frames": { type: "string" },
   "mcp-session-ttl": { type: "string" },
   "resume-window": { type: "string" },
@@ -92,6 +107,8 @@ export const SERVE_FLAGS = {
 
 /** WebSocket messages stop at 64 MiB - 1 byte, so frames must too. */
 const MAX_FRAME_BYTES = 64 * 1024 * 1024 - 1;
+/** A minimum body rate above 1 GiB/s would refuse every client. */
+const MAX_BODY_RATE = 1024 * 1024 * 1024;
 /** Replay and client buffers are memory held for others: 4 GiB is a bound, not a target. */
 const MAX_BUFFER_BYTES = 4 * 1024 * 1024 * 1024;
 
@@ -328,6 +345,19 @@ export function parseServeArgs(
       "ws-idle-timeout",
       d.wsIdleTimeoutSeconds,
       (f, t) => wholeNumber(f, t, 0, " (0 = off)"),
+    ),
+    registerTimeoutMs: option("register-timeout", d.registerTimeoutMs, (f, t) => secondsMs(f, t)),
+    headersTimeoutMs: option("headers-timeout", d.headersTimeoutMs, (f, t) => secondsMs(f, t)),
+    bodyTimeoutMs: option("body-timeout", d.bodyTimeoutMs, (f, t) => secondsMs(f, t)),
+    bodyMinBytesPerSecond: option(
+      "body-min-rate",
+      d.bodyMinBytesPerSecond,
+      (f, t) => byteSize(f, t, MAX_BODY_RATE),
+    ),
+    keepAliveTimeoutMs: option(
+      "keepalive-timeout",
+      d.keepAliveTimeoutMs,
+      (f, t) => secondsMs(f, t),
     ),
     maxBadFrames: option("max-bad-frames", d.maxBadFrames, (f, t) => wholeNumber(f, t, 1)),
     mcpSessionTtlMs: option("mcp-session-ttl", d.mcpSessionTtlMs, (f, t) => secondsMs(f, t)),

@@ -64,7 +64,12 @@ Limits
   --heartbeat-timeout SECONDS   close a link silent for this long (default ${
     d.heartbeatTimeoutMs / 1000
   })
-  --ws-idle-timeout SECONDS     WebSocket ping timeout, 0 = off (default ${d.wsIdleTimeoutSeconds})
+  --ws-idle-timeout SECONDS     ping links this often; one that answered nothing since the last ping is
+                                dropped; 0 = off (default ${d.wsIdleTimeoutSeconds})
+  --register-timeout SECONDS    close a link that has not registered this long after connecting (4008);
+                                until then it counts against --max-sessions-per-owner (default ${
+    d.registerTimeoutMs / 1000
+  })
   --max-bad-frames N            malformed frames a minute before a link is closed (default ${d.maxBadFrames})
   --mcp-session-ttl SECONDS     forget idle MCP client sessions after this long (default ${
     d.mcpSessionTtlMs / 1000
@@ -76,6 +81,18 @@ Limits
   --max-mcp-sessions-per-owner N  MCP client sessions per owner; past it the oldest idle one is
                                 forgotten, and with none idle a new one gets 429 (default ${d.maxMcpSessionsPerOwner})
   --max-streams-per-token N     open GET streams one token may hold (default ${d.maxStreamsPerToken})
+
+Slow clients (each answered 408 and disconnected)
+  --headers-timeout SECONDS     request headers must arrive within this long (default ${
+    d.headersTimeoutMs / 1000
+  })
+  --body-timeout SECONDS        a request body gets this long before --body-min-rate applies
+                                (default ${d.bodyTimeoutMs / 1000})
+  --body-min-rate N             then it must keep arriving at N bytes a second; suffixes KiB, MiB
+                                (default ${formatByteSize(d.bodyMinBytesPerSecond)})
+  --keepalive-timeout SECONDS   close an idle keep-alive connection after this long (default ${
+    d.keepAliveTimeoutMs / 1000
+  })
 
 Resumption (links that drop and come back lose nothing; docs/resume.md)
   --resume-window SECONDS       keep a session whose link dropped this long for its client to resume it;

@@ -29,6 +29,11 @@ Deno.test("parseServeArgs() applies the documented defaults", () => {
     callTimeoutMs: 300_000,
     heartbeatTimeoutMs: 90_000,
     wsIdleTimeoutSeconds: 60,
+    registerTimeoutMs: 10_000,
+    headersTimeoutMs: 10_000,
+    bodyTimeoutMs: 10_000,
+    bodyMinBytesPerSecond: 1024,
+    keepAliveTimeoutMs: 5_000,
     maxBadFrames: 20,
     mcpSessionTtlMs: 3_600_000,
     resumeWindowMs: 60_000,
@@ -275,4 +280,28 @@ Deno.test("parseServeArgs() reads --max-client-buffer, 16MiB by default", () => 
     256 * 1024,
   );
   assert.throws(() => parse(["--tokens-file=t", "--max-client-buffer=0"]), /--max-client-buffer/);
+});
+
+Deno.test("parseServeArgs() reads the register and slow-client timeouts", () => {
+  const s = parse([
+    "--tokens-file=t.txt",
+    "--register-timeout=2.5",
+    "--headers-timeout=3",
+    "--body-timeout=4",
+    "--body-min-rate=8KiB",
+    "--keepalive-timeout=0.5",
+  ]);
+  assert.equal(s.registerTimeoutMs, 2_500);
+  assert.equal(s.headersTimeoutMs, 3_000);
+  assert.equal(s.bodyTimeoutMs, 4_000);
+  assert.equal(s.bodyMinBytesPerSecond, 8 * 1024);
+  assert.equal(s.keepAliveTimeoutMs, 500);
+  assert.throws(
+    () => parse(["--tokens-file=t.txt", "--register-timeout=0"]),
+    /Invalid --register-timeout '0': expected a number of seconds, greater than 0/,
+  );
+  assert.throws(
+    () => parse(["--tokens-file=t.txt", "--body-min-rate=10"]),
+    /Invalid --body-min-rate '10': expected a size from 1KiB/,
+  );
 });
