@@ -234,7 +234,11 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     }
     const accepted = answer;
     wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
-      const peer: PeerSocket = fromWs(ws, { maxFrameBytes, idleTimeoutMs: wsIdleTimeoutMs });
+      const peer: PeerSocket = fromWs(ws, {
+        socket,
+        maxFrameBytes,
+        idleTimeoutMs: wsIdleTimeoutMs,
+      });
       accepted.accept(peer);
     });
   }

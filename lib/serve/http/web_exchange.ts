@@ -166,17 +166,18 @@ export function toWebRequest(req: IncomingMessage, options: ToWebRequestOptions)
 
 /** Reads and drops the rest of `req` within `LINGER_BYTES` and `LINGER_MS`, then drops the connection. */
 function linger(req: IncomingMessage): void {
-  if (req.complete || req.destroyed) return;
+  const socket = req.socket;
+  if (req.complete || socket.destroyed) return;
   let dropped = 0;
   const stop = () => {
     clearTimeout(timer);
     req.off("data", count);
     req.off("end", stop);
-    req.off("close", stop);
+    socket.off("close", stop);
   };
   const drop = () => {
     stop();
-    req.socket.destroy();
+    if (!req.complete) socket.destroy();
   };
   const count = (chunk: Uint8Array) => {
     dropped += chunk.byteLength;
@@ -185,7 +186,7 @@ function linger(req: IncomingMessage): void {
   const timer = setTimeout(drop, LINGER_MS);
   req.on("data", count);
   req.once("end", stop);
-  req.once("close", stop);
+  socket.once("close", stop);
   req.resume();
 }
 

@@ -2,6 +2,7 @@
 // reasons, a ping timer with a pong deadline, and frames refused at their header (binary, or over the
 // frame limit) before their payload is held.
 
+import type { Duplex } from "node:stream";
 // @ts-types="@types/ws"
 import type { WebSocket } from "ws";
 import { CloseCode } from "../../protocol/frames.ts";
@@ -12,8 +13,19 @@ import {
   type PeerSocketEvents,
 } from "../peer_socket.ts";
 
+/**
+ * After refusing a frame, what the peer still sends is read and dropped up to this many bytes (enough for
+ * a small overrun and the peer's close reply, so that its client sees our close code), then the socket is
+ * no longer read and ws drops it when its close timeout passes. Reading the rest of a 60 MiB frame just to
+ * drop it would cost as much memory as the frame (Deno's node:net allocates every read and V8 collects
+ * those buffers only after some 64 MiB), which is what refusing it was for.
+ */
+const REFUSED_DRAIN_BYTES = 1024 * 1024;
+
 /** Options of {@link fromWs}. */
 export interface WsPeerSocketOptions {
+  /** The upgraded connection under `ws`, to stop reading it after a refusal. */
+  socket: Duplex;
   /** The frame limit `ws` was given as `maxPayload`, in bytes: for the refusal's reason. */
   maxFrameBytes: number;
   /**
@@ -42,6 +54,19 @@ interface ReceiverInternals {
   ): Error;
 }
 
+/** Counts what arrives after a refusal and stops reading past {@link REFUSED_DRAIN_BYTES}. */
+function stopReadingSoon(socket: Duplex): void {
+  let dropped = 0;
+  const count = (chunk: Uint8Array) => {
+    dropped += chunk.byteLength;
+    if (dropped <= REFUSED_DRAIN_BYTES) return;
+    socket.off("data", count);
+    // ws resumes the socket to drop what it no longer parses; this runs after that, on a later read.
+    socket.pause();
+  };
+  socket.on("data", count);
+}
+
 const OPCODE_BINARY = 0x02;
 const FIRST_CONTROL_OPCODE = 0x08;
 
@@ -55,7 +80,7 @@ function receiverOf(ws: WebSocket): ReceiverInternals | undefined {
 /**
  * Makes `ws` refuse a binary frame, or one whose message would pass `maxFrameBytes`, as soon as its
  * header is parsed: the close frame carries our code and reason, and ws stops handing the socket's bytes
- * to the parser (what still arrives is read and dropped until the peer closes or `closeTimeout`). Without
+ * to the parser (what still arrives is dropped, see {@link REFUSED_DRAIN_BYTES}). Without
  * the hook (a ws whose parser changed), `maxPayload` still refuses oversized frames at the header, with
  * 1009 and no reason, and a binary message is refused once whole (bounded by `maxPayload`).
  */
@@ -98,7 +123,7 @@ function refuseAtHeader(
  * ```
  */
 export function fromWs(ws: WebSocket, options: WsPeerSocketOptions): PeerSocket {
-  const { maxFrameBytes, idleTimeoutMs } = options;
+  const { socket, maxFrameBytes, idleTimeoutMs } = options;
   let events: PeerSocketEvents | undefined;
   const closed = Promise.withResolvers<void>();
   let alive = true;
@@ -106,6 +131,7 @@ export function fromWs(ws: WebSocket, options: WsPeerSocketOptions): PeerSocket 
   const refused = (refusal: FrameRefusal) => {
     if (refusedOnce) return;
     refusedOnce = true;
+    stopReadingSoon(socket);
     events?.onRefused(refusal);
   };
   const hooked = refuseAtHeader(ws, maxFrameBytes, refused);
