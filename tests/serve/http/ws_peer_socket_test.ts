@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { CloseCode } from "../../../lib/protocol/frames.ts";
 import { frameHeader, Opcode, RawWebSocket } from "../../fixtures/raw_websocket.ts";
-import { startTestGateway, TOKENS, TunnelClient, within } from "../../fixtures/test_gateway.ts";
+import { startTestGateway, TOKENS, TunnelClient } from "../../fixtures/test_gateway.ts";
 
 const MIB = 1024 * 1024;
 
