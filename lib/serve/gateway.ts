@@ -7,12 +7,12 @@ import { CloseCode } from "../protocol/frames.ts";
 import { logger } from "../util/log.ts";
 import type { ServeMetrics } from "./metrics.ts";
 import type { WebSocketAccept } from "./peer_socket.ts";
+import { LinkAdmission } from "./link_admission.ts";
 import { MAX_CLIENT_SESSIONS_PER_OWNER } from "./mcp_client_session.ts";
 import { type HttpServer, startHttpServer, UNAUTHENTICATED_LOG_CHARS } from "./http/server.ts";
 import { McpEndpoint } from "./mcp_endpoint.ts";
-import { Registrar, TOO_MANY_SESSIONS_REASON, tooManySessions } from "./registration.ts";
+import { Registrar } from "./registration.ts";
 import { RequestBodyTimeoutError } from "./request_body.ts";
-import { TunnelLink, type TunnelLinkHost } from "./tunnel_link.ts";
 import { TunnelRegistry } from "./tunnel_registry.ts";
 import type { ResumeSettings } from "./session_contract.ts";
 import type { TunnelSession } from "./tunnel_session.ts";
@@ -242,15 +242,6 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     limits: { maxFrames: replayFrames, maxBytes: replayBytes },
   };
   const registry = new TunnelRegistry<TunnelSession>();
-  /** Links accepted and not registered yet, by owner: each holds a place under the owner's limit. */
-  const pending = new Map<string, Set<TunnelLink>>();
-  function pendingLinks(owner: string): number {
-    return pending.get(owner)?.size ?? 0;
-  }
-  function settled(link: TunnelLink): void {
-    const waiting = pending.get(link.owner);
-    if (waiting?.delete(link) && waiting.size === 0) pending.delete(link.owner);
-  }
   const endpoint = new McpEndpoint({
     registry,
     callTimeoutMs,
@@ -266,7 +257,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const registrar = new Registrar({
     registry,
     maxSessionsPerOwner,
-    pendingLinks,
+    pendingLinks: (owner) => admission.pendingLinks(owner),
     limits: { maxFrameBytes, maxInflight, callTimeoutMs },
     ...(resume === undefined ? {} : { resume }),
     router: {
@@ -278,25 +269,19 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     now,
     ...(metrics === undefined ? {} : { metrics }),
   });
-  const linkLimits = { maxFrameBytes, maxBadFrames, registerTimeoutMs };
-  /** Accepted links, registered or not: every one is closed on shutdown and watched by the reaper. */
-  const links = new Set<TunnelLink>();
-  const linkHost: TunnelLinkHost = {
+  const admission = new LinkAdmission({
+    authorize: (request) => authorize(request, "connect"),
+    registry,
+    maxSessionsPerOwner,
+    limits: { maxFrameBytes, maxBadFrames, registerTimeoutMs },
+    ...(publicUrl === undefined ? {} : { publicUrl }),
     register: (link, frame) => registrar.register(link, frame),
-    registered: settled,
-    closed(link) {
-      links.delete(link);
-      settled(link);
-    },
     livenessChanged(link) {
       if (link.deadlineMs !== undefined) scheduleReap(tickFor(link.deadlineMs));
     },
-  };
-
-  function baseFor(request: Request): string {
-    if (publicUrl !== undefined) return publicUrl.href.replace(/\/+$/, "");
-    return new URL(request.url).origin;
-  }
+    now,
+    ...(metrics === undefined ? {} : { metrics }),
+  });
 
   /**
    * The base of OAuth resource URLs: fixed (the public URL, else the address listened on), never the
@@ -312,73 +297,6 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     return authorizeRequest(tokens, request, { role, base: oauthBase() });
   }
 
-  /**
-   * Sessions of `owner` that hold a link, plus its links waiting to register. A session waiting to be
-   * resumed is left out here: the link that comes to resume it must get in. It still counts when a
-   * `register` asks for a fresh session (registration.ts).
-   */
-  function placesTaken(owner: string): number {
-    let attached = 0;
-    for (const session of registry.list(owner)) if (!session.detached) attached++;
-    return attached + pendingLinks(owner);
-  }
-
-  async function acceptLink(request: Request): Promise<Response | WebSocketAccept> {
-    if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
-      return Response.json({ error: "Expected a WebSocket upgrade" }, {
-        status: 426,
-        headers: { upgrade: "websocket" },
-      });
-    }
-    const identity = await authorize(request, "connect");
-    if (identity instanceof Response) {
-      // Nobody is known yet: debug only, so that refused upgrades cost no log volume.
-      log.debug("Refused a link with HTTP {status}", {
-        event: "link_refused",
-        status: identity.status,
-      });
-      metrics?.linksRefused.inc("auth");
-      metrics?.errors.inc("auth");
-      return identity;
-    }
-    const baseUrl = baseFor(request);
-    return {
-      accept(socket) {
-        const link = new TunnelLink(socket, {
-          identity,
-          baseUrl,
-          limits: linkLimits,
-          host: linkHost,
-          now,
-          ...(metrics === undefined ? {} : { metrics }),
-        });
-        if (stopped) {
-          link.close(CloseCode.GoingAway, "gateway shutting down");
-          return;
-        }
-        // A link holds a place under its owner's limit from its upgrade: refused here with 4029 (a
-        // code connect retries with backoff), counted now (the handshake and the check are one step).
-        if (placesTaken(identity.owner) >= maxSessionsPerOwner) {
-          metrics?.linksRefused.inc("registration");
-          link.refuse(tooManySessions(identity.owner, maxSessionsPerOwner), {
-            code: CloseCode.TooManySessions,
-            reason: TOO_MANY_SESSIONS_REASON,
-          });
-          return;
-        }
-        links.add(link);
-        let waiting = pending.get(identity.owner);
-        if (waiting === undefined) pending.set(identity.owner, waiting = new Set());
-        waiting.add(link);
-        log.debug("Accepted link {link} from {owner}", {
-          event: "link_accepted",
-          owner: identity.owner,
-          link: link.id,
-        });
-      },
-    };
-  }
-
   function badPath(path: string): Response {
     log.debug("Malformed path {path}", { event: "bad_request", path: bounded(path) });
     return Response.json({ error: "Malformed percent-encoding in the path" }, { status: 400 });
@@ -387,13 +305,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   async function route(request: Request): Promise<Response | WebSocketAccept> {
     const url = new URL(request.url);
     const segments = url.pathname.split("/").filter((s) => s !== "");
-    if (url.pathname === "/healthz") return Response.json({ status: "ok", links: links.size });
+    if (url.pathname === "/healthz") {
+      return Response.json({ status: "ok", links: admission.links.size });
+    }
     if (url.pathname.startsWith(`${METADATA_PREFIX}/`) && tokens.oauthIssuers.length > 0) {
       const authorizationServers = tokens.oauthIssuers.map((issuer) => issuer.url);
       return protectedResourceMetadata(request, { base: oauthBase(), authorizationServers });
     }
     if (segments[0] === "reverse-proxy" && segments[1] === "ws" && segments.length === 2) {
-      return await acceptLink(request);
+      return await admission.accept(request);
     }
     if (segments[0] === "reverse-proxy" && segments[1] === "sessions") {
       const identity = await authorize(request, "client");
@@ -482,7 +402,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     reapAt = Infinity;
     const at = now();
     let tick = idleTick;
-    for (const link of links) {
+    for (const link of admission.links) {
       if (link.closed) continue;
       const deadlineMs = link.deadlineMs ?? heartbeatTimeoutMs;
       tick = Math.min(tick, tickFor(deadlineMs));
@@ -512,16 +432,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       closing ??= (async () => {
         stopped = true;
         clearTimeout(reaper);
-        const closing = [...links];
         // Sessions end (their calls fail at once) rather than wait to be resumed on a gateway that is going.
         for (const session of registry.list()) {
           session.close(CloseCode.GoingAway, { kind: "shutdown", reason: "gateway shutting down" });
         }
-        for (const link of links) link.close(CloseCode.GoingAway, "gateway shutting down");
         endpoint.close();
         // Let the 1001 reach the clients before the process goes away; a client that does not answer
         // the close within the wait is dropped by server.close().
-        await Promise.all(closing.map((link) => link.waitClosed(2_000)));
+        await admission.close(2_000);
         await server.close();
         metrics?.listening.set(0);
       })();
