@@ -12,7 +12,8 @@ import { type ServerOptions, type WebSocket, WebSocketServer } from "ws";
 import { logger } from "../../util/log.ts";
 import type { PeerSocket, WebSocketAccept } from "../peer_socket.ts";
 import { RequestBodyTimeoutError } from "../request_body.ts";
-import { type BodyRate, toWebRequest, type WebRequest, writeWebResponse } from "./web_exchange.ts";
+import { BodyDeadlines } from "./body_deadlines.ts";
+import { toWebRequest, type WebRequest, writeWebResponse } from "./web_exchange.ts";
 import { fromWs } from "./ws_peer_socket.ts";
 
 const log = logger("serve", "http");
@@ -151,9 +152,10 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     closeTimeout: WS_CLOSE_TIMEOUT_MS,
   };
   const wss = new WebSocketServer(wsOptions);
-  const bodyRate: BodyRate = {
-    graceMs: timeouts.bodyMs,
-    minBytesPerSecond: timeouts.bodyMinBytesPerSecond,
+  const bodyRate = {
+    rate: { graceMs: timeouts.bodyMs, minBytesPerSecond: timeouts.bodyMinBytesPerSecond },
+    // Checked often enough that a slow body is cut within ~a quarter of its grace, at most a second late.
+    deadlines: new BodyDeadlines(Math.max(50, Math.min(1_000, timeouts.bodyMs / 4))),
   };
   let fallbackHost = `${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`;
 

@@ -2,8 +2,10 @@
 // streamed with backpressure and held to a minimum arrival rate, the answer written back whole, or pumped
 // with backpressure when it is an event stream.
 
+import { Buffer } from "node:buffer";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { RequestBodyTimeoutError } from "../request_body.ts";
+import type { BodyDeadlines } from "./body_deadlines.ts";
 
 /** A minimum arrival rate for request bodies, as Apache's mod_reqtimeout words it (`body=10,MinRate=1024`). */
 export interface BodyRate {
@@ -24,6 +26,9 @@ const BODY_HIGH_WATER_MARK = 64 * 1024;
 const LINGER_BYTES = 4 * 1024 * 1024;
 const LINGER_MS = 2_000;
 
+/** Answers up to this size are written with their head in one write (see writeWebResponse). */
+const ONE_WRITE_BYTES = 64 * 1024;
+
 /** A request's origin comes from its `Host` header when that is a plain host[:port]. */
 const PLAIN_HOST = /^[A-Za-z0-9.-]+(?::\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::\d{1,5})?$/;
 
@@ -35,7 +40,7 @@ export interface WebRequest {
    * bounds (see `LINGER_BYTES`), so that the connection stays usable or closes without a reset.
    */
   discardRest(): void;
-  /** Stops the body's rate timer. */
+  /** Stops watching the body's arrival rate. */
   dispose(): void;
 }
 
@@ -45,8 +50,8 @@ export interface ToWebRequestOptions {
   scheme: string;
   /** `host:port` of the listener, for a request whose `Host` header is absent or odd. */
   fallbackHost: string;
-  /** Minimum body arrival rate; undefined = none. */
-  bodyRate?: BodyRate;
+  /** Minimum body arrival rate, checked on `deadlines`' tick; undefined = none. */
+  bodyRate?: { rate: BodyRate; deadlines: BodyDeadlines };
   /** The body stopped arriving fast enough: answer 408 and drop the connection. */
   onBodyTimeout?: (error: RequestBodyTimeoutError) => void;
 }
@@ -64,19 +69,16 @@ export function toWebRequest(req: IncomingMessage, options: ToWebRequestOptions)
   if (!target.startsWith("/")) throw new TypeError("Request target must be a path");
   const hostHeader = req.headers.host;
   const host = hostHeader !== undefined && PLAIN_HOST.test(hostHeader) ? hostHeader : fallbackHost;
-  const headers = new Headers();
-  const raw = req.rawHeaders;
-  for (let i = 0; i + 1 < raw.length; i += 2) headers.append(raw[i]!, raw[i + 1]!);
   const method = req.method ?? "GET";
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const dispose = () => clearTimeout(timer);
+  let unwatch: (() => void) | undefined;
+  const dispose = () => unwatch?.();
   const hasBody = method !== "GET" && method !== "HEAD" &&
     (req.headers["transfer-encoding"] !== undefined ||
       (req.headers["content-length"] !== undefined && req.headers["content-length"] !== "0"));
   if (!hasBody) {
     // Nothing to read; whatever a GET carries anyway is the server's to discard.
     return {
-      request: new Request(`${scheme}://${host}${target}`, { method, headers }),
+      request: withHeaders(new Request(`${scheme}://${host}${target}`, { method }), req),
       discardRest: () => linger(req),
       dispose,
     };
@@ -128,16 +130,13 @@ export function toWebRequest(req: IncomingMessage, options: ToWebRequestOptions)
     controller.error(error);
   });
   if (bodyRate !== undefined) {
-    const { graceMs, minBytesPerSecond } = bodyRate;
-    const deadline = () => started + pausedFor + graceMs + (received / minBytesPerSecond) * 1000;
-    const check = () => {
-      if (done) return;
-      const now = performance.now();
-      const due = deadline();
-      if (pausedAt !== undefined || now < due) {
-        timer = setTimeout(check, Math.max(pausedAt !== undefined ? graceMs : due - now, 10));
-        return;
-      }
+    const { graceMs, minBytesPerSecond } = bodyRate.rate;
+    unwatch = bodyRate.deadlines.watch((now) => {
+      if (done) return true;
+      // Time spent paused (the handler not reading) is not the client's to pay for.
+      const paused = pausedAt === undefined ? 0 : now - pausedAt;
+      const due = started + pausedFor + paused + graceMs + (received / minBytesPerSecond) * 1000;
+      if (now < due) return false;
       done = true;
       const error = new RequestBodyTimeoutError({
         bytes: received,
@@ -146,11 +145,11 @@ export function toWebRequest(req: IncomingMessage, options: ToWebRequestOptions)
       });
       controller.error(error);
       onBodyTimeout?.(error);
-    };
-    timer = setTimeout(check, graceMs);
+      return true;
+    });
   }
   return {
-    request: new Request(`${scheme}://${host}${target}`, { method, headers, body }),
+    request: withHeaders(new Request(`${scheme}://${host}${target}`, { method, body }), req),
     discardRest() {
       if (req.complete) return;
       if (!done) {
@@ -162,6 +161,16 @@ export function toWebRequest(req: IncomingMessage, options: ToWebRequestOptions)
     },
     dispose,
   };
+}
+
+/**
+ * Copies the request's headers into `request`. Appending to the new request's own headers costs a third
+ * of handing `new Request` a `Headers` object, which it converts entry by entry (11 µs a call here).
+ */
+function withHeaders(request: Request, req: IncomingMessage): Request {
+  const raw = req.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) request.headers.append(raw[i]!, raw[i + 1]!);
+  return request;
 }
 
 /** Reads and drops the rest of `req` within `LINGER_BYTES` and `LINGER_MS`, then drops the connection. */
@@ -234,7 +243,14 @@ export async function writeWebResponse(
     headers["content-length"] = String(bytes.byteLength);
     if (res.destroyed) return;
     res.writeHead(response.status, headers);
-    res.end(bytes);
+    // node:http sends a string body in one write with the head; bytes go as a second buffer, which cost
+    // a third of a small call's CPU here. latin1 maps each byte to one character and back unchanged.
+    if (bytes.byteLength <= ONE_WRITE_BYTES) {
+      res.end(
+        Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1"),
+        "latin1",
+      );
+    } else res.end(bytes);
     return;
   }
   res.writeHead(response.status, headers);
