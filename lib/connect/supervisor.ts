@@ -113,7 +113,8 @@ export class Supervisor {
           if (error.kind === "evicted") throw new EvictedError(error.message, { cause: error });
           lastError = error.message;
           metrics?.errors.inc(dialErrorKind(error));
-          log.warning("Cannot connect to the gateway: {error}", {
+          // The message is a whole sentence naming the cause and the fix (lib/connect/dial_failure.ts).
+          log.warning("{error}", {
             event: "connect_failed",
             kind: error.kind,
             error: lastError,
@@ -297,6 +298,7 @@ export class Supervisor {
       url: settings.gatewayUrl,
       ...(settings.token === undefined ? {} : { token: settings.token }),
       ...(settings.caCert === undefined ? {} : { caCert: settings.caCert }),
+      ...(settings.caCertPath === undefined ? {} : { caCertPath: settings.caCertPath }),
       clientSessionId: this.#clientSessionId,
       server: { name: this.#serverName(session), description: this.#serverDescription(session) },
       keepaliveMs: settings.keepalive * 1000,
