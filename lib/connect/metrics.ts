@@ -19,7 +19,8 @@ export type ConnectErrorKind =
   | "link_lost"
   | "server_start"
   | "server_exit"
-  | "frame_too_large";
+  | "frame_too_large"
+  | "too_many_sessions";
 
 const CONNECT_ERROR_KINDS: readonly ConnectErrorKind[] = [
   "dial",
@@ -29,6 +30,7 @@ const CONNECT_ERROR_KINDS: readonly ConnectErrorKind[] = [
   "server_start",
   "server_exit",
   "frame_too_large",
+  "too_many_sessions",
 ];
 
 /** The metrics of `connect`, each a child to update directly on its path. */
