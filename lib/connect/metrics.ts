@@ -20,7 +20,8 @@ export type ConnectErrorKind =
   | "server_start"
   | "server_exit"
   | "frame_too_large"
-  | "too_many_sessions";
+  | "too_many_sessions"
+  | "server_queue_full";
 
 const CONNECT_ERROR_KINDS: readonly ConnectErrorKind[] = [
   "dial",
@@ -31,6 +32,7 @@ const CONNECT_ERROR_KINDS: readonly ConnectErrorKind[] = [
   "server_exit",
   "frame_too_large",
   "too_many_sessions",
+  "server_queue_full",
 ];
 
 /** The metrics of `connect`, each a child to update directly on its path. */

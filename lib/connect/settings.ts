@@ -37,6 +37,10 @@ export interface ConnectSettings {
   caCertPath?: string;
   /** `HOST:PORT` for the health and metrics listener; undefined = off. */
   healthListen?: string;
+  /** Bytes waiting for the local server's stdin, at most. Default 64 MiB. */
+  maxServerQueueBytes?: number;
+  /** Messages waiting for the local server's stdin, at most. Default 10,000. */
+  maxServerQueueMessages?: number;
 }
 
 /** Defaults of the optional settings. */
@@ -46,4 +50,6 @@ export const CONNECT_DEFAULTS = {
   keepalive: 30,
   logLevel: "info",
   logFormat: "text",
+  maxServerQueueBytes: 64 * 1024 * 1024,
+  maxServerQueueMessages: 10_000,
 } as const;

@@ -4,6 +4,7 @@
 import { backoffDelay } from "../util/backoff.ts";
 import { delay } from "../util/delay.ts";
 import { logger } from "../util/log.ts";
+import { LogThrottle } from "../util/log_throttle.ts";
 import { CloseCode } from "../protocol/frames.ts";
 import type { ReplayLimits } from "../protocol/sequenced_channel.ts";
 import {
@@ -14,9 +15,9 @@ import {
 } from "./errors.ts";
 import { Link } from "./link.ts";
 import { DialError, type LinkEnd, type Registration } from "./link_outcome.ts";
-import { describeExit, LocalSession } from "./local_session.ts";
+import { describeExit, LocalSession, type RefusedMessage } from "./local_session.ts";
 import type { ConnectMetrics } from "./metrics.ts";
-import type { ConnectSettings } from "./settings.ts";
+import { CONNECT_DEFAULTS, type ConnectSettings } from "./settings.ts";
 import type { StdioServer } from "./stdio_server.ts";
 import { Tunnel } from "./tunnel.ts";
 
@@ -56,6 +57,8 @@ export class Supervisor {
   /** The server being started, before its session exists: a second signal must reach it too. */
   #spawning: StdioServer | undefined;
   #clientSessionId = crypto.randomUUID().replaceAll("-", "");
+  /** A server that stopped reading makes every message a refusal: one warning a second says so. */
+  #queueFullLog = new LogThrottle({ intervalMs: 1000 });
 
   constructor(options: SupervisorOptions) {
     this.#options = options;
@@ -229,6 +232,11 @@ export class Supervisor {
     const session = await LocalSession.start({
       command: settings.command,
       signal: this.#options.signal,
+      queueLimits: {
+        maxBytes: settings.maxServerQueueBytes ?? CONNECT_DEFAULTS.maxServerQueueBytes,
+        maxMessages: settings.maxServerQueueMessages ?? CONNECT_DEFAULTS.maxServerQueueMessages,
+      },
+      onQueueFull: (refused) => this.#queueFull(refused),
       onSpawn: (server) => this.#spawning = server,
       // In JSON mode every stderr line must be JSON: the server's lines become records of their own.
       ...(settings.logFormat === "json"
@@ -250,6 +258,22 @@ export class Supervisor {
       pid: session.server.pid,
     });
     return session;
+  }
+
+  /** Counts a message the server's input queue had no room for, and says so (at most once a second). */
+  #queueFull(refused: RefusedMessage): void {
+    this.#options.metrics?.errors.inc("server_queue_full");
+    const held = this.#queueFullLog.take();
+    if (held === undefined) return;
+    log.warning("Refused a {kind}{method} for the local server: {reason}{more}", {
+      event: "server_queue_full",
+      kind: refused.kind,
+      method: refused.method === undefined ? "" : ` (${refused.method})`,
+      reason: refused.reason,
+      more: held > 0 ? ` (and ${held} more since the last such line)` : "",
+      queuedBytes: refused.full.bytes,
+      queuedMessages: refused.full.messages,
+    });
   }
 
   async #restartServer(): Promise<void> {

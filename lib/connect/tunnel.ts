@@ -404,10 +404,13 @@ export class Tunnel {
     }
     // A long request passes to the server as the text it came in, unless the proxy must act on it.
     if (frame.type === "request" && payload.isText) {
-      if (session.forwardText(payload.text, payload.facts, generation)) {
+      const forwarded = session.forwardText(payload.text, payload.facts, generation);
+      if (forwarded !== false) {
         if (this.#debug) {
           log.debug("← gateway request {payload}", { payload: truncate(payload.text) });
         }
+        // A request the server's input queue had no room for is answered at once.
+        if (forwarded !== true) this.#sendPayload("response", forwarded);
         this.#options.metrics?.callsInFlight.set(session.inFlightCount);
         return;
       }
