@@ -21,7 +21,8 @@ export type ConnectErrorKind =
   | "server_exit"
   | "frame_too_large"
   | "too_many_sessions"
-  | "server_queue_full";
+  | "server_queue_full"
+  | "response_dropped";
 
 const CONNECT_ERROR_KINDS: readonly ConnectErrorKind[] = [
   "dial",
@@ -33,6 +34,7 @@ const CONNECT_ERROR_KINDS: readonly ConnectErrorKind[] = [
   "frame_too_large",
   "too_many_sessions",
   "server_queue_full",
+  "response_dropped",
 ];
 
 /** The metrics of `connect`, each a child to update directly on its path. */

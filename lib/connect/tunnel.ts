@@ -235,6 +235,21 @@ export class Tunnel {
     return this.#sendText(type, JSON.stringify(payload), undefined, undefined);
   }
 
+  /** The frame's size and the gateway's limit when a payload would make a frame over that limit. */
+  #oversize(
+    payloadText: string,
+    payloadBytes: number | undefined,
+  ): { bytes: number; limit: number } | undefined {
+    const link = this.#link;
+    const sessionId = this.#resumption.sessionId ?? link?.sessionId ?? "";
+    const limit = link?.maxFrameBytes ?? WEBSOCKET_MAX_MESSAGE_BYTES;
+    const overhead = dataFrameOverhead({ sessionId });
+    // A UTF-16 unit is at most 3 bytes in UTF-8: only count when the frame could be over the limit.
+    if ((payloadText.length + overhead) * 3 <= limit) return undefined;
+    const bytes = (payloadBytes ?? utf8Length(payloadText)) + overhead;
+    return bytes > limit ? { bytes, limit } : undefined;
+  }
+
   /**
    * Sends a payload already in JSON text (the server's own line: never re-serialized). A response too
    * large for the gateway becomes an error response with the same id.
@@ -249,13 +264,8 @@ export class Tunnel {
     const link = this.#link;
     const resumption = this.#resumption;
     const sessionId = resumption.sessionId ?? link!.sessionId;
-    const limit = link?.maxFrameBytes ?? WEBSOCKET_MAX_MESSAGE_BYTES;
-    const overhead = dataFrameOverhead({ sessionId });
-    // A UTF-16 unit is at most 3 bytes in UTF-8: only count when the frame could be over the limit.
-    if ((payloadText.length + overhead) * 3 > limit) {
-      const bytes = (payloadBytes ?? utf8Length(payloadText)) + overhead;
-      if (bytes > limit) return this.#tooLarge(type, bytes, limit, id);
-    }
+    const oversize = this.#oversize(payloadText, payloadBytes);
+    if (oversize !== undefined) return this.#tooLarge(type, oversize.bytes, oversize.limit, id);
     const metrics = this.#options.metrics;
     const sequenced = resumption.send({ type, sessionId, payloadText }, payloadBytes);
     if (sequenced !== undefined && !link?.isOpen) return true; // kept for replay
@@ -309,6 +319,7 @@ export class Tunnel {
         request === undefined || request.generation !== this.#generation || !this.#deliverable()
       ) {
         this.#undeliverable++;
+        this.#options.metrics?.errors.inc("response_dropped");
         log.warning("Dropped an answer the gateway can no longer route (id {id}: {why})", {
           event: "response_dropped",
           id: JSON.stringify(message.id),
@@ -355,6 +366,19 @@ export class Tunnel {
     const session = this.#session;
     const id = message.id as JsonRpcId;
     if (link?.isOpen && link.hasExtension(Extension.ServerRequests)) {
+      const oversize = this.#oversize(message.text, message.bytes);
+      if (oversize !== undefined) {
+        // Never sent: the server learns why at once instead of waiting for an answer.
+        this.#tooLarge("request", oversize.bytes, oversize.limit, undefined);
+        void session?.reply(errorResponse(
+          id,
+          ErrorCode.MessageTooLarge,
+          `mcp-rproxy cannot deliver '${
+            String(message.method)
+          }' to a client: the request (${oversize.bytes} bytes) exceeds the gateway's message limit of ${oversize.limit} bytes`,
+        ));
+        return;
+      }
       this.#serverRequests.set(JSON.stringify(id), id);
       if (this.#debug) {
         log.debug("→ gateway request {payload}", { payload: truncate(message.text) });
