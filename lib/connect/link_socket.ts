@@ -95,6 +95,15 @@ export function classifyFailure(message: string): FailureCause {
   return "other";
 }
 
+/** `text` cut to at most `max` bytes of UTF-8, never inside a character. */
+function truncateUtf8(text: string, max: number): string {
+  const encoder = new TextEncoder();
+  if (text.length * 3 <= max || encoder.encode(text).length <= max) return text;
+  let cut = text.slice(0, max);
+  while (encoder.encode(cut).length > max) cut = cut.slice(0, -1);
+  return cut;
+}
+
 /** `Invalid status code: 401` → 401. */
 function statusOf(message: string): number | undefined {
   const match = /status code:? (\d{3})/i.exec(message);
@@ -172,9 +181,12 @@ export function openWebSocket(options: LinkSocketOptions, events: LinkSocketEven
       return true;
     },
     close(code, reason) {
+      // A client may send only 1000 and 3000-4999: any other code throws and would leave the socket open.
+      const sendable = code === 1000 || (code >= 3000 && code <= 4999) ? code : 1000;
       try {
         if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) {
-          ws.close(code, reason);
+          // The reason may hold at most 123 bytes of UTF-8.
+          ws.close(sendable, truncateUtf8(reason, 123));
         }
       } catch {
         // Closing a socket that is already going away.

@@ -405,7 +405,9 @@ export class Tunnel {
     const acceptance = resumption.receive(frame.seq);
     if (acceptance === "duplicate") return; // replayed, and delivered before
     if (acceptance === "gap") {
-      link.close(CloseCode.ProtocolError, "sequence gap");
+      // 1000 with a reason: a WebSocket client may not send 1002, and a resumable session outlives
+      // the close of its link whatever the code (only an `unregister` ends it).
+      link.close(CloseCode.Normal, "sequence gap");
       return;
     }
     const ack = resumption.dueAck();

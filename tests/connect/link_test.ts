@@ -557,6 +557,23 @@ Deno.test("Link.close() ends the link with cause local and the gateway sees the 
   }
 });
 
+Deno.test("Link.close() with a code a client may not send (1002) still closes the socket, as 1000", async () => {
+  const gateway = startGateway({ onFrame: contractA });
+  let link: Link | undefined;
+  try {
+    link = await openLink(options(gateway));
+    const peer = await gateway.peers.waitFor(() => true, WAIT_MS, "connection");
+    // A reason over the 123 bytes a close frame holds, in characters of 3 bytes.
+    link.close(1002, "é".repeat(100));
+    const closed = await deadline(peer.closed, WAIT_MS, "close at the gateway");
+    assert.equal(closed.code, 1000);
+    assert.equal(closed.reason, "é".repeat(61));
+  } finally {
+    link?.close();
+    await gateway.close();
+  }
+});
+
 Deno.test("Link.open() calls onRegistered before frames that follow register_ack reach onFrame", async () => {
   const gateway = startGateway({
     onFrame: (frame, peer) => {
