@@ -21,7 +21,12 @@ import type { OversizedLine } from "../util/line_splitter.ts";
 import { logger, truncate } from "../util/log.ts";
 import { LATEST_PROTOCOL_VERSION } from "../protocol/mcp_versions.ts";
 import { type ServerExit, StdioServer } from "./stdio_server.ts";
-import type { QueueFull, QueueOutcome, StdinQueueLimits } from "./stdin_queue.ts";
+import {
+  describeQueueFull,
+  type QueueFull,
+  type QueueOutcome,
+  type StdinQueueLimits,
+} from "./stdin_queue.ts";
 import { VERSION } from "../util/version.ts";
 
 const log = logger("server");
@@ -82,20 +87,6 @@ export interface LocalSessionOptions {
 
 const INTERNAL_ID_PREFIX = `mcp-rproxy-${crypto.randomUUID()}-`;
 
-/**
- * Why a message was refused: the server is not reading, and which bound (with the flag that sets it)
- * was reached.
- */
-export function queueFullReason(full: QueueFull): string {
-  const mib = (bytes: number) => `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
-  const bound = full.limit === "bytes"
-    ? `--max-server-queue-bytes (${mib(full.limits.maxBytes)})`
-    : `--max-server-queue-messages (${full.limits.maxMessages})`;
-  return `The local MCP server is not reading its input: ${full.messages} message(s) (${
-    mib(full.bytes)
-  }) already wait for it, the bound set by ${bound}; try again later`;
-}
-
 /** Finds a top-level-looking `"id"` in the first bytes of a line that was too long to parse. */
 function sniffId(head: string): JsonRpcId | undefined {
   const match = /"id"\s*:\s*(-?\d+(?:\.\d+)?|"(?:[^"\\]|\\.)*")/.exec(head);
@@ -144,7 +135,7 @@ export class LocalSession {
         "The local MCP server is not running",
       );
     }
-    const reason = queueFullReason(outcome);
+    const reason = describeQueueFull(outcome);
     this.#onQueueFull?.({
       kind,
       ...(method === undefined ? {} : { method }),

@@ -30,6 +30,32 @@ export interface QueueFull {
 /** What {@link StdinQueue.write} did with a line. */
 export type QueueOutcome = { kind: "queued" } | QueueFull | { kind: "closed" };
 
+/**
+ * Why a message was refused, for its caller and the log: the server is not reading, and which bound
+ * (with the flag that sets it) was reached.
+ *
+ * @example
+ * ```ts
+ * import { describeQueueFull } from "./stdin_queue.ts";
+ * describeQueueFull({
+ *   kind: "full",
+ *   limit: "messages",
+ *   limits: { maxBytes: 1024, maxMessages: 2 },
+ *   bytes: 100,
+ *   messages: 2,
+ * }); // "The local MCP server is not reading its input: 2 message(s) (0.0 MiB) already wait for it, …"
+ * ```
+ */
+export function describeQueueFull(full: QueueFull): string {
+  const mib = (bytes: number) => `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
+  const bound = full.limit === "bytes"
+    ? `--max-server-queue-bytes (${mib(full.limits.maxBytes)})`
+    : `--max-server-queue-messages (${full.limits.maxMessages})`;
+  return `The local MCP server is not reading its input: ${full.messages} message(s) (${
+    mib(full.bytes)
+  }) already wait for it, the bound set by ${bound}; try again later`;
+}
+
 const encoder = new TextEncoder();
 const NEWLINE = 0x0a;
 /** Lines are written in batches of about this many bytes: one pipe write per burst, not per message. */
