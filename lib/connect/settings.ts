@@ -41,6 +41,8 @@ export interface ConnectSettings {
   maxServerQueueBytes?: number;
   /** Messages waiting for the local server's stdin, at most. Default 10,000. */
   maxServerQueueMessages?: number;
+  /** Seconds from the start of the local server's stop to SIGKILL of its process group. Default 5. */
+  shutdownGrace?: number;
 }
 
 /** Defaults of the optional settings. */
@@ -52,4 +54,5 @@ export const CONNECT_DEFAULTS = {
   logFormat: "text",
   maxServerQueueBytes: 64 * 1024 * 1024,
   maxServerQueueMessages: 10_000,
+  shutdownGrace: 5,
 } as const;

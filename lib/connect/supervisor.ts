@@ -35,7 +35,8 @@ export interface SupervisorOptions {
   healthyAfterMs?: number;
   /** Deadline for the server's `initialize` reply, in milliseconds. */
   initTimeoutMs?: number;
-  /** Grace between SIGTERM and SIGKILL when stopping the server, in milliseconds. */
+  /** How long stopping the server may take before SIGKILL of its group, in milliseconds; overrides
+   * `settings.shutdownGrace`. */
   graceMs?: number;
   /** Updated on every state change and message; optional so that tests and the demo can leave it out. */
   metrics?: ConnectMetrics;
@@ -246,7 +247,7 @@ export class Supervisor {
         }
         : {}),
       ...(initTimeoutMs === undefined ? {} : { initTimeoutMs }),
-      ...(graceMs === undefined ? {} : { graceMs }),
+      graceMs: graceMs ?? (settings.shutdownGrace ?? CONNECT_DEFAULTS.shutdownGrace) * 1000,
       onMessage: (message) => this.#tunnel.fromServer(message),
       onOversized: (_line, id) => this.#tunnel.oversizedAnswer(id),
     });

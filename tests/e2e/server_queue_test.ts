@@ -225,3 +225,54 @@ Deno.test("a clean shutdown releases the watchdog: it exits without signalling a
     await gateway.close();
   }
 });
+
+Deno.test("--max-server-queue-messages and --shutdown-grace reach the queue and the stop", async () => {
+  const gateway = await startContractGateway({ contract: "A" });
+  try {
+    await using proxy = startProxy([
+      "connect",
+      "--gateway",
+      gateway.url,
+      "--log-format",
+      "json",
+      "--max-server-queue-messages",
+      "5",
+      "--shutdown-grace",
+      "1",
+      "--",
+      ...STALLED_SERVER,
+    ]);
+    const { server } = await stalledServer(proxy);
+    const sessionId = await gateway.waitForRegistered(20_000);
+    // Each bigger than the pipe takes at once: all but the first stay in the queue.
+    const message = "q".repeat(100_000);
+    for (let id = 1; id <= 20; id++) {
+      gateway.send({
+        type: "request",
+        sessionId,
+        payload: {
+          jsonrpc: "2.0",
+          id,
+          method: "tools/call",
+          params: { name: "echo", arguments: { message } },
+        },
+      });
+    }
+    const responses = () =>
+      gateway.frames.filter((f) => f.direction === "in" && f.frame?.type === "response");
+    await gateway.waitUntil(() => responses().length >= 14, 10_000, "14 refusals");
+    const error = (responses()[0]!.frame!.payload as JsonObject).error as { message: string };
+    assert.match(
+      error.message,
+      /the bound set by --max-server-queue-messages \(5\); try again later$/,
+    );
+    const stopAt = performance.now();
+    proxy.signal("SIGTERM");
+    assert.equal(await proxy.exitCode(10_000), 0);
+    const stopMs = performance.now() - stopAt;
+    assert.ok(stopMs < 1_000 + 1_500, `shutdown took ${Math.round(stopMs)} ms with a grace of 1 s`);
+    await groupGone(server, 2_000);
+  } finally {
+    await gateway.close();
+  }
+});
