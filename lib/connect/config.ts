@@ -7,7 +7,13 @@ import { wantsHelp } from "../util/cli_flags.ts";
 import { ConfigError, invalidSetting, unreadableFile } from "../util/errors.ts";
 import { type LogFormat, parseLevel } from "../util/log.ts";
 import { joinCommand } from "../util/shell_words.ts";
-import { checkTokenText, checkValue, commandFromString, parseGateway } from "./config_check.ts";
+import {
+  byteSizeOf,
+  checkTokenText,
+  checkValue,
+  commandFromString,
+  parseGateway,
+} from "./config_check.ts";
 import { configLayer } from "./config_file.ts";
 import { envLayer, type Given, type Key, type Layer } from "./config_layers.ts";
 import { parseConnectFlags } from "./flags.ts";
@@ -127,6 +133,12 @@ export async function resolveConnectConfig(
   }
   const healthListen = first("health_listen");
   if (healthListen !== undefined) settings.healthListen = String(healthListen.value).trim();
+  const queueBytes = first("max_server_queue_bytes");
+  if (queueBytes !== undefined) settings.maxServerQueueBytes = byteSizeOf(queueBytes.value)!;
+  const queueMessages = numberOf(first("max_server_queue_messages"));
+  if (queueMessages !== undefined) settings.maxServerQueueMessages = queueMessages;
+  const grace = numberOf(first("shutdown_grace"));
+  if (grace !== undefined) settings.shutdownGrace = grace;
 
   return { kind: "run", settings, warnings };
 }

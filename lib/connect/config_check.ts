@@ -1,6 +1,7 @@
 // Checks one value of one `connect` setting in isolation, wherever it came from; rules that involve
 // two settings are checked while resolving (config.ts).
 
+import { parseByteSize } from "../util/byte_size.ts";
 import { describeKind, invalidSetting } from "../util/errors.ts";
 import { HOST_PORT_EXPECTED, parseHostPort } from "../util/host_port.ts";
 import { LEVEL_CHOICES, parseLevel } from "../util/log.ts";
@@ -60,6 +61,20 @@ export function checkValue(given: Given): void {
       return;
     case "max_retries":
       retries(given);
+      return;
+    case "shutdown_grace":
+      seconds(given, "5");
+      return;
+    case "max_server_queue_bytes":
+      byteSize(given);
+      return;
+    case "max_server_queue_messages":
+      if (!((wholeNumber(given) ?? 0) >= 1)) {
+        throw invalidGiven(given, {
+          expected: "a whole number of messages, 1 or more",
+          sample: "10000",
+        });
+      }
       return;
     case "log_level":
       if (typeof value !== "string" || parseLevel(value) === undefined) {
@@ -176,6 +191,32 @@ function seconds(given: Given, sample: string): void {
     throw invalidGiven(given, {
       expected: `a number of seconds greater than 0 and at most ${MAX_SECONDS}`,
       sample,
+    });
+  }
+}
+
+/** A whole number from a flag or the environment (text) or a file (a number); undefined if it is not. */
+function wholeNumber(given: Given): number | undefined {
+  const { value } = given;
+  const number = typeof value === "number"
+    ? value
+    : typeof value === "string" && given.layer !== "config" && INTEGER.test(value.trim())
+    ? Number(value.trim())
+    : NaN;
+  return Number.isSafeInteger(number) ? number : undefined;
+}
+
+/** A size in bytes: a whole number, or text with a KiB/MiB suffix (`64MiB`), of at least 1 KiB. */
+export function byteSizeOf(value: unknown): number | undefined {
+  if (typeof value === "number") return Number.isSafeInteger(value) ? value : undefined;
+  return typeof value === "string" ? parseByteSize(value) : undefined;
+}
+
+function byteSize(given: Given): void {
+  if (!((byteSizeOf(given.value) ?? 0) >= 1024)) {
+    throw invalidGiven(given, {
+      expected: "a size of at least 1KiB: bytes, or a number with KiB or MiB",
+      sample: "64MiB",
     });
   }
 }

@@ -19,7 +19,10 @@ export type Key =
   | "log_format"
   | "verbose"
   | "cert"
-  | "health_listen";
+  | "health_listen"
+  | "max_server_queue_bytes"
+  | "max_server_queue_messages"
+  | "shutdown_grace";
 
 /** Every setting, in the order help and messages list them. */
 export const KEYS: readonly Key[] = [
@@ -37,6 +40,9 @@ export const KEYS: readonly Key[] = [
   "verbose",
   "cert",
   "health_listen",
+  "max_server_queue_bytes",
+  "max_server_queue_messages",
+  "shutdown_grace",
 ];
 
 /** Environment variables, by setting. Settings without one come only from flags or the file. */

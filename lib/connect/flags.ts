@@ -22,6 +22,9 @@ export const CONNECT_FLAGS = {
   verbose: { type: "boolean" },
   cert: { type: "string" },
   "health-listen": { type: "string" },
+  "max-server-queue-bytes": { type: "string" },
+  "max-server-queue-messages": { type: "string" },
+  "shutdown-grace": { type: "string" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "V" },
 } as const;

@@ -1,6 +1,7 @@
 // The usage text of `connect`: every flag, environment variable and config key, with the defaults the
 // code applies (a test compares it with the README and docs/configuration.md).
 
+import { formatByteSize } from "../util/byte_size.ts";
 import { LEVEL_CHOICES } from "../util/log.ts";
 import { CONNECT_DEFAULTS } from "./settings.ts";
 
@@ -30,6 +31,15 @@ Local server:
   --server-description TEXT  Description to register, up to 1024 characters; the default is made
                              from the server's serverInfo (its title, else its name)
                              (default: <title> <version> via mcp-rproxy)
+  --max-server-queue-bytes SIZE
+                             What may wait to be written to the server's stdin, in bytes (KiB and
+                             MiB suffixes work); past it a request gets an error at once
+                             (default ${formatByteSize(CONNECT_DEFAULTS.maxServerQueueBytes)})
+  --max-server-queue-messages N
+                             The same bound in messages, 1 or more
+                             (default ${CONNECT_DEFAULTS.maxServerQueueMessages})
+  --shutdown-grace SECONDS   On shutdown, time from closing the server's stdin to SIGKILL of its
+                             process group, > 0 (default ${CONNECT_DEFAULTS.shutdownGrace})
 
 Gateway:
   --gateway URL              Gateway address: https://host[:port][/prefix], wss://.../reverse-proxy/ws,
@@ -67,8 +77,10 @@ environment variable counts as unset.
 Config file keys are the flag names in snake_case or kebab-case: local_stdio (a string, or a list
 of words taken as they are), gateway, token, token_file, server_name, server_description,
 reconnect_delay, max_retries, keepalive, log_level, log_format, verbose (true/false), cert,
-health_listen; or local-stdio, token-file, server-name, ... Relative paths in the file (token_file,
-cert) are relative to the file's directory. See docs/configuration.md.
+health_listen, max_server_queue_bytes (a number of bytes, or text such as 64MiB),
+max_server_queue_messages, shutdown_grace; or local-stdio, token-file, server-name, ...
+Relative paths in the file (token_file, cert) are relative to the file's directory. See
+docs/configuration.md.
 
 Exit codes: 0 clean shutdown; 1 runtime failure (local server cannot start, retries exhausted);
 2 bad flags, environment or config file; 3 the gateway refused the credentials;

@@ -17,7 +17,8 @@ import {
   readRegisterComplete,
   type ResumeRequest,
 } from "../protocol/registration.ts";
-import { classifyFailure, type LinkSocket, openWebSocket, type SocketEnd } from "./link_socket.ts";
+import { describeFailure } from "./dial_failure.ts";
+import { type LinkSocket, openWebSocket, type SocketEnd } from "./link_socket.ts";
 import {
   closedDuringRegistration,
   type Contract,
@@ -52,6 +53,8 @@ export interface LinkOptions {
   heartbeatDeadlineMs?: number;
   /** Extra trusted CA (PEM) for wss. */
   caCert?: string;
+  /** The file `caCert` came from, for messages. */
+  caCertPath?: string;
   /** Deadline for the handshake, in milliseconds. */
   openTimeoutMs?: number;
   /** Deadline from handshake to completed registration (B runs discovery in between), in milliseconds. */
@@ -275,15 +278,19 @@ export class Link {
       return;
     }
     const url = this.#options.url;
-    if (end.kind === "http-status") return registering.fail(refusal(end.status));
+    if (end.kind === "http-status") return registering.fail(refusal(end.status, url));
     if (end.kind === "closed") {
       return registering.fail(closedDuringRegistration(end.code, end.reason, url));
     }
-    const { hint } = classifyFailure(end.message);
+    const { caCertPath } = this.#options;
     registering.fail(
       new DialError(
         "unreachable",
-        `Cannot reach the gateway at ${url.href}: ${hint} (${end.message})`,
+        describeFailure(end.cause, {
+          url,
+          runtimeText: end.message,
+          ...(caCertPath === undefined ? {} : { caCertPath }),
+        }),
         { failure: end.cause },
       ),
     );

@@ -3,6 +3,7 @@
 
 import { CloseCode, Extension, WEBSOCKET_MAX_MESSAGE_BYTES } from "../protocol/frames.ts";
 import type { RegisterAck } from "../protocol/registration.ts";
+import { describeStatus } from "./dial_failure.ts";
 import type { FailureCause } from "./link_socket.ts";
 
 /** Which gateway contract the link speaks. */
@@ -81,7 +82,7 @@ export class DialError extends Error {
 }
 
 /** The failure a refused upgrade status amounts to. */
-export function refusal(status: number): DialError {
+export function refusal(status: number, url: URL): DialError {
   if (status === 401 || status === 403) {
     return new DialError(
       "auth",
@@ -93,9 +94,7 @@ export function refusal(status: number): DialError {
       { status },
     );
   }
-  return new DialError("http-status", `Gateway answered the upgrade with HTTP ${status}`, {
-    status,
-  });
+  return new DialError("http-status", describeStatus(status, url), { status });
 }
 
 /** The failure a close before registration amounts to. */
@@ -109,7 +108,7 @@ export function closedDuringRegistration(code: number, reason: string, url: URL)
     case CloseCode.TooManySessions:
       return new DialError(
         "too-many-sessions",
-        `Gateway refused the registration: too many sessions for this token's owner${detail}`,
+        `Gateway refused the registration: too many sessions for this token's owner (close 4029${detail}); an older session of the same owner must end first, or the gateway's per-owner limit be raised`,
       );
     default:
       return new DialError(

@@ -17,6 +17,7 @@ export type FailureCause =
   | "refused"
   | "reset"
   | "tls-plain-http"
+  | "tls-expected"
   | "tls-untrusted"
   | "tls-expired"
   | "tls-name"
@@ -55,68 +56,52 @@ export interface LinkSocket {
 }
 
 /**
- * Reads a Deno network error message into a cause, with a sentence that names the likely fix.
+ * Reads a Deno network error message into a cause. Each pattern is what Deno 2.9 reports for that
+ * failure, checked for real in tests/e2e/dial_errors_test.ts (the texts are not a stable API).
  *
  * @example
  * ```ts
  * import { classifyFailure } from "./link_socket.ts";
- * classifyFailure("received corrupt message of type InvalidContentType").cause; // "tls-plain-http"
+ * classifyFailure("received corrupt message of type InvalidContentType"); // "tls-plain-http"
  * ```
  */
-export function classifyFailure(message: string): { cause: FailureCause; hint: string } {
+export function classifyFailure(message: string): FailureCause {
   const text = message.toLowerCase();
+  // TLS to a plain-HTTP port: rustls reads the HTTP answer as a TLS record.
   if (text.includes("invalidcontenttype") || text.includes("wrong version number")) {
-    return {
-      cause: "tls-plain-http",
-      hint: "it answered plain HTTP to a TLS handshake: use http:// or ws:// for this gateway",
-    };
+    return "tls-plain-http";
   }
-  if (text.includes("unknownissuer") || text.includes("unknown issuer")) {
-    return {
-      cause: "tls-untrusted",
-      hint:
-        "its TLS certificate is not signed by a trusted CA: pass the CA with --cert CA.pem (or fix the certificate)",
-    };
-  }
-  if (text.includes("expired")) {
-    return {
-      cause: "tls-expired",
-      hint: "its TLS certificate has expired: renew it on the gateway",
-    };
-  }
-  if (text.includes("notvalidforname") || text.includes("not valid for name")) {
-    return {
-      cause: "tls-name",
-      hint: "its TLS certificate does not name this host: use the host name the certificate is for",
-    };
-  }
+  // Plain HTTP to a TLS port: the answer (a TLS alert) is not HTTP.
+  if (text.includes("invalid http version")) return "tls-expected";
+  if (text.includes("certificate expired") || text.includes("expired")) return "tls-expired";
+  if (text.includes("unknownissuer") || text.includes("unknown issuer")) return "tls-untrusted";
+  if (text.includes("notvalidforname") || text.includes("not valid for name")) return "tls-name";
   if (text.includes("certificate") || text.includes("tls") || text.includes("handshake")) {
-    return { cause: "tls-other", hint: "the TLS handshake failed" };
+    return "tls-other";
   }
+  // A proxy that answers CONNECT with anything but 200.
+  if (text.includes("unsuccessful tunnel") || text.includes("proxy")) return "proxy";
   if (
     text.includes("dns error") || text.includes("failed to lookup") ||
     text.includes("name or service not known") || text.includes("no address associated") ||
     text.includes("name resolution")
   ) {
-    return { cause: "dns", hint: "its host name does not resolve: check the gateway URL" };
+    return "dns";
   }
-  if (text.includes("proxy")) {
-    return {
-      cause: "proxy",
-      hint:
-        "the proxy (HTTPS_PROXY/HTTP_PROXY) refused the connection: check the proxy or NO_PROXY",
-    };
-  }
-  if (text.includes("connection refused") || text.includes("tcp connect error")) {
-    return {
-      cause: "refused",
-      hint: "nothing listens there: is the gateway running, and is the port right?",
-    };
-  }
+  if (text.includes("connection refused") || text.includes("tcp connect error")) return "refused";
   if (text.includes("reset") || text.includes("broken pipe") || text.includes("unexpected eof")) {
-    return { cause: "reset", hint: "the connection was cut during the handshake" };
+    return "reset";
   }
-  return { cause: "other", hint: "the connection failed" };
+  return "other";
+}
+
+/** `text` cut to at most `max` bytes of UTF-8, never inside a character. */
+function truncateUtf8(text: string, max: number): string {
+  const encoder = new TextEncoder();
+  if (text.length * 3 <= max || encoder.encode(text).length <= max) return text;
+  let cut = text.slice(0, max);
+  while (encoder.encode(cut).length > max) cut = cut.slice(0, -1);
+  return cut;
 }
 
 /** `Invalid status code: 401` → 401. */
@@ -167,8 +152,13 @@ export function openWebSocket(options: LinkSocketOptions, events: LinkSocketEven
     if (event.code !== 0 && event.code !== 1006) {
       return end({ kind: "closed", code: event.code, reason: event.reason });
     }
-    const { cause } = classifyFailure(errorText);
-    end({ kind: "failed", cause, message: errorText || "connection closed during the handshake" });
+    // Deno prefixes every dial failure alike: keep only what says what happened.
+    const message = errorText.replace(/^(NetworkError: )?failed to connect to WebSocket: /i, "");
+    end({
+      kind: "failed",
+      cause: classifyFailure(message),
+      message: message || "connection closed during the handshake",
+    });
   };
   ws.onmessage = (event) => {
     if (ended) return;
@@ -191,9 +181,12 @@ export function openWebSocket(options: LinkSocketOptions, events: LinkSocketEven
       return true;
     },
     close(code, reason) {
+      // A client may send only 1000 and 3000-4999: any other code throws and would leave the socket open.
+      const sendable = code === 1000 || (code >= 3000 && code <= 4999) ? code : 1000;
       try {
         if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) {
-          ws.close(code, reason);
+          // The reason may hold at most 123 bytes of UTF-8.
+          ws.close(sendable, truncateUtf8(reason, 123));
         }
       } catch {
         // Closing a socket that is already going away.

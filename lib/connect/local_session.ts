@@ -21,6 +21,12 @@ import type { OversizedLine } from "../util/line_splitter.ts";
 import { logger, truncate } from "../util/log.ts";
 import { LATEST_PROTOCOL_VERSION } from "../protocol/mcp_versions.ts";
 import { type ServerExit, StdioServer } from "./stdio_server.ts";
+import {
+  describeQueueFull,
+  type QueueFull,
+  type QueueOutcome,
+  type StdinQueueLimits,
+} from "./stdin_queue.ts";
 import { VERSION } from "../util/version.ts";
 
 const log = logger("server");
@@ -48,9 +54,22 @@ export interface InFlight {
   generation: number;
 }
 
+/** A message from the tunnel the server's stdin queue had no room for. */
+export interface RefusedMessage {
+  kind: "request" | "notification" | "response";
+  method?: string;
+  /** The sentence the refused request was answered with (also right for a log line). */
+  reason: string;
+  full: QueueFull;
+}
+
 /** Options of {@link LocalSession.start}. */
 export interface LocalSessionOptions {
   command: string[];
+  /** Bounds of what waits to be written to the server's stdin. */
+  queueLimits?: StdinQueueLimits;
+  /** Called for every message refused because the server's stdin queue is full (count it, log it). */
+  onQueueFull?: (refused: RefusedMessage) => void;
   /** Deadline for the server's `initialize` reply, in milliseconds. */
   initTimeoutMs?: number;
   /** Grace between SIGTERM and SIGKILL when stopping, in milliseconds. */
@@ -87,12 +106,43 @@ export class LocalSession {
   #inFlight = new Map<string, InFlight>();
   #initializedToSwallow = 0;
   #onMessage: LocalSessionOptions["onMessage"];
+  #onQueueFull: LocalSessionOptions["onQueueFull"];
   #ready = false;
 
   private constructor(server: StdioServer, result: JsonObject, options: LocalSessionOptions) {
     this.server = server;
     this.initializeResult = result;
     this.#onMessage = options.onMessage;
+    this.#onQueueFull = options.onQueueFull;
+  }
+
+  /**
+   * Queues a message for the server. For a request, returns the error to answer it with when it could
+   * not be queued; a notification or response that finds no room is dropped (and reported).
+   */
+  #write(
+    text: string,
+    kind: RefusedMessage["kind"],
+    method: string | undefined,
+    id?: JsonRpcId,
+  ): JsonRpcResponse | undefined {
+    const outcome: QueueOutcome = this.server.write(text);
+    if (outcome.kind === "queued") return undefined;
+    if (outcome.kind === "closed") {
+      return id === undefined ? undefined : errorResponse(
+        id,
+        ErrorCode.ServerUnavailable,
+        "The local MCP server is not running",
+      );
+    }
+    const reason = describeQueueFull(outcome);
+    this.#onQueueFull?.({
+      kind,
+      ...(method === undefined ? {} : { method }),
+      reason,
+      full: outcome,
+    });
+    return id === undefined ? undefined : errorResponse(id, ErrorCode.ServerUnavailable, reason);
   }
 
   /**
@@ -108,6 +158,7 @@ export class LocalSession {
     const server = StdioServer.spawn({
       command,
       ...(options.graceMs === undefined ? {} : { graceMs: options.graceMs }),
+      ...(options.queueLimits === undefined ? {} : { queueLimits: options.queueLimits }),
       ...(options.onStderr === undefined ? {} : { onStderr: options.onStderr }),
       onLine: (line) => session ? session.#onLine(line.text, line.bytes) : early?.(line),
       onOversized: (line) => {
@@ -293,11 +344,11 @@ export class LocalSession {
           "The local MCP server is not running",
         );
       }
-      // Not awaited: the line is queued in order; if the write fails the server is gone, and its exit
+      // Queued in order, or refused at once; if the write fails later the server is gone, and its exit
       // answers every call in flight.
-      this.#inFlight.set(idKey(id), { id, method, generation });
-      void this.server.send(JSON.stringify(payload));
-      return undefined;
+      const refused = this.#write(JSON.stringify(payload), "request", method, id);
+      if (refused === undefined) this.#inFlight.set(idKey(id), { id, method, generation });
+      return refused;
     }
     if (kind === "notification") {
       if (payload.method === "notifications/initialized" && this.#initializedToSwallow > 0) {
@@ -312,13 +363,11 @@ export class LocalSession {
           this.#inFlight.delete(idKey(requestId));
         }
       }
-      void this.server.send(JSON.stringify(payload));
-      return undefined;
+      return this.#write(JSON.stringify(payload), "notification", String(payload.method));
     }
     if (kind === "response") {
       // An answer to a request the server made (roots/list, sampling, …).
-      void this.server.send(JSON.stringify(payload));
-      return undefined;
+      return this.#write(JSON.stringify(payload), "response", undefined);
     }
     log.warn("Gateway sent a payload that is not JSON-RPC 2.0; not forwarded");
     const id = payload.id;
@@ -331,11 +380,16 @@ export class LocalSession {
    * Forwards one message from the tunnel given as JSON text, as is, when the proxy has nothing to do with
    * its content: a request, notification or response other than `initialize`, `notifications/initialized`
    * and `notifications/cancelled`, on one line. `facts` are what the frame parser found in the same pass.
-   * Returns false when the caller should parse it and use {@link LocalSession.fromTunnel} instead (those
-   * methods, a batch, invalid JSON-RPC, a text with line breaks between its tokens, or a server that can no
-   * longer be written to).
+   * Returns true when forwarded; a response to send back when it is a request the server's input queue
+   * has no room for; false when the caller should parse it and use {@link LocalSession.fromTunnel} instead
+   * (those methods, a batch, invalid JSON-RPC, a text with line breaks between its tokens, or a server
+   * that can no longer be written to).
    */
-  forwardText(text: string, facts: MessageFacts | "batch", generation: number): boolean {
+  forwardText(
+    text: string,
+    facts: MessageFacts | "batch",
+    generation: number,
+  ): boolean | JsonRpcResponse {
     if (!this.server.writable) return false;
     if (facts === "batch" || facts.kind === "invalid") return false;
     const { method } = facts;
@@ -347,15 +401,18 @@ export class LocalSession {
     if (!isOneLine(text)) return false;
     if (facts.kind === "request") {
       const id = facts.id as JsonRpcId;
+      const refused = this.#write(text, "request", method, id);
+      if (refused !== undefined) return refused;
       this.#inFlight.set(idKey(id), { id, method: method!, generation });
+      return true;
     }
-    void this.server.send(text);
+    this.#write(text, facts.kind, method);
     return true;
   }
 
   /** Writes a message of the proxy's own to the server (an answer to a server-initiated request). */
-  async reply(response: JsonRpcResponse): Promise<void> {
-    await this.server.send(JSON.stringify(response));
+  reply(response: JsonRpcResponse): void {
+    this.#write(JSON.stringify(response), "response", undefined);
   }
 
   /**

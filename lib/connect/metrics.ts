@@ -19,7 +19,10 @@ export type ConnectErrorKind =
   | "link_lost"
   | "server_start"
   | "server_exit"
-  | "frame_too_large";
+  | "frame_too_large"
+  | "too_many_sessions"
+  | "server_queue_full"
+  | "response_dropped";
 
 const CONNECT_ERROR_KINDS: readonly ConnectErrorKind[] = [
   "dial",
@@ -29,6 +32,9 @@ const CONNECT_ERROR_KINDS: readonly ConnectErrorKind[] = [
   "server_start",
   "server_exit",
   "frame_too_large",
+  "too_many_sessions",
+  "server_queue_full",
+  "response_dropped",
 ];
 
 /** The metrics of `connect`, each a child to update directly on its path. */

@@ -37,6 +37,12 @@ export interface ConnectSettings {
   caCertPath?: string;
   /** `HOST:PORT` for the health and metrics listener; undefined = off. */
   healthListen?: string;
+  /** Bytes waiting for the local server's stdin, at most. Default 64 MiB. */
+  maxServerQueueBytes?: number;
+  /** Messages waiting for the local server's stdin, at most. Default 10,000. */
+  maxServerQueueMessages?: number;
+  /** Seconds from the start of the local server's stop to SIGKILL of its process group. Default 5. */
+  shutdownGrace?: number;
 }
 
 /** Defaults of the optional settings. */
@@ -46,4 +52,7 @@ export const CONNECT_DEFAULTS = {
   keepalive: 30,
   logLevel: "info",
   logFormat: "text",
+  maxServerQueueBytes: 64 * 1024 * 1024,
+  maxServerQueueMessages: 10_000,
+  shutdownGrace: 5,
 } as const;

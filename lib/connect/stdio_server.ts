@@ -4,6 +4,13 @@
 import { type Line, LineFramer, LineSplitter, type OversizedLine } from "../util/line_splitter.ts";
 import { logger } from "../util/log.ts";
 import { ServerStartError } from "./errors.ts";
+import { GroupWatchdog } from "./group_watchdog.ts";
+import {
+  DEFAULT_STDIN_QUEUE_LIMITS,
+  type QueueOutcome,
+  StdinQueue,
+  type StdinQueueLimits,
+} from "./stdin_queue.ts";
 
 const log = logger("server");
 
@@ -19,8 +26,15 @@ export interface StdioServerOptions {
   onStderr?: (line: string) => void;
   /** Longest stdout line passed on, in bytes. */
   maxLineBytes?: number;
-  /** Time between SIGTERM and SIGKILL when stopping, in milliseconds. */
+  /**
+   * How long a stop may take, in milliseconds: from its start to SIGKILL of the whole group, whatever
+   * the server does (default 5000).
+   */
   graceMs?: number;
+  /** Bounds of what waits to be written to the server's stdin. */
+  queueLimits?: StdinQueueLimits;
+  /** Start the watchdog that stops the group if connect is killed (default true). */
+  watchdog?: boolean;
 }
 
 /** How the server process ended. */
@@ -30,6 +44,8 @@ export interface ServerExit {
 }
 
 const encoder = new TextEncoder();
+/** Time a stopping server gets to leave on stdin EOF before SIGTERM, at most, in milliseconds. */
+const EOF_WAIT_MS = 500;
 /** Size of the buffer the server's stdout is read into. */
 const READ_BUFFER_BYTES = 64 * 1024;
 
@@ -71,38 +87,44 @@ export class StdioServer {
   /** Resolves when the process has exited and its output has been read to the end. */
   readonly exited: Promise<ServerExit>;
   #child: Deno.ChildProcess;
-  #writer: WritableStreamDefaultWriter<Uint8Array>;
+  #stdin: StdinQueue;
   #graceMs: number;
-  #stdinClosed = false;
-  #queue: string[] = [];
-  #flushing: Promise<boolean> | undefined;
+  #watchdog: GroupWatchdog | undefined;
   #stopping: Promise<ServerExit> | undefined;
 
   private constructor(child: Deno.ChildProcess, options: StdioServerOptions) {
     this.#child = child;
     this.pid = child.pid;
     this.#graceMs = options.graceMs ?? 5000;
+    if (options.watchdog !== false) {
+      this.#watchdog = GroupWatchdog.start({ pgid: child.pid, graceMs: this.#graceMs });
+    }
     const writer = child.stdin.getWriter();
-    this.#writer = writer;
     // A write to a dead child rejects; callers learn about the death from `exited`, not from here.
     writer.closed.catch(() => {});
+    const stdin = new StdinQueue(writer, options.queueLimits ?? DEFAULT_STDIN_QUEUE_LIMITS);
+    this.#stdin = stdin;
     const stdoutDone = this.#pumpStdout(options);
     const stderrDone = this.#pumpStderr(options.onStderr ?? writeStderrLine);
     this.exited = (async () => {
       const status = await child.status;
-      this.#stdinClosed = true;
       // The leader is gone: whatever it launched in its group goes too, and with it the last pipe writers.
       this.#signalGroup("SIGKILL");
-      // Release our end of stdin too: stop() skips closing it once the child is gone, and it would leak.
-      const stdinDone = writer.close().catch(() => {});
-      await settleWithin([stdoutDone, stderrDone, stdinDone], 2000);
+      // Release our end of stdin too (a write the dead child never took fails now), and the watchdog.
+      stdin.close();
+      await settleWithin(
+        [stdoutDone, stderrDone, writer.closed, this.#watchdog?.release()].filter((p) =>
+          p !== undefined
+        ),
+        2000,
+      );
       return { code: status.code, signal: status.signal };
     })();
   }
 
   /**
    * Starts the server in a new process group, so that stopping it also stops whatever it launched (the
-   * real server behind `npx`/`uvx`).
+   * real server behind `npx`/`uvx`), with a watchdog that stops that group if connect itself is killed.
    *
    * @throws {ServerStartError} when the program cannot be started
    */
@@ -125,7 +147,6 @@ export class StdioServer {
     }
     return new StdioServer(child, options);
   }
-
   async #pumpStdout(options: StdioServerOptions): Promise<void> {
     const { onLine, onOversized, maxLineBytes } = options;
     // A plain reader and a framer instead of a TransformStream pipeline: one stream hop less per
@@ -186,38 +207,30 @@ export class StdioServer {
 
   /** True until stdin is closed or the process has exited. */
   get writable(): boolean {
-    return !this.#stdinClosed;
+    return this.#stdin.open;
+  }
+
+  /** Bytes and messages accepted for the server's stdin and not yet taken by the pipe. */
+  get queued(): { bytes: number; messages: number } {
+    return { bytes: this.#stdin.bytes, messages: this.#stdin.messages };
   }
 
   /**
-   * Writes one line (a newline is added). Lines sent while a write is under way go out together in the
-   * next write: one pipe write per burst instead of one per message. Resolves when the line is written;
-   * false if the server can no longer be written to.
+   * Queues one line for stdin (a newline is added), or says at once why not: the queue is at its bound
+   * (the server is not reading), or stdin is closed. Lines accepted while a write is under way go out
+   * together in the next write.
    */
-  send(text: string): Promise<boolean> {
-    if (this.#stdinClosed) return Promise.resolve(false);
-    this.#queue.push(text);
-    this.#flushing ??= this.#flush();
-    return this.#flushing;
+  write(text: string): QueueOutcome {
+    return this.#stdin.write(text);
   }
 
-  async #flush(): Promise<boolean> {
-    try {
-      while (this.#queue.length > 0) {
-        const batch = this.#queue.length === 1
-          ? this.#queue[0] + "\n"
-          : this.#queue.join("\n") + "\n";
-        this.#queue = [];
-        await this.#writer.write(encoder.encode(batch));
-      }
-      return true;
-    } catch {
-      this.#stdinClosed = true;
-      this.#queue = [];
-      return false;
-    } finally {
-      this.#flushing = undefined;
-    }
+  /**
+   * Writes one line and resolves when it is written; false if it was refused (queue full, stdin closed)
+   * or the server can no longer be written to.
+   */
+  send(text: string): Promise<boolean> {
+    if (this.#stdin.write(text).kind !== "queued") return Promise.resolve(false);
+    return this.#stdin.drained();
   }
 
   #signalGroup(signal: Deno.Signal): void {
@@ -244,24 +257,29 @@ export class StdioServer {
   }
 
   async #stop(): Promise<ServerExit> {
-    if (!this.#stdinClosed) {
-      this.#stdinClosed = true;
-      // Lines already accepted go out first, unless the server has stopped reading.
-      if (this.#flushing) await settleWithin([this.#flushing], 1000);
-      await this.#writer.close().catch(() => {});
-    }
     const graceMs = this.#graceMs;
-    const quick = Math.min(graceMs, 500);
+    const killAt = performance.now() + graceMs;
+    const eofWaitMs = Math.min(graceMs / 2, EOF_WAIT_MS);
     let timer: ReturnType<typeof setTimeout> | undefined;
     const within = (ms: number) =>
-      new Promise<"timeout">((resolve) => timer = setTimeout(() => resolve("timeout"), ms));
+      new Promise<"timeout">((resolve) =>
+        timer = setTimeout(() => resolve("timeout"), Math.max(0, ms))
+      );
     try {
-      // Give it a brief moment to leave on EOF, then ask the group politely, then insist.
-      if (await Promise.race([this.#child.status, within(quick)]) === "timeout") {
+      // Lines already accepted go out first, unless the server has stopped reading: the close never
+      // waits on a write the server does not take (that held shutdown for minutes).
+      await this.#stdin.closeAfter(eofWaitMs);
+      // Give it a brief moment to leave on EOF, then ask the group politely, then insist: SIGKILL comes
+      // `graceMs` after the stop began, whatever the server does.
+      if (await Promise.race([this.#child.status, within(eofWaitMs)]) === "timeout") {
         clearTimeout(timer);
         this.#signalGroup("SIGTERM");
-        if (await Promise.race([this.#child.status, within(graceMs)]) === "timeout") {
-          log.warn("Local server did not stop within {graceMs} ms of SIGTERM; killing it", {
+        if (
+          await Promise.race([this.#child.status, within(killAt - performance.now())]) ===
+            "timeout"
+        ) {
+          log.warn("Local server did not stop within {graceMs} ms; killing its process group", {
+            event: "server_killed",
             graceMs,
           });
           this.#signalGroup("SIGKILL");

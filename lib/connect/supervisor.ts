@@ -4,6 +4,7 @@
 import { backoffDelay } from "../util/backoff.ts";
 import { delay } from "../util/delay.ts";
 import { logger } from "../util/log.ts";
+import { LogThrottle } from "../util/log_throttle.ts";
 import { CloseCode } from "../protocol/frames.ts";
 import type { ReplayLimits } from "../protocol/sequenced_channel.ts";
 import {
@@ -14,9 +15,9 @@ import {
 } from "./errors.ts";
 import { Link } from "./link.ts";
 import { DialError, type LinkEnd, type Registration } from "./link_outcome.ts";
-import { describeExit, LocalSession } from "./local_session.ts";
+import { describeExit, LocalSession, type RefusedMessage } from "./local_session.ts";
 import type { ConnectMetrics } from "./metrics.ts";
-import type { ConnectSettings } from "./settings.ts";
+import { CONNECT_DEFAULTS, type ConnectSettings } from "./settings.ts";
 import type { StdioServer } from "./stdio_server.ts";
 import { Tunnel } from "./tunnel.ts";
 
@@ -34,7 +35,8 @@ export interface SupervisorOptions {
   healthyAfterMs?: number;
   /** Deadline for the server's `initialize` reply, in milliseconds. */
   initTimeoutMs?: number;
-  /** Grace between SIGTERM and SIGKILL when stopping the server, in milliseconds. */
+  /** How long stopping the server may take before SIGKILL of its group, in milliseconds; overrides
+   * `settings.shutdownGrace`. */
   graceMs?: number;
   /** Updated on every state change and message; optional so that tests and the demo can leave it out. */
   metrics?: ConnectMetrics;
@@ -56,6 +58,8 @@ export class Supervisor {
   /** The server being started, before its session exists: a second signal must reach it too. */
   #spawning: StdioServer | undefined;
   #clientSessionId = crypto.randomUUID().replaceAll("-", "");
+  /** A server that stopped reading makes every message a refusal: one warning a second says so. */
+  #queueFullLog = new LogThrottle({ intervalMs: 1000 });
 
   constructor(options: SupervisorOptions) {
     this.#options = options;
@@ -113,7 +117,8 @@ export class Supervisor {
           if (error.kind === "evicted") throw new EvictedError(error.message, { cause: error });
           lastError = error.message;
           metrics?.errors.inc(dialErrorKind(error));
-          log.warning("Cannot connect to the gateway: {error}", {
+          // The message is a whole sentence naming the cause and the fix (lib/connect/dial_failure.ts).
+          log.warning("{error}", {
             event: "connect_failed",
             kind: error.kind,
             error: lastError,
@@ -228,6 +233,11 @@ export class Supervisor {
     const session = await LocalSession.start({
       command: settings.command,
       signal: this.#options.signal,
+      queueLimits: {
+        maxBytes: settings.maxServerQueueBytes ?? CONNECT_DEFAULTS.maxServerQueueBytes,
+        maxMessages: settings.maxServerQueueMessages ?? CONNECT_DEFAULTS.maxServerQueueMessages,
+      },
+      onQueueFull: (refused) => this.#queueFull(refused),
       onSpawn: (server) => this.#spawning = server,
       // In JSON mode every stderr line must be JSON: the server's lines become records of their own.
       ...(settings.logFormat === "json"
@@ -237,7 +247,7 @@ export class Supervisor {
         }
         : {}),
       ...(initTimeoutMs === undefined ? {} : { initTimeoutMs }),
-      ...(graceMs === undefined ? {} : { graceMs }),
+      graceMs: graceMs ?? (settings.shutdownGrace ?? CONNECT_DEFAULTS.shutdownGrace) * 1000,
       onMessage: (message) => this.#tunnel.fromServer(message),
       onOversized: (_line, id) => this.#tunnel.oversizedAnswer(id),
     });
@@ -249,6 +259,22 @@ export class Supervisor {
       pid: session.server.pid,
     });
     return session;
+  }
+
+  /** Counts a message the server's input queue had no room for, and says so (at most once a second). */
+  #queueFull(refused: RefusedMessage): void {
+    this.#options.metrics?.errors.inc("server_queue_full");
+    const held = this.#queueFullLog.take();
+    if (held === undefined) return;
+    log.warning("Refused a {kind}{method} for the local server: {reason}{more}", {
+      event: "server_queue_full",
+      kind: refused.kind,
+      method: refused.method === undefined ? "" : ` (${refused.method})`,
+      reason: refused.reason,
+      more: held > 0 ? ` (and ${held} more since the last such line)` : "",
+      queuedBytes: refused.full.bytes,
+      queuedMessages: refused.full.messages,
+    });
   }
 
   async #restartServer(): Promise<void> {
@@ -297,6 +323,7 @@ export class Supervisor {
       url: settings.gatewayUrl,
       ...(settings.token === undefined ? {} : { token: settings.token }),
       ...(settings.caCert === undefined ? {} : { caCert: settings.caCert }),
+      ...(settings.caCertPath === undefined ? {} : { caCertPath: settings.caCertPath }),
       clientSessionId: this.#clientSessionId,
       server: { name: this.#serverName(session), description: this.#serverDescription(session) },
       keepaliveMs: settings.keepalive * 1000,

@@ -2,11 +2,9 @@
 // server, the frame size the gateway takes, server-initiated requests, and (with our gateway) the
 // sequenced channel that lets a session outlive a dropped link.
 
-import { delay } from "../util/delay.ts";
 import { logger, truncate } from "../util/log.ts";
 import {
   CloseCode,
-  dataFrameOverhead,
   type DataFrameType,
   encodeAck,
   encodeDataFrame,
@@ -24,18 +22,14 @@ import {
 } from "../protocol/jsonrpc.ts";
 import type { ResumeRequest } from "../protocol/registration.ts";
 import type { ReplayLimits } from "../protocol/sequenced_channel.ts";
-import { utf8Length } from "../util/utf8.ts";
 import type { Link } from "./link.ts";
 import type { LocalSession, ServerMessage } from "./local_session.ts";
 import type { ConnectMetrics } from "./metrics.ts";
 import { Resumption } from "./resumption.ts";
+import { drain, HIGH_WATER_BYTES } from "./backpressure.ts";
+import { type Oversize, oversize, tooLargeError } from "./frame_limit.ts";
 
 const log = logger("connect");
-
-/** Bytes queued on the socket above which the server's output is no longer read. */
-const HIGH_WATER_BYTES = 8 * 1024 * 1024;
-/** Bytes queued on the socket below which reading the server's output resumes. */
-const LOW_WATER_BYTES = 1024 * 1024;
 
 /** Options of {@link Tunnel}. */
 export interface TunnelOptions {
@@ -235,6 +229,16 @@ export class Tunnel {
     return this.#sendText(type, JSON.stringify(payload), undefined, undefined);
   }
 
+  /** The frame's size and the gateway's limit when a payload would make a frame over that limit. */
+  #oversize(payloadText: string, payloadBytes: number | undefined): Oversize | undefined {
+    const link = this.#link;
+    return oversize(payloadText, {
+      payloadBytes,
+      sessionId: this.#resumption.sessionId ?? link?.sessionId ?? "",
+      limit: link?.maxFrameBytes ?? WEBSOCKET_MAX_MESSAGE_BYTES,
+    });
+  }
+
   /**
    * Sends a payload already in JSON text (the server's own line: never re-serialized). A response too
    * large for the gateway becomes an error response with the same id.
@@ -249,13 +253,8 @@ export class Tunnel {
     const link = this.#link;
     const resumption = this.#resumption;
     const sessionId = resumption.sessionId ?? link!.sessionId;
-    const limit = link?.maxFrameBytes ?? WEBSOCKET_MAX_MESSAGE_BYTES;
-    const overhead = dataFrameOverhead({ sessionId });
-    // A UTF-16 unit is at most 3 bytes in UTF-8: only count when the frame could be over the limit.
-    if ((payloadText.length + overhead) * 3 > limit) {
-      const bytes = (payloadBytes ?? utf8Length(payloadText)) + overhead;
-      if (bytes > limit) return this.#tooLarge(type, bytes, limit, id);
-    }
+    const size = this.#oversize(payloadText, payloadBytes);
+    if (size !== undefined) return this.#tooLarge(type, size, id);
     const metrics = this.#options.metrics;
     const sequenced = resumption.send({ type, sessionId, payloadText }, payloadBytes);
     if (sequenced !== undefined && !link?.isOpen) return true; // kept for replay
@@ -265,21 +264,15 @@ export class Tunnel {
     return link!.sendText(text);
   }
 
-  #tooLarge(type: DataFrameType, bytes: number, limit: number, id: JsonRpcId | undefined): boolean {
+  #tooLarge(type: DataFrameType, size: Oversize, id: JsonRpcId | undefined): boolean {
     this.#options.metrics?.errors.inc("frame_too_large");
+    const { bytes, limit } = size;
     if (type === "response" && id !== undefined) {
       log.warning(
         "An answer of {bytes} bytes exceeds the gateway's frame limit of {limit} bytes; sent an error",
         { event: "frame_too_large", bytes, limit },
       );
-      return this.#sendPayload(
-        "response",
-        errorResponse(
-          id,
-          ErrorCode.MessageTooLarge,
-          `The result (${bytes} bytes) exceeds the gateway's message limit of ${limit} bytes`,
-        ),
-      );
+      return this.#sendPayload("response", tooLargeError(id, "The result", size));
     }
     log.warning(
       "A {type} of {bytes} bytes exceeds the gateway's frame limit of {limit} bytes; not forwarded",
@@ -309,6 +302,7 @@ export class Tunnel {
         request === undefined || request.generation !== this.#generation || !this.#deliverable()
       ) {
         this.#undeliverable++;
+        this.#options.metrics?.errors.inc("response_dropped");
         log.warning("Dropped an answer the gateway can no longer route (id {id}: {why})", {
           event: "response_dropped",
           id: JSON.stringify(message.id),
@@ -335,18 +329,8 @@ export class Tunnel {
       }
       this.#sendText("notification", message.text, message.bytes, undefined);
     }
-    if (link !== undefined && link.bufferedAmount > HIGH_WATER_BYTES) return this.#drain(link);
-  }
-
-  /** Pauses reading the server's output until the socket has sent most of what is queued. */
-  async #drain(link: Link): Promise<void> {
-    const { signal } = this.#options;
-    for (
-      let i = 0;
-      i < 60_000 && link.isOpen && link.bufferedAmount > LOW_WATER_BYTES && !signal.aborted;
-      i++
-    ) {
-      await delay(5);
+    if (link !== undefined && link.bufferedAmount > HIGH_WATER_BYTES) {
+      return drain(link, this.#options.signal);
     }
   }
 
@@ -355,6 +339,15 @@ export class Tunnel {
     const session = this.#session;
     const id = message.id as JsonRpcId;
     if (link?.isOpen && link.hasExtension(Extension.ServerRequests)) {
+      const size = this.#oversize(message.text, message.bytes);
+      if (size !== undefined) {
+        // Never sent: the server learns why at once instead of waiting for an answer.
+        this.#tooLarge("request", size, undefined);
+        const what = `mcp-rproxy cannot deliver '${
+          String(message.method)
+        }' to a client: the request`;
+        return session?.reply(tooLargeError(id, what, size));
+      }
       this.#serverRequests.set(JSON.stringify(id), id);
       if (this.#debug) {
         log.debug("→ gateway request {payload}", { payload: truncate(message.text) });
@@ -381,7 +374,9 @@ export class Tunnel {
     const acceptance = resumption.receive(frame.seq);
     if (acceptance === "duplicate") return; // replayed, and delivered before
     if (acceptance === "gap") {
-      link.close(CloseCode.ProtocolError, "sequence gap");
+      // 1000 with a reason: a WebSocket client may not send 1002, and a resumable session outlives
+      // the close of its link whatever the code (only an `unregister` ends it).
+      link.close(CloseCode.Normal, "sequence gap");
       return;
     }
     const ack = resumption.dueAck();
@@ -404,10 +399,13 @@ export class Tunnel {
     }
     // A long request passes to the server as the text it came in, unless the proxy must act on it.
     if (frame.type === "request" && payload.isText) {
-      if (session.forwardText(payload.text, payload.facts, generation)) {
+      const forwarded = session.forwardText(payload.text, payload.facts, generation);
+      if (forwarded !== false) {
         if (this.#debug) {
           log.debug("← gateway request {payload}", { payload: truncate(payload.text) });
         }
+        // A request the server's input queue had no room for is answered at once.
+        if (forwarded !== true) this.#sendPayload("response", forwarded);
         this.#options.metrics?.callsInFlight.set(session.inFlightCount);
         return;
       }

@@ -9,6 +9,7 @@ import {
   reset,
   type Sink,
 } from "@logtape/logtape";
+import { escapeControl } from "./text.ts";
 
 /** Output format of log lines. */
 export type LogFormat = "text" | "json";
@@ -54,11 +55,16 @@ export function parseLevel(name: string): LogLevel | undefined {
 /** The level names accepted by {@link parseLevel}, for help and error messages. */
 export const LEVEL_CHOICES = "trace, debug, info, warning, error, critical";
 
+/** A value as text: strings as they are, anything else as JSON. */
+function valueText(value: unknown): string {
+  return typeof value === "string" ? value : JSON.stringify(value);
+}
+
 function renderMessage(record: LogRecord): string {
   let text = "";
   for (let i = 0; i < record.message.length; i++) {
     const part = record.message[i];
-    text += i % 2 === 0 ? String(part) : typeof part === "string" ? part : JSON.stringify(part);
+    text += i % 2 === 0 ? String(part) : valueText(part);
   }
   return text;
 }
@@ -87,16 +93,20 @@ export function formatJson(record: LogRecord): string {
   return JSON.stringify(entry) + "\n";
 }
 
-/** `time LEVEL logger: message key=value …` for people. */
+/**
+ * `time LEVEL logger: message key=value …` for people. Control characters in values are escaped (`\n`
+ * becomes the two characters `\` `n`): a value from a peer (a gateway's error message, a client's
+ * session id) must never start a line of its own that reads like one of ours.
+ */
 export function formatText(record: LogRecord): string {
   let line = `${new Date(record.timestamp).toISOString()} ${record.level.toUpperCase().padEnd(7)} ${
     record.category.join(".")
-  }: ${renderMessage(record)}`;
+  }: ${escapeControl(renderMessage(record))}`;
   const template = templateOf(record);
   for (const [key, value] of Object.entries(record.properties)) {
     // Properties already spelled out by the message are not repeated.
     if (template.includes(`{${key}}`)) continue;
-    line += ` ${key}=${typeof value === "string" ? value : JSON.stringify(value)}`;
+    line += ` ${escapeControl(key)}=${escapeControl(valueText(value))}`;
   }
   return line + "\n";
 }

@@ -92,6 +92,9 @@ Deno.test("connectHelpText() lists every flag, environment variable, config key 
       "--verbose",
       "--cert",
       "--health-listen",
+      "--max-server-queue-bytes",
+      "--max-server-queue-messages",
+      "--shutdown-grace",
       "-h, --help",
       "-V, --version",
       "REVERSE_PROXY_GATEWAY",
@@ -111,6 +114,9 @@ Deno.test("connectHelpText() lists every flag, environment variable, config key 
       "log_level",
       "log_format",
       "health_listen",
+      "max_server_queue_bytes",
+      "max_server_queue_messages",
+      "shutdown_grace",
       "Exit codes: 0",
       "130",
     ]
@@ -648,6 +654,9 @@ log_level: WARNING
 log_format: json
 cert: ca.pem
 health_listen: "[::1]:9464"
+max_server_queue_bytes: 32MiB
+max_server_queue_messages: 500
+shutdown_grace: 2.5
 `,
     );
     const { settings, warnings } = await run(["--config", file]);
@@ -668,9 +677,52 @@ health_listen: "[::1]:9464"
       caCert: pem,
       caCertPath: join(dir, "ca.pem"),
       healthListen: "[::1]:9464",
+      maxServerQueueBytes: 32 * 1024 * 1024,
+      maxServerQueueMessages: 500,
+      shutdownGrace: 2.5,
     });
     assert.deepEqual(warnings, []);
   });
+});
+
+Deno.test("resolveConnectConfig() reads the server queue bounds and the shutdown grace from flags", async () => {
+  const { settings } = await run([
+    ...GW,
+    ...CMD,
+    "--max-server-queue-bytes",
+    "512KiB",
+    "--max-server-queue-messages",
+    "20",
+    "--shutdown-grace",
+    "0.5",
+  ]);
+  assert.equal(settings.maxServerQueueBytes, 512 * 1024);
+  assert.equal(settings.maxServerQueueMessages, 20);
+  assert.equal(settings.shutdownGrace, 0.5);
+  const defaults = await run([...GW, ...CMD]);
+  assert.equal(
+    defaults.settings.maxServerQueueBytes,
+    undefined,
+    "the supervisor's default applies",
+  );
+});
+
+Deno.test("resolveConnectConfig() refuses bad server queue bounds and grace, naming flag and value", async () => {
+  const cases: [string[], RegExp][] = [
+    [
+      ["--max-server-queue-bytes", "12"],
+      /^Invalid --max-server-queue-bytes '12': expected a size of at least 1KiB: bytes, or a number with KiB or MiB, for example --max-server-queue-bytes 64MiB$/,
+    ],
+    [["--max-server-queue-bytes", "1.5MiB"], /^Invalid --max-server-queue-bytes '1.5MiB'/],
+    [["--max-server-queue-bytes", "lots"], /^Invalid --max-server-queue-bytes 'lots'/],
+    [
+      ["--max-server-queue-messages", "0"],
+      /^Invalid --max-server-queue-messages '0': expected a whole number of messages, 1 or more, for example --max-server-queue-messages 10000$/,
+    ],
+    [["--max-server-queue-messages", "2.5"], /^Invalid --max-server-queue-messages '2.5'/],
+    [["--shutdown-grace", "0"], /^Invalid --shutdown-grace '0': expected a number of seconds/],
+  ];
+  for (const [args, pattern] of cases) await fails([...GW, ...CMD, ...args], {}, pattern);
 });
 
 Deno.test("resolveConnectConfig() reads every setting from a JSON file with kebab-case keys", async () => {

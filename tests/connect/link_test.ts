@@ -194,7 +194,7 @@ Deno.test("Link.open() rejects a failed register_complete as an auth refusal", a
   }
 });
 
-Deno.test("Link.open() rejects an unreachable gateway with an error naming its URL", async () => {
+Deno.test("Link.open() rejects an unreachable gateway with an error naming its address and the fix", async () => {
   // A port that was free a moment ago: nothing listens there now.
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
@@ -207,7 +207,9 @@ Deno.test("Link.open() rejects an unreachable gateway with an error naming its U
       assert.equal(error.failure, "refused");
       assert.match(
         (error as Error).message,
-        new RegExp(`^Cannot reach the gateway at ${url.href}`),
+        new RegExp(
+          `^Nothing accepts connections at 127\\.0\\.0\\.1:${port} \\(connection refused\\): start the gateway, or fix the host and port in --gateway`,
+        ),
       );
       return true;
     },
@@ -549,6 +551,23 @@ Deno.test("Link.close() ends the link with cause local and the gateway sees the 
     assert.equal(link.sendText('{"type":"heartbeat"}'), false);
     const closed = await deadline(peer.closed, WAIT_MS, "close at the gateway");
     assert.equal(closed.code, 1000);
+  } finally {
+    link?.close();
+    await gateway.close();
+  }
+});
+
+Deno.test("Link.close() with a code a client may not send (1002) still closes the socket, as 1000", async () => {
+  const gateway = startGateway({ onFrame: contractA });
+  let link: Link | undefined;
+  try {
+    link = await openLink(options(gateway));
+    const peer = await gateway.peers.waitFor(() => true, WAIT_MS, "connection");
+    // A reason over the 123 bytes a close frame holds, in characters of 3 bytes.
+    link.close(1002, "é".repeat(100));
+    const closed = await deadline(peer.closed, WAIT_MS, "close at the gateway");
+    assert.equal(closed.code, 1000);
+    assert.equal(closed.reason, "é".repeat(61));
   } finally {
     link?.close();
     await gateway.close();

@@ -92,16 +92,16 @@ Deno.test("StdioServer.stop() lets a child that exits on stdin EOF leave by itse
   assert.equal(await server.send("late"), false);
 });
 
-Deno.test("StdioServer.stop() SIGKILLs a child that ignores stdin EOF and SIGTERM after graceMs", async () => {
-  const { server, lines } = spawn(sh('trap "" TERM; echo ready; sleep 100'), { graceMs: 300 });
+Deno.test("StdioServer.stop() SIGKILLs a child that ignores stdin EOF and SIGTERM graceMs after the stop began", async () => {
+  const { server, lines } = spawn(sh('trap "" TERM; echo ready; sleep 100'), { graceMs: 600 });
   try {
     await lines.waitFor((l) => l.text === "ready", WAIT_MS, "ready line");
     const start = performance.now();
     const exit = await deadline(server.stop(), WAIT_MS, "stop");
     const elapsed = performance.now() - start;
     assert.equal(exit.signal, "SIGKILL");
-    // Not before SIGTERM had its grace period: EOF wait (min(grace, 500)) + grace.
-    assert.ok(elapsed >= 550, `stopped after ${Math.round(elapsed)} ms`);
+    // Not before the grace period, and not much after it: the whole stop is bounded by graceMs.
+    assert.ok(elapsed >= 590 && elapsed < 1500, `stopped after ${Math.round(elapsed)} ms`);
     await groupGone(server.pid, 2000);
   } finally {
     server.kill();
@@ -241,5 +241,70 @@ Deno.test("StdioServer.spawn() reports a stdout line over maxLineBytes and passe
     assert.equal(oversized.items[0]?.bytes, 300);
   } finally {
     await deadline(server.stop(), WAIT_MS, "stop");
+  }
+});
+
+Deno.test("StdioServer.stop() completes within graceMs while a write to a server that stopped reading is stuck", async () => {
+  // The child never reads stdin and ignores SIGTERM: once the pipe is full, a write waits for ever.
+  const { server, lines } = spawn(sh('trap "" TERM; echo ready; exec sleep 100'), {
+    graceMs: 1000,
+  });
+  try {
+    await lines.waitFor((l) => l.text === "ready", WAIT_MS, "ready line");
+    const line = "x".repeat(64 * 1024);
+    for (let i = 0; i < 16; i++) assert.equal(server.write(line).kind, "queued");
+    // The pipe took what fits; the rest waits.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.ok(server.queued.bytes > 0, "nothing left waiting: the test proves nothing");
+    const start = performance.now();
+    const exit = await deadline(server.stop(), WAIT_MS, "stop");
+    const elapsed = performance.now() - start;
+    assert.equal(exit.signal, "SIGKILL");
+    assert.ok(elapsed < 1000 + 500, `stop took ${Math.round(elapsed)} ms with a grace of 1000 ms`);
+    await groupGone(server.pid, 2000);
+  } finally {
+    server.kill();
+    await deadline(server.stop(), WAIT_MS, "stop");
+  }
+});
+
+Deno.test("StdioServer.write() refuses at once past the queue's bound, in bytes and in messages", async () => {
+  const { server, lines } = spawn(sh("echo ready; exec sleep 100"), {
+    queueLimits: { maxBytes: 256 * 1024, maxMessages: 1000 },
+    graceMs: 200,
+  });
+  try {
+    await lines.waitFor((l) => l.text === "ready", WAIT_MS, "ready line");
+    const line = "y".repeat(1023); // 1 KiB with its newline
+    let queued = 0;
+    let refusal: ReturnType<StdioServer["write"]> | undefined;
+    for (let i = 0; i < 2000 && refusal === undefined; i++) {
+      const outcome = server.write(line);
+      if (outcome.kind === "queued") queued++;
+      else refusal = outcome;
+    }
+    assert.ok(refusal?.kind === "full", `never refused after ${queued} lines`);
+    assert.equal(refusal.limit, "bytes");
+    assert.ok(refusal.bytes <= 256 * 1024 && refusal.bytes > 256 * 1024 - 1024);
+    // The pipe takes about 64 KiB before it blocks; the queue holds the bound and not a line more.
+    assert.ok(queued <= 256 + 65, `accepted ${queued} lines`);
+    assert.ok(server.queued.bytes <= 256 * 1024);
+  } finally {
+    await deadline(server.stop(), WAIT_MS, "stop");
+  }
+  const { server: counted, lines: ready } = spawn(sh("echo ready; exec sleep 100"), {
+    queueLimits: { maxBytes: 64 * 1024 * 1024, maxMessages: 10 },
+    graceMs: 200,
+  });
+  try {
+    await ready.waitFor((l) => l.text === "ready", WAIT_MS, "ready line");
+    const big = "z".repeat(128 * 1024); // more than the pipe takes at once: nothing leaves the queue
+    const outcomes = Array.from({ length: 12 }, () => counted.write(big).kind);
+    assert.ok(outcomes.includes("full"));
+    const refused = counted.write(big);
+    assert.equal(refused.kind, "full");
+    assert.equal(refused.kind === "full" ? refused.limit : undefined, "messages");
+  } finally {
+    await deadline(counted.stop(), WAIT_MS, "stop");
   }
 });

@@ -189,3 +189,21 @@ Deno.test("truncate() keeps short text and shortens long text with its length", 
   assert.equal(truncate("0123456789", 10), "0123456789");
   assert.equal(truncate("0123456789abc", 10), "0123456789… (13 chars)");
 });
+
+Deno.test("formatText() escapes control characters in values, so a value cannot forge a log line", () => {
+  const forged = "boom\n2025-01-02T03:04:05.678Z ERROR   mcp-rproxy.connect: forged\r\u001b[2K";
+  const line = formatText(
+    record("Gateway reported an error: {message}", ["Gateway reported an error: ", forged, ""], {
+      message: forged,
+      session: "s\n1",
+      detail: { text: "a\u2028b" },
+    }, "warning"),
+  );
+  assert.equal(line.split("\n").length, 2, `one line and its newline: ${JSON.stringify(line)}`);
+  assert.equal(
+    line,
+    "2025-01-02T03:04:05.678Z WARNING mcp-rproxy.connect: Gateway reported an error: " +
+      "boom\\n2025-01-02T03:04:05.678Z ERROR   mcp-rproxy.connect: forged\\r\\u001b[2K" +
+      ' session=s\\n1 detail={"text":"a\\u2028b"}\n',
+  );
+});

@@ -1,0 +1,48 @@
+// The gateway's frame limit applied to what the local server writes: whether a payload fits in a data
+// frame, and the JSON-RPC error that tells a caller (or the server) that it did not.
+
+import { dataFrameOverhead } from "../protocol/frames.ts";
+import {
+  ErrorCode,
+  errorResponse,
+  type JsonRpcId,
+  type JsonRpcResponse,
+} from "../protocol/jsonrpc.ts";
+import { utf8Length } from "../util/utf8.ts";
+
+/** A data frame over the gateway's limit: its size and the limit, in bytes. */
+export interface Oversize {
+  bytes: number;
+  limit: number;
+}
+
+/**
+ * The frame's size and the limit when a payload in a data frame of `sessionId` would pass `limit`.
+ * `payloadBytes`, when known, saves counting the payload's UTF-8 length.
+ *
+ * @example
+ * ```ts
+ * import { oversize } from "./frame_limit.ts";
+ * oversize("x".repeat(2000), { sessionId: "s", limit: 1024 }); // { bytes: 2126, limit: 1024 }
+ * ```
+ */
+export function oversize(
+  payloadText: string,
+  options: { payloadBytes?: number | undefined; sessionId: string; limit: number },
+): Oversize | undefined {
+  const { payloadBytes, sessionId, limit } = options;
+  const overhead = dataFrameOverhead({ sessionId });
+  // A UTF-16 unit is at most 3 bytes in UTF-8: only count when the frame could be over the limit.
+  if ((payloadText.length + overhead) * 3 <= limit) return undefined;
+  const bytes = (payloadBytes ?? utf8Length(payloadText)) + overhead;
+  return bytes > limit ? { bytes, limit } : undefined;
+}
+
+/** `-32002` for `id`: `<what> (N bytes) exceeds the gateway's message limit of M bytes`. */
+export function tooLargeError(id: JsonRpcId, what: string, size: Oversize): JsonRpcResponse {
+  return errorResponse(
+    id,
+    ErrorCode.MessageTooLarge,
+    `${what} (${size.bytes} bytes) exceeds the gateway's message limit of ${size.limit} bytes`,
+  );
+}
