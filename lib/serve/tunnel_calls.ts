@@ -3,7 +3,7 @@
 // requests and notifications handed to the MCP side.
 
 import { Deadlines } from "../util/deadlines.ts";
-import { RateLimited } from "../util/rate_limited.ts";
+import { LogThrottle } from "../util/log_throttle.ts";
 import { isObject } from "../util/json_object.ts";
 import { logger } from "../util/log.ts";
 import {
@@ -100,7 +100,7 @@ export class TunnelCalls {
   #init: Promise<JsonRpcResponse> | undefined;
   /** Tunnel ids of calls given up (timed out, cancelled): a late answer for one is expected, not bad. */
   #givenUp = new Set<number>();
-  #unknownWarnings = new RateLimited(UNKNOWN_WARNING_INTERVAL_MS);
+  #unknownWarnings = new LogThrottle({ intervalMs: UNKNOWN_WARNING_INTERVAL_MS });
 
   constructor(
     channel: CallChannel,
@@ -322,8 +322,8 @@ export class TunnelCalls {
       return;
     }
     this.#channel.badFrame("Response for an id that was never asked");
-    const { log: now, suppressed } = this.#unknownWarnings.take();
-    if (!now) return;
+    const suppressed = this.#unknownWarnings.take();
+    if (suppressed === undefined) return;
     log.warning(
       "Dropped a response for unknown id {id} on server {name}{more}",
       {
