@@ -39,6 +39,8 @@ export const CloseCode = {
   Policy: 1008,
   TooBig: 1009,
   InternalError: 1011,
+  /** The gateway cannot take this now (an owner's memory share is used up); retry later. */
+  TryAgainLater: 1013,
   /** C: the session was removed by its owner or an operator; do not come back (connect exits 4). */
   Evicted: 4001,
   /** C: a newer registration or resumption of the same server took over (on another link or replica). */

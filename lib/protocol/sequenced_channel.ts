@@ -111,6 +111,17 @@ export class ReplayBuffer {
   }
 
   /**
+   * Gives up keeping frames: drops them and marks the buffer overflowed, as when one did not fit. For a
+   * keeper whose memory was refused elsewhere (serve's memory budget).
+   */
+  abandon(): void {
+    this.#overflowed = true;
+    this.#frames = [];
+    this.#head = 0;
+    this.#size = 0;
+  }
+
+  /**
    * Drops every frame up to and including `seq`. Acks that go backwards or repeat are ignored; an ack
    * beyond what was sent is clamped (a confused peer must not make us forget frames we never sent).
    */

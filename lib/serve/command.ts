@@ -169,6 +169,8 @@ export async function serveCommand(args: string[], context: CommandContext): Pro
         maxClientBufferBytes: settings.maxClientBufferBytes,
         maxMcpSessionsPerOwner: settings.maxMcpSessionsPerOwner,
         maxStreamsPerToken: settings.maxStreamsPerToken,
+        memoryBudgetBytes: settings.memoryBudgetBytes,
+        memoryPerOwnerBytes: settings.memoryPerOwnerBytes,
         metrics,
       });
     } catch (error: unknown) {

@@ -2,7 +2,7 @@
 // ConfigError naming the flag or variable, the value seen and the fix.
 
 import type { LogLevel } from "@logtape/logtape";
-import { parseByteSize } from "../util/byte_size.ts";
+import { formatByteSize, parseByteSize } from "../util/byte_size.ts";
 import { parseFlags } from "../util/cli_flags.ts";
 import { ConfigError, invalidSetting } from "../util/errors.ts";
 import { HOST_PORT_EXPECTED, parseHostPort } from "../util/host_port.ts";
@@ -59,6 +59,10 @@ export interface ServeSettings {
   maxMcpSessionsPerOwner: number;
   /** Open GET streams one token may hold. */
   maxStreamsPerToken: number;
+  /** Memory held for others in total, bytes. */
+  memoryBudgetBytes: number;
+  /** Memory held for one owner, bytes. */
+  memoryPerOwnerBytes: number;
   logLevel: LogLevel;
   logFormat: LogFormat;
   /** `HOST:PORT` of the health and metrics listener; undefined = off. */
@@ -100,6 +104,8 @@ export const SERVE_FLAGS = {
   "max-client-buffer": { type: "string" },
   "max-mcp-sessions-per-owner": { type: "string" },
   "max-streams-per-token": { type: "string" },
+  "memory-budget": { type: "string" },
+  "memory-per-owner": { type: "string" },
   "log-level": { type: "string" },
   "log-format": { type: "string" },
   "health-listen": { type: "string" },
@@ -383,6 +389,16 @@ export function parseServeArgs(
       d.maxStreamsPerToken,
       (f, t) => wholeNumber(f, t, 1),
     ),
+    memoryBudgetBytes: option(
+      "memory-budget",
+      d.memoryBudgetBytes,
+      (f, t) => byteSize(f, t, MAX_BUFFER_BYTES),
+    ),
+    memoryPerOwnerBytes: option(
+      "memory-per-owner",
+      d.memoryPerOwnerBytes,
+      (f, t) => byteSize(f, t, MAX_BUFFER_BYTES),
+    ),
     logLevel,
     logFormat,
   };
@@ -399,6 +415,15 @@ export function parseServeArgs(
   for (const [flag, key] of paths) {
     const value = values[flag];
     if (value !== undefined) settings[key] = value;
+  }
+  if (settings.memoryPerOwnerBytes > settings.memoryBudgetBytes) {
+    throw invalidSetting({
+      setting: "--memory-per-owner",
+      value: values["memory-per-owner"] ?? formatByteSize(settings.memoryPerOwnerBytes),
+      problem: `it is more than --memory-budget (${formatByteSize(settings.memoryBudgetBytes)})`,
+      expected: "at most the total budget",
+      example: `--memory-per-owner ${formatByteSize(settings.memoryBudgetBytes / 4)}`,
+    });
   }
   return settings;
 }

@@ -8,7 +8,6 @@ import { logger } from "../util/log.ts";
 import type { ServeMetrics } from "./metrics.ts";
 import type { WebSocketAccept } from "./peer_socket.ts";
 import { LinkAdmission } from "./link_admission.ts";
-import { MAX_CLIENT_SESSIONS_PER_OWNER } from "./mcp_client_session.ts";
 import { type HttpServer, startHttpServer, UNAUTHENTICATED_LOG_CHARS } from "./http/server.ts";
 import { McpEndpoint } from "./mcp_endpoint.ts";
 import { Registrar } from "./registration.ts";
@@ -19,6 +18,8 @@ import type { TunnelSession } from "./tunnel_session.ts";
 import { handleSessionsApi } from "./sessions_api.ts";
 import { authorizeRequest, type Identity, type Role, type TokenStore } from "./token_store.ts";
 import { METADATA_PREFIX, protectedResourceMetadata } from "./protected_resource.ts";
+import { type GatewayLimits, LIMIT_DEFAULTS, resolveLimits } from "./gateway_limits.ts";
+import { MemoryBudget } from "./memory_budget.ts";
 
 const log = logger("serve");
 
@@ -26,29 +27,11 @@ const log = logger("serve");
 export const GATEWAY_DEFAULTS = {
   hostname: "127.0.0.1",
   port: 8080,
-  maxFrameBytes: 32 * 1024 * 1024,
-  maxSessionsPerOwner: 32,
-  maxInflight: 64,
-  callTimeoutMs: 300_000,
-  heartbeatTimeoutMs: 90_000,
-  wsIdleTimeoutSeconds: 60,
-  registerTimeoutMs: 10_000,
-  headersTimeoutMs: 10_000,
-  bodyTimeoutMs: 10_000,
-  bodyMinBytesPerSecond: 1024,
-  keepAliveTimeoutMs: 5_000,
-  maxBadFrames: 20,
-  mcpSessionTtlMs: 3_600_000,
-  maxMcpSessionsPerOwner: MAX_CLIENT_SESSIONS_PER_OWNER,
-  resumeWindowMs: 60_000,
-  replayFrames: 10_000,
-  replayBytes: 64 * 1024 * 1024,
-  maxClientBufferBytes: 16 * 1024 * 1024,
-  maxStreamsPerToken: 16,
+  ...LIMIT_DEFAULTS,
 } as const;
 
-/** Options of {@link startGateway}. */
-export interface GatewayOptions {
+/** Options of {@link startGateway}: its limits (each optional, see {@link GatewayLimits}) and the rest. */
+export interface GatewayOptions extends Partial<GatewayLimits> {
   /** Verifies bearer tokens of links and clients. */
   tokens: TokenStore;
   /** Address to listen on. Default 127.0.0.1. */
@@ -64,50 +47,6 @@ export interface GatewayOptions {
   publicUrl?: string;
   /** Extra origins allowed on the MCP endpoints (`*` = any). The gateway's own origins are always allowed. */
   allowedOrigins?: string[];
-  /** Largest inbound frame and MCP request body, in bytes. */
-  maxFrameBytes?: number;
-  /** Live sessions one owner may hold, counting its links from their upgrade until they register. */
-  maxSessionsPerOwner?: number;
-  /** Calls in flight per link. */
-  maxInflight?: number;
-  /** Deadline of one call, in milliseconds. */
-  callTimeoutMs?: number;
-  /** A link with no inbound frame for this long is closed, in milliseconds. */
-  heartbeatTimeoutMs?: number;
-  /** WebSocket ping interval and pong deadline, in seconds (0 = off). */
-  wsIdleTimeoutSeconds?: number;
-  /** A link not registered this long after its upgrade is closed with 4008, in milliseconds. */
-  registerTimeoutMs?: number;
-  /** A request's headers must arrive within this long, in milliseconds (else 408). */
-  headersTimeoutMs?: number;
-  /** A request body gets this long before `bodyMinBytesPerSecond` applies, in milliseconds. */
-  bodyTimeoutMs?: number;
-  /** After `bodyTimeoutMs`, a body must keep arriving at this many bytes a second (else 408). */
-  bodyMinBytesPerSecond?: number;
-  /** An idle keep-alive connection is closed after this long, in milliseconds. */
-  keepAliveTimeoutMs?: number;
-  /** Malformed frames a minute tolerated before a link is closed. */
-  maxBadFrames?: number;
-  /** Idle MCP client sessions are forgotten after this long, in milliseconds. */
-  mcpSessionTtlMs?: number;
-  /** MCP client sessions one owner may hold (past it an idle one is forgotten, else 429). */
-  maxMcpSessionsPerOwner?: number;
-  /**
-   * How long a session whose link dropped waits for its client to resume it, in milliseconds; 0 turns the
-   * `resume` extension off (docs/resume.md).
-   */
-  resumeWindowMs?: number;
-  /**
-   * Bytes one MCP client's SSE stream (GET stream or a POST's answer) may hold unread; past it the stream
-   * is closed (and its call cancelled) rather than letting a client that does not read grow memory.
-   */
-  maxClientBufferBytes?: number;
-  /** Open GET streams one token may hold at once. */
-  maxStreamsPerToken?: number;
-  /** Data frames kept per session for replay after a link drop. */
-  replayFrames?: number;
-  /** Bytes (UTF-16 units of frame text) kept per session for replay after a link drop. */
-  replayBytes?: number;
   /** The clock. Default `Date.now`. */
   now?: () => number;
   /** Metrics to keep up to date (see `createServeMetrics`). */
@@ -122,16 +61,6 @@ export interface Gateway {
   readonly port: number;
   /** Closes every link (1001), ends MCP streams, and stops the server. */
   close(): Promise<void>;
-}
-
-function checkPositive(name: string, value: number, integer = true): void {
-  if (!Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) {
-    throw new RangeError(
-      `Cannot start gateway as '${name}' must be a positive ${
-        integer ? "integer" : "number"
-      }: current value is ${value}`,
-    );
-  }
 }
 
 /** A path segment decoded; undefined when its percent-escapes are malformed (answered 400). */
@@ -184,55 +113,36 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     port = GATEWAY_DEFAULTS.port,
     tls,
     allowedOrigins = [],
-    maxFrameBytes = GATEWAY_DEFAULTS.maxFrameBytes,
-    maxSessionsPerOwner = GATEWAY_DEFAULTS.maxSessionsPerOwner,
-    maxInflight = GATEWAY_DEFAULTS.maxInflight,
-    callTimeoutMs = GATEWAY_DEFAULTS.callTimeoutMs,
-    heartbeatTimeoutMs = GATEWAY_DEFAULTS.heartbeatTimeoutMs,
-    wsIdleTimeoutSeconds = GATEWAY_DEFAULTS.wsIdleTimeoutSeconds,
-    registerTimeoutMs = GATEWAY_DEFAULTS.registerTimeoutMs,
-    headersTimeoutMs = GATEWAY_DEFAULTS.headersTimeoutMs,
-    bodyTimeoutMs = GATEWAY_DEFAULTS.bodyTimeoutMs,
-    bodyMinBytesPerSecond = GATEWAY_DEFAULTS.bodyMinBytesPerSecond,
-    keepAliveTimeoutMs = GATEWAY_DEFAULTS.keepAliveTimeoutMs,
-    maxBadFrames = GATEWAY_DEFAULTS.maxBadFrames,
-    mcpSessionTtlMs = GATEWAY_DEFAULTS.mcpSessionTtlMs,
-    maxMcpSessionsPerOwner = GATEWAY_DEFAULTS.maxMcpSessionsPerOwner,
-    resumeWindowMs = GATEWAY_DEFAULTS.resumeWindowMs,
-    replayFrames = GATEWAY_DEFAULTS.replayFrames,
-    replayBytes = GATEWAY_DEFAULTS.replayBytes,
-    maxClientBufferBytes = GATEWAY_DEFAULTS.maxClientBufferBytes,
-    maxStreamsPerToken = GATEWAY_DEFAULTS.maxStreamsPerToken,
     now = Date.now,
     metrics,
   } = options;
-  checkPositive("maxFrameBytes", maxFrameBytes);
-  checkPositive("maxSessionsPerOwner", maxSessionsPerOwner);
-  checkPositive("maxInflight", maxInflight);
-  checkPositive("callTimeoutMs", callTimeoutMs, false);
-  checkPositive("heartbeatTimeoutMs", heartbeatTimeoutMs, false);
-  checkPositive("maxBadFrames", maxBadFrames);
-  checkPositive("mcpSessionTtlMs", mcpSessionTtlMs, false);
-  checkPositive("maxMcpSessionsPerOwner", maxMcpSessionsPerOwner);
-  checkPositive("replayFrames", replayFrames);
-  checkPositive("replayBytes", replayBytes);
-  checkPositive("registerTimeoutMs", registerTimeoutMs, false);
-  checkPositive("headersTimeoutMs", headersTimeoutMs, false);
-  checkPositive("bodyTimeoutMs", bodyTimeoutMs, false);
-  checkPositive("bodyMinBytesPerSecond", bodyMinBytesPerSecond, false);
-  checkPositive("keepAliveTimeoutMs", keepAliveTimeoutMs, false);
-  checkPositive("maxClientBufferBytes", maxClientBufferBytes);
-  checkPositive("maxStreamsPerToken", maxStreamsPerToken);
-  if (!Number.isFinite(resumeWindowMs) || resumeWindowMs < 0) {
-    throw new RangeError(
-      `Cannot start gateway as 'resumeWindowMs' must be a non-negative number: current value is ${resumeWindowMs}`,
-    );
-  }
-  if (!Number.isInteger(wsIdleTimeoutSeconds) || wsIdleTimeoutSeconds < 0) {
-    throw new RangeError(
-      `Cannot start gateway as 'wsIdleTimeoutSeconds' must be a non-negative integer: current value is ${wsIdleTimeoutSeconds}`,
-    );
-  }
+  const {
+    maxFrameBytes,
+    maxSessionsPerOwner,
+    maxInflight,
+    callTimeoutMs,
+    heartbeatTimeoutMs,
+    wsIdleTimeoutSeconds,
+    registerTimeoutMs,
+    headersTimeoutMs,
+    bodyTimeoutMs,
+    bodyMinBytesPerSecond,
+    keepAliveTimeoutMs,
+    maxBadFrames,
+    mcpSessionTtlMs,
+    maxMcpSessionsPerOwner,
+    resumeWindowMs,
+    replayFrames,
+    replayBytes,
+    maxClientBufferBytes,
+    maxStreamsPerToken,
+    memoryBudgetBytes,
+    memoryPerOwnerBytes,
+  } = resolveLimits(options);
+  const budget = new MemoryBudget({
+    totalBytes: memoryBudgetBytes,
+    perOwnerBytes: memoryPerOwnerBytes,
+  });
   const publicUrl = options.publicUrl === undefined ? undefined : new URL(options.publicUrl);
   const scheme = tls === undefined ? "http" : "https";
 
@@ -267,6 +177,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     },
     version: denoJson.version,
     now,
+    budget,
     ...(metrics === undefined ? {} : { metrics }),
   });
   const admission = new LinkAdmission({
@@ -280,6 +191,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       if (link.deadlineMs !== undefined) scheduleReap(tickFor(link.deadlineMs));
     },
     now,
+    budget,
     ...(metrics === undefined ? {} : { metrics }),
   });
 
@@ -375,6 +287,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     metrics.listening.set(1);
     metrics.sessions.track(() => registry.list().length);
     metrics.mcpClients.track(() => endpoint.sessionCount);
+    metrics.memoryHeld.track(() => budget.used);
     metrics.callsInFlight.track(() => {
       let calls = 0;
       for (const session of registry.list()) calls += session.inflight;

@@ -81,6 +81,14 @@ Limits
   --max-mcp-sessions-per-owner N  MCP client sessions per owner; past it the oldest idle one is
                                 forgotten, and with none idle a new one gets 429 (default ${d.maxMcpSessionsPerOwner})
   --max-streams-per-token N     open GET streams one token may hold (default ${d.maxStreamsPerToken})
+  --memory-budget N             memory held for all owners (frames being received, replay and SSE
+                                buffers, queues); suffixes KiB, MiB (default ${
+    formatByteSize(d.memoryBudgetBytes)
+  })
+  --memory-per-owner N          memory held for one owner; past it its new work is refused and its
+                                oldest unread streams are cut (default ${
+    formatByteSize(d.memoryPerOwnerBytes)
+  })
 
 Slow clients (each answered 408 and disconnected)
   --headers-timeout SECONDS     request headers must arrive within this long (default ${

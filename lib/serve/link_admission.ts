@@ -5,11 +5,13 @@
 import { CloseCode } from "../protocol/frames.ts";
 import type { RegisterFrame } from "../protocol/registration.ts";
 import { logger } from "../util/log.ts";
+import type { MemoryBudget } from "./memory_budget.ts";
 import type { ServeMetrics } from "./metrics.ts";
 import type { WebSocketAccept } from "./peer_socket.ts";
 import { TOO_MANY_SESSIONS_REASON, tooManySessions } from "./registration.ts";
 import type { Identity } from "./token_store.ts";
-import { type LinkLimits, TunnelLink } from "./tunnel_link.ts";
+import type { LinkLimits } from "./link_contract.ts";
+import { TunnelLink } from "./tunnel_link.ts";
 import type { TunnelRegistry } from "./tunnel_registry.ts";
 import type { TunnelSession } from "./tunnel_session.ts";
 
@@ -31,6 +33,8 @@ export interface LinkAdmissionOptions {
   livenessChanged(link: TunnelLink): void;
   now: () => number;
   metrics?: ServeMetrics;
+  /** Where frames being received are charged, against each owner's memory share. */
+  budget?: MemoryBudget;
 }
 
 /**
@@ -106,13 +110,14 @@ export class LinkAdmission {
   }
 
   #linkOptions(identity: TunnelLink["identity"], baseUrl: string) {
-    const { limits, now, metrics } = this.#options;
+    const { limits, now, metrics, budget } = this.#options;
     return {
       identity,
       baseUrl,
       limits,
       now,
       ...(metrics === undefined ? {} : { metrics }),
+      ...(budget === undefined ? {} : { budget }),
       host: {
         register: (link: TunnelLink, frame: RegisterFrame) => this.#options.register(link, frame),
         registered: (link: TunnelLink) => this.#settle(link),

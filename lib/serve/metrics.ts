@@ -22,7 +22,8 @@ export type ServeErrorKind =
   | "no_session"
   | "slow_client"
   | "late_response"
-  | "too_many_streams";
+  | "too_many_streams"
+  | "memory";
 
 const SERVE_ERROR_KINDS: readonly ServeErrorKind[] = [
   "auth",
@@ -35,6 +36,7 @@ const SERVE_ERROR_KINDS: readonly ServeErrorKind[] = [
   "slow_client",
   "late_response",
   "too_many_streams",
+  "memory",
 ];
 
 /** The metrics of `serve`, each a child to update directly on its path. */
@@ -53,6 +55,8 @@ export interface ServeMetrics extends TrafficMetrics {
   linksRefused: ErrorCounter<"auth" | "registration">;
   /** MCP requests forwarded to a session and not answered yet. */
   callsInFlight: Gauge;
+  /** Bytes held for others under the memory budget (frames being received, replay and SSE buffers). */
+  memoryHeld: Gauge;
   /** Errors by kind. */
   errors: ErrorCounter<ServeErrorKind>;
   /** `render()` of the registry, so the set can be passed as `metrics` to the health server. */
@@ -98,6 +102,11 @@ export function createServeMetrics(options: MetricSetOptions = {}): ServeMetrics
     initial: [["auth"], ["registration"]],
   });
   const trafficMetrics = traffic(registry);
+  const memoryHeld = registry.gauge({
+    name: "mcp_rproxy_memory_held_bytes",
+    help:
+      "Bytes held for others under the memory budget: frames being received, replay and SSE buffers, queues.",
+  });
   const callsInFlight = registry.gauge({
     name: "mcp_rproxy_calls_in_flight",
     help: "MCP requests forwarded to a session and not answered yet.",
@@ -117,6 +126,7 @@ export function createServeMetrics(options: MetricSetOptions = {}): ServeMetrics
     linksRefused: errorCounter<"auth" | "registration">(linksRefused),
     ...trafficMetrics,
     callsInFlight,
+    memoryHeld,
     errors: errorCounter<ServeErrorKind>(errors),
     render: () => registry.render(),
   };

@@ -5,8 +5,11 @@ import { utf8Length } from "../util/utf8.ts";
 
 /** A frame the socket refused as its header arrived, before holding its payload. */
 export interface FrameRefusal {
-  /** `binary`: the protocol is JSON text (closed 1003); `too-large`: over the frame limit (closed 1009). */
-  kind: "binary" | "too-large";
+  /**
+   * `binary`: the protocol is JSON text (closed 1003); `too-large`: over the frame limit (closed 1009);
+   * `memory`: the owner's memory share cannot hold it now (closed 1013).
+   */
+  kind: "binary" | "too-large" | "memory";
   /** The frame's (or message's) declared payload length, in bytes. */
   bytes: number;
   /** The frame limit, in bytes. */
@@ -15,6 +18,11 @@ export interface FrameRefusal {
 
 /** Callbacks of a {@link PeerSocket}. */
 export interface PeerSocketEvents {
+  /**
+   * A text frame's header arrived, declaring the message's payload so far (`bytes`), before any of it is
+   * held: false refuses it (the socket closes with 1013 and reports a `memory` refusal).
+   */
+  onFrameStart?(bytes: number): boolean;
   /** One whole text message, within the frame limit. */
   onMessage(text: string): void;
   /** A frame was refused at its header; the socket is already closing with the matching code. */

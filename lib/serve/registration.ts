@@ -6,10 +6,12 @@ import { logger } from "../util/log.ts";
 import { CloseCode, Extension } from "../protocol/frames.ts";
 import { encodeRegisterAck, type RegisterFrame } from "../protocol/registration.ts";
 import type { JsonRpcNotification, JsonRpcRequest, JsonRpcResponse } from "../protocol/jsonrpc.ts";
+import type { MemoryBudget } from "./memory_budget.ts";
 import type { ServeMetrics } from "./metrics.ts";
 import { EndedSessions, type ResumeError } from "./resume_credentials.ts";
 import type { CallLimits } from "./tunnel_calls.ts";
-import type { LinkLoss, TunnelLink } from "./tunnel_link.ts";
+import type { LinkLoss } from "./link_contract.ts";
+import type { TunnelLink } from "./tunnel_link.ts";
 import { normalizeServerName, type TunnelRegistry } from "./tunnel_registry.ts";
 import type { ResumeSettings, SessionEnd } from "./session_contract.ts";
 import { TunnelSession } from "./tunnel_session.ts";
@@ -50,6 +52,8 @@ export interface RegistrarOptions {
   version: string;
   now?: () => number;
   metrics?: ServeMetrics;
+  /** Where replay buffers are charged, against each owner's memory share. */
+  budget?: MemoryBudget;
 }
 
 /** The close reason of {@link CloseCode.TooManySessions}: the error frame before it names owner and limit. */
@@ -153,7 +157,7 @@ export class Registrar {
     wanted: string,
     resumeError: ResumeError | undefined,
   ): void {
-    const { limits, resume, version, now, metrics, router } = this.#options;
+    const { limits, resume, version, now, metrics, router, budget } = this.#options;
     const name = this.registry.freeName(link.owner, wanted);
     const channel = link.channels ? frame.channel : undefined;
     const session: TunnelSession = new TunnelSession(link, {
@@ -170,6 +174,7 @@ export class Registrar {
       ...(resume === undefined ? {} : { resume }),
       ...(now === undefined ? {} : { now }),
       ...(metrics === undefined ? {} : { metrics }),
+      ...(budget === undefined ? {} : { budget }),
       host: {
         serverNotification: (message) => router.serverNotification(session, message),
         serverRequest: (request, signal) => router.serverRequest(session, request, signal),

@@ -2,9 +2,10 @@
 // ended, as a kind to switch on, and what it has done).
 
 import type { ReplayLimits } from "../protocol/sequenced_channel.ts";
+import type { MemoryBudget } from "./memory_budget.ts";
 import type { ServeMetrics } from "./metrics.ts";
 import type { CallLimits, ServerMessageSink } from "./tunnel_calls.ts";
-import type { LinkLoss } from "./tunnel_link.ts";
+import type { LinkLoss } from "./link_contract.ts";
 import type { TunnelSession } from "./tunnel_session.ts";
 
 /** How a session ended, as a kind to switch on and a reason for people. */
@@ -80,6 +81,8 @@ export interface TunnelSessionOptions {
   extensions: readonly string[];
   /** Turns the `resume` extension on. */
   resume?: ResumeSettings;
+  /** Where the replay buffer is charged, against the owner's memory share. */
+  budget?: MemoryBudget;
   /** Version of this gateway, for the `clientInfo` of its `initialize`. */
   version: string;
   now?: () => number;

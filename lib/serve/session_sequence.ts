@@ -2,6 +2,7 @@
 // (undecided until its first data frame or ack, then yes or no for good).
 
 import type { DataFrameParts } from "../protocol/frames.ts";
+import type { Charge } from "./memory_budget.ts";
 import {
   type Outbound,
   type ReplayLimits,
@@ -23,9 +24,22 @@ export class SessionSequence {
   #channel: SequencedChannel | undefined;
   /** True once the client used `seq`/`ack`; false once it sent a data frame without `seq` first. */
   #resumable: boolean | undefined;
+  /** What the replay buffer holds, charged against the owner's memory share. */
+  #charge: Charge | undefined;
 
-  constructor(limits: ReplayLimits) {
+  constructor(limits: ReplayLimits, charge?: Charge) {
     this.#channel = new SequencedChannel(limits);
+    this.#charge = charge;
+  }
+
+  /** Charges what the replay buffer holds now; when the owner's share cannot hold it, gives it up. */
+  #account(): boolean {
+    const out = this.#channel?.out;
+    if (this.#charge === undefined || out === undefined) return true;
+    if (this.#charge.resize(out.size)) return true;
+    out.abandon();
+    this.#charge.resize(0);
+    return false;
   }
 
   /** True while a dropped link can be resumed without a gap. */
@@ -42,7 +56,10 @@ export class SessionSequence {
   peerAcked(ack: number): void {
     if (this.#channel === undefined) return;
     this.#resumable ??= true;
-    if (this.#resumable) this.#channel.peerAcked(ack);
+    if (this.#resumable) {
+      this.#channel.peerAcked(ack);
+      this.#account();
+    }
   }
 
   /**
@@ -56,6 +73,7 @@ export class SessionSequence {
         // A client without the extension: stop numbering and keeping frames for it.
         this.#resumable = false;
         this.#channel = undefined;
+        this.#charge?.release();
       }
       return "new";
     }
@@ -72,7 +90,11 @@ export class SessionSequence {
   /** Numbers a data frame and keeps it; undefined when the client does not resume (send it plain). */
   send(parts: Omit<DataFrameParts, "seq" | "ack">): Stamped | undefined {
     if (this.#channel === undefined || this.#resumable === false) return undefined;
-    return this.#channel.send(parts);
+    const wasOverflowed = this.#channel.overflowed;
+    const stamped = this.#channel.send(parts);
+    // Past the owner's memory share the session stops keeping frames, as if its own bound was reached.
+    if (!this.#account() && !wasOverflowed) return { ...stamped, overflowedNow: true };
+    return stamped;
   }
 
   /** A standalone ack to send now, when enough frames arrived unacknowledged. */
@@ -110,5 +132,6 @@ export class SessionSequence {
   /** Forgets everything kept (the session ended). */
   drop(): void {
     this.#channel = undefined;
+    this.#charge?.release();
   }
 }

@@ -14,7 +14,15 @@ import {
   readAcks,
   readKeepaliveMs,
 } from "../protocol/frames.ts";
-import { readRegister, type RegisterFrame } from "../protocol/registration.ts";
+import { readRegister } from "../protocol/registration.ts";
+import type {
+  LinkedSession,
+  LinkLimits,
+  LinkLoss,
+  TunnelLinkHost,
+  TunnelLinkOptions,
+} from "./link_contract.ts";
+import type { Charge } from "./memory_budget.ts";
 import type { ServeMetrics } from "./metrics.ts";
 import type { FrameRefusal, PeerSocket } from "./peer_socket.ts";
 import type { Identity } from "./token_store.ts";
@@ -26,69 +34,6 @@ const MIN_KEEPALIVE_MS = 50;
 const MAX_KEEPALIVE_MS = 3_600_000;
 /** Window over which malformed frames are counted. */
 const BAD_FRAME_WINDOW_MS = 60_000;
-
-/** Limits of one link. */
-export interface LinkLimits {
-  /** Largest inbound text frame, in UTF-8 bytes; a larger one closes the link with 1009. */
-  maxFrameBytes: number;
-  /** Malformed frames tolerated within a minute before the link is closed with 1008. */
-  maxBadFrames: number;
-  /**
-   * A link that carries no session this long after its upgrade is closed with 4008, whatever else it
-   * sends (heartbeats included), in milliseconds.
-   */
-  registerTimeoutMs: number;
-}
-
-/** Why a link went away, as the sessions it carried learn it. */
-export interface LinkLoss {
-  /** True when the link was declared dead for silence (rather than closed). */
-  dead: boolean;
-  /** The close code (0 when the connection dropped without one). */
-  code: number;
-  reason: string;
-}
-
-/** What a link carries: a registered server's session, as the link sees it. */
-export interface LinkedSession {
-  /** The session id the gateway minted (what frames carry). */
-  readonly id: string;
-  /** A data frame, `ack`, or `unregister` for this session. */
-  onFrame(frame: Frame, bytes: number): void;
-  /** Counts a frame sent for this session. */
-  countOut(bytes: number): void;
-  /** The link is gone (socket closed, or declared dead). */
-  linkLost(loss: LinkLoss): void;
-  /** The cumulative `ack` a heartbeat reply carries, when the session resumes. */
-  heartbeatAck(): number | undefined;
-  /** The client acknowledged this session's frames up to `ack` (a per-channel heartbeat ack). */
-  peerAcked(ack: number): void;
-}
-
-/** What a link asks of the gateway that accepted it. */
-export interface TunnelLinkHost {
-  /** A `register` arrived (checked for shape): register it, resume it, or refuse it. */
-  register(link: TunnelLink, frame: RegisterFrame): void;
-  /** The link carries its first session: it is no longer waiting to register. Called at most once. */
-  registered?(link: TunnelLink): void;
-  /** The link closed; called once. */
-  closed(link: TunnelLink): void;
-  /** The client announced its keepalive: the link's dead-link deadline changed. */
-  livenessChanged?(link: TunnelLink): void;
-}
-
-/** Options of {@link TunnelLink}. */
-export interface TunnelLinkOptions {
-  identity: Identity;
-  /** Where MCP clients reach this gateway, as the link's client addressed it; `mcpUrl`s start with it. */
-  baseUrl: string;
-  limits: LinkLimits;
-  host: TunnelLinkHost;
-  /** The clock. Default `Date.now`. */
-  now?: () => number;
-  /** Counters of frames, bytes and errors. */
-  metrics?: ServeMetrics;
-}
 
 /**
  * One accepted link. It handles every frame from its socket and never throws out of a socket event.
@@ -110,6 +55,8 @@ export class TunnelLink {
   #lastInbound: number;
   #deadlineMs: number | undefined;
   #socket: PeerSocket;
+  /** The frame being received, charged from its header on until it has been handled. */
+  #receiving: Charge | undefined;
   #limits: LinkLimits;
   #host: TunnelLinkHost;
   #now: () => number;
@@ -125,7 +72,8 @@ export class TunnelLink {
   #registerTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(socket: PeerSocket, options: TunnelLinkOptions) {
-    const { identity, baseUrl, limits, host, now = Date.now, metrics } = options;
+    const { identity, baseUrl, limits, host, now = Date.now, metrics, budget } = options;
+    this.#receiving = budget?.charge(identity.owner, { what: "frame being received" });
     this.identity = identity;
     this.baseUrl = baseUrl;
     this.#socket = socket;
@@ -147,6 +95,7 @@ export class TunnelLink {
       this.close(CloseCode.RegisterTimeout, "register timeout");
     }, limits.registerTimeoutMs);
     socket.listen({
+      onFrameStart: (bytes) => this.#receiving?.resize(bytes) ?? true,
       onMessage: (data) => {
         try {
           this.#onMessage(data);
@@ -158,6 +107,8 @@ export class TunnelLink {
             error: String(error),
           });
           this.close(CloseCode.InternalError, "internal error");
+        } finally {
+          this.#receiving?.resize(0);
         }
       },
       onRefused: (refusal) => this.#onRefused(refusal),
@@ -272,6 +223,7 @@ export class TunnelLink {
   #end(loss: LinkLoss): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#receiving?.release();
     clearTimeout(this.#registerTimer);
     this.#registerTimer = undefined;
     const sessions = [...this.#sessions.values()];
@@ -312,8 +264,17 @@ export class TunnelLink {
   #onRefused(refusal: FrameRefusal): void {
     if (this.#closed) return;
     this.#metrics?.framesIn.inc();
-    this.#metrics?.errors.inc("protocol");
     const { kind, bytes, limit } = refusal;
+    if (kind === "memory") {
+      this.#metrics?.errors.inc("memory");
+      log.warning(
+        "Closing link {link} of {owner}: a frame of {bytes} bytes does not fit in the owner's memory share now (--memory-per-owner)",
+        { event: "memory_share_exceeded", link: this.id, owner: this.owner, bytes },
+      );
+      this.#end({ dead: false, code: CloseCode.TryAgainLater, reason: "memory share used up" });
+      return;
+    }
+    this.#metrics?.errors.inc("protocol");
     const binary = kind === "binary";
     log.warning(
       binary

@@ -15,7 +15,8 @@ import { encodeRegisterAck, type ResumeRequest } from "../protocol/registration.
 import { newResumeToken, type ResumeError, sameSecret } from "./resume_credentials.ts";
 import { SessionSequence } from "./session_sequence.ts";
 import { TunnelCalls } from "./tunnel_calls.ts";
-import type { LinkedSession, LinkLoss, TunnelLink } from "./tunnel_link.ts";
+import type { LinkedSession, LinkLoss } from "./link_contract.ts";
+import type { TunnelLink } from "./tunnel_link.ts";
 import type { SessionEnd, SessionStats, TunnelSessionOptions } from "./session_contract.ts";
 
 const log = logger("serve", "session");
@@ -72,7 +73,10 @@ export class TunnelSession implements LinkedSession {
     });
     if (options.resume !== undefined) {
       this.#token = newResumeToken();
-      this.#sequence = new SessionSequence(options.resume.limits);
+      this.#sequence = new SessionSequence(
+        options.resume.limits,
+        options.budget?.charge(options.owner, { what: "replay buffer" }),
+      );
     }
     this.#link = link;
     link.attach(this, this.#channel);

@@ -145,6 +145,32 @@ export const MUTANTS: Mutant[] = [
       "const session = [...this.#sessions.values()][0];\n        if (session === undefined) {",
     tests: ["tests/serve/channels_test.ts"],
   },
+  {
+    id: "memory-frames",
+    rule: "a frame being received is charged against its owner's memory share from its header",
+    file: "lib/serve/tunnel_link.ts",
+    find: "onFrameStart: (bytes) => this.#receiving?.resize(bytes) ?? true,",
+    replace: "onFrameStart: () => true,",
+    tests: ["tests/serve/memory_share_test.ts"],
+    filter: "frames being received",
+  },
+  {
+    id: "memory-replay",
+    rule: "a replay buffer past its owner's memory share stops being kept",
+    file: "lib/serve/session_sequence.ts",
+    find: "if (this.#charge.resize(out.size)) return true;",
+    replace: "return true;",
+    tests: ["tests/serve/memory_share_test.ts"],
+    filter: "replay buffer",
+  },
+  {
+    id: "memory-owner-isolation",
+    rule: "room for one owner is never made by cutting another owner's holders",
+    file: "lib/serve/memory_budget.ts",
+    find: "const victims = [...(this.#charges.get(owner) ?? [])]",
+    replace: "const victims = [...this.#charges.values()].flatMap((set) => [...set])",
+    tests: ["tests/serve/memory_budget_test.ts"],
+  },
   // -- liveness and limits --
   {
     id: "heartbeat-deadline",
@@ -157,12 +183,13 @@ export const MUTANTS: Mutant[] = [
   },
   {
     id: "frame-size-limit",
-    rule: "serve closes a link that sends a frame over --max-frame-bytes",
-    file: "lib/serve/tunnel_link.ts",
-    find: "if (bytes > limit) {",
-    replace: "if (bytes > limit * 1000) {",
-    tests: ["tests/serve/tunnel_session_test.ts"],
-    filter: "size limit",
+    rule:
+      "serve refuses a frame over --max-frame-bytes at its header, saying the size and the limit",
+    file: "lib/serve/http/ws_peer_socket.ts",
+    find: "if (bytes > maxFrameBytes) {",
+    replace: "if (bytes > maxFrameBytes * 1000) {",
+    tests: ["tests/serve/http/ws_peer_socket_test.ts"],
+    filter: "over the limit",
   },
   {
     id: "body-limit",
@@ -176,7 +203,7 @@ export const MUTANTS: Mutant[] = [
   {
     id: "auth-401-vs-403",
     rule: "a valid token without the role gets 403, not 401",
-    file: "lib/serve/token_store.ts",
+    file: "lib/serve/auth_challenge.ts",
     find: "{ status: 403 },",
     replace: "{ status: 401 },",
     tests: ["tests/serve/tunnel_session_test.ts"],

@@ -141,7 +141,9 @@ Deno.test("10,000 × 10 KB requests to a server that stopped reading: the queue 
     );
     // Memory: the bound plus room for the frames in transit, never the whole 100 MB sent.
     const grown = rssAfter - rssBefore;
-    assert.ok(grown < QUEUE_BYTES + 96 * 1024 * 1024, `connect grew by ${grown >> 20} MiB`);
+    // Unbounded, the queue took 100 MB of lines and RSS grew ~270 MiB; bounded, it holds 64 MiB and RSS
+    // grows 108-163 MiB (frames received and refusals sent come and go with the garbage collector).
+    assert.ok(grown < QUEUE_BYTES + 128 * 1024 * 1024, `connect grew by ${grown >> 20} MiB`);
     assert.equal(counted, refusals.length, "every refusal counted in the metrics");
     // One warning a second, not one per refusal.
     const warnings = proxy.lines.filter((l) => l.json?.event === "server_queue_full");

@@ -42,6 +42,8 @@ Deno.test("parseServeArgs() applies the documented defaults", () => {
     maxClientBufferBytes: 16 * 1024 * 1024,
     maxMcpSessionsPerOwner: 1024,
     maxStreamsPerToken: 16,
+    memoryBudgetBytes: 512 * 1024 * 1024,
+    memoryPerOwnerBytes: 160 * 1024 * 1024,
     logLevel: "info",
     logFormat: "text",
   });

@@ -27,9 +27,10 @@ Deno.test("MemoryBudget cuts the owner's oldest evictable holders first, never a
   const cut: string[] = [];
   const stream = (owner: string, name: string) =>
     budget.charge(owner, { what: "SSE stream", evict: () => cut.push(name) });
+  // Bob's stream is the oldest of all: room for alice must still not come out of it.
+  const bobs = stream("bob", "bob's");
   const old = stream("alice", "old");
   const mid = stream("alice", "mid");
-  const bobs = stream("bob", "bob's");
   assert.ok(old.resize(100));
   assert.ok(mid.resize(100));
   assert.ok(bobs.resize(300));

@@ -88,6 +88,7 @@ function refuseAtHeader(
   ws: WebSocket,
   maxFrameBytes: number,
   refused: (refusal: FrameRefusal) => void,
+  admit: (bytes: number) => boolean,
 ): boolean {
   const receiver = receiverOf(ws);
   if (receiver === undefined) return false;
@@ -106,6 +107,13 @@ function refuseAtHeader(
     if (bytes > maxFrameBytes) {
       ws.close(CloseCode.TooBig, `frame of ${bytes} bytes exceeds the limit of ${maxFrameBytes}`);
       refused({ kind: "too-large", bytes, limit: maxFrameBytes });
+      return haveLength.call(this, cb);
+    }
+    if (!admit(bytes)) {
+      ws.close(CloseCode.TryAgainLater, "memory share of this owner used up; retry later");
+      refused({ kind: "memory", bytes, limit: maxFrameBytes });
+      cb(this.createError(Error, "memory share used up", false, 1013, "WS_ERR_MEMORY_SHARE"));
+      return;
     }
     return haveLength.call(this, cb);
   };
@@ -134,7 +142,12 @@ export function fromWs(ws: WebSocket, options: WsPeerSocketOptions): PeerSocket 
     stopReadingSoon(socket);
     events?.onRefused(refusal);
   };
-  const hooked = refuseAtHeader(ws, maxFrameBytes, refused);
+  const hooked = refuseAtHeader(
+    ws,
+    maxFrameBytes,
+    refused,
+    (bytes) => events?.onFrameStart?.(bytes) ?? true,
+  );
   const pinger = idleTimeoutMs <= 0 ? undefined : setInterval(() => {
     if (!alive) {
       ws.terminate();

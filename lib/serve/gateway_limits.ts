@@ -1,0 +1,159 @@
+// The numeric limits of the gateway in one place: what each means, its default, and how it is checked.
+
+import { MAX_CLIENT_SESSIONS_PER_OWNER } from "./mcp_client_session.ts";
+
+const MIB = 1024 * 1024;
+
+/** Every limit of the gateway, each a number. */
+export interface GatewayLimits {
+  /** Largest inbound frame and MCP request body, in bytes. */
+  maxFrameBytes: number;
+  /** Live sessions one owner may hold, counting its links from their upgrade until they register. */
+  maxSessionsPerOwner: number;
+  /** Calls in flight per link. */
+  maxInflight: number;
+  /** Deadline of one call, in milliseconds. */
+  callTimeoutMs: number;
+  /** A link with no inbound frame for this long is closed, in milliseconds. */
+  heartbeatTimeoutMs: number;
+  /** WebSocket ping interval and pong deadline, in seconds (0 = off). */
+  wsIdleTimeoutSeconds: number;
+  /** A link not registered this long after its upgrade is closed with 4008, in milliseconds. */
+  registerTimeoutMs: number;
+  /** A request's headers must arrive within this long, in milliseconds (else 408). */
+  headersTimeoutMs: number;
+  /** A request body gets this long before `bodyMinBytesPerSecond` applies, in milliseconds. */
+  bodyTimeoutMs: number;
+  /** After `bodyTimeoutMs`, a body must keep arriving at this many bytes a second (else 408). */
+  bodyMinBytesPerSecond: number;
+  /** An idle keep-alive connection is closed after this long, in milliseconds. */
+  keepAliveTimeoutMs: number;
+  /** Malformed frames a minute tolerated before a link is closed. */
+  maxBadFrames: number;
+  /** Idle MCP client sessions are forgotten after this long, in milliseconds. */
+  mcpSessionTtlMs: number;
+  /** MCP client sessions one owner may hold (past it an idle one is forgotten, else 429). */
+  maxMcpSessionsPerOwner: number;
+  /**
+   * How long a session whose link dropped waits for its client to resume it, in milliseconds; 0 turns the
+   * `resume` extension off (docs/resume.md).
+   */
+  resumeWindowMs: number;
+  /**
+   * Bytes one MCP client's SSE stream (GET stream or a POST's answer) may hold unread; past it the stream
+   * is closed (and its call cancelled) rather than letting a client that does not read grow memory.
+   */
+  maxClientBufferBytes: number;
+  /** Open GET streams one token may hold at once. */
+  maxStreamsPerToken: number;
+  /** Data frames kept per session for replay after a link drop. */
+  replayFrames: number;
+  /** Bytes (UTF-16 units of frame text) kept per session for replay after a link drop. */
+  replayBytes: number;
+  /** Memory held for all owners together (frames being received, replay and SSE buffers, queues), bytes. */
+  memoryBudgetBytes: number;
+  /** Memory held for one owner, bytes; past it the owner's new work is refused and its oldest streams cut. */
+  memoryPerOwnerBytes: number;
+}
+
+/** Defaults of {@link GatewayLimits}. */
+export const LIMIT_DEFAULTS = {
+  maxFrameBytes: 32 * MIB,
+  maxSessionsPerOwner: 32,
+  maxInflight: 64,
+  callTimeoutMs: 300_000,
+  heartbeatTimeoutMs: 90_000,
+  wsIdleTimeoutSeconds: 60,
+  registerTimeoutMs: 10_000,
+  headersTimeoutMs: 10_000,
+  bodyTimeoutMs: 10_000,
+  bodyMinBytesPerSecond: 1024,
+  keepAliveTimeoutMs: 5_000,
+  maxBadFrames: 20,
+  mcpSessionTtlMs: 3_600_000,
+  maxMcpSessionsPerOwner: MAX_CLIENT_SESSIONS_PER_OWNER,
+  resumeWindowMs: 60_000,
+  replayFrames: 10_000,
+  replayBytes: 64 * MIB,
+  maxClientBufferBytes: 16 * MIB,
+  maxStreamsPerToken: 16,
+  memoryBudgetBytes: 512 * MIB,
+  memoryPerOwnerBytes: 160 * MIB,
+} as const;
+
+/** How each limit is checked. */
+const RULES: Record<keyof GatewayLimits, "integer" | "positive" | "non-negative" | "count0"> = {
+  maxFrameBytes: "integer",
+  maxSessionsPerOwner: "integer",
+  maxInflight: "integer",
+  callTimeoutMs: "positive",
+  heartbeatTimeoutMs: "positive",
+  wsIdleTimeoutSeconds: "count0",
+  registerTimeoutMs: "positive",
+  headersTimeoutMs: "positive",
+  bodyTimeoutMs: "positive",
+  bodyMinBytesPerSecond: "positive",
+  keepAliveTimeoutMs: "positive",
+  maxBadFrames: "integer",
+  mcpSessionTtlMs: "positive",
+  maxMcpSessionsPerOwner: "integer",
+  resumeWindowMs: "non-negative",
+  replayFrames: "integer",
+  replayBytes: "integer",
+  maxClientBufferBytes: "integer",
+  maxStreamsPerToken: "integer",
+  memoryBudgetBytes: "integer",
+  memoryPerOwnerBytes: "integer",
+};
+
+const EXPECTED = {
+  integer: "a positive integer",
+  positive: "a positive number",
+  "non-negative": "a non-negative number",
+  count0: "a non-negative integer",
+} as const;
+
+function valid(rule: keyof typeof EXPECTED, value: number): boolean {
+  if (!Number.isFinite(value)) return false;
+  switch (rule) {
+    case "integer":
+      return Number.isInteger(value) && value > 0;
+    case "positive":
+      return value > 0;
+    case "non-negative":
+      return value >= 0;
+    case "count0":
+      return Number.isInteger(value) && value >= 0;
+  }
+}
+
+/**
+ * The limits with defaults applied, each checked.
+ *
+ * @throws {RangeError} naming the first limit that is out of range, and its value
+ *
+ * @example
+ * ```ts
+ * import { resolveLimits } from "./gateway_limits.ts";
+ * resolveLimits({ maxInflight: 8 }).maxInflight; // 8
+ * ```
+ */
+export function resolveLimits(given: Partial<GatewayLimits>): GatewayLimits {
+  const limits = { ...LIMIT_DEFAULTS } as GatewayLimits;
+  for (const key of Object.keys(RULES) as (keyof GatewayLimits)[]) {
+    const value = given[key] ?? LIMIT_DEFAULTS[key];
+    const rule = RULES[key];
+    if (!valid(rule, value)) {
+      throw new RangeError(
+        `Cannot start gateway as '${key}' must be ${EXPECTED[rule]}: current value is ${value}`,
+      );
+    }
+    limits[key] = value;
+  }
+  if (limits.memoryPerOwnerBytes > limits.memoryBudgetBytes) {
+    throw new RangeError(
+      `Cannot start gateway as 'memoryPerOwnerBytes' (${limits.memoryPerOwnerBytes}) exceeds 'memoryBudgetBytes' (${limits.memoryBudgetBytes})`,
+    );
+  }
+  return limits;
+}
