@@ -20,6 +20,7 @@ import { authorizeRequest, type Identity, type Role, type TokenStore } from "./t
 import { METADATA_PREFIX, protectedResourceMetadata } from "./protected_resource.ts";
 import { type GatewayLimits, LIMIT_DEFAULTS, resolveLimits } from "./gateway_limits.ts";
 import { MemoryBudget } from "./memory_budget.ts";
+import { IdleCollector } from "../util/idle_gc.ts";
 
 const log = logger("serve");
 
@@ -139,9 +140,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     memoryBudgetBytes,
     memoryPerOwnerBytes,
   } = resolveLimits(options);
+  // Memory held for others comes and goes in large pieces: once it stops for a moment, collect.
+  const idle = new IdleCollector();
   const budget = new MemoryBudget({
     totalBytes: memoryBudgetBytes,
     perOwnerBytes: memoryPerOwnerBytes,
+    onRelease: (bytes) => idle.released(bytes),
   });
   const publicUrl = options.publicUrl === undefined ? undefined : new URL(options.publicUrl);
   const scheme = tls === undefined ? "http" : "https";
@@ -354,6 +358,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         // the close within the wait is dropped by server.close().
         await admission.close(2_000);
         await server.close();
+        idle.close();
         metrics?.listening.set(0);
       })();
       return closing;

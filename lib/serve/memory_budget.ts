@@ -9,6 +9,8 @@ export interface MemoryBudgetOptions {
   totalBytes: number;
   /** Bytes held for one owner, at most. */
   perOwnerBytes: number;
+  /** Told how many bytes were given back whenever a holder shrinks (to collect garbage when idle). */
+  onRelease?: (bytes: number) => void;
 }
 
 /** How a holder's memory may be reclaimed when its owner needs room. */
@@ -111,6 +113,7 @@ export class MemoryBudget {
   /** Live charges per owner, oldest first. */
   #charges = new Map<string, Set<Charge>>();
   #serial = 0;
+  #onRelease: ((bytes: number) => void) | undefined;
 
   constructor(options: MemoryBudgetOptions) {
     const { totalBytes, perOwnerBytes } = options;
@@ -121,6 +124,7 @@ export class MemoryBudget {
     }
     this.totalBytes = totalBytes;
     this.perOwnerBytes = perOwnerBytes;
+    this.#onRelease = options.onRelease;
   }
 
   /** Bytes held for everyone. */
@@ -168,6 +172,7 @@ export class MemoryBudget {
   /** @internal */
   apply(charge: Charge, delta: number): void {
     if (delta === 0) return;
+    if (delta < 0) this.#onRelease?.(-delta);
     this.#used += delta;
     const left = this.usedBy(charge.owner) + delta;
     if (left > 0) this.#byOwner.set(charge.owner, left);

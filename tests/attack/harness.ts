@@ -217,3 +217,30 @@ export function p99(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))]!;
 }
+
+/**
+ * Waits until serve's RSS is back within `slack` bytes of `baseline`, polling /proc (there is no event
+ * for memory given back) for at most `ms`; throws with the last reading otherwise. The issue's bound is
+ * 60 s; serve collects a second after large messages stop (lib/util/idle_gc.ts), so 20 s is ample and
+ * fails if that is lost (V8 alone took 30-60 s).
+ */
+export async function recovered(
+  serve: ServeUnderAttack,
+  baseline: number,
+  options: { slack?: number; ms?: number } = {},
+): Promise<number> {
+  const { slack = 64 * MIB, ms = 20_000 } = options;
+  const until = performance.now() + ms;
+  for (;;) {
+    const { rss } = serve.memory();
+    if (rss - baseline <= slack) return rss;
+    if (performance.now() > until) {
+      throw new Error(
+        `serve's RSS stayed ${mib(rss - baseline)} above its baseline ${
+          mib(baseline)
+        } for ${ms} ms`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
