@@ -153,6 +153,7 @@ export async function serveCommand(args: string[], context: CommandContext): Pro
         maxFrameBytes: settings.maxFrameBytes,
         maxSessionsPerOwner: settings.maxSessionsPerOwner,
         maxInflight: settings.maxInflight,
+        maxQueued: settings.maxQueued,
         callTimeoutMs: settings.callTimeoutMs,
         heartbeatTimeoutMs: settings.heartbeatTimeoutMs,
         wsIdleTimeoutSeconds: settings.wsIdleTimeoutSeconds,

@@ -34,6 +34,8 @@ export interface ServeSettings {
   maxFrameBytes: number;
   maxSessionsPerOwner: number;
   maxInflight: number;
+  /** Calls waiting for a slot per tunnel session. */
+  maxQueued: number;
   callTimeoutMs: number;
   heartbeatTimeoutMs: number;
   wsIdleTimeoutSeconds: number;
@@ -88,6 +90,7 @@ export const SERVE_FLAGS = {
   "max-frame-bytes": { type: "string" },
   "max-sessions-per-owner": { type: "string" },
   "max-inflight": { type: "string" },
+  "max-queued": { type: "string" },
   "call-timeout": { type: "string" },
   "heartbeat-timeout": { type: "string" },
   "ws-idle-timeout": { type: "string" },
@@ -341,6 +344,7 @@ export function parseServeArgs(
       (f, t) => wholeNumber(f, t, 1),
     ),
     maxInflight: option("max-inflight", d.maxInflight, (f, t) => wholeNumber(f, t, 1)),
+    maxQueued: option("max-queued", d.maxQueued, (f, t) => wholeNumber(f, t, 1)),
     callTimeoutMs: option("call-timeout", d.callTimeoutMs, (f, t) => secondsMs(f, t)),
     heartbeatTimeoutMs: option(
       "heartbeat-timeout",

@@ -120,6 +120,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     maxFrameBytes,
     maxSessionsPerOwner,
     maxInflight,
+    maxQueued,
     callTimeoutMs,
     heartbeatTimeoutMs,
     wsIdleTimeoutSeconds,
@@ -168,7 +169,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     registry,
     maxSessionsPerOwner,
     pendingLinks: (owner) => admission.pendingLinks(owner),
-    limits: { maxFrameBytes, maxInflight, callTimeoutMs },
+    limits: { maxFrameBytes, maxInflight, maxQueued, callTimeoutMs },
     ...(resume === undefined ? {} : { resume }),
     router: {
       serverNotification: (session, message) => endpoint.router.notification(session, message),
@@ -292,6 +293,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       let calls = 0;
       for (const session of registry.list()) calls += session.inflight;
       return calls;
+    });
+    metrics.callsQueued.track(() => {
+      let queued = 0;
+      for (const session of registry.list()) queued += session.calls.queued;
+      return queued;
     });
   }
   for (const origin of ownOrigins(hostname, server.port, publicUrl)) origins.add(origin);

@@ -1,6 +1,7 @@
 // The numeric limits of the gateway in one place: what each means, its default, and how it is checked.
 
 import { MAX_CLIENT_SESSIONS_PER_OWNER } from "./mcp_client_session.ts";
+import { DEFAULT_MAX_QUEUED } from "./tunnel_calls.ts";
 
 const MIB = 1024 * 1024;
 
@@ -10,8 +11,10 @@ export interface GatewayLimits {
   maxFrameBytes: number;
   /** Live sessions one owner may hold, counting its links from their upgrade until they register. */
   maxSessionsPerOwner: number;
-  /** Calls in flight per link. */
+  /** Calls in flight per tunnel session; more wait in its queue. */
   maxInflight: number;
+  /** Calls waiting for a slot per tunnel session, each up to its deadline; past it calls are refused. */
+  maxQueued: number;
   /** Deadline of one call, in milliseconds. */
   callTimeoutMs: number;
   /** A link with no inbound frame for this long is closed, in milliseconds. */
@@ -61,6 +64,7 @@ export const LIMIT_DEFAULTS = {
   maxFrameBytes: 32 * MIB,
   maxSessionsPerOwner: 32,
   maxInflight: 64,
+  maxQueued: DEFAULT_MAX_QUEUED,
   callTimeoutMs: 300_000,
   heartbeatTimeoutMs: 90_000,
   wsIdleTimeoutSeconds: 60,
@@ -86,6 +90,7 @@ const RULES: Record<keyof GatewayLimits, "integer" | "positive" | "non-negative"
   maxFrameBytes: "integer",
   maxSessionsPerOwner: "integer",
   maxInflight: "integer",
+  maxQueued: "integer",
   callTimeoutMs: "positive",
   heartbeatTimeoutMs: "positive",
   wsIdleTimeoutSeconds: "count0",

@@ -59,7 +59,9 @@ Limits
   --max-frame-bytes N           largest frame and MCP request body; suffixes KiB, MiB; at most 63MiB
                                 (default ${formatByteSize(d.maxFrameBytes)})
   --max-sessions-per-owner N    live links per owner (default ${d.maxSessionsPerOwner})
-  --max-inflight N              calls in flight per link (default ${d.maxInflight})
+  --max-inflight N              calls in flight per server; more wait in its queue (default ${d.maxInflight})
+  --max-queued N                calls waiting for a slot per server, each up to its deadline; past it
+                                calls are refused (default ${d.maxQueued})
   --call-timeout SECONDS        deadline of one call (default ${d.callTimeoutMs / 1000})
   --heartbeat-timeout SECONDS   close a link silent for this long (default ${
     d.heartbeatTimeoutMs / 1000

@@ -4,6 +4,7 @@
 
 import { Deadlines } from "../util/deadlines.ts";
 import { LogThrottle } from "../util/log_throttle.ts";
+import { utf8Length } from "../util/utf8.ts";
 import { isObject } from "../util/json_object.ts";
 import { logger } from "../util/log.ts";
 import {
@@ -20,6 +21,7 @@ import {
 import { isOneLine } from "../protocol/json_scan.ts";
 import { LATEST_PROTOCOL_VERSION } from "../protocol/mcp_versions.ts";
 import type { Payload } from "../protocol/payload.ts";
+import { CallQueue } from "./call_queue.ts";
 import { CallTable, RawResponse, restoreProgress, restoreResponse } from "./call_table.ts";
 import type { ServeMetrics } from "./metrics.ts";
 
@@ -40,10 +42,18 @@ export interface CallOptions {
   raw?: boolean;
 }
 
+/** Calls that may wait for a slot per tunnel session, by default. */
+export const DEFAULT_MAX_QUEUED = 4096;
+
 /** Limits of the calls of one session. */
 export interface CallLimits {
-  /** Calls in flight; more are refused with a JSON-RPC error at once. */
+  /** Calls in flight; more wait in the queue. */
   maxInflight: number;
+  /**
+   * Calls that may wait for a slot, first in first out, each up to its own deadline; past it a call is
+   * refused with a JSON-RPC error at once. Default {@link DEFAULT_MAX_QUEUED}.
+   */
+  maxQueued?: number;
   /** Default deadline of a call, in milliseconds. */
   callTimeoutMs: number;
 }
@@ -71,6 +81,17 @@ export interface ServerMessageSink {
   serverRequest(request: JsonRpcRequest, signal: AbortSignal): Promise<JsonRpcResponse>;
 }
 
+/** A call waiting in the queue for a slot. */
+interface Waiting {
+  request: JsonRpcRequest;
+  options: CallOptions;
+  /** When it started waiting (performance.now()). */
+  since: number;
+  /** Stops its deadline and abort listener and records the time it waited. */
+  leave(): void;
+  resolve(response: JsonRpcResponse | RawResponse | undefined): void;
+}
+
 interface Route {
   settle(response: JsonRpcResponse | RawResponse | undefined): void;
   onProgress?: (notification: JsonObject) => void;
@@ -94,8 +115,11 @@ export class TunnelCalls {
   #sink: ServerMessageSink;
   #metrics: ServeMetrics | undefined;
   #calls = new CallTable<Route>();
-  /** Call timeouts: one timer for all calls in flight, not one per call. */
-  #deadlines = new Deadlines<number>();
+  /** Calls waiting for a slot. */
+  #queue: CallQueue<Waiting>;
+  #pumping = false;
+  /** Call timeouts (tunnel ids in flight, entries waiting): one timer for all, not one per call. */
+  #deadlines = new Deadlines<number | Waiting>();
   #serverRequests = new Map<string, AbortController>();
   #init: Promise<JsonRpcResponse> | undefined;
   /** Tunnel ids of calls given up (timed out, cancelled): a late answer for one is expected, not bad. */
@@ -108,6 +132,7 @@ export class TunnelCalls {
   ) {
     this.#channel = channel;
     this.#limits = options.limits;
+    this.#queue = new CallQueue(options.limits.maxQueued ?? DEFAULT_MAX_QUEUED);
     this.#sink = options.sink;
     this.#metrics = options.metrics;
   }
@@ -119,8 +144,9 @@ export class TunnelCalls {
 
   /**
    * Sends a request through the tunnel with a fresh tunnel id and resolves with the server's answer under
-   * the caller's id. Never rejects: a closed session, a full session or a timeout resolve with a JSON-RPC
-   * error; cancellation through `signal` resolves undefined.
+   * the caller's id. Past `maxInflight` calls in flight it waits in a FIFO queue for a slot, up to its own
+   * deadline. Never rejects: a closed session, a full queue or a timeout resolve with a JSON-RPC error;
+   * cancellation through `signal` resolves undefined.
    */
   call(
     request: JsonRpcRequest,
@@ -134,67 +160,154 @@ export class TunnelCalls {
     request: JsonRpcRequest,
     options: CallOptions = {},
   ): Promise<JsonRpcResponse | RawResponse | undefined> {
-    const { timeoutMs = this.#limits.callTimeoutMs, signal, onProgress, raw = false } = options;
     const name = this.#channel.name;
     if (!this.#channel.registered) {
       return Promise.resolve(
         errorResponse(request.id, ErrorCode.TunnelUnavailable, `Server '${name}' is not connected`),
       );
     }
-    if (this.#calls.size >= this.#limits.maxInflight) {
+    if (options.signal?.aborted) return Promise.resolve(undefined);
+    if (this.#calls.size < this.#limits.maxInflight && this.#queue.size === 0) {
+      return new Promise((resolve) => this.#send(request, options, { resolve, waitedMs: 0 }));
+    }
+    if (this.#queue.full) {
+      this.#metrics?.errors.inc("queue_full");
+      const { maxInflight } = this.#limits;
       return Promise.resolve(
         errorResponse(
           request.id,
           ErrorCode.InternalError,
-          `Too many calls in flight to server '${name}' (limit ${this.#limits.maxInflight}); retry later`,
+          `Too many calls to server '${name}': ${maxInflight} in flight (limit --max-inflight ${maxInflight}) and ${this.#queue.size} queued (limit --max-queued ${this.#queue.maxEntries}); retry later`,
         ),
       );
     }
-    if (signal?.aborted) return Promise.resolve(undefined);
+    return this.#enqueue(request, options);
+  }
+
+  /** Calls waiting for a slot. */
+  get queued(): number {
+    return this.#queue.size;
+  }
+
+  /** UTF-8 bytes of the requests waiting for a slot (what the memory budget charges for the queue). */
+  get queuedBytes(): number {
+    return this.#queue.bytes;
+  }
+
+  /** Waits in the queue, up to the call's own deadline, until {@link #pump} sends it. */
+  #enqueue(
+    request: JsonRpcRequest,
+    options: CallOptions,
+  ): Promise<JsonRpcResponse | RawResponse | undefined> {
+    const { timeoutMs = this.#limits.callTimeoutMs, signal } = options;
     return new Promise((resolve) => {
-      const onAbort = () => {
-        if (this.#calls.take(entry.tunnelId) === undefined) return;
-        this.#giveUp(entry.tunnelId);
-        route.settle(undefined);
-        this.#sendCancel(entry.tunnelId, reasonText(signal?.reason));
-      };
-      const route: Route = {
-        settle: (response) => {
-          this.#deadlines.delete(entry.tunnelId);
+      const waiting: Waiting = {
+        request,
+        options,
+        since: performance.now(),
+        leave: () => {
+          this.#deadlines.delete(waiting);
           signal?.removeEventListener("abort", onAbort);
-          resolve(response instanceof RawResponse && !raw ? response.parse() : response);
+          this.#metrics?.callQueueSeconds.observe((performance.now() - waiting.since) / 1000);
         },
+        resolve,
       };
-      if (onProgress !== undefined) route.onProgress = onProgress;
-      const { entry, message } = this.#calls.add(request, route);
-      this.#deadlines.add(entry.tunnelId, timeoutMs, () => {
-        if (this.#calls.take(entry.tunnelId) === undefined) return;
-        this.#giveUp(entry.tunnelId);
-        const seconds = timeoutMs / 1000;
+      const onAbort = () => {
+        if (!this.#queue.delete(waiting)) return;
+        waiting.leave();
+        resolve(undefined); // never sent: the server has nothing to cancel
+      };
+      this.#queue.push(waiting, utf8Length(JSON.stringify(request)));
+      this.#deadlines.add(waiting, timeoutMs, () => {
+        if (!this.#queue.delete(waiting)) return;
+        waiting.leave();
         this.#metrics?.errors.inc("call_timeout");
-        route.settle(
+        resolve(
           errorResponse(
             request.id,
             ErrorCode.Timeout,
-            `Call '${request.method}' to server '${name}' timed out after ${seconds} s`,
+            `Call '${request.method}' to server '${this.#channel.name}' timed out after ${
+              timeoutMs / 1000
+            } s waiting for a slot (${this.#calls.size} calls in flight, limit --max-inflight ${this.#limits.maxInflight})`,
           ),
         );
-        this.#sendCancel(entry.tunnelId, `timed out after ${seconds} s`);
       });
       signal?.addEventListener("abort", onAbort, { once: true });
-      if (
-        !this.#channel.sendData("request", message) &&
-        this.#calls.take(entry.tunnelId) !== undefined
-      ) {
-        route.settle(
-          errorResponse(
-            request.id,
-            ErrorCode.TunnelUnavailable,
-            `Server '${name}' is not connected`,
-          ),
-        );
-      }
     });
+  }
+
+  /** Sends queued calls, oldest first, while slots are free. Not re-entered from a send that fails. */
+  #pump(): void {
+    if (this.#pumping) return;
+    this.#pumping = true;
+    try {
+      while (this.#calls.size < this.#limits.maxInflight) {
+        const waiting = this.#queue.shift();
+        if (waiting === undefined) return;
+        waiting.leave();
+        const waitedMs = performance.now() - waiting.since;
+        this.#send(waiting.request, waiting.options, { resolve: waiting.resolve, waitedMs });
+      }
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  /** Sends a call now: a fresh tunnel id, its deadline (less the time it waited), its route back. */
+  #send(
+    request: JsonRpcRequest,
+    options: CallOptions,
+    how: {
+      resolve: (response: JsonRpcResponse | RawResponse | undefined) => void;
+      waitedMs: number;
+    },
+  ): void {
+    const { timeoutMs = this.#limits.callTimeoutMs, signal, onProgress, raw = false } = options;
+    const { resolve, waitedMs } = how;
+    const name = this.#channel.name;
+    const onAbort = () => {
+      if (this.#calls.take(entry.tunnelId) === undefined) return;
+      this.#giveUp(entry.tunnelId);
+      route.settle(undefined);
+      this.#sendCancel(entry.tunnelId, reasonText(signal?.reason));
+    };
+    const route: Route = {
+      settle: (response) => {
+        this.#deadlines.delete(entry.tunnelId);
+        signal?.removeEventListener("abort", onAbort);
+        resolve(response instanceof RawResponse && !raw ? response.parse() : response);
+        this.#pump();
+      },
+    };
+    if (onProgress !== undefined) route.onProgress = onProgress;
+    const { entry, message } = this.#calls.add(request, route);
+    this.#deadlines.add(entry.tunnelId, Math.max(1, timeoutMs - waitedMs), () => {
+      if (this.#calls.take(entry.tunnelId) === undefined) return;
+      this.#giveUp(entry.tunnelId);
+      const seconds = timeoutMs / 1000;
+      this.#metrics?.errors.inc("call_timeout");
+      route.settle(
+        errorResponse(
+          request.id,
+          ErrorCode.Timeout,
+          `Call '${request.method}' to server '${name}' timed out after ${seconds} s`,
+        ),
+      );
+      this.#sendCancel(entry.tunnelId, `timed out after ${seconds} s`);
+    });
+    signal?.addEventListener("abort", onAbort, { once: true });
+    if (
+      !this.#channel.sendData("request", message) &&
+      this.#calls.take(entry.tunnelId) !== undefined
+    ) {
+      route.settle(
+        errorResponse(
+          request.id,
+          ErrorCode.TunnelUnavailable,
+          `Server '${name}' is not connected`,
+        ),
+      );
+    }
   }
 
   /**
@@ -240,9 +353,19 @@ export class TunnelCalls {
     return this.#channel.sendData("request", notification);
   }
 
-  /** Ends every call with a JSON-RPC error saying `reason`, and aborts the server's requests. */
+  /** Ends every call (waiting ones too) with a JSON-RPC error saying `reason`, and aborts the server's requests. */
   failAll(reason: string): void {
     this.#deadlines.clear();
+    for (const waiting of this.#queue.drain()) {
+      waiting.leave();
+      waiting.resolve(
+        errorResponse(
+          waiting.request.id,
+          ErrorCode.TunnelUnavailable,
+          `Tunnel to server '${this.#channel.name}' closed before the call was sent: ${reason}`,
+        ),
+      );
+    }
     for (const entry of this.#calls.drain()) {
       entry.route.settle(
         errorResponse(

@@ -26,6 +26,7 @@ Deno.test("parseServeArgs() applies the documented defaults", () => {
     maxFrameBytes: 32 * 1024 * 1024,
     maxSessionsPerOwner: 32,
     maxInflight: 64,
+    maxQueued: 4096,
     callTimeoutMs: 300_000,
     heartbeatTimeoutMs: 90_000,
     wsIdleTimeoutSeconds: 60,
@@ -56,6 +57,7 @@ Deno.test("parseServeArgs() reads every limit flag", () => {
     "--max-frame-bytes=8MiB",
     "--max-sessions-per-owner=3",
     "--max-inflight=7",
+    "--max-queued=11",
     "--call-timeout=1.5",
     "--heartbeat-timeout=10",
     "--ws-idle-timeout=0",
@@ -75,6 +77,7 @@ Deno.test("parseServeArgs() reads every limit flag", () => {
   assert.equal(s.maxFrameBytes, 8 * 1024 * 1024);
   assert.equal(s.maxSessionsPerOwner, 3);
   assert.equal(s.maxInflight, 7);
+  assert.equal(s.maxQueued, 11);
   assert.equal(s.callTimeoutMs, 1500);
   assert.equal(s.heartbeatTimeoutMs, 10_000);
   assert.equal(s.wsIdleTimeoutSeconds, 0);
