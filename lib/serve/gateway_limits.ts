@@ -1,5 +1,6 @@
 // The numeric limits of the gateway in one place: what each means, its default, and how it is checked.
 
+import { C_DEFAULT_MAX_FRAME_BYTES } from "../protocol/frames.ts";
 import { MAX_CLIENT_SESSIONS_PER_OWNER } from "./mcp_client_session.ts";
 import { DEFAULT_MAX_QUEUED } from "./tunnel_calls.ts";
 
@@ -61,7 +62,7 @@ export interface GatewayLimits {
 
 /** Defaults of {@link GatewayLimits}. */
 export const LIMIT_DEFAULTS = {
-  maxFrameBytes: 32 * MIB,
+  maxFrameBytes: C_DEFAULT_MAX_FRAME_BYTES,
   maxSessionsPerOwner: 32,
   maxInflight: 64,
   maxQueued: DEFAULT_MAX_QUEUED,

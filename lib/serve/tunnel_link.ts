@@ -309,7 +309,10 @@ export class TunnelLink {
         bytes,
         limit,
       });
-      this.close(CloseCode.TooBig, `frame of ${bytes} bytes exceeds the limit of ${limit}`);
+      this.close(
+        CloseCode.TooBig,
+        `frame of ${bytes} bytes exceeds the limit of ${limit} (serve --max-frame-bytes)`,
+      );
       return;
     }
     const frame = parseFrame(data);

@@ -23,7 +23,7 @@ Deno.test("parseServeArgs() applies the documented defaults", () => {
     oauthIssuers: [],
     oauthJwksCooldownMs: 30_000,
     allowedOrigins: [],
-    maxFrameBytes: 32 * 1024 * 1024,
+    maxFrameBytes: 48 * 1024 * 1024,
     maxSessionsPerOwner: 32,
     maxInflight: 64,
     maxQueued: 4096,

@@ -482,7 +482,10 @@ Deno.test("a chunked body over the limit is refused with 413 without being read 
     assert.equal(response.status, 413);
     const answer = await response.json();
     assert.equal(answer.error.code, -32600);
-    assert.match(answer.error.message, /exceeds the limit of 65536/);
+    assert.match(
+      answer.error.message,
+      /exceeds the limit of 65536 bytes \(serve --max-frame-bytes\)/,
+    );
     assert.ok(pulled < chunks / 2, `the client sent ${pulled} of ${chunks} KiB`);
   } finally {
     await served.close();
