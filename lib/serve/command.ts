@@ -172,6 +172,10 @@ export async function serveCommand(args: string[], context: CommandContext): Pro
         maxStreamsPerToken: settings.maxStreamsPerToken,
         memoryBudgetBytes: settings.memoryBudgetBytes,
         memoryPerOwnerBytes: settings.memoryPerOwnerBytes,
+        sseReplayBytes: settings.sseReplayBytes,
+        sseReplayEvents: settings.sseReplayEvents,
+        sseResumeWindowMs: settings.sseResumeWindowMs,
+        sseRetryMs: settings.sseRetryMs,
         metrics,
       });
     } catch (error: unknown) {

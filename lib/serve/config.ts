@@ -65,6 +65,14 @@ export interface ServeSettings {
   memoryBudgetBytes: number;
   /** Memory held for one owner, bytes. */
   memoryPerOwnerBytes: number;
+  /** UTF-8 bytes of SSE events kept per MCP session for resumption. */
+  sseReplayBytes: number;
+  /** SSE events kept per MCP session for resumption. */
+  sseReplayEvents: number;
+  /** How long an SSE stream without a connection is kept, in milliseconds. */
+  sseResumeWindowMs: number;
+  /** The SSE `retry:` field, in milliseconds. */
+  sseRetryMs: number;
   logLevel: LogLevel;
   logFormat: LogFormat;
   /** `HOST:PORT` of the health and metrics listener; undefined = off. */
@@ -109,6 +117,10 @@ export const SERVE_FLAGS = {
   "max-streams-per-token": { type: "string" },
   "memory-budget": { type: "string" },
   "memory-per-owner": { type: "string" },
+  "sse-replay-bytes": { type: "string" },
+  "sse-replay-events": { type: "string" },
+  "sse-resume-window": { type: "string" },
+  "sse-retry": { type: "string" },
   "log-level": { type: "string" },
   "log-format": { type: "string" },
   "health-listen": { type: "string" },
@@ -402,6 +414,18 @@ export function parseServeArgs(
       "memory-per-owner",
       d.memoryPerOwnerBytes,
       (f, t) => byteSize(f, t, MAX_BUFFER_BYTES),
+    ),
+    sseReplayBytes: option(
+      "sse-replay-bytes",
+      d.sseReplayBytes,
+      (f, t) => byteSize(f, t, MAX_BUFFER_BYTES),
+    ),
+    sseReplayEvents: option("sse-replay-events", d.sseReplayEvents, (f, t) => wholeNumber(f, t, 1)),
+    sseResumeWindowMs: option("sse-resume-window", d.sseResumeWindowMs, (f, t) => secondsMs(f, t)),
+    sseRetryMs: option(
+      "sse-retry",
+      d.sseRetryMs,
+      (f, t) => Math.max(1, Math.round(secondsMs(f, t))),
     ),
     logLevel,
     logFormat,

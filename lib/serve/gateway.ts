@@ -9,7 +9,7 @@ import type { ServeMetrics } from "./metrics.ts";
 import type { WebSocketAccept } from "./peer_socket.ts";
 import { LinkAdmission } from "./link_admission.ts";
 import { type HttpServer, startHttpServer, UNAUTHENTICATED_LOG_CHARS } from "./http/server.ts";
-import { McpEndpoint } from "./mcp_endpoint.ts";
+import { MCP_PATHS, McpEndpoint, type McpRequestContext } from "./mcp_endpoint.ts";
 import { Registrar } from "./registration.ts";
 import { RequestBodyTimeoutError } from "./request_body.ts";
 import { TunnelRegistry } from "./tunnel_registry.ts";
@@ -137,6 +137,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     replayBytes,
     maxClientBufferBytes,
     maxStreamsPerToken,
+    sseReplayBytes,
+    sseReplayEvents,
+    sseResumeWindowMs,
+    sseRetryMs,
     memoryBudgetBytes,
     memoryPerOwnerBytes,
   } = resolveLimits(options);
@@ -162,6 +166,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     allowedOrigins: origins,
     maxClientBufferBytes,
     maxStreamsPerToken,
+    streams: {
+      replayBytes: sseReplayBytes,
+      replayEvents: sseReplayEvents,
+      resumeWindowMs: sseResumeWindowMs,
+      retryMs: sseRetryMs,
+    },
+    publicPath: publicUrl === undefined ? "" : publicUrl.pathname.replace(/\/+$/, ""),
     now,
     ...(metrics === undefined ? {} : { metrics }),
   });
@@ -241,7 +252,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         maxBodyBytes: maxFrameBytes,
       });
     }
-    if (segments[0] === "servers" && segments[2] === "mcp" && segments.length === 3) {
+    if (segments[0] === "servers" && MCP_PATHS.has(segments[2]!) && segments.length === 3) {
       const name = decodeSegment(segments[1]!);
       if (name === undefined) return badPath(url.pathname);
       // A browser's preflight carries no credentials: it is answered before authentication.
@@ -251,7 +262,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         metrics?.errors.inc("auth");
         return endpoint.withCors(request, identity);
       }
-      return await endpoint.handle(request, identity, name);
+      return await endpoint.handle(request, {
+        identity,
+        serverName: name,
+        path: segments[2] as NonNullable<McpRequestContext["path"]>,
+        // Aborts when the client disconnects before its answer was written (http/server.ts).
+        clientGone: request.signal,
+      });
     }
     return Response.json({ error: "Not found" }, { status: 404 });
   }

@@ -2,6 +2,7 @@
 
 import { C_DEFAULT_MAX_FRAME_BYTES } from "../protocol/frames.ts";
 import { MAX_CLIENT_SESSIONS_PER_OWNER } from "./mcp_client_session.ts";
+import { STREAM_DEFAULTS } from "./resumable_stream.ts";
 import { DEFAULT_MAX_QUEUED } from "./tunnel_calls.ts";
 
 const MIB = 1024 * 1024;
@@ -50,6 +51,17 @@ export interface GatewayLimits {
   maxClientBufferBytes: number;
   /** Open GET streams one token may hold at once. */
   maxStreamsPerToken: number;
+  /** UTF-8 bytes of SSE events kept per MCP session so that a client can resume its streams. */
+  sseReplayBytes: number;
+  /** SSE events kept per MCP session so that a client can resume its streams. */
+  sseReplayEvents: number;
+  /**
+   * How long an SSE stream whose connection dropped is kept for its client to resume it, in milliseconds;
+   * a call whose stream is not resumed in time is then cancelled.
+   */
+  sseResumeWindowMs: number;
+  /** The SSE `retry:` field: how long a client waits before reconnecting a stream, in milliseconds. */
+  sseRetryMs: number;
   /** Data frames kept per session for replay after a link drop. */
   replayFrames: number;
   /** Bytes (UTF-16 units of frame text) kept per session for replay after a link drop. */
@@ -82,6 +94,10 @@ export const LIMIT_DEFAULTS = {
   replayBytes: 64 * MIB,
   maxClientBufferBytes: 16 * MIB,
   maxStreamsPerToken: 16,
+  sseReplayBytes: STREAM_DEFAULTS.replayBytes,
+  sseReplayEvents: STREAM_DEFAULTS.replayEvents,
+  sseResumeWindowMs: STREAM_DEFAULTS.resumeWindowMs,
+  sseRetryMs: STREAM_DEFAULTS.retryMs,
   memoryBudgetBytes: 512 * MIB,
   memoryPerOwnerBytes: 160 * MIB,
 } as const;
@@ -108,6 +124,10 @@ const RULES: Record<keyof GatewayLimits, "integer" | "positive" | "non-negative"
   replayBytes: "integer",
   maxClientBufferBytes: "integer",
   maxStreamsPerToken: "integer",
+  sseReplayBytes: "integer",
+  sseReplayEvents: "integer",
+  sseResumeWindowMs: "positive",
+  sseRetryMs: "integer",
   memoryBudgetBytes: "integer",
   memoryPerOwnerBytes: "integer",
 };

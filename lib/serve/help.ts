@@ -30,8 +30,9 @@ export function serveHelpText(): string {
   return `Usage: mcp-rproxy serve [options]
 
 Runs the gateway: accepts 'mcp-rproxy connect' links at /reverse-proxy/ws and serves each registered
-server to MCP clients at /servers/<name>/mcp (Streamable HTTP). At least one of --tokens-file,
---jwt-secret-file, ${JWT_SECRET_ENV} or --oauth-issuer is required: there is no anonymous access.
+server to MCP clients at /servers/<name>/mcp (Streamable HTTP) and /servers/<name>/sse (legacy
+HTTP+SSE). At least one of --tokens-file, --jwt-secret-file, ${JWT_SECRET_ENV} or --oauth-issuer is
+required: there is no anonymous access.
 
 Listening
   --listen HOST:PORT            address to listen on; [::1]:8080 for IPv6; port 0 = any free
@@ -103,6 +104,17 @@ Slow clients (each answered 408 and disconnected)
   --keepalive-timeout SECONDS   close an idle keep-alive connection after this long (default ${
     d.keepAliveTimeoutMs / 1000
   })
+
+MCP client streams (an SSE stream whose connection drops is resumed with Last-Event-ID)
+  --sse-resume-window SECONDS   keep a stream whose connection dropped this long for its client to come
+                                back; then its call is cancelled at the server (default ${
+    d.sseResumeWindowMs / 1000
+  })
+  --sse-replay-bytes N          UTF-8 bytes of events kept per MCP session for replay; suffixes KiB, MiB
+                                (default ${formatByteSize(d.sseReplayBytes)})
+  --sse-replay-events N         events kept per MCP session for replay (default ${d.sseReplayEvents})
+  --sse-retry SECONDS           the SSE retry: field, how long clients wait before reconnecting
+                                (default ${d.sseRetryMs / 1000})
 
 Resumption (links that drop and come back lose nothing; docs/resume.md)
   --resume-window SECONDS       keep a session whose link dropped this long for its client to resume it;

@@ -107,8 +107,16 @@ export class SseStream {
   }
 
   #enqueue(json: string): boolean {
+    return this.write(encoder.encode(`event: message\ndata: ${json}\n\n`));
+  }
+
+  /**
+   * Writes bytes that are whole SSE events (the caller formats them; a resumable stream adds ids). The
+   * chunk is queued as it is, not copied: the caller may keep it too. False if the stream is closed or just
+   * overflowed.
+   */
+  write(chunk: Uint8Array): boolean {
     if (this.#closed) return false;
-    const chunk = encoder.encode(`event: message\ndata: ${json}\n\n`);
     const buffered = this.bufferedBytes;
     if (buffered >= this.#maxBufferedBytes) {
       this.#overflow(buffered);

@@ -45,6 +45,10 @@ Deno.test("parseServeArgs() applies the documented defaults", () => {
     maxStreamsPerToken: 16,
     memoryBudgetBytes: 512 * 1024 * 1024,
     memoryPerOwnerBytes: 160 * 1024 * 1024,
+    sseReplayBytes: 8 * 1024 * 1024,
+    sseReplayEvents: 1000,
+    sseResumeWindowMs: 30_000,
+    sseRetryMs: 1000,
     logLevel: "info",
     logFormat: "text",
   });
@@ -65,6 +69,10 @@ Deno.test("parseServeArgs() reads every limit flag", () => {
     "--mcp-session-ttl=60",
     "--max-mcp-sessions-per-owner=9",
     "--max-streams-per-token=2",
+    "--sse-replay-bytes=1MiB",
+    "--sse-replay-events=50",
+    "--sse-resume-window=5",
+    "--sse-retry=0.25",
     "--allowed-origin=https://a.example",
     "--allowed-origin=https://b.example",
     "--public-url=https://gw.example.com/prefix",
@@ -85,6 +93,10 @@ Deno.test("parseServeArgs() reads every limit flag", () => {
   assert.equal(s.mcpSessionTtlMs, 60_000);
   assert.equal(s.maxMcpSessionsPerOwner, 9);
   assert.equal(s.maxStreamsPerToken, 2);
+  assert.equal(s.sseReplayBytes, 1024 * 1024);
+  assert.equal(s.sseReplayEvents, 50);
+  assert.equal(s.sseResumeWindowMs, 5000);
+  assert.equal(s.sseRetryMs, 250);
   assert.deepEqual(s.allowedOrigins, ["https://a.example", "https://b.example"]);
   assert.equal(s.publicUrl, "https://gw.example.com/prefix");
   assert.equal(s.jwtAudience, "aud");
