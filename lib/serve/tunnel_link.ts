@@ -291,7 +291,9 @@ export class TunnelLink {
     this.#end({
       dead: false,
       code: binary ? CloseCode.UnsupportedData : CloseCode.TooBig,
-      reason: binary ? "binary frame" : `frame of ${bytes} bytes exceeds the limit of ${limit}`,
+      reason: binary
+        ? "binary frame"
+        : `frame of ${bytes} bytes exceeds the limit of ${limit} (serve --max-frame-bytes)`,
     });
   }
 

@@ -52,7 +52,10 @@ Deno.test("60 MiB text and binary frames are refused at their header; serve's RS
   const report = await victim.stop();
   for (const close of closes.slice(0, LINKS_PER_KIND)) {
     assert.equal(close?.code, CloseCode.TooBig);
-    assert.match(close.reason, /frame of 62914560 bytes exceeds the limit of 33554432/);
+    assert.match(
+      close.reason,
+      /frame of 62914560 bytes exceeds the limit of 50331648 \(serve --max-frame-bytes\)/,
+    );
   }
   for (const close of closes.slice(LINKS_PER_KIND)) {
     assert.equal(close?.code, CloseCode.UnsupportedData);
