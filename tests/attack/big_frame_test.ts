@@ -1,6 +1,6 @@
 // Attack: authenticated links, never registered, each sending one 60 MiB frame (text or binary) against
-// serve's 48 MiB default limit. Each is refused at its header (1009 / 1003 on the wire), serve's RSS rises by far
-// less than one frame, and another owner's calls through a real tunnel go on meanwhile.
+// serve's 48 MiB default limit. Each is refused at its header (1009 / 1003 on the wire), serve's RSS rises
+// by far less than one frame, and another owner's calls through a real tunnel go on meanwhile.
 
 import assert from "node:assert/strict";
 import { CloseCode } from "../../lib/protocol/frames.ts";
