@@ -1,5 +1,13 @@
 // The calls of one tunnel session that wait for a slot: a bounded FIFO, so that a burst past
-// `--max-inflight` waits instead of being refused, and its size in UTF-8 bytes for the memory budget.
+// `--max-inflight` waits instead of being refused, each call up to its own deadline, and the queue's size in
+// UTF-8 bytes for the memory budget.
+
+import type { JsonRpcRequest, JsonRpcResponse } from "../protocol/jsonrpc.ts";
+import { Deadlines } from "../util/deadlines.ts";
+import { utf8Length } from "../util/utf8.ts";
+import type { RawResponse } from "./call_table.ts";
+import type { ServeMetrics } from "./metrics.ts";
+import type { CallOptions } from "./call_contract.ts";
 
 /**
  * A bounded first-in first-out queue whose entries can leave from anywhere (a call cancelled or timed
@@ -77,5 +85,110 @@ export class CallQueue<T> {
     this.#entries.clear();
     this.#bytes = 0;
     return entries;
+  }
+}
+
+/** A call waiting for a slot. */
+export interface WaitingCall {
+  request: JsonRpcRequest;
+  options: CallOptions;
+  /** How long it waited, in milliseconds, once it left the queue. */
+  waitedMs: number;
+  resolve(answer: JsonRpcResponse | RawResponse | undefined): void;
+}
+
+/**
+ * The calls of one tunnel session waiting for a slot, each until {@link WaitingCalls.shift} takes it, its
+ * own deadline passes, or its caller cancels it (it was never sent: the server has nothing to cancel).
+ */
+export class WaitingCalls {
+  #queue: CallQueue<WaitingCall>;
+  #deadlines = new Deadlines<WaitingCall>();
+  #since = new Map<WaitingCall, { at: number; leave: () => void }>();
+  #metrics: ServeMetrics | undefined;
+
+  constructor(maxEntries: number, metrics?: ServeMetrics) {
+    this.#queue = new CallQueue(maxEntries);
+    this.#metrics = metrics;
+  }
+
+  /** Calls waiting. */
+  get size(): number {
+    return this.#queue.size;
+  }
+
+  /** UTF-8 bytes of the requests waiting. */
+  get bytes(): number {
+    return this.#queue.bytes;
+  }
+
+  /** Calls that may wait at most. */
+  get maxEntries(): number {
+    return this.#queue.maxEntries;
+  }
+
+  /** True when no more may wait. */
+  get full(): boolean {
+    return this.#queue.full;
+  }
+
+  /**
+   * Waits for a slot, at most `timeoutMs`; then resolves with `timedOut()`. Cancelled through
+   * `options.signal`, it resolves undefined. The caller checks {@link full} first.
+   */
+  wait(
+    request: JsonRpcRequest,
+    options: CallOptions & { timeoutMs: number },
+    timedOut: () => JsonRpcResponse,
+  ): Promise<JsonRpcResponse | RawResponse | undefined> {
+    const { timeoutMs, signal } = options;
+    return new Promise((resolve) => {
+      const waiting: WaitingCall = { request, options, waitedMs: 0, resolve };
+      const onAbort = () => {
+        if (this.#take(waiting)) resolve(undefined);
+      };
+      const leave = () => signal?.removeEventListener("abort", onAbort);
+      this.#since.set(waiting, { at: performance.now(), leave });
+      this.#queue.push(waiting, utf8Length(JSON.stringify(request)));
+      this.#deadlines.add(waiting, timeoutMs, () => {
+        if (!this.#take(waiting)) return;
+        this.#metrics?.errors.inc("call_timeout");
+        resolve(timedOut());
+      });
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+
+  /** The oldest call waiting, taken out of the queue (with `waitedMs` set). */
+  shift(): WaitingCall | undefined {
+    const waiting = this.#queue.shift();
+    if (waiting !== undefined) this.#left(waiting);
+    return waiting;
+  }
+
+  /** Answers every call waiting with `answer(call)`. */
+  failAll(answer: (call: WaitingCall) => JsonRpcResponse): void {
+    for (const waiting of this.#queue.drain()) {
+      this.#left(waiting);
+      waiting.resolve(answer(waiting));
+    }
+    this.#deadlines.clear();
+  }
+
+  #take(waiting: WaitingCall): boolean {
+    if (!this.#queue.delete(waiting)) return false;
+    this.#left(waiting);
+    return true;
+  }
+
+  /** Stops its deadline and abort listener and records the time it waited. */
+  #left(waiting: WaitingCall): void {
+    this.#deadlines.delete(waiting);
+    const since = this.#since.get(waiting);
+    this.#since.delete(waiting);
+    if (since === undefined) return;
+    since.leave();
+    waiting.waitedMs = performance.now() - since.at;
+    this.#metrics?.callQueueSeconds.observe(waiting.waitedMs / 1000);
   }
 }

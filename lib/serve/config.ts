@@ -34,7 +34,6 @@ export interface ServeSettings {
   maxFrameBytes: number;
   maxSessionsPerOwner: number;
   maxInflight: number;
-  /** Calls waiting for a slot per tunnel session. */
   maxQueued: number;
   callTimeoutMs: number;
   heartbeatTimeoutMs: number;
@@ -65,13 +64,10 @@ export interface ServeSettings {
   memoryBudgetBytes: number;
   /** Memory held for one owner, bytes. */
   memoryPerOwnerBytes: number;
-  /** UTF-8 bytes of SSE events kept per MCP session for resumption. */
+  /** Resumable SSE streams of MCP clients: replay bounds, resume window and `retry:` (ms). */
   sseReplayBytes: number;
-  /** SSE events kept per MCP session for resumption. */
   sseReplayEvents: number;
-  /** How long an SSE stream without a connection is kept, in milliseconds. */
   sseResumeWindowMs: number;
-  /** The SSE `retry:` field, in milliseconds. */
   sseRetryMs: number;
   logLevel: LogLevel;
   logFormat: LogFormat;
@@ -179,6 +175,10 @@ function byteSize(flag: string, text: string, max: number): number {
     });
   }
   return value;
+}
+
+function bufferSize(flag: string, text: string): number {
+  return byteSize(flag, text, MAX_BUFFER_BYTES);
 }
 
 function hostPort(flag: string, text: string): { hostname: string; port: number } {
@@ -415,18 +415,10 @@ export function parseServeArgs(
       d.memoryPerOwnerBytes,
       (f, t) => byteSize(f, t, MAX_BUFFER_BYTES),
     ),
-    sseReplayBytes: option(
-      "sse-replay-bytes",
-      d.sseReplayBytes,
-      (f, t) => byteSize(f, t, MAX_BUFFER_BYTES),
-    ),
+    sseReplayBytes: option("sse-replay-bytes", d.sseReplayBytes, bufferSize),
     sseReplayEvents: option("sse-replay-events", d.sseReplayEvents, (f, t) => wholeNumber(f, t, 1)),
     sseResumeWindowMs: option("sse-resume-window", d.sseResumeWindowMs, (f, t) => secondsMs(f, t)),
-    sseRetryMs: option(
-      "sse-retry",
-      d.sseRetryMs,
-      (f, t) => Math.max(1, Math.round(secondsMs(f, t))),
-    ),
+    sseRetryMs: option("sse-retry", d.sseRetryMs, (f, t) => Math.ceil(secondsMs(f, t))),
     logLevel,
     logFormat,
   };

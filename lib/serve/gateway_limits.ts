@@ -3,7 +3,7 @@
 import { C_DEFAULT_MAX_FRAME_BYTES } from "../protocol/frames.ts";
 import { MAX_CLIENT_SESSIONS_PER_OWNER } from "./mcp_client_session.ts";
 import { STREAM_DEFAULTS } from "./resumable_stream.ts";
-import { DEFAULT_MAX_QUEUED } from "./tunnel_calls.ts";
+import { DEFAULT_MAX_QUEUED } from "./call_contract.ts";
 
 const MIB = 1024 * 1024;
 

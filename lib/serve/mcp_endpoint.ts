@@ -29,23 +29,16 @@ import {
   runCall,
 } from "./mcp_dispatch.ts";
 import { LegacySse } from "./legacy_sse.ts";
-import {
-  parseEventId,
-  type ResumableStream,
-  STANDALONE_STREAM,
-  STREAM_DEFAULTS,
-  type StreamSettings,
-} from "./resumable_stream.ts";
+import { STREAM_DEFAULTS, type StreamSettings } from "./resumable_stream.ts";
+import { McpStreams } from "./mcp_streams.ts";
 import type { TunnelSession } from "./tunnel_session.ts";
 import type { TunnelRegistry } from "./tunnel_registry.ts";
-import { SSE_HEADERS, SseStream } from "./sse_stream.ts";
+import { SSE_HEADERS } from "./sse_stream.ts";
 import { type Accept, acceptOf, readJsonBody, reply, rpcError, wantsStream } from "./mcp_http.ts";
 import type { Identity } from "./token_store.ts";
 
 const log = logger("serve", "mcp");
 
-/** Open GET streams one token may hold at once, by default. */
-export const DEFAULT_MAX_STREAMS_PER_TOKEN = 16;
 /** What a client without an `MCP-Protocol-Version` header is assumed to speak. */
 const DEFAULT_HEADER_VERSION = "2025-03-26";
 
@@ -107,8 +100,7 @@ export class McpEndpoint {
   #cors: CorsPolicy;
   #streamSettings: StreamSettings;
   #legacy: LegacySse;
-  /** Open GET streams by the credential that opened them. */
-  #streamsByCredential = new Map<string, number>();
+  #streams: McpStreams;
   /** Routes what tunneled servers send on their own to these clients. */
   readonly router: ClientRouter;
 
@@ -125,6 +117,13 @@ export class McpEndpoint {
         : { maxPerOwner: options.maxSessionsPerOwner }),
     });
     this.#cors = new CorsPolicy(options.allowedOrigins);
+    this.#streams = new McpStreams({
+      streams: this.#streamSettings,
+      maxClientBufferBytes: options.maxClientBufferBytes,
+      maxStreamsPerToken: options.maxStreamsPerToken,
+      now: this.#now,
+      metrics: options.metrics,
+    });
     this.router = new ClientRouter(this.#sessions, options.callTimeoutMs);
     this.#legacy = new LegacySse({
       sessions: this.#sessions,
@@ -132,8 +131,8 @@ export class McpEndpoint {
       maxBodyBytes: options.maxBodyBytes,
       publicPath: options.publicPath ?? "",
       now: this.#now,
-      openStream: (credential) => this.#countStream(credential),
-      connection: (session, what) => this.#connection(session, what),
+      openStream: (credential) => this.#streams.count(credential),
+      connection: (session, what) => this.#streams.connection(session, what),
     });
   }
 
@@ -180,7 +179,7 @@ export class McpEndpoint {
     const { identity, serverName, path = "mcp" } = context;
     if (path === "sse") {
       if (request.method !== "GET") return notAllowed("GET, OPTIONS");
-      const refused = this.#streamLimit(identity.credential, false);
+      const refused = this.#streams.limit(identity.credential, false);
       return refused ?? this.#legacy.open(request, identity, serverName);
     }
     if (path === "messages") {
@@ -331,8 +330,8 @@ export class McpEndpoint {
     if (repeated !== undefined) {
       // The same request again while it runs: the client lost the first answer's connection before it
       // saw any event. It gets the whole stream on this one.
-      const connection = this.#connection(session, `stream ${repeated.id} sent again`);
-      this.#resume(session, repeated, connection, 0);
+      const connection = this.#streams.connection(session, `stream ${repeated.id} sent again`);
+      this.#streams.resume(session, repeated, connection, 0);
       return new Response(connection.readable, { headers: { ...SSE_HEADERS, ...headers } });
     }
     const refusal = callRefusal(message, session, tunnel);
@@ -357,7 +356,7 @@ export class McpEndpoint {
       stream.onExpired = () =>
         controller.abort(`the MCP client did not come back for its stream within ${window} s`);
       stream.onOverflow = () => controller.abort("the MCP client stopped reading its stream");
-      const connection = this.#connection(
+      const connection = this.#streams.connection(
         session,
         `stream of call ${JSON.stringify(message.id).slice(0, 64)}`,
       );
@@ -394,137 +393,13 @@ export class McpEndpoint {
     });
   }
 
-  /** A connection bounded by `maxClientBufferBytes` that logs and counts its overflow. */
-  #connection(session: McpClientSession, what: string): SseStream {
-    const max = this.#options.maxClientBufferBytes;
-    const connection = new SseStream(max === undefined ? {} : { maxBufferedBytes: max });
-    connection.onOverflow = (buffered) => {
-      this.#options.metrics?.errors.inc("slow_client");
-      log.warning(
-        "Closed the {what} of MCP client session {mcpSession} of {owner} on {name}: the client did not read {bytes} bytes queued for it (--max-client-buffer {limit})",
-        {
-          event: "slow_client",
-          what,
-          mcpSession: session.id,
-          owner: session.owner,
-          name: session.serverName,
-          bytes: buffered,
-          limit: max,
-        },
-      );
-    };
-    return connection;
-  }
-
-  /** The 429 for a new GET stream past `--max-streams-per-token`, or undefined. */
-  #streamLimit(credential: string, replacing: boolean): Response | undefined {
-    const limit = this.#options.maxStreamsPerToken ?? DEFAULT_MAX_STREAMS_PER_TOKEN;
-    if (replacing || (this.#streamsByCredential.get(credential) ?? 0) < limit) return undefined;
-    this.#options.metrics?.errors.inc("too_many_streams");
-    return rpcError(
-      429,
-      null,
-      ErrorCode.InternalError,
-      `Too many open GET streams for this token (limit ${limit}, --max-streams-per-token); close one first`,
-    );
-  }
-
-  /** Counts an open GET stream of `credential` until `connection` ends. */
-  #countStream(credential: string): (connection: SseStream) => void {
-    this.#streamsByCredential.set(credential, (this.#streamsByCredential.get(credential) ?? 0) + 1);
-    return (connection) => {
-      connection.onEnd = () => {
-        const left = (this.#streamsByCredential.get(credential) ?? 1) - 1;
-        if (left > 0) this.#streamsByCredential.set(credential, left);
-        else this.#streamsByCredential.delete(credential);
-      };
-    };
-  }
-
   #get(request: Request, identity: Identity, serverName: string): Response {
     if (!acceptOf(request).sse) {
       return new Response("GET needs Accept: text/event-stream", { status: 406 });
     }
     const session = this.#session(request, identity, serverName);
     if (session instanceof Response) return session;
-    const lastEventId = request.headers.get("last-event-id");
-    if (lastEventId === null) return this.#getStream(session, identity, undefined);
-    const eventId = parseEventId(lastEventId);
-    if (eventId === undefined) {
-      return rpcError(
-        400,
-        null,
-        ErrorCode.InvalidRequest,
-        `Last-Event-ID '${
-          lastEventId.slice(0, 64)
-        }' is not an event id of this gateway (STREAM:EVENT, as sent in 'id:'); open the stream without it`,
-      );
-    }
-    const stream = session.streams.get(eventId.stream);
-    if (stream === undefined || stream.gone || eventId.seq > stream.lastSeq) {
-      const window = this.#streamSettings.resumeWindowMs / 1000;
-      return rpcError(
-        410,
-        null,
-        ErrorCode.InvalidRequest,
-        `Stream ${eventId.stream} of this session cannot be resumed from event ${eventId.seq}: a stream is kept ${window} s after its client left (--sse-resume-window) and within --sse-replay-bytes/--sse-replay-events`,
-      );
-    }
-    if (stream.id === STANDALONE_STREAM) return this.#getStream(session, identity, eventId.seq);
-    if (stream.done && eventId.seq >= stream.lastSeq) {
-      // Everything of a finished stream was seen: nothing more will come on it.
-      return new Response(null, { status: 204, headers: { "mcp-session-id": session.id } });
-    }
-    const connection = this.#connection(session, `resumed stream ${stream.id}`);
-    this.#resume(session, stream, connection, eventId.seq);
-    return new Response(connection.readable, {
-      headers: { ...SSE_HEADERS, "mcp-session-id": session.id },
-    });
-  }
-
-  /** Opens (or resumes after event `after`) the session's GET stream. */
-  #getStream(session: McpClientSession, identity: Identity, after: number | undefined): Response {
-    const credential = identity.credential;
-    // A GET that replaces the session's own open stream does not add one.
-    const standalone = session.streams.standalone;
-    const replacing = standalone.attached && session.getStreamCredential === credential;
-    const refused = this.#streamLimit(credential, replacing);
-    if (refused !== undefined) return refused;
-    const connection = this.#connection(session, "GET stream");
-    this.#countStream(credential)(connection);
-    session.getStreamCredential = credential;
-    if (after === undefined) standalone.attach(connection);
-    else this.#resume(session, standalone, connection, after);
-    // The session was heard from when its stream ends, so the idle TTL counts from then.
-    const lost = connection.onCancel;
-    connection.onCancel = () => {
-      lost?.();
-      session.touch(this.#now());
-    };
-    return new Response(connection.readable, {
-      headers: { ...SSE_HEADERS, "mcp-session-id": session.id },
-    });
-  }
-
-  #resume(
-    session: McpClientSession,
-    stream: ResumableStream,
-    connection: SseStream,
-    after: number,
-  ): void {
-    if (stream.attach(connection, after)) return;
-    this.#options.metrics?.errors.inc("replay_gap");
-    log.warning(
-      "MCP client session {mcpSession} of {owner} on {name} resumed stream {stream} after event {after}, but events after it were dropped from the replay buffer (--sse-replay-bytes, --sse-replay-events): it misses them",
-      {
-        event: "replay_gap",
-        mcpSession: session.id,
-        owner: session.owner,
-        name: session.serverName,
-        stream: stream.id,
-        after,
-      },
-    );
+    return this.#streams.get(session, identity, request.headers.get("last-event-id"));
   }
 
   #delete(request: Request, identity: Identity, serverName: string): Response {

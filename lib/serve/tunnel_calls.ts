@@ -4,7 +4,6 @@
 
 import { Deadlines } from "../util/deadlines.ts";
 import { LogThrottle } from "../util/log_throttle.ts";
-import { utf8Length } from "../util/utf8.ts";
 import { isObject } from "../util/json_object.ts";
 import { logger } from "../util/log.ts";
 import {
@@ -21,76 +20,18 @@ import {
 import { isOneLine } from "../protocol/json_scan.ts";
 import { LATEST_PROTOCOL_VERSION } from "../protocol/mcp_versions.ts";
 import type { Payload } from "../protocol/payload.ts";
-import { CallQueue } from "./call_queue.ts";
+import { WaitingCalls } from "./call_queue.ts";
 import { CallTable, RawResponse, restoreProgress, restoreResponse } from "./call_table.ts";
 import type { ServeMetrics } from "./metrics.ts";
+import {
+  type CallChannel,
+  type CallLimits,
+  type CallOptions,
+  DEFAULT_MAX_QUEUED,
+  type ServerMessageSink,
+} from "./call_contract.ts";
 
 const log = logger("serve", "calls");
-
-/** Options of {@link TunnelCalls.call}. */
-export interface CallOptions {
-  /** Deadline in milliseconds; the session's `callTimeoutMs` when omitted. */
-  timeoutMs?: number;
-  /** Aborting cancels the call: the server gets `notifications/cancelled` and the call resolves undefined. */
-  signal?: AbortSignal;
-  /** Receives `notifications/progress` for this call, with the caller's progress token restored. */
-  onProgress?: (notification: JsonObject) => void;
-  /**
-   * Resolve with a {@link RawResponse} (the answer's JSON text, caller's id in place) when the answer
-   * came in a long frame, instead of parsing it: for callers that only write the answer out.
-   */
-  raw?: boolean;
-}
-
-/** Calls that may wait for a slot per tunnel session, by default. */
-export const DEFAULT_MAX_QUEUED = 4096;
-
-/** Limits of the calls of one session. */
-export interface CallLimits {
-  /** Calls in flight; more wait in the queue. */
-  maxInflight: number;
-  /**
-   * Calls that may wait for a slot, first in first out, each up to its own deadline; past it a call is
-   * refused with a JSON-RPC error at once. Default {@link DEFAULT_MAX_QUEUED}.
-   */
-  maxQueued?: number;
-  /** Default deadline of a call, in milliseconds. */
-  callTimeoutMs: number;
-}
-
-/** What the calls need of their session. */
-export interface CallChannel {
-  /** The server's name, for messages. */
-  readonly name: string;
-  /** True while registered (a detached session buffers for replay). */
-  readonly registered: boolean;
-  /** Sends a data frame to the client; false when it cannot reach it. */
-  sendData(type: "request" | "response", payload: JsonObject): boolean;
-  /** Counts a bad frame against the link (answers for ids never asked count as such). */
-  badFrame(message: string): void;
-}
-
-/** Where the server's own messages go (the MCP endpoint). */
-export interface ServerMessageSink {
-  /** The server sent a notification that is not progress for a call (list changes, logs, …). */
-  serverNotification(message: JsonRpcNotification): void;
-  /**
-   * The server sent a request (roots/list, sampling/createMessage, elicitation/create, …). `signal`
-   * aborts when the server cancels it or the session closes.
-   */
-  serverRequest(request: JsonRpcRequest, signal: AbortSignal): Promise<JsonRpcResponse>;
-}
-
-/** A call waiting in the queue for a slot. */
-interface Waiting {
-  request: JsonRpcRequest;
-  options: CallOptions;
-  /** When it started waiting (performance.now()). */
-  since: number;
-  /** Stops its deadline and abort listener and records the time it waited. */
-  leave(): void;
-  resolve(response: JsonRpcResponse | RawResponse | undefined): void;
-}
 
 interface Route {
   settle(response: JsonRpcResponse | RawResponse | undefined): void;
@@ -116,10 +57,10 @@ export class TunnelCalls {
   #metrics: ServeMetrics | undefined;
   #calls = new CallTable<Route>();
   /** Calls waiting for a slot. */
-  #queue: CallQueue<Waiting>;
+  #queue: WaitingCalls;
   #pumping = false;
   /** Call timeouts (tunnel ids in flight, entries waiting): one timer for all, not one per call. */
-  #deadlines = new Deadlines<number | Waiting>();
+  #deadlines = new Deadlines<number>();
   #serverRequests = new Map<string, AbortController>();
   #init: Promise<JsonRpcResponse> | undefined;
   /** Tunnel ids of calls given up (timed out, cancelled): a late answer for one is expected, not bad. */
@@ -132,7 +73,7 @@ export class TunnelCalls {
   ) {
     this.#channel = channel;
     this.#limits = options.limits;
-    this.#queue = new CallQueue(options.limits.maxQueued ?? DEFAULT_MAX_QUEUED);
+    this.#queue = new WaitingCalls(options.limits.maxQueued ?? DEFAULT_MAX_QUEUED, options.metrics);
     this.#sink = options.sink;
     this.#metrics = options.metrics;
   }
@@ -199,41 +140,15 @@ export class TunnelCalls {
     request: JsonRpcRequest,
     options: CallOptions,
   ): Promise<JsonRpcResponse | RawResponse | undefined> {
-    const { timeoutMs = this.#limits.callTimeoutMs, signal } = options;
-    return new Promise((resolve) => {
-      const waiting: Waiting = {
-        request,
-        options,
-        since: performance.now(),
-        leave: () => {
-          this.#deadlines.delete(waiting);
-          signal?.removeEventListener("abort", onAbort);
-          this.#metrics?.callQueueSeconds.observe((performance.now() - waiting.since) / 1000);
-        },
-        resolve,
-      };
-      const onAbort = () => {
-        if (!this.#queue.delete(waiting)) return;
-        waiting.leave();
-        resolve(undefined); // never sent: the server has nothing to cancel
-      };
-      this.#queue.push(waiting, utf8Length(JSON.stringify(request)));
-      this.#deadlines.add(waiting, timeoutMs, () => {
-        if (!this.#queue.delete(waiting)) return;
-        waiting.leave();
-        this.#metrics?.errors.inc("call_timeout");
-        resolve(
-          errorResponse(
-            request.id,
-            ErrorCode.Timeout,
-            `Call '${request.method}' to server '${this.#channel.name}' timed out after ${
-              timeoutMs / 1000
-            } s waiting for a slot (${this.#calls.size} calls in flight, limit --max-inflight ${this.#limits.maxInflight})`,
-          ),
-        );
-      });
-      signal?.addEventListener("abort", onAbort, { once: true });
-    });
+    const timeoutMs = options.timeoutMs ?? this.#limits.callTimeoutMs;
+    return this.#queue.wait(request, { ...options, timeoutMs }, () =>
+      errorResponse(
+        request.id,
+        ErrorCode.Timeout,
+        `Call '${request.method}' to server '${this.#channel.name}' timed out after ${
+          timeoutMs / 1000
+        } s waiting for a slot (${this.#calls.size} calls in flight, limit --max-inflight ${this.#limits.maxInflight})`,
+      ));
   }
 
   /** Sends queued calls, oldest first, while slots are free. Not re-entered from a send that fails. */
@@ -244,9 +159,8 @@ export class TunnelCalls {
       while (this.#calls.size < this.#limits.maxInflight) {
         const waiting = this.#queue.shift();
         if (waiting === undefined) return;
-        waiting.leave();
-        const waitedMs = performance.now() - waiting.since;
-        this.#send(waiting.request, waiting.options, { resolve: waiting.resolve, waitedMs });
+        const { request, options, resolve, waitedMs } = waiting;
+        this.#send(request, options, { resolve, waitedMs });
       }
     } finally {
       this.#pumping = false;
@@ -356,16 +270,13 @@ export class TunnelCalls {
   /** Ends every call (waiting ones too) with a JSON-RPC error saying `reason`, and aborts the server's requests. */
   failAll(reason: string): void {
     this.#deadlines.clear();
-    for (const waiting of this.#queue.drain()) {
-      waiting.leave();
-      waiting.resolve(
-        errorResponse(
-          waiting.request.id,
-          ErrorCode.TunnelUnavailable,
-          `Tunnel to server '${this.#channel.name}' closed before the call was sent: ${reason}`,
-        ),
-      );
-    }
+    this.#queue.failAll((waiting) =>
+      errorResponse(
+        waiting.request.id,
+        ErrorCode.TunnelUnavailable,
+        `Tunnel to server '${this.#channel.name}' closed before the call was sent: ${reason}`,
+      )
+    );
     for (const entry of this.#calls.drain()) {
       entry.route.settle(
         errorResponse(

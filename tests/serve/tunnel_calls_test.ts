@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import { ErrorCode, type JsonObject, type JsonRpcResponse } from "../../lib/protocol/jsonrpc.ts";
 import { Payload } from "../../lib/protocol/payload.ts";
 import type { RawResponse } from "../../lib/serve/call_table.ts";
-import { type CallChannel, TunnelCalls } from "../../lib/serve/tunnel_calls.ts";
+import type { CallChannel } from "../../lib/serve/call_contract.ts";
+import { TunnelCalls } from "../../lib/serve/tunnel_calls.ts";
 import { within } from "../fixtures/test_gateway.ts";
 
 class RecordingChannel implements CallChannel {
