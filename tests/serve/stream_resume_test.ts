@@ -8,6 +8,7 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import type { JsonObject } from "../../lib/protocol/jsonrpc.ts";
 import type { Gateway } from "../../lib/serve/gateway.ts";
 import { createServeMetrics } from "../../lib/serve/metrics.ts";
+import { delay } from "../../lib/util/delay.ts";
 import {
   getSse,
   initializeMcp,
@@ -19,6 +20,15 @@ import {
 import { startTcpRelay, type TcpRelay } from "../fixtures/tcp_relay.ts";
 import { serveTestServer, startTestGateway, TOKENS, within } from "../fixtures/test_gateway.ts";
 
+/** Polls a value held in this process (each round paced by 10 ms) until `check` holds, or fails. */
+async function pollUntil(what: string, check: () => boolean, ms = 5_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`Timed out waiting for ${what}`);
+    await delay(10);
+  }
+}
+
 function messagesOf(events: SseEvent[]): JsonObject[] {
   return events.filter((e) => e.data !== "").map((e) => JSON.parse(e.data) as JsonObject);
 }
@@ -28,8 +38,9 @@ function progressOf(messages: JsonObject[]): number[] {
     .map((m) => (m.params as { progress: number }).progress);
 }
 
-Deno.test("a POST stream cut mid-call resumes with Last-Event-ID: what followed, then the rest, once", async () => {
-  const gateway = await startTestGateway();
+Deno.test("a POST stream cut mid-call resumes with Last-Event-ID: what followed, from the replay buffer, once", async () => {
+  const metrics = createServeMetrics();
+  const gateway = await startTestGateway({ metrics });
   const served = await serveTestServer(gateway, "res");
   try {
     const session = await initializeMcp(gateway, "res");
@@ -43,6 +54,8 @@ Deno.test("a POST stream cut mid-call resumes with Last-Event-ID: what followed,
     );
     await first.events.waitFor((e) => e.data.includes('"progress":2'), 5_000, "progress 2");
     await first.close(); // the connection drops; the call goes on
+    // Resume only once the call is over, so that all that followed comes from the replay buffer.
+    await pollUntil("the call to finish", () => metrics.callsInFlight.value === 0);
     const lastId = first.events.items.at(-1)!.id!;
     assert.match(lastId, /^\d+:2$/);
     const resumed = await getSse(gateway, "res", session, { lastEventId: lastId });
