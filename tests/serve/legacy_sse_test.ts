@@ -254,3 +254,16 @@ Deno.test("closing a legacy SSE connection ends its session and cancels its call
     await gateway.close();
   }
 });
+
+Deno.test("the legacy endpoint event names the messages path under --public-url's path", async () => {
+  const gateway = await startTestGateway({ publicUrl: "https://gw.example.com/mcp-gw/" });
+  const served = await serveTestServer(gateway, "prefixed");
+  try {
+    const { reading, endpoint } = await openLegacy(gateway, "prefixed");
+    assert.match(endpoint!, /^\/mcp-gw\/servers\/prefixed\/messages\?sessionId=[0-9a-f-]{36}$/);
+    await reading.close();
+  } finally {
+    await served.close();
+    await gateway.close();
+  }
+});
