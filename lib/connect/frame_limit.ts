@@ -43,6 +43,6 @@ export function tooLargeError(id: JsonRpcId, what: string, size: Oversize): Json
   return errorResponse(
     id,
     ErrorCode.MessageTooLarge,
-    `${what} (${size.bytes} bytes) exceeds the gateway's message limit of ${size.limit} bytes`,
+    `${what} (${size.bytes} bytes) exceeds the gateway's message limit of ${size.limit} bytes (mcp-rproxy serve: --max-frame-bytes)`,
   );
 }

@@ -5,6 +5,7 @@ import { isObject } from "../util/json_object.ts";
 import meta from "../../deno.json" with { type: "json" };
 import { delay } from "../util/delay.ts";
 import { LineFramer } from "../util/line_splitter.ts";
+import { C_DEFAULT_MAX_FRAME_BYTES } from "../protocol/frames.ts";
 import {
   classify,
   ErrorCode,
@@ -35,7 +36,11 @@ export const DEMO_PROTOCOL_VERSIONS = [
 /** The `serverInfo.name` the demo server reports. */
 export const DEMO_SERVER_NAME = "mcp-rproxy-demo";
 
-const MAX_BIG_BYTES = 64 * 1024 * 1024;
+/**
+ * The largest `big` text that passes through `serve` with its defaults: its frame limit less room for the
+ * JSON-RPC answer and the frame around the text (a few hundred bytes; 64 KiB is ample).
+ */
+export const MAX_BIG_BYTES = C_DEFAULT_MAX_FRAME_BYTES - 64 * 1024;
 const MAX_STEPS = 10_000;
 const MAX_STEP_MS = 60_000;
 

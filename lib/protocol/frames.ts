@@ -69,6 +69,12 @@ export type Isolation = typeof ISOLATIONS[number];
 /** B refuses inbound frames over 1 MiB with close 1009. */
 export const CONTRACT_B_MAX_FRAME_BYTES = 1024 * 1024;
 
+/**
+ * Our gateway's default frame limit (`serve --max-frame-bytes`): a 40 MiB tool result passes with room for
+ * its JSON-RPC and frame envelopes, and for servers that send a text twice (content and structured).
+ */
+export const C_DEFAULT_MAX_FRAME_BYTES = 48 * 1024 * 1024;
+
 /** Deno's WebSocket refuses messages of 64 MiB and more. */
 export const WEBSOCKET_MAX_MESSAGE_BYTES = 64 * 1024 * 1024 - 1;
 

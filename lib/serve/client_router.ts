@@ -6,7 +6,7 @@ import { ErrorCode, errorResponse } from "../protocol/jsonrpc.ts";
 import type { JsonRpcNotification, JsonRpcRequest, JsonRpcResponse } from "../protocol/jsonrpc.ts";
 import { logger } from "../util/log.ts";
 import type { McpClientSession, McpClientSessions } from "./mcp_client_session.ts";
-import type { SseStream } from "./sse_stream.ts";
+import type { ClientStream } from "./resumable_stream.ts";
 
 const log = logger("serve", "mcp");
 
@@ -34,7 +34,10 @@ export class ClientRouter {
     this.#timeoutMs = timeoutMs;
   }
 
-  /** Sends a server notification to every client of that server (on their GET streams). */
+  /**
+   * Sends a server notification to every client of that server: on their GET streams (kept for replay
+   * while a stream waits within its resume window) or legacy SSE connections.
+   */
   notification(server: ServerRef, message: JsonRpcNotification): void {
     let delivered = 0;
     for (const session of this.#sessions.ofServer(server.owner, server.name)) {
@@ -51,7 +54,8 @@ export class ClientRouter {
   /**
    * Routes a server-initiated request to one client of that server that declared the capability it needs,
    * preferring a client with a call in flight on an SSE stream (the request most likely belongs to that
-   * call), else one with a GET stream. Without such a client it answers with a JSON-RPC error at once.
+   * call), else one with a GET stream, each with a client connection open now. Without such a client it
+   * answers with a JSON-RPC error at once.
    */
   request(
     server: ServerRef,
@@ -112,12 +116,13 @@ export class ClientRouter {
   #target(
     server: ServerRef,
     capability: string | undefined,
-  ): { session: McpClientSession; stream: SseStream } | undefined {
-    let best: { session: McpClientSession; stream: SseStream; rank: number } | undefined;
+  ): { session: McpClientSession; stream: ClientStream } | undefined {
+    let best: { session: McpClientSession; stream: ClientStream; rank: number } | undefined;
     for (const session of this.#sessions.ofServer(server.owner, server.name)) {
       if (capability !== undefined && !session.declares(capability)) continue;
       const callStream = session.latestStream();
-      const stream = callStream ?? session.getStream;
+      const getStream = session.getStream;
+      const stream = callStream ?? (getStream?.attached ? getStream : undefined);
       if (stream === undefined) continue;
       const rank = (callStream ? 2e15 : 0) + session.lastSeen;
       if (best === undefined || rank > best.rank) best = { session, stream, rank };

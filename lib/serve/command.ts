@@ -153,6 +153,7 @@ export async function serveCommand(args: string[], context: CommandContext): Pro
         maxFrameBytes: settings.maxFrameBytes,
         maxSessionsPerOwner: settings.maxSessionsPerOwner,
         maxInflight: settings.maxInflight,
+        maxQueued: settings.maxQueued,
         callTimeoutMs: settings.callTimeoutMs,
         heartbeatTimeoutMs: settings.heartbeatTimeoutMs,
         wsIdleTimeoutSeconds: settings.wsIdleTimeoutSeconds,
@@ -171,6 +172,10 @@ export async function serveCommand(args: string[], context: CommandContext): Pro
         maxStreamsPerToken: settings.maxStreamsPerToken,
         memoryBudgetBytes: settings.memoryBudgetBytes,
         memoryPerOwnerBytes: settings.memoryPerOwnerBytes,
+        sseReplayBytes: settings.sseReplayBytes,
+        sseReplayEvents: settings.sseReplayEvents,
+        sseResumeWindowMs: settings.sseResumeWindowMs,
+        sseRetryMs: settings.sseRetryMs,
         metrics,
       });
     } catch (error: unknown) {

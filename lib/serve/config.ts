@@ -34,6 +34,7 @@ export interface ServeSettings {
   maxFrameBytes: number;
   maxSessionsPerOwner: number;
   maxInflight: number;
+  maxQueued: number;
   callTimeoutMs: number;
   heartbeatTimeoutMs: number;
   wsIdleTimeoutSeconds: number;
@@ -63,6 +64,11 @@ export interface ServeSettings {
   memoryBudgetBytes: number;
   /** Memory held for one owner, bytes. */
   memoryPerOwnerBytes: number;
+  /** Resumable SSE streams of MCP clients: replay bounds, resume window and `retry:` (ms). */
+  sseReplayBytes: number;
+  sseReplayEvents: number;
+  sseResumeWindowMs: number;
+  sseRetryMs: number;
   logLevel: LogLevel;
   logFormat: LogFormat;
   /** `HOST:PORT` of the health and metrics listener; undefined = off. */
@@ -88,6 +94,7 @@ export const SERVE_FLAGS = {
   "max-frame-bytes": { type: "string" },
   "max-sessions-per-owner": { type: "string" },
   "max-inflight": { type: "string" },
+  "max-queued": { type: "string" },
   "call-timeout": { type: "string" },
   "heartbeat-timeout": { type: "string" },
   "ws-idle-timeout": { type: "string" },
@@ -106,6 +113,10 @@ export const SERVE_FLAGS = {
   "max-streams-per-token": { type: "string" },
   "memory-budget": { type: "string" },
   "memory-per-owner": { type: "string" },
+  "sse-replay-bytes": { type: "string" },
+  "sse-replay-events": { type: "string" },
+  "sse-resume-window": { type: "string" },
+  "sse-retry": { type: "string" },
   "log-level": { type: "string" },
   "log-format": { type: "string" },
   "health-listen": { type: "string" },
@@ -164,6 +175,10 @@ function byteSize(flag: string, text: string, max: number): number {
     });
   }
   return value;
+}
+
+function bufferSize(flag: string, text: string): number {
+  return byteSize(flag, text, MAX_BUFFER_BYTES);
 }
 
 function hostPort(flag: string, text: string): { hostname: string; port: number } {
@@ -341,6 +356,7 @@ export function parseServeArgs(
       (f, t) => wholeNumber(f, t, 1),
     ),
     maxInflight: option("max-inflight", d.maxInflight, (f, t) => wholeNumber(f, t, 1)),
+    maxQueued: option("max-queued", d.maxQueued, (f, t) => wholeNumber(f, t, 1)),
     callTimeoutMs: option("call-timeout", d.callTimeoutMs, (f, t) => secondsMs(f, t)),
     heartbeatTimeoutMs: option(
       "heartbeat-timeout",
@@ -399,6 +415,10 @@ export function parseServeArgs(
       d.memoryPerOwnerBytes,
       (f, t) => byteSize(f, t, MAX_BUFFER_BYTES),
     ),
+    sseReplayBytes: option("sse-replay-bytes", d.sseReplayBytes, bufferSize),
+    sseReplayEvents: option("sse-replay-events", d.sseReplayEvents, (f, t) => wholeNumber(f, t, 1)),
+    sseResumeWindowMs: option("sse-resume-window", d.sseResumeWindowMs, (f, t) => secondsMs(f, t)),
+    sseRetryMs: option("sse-retry", d.sseRetryMs, (f, t) => Math.ceil(secondsMs(f, t))),
     logLevel,
     logFormat,
   };

@@ -9,7 +9,7 @@ import type { ServeMetrics } from "./metrics.ts";
 import type { WebSocketAccept } from "./peer_socket.ts";
 import { LinkAdmission } from "./link_admission.ts";
 import { type HttpServer, startHttpServer, UNAUTHENTICATED_LOG_CHARS } from "./http/server.ts";
-import { McpEndpoint } from "./mcp_endpoint.ts";
+import { MCP_PATHS, McpEndpoint, type McpRequestContext } from "./mcp_endpoint.ts";
 import { Registrar } from "./registration.ts";
 import { RequestBodyTimeoutError } from "./request_body.ts";
 import { TunnelRegistry } from "./tunnel_registry.ts";
@@ -121,6 +121,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     maxFrameBytes,
     maxSessionsPerOwner,
     maxInflight,
+    maxQueued,
     callTimeoutMs,
     heartbeatTimeoutMs,
     wsIdleTimeoutSeconds,
@@ -137,6 +138,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     replayBytes,
     maxClientBufferBytes,
     maxStreamsPerToken,
+    sseReplayBytes,
+    sseReplayEvents,
+    sseResumeWindowMs,
+    sseRetryMs,
     memoryBudgetBytes,
     memoryPerOwnerBytes,
   } = resolveLimits(options);
@@ -165,6 +170,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     allowedOrigins: origins,
     maxClientBufferBytes,
     maxStreamsPerToken,
+    streams: {
+      replayBytes: sseReplayBytes,
+      replayEvents: sseReplayEvents,
+      resumeWindowMs: sseResumeWindowMs,
+      retryMs: sseRetryMs,
+    },
+    publicPath: publicUrl === undefined ? "" : publicUrl.pathname.replace(/\/+$/, ""),
     now,
     ...(metrics === undefined ? {} : { metrics }),
   });
@@ -172,7 +184,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     registry,
     maxSessionsPerOwner,
     pendingLinks: (owner) => admission.pendingLinks(owner),
-    limits: { maxFrameBytes, maxInflight, callTimeoutMs },
+    limits: { maxFrameBytes, maxInflight, maxQueued, callTimeoutMs },
     ...(resume === undefined ? {} : { resume }),
     router: {
       serverNotification: (session, message) => endpoint.router.notification(session, message),
@@ -244,7 +256,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         maxBodyBytes: maxFrameBytes,
       });
     }
-    if (segments[0] === "servers" && segments[2] === "mcp" && segments.length === 3) {
+    if (segments[0] === "servers" && MCP_PATHS.has(segments[2]!) && segments.length === 3) {
       const name = decodeSegment(segments[1]!);
       if (name === undefined) return badPath(url.pathname);
       // A browser's preflight carries no credentials: it is answered before authentication.
@@ -254,7 +266,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         metrics?.errors.inc("auth");
         return endpoint.withCors(request, identity);
       }
-      return await endpoint.handle(request, identity, name);
+      return await endpoint.handle(request, {
+        identity,
+        serverName: name,
+        path: segments[2] as NonNullable<McpRequestContext["path"]>,
+        // Aborts when the client disconnects before its answer was written (http/server.ts).
+        clientGone: request.signal,
+      });
     }
     return Response.json({ error: "Not found" }, { status: 404 });
   }
@@ -296,6 +314,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       let calls = 0;
       for (const session of registry.list()) calls += session.inflight;
       return calls;
+    });
+    metrics.callsQueued.track(() => {
+      let queued = 0;
+      for (const session of registry.list()) queued += session.calls.queued;
+      return queued;
     });
   }
   for (const origin of ownOrigins(hostname, server.port, publicUrl)) origins.add(origin);

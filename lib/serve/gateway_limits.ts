@@ -1,6 +1,9 @@
 // The numeric limits of the gateway in one place: what each means, its default, and how it is checked.
 
+import { C_DEFAULT_MAX_FRAME_BYTES } from "../protocol/frames.ts";
 import { MAX_CLIENT_SESSIONS_PER_OWNER } from "./mcp_client_session.ts";
+import { STREAM_DEFAULTS } from "./resumable_stream.ts";
+import { DEFAULT_MAX_QUEUED } from "./call_contract.ts";
 
 const MIB = 1024 * 1024;
 
@@ -10,8 +13,10 @@ export interface GatewayLimits {
   maxFrameBytes: number;
   /** Live sessions one owner may hold, counting its links from their upgrade until they register. */
   maxSessionsPerOwner: number;
-  /** Calls in flight per link. */
+  /** Calls in flight per tunnel session; more wait in its queue. */
   maxInflight: number;
+  /** Calls waiting for a slot per tunnel session, each up to its deadline; past it calls are refused. */
+  maxQueued: number;
   /** Deadline of one call, in milliseconds. */
   callTimeoutMs: number;
   /** A link with no inbound frame for this long is closed, in milliseconds. */
@@ -46,6 +51,17 @@ export interface GatewayLimits {
   maxClientBufferBytes: number;
   /** Open GET streams one token may hold at once. */
   maxStreamsPerToken: number;
+  /** UTF-8 bytes of SSE events kept per MCP session so that a client can resume its streams. */
+  sseReplayBytes: number;
+  /** SSE events kept per MCP session so that a client can resume its streams. */
+  sseReplayEvents: number;
+  /**
+   * How long an SSE stream whose connection dropped is kept for its client to resume it, in milliseconds;
+   * a call whose stream is not resumed in time is then cancelled.
+   */
+  sseResumeWindowMs: number;
+  /** The SSE `retry:` field: how long a client waits before reconnecting a stream, in milliseconds. */
+  sseRetryMs: number;
   /** Data frames kept per session for replay after a link drop. */
   replayFrames: number;
   /** Bytes (UTF-16 units of frame text) kept per session for replay after a link drop. */
@@ -58,9 +74,10 @@ export interface GatewayLimits {
 
 /** Defaults of {@link GatewayLimits}. */
 export const LIMIT_DEFAULTS = {
-  maxFrameBytes: 32 * MIB,
+  maxFrameBytes: C_DEFAULT_MAX_FRAME_BYTES,
   maxSessionsPerOwner: 32,
   maxInflight: 64,
+  maxQueued: DEFAULT_MAX_QUEUED,
   callTimeoutMs: 300_000,
   heartbeatTimeoutMs: 90_000,
   wsIdleTimeoutSeconds: 60,
@@ -77,6 +94,10 @@ export const LIMIT_DEFAULTS = {
   replayBytes: 64 * MIB,
   maxClientBufferBytes: 16 * MIB,
   maxStreamsPerToken: 16,
+  sseReplayBytes: STREAM_DEFAULTS.replayBytes,
+  sseReplayEvents: STREAM_DEFAULTS.replayEvents,
+  sseResumeWindowMs: STREAM_DEFAULTS.resumeWindowMs,
+  sseRetryMs: STREAM_DEFAULTS.retryMs,
   memoryBudgetBytes: 512 * MIB,
   memoryPerOwnerBytes: 160 * MIB,
 } as const;
@@ -86,6 +107,7 @@ const RULES: Record<keyof GatewayLimits, "integer" | "positive" | "non-negative"
   maxFrameBytes: "integer",
   maxSessionsPerOwner: "integer",
   maxInflight: "integer",
+  maxQueued: "integer",
   callTimeoutMs: "positive",
   heartbeatTimeoutMs: "positive",
   wsIdleTimeoutSeconds: "count0",
@@ -102,6 +124,10 @@ const RULES: Record<keyof GatewayLimits, "integer" | "positive" | "non-negative"
   replayBytes: "integer",
   maxClientBufferBytes: "integer",
   maxStreamsPerToken: "integer",
+  sseReplayBytes: "integer",
+  sseReplayEvents: "integer",
+  sseResumeWindowMs: "positive",
+  sseRetryMs: "integer",
   memoryBudgetBytes: "integer",
   memoryPerOwnerBytes: "integer",
 };

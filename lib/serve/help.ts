@@ -30,8 +30,9 @@ export function serveHelpText(): string {
   return `Usage: mcp-rproxy serve [options]
 
 Runs the gateway: accepts 'mcp-rproxy connect' links at /reverse-proxy/ws and serves each registered
-server to MCP clients at /servers/<name>/mcp (Streamable HTTP). At least one of --tokens-file,
---jwt-secret-file, ${JWT_SECRET_ENV} or --oauth-issuer is required: there is no anonymous access.
+server to MCP clients at /servers/<name>/mcp (Streamable HTTP) and /servers/<name>/sse (legacy
+HTTP+SSE). At least one of --tokens-file, --jwt-secret-file, ${JWT_SECRET_ENV} or --oauth-issuer is
+required: there is no anonymous access.
 
 Listening
   --listen HOST:PORT            address to listen on; [::1]:8080 for IPv6; port 0 = any free
@@ -59,7 +60,9 @@ Limits
   --max-frame-bytes N           largest frame and MCP request body; suffixes KiB, MiB; at most 63MiB
                                 (default ${formatByteSize(d.maxFrameBytes)})
   --max-sessions-per-owner N    live links per owner (default ${d.maxSessionsPerOwner})
-  --max-inflight N              calls in flight per link (default ${d.maxInflight})
+  --max-inflight N              calls in flight per server; more wait in its queue (default ${d.maxInflight})
+  --max-queued N                calls waiting for a slot per server, each up to its deadline; past it
+                                calls are refused (default ${d.maxQueued})
   --call-timeout SECONDS        deadline of one call (default ${d.callTimeoutMs / 1000})
   --heartbeat-timeout SECONDS   close a link silent for this long (default ${
     d.heartbeatTimeoutMs / 1000
@@ -101,6 +104,17 @@ Slow clients (each answered 408 and disconnected)
   --keepalive-timeout SECONDS   close an idle keep-alive connection after this long (default ${
     d.keepAliveTimeoutMs / 1000
   })
+
+MCP client streams (an SSE stream whose connection drops is resumed with Last-Event-ID)
+  --sse-resume-window SECONDS   keep a stream whose connection dropped this long for its client to come
+                                back; then its call is cancelled at the server (default ${
+    d.sseResumeWindowMs / 1000
+  })
+  --sse-replay-bytes N          UTF-8 bytes of events kept per MCP session for replay; suffixes KiB, MiB
+                                (default ${formatByteSize(d.sseReplayBytes)})
+  --sse-replay-events N         events kept per MCP session for replay (default ${d.sseReplayEvents})
+  --sse-retry SECONDS           the SSE retry: field, how long clients wait before reconnecting
+                                (default ${d.sseRetryMs / 1000})
 
 Resumption (links that drop and come back lose nothing; docs/resume.md)
   --resume-window SECONDS       keep a session whose link dropped this long for its client to resume it;

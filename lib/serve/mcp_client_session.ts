@@ -1,20 +1,38 @@
-// The MCP clients of tunneled servers: one session per `Mcp-Session-Id`, owning its calls in flight, its
-// GET stream and the server-initiated requests it was asked to answer; and the table of them, bounded
-// per owner.
+// The MCP clients of tunneled servers: one session per `Mcp-Session-Id` (or legacy SSE connection), owning
+// its calls in flight, its resumable streams and the server-initiated requests it was asked to answer; and
+// the table of them, bounded per owner.
 
 import { isObject, type JsonObject } from "../util/json_object.ts";
-import { ErrorCode, errorResponse, idKey, type JsonRpcResponse } from "../protocol/jsonrpc.ts";
-import type { SseStream } from "./sse_stream.ts";
+import {
+  ErrorCode,
+  errorResponse,
+  idKey,
+  type JsonRpcRequest,
+  type JsonRpcResponse,
+} from "../protocol/jsonrpc.ts";
+import {
+  type ClientStream,
+  SessionStreams,
+  STREAM_DEFAULTS,
+  type StreamSettings,
+} from "./resumable_stream.ts";
 
 /** MCP client sessions one owner may hold; past it the least recently used idle one is forgotten. */
 export const MAX_CLIENT_SESSIONS_PER_OWNER = 1024;
 
 /** One call in flight from an MCP client. */
 export interface ClientCall {
+  /** The request as the client sent it (to recognize the same request sent again). */
+  request: JsonRpcRequest;
   controller: AbortController;
-  /** The SSE stream of the POST, when the client took one. */
-  stream?: SseStream;
+  /** Where its progress, server requests and answer go when not answered as plain JSON. */
+  stream?: ClientStream;
   started: number;
+}
+
+/** A legacy (2024-11-05 HTTP+SSE) session's one SSE connection. */
+export interface LegacyConnection extends ClientStream {
+  close(): void;
 }
 
 /** One MCP client session. */
@@ -22,11 +40,12 @@ export class McpClientSession {
   readonly id: string = crypto.randomUUID();
   readonly owner: string;
   readonly serverName: string;
-  /** What the client declared in `initialize`. */
-  readonly capabilities: JsonObject;
-  readonly protocolVersion: string;
+  /** Its resumable SSE streams (Streamable HTTP): the GET stream and one per POST answered with SSE. */
+  readonly streams: SessionStreams;
+  #capabilities: JsonObject;
+  #protocolVersion: string;
   #lastSeen: number;
-  #getStream: SseStream | undefined;
+  #legacy: LegacyConnection | undefined;
   #getStreamCredential: string | undefined;
   #calls = new Map<string, ClientCall>();
   #serverRequests = new Map<string, (response: JsonRpcResponse) => void>();
@@ -38,13 +57,36 @@ export class McpClientSession {
       capabilities: JsonObject;
       protocolVersion: string;
       now: number;
+      streams?: StreamSettings;
     },
   ) {
     this.owner = options.owner;
     this.serverName = options.serverName;
-    this.capabilities = options.capabilities;
-    this.protocolVersion = options.protocolVersion;
+    this.#capabilities = options.capabilities;
+    this.#protocolVersion = options.protocolVersion;
     this.#lastSeen = options.now;
+    this.streams = new SessionStreams(options.streams ?? STREAM_DEFAULTS);
+  }
+
+  /** What the client declared in `initialize`. */
+  get capabilities(): JsonObject {
+    return this.#capabilities;
+  }
+
+  /** The protocol version negotiated in `initialize`. */
+  get protocolVersion(): string {
+    return this.#protocolVersion;
+  }
+
+  /** Records the client's `initialize` (a legacy session opens before it). */
+  initialized(capabilities: JsonObject, protocolVersion: string): void {
+    this.#capabilities = capabilities;
+    this.#protocolVersion = protocolVersion;
+  }
+
+  /** True for a legacy HTTP+SSE session. */
+  get legacy(): boolean {
+    return this.#legacy !== undefined;
   }
 
   /** When the client was last heard from (ms since epoch). */
@@ -59,7 +101,7 @@ export class McpClientSession {
 
   /** True with no call in flight and no open GET stream: the session may be forgotten. */
   get idle(): boolean {
-    return this.#calls.size === 0 && (this.#getStream === undefined || this.#getStream.closed);
+    return this.#calls.size === 0 && this.getStream?.attached !== true;
   }
 
   /** True if the client declared `capability` (`roots`, `sampling`, `elicitation`, …). */
@@ -67,28 +109,28 @@ export class McpClientSession {
     return isObject(this.capabilities[capability]);
   }
 
-  /** The open GET stream, if any. */
-  get getStream(): SseStream | undefined {
-    const stream = this.#getStream;
-    return stream !== undefined && !stream.closed ? stream : undefined;
+  /**
+   * Where messages not tied to a call go (server notifications, requests without a call stream): the
+   * legacy connection, or the GET stream while it is open or within its resume window.
+   */
+  get getStream(): ClientStream | undefined {
+    if (this.#legacy !== undefined) return this.#legacy;
+    return this.streams.standalone.open ? this.streams.standalone : undefined;
   }
 
-  /** The credential that opened the current GET stream. */
+  /** The credential that opened the current GET stream connection. */
   get getStreamCredential(): string | undefined {
     return this.#getStreamCredential;
   }
 
-  /** Makes `stream` the session's GET stream, opened with `credential`, closing the previous one. */
-  openGetStream(stream: SseStream, credential: string): void {
-    const previous = this.#getStream;
-    this.#getStream = stream;
+  /** Records the credential of the GET stream's new connection. */
+  set getStreamCredential(credential: string | undefined) {
     this.#getStreamCredential = credential;
-    previous?.close();
   }
 
-  /** Forgets `stream` as the GET stream if it still is. */
-  getStreamGone(stream: SseStream): void {
-    if (this.#getStream === stream) this.#getStream = undefined;
+  /** Makes `connection` the session's one legacy SSE connection. */
+  attachLegacy(connection: LegacyConnection): void {
+    this.#legacy = connection;
   }
 
   /** Calls in flight. */
@@ -99,6 +141,11 @@ export class McpClientSession {
   /** True if a call with this JSON-RPC id is in flight. */
   hasCall(id: string | number): boolean {
     return this.#calls.has(idKey(id));
+  }
+
+  /** The call in flight with this JSON-RPC id. */
+  call(id: string | number): ClientCall | undefined {
+    return this.#calls.get(idKey(id));
   }
 
   /** Records a call in flight; returns a function that forgets it (once the call is answered). */
@@ -115,12 +162,12 @@ export class McpClientSession {
     this.#calls.get(idKey(id))?.controller.abort(reason);
   }
 
-  /** The most recent call with an open SSE stream. */
-  latestStream(): SseStream | undefined {
+  /** The stream of the most recent call whose stream has a client connection now. */
+  latestStream(): ClientStream | undefined {
     let best: ClientCall | undefined;
     for (const call of this.#calls.values()) {
       if (
-        call.stream !== undefined && !call.stream.closed && (!best || call.started >= best.started)
+        call.stream !== undefined && call.stream.attached && (!best || call.started >= best.started)
       ) {
         best = call;
       }
@@ -162,8 +209,8 @@ export class McpClientSession {
       );
     }
     this.#serverRequests.clear();
-    this.#getStream?.close();
-    this.#getStream = undefined;
+    this.streams.end();
+    this.#legacy?.close();
   }
 }
 
@@ -171,6 +218,8 @@ export class McpClientSession {
 export interface McpClientSessionsOptions {
   /** An idle session is forgotten after this long, in milliseconds. */
   ttlMs: number;
+  /** Bounds and timing of each session's resumable streams. Default {@link STREAM_DEFAULTS}. */
+  streams?: StreamSettings;
   /** Sessions one owner may hold. Default {@link MAX_CLIENT_SESSIONS_PER_OWNER}. */
   maxPerOwner?: number;
   now: () => number;
@@ -200,6 +249,11 @@ export class McpClientSessions {
     return this.#sessions.get(id);
   }
 
+  /** Every session. */
+  all(): Iterable<McpClientSession> {
+    return this.#sessions.values();
+  }
+
   /** The sessions of one server of one owner. */
   *ofServer(owner: string, serverName: string): Iterable<McpClientSession> {
     for (const session of this.#sessions.values()) {
@@ -212,7 +266,7 @@ export class McpClientSessions {
    * Undefined when the owner is at its cap with no idle session.
    */
   open(
-    fields: Omit<ConstructorParameters<typeof McpClientSession>[0], "now">,
+    fields: Omit<ConstructorParameters<typeof McpClientSession>[0], "now" | "streams">,
   ): McpClientSession | undefined {
     let count = 0;
     let oldest: McpClientSession | undefined;
@@ -227,7 +281,11 @@ export class McpClientSessions {
       if (oldest === undefined) return undefined;
       this.delete(oldest, "too many sessions for the owner");
     }
-    const session = new McpClientSession({ ...fields, now: this.#options.now() });
+    const session = new McpClientSession({
+      ...fields,
+      now: this.#options.now(),
+      ...(this.#options.streams === undefined ? {} : { streams: this.#options.streams }),
+    });
     this.#sessions.set(session.id, session);
     return session;
   }

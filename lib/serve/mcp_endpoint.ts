@@ -1,8 +1,8 @@
 // The MCP endpoint `/servers/<name>/mcp` of each registered server: the HTTP verbs of Streamable HTTP
-// (MCP 2025-11-25) for many clients sharing one tunneled server. Sessions, origins and server-initiated
-// messages live beside it (mcp_client_session.ts, cors.ts, client_router.ts).
+// (MCP 2025-11-25) for many clients sharing one tunneled server, with resumable SSE streams; and beside it
+// the legacy HTTP+SSE transport (legacy_sse.ts). Sessions, origins, server-initiated messages and what a
+// client's message does live beside it (mcp_client_session.ts, cors.ts, client_router.ts, mcp_dispatch.ts).
 
-import { isObject } from "../util/json_object.ts";
 import {
   classify,
   ErrorCode,
@@ -14,22 +14,31 @@ import {
   type JsonRpcResponse,
 } from "../protocol/jsonrpc.ts";
 import { logger } from "../util/log.ts";
-import { negotiateVersion, SUPPORTED_PROTOCOL_VERSIONS } from "../protocol/mcp_versions.ts";
+import { SUPPORTED_PROTOCOL_VERSIONS } from "../protocol/mcp_versions.ts";
 import type { ServeMetrics } from "./metrics.ts";
 import { RawResponse } from "./call_table.ts";
 import { ClientRouter } from "./client_router.ts";
 import { CorsPolicy } from "./cors.ts";
-import { type ClientCall, type McpClientSession, McpClientSessions } from "./mcp_client_session.ts";
+import { type McpClientSession, McpClientSessions } from "./mcp_client_session.ts";
+import {
+  answerInitialize,
+  callRefusal,
+  clientNotification,
+  clientResponse,
+  repeatedCall,
+  runCall,
+} from "./mcp_dispatch.ts";
+import { LegacySse } from "./legacy_sse.ts";
+import { STREAM_DEFAULTS, type StreamSettings } from "./resumable_stream.ts";
+import { McpStreams } from "./mcp_streams.ts";
 import type { TunnelSession } from "./tunnel_session.ts";
 import type { TunnelRegistry } from "./tunnel_registry.ts";
-import { SSE_HEADERS, SseStream } from "./sse_stream.ts";
+import { SSE_HEADERS } from "./sse_stream.ts";
 import { type Accept, acceptOf, readJsonBody, reply, rpcError, wantsStream } from "./mcp_http.ts";
 import type { Identity } from "./token_store.ts";
 
 const log = logger("serve", "mcp");
 
-/** Open GET streams one token may hold at once, by default. */
-export const DEFAULT_MAX_STREAMS_PER_TOKEN = 16;
 /** What a client without an `MCP-Protocol-Version` header is assumed to speak. */
 const DEFAULT_HEADER_VERSION = "2025-03-26";
 
@@ -50,15 +59,35 @@ export interface McpEndpointOptions {
   /** Origins allowed in an `Origin` header (`*` allows any); requests without `Origin` pass. */
   allowedOrigins: ReadonlySet<string>;
   /**
-   * Bytes one SSE stream (a GET stream or a POST's answer) may hold that its client has not read; past it
-   * the stream is closed (`slow_client`). Default unbounded.
+   * Bytes one SSE connection (a GET stream or a POST's answer) may hold that its client has not read; past
+   * it the connection is cut (`slow_client`). Default unbounded.
    */
   maxClientBufferBytes?: number;
+  /** Replay buffer bounds, resume window and `retry:` of each session's streams. Default {@link STREAM_DEFAULTS}. */
+  streams?: StreamSettings;
+  /** Path prefix clients see before `/servers/…` (from `--public-url`), for the legacy `endpoint` event. */
+  publicPath?: string;
   /** The clock. Default `Date.now`. */
   now?: () => number;
   /** Counts requests for unknown sessions (`no_session`) and streams closed on slow clients (`slow_client`). */
   metrics?: ServeMetrics;
 }
+
+/** Which MCP path a request is for, and what the HTTP server knows of its client. */
+export interface McpRequestContext {
+  identity: Identity;
+  serverName: string;
+  /** `mcp` (Streamable HTTP, the default), or the legacy HTTP+SSE `sse` and `messages`. */
+  path?: "mcp" | "sse" | "messages";
+  /**
+   * Aborts when the client disconnects before its answer was written. A call answered as plain JSON is
+   * cancelled at once when it aborts (nothing could resume it). Listened to only until the answer is given.
+   */
+  clientGone?: AbortSignal;
+}
+
+/** The last path segments the MCP endpoint serves under `/servers/<name>/`. */
+export const MCP_PATHS: ReadonlySet<string> = new Set(["mcp", "sse", "messages"]);
 
 /**
  * The MCP endpoints of all registered servers. Sessions belong to (owner, server name), not to one tunnel
@@ -69,23 +98,42 @@ export class McpEndpoint {
   #now: () => number;
   #sessions: McpClientSessions;
   #cors: CorsPolicy;
-  /** Open GET streams by the credential that opened them. */
-  #streamsByCredential = new Map<string, number>();
+  #streamSettings: StreamSettings;
+  #legacy: LegacySse;
+  #streams: McpStreams;
   /** Routes what tunneled servers send on their own to these clients. */
   readonly router: ClientRouter;
 
   constructor(options: McpEndpointOptions) {
     this.#options = options;
     this.#now = options.now ?? Date.now;
+    this.#streamSettings = options.streams ?? STREAM_DEFAULTS;
     this.#sessions = new McpClientSessions({
       ttlMs: options.sessionTtlMs,
       now: this.#now,
+      streams: this.#streamSettings,
       ...(options.maxSessionsPerOwner === undefined
         ? {}
         : { maxPerOwner: options.maxSessionsPerOwner }),
     });
     this.#cors = new CorsPolicy(options.allowedOrigins);
+    this.#streams = new McpStreams({
+      streams: this.#streamSettings,
+      maxClientBufferBytes: options.maxClientBufferBytes,
+      maxStreamsPerToken: options.maxStreamsPerToken,
+      now: this.#now,
+      metrics: options.metrics,
+    });
     this.router = new ClientRouter(this.#sessions, options.callTimeoutMs);
+    this.#legacy = new LegacySse({
+      sessions: this.#sessions,
+      registry: options.registry,
+      maxBodyBytes: options.maxBodyBytes,
+      publicPath: options.publicPath ?? "",
+      now: this.#now,
+      openStream: (credential) => this.#streams.count(credential),
+      connection: (session, what) => this.#streams.connection(session, what),
+    });
   }
 
   /** Number of MCP client sessions. */
@@ -93,21 +141,28 @@ export class McpEndpoint {
     return this.#sessions.size;
   }
 
+  /** UTF-8 bytes of SSE events kept for replay, over all sessions. */
+  get replayBytes(): number {
+    let bytes = 0;
+    for (const session of this.#sessions.all()) bytes += session.streams.bytes;
+    return bytes;
+  }
+
   /** Adds CORS headers for an allowed browser origin (see {@link CorsPolicy.apply}). */
   withCors(request: Request, response: Response): Response {
     return this.#cors.apply(request, response);
   }
 
-  /** Answers a CORS preflight for `/servers/<serverName>/mcp` (see {@link CorsPolicy.preflight}). */
+  /** Answers a CORS preflight for `/servers/<serverName>/…` (see {@link CorsPolicy.preflight}). */
   preflight(request: Request, serverName: string): Response {
     return this.#cors.preflight(request, serverName);
   }
 
-  /** Handles one HTTP request to `/servers/<serverName>/mcp` from an authenticated client. */
-  async handle(request: Request, identity: Identity, serverName: string): Promise<Response> {
-    const refused = this.#cors.refusal(request, serverName);
+  /** Handles one HTTP request to `/servers/<serverName>/<path>` from an authenticated client. */
+  async handle(request: Request, context: McpRequestContext): Promise<Response> {
+    const refused = this.#cors.refusal(request, context.serverName);
     if (refused !== undefined) return refused;
-    return this.#cors.apply(request, await this.#dispatch(request, identity, serverName));
+    return this.#cors.apply(request, await this.#dispatch(request, context));
   }
 
   /** Forgets sessions idle for longer than the TTL. */
@@ -120,19 +175,26 @@ export class McpEndpoint {
     this.#sessions.close("gateway shutting down");
   }
 
-  async #dispatch(request: Request, identity: Identity, serverName: string): Promise<Response> {
+  async #dispatch(request: Request, context: McpRequestContext): Promise<Response> {
+    const { identity, serverName, path = "mcp" } = context;
+    if (path === "sse") {
+      if (request.method !== "GET") return notAllowed("GET, OPTIONS");
+      const refused = this.#streams.limit(identity.credential, false);
+      return refused ?? this.#legacy.open(request, identity, serverName);
+    }
+    if (path === "messages") {
+      if (request.method !== "POST") return notAllowed("POST, OPTIONS");
+      return await this.#legacy.post(request, identity, serverName);
+    }
     switch (request.method) {
       case "POST":
-        return await this.#post(request, identity, serverName);
+        return await this.#post(request, context);
       case "GET":
         return this.#get(request, identity, serverName);
       case "DELETE":
         return this.#delete(request, identity, serverName);
       default:
-        return new Response("Method not allowed", {
-          status: 405,
-          headers: { allow: "GET, POST, DELETE, OPTIONS" },
-        });
+        return notAllowed("GET, POST, DELETE, OPTIONS");
     }
   }
 
@@ -147,7 +209,8 @@ export class McpEndpoint {
     }
     const session = this.#sessions.get(id);
     if (
-      session === undefined || session.owner !== identity.owner || session.serverName !== serverName
+      session === undefined || session.owner !== identity.owner ||
+      session.serverName !== serverName || session.legacy
     ) {
       this.#options.metrics?.errors.inc("no_session");
       return rpcError(404, null, ErrorCode.InvalidRequest, "Session not found; initialize again");
@@ -167,7 +230,8 @@ export class McpEndpoint {
     return session;
   }
 
-  async #post(request: Request, identity: Identity, serverName: string): Promise<Response> {
+  async #post(request: Request, context: McpRequestContext): Promise<Response> {
+    const { identity, serverName } = context;
     const body = await readJsonBody(request, this.#options.maxBodyBytes);
     if (body instanceof Response) return body;
     if (Array.isArray(body)) {
@@ -195,45 +259,20 @@ export class McpEndpoint {
     const headers = { "mcp-session-id": session.id };
     const tunnel = this.#options.registry.find(identity.owner, serverName);
     if (kind === "notification") {
-      this.#clientNotification(message as JsonRpcNotification, session, tunnel);
+      clientNotification(message as JsonRpcNotification, session, tunnel);
       return new Response(null, { status: 202, headers });
     }
     if (kind === "response") {
-      if (!session.answer(message as JsonRpcResponse)) {
-        log.warning("Dropped a client response for unknown id on {name}", {
-          event: "unknown_client_response",
-          name: serverName,
-        });
-      }
+      clientResponse(message as JsonRpcResponse, session);
       return new Response(null, { status: 202, headers });
     }
-    return this.#call(message as JsonRpcRequest, { session, tunnel, accept, headers });
-  }
-
-  #clientNotification(
-    message: JsonRpcNotification,
-    session: McpClientSession,
-    tunnel: TunnelSession | undefined,
-  ): void {
-    if (message.method === "notifications/initialized") return; // the gateway's own was sent already
-    if (message.method === "notifications/cancelled") {
-      const params = isObject(message.params) ? message.params : {};
-      const requestId = params.requestId;
-      if (typeof requestId === "string" || typeof requestId === "number") {
-        // The tunnel session sends the server a cancellation with the rewritten id.
-        session.cancelCall(
-          requestId,
-          typeof params.reason === "string" ? params.reason : "cancelled by the client",
-        );
-      }
-      return;
-    }
-    if (tunnel === undefined || !tunnel.calls.notify(message)) {
-      log.debug("Dropped client notification {method}: server not connected", {
-        event: "client_notification_dropped",
-        method: message.method,
-      });
-    }
+    return this.#call(message as JsonRpcRequest, {
+      session,
+      tunnel,
+      accept,
+      headers,
+      clientGone: context.clientGone,
+    });
   }
 
   async #initialize(
@@ -251,24 +290,20 @@ export class McpEndpoint {
         `No server named '${serverName.slice(0, 128)}'`,
       );
     }
-    const held = await tunnel.initializeResult();
-    if (held.error !== undefined || !isObject(held.result)) {
-      return reply({ ...held, id: message.id }, accept, {});
-    }
-    const params = isObject(message.params) ? message.params : {};
-    const version = negotiateVersion(params.protocolVersion);
+    const { response, accepted } = await answerInitialize(message, tunnel);
+    if (accepted === undefined) return reply(response, accept, {});
     const session = this.#sessions.open({
       owner: identity.owner,
       serverName,
-      capabilities: isObject(params.capabilities) ? params.capabilities : {},
-      protocolVersion: version,
+      capabilities: accepted.capabilities,
+      protocolVersion: accepted.protocolVersion,
     });
     if (session === undefined) {
       return rpcError(
         429,
         message.id,
         ErrorCode.InternalError,
-        `Too many MCP sessions for owner ${identity.owner} (limit ${this.#sessions.maxPerOwner}); end some with DELETE`,
+        `Too many MCP sessions for owner ${identity.owner} (limit ${this.#sessions.maxPerOwner}, --max-mcp-sessions-per-owner); end some with DELETE`,
       );
     }
     log.info("MCP client session {mcpSession} of {owner} opened on {name}", {
@@ -277,11 +312,7 @@ export class McpEndpoint {
       owner: identity.owner,
       name: serverName,
     });
-    return reply(
-      { jsonrpc: "2.0", id: message.id, result: { ...held.result, protocolVersion: version } },
-      accept,
-      { "mcp-session-id": session.id },
-    );
+    return reply(response, accept, { "mcp-session-id": session.id });
   }
 
   #call(
@@ -291,63 +322,64 @@ export class McpEndpoint {
       tunnel: TunnelSession | undefined;
       accept: Accept;
       headers: Record<string, string>;
+      clientGone: AbortSignal | undefined;
     },
   ): Response | Promise<Response> {
-    const { session, tunnel, accept, headers } = context;
-    if (tunnel === undefined) {
-      return reply(
-        errorResponse(
-          message.id,
-          ErrorCode.TunnelUnavailable,
-          `Server '${session.serverName}' is not connected`,
-        ),
-        accept,
-        headers,
-      );
+    const { session, tunnel, accept, headers, clientGone } = context;
+    const repeated = accept.sse ? repeatedCall(message, session) : undefined;
+    if (repeated !== undefined) {
+      // The same request again while it runs: the client lost the first answer's connection before it
+      // saw any event. It gets the whole stream on this one.
+      const connection = this.#streams.connection(session, `stream ${repeated.id} sent again`);
+      this.#streams.resume(session, repeated, connection, 0);
+      return new Response(connection.readable, { headers: { ...SSE_HEADERS, ...headers } });
     }
-    if (session.hasCall(message.id)) {
-      return reply(
-        errorResponse(message.id, ErrorCode.InvalidRequest, "A request with this id is in flight"),
-        accept,
-        headers,
-      );
-    }
-    const controller = new AbortController();
-    const call: ClientCall = { controller, started: this.#now() };
-    const forget = session.addCall(message.id, call);
+    const refusal = callRefusal(message, session, tunnel);
+    if (refusal !== undefined || tunnel === undefined) return reply(refusal!, accept, headers);
     if (accept.sse && (!accept.json || wantsStream(message, session))) {
-      // SSE lets progress and server requests for this call travel with it. A plain call answers with
-      // JSON: no stream to set up and tear down per call (a third of the gateway's cost per call).
-      // Overflow is treated like a disconnect: the server gets notifications/cancelled for the call.
-      const stream = this.#boundedStream(
+      // SSE lets progress and server requests for this call travel with it, and survive a dropped
+      // connection. A plain call answers with JSON: no stream to set up and tear down per call (a third of
+      // the gateway's cost per call).
+      const stream = session.streams.open();
+      const { controller, answer } = runCall(message, {
         session,
-        `stream of call ${JSON.stringify(message.id).slice(0, 64)}`,
-        () => controller.abort("the MCP client stopped reading its stream"),
-      );
-      call.stream = stream;
-      stream.onCancel = () => controller.abort("the MCP client disconnected");
-      void tunnel.calls.call(message, {
-        signal: controller.signal,
+        tunnel,
+        stream,
+        now: this.#now(),
         onProgress: (progress) => {
           if (!stream.send(progress)) session.getStream?.send(progress);
         },
-        raw: true,
-      }).then((response) => {
-        forget();
+      });
+      // A client that left is given the resume window to come back for its call (disconnection is not
+      // cancellation); one that stopped reading is not coming back.
+      const window = this.#streamSettings.resumeWindowMs / 1000;
+      stream.onExpired = () =>
+        controller.abort(`the MCP client did not come back for its stream within ${window} s`);
+      stream.onOverflow = () => controller.abort("the MCP client stopped reading its stream");
+      const connection = this.#streams.connection(
+        session,
+        `stream of call ${JSON.stringify(message.id).slice(0, 64)}`,
+      );
+      stream.attach(connection);
+      void answer.then((response) => {
         if (response instanceof RawResponse) stream.sendText(response.text);
         else if (response !== undefined) stream.send(response);
-        stream.close();
+        stream.finish();
       });
-      return new Response(stream.readable, { headers: { ...SSE_HEADERS, ...headers } });
+      return new Response(connection.readable, { headers: { ...SSE_HEADERS, ...headers } });
     }
-    // JSON mode cannot see a client disconnect through Request alone: the call runs to its answer or
-    // timeout. SSE mode cancels on disconnect.
-    return tunnel.calls.call(message, {
-      signal: controller.signal,
+    const { controller, answer } = runCall(message, {
+      session,
+      tunnel,
+      now: this.#now(),
       onProgress: (progress) => session.getStream?.send(progress),
-      raw: true,
-    }).then((response) => {
-      forget();
+    });
+    // No stream to resume: a client gone is a call given up.
+    const gone = () => controller.abort("the MCP client disconnected");
+    if (clientGone?.aborted) gone();
+    else clientGone?.addEventListener("abort", gone, { once: true });
+    return answer.then((response) => {
+      clientGone?.removeEventListener("abort", gone);
       if (response instanceof RawResponse) {
         // A long answer, as the tunnel sent it (caller's id in place): not parsed and serialized again.
         return new Response(response.text, {
@@ -361,65 +393,13 @@ export class McpEndpoint {
     });
   }
 
-  /** A stream bounded by `maxClientBufferBytes` that logs and counts its overflow, then runs `closed`. */
-  #boundedStream(session: McpClientSession, what: string, closed: () => void): SseStream {
-    const max = this.#options.maxClientBufferBytes;
-    const stream = new SseStream(max === undefined ? {} : { maxBufferedBytes: max });
-    stream.onOverflow = (buffered) => {
-      this.#options.metrics?.errors.inc("slow_client");
-      log.warning(
-        "Closed the {what} of MCP client session {mcpSession} of {owner} on {name}: the client did not read {bytes} bytes queued for it (--max-client-buffer {limit})",
-        {
-          event: "slow_client",
-          what,
-          mcpSession: session.id,
-          owner: session.owner,
-          name: session.serverName,
-          bytes: buffered,
-          limit: max,
-        },
-      );
-      closed();
-    };
-    return stream;
-  }
-
   #get(request: Request, identity: Identity, serverName: string): Response {
     if (!acceptOf(request).sse) {
       return new Response("GET needs Accept: text/event-stream", { status: 406 });
     }
     const session = this.#session(request, identity, serverName);
     if (session instanceof Response) return session;
-    const limit = this.#options.maxStreamsPerToken ?? DEFAULT_MAX_STREAMS_PER_TOKEN;
-    const credential = identity.credential;
-    const open = this.#streamsByCredential.get(credential) ?? 0;
-    // A GET that replaces the session's own open stream does not add one.
-    const replacing = session.getStream !== undefined && session.getStreamCredential === credential;
-    if (!replacing && open >= limit) {
-      this.#options.metrics?.errors.inc("too_many_streams");
-      return rpcError(
-        429,
-        null,
-        ErrorCode.InternalError,
-        `Too many open GET streams for this token (limit ${limit}, --max-streams-per-token); close one first`,
-      );
-    }
-    const gone = () => {
-      session.getStreamGone(stream);
-      session.touch(this.#now());
-    };
-    const stream = this.#boundedStream(session, "GET stream", gone);
-    this.#streamsByCredential.set(credential, open + 1);
-    stream.onEnd = () => {
-      const left = (this.#streamsByCredential.get(credential) ?? 1) - 1;
-      if (left > 0) this.#streamsByCredential.set(credential, left);
-      else this.#streamsByCredential.delete(credential);
-    };
-    session.openGetStream(stream, credential);
-    stream.onCancel = gone;
-    return new Response(stream.readable, {
-      headers: { ...SSE_HEADERS, "mcp-session-id": session.id },
-    });
+    return this.#streams.get(session, identity, request.headers.get("last-event-id"));
   }
 
   #delete(request: Request, identity: Identity, serverName: string): Response {
@@ -434,4 +414,8 @@ export class McpEndpoint {
     });
     return new Response(null, { status: 204 });
   }
+}
+
+function notAllowed(allow: string): Response {
+  return new Response("Method not allowed", { status: 405, headers: { allow } });
 }

@@ -83,7 +83,12 @@ export async function readJsonBody(
     bytes = await readBody(request, maxBytes);
   } catch (error) {
     if (!(error instanceof BodyTooLargeError)) throw error;
-    return rpcError(413, null, ErrorCode.InvalidRequest, error.message);
+    return rpcError(
+      413,
+      null,
+      ErrorCode.InvalidRequest,
+      `Request body of ${error.bytes} bytes exceeds the limit of ${error.limit} bytes (serve --max-frame-bytes)`,
+    );
   }
   try {
     return JSON.parse(new TextDecoder().decode(bytes));

@@ -9,7 +9,7 @@ import {
   traffic,
   type TrafficMetrics,
 } from "../util/common_metrics.ts";
-import { type Counter, type Gauge, MetricsRegistry } from "../util/prometheus.ts";
+import { type Counter, type Gauge, type Histogram, MetricsRegistry } from "../util/prometheus.ts";
 
 /** Kinds of error counted by `serve`; other strings are accepted too. */
 export type ServeErrorKind =
@@ -23,7 +23,9 @@ export type ServeErrorKind =
   | "slow_client"
   | "late_response"
   | "too_many_streams"
-  | "memory";
+  | "memory"
+  | "queue_full"
+  | "replay_gap";
 
 const SERVE_ERROR_KINDS: readonly ServeErrorKind[] = [
   "auth",
@@ -37,6 +39,24 @@ const SERVE_ERROR_KINDS: readonly ServeErrorKind[] = [
   "late_response",
   "too_many_streams",
   "memory",
+  "queue_full",
+  "replay_gap",
+];
+
+/** Buckets of the time a call waits for a slot, in seconds: from a few milliseconds to the call timeout. */
+const QUEUE_BUCKETS: readonly number[] = [
+  0.001,
+  0.005,
+  0.025,
+  0.1,
+  0.5,
+  1,
+  2.5,
+  5,
+  10,
+  30,
+  60,
+  300,
 ];
 
 /** The metrics of `serve`, each a child to update directly on its path. */
@@ -55,6 +75,10 @@ export interface ServeMetrics extends TrafficMetrics {
   linksRefused: ErrorCounter<"auth" | "registration">;
   /** MCP requests forwarded to a session and not answered yet. */
   callsInFlight: Gauge;
+  /** Calls waiting for a slot (past `--max-inflight`); `track()` the sum over sessions. */
+  callsQueued: Gauge;
+  /** Seconds each call spent waiting for a slot, observed when it leaves the queue (sent, timed out or cancelled). */
+  callQueueSeconds: Histogram;
   /** Bytes held for others under the memory budget (frames being received, replay and SSE buffers). */
   memoryHeld: Gauge;
   /** Errors by kind. */
@@ -111,6 +135,15 @@ export function createServeMetrics(options: MetricSetOptions = {}): ServeMetrics
     name: "mcp_rproxy_calls_in_flight",
     help: "MCP requests forwarded to a session and not answered yet.",
   });
+  const callsQueued = registry.gauge({
+    name: "mcp_rproxy_calls_queued",
+    help: "Calls waiting for a slot because --max-inflight calls are in flight to their server.",
+  });
+  const callQueueSeconds = registry.histogram({
+    name: "mcp_rproxy_call_queue_seconds",
+    help: "Time calls spent waiting for a slot, in seconds (observed when they leave the queue).",
+    buckets: QUEUE_BUCKETS,
+  });
   const errors = registry.counterVec({
     name: "mcp_rproxy_errors_total",
     help: "Errors by kind.",
@@ -126,6 +159,8 @@ export function createServeMetrics(options: MetricSetOptions = {}): ServeMetrics
     linksRefused: errorCounter<"auth" | "registration">(linksRefused),
     ...trafficMetrics,
     callsInFlight,
+    callsQueued,
+    callQueueSeconds,
     memoryHeld,
     errors: errorCounter<ServeErrorKind>(errors),
     render: () => registry.render(),

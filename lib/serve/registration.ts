@@ -9,7 +9,7 @@ import type { JsonRpcNotification, JsonRpcRequest, JsonRpcResponse } from "../pr
 import type { MemoryBudget } from "./memory_budget.ts";
 import type { ServeMetrics } from "./metrics.ts";
 import { EndedSessions, type ResumeError } from "./resume_credentials.ts";
-import type { CallLimits } from "./tunnel_calls.ts";
+import type { CallLimits } from "./call_contract.ts";
 import type { LinkLoss } from "./link_contract.ts";
 import type { TunnelLink } from "./tunnel_link.ts";
 import { normalizeServerName, type TunnelRegistry } from "./tunnel_registry.ts";

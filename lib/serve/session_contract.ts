@@ -4,7 +4,7 @@
 import type { ReplayLimits } from "../protocol/sequenced_channel.ts";
 import type { MemoryBudget } from "./memory_budget.ts";
 import type { ServeMetrics } from "./metrics.ts";
-import type { CallLimits, ServerMessageSink } from "./tunnel_calls.ts";
+import type { CallLimits, ServerMessageSink } from "./call_contract.ts";
 import type { LinkLoss } from "./link_contract.ts";
 import type { TunnelSession } from "./tunnel_session.ts";
 

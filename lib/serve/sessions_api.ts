@@ -137,7 +137,7 @@ async function forward(
     bytes = await readBody(request, maxBodyBytes);
   } catch (error) {
     if (!(error instanceof BodyTooLargeError)) throw error;
-    return problem(413, error.message);
+    return problem(413, `${error.message} bytes (serve --max-frame-bytes)`);
   }
   let body: unknown;
   try {

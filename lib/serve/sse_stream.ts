@@ -16,8 +16,10 @@ export const SSE_HEADERS = {
 export interface SseStreamOptions {
   /**
    * Bytes the stream may hold that the client has not pulled yet (beyond what the socket buffers). A
-   * message that would take the queue past it ends the stream as an overflow; a message into an empty
-   * queue always fits, so one large answer never trips it. Default: unbounded.
+   * message is taken while fewer bytes than this wait before it, whatever its own size, so one large answer
+   * after a few unread progress events never trips it; a message that finds this many or more waiting ends
+   * the stream as an overflow. The stream thus holds at most this bound plus one message. Default:
+   * unbounded.
    */
   maxBufferedBytes?: number;
 }
@@ -105,10 +107,18 @@ export class SseStream {
   }
 
   #enqueue(json: string): boolean {
+    return this.write(encoder.encode(`event: message\ndata: ${json}\n\n`));
+  }
+
+  /**
+   * Writes bytes that are whole SSE events (the caller formats them; a resumable stream adds ids). The
+   * chunk is queued as it is, not copied: the caller may keep it too. False if the stream is closed or just
+   * overflowed.
+   */
+  write(chunk: Uint8Array): boolean {
     if (this.#closed) return false;
-    const chunk = encoder.encode(`event: message\ndata: ${json}\n\n`);
     const buffered = this.bufferedBytes;
-    if (buffered > 0 && buffered + chunk.byteLength > this.#maxBufferedBytes) {
+    if (buffered >= this.#maxBufferedBytes) {
       this.#overflow(buffered);
       return false;
     }

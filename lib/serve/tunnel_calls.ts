@@ -20,56 +20,18 @@ import {
 import { isOneLine } from "../protocol/json_scan.ts";
 import { LATEST_PROTOCOL_VERSION } from "../protocol/mcp_versions.ts";
 import type { Payload } from "../protocol/payload.ts";
+import { WaitingCalls } from "./call_queue.ts";
 import { CallTable, RawResponse, restoreProgress, restoreResponse } from "./call_table.ts";
 import type { ServeMetrics } from "./metrics.ts";
+import {
+  type CallChannel,
+  type CallLimits,
+  type CallOptions,
+  DEFAULT_MAX_QUEUED,
+  type ServerMessageSink,
+} from "./call_contract.ts";
 
 const log = logger("serve", "calls");
-
-/** Options of {@link TunnelCalls.call}. */
-export interface CallOptions {
-  /** Deadline in milliseconds; the session's `callTimeoutMs` when omitted. */
-  timeoutMs?: number;
-  /** Aborting cancels the call: the server gets `notifications/cancelled` and the call resolves undefined. */
-  signal?: AbortSignal;
-  /** Receives `notifications/progress` for this call, with the caller's progress token restored. */
-  onProgress?: (notification: JsonObject) => void;
-  /**
-   * Resolve with a {@link RawResponse} (the answer's JSON text, caller's id in place) when the answer
-   * came in a long frame, instead of parsing it: for callers that only write the answer out.
-   */
-  raw?: boolean;
-}
-
-/** Limits of the calls of one session. */
-export interface CallLimits {
-  /** Calls in flight; more are refused with a JSON-RPC error at once. */
-  maxInflight: number;
-  /** Default deadline of a call, in milliseconds. */
-  callTimeoutMs: number;
-}
-
-/** What the calls need of their session. */
-export interface CallChannel {
-  /** The server's name, for messages. */
-  readonly name: string;
-  /** True while registered (a detached session buffers for replay). */
-  readonly registered: boolean;
-  /** Sends a data frame to the client; false when it cannot reach it. */
-  sendData(type: "request" | "response", payload: JsonObject): boolean;
-  /** Counts a bad frame against the link (answers for ids never asked count as such). */
-  badFrame(message: string): void;
-}
-
-/** Where the server's own messages go (the MCP endpoint). */
-export interface ServerMessageSink {
-  /** The server sent a notification that is not progress for a call (list changes, logs, …). */
-  serverNotification(message: JsonRpcNotification): void;
-  /**
-   * The server sent a request (roots/list, sampling/createMessage, elicitation/create, …). `signal`
-   * aborts when the server cancels it or the session closes.
-   */
-  serverRequest(request: JsonRpcRequest, signal: AbortSignal): Promise<JsonRpcResponse>;
-}
 
 interface Route {
   settle(response: JsonRpcResponse | RawResponse | undefined): void;
@@ -94,7 +56,10 @@ export class TunnelCalls {
   #sink: ServerMessageSink;
   #metrics: ServeMetrics | undefined;
   #calls = new CallTable<Route>();
-  /** Call timeouts: one timer for all calls in flight, not one per call. */
+  /** Calls waiting for a slot. */
+  #queue: WaitingCalls;
+  #pumping = false;
+  /** Call timeouts (tunnel ids in flight, entries waiting): one timer for all, not one per call. */
   #deadlines = new Deadlines<number>();
   #serverRequests = new Map<string, AbortController>();
   #init: Promise<JsonRpcResponse> | undefined;
@@ -108,6 +73,7 @@ export class TunnelCalls {
   ) {
     this.#channel = channel;
     this.#limits = options.limits;
+    this.#queue = new WaitingCalls(options.limits.maxQueued ?? DEFAULT_MAX_QUEUED, options.metrics);
     this.#sink = options.sink;
     this.#metrics = options.metrics;
   }
@@ -119,8 +85,9 @@ export class TunnelCalls {
 
   /**
    * Sends a request through the tunnel with a fresh tunnel id and resolves with the server's answer under
-   * the caller's id. Never rejects: a closed session, a full session or a timeout resolve with a JSON-RPC
-   * error; cancellation through `signal` resolves undefined.
+   * the caller's id. Past `maxInflight` calls in flight it waits in a FIFO queue for a slot, up to its own
+   * deadline. Never rejects: a closed session, a full queue or a timeout resolve with a JSON-RPC error;
+   * cancellation through `signal` resolves undefined.
    */
   call(
     request: JsonRpcRequest,
@@ -134,67 +101,127 @@ export class TunnelCalls {
     request: JsonRpcRequest,
     options: CallOptions = {},
   ): Promise<JsonRpcResponse | RawResponse | undefined> {
-    const { timeoutMs = this.#limits.callTimeoutMs, signal, onProgress, raw = false } = options;
     const name = this.#channel.name;
     if (!this.#channel.registered) {
       return Promise.resolve(
         errorResponse(request.id, ErrorCode.TunnelUnavailable, `Server '${name}' is not connected`),
       );
     }
-    if (this.#calls.size >= this.#limits.maxInflight) {
+    if (options.signal?.aborted) return Promise.resolve(undefined);
+    if (this.#calls.size < this.#limits.maxInflight && this.#queue.size === 0) {
+      return new Promise((resolve) => this.#send(request, options, { resolve, waitedMs: 0 }));
+    }
+    if (this.#queue.full) {
+      this.#metrics?.errors.inc("queue_full");
+      const { maxInflight } = this.#limits;
       return Promise.resolve(
         errorResponse(
           request.id,
           ErrorCode.InternalError,
-          `Too many calls in flight to server '${name}' (limit ${this.#limits.maxInflight}); retry later`,
+          `Too many calls to server '${name}': ${maxInflight} in flight (limit --max-inflight ${maxInflight}) and ${this.#queue.size} queued (limit --max-queued ${this.#queue.maxEntries}); retry later`,
         ),
       );
     }
-    if (signal?.aborted) return Promise.resolve(undefined);
-    return new Promise((resolve) => {
-      const onAbort = () => {
-        if (this.#calls.take(entry.tunnelId) === undefined) return;
-        this.#giveUp(entry.tunnelId);
-        route.settle(undefined);
-        this.#sendCancel(entry.tunnelId, reasonText(signal?.reason));
-      };
-      const route: Route = {
-        settle: (response) => {
-          this.#deadlines.delete(entry.tunnelId);
-          signal?.removeEventListener("abort", onAbort);
-          resolve(response instanceof RawResponse && !raw ? response.parse() : response);
-        },
-      };
-      if (onProgress !== undefined) route.onProgress = onProgress;
-      const { entry, message } = this.#calls.add(request, route);
-      this.#deadlines.add(entry.tunnelId, timeoutMs, () => {
-        if (this.#calls.take(entry.tunnelId) === undefined) return;
-        this.#giveUp(entry.tunnelId);
-        const seconds = timeoutMs / 1000;
-        this.#metrics?.errors.inc("call_timeout");
-        route.settle(
-          errorResponse(
-            request.id,
-            ErrorCode.Timeout,
-            `Call '${request.method}' to server '${name}' timed out after ${seconds} s`,
-          ),
-        );
-        this.#sendCancel(entry.tunnelId, `timed out after ${seconds} s`);
-      });
-      signal?.addEventListener("abort", onAbort, { once: true });
-      if (
-        !this.#channel.sendData("request", message) &&
-        this.#calls.take(entry.tunnelId) !== undefined
-      ) {
-        route.settle(
-          errorResponse(
-            request.id,
-            ErrorCode.TunnelUnavailable,
-            `Server '${name}' is not connected`,
-          ),
-        );
+    return this.#enqueue(request, options);
+  }
+
+  /** Calls waiting for a slot. */
+  get queued(): number {
+    return this.#queue.size;
+  }
+
+  /** UTF-8 bytes of the requests waiting for a slot (what the memory budget charges for the queue). */
+  get queuedBytes(): number {
+    return this.#queue.bytes;
+  }
+
+  /** Waits in the queue, up to the call's own deadline, until {@link #pump} sends it. */
+  #enqueue(
+    request: JsonRpcRequest,
+    options: CallOptions,
+  ): Promise<JsonRpcResponse | RawResponse | undefined> {
+    const timeoutMs = options.timeoutMs ?? this.#limits.callTimeoutMs;
+    return this.#queue.wait(request, { ...options, timeoutMs }, () =>
+      errorResponse(
+        request.id,
+        ErrorCode.Timeout,
+        `Call '${request.method}' to server '${this.#channel.name}' timed out after ${
+          timeoutMs / 1000
+        } s waiting for a slot (${this.#calls.size} calls in flight, limit --max-inflight ${this.#limits.maxInflight})`,
+      ));
+  }
+
+  /** Sends queued calls, oldest first, while slots are free. Not re-entered from a send that fails. */
+  #pump(): void {
+    if (this.#pumping) return;
+    this.#pumping = true;
+    try {
+      while (this.#calls.size < this.#limits.maxInflight) {
+        const waiting = this.#queue.shift();
+        if (waiting === undefined) return;
+        const { request, options, resolve, waitedMs } = waiting;
+        this.#send(request, options, { resolve, waitedMs });
       }
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  /** Sends a call now: a fresh tunnel id, its deadline (less the time it waited), its route back. */
+  #send(
+    request: JsonRpcRequest,
+    options: CallOptions,
+    how: {
+      resolve: (response: JsonRpcResponse | RawResponse | undefined) => void;
+      waitedMs: number;
+    },
+  ): void {
+    const { timeoutMs = this.#limits.callTimeoutMs, signal, onProgress, raw = false } = options;
+    const { resolve, waitedMs } = how;
+    const name = this.#channel.name;
+    const onAbort = () => {
+      if (this.#calls.take(entry.tunnelId) === undefined) return;
+      this.#giveUp(entry.tunnelId);
+      route.settle(undefined);
+      this.#sendCancel(entry.tunnelId, reasonText(signal?.reason));
+    };
+    const route: Route = {
+      settle: (response) => {
+        this.#deadlines.delete(entry.tunnelId);
+        signal?.removeEventListener("abort", onAbort);
+        resolve(response instanceof RawResponse && !raw ? response.parse() : response);
+        this.#pump();
+      },
+    };
+    if (onProgress !== undefined) route.onProgress = onProgress;
+    const { entry, message } = this.#calls.add(request, route);
+    this.#deadlines.add(entry.tunnelId, Math.max(1, timeoutMs - waitedMs), () => {
+      if (this.#calls.take(entry.tunnelId) === undefined) return;
+      this.#giveUp(entry.tunnelId);
+      const seconds = timeoutMs / 1000;
+      this.#metrics?.errors.inc("call_timeout");
+      route.settle(
+        errorResponse(
+          request.id,
+          ErrorCode.Timeout,
+          `Call '${request.method}' to server '${name}' timed out after ${seconds} s`,
+        ),
+      );
+      this.#sendCancel(entry.tunnelId, `timed out after ${seconds} s`);
     });
+    signal?.addEventListener("abort", onAbort, { once: true });
+    if (
+      !this.#channel.sendData("request", message) &&
+      this.#calls.take(entry.tunnelId) !== undefined
+    ) {
+      route.settle(
+        errorResponse(
+          request.id,
+          ErrorCode.TunnelUnavailable,
+          `Server '${name}' is not connected`,
+        ),
+      );
+    }
   }
 
   /**
@@ -240,9 +267,16 @@ export class TunnelCalls {
     return this.#channel.sendData("request", notification);
   }
 
-  /** Ends every call with a JSON-RPC error saying `reason`, and aborts the server's requests. */
+  /** Ends every call (waiting ones too) with a JSON-RPC error saying `reason`, and aborts the server's requests. */
   failAll(reason: string): void {
     this.#deadlines.clear();
+    this.#queue.failAll((waiting) =>
+      errorResponse(
+        waiting.request.id,
+        ErrorCode.TunnelUnavailable,
+        `Tunnel to server '${this.#channel.name}' closed before the call was sent: ${reason}`,
+      )
+    );
     for (const entry of this.#calls.drain()) {
       entry.route.settle(
         errorResponse(

@@ -291,7 +291,9 @@ export class TunnelLink {
     this.#end({
       dead: false,
       code: binary ? CloseCode.UnsupportedData : CloseCode.TooBig,
-      reason: binary ? "binary frame" : `frame of ${bytes} bytes exceeds the limit of ${limit}`,
+      reason: binary
+        ? "binary frame"
+        : `frame of ${bytes} bytes exceeds the limit of ${limit} (serve --max-frame-bytes)`,
     });
   }
 
@@ -309,7 +311,10 @@ export class TunnelLink {
         bytes,
         limit,
       });
-      this.close(CloseCode.TooBig, `frame of ${bytes} bytes exceeds the limit of ${limit}`);
+      this.close(
+        CloseCode.TooBig,
+        `frame of ${bytes} bytes exceeds the limit of ${limit} (serve --max-frame-bytes)`,
+      );
       return;
     }
     const frame = parseFrame(data);

@@ -112,9 +112,10 @@ export const MUTANTS: Mutant[] = [
   {
     id: "streams-per-token",
     rule: "one token holds at most --max-streams-per-token GET streams",
-    file: "lib/serve/mcp_endpoint.ts",
-    find: "if (!replacing && open >= limit) {",
-    replace: "if (false) {",
+    file: "lib/serve/mcp_streams.ts",
+    find:
+      "if (replacing || (this.#streamsByCredential.get(credential) ?? 0) < limit) return undefined;",
+    replace: "if (true) return undefined;",
     tests: ["tests/serve/fairness_test.ts"],
   },
   {
@@ -233,6 +234,52 @@ export const MUTANTS: Mutant[] = [
     find: "return diff === 0 && expected.length > 0;",
     replace: "return expected.length > 0;",
     tests: ["tests/serve/resume_credentials_test.ts"],
+  },
+  // -- MCP clients: queue, resumable streams, abandoned calls, legacy SSE --
+  {
+    id: "queue-not-refusal",
+    rule: "calls past --max-inflight wait in the queue instead of being refused",
+    file: "lib/serve/tunnel_calls.ts",
+    find: "if (this.#queue.full) {",
+    replace: "if (true) {",
+    tests: ["tests/serve/call_queue_test.ts"],
+    filter: "burst",
+  },
+  {
+    id: "resume-replays-all",
+    rule: "a stream resumed with Last-Event-ID gets every event after that id",
+    file: "lib/serve/resumable_stream.ts",
+    find: "if (event.seq > from && !connection.write(event.chunk)) break;",
+    replace: "if (event.seq > from + 1 && !connection.write(event.chunk)) break;",
+    tests: ["tests/serve/stream_resume_test.ts"],
+    filter: "POST stream cut",
+  },
+  {
+    id: "abandoned-stream-cancelled",
+    rule: "a call whose stream nobody resumed within the window is cancelled at the server",
+    file: "lib/serve/resumable_stream.ts",
+    find: "      this.onExpired?.();",
+    replace: "",
+    tests: ["tests/serve/abandoned_calls_test.ts"],
+    filter: "resume-window",
+  },
+  {
+    id: "json-call-cancelled-on-disconnect",
+    rule: "a call answered as plain JSON is cancelled when its client disconnects",
+    file: "lib/serve/mcp_endpoint.ts",
+    find: 'else clientGone?.addEventListener("abort", gone, { once: true });',
+    replace: "",
+    tests: ["tests/serve/abandoned_calls_test.ts"],
+    filter: "plain JSON",
+  },
+  {
+    id: "legacy-close-ends-session",
+    rule: "a legacy SSE connection that closes ends its session and cancels its calls",
+    file: "lib/serve/legacy_sse.ts",
+    find: 'connection.onCancel = () => end("the client closed its SSE connection");',
+    replace: "",
+    tests: ["tests/serve/legacy_sse_test.ts"],
+    filter: "closing a legacy",
   },
   // -- routing --
   {

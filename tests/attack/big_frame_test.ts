@@ -1,6 +1,6 @@
 // Attack: authenticated links, never registered, each sending one 60 MiB frame (text or binary) against
-// serve's 32 MiB limit. Each is refused at its header (1009 / 1003 on the wire), serve's RSS rises by far
-// less than one frame, and another owner's calls through a real tunnel go on meanwhile.
+// serve's 48 MiB default limit. Each is refused at its header (1009 / 1003 on the wire), serve's RSS rises
+// by far less than one frame, and another owner's calls through a real tunnel go on meanwhile.
 
 import assert from "node:assert/strict";
 import { CloseCode } from "../../lib/protocol/frames.ts";
@@ -52,7 +52,10 @@ Deno.test("60 MiB text and binary frames are refused at their header; serve's RS
   const report = await victim.stop();
   for (const close of closes.slice(0, LINKS_PER_KIND)) {
     assert.equal(close?.code, CloseCode.TooBig);
-    assert.match(close.reason, /frame of 62914560 bytes exceeds the limit of 33554432/);
+    assert.match(
+      close.reason,
+      /frame of 62914560 bytes exceeds the limit of 50331648 \(serve --max-frame-bytes\)/,
+    );
   }
   for (const close of closes.slice(LINKS_PER_KIND)) {
     assert.equal(close?.code, CloseCode.UnsupportedData);

@@ -186,7 +186,7 @@ Deno.test("frame_too_large: a server request over serve's frame limit is answere
     );
     assert.match(
       String(answer.json!.line),
-      /^answer "ask-\d+" \{"code":-32002,"message":"mcp-rproxy cannot deliver 'sampling\/createMessage' to a client: the request \(\d+ bytes\) exceeds the gateway's message limit of 1048576 bytes"\}$/,
+      /^answer "ask-\d+" \{"code":-32002,"message":"mcp-rproxy cannot deliver 'sampling\/createMessage' to a client: the request \(\d+ bytes\) exceeds the gateway's message limit of 1048576 bytes \(mcp-rproxy serve: --max-frame-bytes\)"\}$/,
     );
     assert.equal(await metric(proxy, 'errors_total{kind="frame_too_large"}'), 1);
     proxy.signal("SIGTERM");

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { ExitCode } from "../../main.ts";
 import type { Gateway } from "../../lib/serve/gateway.ts";
+import { MAX_BIG_BYTES } from "../../lib/demo/server.ts";
 import { DEMO_SERVER, EVERYTHING_SERVER, startProxy } from "../fixtures/proxy_process.ts";
 import { connectClient, startTestGateway, TOKENS, within } from "../fixtures/test_gateway.ts";
 
@@ -29,7 +30,7 @@ function textOf(result: unknown): string {
   return content[0]!.text;
 }
 
-Deno.test("connect tunnels the demo server to serve; SDK clients call tools, get progress, big results and roots", async () => {
+Deno.test("connect tunnels the demo server to serve; SDK clients call tools, get progress, big results (the largest advertised) and roots", async () => {
   const gateway = await startTestGateway();
   const clients: Client[] = [];
   try {
@@ -68,6 +69,19 @@ Deno.test("connect tunnels the demo server to serve; SDK clients call tools, get
       "5 MiB",
     );
     assert.equal(textOf(big).length, 5 * 1024 * 1024);
+    // The largest text `big` advertises passes through connect and serve with their defaults.
+    const tools = await a.listTools();
+    const schema = tools.tools.find((t: { name: string }) => t.name === "big")!.inputSchema as {
+      properties: { bytes: { maximum: number } };
+    };
+    const maximum = schema.properties.bytes.maximum;
+    assert.equal(maximum, MAX_BIG_BYTES);
+    const biggest = await within(
+      b.callTool({ name: "big", arguments: { bytes: maximum } }, undefined, { timeout: 60_000 }),
+      60_000,
+      "the advertised maximum",
+    );
+    assert.equal(textOf(biggest).length, maximum);
     const roots = await within(a.callTool({ name: "roots" }), 10_000, "roots via b");
     assert.match(textOf(roots), /file:\/\/\/srv\/b/);
     const stats = JSON.parse(textOf(await a.callTool({ name: "stats" })));

@@ -23,9 +23,10 @@ Deno.test("parseServeArgs() applies the documented defaults", () => {
     oauthIssuers: [],
     oauthJwksCooldownMs: 30_000,
     allowedOrigins: [],
-    maxFrameBytes: 32 * 1024 * 1024,
+    maxFrameBytes: 48 * 1024 * 1024,
     maxSessionsPerOwner: 32,
     maxInflight: 64,
+    maxQueued: 4096,
     callTimeoutMs: 300_000,
     heartbeatTimeoutMs: 90_000,
     wsIdleTimeoutSeconds: 60,
@@ -44,6 +45,10 @@ Deno.test("parseServeArgs() applies the documented defaults", () => {
     maxStreamsPerToken: 16,
     memoryBudgetBytes: 512 * 1024 * 1024,
     memoryPerOwnerBytes: 160 * 1024 * 1024,
+    sseReplayBytes: 8 * 1024 * 1024,
+    sseReplayEvents: 1000,
+    sseResumeWindowMs: 30_000,
+    sseRetryMs: 1000,
     logLevel: "info",
     logFormat: "text",
   });
@@ -56,6 +61,7 @@ Deno.test("parseServeArgs() reads every limit flag", () => {
     "--max-frame-bytes=8MiB",
     "--max-sessions-per-owner=3",
     "--max-inflight=7",
+    "--max-queued=11",
     "--call-timeout=1.5",
     "--heartbeat-timeout=10",
     "--ws-idle-timeout=0",
@@ -63,6 +69,10 @@ Deno.test("parseServeArgs() reads every limit flag", () => {
     "--mcp-session-ttl=60",
     "--max-mcp-sessions-per-owner=9",
     "--max-streams-per-token=2",
+    "--sse-replay-bytes=1MiB",
+    "--sse-replay-events=50",
+    "--sse-resume-window=5",
+    "--sse-retry=0.25",
     "--allowed-origin=https://a.example",
     "--allowed-origin=https://b.example",
     "--public-url=https://gw.example.com/prefix",
@@ -75,6 +85,7 @@ Deno.test("parseServeArgs() reads every limit flag", () => {
   assert.equal(s.maxFrameBytes, 8 * 1024 * 1024);
   assert.equal(s.maxSessionsPerOwner, 3);
   assert.equal(s.maxInflight, 7);
+  assert.equal(s.maxQueued, 11);
   assert.equal(s.callTimeoutMs, 1500);
   assert.equal(s.heartbeatTimeoutMs, 10_000);
   assert.equal(s.wsIdleTimeoutSeconds, 0);
@@ -82,6 +93,10 @@ Deno.test("parseServeArgs() reads every limit flag", () => {
   assert.equal(s.mcpSessionTtlMs, 60_000);
   assert.equal(s.maxMcpSessionsPerOwner, 9);
   assert.equal(s.maxStreamsPerToken, 2);
+  assert.equal(s.sseReplayBytes, 1024 * 1024);
+  assert.equal(s.sseReplayEvents, 50);
+  assert.equal(s.sseResumeWindowMs, 5000);
+  assert.equal(s.sseRetryMs, 250);
   assert.deepEqual(s.allowedOrigins, ["https://a.example", "https://b.example"]);
   assert.equal(s.publicUrl, "https://gw.example.com/prefix");
   assert.equal(s.jwtAudience, "aud");

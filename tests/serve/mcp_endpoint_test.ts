@@ -12,6 +12,7 @@ import {
   TunnelClient,
   within,
 } from "../fixtures/test_gateway.ts";
+import { parseSse } from "../fixtures/mcp_http.ts";
 
 function textOf(result: unknown): string {
   const content = (result as { content: { type: string; text: string }[] }).content;
@@ -404,9 +405,15 @@ Deno.test("the MCP endpoint checks Origin, session id, protocol version and ends
     await batch.body?.cancel();
     const sse = await post(gateway, "demo", list, { session, accept: "text/event-stream" });
     assert.equal(sse.headers.get("content-type"), "text/event-stream");
-    const event = await sse.text();
-    assert.match(event, /^event: message\ndata: \{.*\}\n\n$/);
-    const data = JSON.parse(event.split("\n")[1]!.slice("data: ".length));
+    const events = parseSse(await sse.text());
+    // A priming event (an id, empty data, the retry interval), then the answer with the next id.
+    assert.equal(events.length, 2);
+    assert.match(events[0]!.id!, /^\d+:0$/);
+    assert.equal(events[0]!.data, "");
+    assert.equal(events[0]!.retry, "1000");
+    assert.equal(events[1]!.id, events[0]!.id!.replace(/:0$/, ":1"));
+    assert.equal(events[1]!.event, "message");
+    const data = JSON.parse(events[1]!.data);
     assert.equal(data.id, 1);
     assert.equal(data.result.tools.length, 7);
     const ended = await fetch(`${gateway.url}/servers/demo/mcp`, {
@@ -482,7 +489,10 @@ Deno.test("a chunked body over the limit is refused with 413 without being read 
     assert.equal(response.status, 413);
     const answer = await response.json();
     assert.equal(answer.error.code, -32600);
-    assert.match(answer.error.message, /exceeds the limit of 65536/);
+    assert.match(
+      answer.error.message,
+      /exceeds the limit of 65536 bytes \(serve --max-frame-bytes\)/,
+    );
     assert.ok(pulled < chunks / 2, `the client sent ${pulled} of ${chunks} KiB`);
   } finally {
     await served.close();
@@ -540,7 +550,7 @@ Deno.test("a long answer reaches the MCP client as the tunnel wrote it with the 
       assert.equal(response.status, 200);
       const body = await response.text();
       const json = accept === "text/event-stream"
-        ? body.split("\n")[1]!.slice("data: ".length)
+        ? parseSse(body).find((event) => event.data !== "")!.data
         : body;
       if (pretty) {
         assert.equal(json, JSON.stringify({ result: { text }, jsonrpc: "2.0", id }));

@@ -201,7 +201,10 @@ Deno.test("past maxMcpSessionsPerOwner the least recently used idle session is f
     assert.equal(refused.status, 429);
     const body = await refused.json();
     assert.equal(body.id, 5);
-    assert.match(body.error.message, /Too many MCP sessions for owner alice \(limit 3\)/);
+    assert.match(
+      body.error.message,
+      /Too many MCP sessions for owner alice \(limit 3, --max-mcp-sessions-per-owner\)/,
+    );
     for (const session of [s1, s2, s4]) {
       const kept = await postMcp(gateway, "demo", rpc(2, "tools/list"), {
         session,

@@ -208,3 +208,22 @@ Deno.test("eviction reaches a link that is busy sending: close 4001, and an evic
   // Seen about once in 80 evictions: more than a few in ten means the close code itself broke.
   assert.ok(lost <= 3, `${lost} of 10 evictions lost their close code`);
 });
+
+Deno.test("a request body over --max-frame-bytes gets 413 naming the size, the limit and the flag", async () => {
+  const gateway = await startTestGateway({ maxFrameBytes: 4096 });
+  const served = await serveTestServer(gateway, "small");
+  try {
+    const response = await api(gateway, `/${served.ack.sessionId}/request`, {
+      method: "POST",
+      body: { jsonrpc: "2.0", id: 1, method: "tools/list", params: { pad: "x".repeat(8192) } },
+    });
+    assert.equal(response.status, 413);
+    assert.match(
+      JSON.stringify(await response.json()),
+      /Body of \d{4,} bytes exceeds the limit of 4096 bytes \(serve --max-frame-bytes\)/,
+    );
+  } finally {
+    await served.close();
+    await gateway.close();
+  }
+});

@@ -4,6 +4,9 @@ import assert from "node:assert/strict";
 import { CloseCode } from "../../lib/protocol/frames.ts";
 import { ErrorCode, type JsonObject } from "../../lib/protocol/jsonrpc.ts";
 import type { Gateway } from "../../lib/serve/gateway.ts";
+import { createServeMetrics } from "../../lib/serve/metrics.ts";
+import { delay } from "../../lib/util/delay.ts";
+import type { WireFrame } from "../fixtures/wire.ts";
 import { startTestGateway, TOKENS, TunnelClient, within } from "../fixtures/test_gateway.ts";
 
 const INIT_RESULT = {
@@ -32,6 +35,15 @@ async function registered(gateway: Gateway, name = "raw", token: string = TOKENS
     "notifications/initialized",
   );
   return { tunnel, ack, sessionId: String(ack.sessionId) };
+}
+
+/** Polls a value held in this process (each round paced by 10 ms) until `check` holds, or fails. */
+async function pollUntil(what: string, check: () => boolean, ms = 5_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`Timed out waiting for ${what}`);
+    await delay(10);
+  }
 }
 
 function api(gateway: Gateway, path: string, init: RequestInit & { token?: string } = {}) {
@@ -435,29 +447,60 @@ Deno.test("a call that times out gets a Timeout error (504) and the server gets 
   }
 });
 
-Deno.test("calls beyond the in-flight limit are refused with a JSON-RPC error", async () => {
-  const gateway = await startTestGateway({ maxInflight: 1, callTimeoutMs: 5_000 });
+Deno.test("calls beyond --max-inflight wait in a FIFO queue; past --max-queued they are refused naming both flags", async () => {
+  const metrics = createServeMetrics();
+  const gateway = await startTestGateway({
+    maxInflight: 1,
+    maxQueued: 2,
+    callTimeoutMs: 5_000,
+    metrics,
+  });
   const { tunnel, sessionId } = await registered(gateway);
   const path = `/reverse-proxy/sessions/${sessionId}/request`;
-  try {
-    const first = api(gateway, path, {
+  const post = (id: number) =>
+    api(gateway, path, {
       method: "POST",
-      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }),
+      body: JSON.stringify({ jsonrpc: "2.0", id, method: "tools/list", params: { n: id } }),
     });
-    const sent = await tunnel.next((f) => (f.payload as JsonObject)?.method === "tools/list");
-    const second = await api(gateway, path, {
-      method: "POST",
-      body: JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/list" }),
-    });
-    const refused = await second.json();
-    assert.equal(refused.id, 2);
-    assert.match(refused.error.message, /Too many calls in flight/);
+  const answer = (frame: WireFrame) =>
     tunnel.send({
       type: "response",
       sessionId,
-      payload: { jsonrpc: "2.0", id: (sent.payload as JsonObject).id, result: { tools: [] } },
+      payload: {
+        jsonrpc: "2.0",
+        id: (frame.payload as JsonObject).id,
+        result: { n: ((frame.payload as JsonObject).params as JsonObject).n },
+      },
     });
-    assert.deepEqual(await (await first).json(), { jsonrpc: "2.0", id: 1, result: { tools: [] } });
+  const isList = (f: WireFrame) => (f.payload as JsonObject | undefined)?.method === "tools/list";
+  try {
+    const first = post(1);
+    const sent1 = await tunnel.next(isList, 5_000, "call 1");
+    const second = post(2);
+    const third = post(3);
+    await pollUntil("two calls queued", () => metrics.callsQueued.value === 2);
+    const refused = await (await post(4)).json();
+    assert.equal(refused.id, 4);
+    assert.equal(
+      refused.error.message,
+      "Too many calls to server 'raw': 1 in flight (limit --max-inflight 1) and 2 queued (limit --max-queued 2); retry later",
+    );
+    assert.equal(metrics.errors.value("queue_full"), 1);
+    // Nothing queued went out while the slot was taken.
+    assert.equal(tunnel.frames.filter(isList).length, 0);
+    answer(sent1);
+    assert.deepEqual(await (await first).json(), { jsonrpc: "2.0", id: 1, result: { n: 1 } });
+    // Slots free in order: 2 goes out before 3.
+    const sent2 = await tunnel.next(isList, 5_000, "call 2");
+    assert.equal(((sent2.payload as JsonObject).params as JsonObject).n, 2);
+    answer(sent2);
+    const sent3 = await tunnel.next(isList, 5_000, "call 3");
+    assert.equal(((sent3.payload as JsonObject).params as JsonObject).n, 3);
+    answer(sent3);
+    assert.deepEqual(await (await second).json(), { jsonrpc: "2.0", id: 2, result: { n: 2 } });
+    assert.deepEqual(await (await third).json(), { jsonrpc: "2.0", id: 3, result: { n: 3 } });
+    assert.equal(metrics.callsQueued.value, 0);
+    assert.equal(metrics.callQueueSeconds.count, 2, "each queued call's wait is observed");
   } finally {
     await tunnel.close();
     await gateway.close();

@@ -164,6 +164,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       scheme,
       fallbackHost,
       bodyRate,
+      ...(res === undefined ? {} : { clientGone: clientGone(res) }),
       onBodyTimeout(error) {
         log.debug("Dropped a request whose body arrived too slowly: {error}", {
           event: "body_timeout",
@@ -176,6 +177,15 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
         void writeWebResponse(res, jsonResponse(408, { error: error.message }), true);
       },
     });
+  }
+
+  /** Aborts when the connection closes before the answer was written whole: the client went away. */
+  function clientGone(res: http.ServerResponse): AbortSignal {
+    const controller = new AbortController();
+    res.once("close", () => {
+      if (!res.writableFinished) controller.abort(new Error("the client disconnected"));
+    });
+    return controller.signal;
   }
 
   async function onRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {

@@ -54,6 +54,11 @@ export interface ToWebRequestOptions {
   bodyRate?: { rate: BodyRate; deadlines: BodyDeadlines };
   /** The body stopped arriving fast enough: answer 408 and drop the connection. */
   onBodyTimeout?: (error: RequestBodyTimeoutError) => void;
+  /**
+   * Becomes the request's `signal`: it must abort when the client goes away before its answer was written
+   * (the MCP endpoint cancels a call answered as plain JSON then), and only then.
+   */
+  clientGone?: AbortSignal;
 }
 
 /**
@@ -64,7 +69,8 @@ export interface ToWebRequestOptions {
  * @throws {TypeError} when the request target is not a valid URL path
  */
 export function toWebRequest(req: IncomingMessage, options: ToWebRequestOptions): WebRequest {
-  const { scheme, fallbackHost, bodyRate, onBodyTimeout } = options;
+  const { scheme, fallbackHost, bodyRate, onBodyTimeout, clientGone } = options;
+  const signal = clientGone === undefined ? {} : { signal: clientGone };
   const target = req.url ?? "/";
   if (!target.startsWith("/")) throw new TypeError("Request target must be a path");
   const hostHeader = req.headers.host;
@@ -78,7 +84,7 @@ export function toWebRequest(req: IncomingMessage, options: ToWebRequestOptions)
   if (!hasBody) {
     // Nothing to read; whatever a GET carries anyway is the server's to discard.
     return {
-      request: withHeaders(new Request(`${scheme}://${host}${target}`, { method }), req),
+      request: withHeaders(new Request(`${scheme}://${host}${target}`, { method, ...signal }), req),
       discardRest: () => linger(req),
       dispose,
     };
@@ -149,7 +155,10 @@ export function toWebRequest(req: IncomingMessage, options: ToWebRequestOptions)
     });
   }
   return {
-    request: withHeaders(new Request(`${scheme}://${host}${target}`, { method, body }), req),
+    request: withHeaders(
+      new Request(`${scheme}://${host}${target}`, { method, body, ...signal }),
+      req,
+    ),
     discardRest() {
       if (req.complete) return;
       if (!done) {

@@ -105,7 +105,10 @@ function refuseAtHeader(
       return;
     }
     if (bytes > maxFrameBytes) {
-      ws.close(CloseCode.TooBig, `frame of ${bytes} bytes exceeds the limit of ${maxFrameBytes}`);
+      ws.close(
+        CloseCode.TooBig,
+        `frame of ${bytes} bytes exceeds the limit of ${maxFrameBytes} (serve --max-frame-bytes)`,
+      );
       refused({ kind: "too-large", bytes, limit: maxFrameBytes });
       return haveLength.call(this, cb);
     }

@@ -34,7 +34,9 @@ Deno.test("a text frame over the limit is refused with 1009 at its header, befor
     const close = await peer.readClose();
     assert.deepEqual(close, {
       code: CloseCode.TooBig,
-      reason: `frame of ${60 * MIB} bytes exceeds the limit of ${1024 * 1024}`,
+      reason: `frame of ${60 * MIB} bytes exceeds the limit of ${
+        1024 * 1024
+      } (serve --max-frame-bytes)`,
     });
   } finally {
     peer.close();

@@ -1,0 +1,170 @@
+// What a message from an MCP client does, whatever transport brought it (Streamable HTTP or legacy
+// HTTP+SSE): notifications (cancellation), answers to server requests, `initialize` answered from the
+// server's held result, and calls through the tunnel, tracked as the session's calls.
+
+import { isObject, type JsonObject } from "../util/json_object.ts";
+import {
+  ErrorCode,
+  errorResponse,
+  type JsonRpcNotification,
+  type JsonRpcRequest,
+  type JsonRpcResponse,
+} from "../protocol/jsonrpc.ts";
+import { negotiateVersion } from "../protocol/mcp_versions.ts";
+import { logger } from "../util/log.ts";
+import type { RawResponse } from "./call_table.ts";
+import type { ClientCall, McpClientSession } from "./mcp_client_session.ts";
+import { type ClientStream, ResumableStream } from "./resumable_stream.ts";
+import type { TunnelSession } from "./tunnel_session.ts";
+
+const log = logger("serve", "mcp");
+
+/** A call's answer: parsed, kept as text, or undefined when the call was cancelled. */
+export type CallAnswer = JsonRpcResponse | RawResponse | undefined;
+
+/** Handles a notification from a client: cancellation of its own call, else passed to the server. */
+export function clientNotification(
+  message: JsonRpcNotification,
+  session: McpClientSession,
+  tunnel: TunnelSession | undefined,
+): void {
+  if (message.method === "notifications/initialized") return; // the gateway's own was sent already
+  if (message.method === "notifications/cancelled") {
+    const params = isObject(message.params) ? message.params : {};
+    const requestId = params.requestId;
+    if (typeof requestId === "string" || typeof requestId === "number") {
+      // The tunnel session sends the server a cancellation with the rewritten id.
+      session.cancelCall(
+        requestId,
+        typeof params.reason === "string" ? params.reason : "cancelled by the client",
+      );
+    }
+    return;
+  }
+  if (tunnel === undefined || !tunnel.calls.notify(message)) {
+    log.debug("Dropped client notification {method}: server not connected", {
+      event: "client_notification_dropped",
+      method: message.method,
+    });
+  }
+}
+
+/** Hands a client's answer to the server request that waits for it. */
+export function clientResponse(response: JsonRpcResponse, session: McpClientSession): void {
+  if (!session.answer(response)) {
+    log.warning("Dropped a client response for unknown id on {name}", {
+      event: "unknown_client_response",
+      name: session.serverName,
+    });
+  }
+}
+
+/** What `initialize` gets: the answer, and what the client declared when it succeeded. */
+export interface InitializeOutcome {
+  response: JsonRpcResponse;
+  /** Set when the server's held result was good: the client's capabilities and the version agreed. */
+  accepted?: { capabilities: JsonObject; protocolVersion: string };
+}
+
+/**
+ * Answers a client's `initialize` from the server's held result, with the protocol version negotiated:
+ * the client's if the gateway supports it, else the latest.
+ */
+export async function answerInitialize(
+  message: JsonRpcRequest,
+  tunnel: TunnelSession,
+): Promise<InitializeOutcome> {
+  const held = await tunnel.initializeResult();
+  if (held.error !== undefined || !isObject(held.result)) {
+    return { response: { ...held, id: message.id } };
+  }
+  const params = isObject(message.params) ? message.params : {};
+  const protocolVersion = negotiateVersion(params.protocolVersion);
+  return {
+    response: { jsonrpc: "2.0", id: message.id, result: { ...held.result, protocolVersion } },
+    accepted: {
+      capabilities: isObject(params.capabilities) ? params.capabilities : {},
+      protocolVersion,
+    },
+  };
+}
+
+/** Why a request cannot go out now, as the error to answer; undefined when it can. */
+export function callRefusal(
+  message: JsonRpcRequest,
+  session: McpClientSession,
+  tunnel: TunnelSession | undefined,
+): JsonRpcResponse | undefined {
+  if (tunnel === undefined) {
+    return errorResponse(
+      message.id,
+      ErrorCode.TunnelUnavailable,
+      `Server '${session.serverName}' is not connected`,
+    );
+  }
+  if (session.hasCall(message.id)) {
+    return errorResponse(
+      message.id,
+      ErrorCode.InvalidRequest,
+      "A request with this id is in flight",
+    );
+  }
+  return undefined;
+}
+
+/**
+ * The stream of the call in flight that `message` repeats: same id, method and params, answered on a
+ * resumable stream that is not finished. An HTTP client may send a POST again when its connection broke
+ * before the answer's headers came back (fetch does, on a fresh connection), while the first one runs.
+ */
+export function repeatedCall(
+  message: JsonRpcRequest,
+  session: McpClientSession,
+): ResumableStream | undefined {
+  const call = session.call(message.id);
+  const stream = call?.stream;
+  if (
+    call === undefined || !(stream instanceof ResumableStream) || !stream.open ||
+    call.request.method !== message.method ||
+    JSON.stringify(call.request.params) !== JSON.stringify(message.params)
+  ) {
+    return undefined;
+  }
+  return stream;
+}
+
+/** Options of {@link runCall}. */
+export interface RunCallOptions {
+  session: McpClientSession;
+  tunnel: TunnelSession;
+  /** Where its progress and server requests go, when the call has a stream. */
+  stream?: ClientStream;
+  /** Receives the call's progress. */
+  onProgress: (notification: JsonObject) => void;
+  now: number;
+}
+
+/**
+ * Sends a request through the tunnel as one of the session's calls (cancelled with the session, or by
+ * the client's `notifications/cancelled`); the answer comes as text when it was long. The call is
+ * forgotten once answered.
+ */
+export function runCall(
+  message: JsonRpcRequest,
+  options: RunCallOptions,
+): { controller: AbortController; answer: Promise<CallAnswer> } {
+  const { session, tunnel, stream, onProgress, now } = options;
+  const controller = new AbortController();
+  const call: ClientCall = { request: message, controller, started: now };
+  if (stream !== undefined) call.stream = stream;
+  const forget = session.addCall(message.id, call);
+  const answer = tunnel.calls.call(message, {
+    signal: controller.signal,
+    onProgress,
+    raw: true,
+  }).then((response) => {
+    forget();
+    return response;
+  });
+  return { controller, answer };
+}

@@ -1,0 +1,379 @@
+// The resumable SSE streams of one MCP session (MCP 2025-11-25, "Resumability and Redelivery"): every event
+// carries an id `<stream>:<n>`, events are kept in a buffer bounded per session in UTF-8 bytes and in
+// events, and a client whose connection dropped reconnects with `Last-Event-ID` to get what followed that
+// id and then the rest. A stream left without a connection is kept for a window, then given up.
+
+import { isOneLine } from "../protocol/json_scan.ts";
+import type { SseStream } from "./sse_stream.ts";
+
+const encoder = new TextEncoder();
+
+/** Where messages for one MCP client go: a resumable stream, or a legacy SSE connection. */
+export interface ClientStream {
+  /** Writes a JSON-RPC message; false when the stream takes no more (ended, or nobody listens). */
+  send(message: unknown): boolean;
+  /** Writes a JSON-RPC message given as one line of JSON text; false as for {@link send}. */
+  sendText(json: string): boolean;
+  /** True while a client connection is open on it (a message reaches the client now, not on resume). */
+  readonly attached: boolean;
+}
+
+/** Bounds and timing of the resumable streams of one session. */
+export interface StreamSettings {
+  /** UTF-8 bytes of events kept for replay, per session. */
+  replayBytes: number;
+  /** Events kept for replay, per session. */
+  replayEvents: number;
+  /** How long a stream without a connection is kept for its client to come back, in milliseconds. */
+  resumeWindowMs: number;
+  /** The SSE `retry:` field sent on every connection: how long a client waits before reconnecting. */
+  retryMs: number;
+}
+
+/** Defaults of {@link StreamSettings}. */
+export const STREAM_DEFAULTS: Readonly<StreamSettings> = {
+  replayBytes: 8 * 1024 * 1024,
+  replayEvents: 1000,
+  resumeWindowMs: 30_000,
+  retryMs: 1000,
+};
+
+/** The number of the session's standalone stream (its GET stream); POST streams count up from 1. */
+export const STANDALONE_STREAM = "0";
+
+/** An event id of this gateway, `<stream>:<n>`, read back from a `Last-Event-ID` header. */
+export function parseEventId(text: string): { stream: string; seq: number } | undefined {
+  const match = /^(\d{1,15}):(\d{1,15})$/.exec(text.trim());
+  if (match === null) return undefined;
+  return { stream: String(Number(match[1])), seq: Number(match[2]) };
+}
+
+interface Kept {
+  seq: number;
+  chunk: Uint8Array;
+}
+
+/**
+ * One SSE stream of a session: a POST's answer (its progress, server requests and result) or the session's
+ * standalone GET stream. It outlives the HTTP connections that carry it: {@link attach} puts it on a
+ * connection, replaying what the client missed.
+ */
+export class ResumableStream implements ClientStream {
+  readonly id: string;
+  /** Runs when the window passed with no connection while the stream was still open (a POST's call is then cancelled). */
+  onExpired: (() => void) | undefined;
+  /** Runs when a connection was cut because its client did not read (`--max-client-buffer`). */
+  onOverflow: (() => void) | undefined;
+  #streams: SessionStreams;
+  #seq = 0;
+  #kept: Kept[] = [];
+  #head = 0;
+  /** Events numbered up to this one are no longer kept. */
+  #lostThrough = 0;
+  #connection: SseStream | undefined;
+  /** open: takes events; done: final event written; idle: nobody listens (standalone only); gone: forgotten. */
+  #state: "open" | "done" | "idle" | "gone";
+
+  /** @internal Use {@link SessionStreams.open}. */
+  constructor(streams: SessionStreams, id: string, idle = false) {
+    this.#streams = streams;
+    this.id = id;
+    this.#state = idle ? "idle" : "open";
+  }
+
+  get attached(): boolean {
+    return this.#connection !== undefined && !this.#connection.closed;
+  }
+
+  /** True once its final event was written. */
+  get done(): boolean {
+    return this.#state === "done";
+  }
+
+  /** True while it takes events (attached, or within its window). */
+  get open(): boolean {
+    return this.#state === "open";
+  }
+
+  /** True once forgotten: its events are dropped and it cannot be resumed. */
+  get gone(): boolean {
+    return this.#state === "gone";
+  }
+
+  /** The number of its last event. */
+  get lastSeq(): number {
+    return this.#seq;
+  }
+
+  /** Events kept for replay. */
+  get keptEvents(): number {
+    return this.#kept.length - this.#head;
+  }
+
+  send(message: unknown): boolean {
+    return this.#write(JSON.stringify(message)); // one line by construction
+  }
+
+  /** @throws {RangeError} if the text has a line break (an SSE `data` line ends at one) */
+  sendText(json: string): boolean {
+    if (!isOneLine(json)) {
+      throw new RangeError("Cannot send an SSE message whose JSON text has a line break");
+    }
+    return this.#write(json);
+  }
+
+  #write(json: string): boolean {
+    if (this.#state !== "open") return false;
+    const seq = ++this.#seq;
+    const chunk = encoder.encode(`id: ${this.id}:${seq}\nevent: message\ndata: ${json}\n\n`);
+    // Kept and written are the same bytes: a connection's queue does not copy them.
+    this.#streams.keep(this, { seq, chunk });
+    const connection = this.#connection;
+    if (connection !== undefined && !connection.closed) connection.write(chunk);
+    return true;
+  }
+
+  /** The final event was written: the connection ends, the events stay for the window, then go. */
+  finish(): void {
+    if (this.#state !== "open" && this.#state !== "idle") return;
+    this.#state = "done";
+    this.#connection?.close();
+    this.#connection = undefined;
+    this.#streams.schedule(this);
+  }
+
+  /**
+   * Puts the stream on `connection`: a priming event (an id, empty data) with the `retry:` field, then the
+   * kept events after event `after` (the client's `Last-Event-ID`; none for a fresh connection), then the
+   * live ones; a done stream's connection ends after the replay. A connection it was on is closed. Returns
+   * false when events after `after` were dropped from the buffer (the rest is still replayed).
+   */
+  attach(connection: SseStream, after?: number): boolean {
+    if (this.#state === "gone") throw new Error(`Stream ${this.id} is gone`);
+    const previous = this.#connection;
+    this.#connection = connection;
+    previous?.close();
+    this.#streams.unschedule(this);
+    if (this.#state === "idle") this.#state = "open";
+    connection.onCancel = () => this.#lost(connection);
+    const reportOverflow = connection.onOverflow;
+    connection.onOverflow = (bytes) => {
+      reportOverflow?.(bytes);
+      this.#lost(connection);
+      this.onOverflow?.();
+    };
+    const from = after ?? this.#seq;
+    connection.write(
+      encoder.encode(
+        `id: ${this.id}:${from}\nretry: ${this.#streams.settings.retryMs}\ndata: \n\n`,
+      ),
+    );
+    const complete = from >= this.#lostThrough;
+    for (let i = this.#head; i < this.#kept.length; i++) {
+      const event = this.#kept[i]!;
+      if (event.seq > from && !connection.write(event.chunk)) break;
+    }
+    if (this.#state === "done") {
+      connection.close();
+      this.#connection = undefined;
+    }
+    return complete;
+  }
+
+  /** The connection ended without the stream ending: keep it for the window. */
+  #lost(connection: SseStream): void {
+    if (this.#connection !== connection) return;
+    this.#connection = undefined;
+    if (this.#state === "open") this.#streams.schedule(this);
+  }
+
+  /** @internal The window passed: give up an open stream, forget a done one. */
+  expire(): void {
+    if (this.attached) return;
+    if (this.#state === "open") {
+      if (this.id === STANDALONE_STREAM) {
+        // The session's GET stream is never forgotten (its numbers go on), only left unheard.
+        this.#state = "idle";
+        this.evictAll();
+        return;
+      }
+      this.onExpired?.();
+    }
+    this.forget();
+  }
+
+  /** Drops its events and ends it for good; a connection on it is closed. */
+  forget(): void {
+    if (this.#state === "gone") return;
+    this.#state = "gone";
+    this.#connection?.close();
+    this.#connection = undefined;
+    this.#streams.unschedule(this);
+    this.evictAll();
+    this.#streams.remove(this);
+  }
+
+  /** @internal Called by its {@link SessionStreams} to keep an event. */
+  push(event: Kept): void {
+    this.#kept.push(event);
+  }
+
+  /** @internal Drops its oldest kept event; returns its size in bytes (0 if none). */
+  evictOldest(): number {
+    const event = this.#kept[this.#head];
+    if (event === undefined) return 0;
+    this.#kept[this.#head++] = undefined as unknown as Kept;
+    this.#lostThrough = event.seq;
+    // Compact now and then so that the array does not keep the dropped slots forever.
+    if (this.#head > 64 && this.#head * 2 > this.#kept.length) {
+      this.#kept = this.#kept.slice(this.#head);
+      this.#head = 0;
+    }
+    this.#streams.released(event.chunk.byteLength, 1);
+    return event.chunk.byteLength;
+  }
+
+  /** @internal Drops every kept event, and marks every event so far as lost. */
+  evictAll(): void {
+    let bytes = 0;
+    const count = this.#kept.length - this.#head;
+    for (let i = this.#head; i < this.#kept.length; i++) bytes += this.#kept[i]!.chunk.byteLength;
+    this.#kept = [];
+    this.#head = 0;
+    this.#lostThrough = this.#seq;
+    this.#streams.released(bytes, count);
+  }
+}
+
+/**
+ * The resumable streams of one MCP session and the events kept to replay them, bounded by
+ * `replayBytes` (UTF-8) and `replayEvents` together. Past a bound, done streams go first (oldest first),
+ * then the oldest events of the oldest stream. One timer serves the windows of all its streams.
+ *
+ * @example
+ * ```ts
+ * import { SessionStreams, STREAM_DEFAULTS } from "./resumable_stream.ts";
+ * const streams = new SessionStreams(STREAM_DEFAULTS);
+ * const stream = streams.open();
+ * stream.send({ jsonrpc: "2.0", method: "notifications/progress", params: {} });
+ * streams.bytes; // the UTF-8 bytes kept for replay
+ * streams.end();
+ * ```
+ */
+export class SessionStreams {
+  readonly settings: StreamSettings;
+  /** The session's GET stream: idle until a client opens it. */
+  readonly standalone: ResumableStream;
+  #streams = new Map<string, ResumableStream>();
+  #next = 1;
+  #bytes = 0;
+  #events = 0;
+  /** Streams waiting out their window, in the order they expire (all windows are equally long). */
+  #expiring = new Map<ResumableStream, number>();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #now: () => number;
+
+  constructor(settings: StreamSettings, now: () => number = () => performance.now()) {
+    this.settings = settings;
+    this.#now = now;
+    this.standalone = new ResumableStream(this, STANDALONE_STREAM, true);
+    this.#streams.set(STANDALONE_STREAM, this.standalone);
+  }
+
+  /** UTF-8 bytes of events kept for replay (what the memory budget charges for them). */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** Events kept for replay. */
+  get events(): number {
+    return this.#events;
+  }
+
+  /** A new stream (a POST's answer), numbered after the last. */
+  open(): ResumableStream {
+    const stream = new ResumableStream(this, String(this.#next++));
+    this.#streams.set(stream.id, stream);
+    return stream;
+  }
+
+  /** The stream with this number, unless forgotten. */
+  get(id: string): ResumableStream | undefined {
+    return this.#streams.get(id);
+  }
+
+  /** Forgets every stream and stops the timer. */
+  end(): void {
+    for (const stream of [...this.#streams.values()]) stream.forget();
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#expiring.clear();
+  }
+
+  /** @internal Keeps `event` of `stream`, dropping older events past the bounds. */
+  keep(stream: ResumableStream, event: Kept): void {
+    const { replayBytes, replayEvents } = this.settings;
+    const bytes = event.chunk.byteLength;
+    if (bytes > replayBytes) {
+      // Larger than the whole buffer: it cannot be replayed, nor can anything before it on this stream.
+      stream.evictAll();
+      return;
+    }
+    stream.push(event);
+    this.#bytes += bytes;
+    this.#events++;
+    while (this.#bytes > replayBytes || this.#events > replayEvents) this.#evictOne();
+  }
+
+  /** @internal Counts events dropped by a stream. */
+  released(bytes: number, events: number): void {
+    this.#bytes -= bytes;
+    this.#events -= events;
+  }
+
+  /** @internal */
+  remove(stream: ResumableStream): void {
+    if (this.#streams.get(stream.id) === stream && stream !== this.standalone) {
+      this.#streams.delete(stream.id);
+    }
+  }
+
+  /** @internal Starts `stream`'s window (again). */
+  schedule(stream: ResumableStream): void {
+    this.#expiring.delete(stream);
+    this.#expiring.set(stream, this.#now() + this.settings.resumeWindowMs);
+    if (this.#timer === undefined) this.#arm();
+  }
+
+  /** @internal */
+  unschedule(stream: ResumableStream): void {
+    this.#expiring.delete(stream);
+  }
+
+  #evictOne(): void {
+    for (const stream of this.#streams.values()) {
+      if (stream.done && stream.keptEvents > 0) return stream.forget();
+    }
+    for (const stream of this.#streams.values()) {
+      if (stream.evictOldest() > 0) return;
+    }
+    throw new Error("Replay buffer over its bounds with nothing to evict"); // unreachable
+  }
+
+  #arm(): void {
+    const first = this.#expiring.values().next();
+    if (first.done) return;
+    this.#timer = setTimeout(() => this.#fire(), Math.max(0, first.value - this.#now()));
+  }
+
+  #fire(): void {
+    this.#timer = undefined;
+    const now = this.#now();
+    for (const [stream, at] of this.#expiring) {
+      if (at > now) break;
+      this.#expiring.delete(stream);
+      stream.expire();
+    }
+    this.#arm();
+  }
+}
