@@ -8,6 +8,7 @@ import { utf8Length } from "../util/utf8.ts";
 import type { RawResponse } from "./call_table.ts";
 import type { ServeMetrics } from "./metrics.ts";
 import type { CallOptions } from "./call_contract.ts";
+import type { Charge } from "./memory_budget.ts";
 
 /**
  * A bounded first-in first-out queue whose entries can leave from anywhere (a call cancelled or timed
@@ -29,8 +30,11 @@ export class CallQueue<T> {
   /** Insertion-ordered, with O(1) removal from the middle. */
   #entries = new Map<T, number>();
   #bytes = 0;
+  #charge: Charge | undefined;
 
-  constructor(maxEntries: number) {
+  /** `charge`: where the queue's bytes are charged against the owner's memory share. */
+  constructor(maxEntries: number, charge?: Charge) {
+    this.#charge = charge;
     if (!Number.isInteger(maxEntries) || maxEntries < 0) {
       throw new RangeError(
         `Cannot create CallQueue as 'maxEntries' must be a non-negative integer: current value is ${maxEntries}`,
@@ -54,9 +58,13 @@ export class CallQueue<T> {
     return this.#entries.size >= this.maxEntries;
   }
 
-  /** Appends `entry` of `bytes`; false (and nothing kept) when the queue is full. */
+  /**
+   * Appends `entry` of `bytes`; false (and nothing kept) when the queue is full or the owner's memory
+   * share cannot hold it.
+   */
   push(entry: T, bytes: number): boolean {
     if (this.full || this.#entries.has(entry)) return false;
+    if (this.#charge !== undefined && !this.#charge.resize(this.#bytes + bytes)) return false;
     this.#entries.set(entry, bytes);
     this.#bytes += bytes;
     return true;
@@ -76,7 +84,13 @@ export class CallQueue<T> {
     if (bytes === undefined) return false;
     this.#entries.delete(entry);
     this.#bytes -= bytes;
+    this.#charge?.resize(this.#bytes);
     return true;
+  }
+
+  /** Gives the queue's share of memory back for good (its session ended). */
+  release(): void {
+    this.#charge?.release();
   }
 
   /** Removes and returns every entry, oldest first. */
@@ -84,6 +98,7 @@ export class CallQueue<T> {
     const entries = [...this.#entries.keys()];
     this.#entries.clear();
     this.#bytes = 0;
+    this.#charge?.resize(0);
     return entries;
   }
 }
@@ -107,8 +122,8 @@ export class WaitingCalls {
   #since = new Map<WaitingCall, { at: number; leave: () => void }>();
   #metrics: ServeMetrics | undefined;
 
-  constructor(maxEntries: number, metrics?: ServeMetrics) {
-    this.#queue = new CallQueue(maxEntries);
+  constructor(maxEntries: number, metrics?: ServeMetrics, charge?: Charge) {
+    this.#queue = new CallQueue(maxEntries, charge);
     this.#metrics = metrics;
   }
 
@@ -139,17 +154,22 @@ export class WaitingCalls {
   wait(
     request: JsonRpcRequest,
     options: CallOptions & { timeoutMs: number },
-    timedOut: () => JsonRpcResponse,
+    answers: { timedOut: () => JsonRpcResponse; noRoom: () => JsonRpcResponse },
   ): Promise<JsonRpcResponse | RawResponse | undefined> {
     const { timeoutMs, signal } = options;
+    const { timedOut, noRoom } = answers;
     return new Promise((resolve) => {
       const waiting: WaitingCall = { request, options, waitedMs: 0, resolve };
+      if (!this.#queue.push(waiting, utf8Length(JSON.stringify(request)))) {
+        this.#metrics?.errors.inc("memory");
+        resolve(noRoom());
+        return;
+      }
       const onAbort = () => {
         if (this.#take(waiting)) resolve(undefined);
       };
       const leave = () => signal?.removeEventListener("abort", onAbort);
       this.#since.set(waiting, { at: performance.now(), leave });
-      this.#queue.push(waiting, utf8Length(JSON.stringify(request)));
       this.#deadlines.add(waiting, timeoutMs, () => {
         if (!this.#take(waiting)) return;
         this.#metrics?.errors.inc("call_timeout");
@@ -166,13 +186,14 @@ export class WaitingCalls {
     return waiting;
   }
 
-  /** Answers every call waiting with `answer(call)`. */
+  /** Answers every call waiting with `answer(call)`; the queue takes no more (its session ended). */
   failAll(answer: (call: WaitingCall) => JsonRpcResponse): void {
     for (const waiting of this.#queue.drain()) {
       this.#left(waiting);
       waiting.resolve(answer(waiting));
     }
     this.#deadlines.clear();
+    this.#queue.release();
   }
 
   #take(waiting: WaitingCall): boolean {

@@ -6,6 +6,7 @@ import { ErrorCode, errorResponse } from "../protocol/jsonrpc.ts";
 import type { JsonRpcNotification, JsonRpcRequest, JsonRpcResponse } from "../protocol/jsonrpc.ts";
 import { logger } from "../util/log.ts";
 import type { McpClientSession, McpClientSessions } from "./mcp_client_session.ts";
+import { encodeMessageEvent } from "./resumable_stream.ts";
 import type { ClientStream } from "./resumable_stream.ts";
 
 const log = logger("serve", "mcp");
@@ -40,8 +41,13 @@ export class ClientRouter {
    */
   notification(server: ServerRef, message: JsonRpcNotification): void {
     let delivered = 0;
+    // Encoded once: a flood of notifications to many clients holds one copy of each, not one per client.
+    let event: Uint8Array | undefined;
     for (const session of this.#sessions.ofServer(server.owner, server.name)) {
-      if (session.getStream?.send(message)) delivered++;
+      const stream = session.getStream;
+      if (stream === undefined) continue;
+      event ??= encodeMessageEvent(JSON.stringify(message));
+      if (stream.sendEncoded(event)) delivered++;
     }
     log.debug("Notification {method} from {name} reached {count} clients", {
       event: "server_notification",

@@ -178,6 +178,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     },
     publicPath: publicUrl === undefined ? "" : publicUrl.pathname.replace(/\/+$/, ""),
     now,
+    budget,
     ...(metrics === undefined ? {} : { metrics }),
   });
   const registrar = new Registrar({

@@ -92,6 +92,7 @@ export class LegacySse {
     this.#options.openStream(identity.credential)(connection);
     const legacy: LegacyConnection = {
       send: (message) => connection.send(message),
+      sendEncoded: (event) => connection.write(event),
       sendText: (json) => connection.sendText(json),
       get attached() {
         return !connection.closed;

@@ -2,6 +2,7 @@
 // its calls in flight, its resumable streams and the server-initiated requests it was asked to answer; and
 // the table of them, bounded per owner.
 
+import type { MemoryBudget } from "./memory_budget.ts";
 import { isObject, type JsonObject } from "../util/json_object.ts";
 import {
   ErrorCode,
@@ -58,6 +59,8 @@ export class McpClientSession {
       protocolVersion: string;
       now: number;
       streams?: StreamSettings;
+      /** Where the replay of its streams is charged, against the owner's memory share. */
+      budget?: MemoryBudget | undefined;
     },
   ) {
     this.owner = options.owner;
@@ -65,7 +68,11 @@ export class McpClientSession {
     this.#capabilities = options.capabilities;
     this.#protocolVersion = options.protocolVersion;
     this.#lastSeen = options.now;
-    this.streams = new SessionStreams(options.streams ?? STREAM_DEFAULTS);
+    this.streams = new SessionStreams(
+      options.streams ?? STREAM_DEFAULTS,
+      undefined,
+      options.budget?.charge(options.owner, { what: "event replay" }),
+    );
   }
 
   /** What the client declared in `initialize`. */
@@ -223,6 +230,8 @@ export interface McpClientSessionsOptions {
   /** Sessions one owner may hold. Default {@link MAX_CLIENT_SESSIONS_PER_OWNER}. */
   maxPerOwner?: number;
   now: () => number;
+  /** Where each session's event replay is charged. */
+  budget?: MemoryBudget | undefined;
 }
 
 /** The MCP client sessions of the gateway, by id. */
@@ -266,7 +275,7 @@ export class McpClientSessions {
    * Undefined when the owner is at its cap with no idle session.
    */
   open(
-    fields: Omit<ConstructorParameters<typeof McpClientSession>[0], "now" | "streams">,
+    fields: Omit<ConstructorParameters<typeof McpClientSession>[0], "now" | "streams" | "budget">,
   ): McpClientSession | undefined {
     let count = 0;
     let oldest: McpClientSession | undefined;
@@ -285,6 +294,7 @@ export class McpClientSessions {
       ...fields,
       now: this.#options.now(),
       ...(this.#options.streams === undefined ? {} : { streams: this.#options.streams }),
+      budget: this.#options.budget,
     });
     this.#sessions.set(session.id, session);
     return session;

@@ -15,6 +15,7 @@ import {
 } from "../protocol/jsonrpc.ts";
 import { logger } from "../util/log.ts";
 import { SUPPORTED_PROTOCOL_VERSIONS } from "../protocol/mcp_versions.ts";
+import type { MemoryBudget } from "./memory_budget.ts";
 import type { ServeMetrics } from "./metrics.ts";
 import { RawResponse } from "./call_table.ts";
 import { ClientRouter } from "./client_router.ts";
@@ -71,6 +72,8 @@ export interface McpEndpointOptions {
   now?: () => number;
   /** Counts requests for unknown sessions (`no_session`) and streams closed on slow clients (`slow_client`). */
   metrics?: ServeMetrics;
+  /** Where SSE replay and what clients have not read are charged, against each owner's memory share. */
+  budget?: MemoryBudget;
 }
 
 /** Which MCP path a request is for, and what the HTTP server knows of its client. */
@@ -112,6 +115,7 @@ export class McpEndpoint {
       ttlMs: options.sessionTtlMs,
       now: this.#now,
       streams: this.#streamSettings,
+      budget: options.budget,
       ...(options.maxSessionsPerOwner === undefined
         ? {}
         : { maxPerOwner: options.maxSessionsPerOwner }),
@@ -123,6 +127,7 @@ export class McpEndpoint {
       maxStreamsPerToken: options.maxStreamsPerToken,
       now: this.#now,
       metrics: options.metrics,
+      budget: options.budget,
     });
     this.router = new ClientRouter(this.#sessions, options.callTimeoutMs);
     this.#legacy = new LegacySse({

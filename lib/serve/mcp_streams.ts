@@ -5,6 +5,7 @@ import { ErrorCode } from "../protocol/jsonrpc.ts";
 import { logger } from "../util/log.ts";
 import type { McpClientSession } from "./mcp_client_session.ts";
 import { rpcError } from "./mcp_http.ts";
+import type { MemoryBudget } from "./memory_budget.ts";
 import type { ServeMetrics } from "./metrics.ts";
 import {
   parseEventId,
@@ -29,6 +30,8 @@ export interface McpStreamsOptions {
   maxStreamsPerToken: number | undefined;
   now: () => number;
   metrics: ServeMetrics | undefined;
+  /** Where what clients have not read is charged, against their owner's memory share. */
+  budget?: MemoryBudget | undefined;
 }
 
 /** The SSE connections of the MCP endpoint. */
@@ -45,6 +48,27 @@ export class McpStreams {
   connection(session: McpClientSession, what: string): SseStream {
     const max = this.#options.maxClientBufferBytes;
     const connection = new SseStream(max === undefined ? {} : { maxBufferedBytes: max });
+    const budget = this.#options.budget;
+    if (budget !== undefined) {
+      // The owner's oldest unread streams are what is cut first when the owner needs room.
+      connection.chargeTo(budget.charge(session.owner, {
+        what: what,
+        evict: () => {
+          this.#options.metrics?.errors.inc("memory");
+          log.warning(
+            "Cut the {what} of MCP client session {mcpSession} of {owner} on {name}: its owner's memory share is used up and this is its oldest unread stream (--memory-per-owner)",
+            {
+              event: "stream_cut",
+              what,
+              mcpSession: session.id,
+              owner: session.owner,
+              name: session.serverName,
+            },
+          );
+          connection.cut("the owner's memory share is used up (--memory-per-owner)");
+        },
+      }));
+    }
     connection.onOverflow = (buffered) => {
       this.#options.metrics?.errors.inc("slow_client");
       log.warning(

@@ -3,6 +3,7 @@
 // events, and a client whose connection dropped reconnects with `Last-Event-ID` to get what followed that
 // id and then the rest. A stream left without a connection is kept for a window, then given up.
 
+import type { Charge } from "./memory_budget.ts";
 import { isOneLine } from "../protocol/json_scan.ts";
 import type { SseStream } from "./sse_stream.ts";
 
@@ -12,6 +13,11 @@ const encoder = new TextEncoder();
 export interface ClientStream {
   /** Writes a JSON-RPC message; false when the stream takes no more (ended, or nobody listens). */
   send(message: unknown): boolean;
+  /**
+   * Writes a message event encoded once for many streams ({@link encodeMessageEvent}): a notification
+   * broadcast to every client of a server shares its bytes instead of holding a copy per stream.
+   */
+  sendEncoded(event: Uint8Array): boolean;
   /** Writes a JSON-RPC message given as one line of JSON text; false as for {@link send}. */
   sendText(json: string): boolean;
   /** True while a client connection is open on it (a message reaches the client now, not on resume). */
@@ -50,7 +56,29 @@ export function parseEventId(text: string): { stream: string; seq: number } | un
 
 interface Kept {
   seq: number;
-  chunk: Uint8Array;
+  /** The event's own `id:` line. */
+  head: Uint8Array;
+  /** `event: message` and `data:` lines, possibly shared with other streams. */
+  body: Uint8Array;
+}
+
+/** Bytes of a kept event. */
+function sizeOf(event: Kept): number {
+  return event.head.byteLength + event.body.byteLength;
+}
+
+/**
+ * The `event:` and `data:` lines of one JSON-RPC message (one line of JSON text), encoded once: what
+ * {@link ClientStream.sendEncoded} takes.
+ *
+ * @example
+ * ```ts
+ * import { encodeMessageEvent } from "./resumable_stream.ts";
+ * encodeMessageEvent('{"jsonrpc":"2.0","method":"x"}').byteLength; // 53
+ * ```
+ */
+export function encodeMessageEvent(json: string): Uint8Array {
+  return encoder.encode(`event: message\ndata: ${json}\n\n`);
 }
 
 /**
@@ -122,14 +150,25 @@ export class ResumableStream implements ClientStream {
     return this.#write(json);
   }
 
+  sendEncoded(event: Uint8Array): boolean {
+    return this.#writeBody(event);
+  }
+
   #write(json: string): boolean {
     if (this.#state !== "open") return false;
+    return this.#writeBody(encodeMessageEvent(json));
+  }
+
+  #writeBody(body: Uint8Array): boolean {
+    if (this.#state !== "open") return false;
     const seq = ++this.#seq;
-    const chunk = encoder.encode(`id: ${this.id}:${seq}\nevent: message\ndata: ${json}\n\n`);
+    const head = encoder.encode(`id: ${this.id}:${seq}\n`);
     // Kept and written are the same bytes: a connection's queue does not copy them.
-    this.#streams.keep(this, { seq, chunk });
+    this.#streams.keep(this, { seq, head, body });
     const connection = this.#connection;
-    if (connection !== undefined && !connection.closed) connection.write(chunk);
+    if (connection !== undefined && !connection.closed) {
+      if (connection.write(head)) connection.write(body);
+    }
     return true;
   }
 
@@ -171,7 +210,9 @@ export class ResumableStream implements ClientStream {
     const complete = from >= this.#lostThrough;
     for (let i = this.#head; i < this.#kept.length; i++) {
       const event = this.#kept[i]!;
-      if (event.seq > from && !connection.write(event.chunk)) break;
+      if (event.seq > from && !(connection.write(event.head) && connection.write(event.body))) {
+        break;
+      }
     }
     if (this.#state === "done") {
       connection.close();
@@ -229,15 +270,16 @@ export class ResumableStream implements ClientStream {
       this.#kept = this.#kept.slice(this.#head);
       this.#head = 0;
     }
-    this.#streams.released(event.chunk.byteLength, 1);
-    return event.chunk.byteLength;
+    const bytes = sizeOf(event);
+    this.#streams.released(bytes, 1);
+    return bytes;
   }
 
   /** @internal Drops every kept event, and marks every event so far as lost. */
   evictAll(): void {
     let bytes = 0;
     const count = this.#kept.length - this.#head;
-    for (let i = this.#head; i < this.#kept.length; i++) bytes += this.#kept[i]!.chunk.byteLength;
+    for (let i = this.#head; i < this.#kept.length; i++) bytes += sizeOf(this.#kept[i]!);
     this.#kept = [];
     this.#head = 0;
     this.#lostThrough = this.#seq;
@@ -272,10 +314,16 @@ export class SessionStreams {
   #expiring = new Map<ResumableStream, number>();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #now: () => number;
+  #charge: Charge | undefined;
 
-  constructor(settings: StreamSettings, now: () => number = () => performance.now()) {
+  constructor(
+    settings: StreamSettings,
+    now: () => number = () => performance.now(),
+    charge?: Charge,
+  ) {
     this.settings = settings;
     this.#now = now;
+    this.#charge = charge;
     this.standalone = new ResumableStream(this, STANDALONE_STREAM, true);
     this.#streams.set(STANDALONE_STREAM, this.standalone);
   }
@@ -308,12 +356,13 @@ export class SessionStreams {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#expiring.clear();
+    this.#charge?.release();
   }
 
   /** @internal Keeps `event` of `stream`, dropping older events past the bounds. */
   keep(stream: ResumableStream, event: Kept): void {
     const { replayBytes, replayEvents } = this.settings;
-    const bytes = event.chunk.byteLength;
+    const bytes = sizeOf(event);
     if (bytes > replayBytes) {
       // Larger than the whole buffer: it cannot be replayed, nor can anything before it on this stream.
       stream.evictAll();
@@ -323,12 +372,17 @@ export class SessionStreams {
     this.#bytes += bytes;
     this.#events++;
     while (this.#bytes > replayBytes || this.#events > replayEvents) this.#evictOne();
+    // Past the owner's memory share, the oldest events go first, as past the buffer's own bounds.
+    while (this.#charge !== undefined && this.#bytes > 0 && !this.#charge.resize(this.#bytes)) {
+      this.#evictOne();
+    }
   }
 
   /** @internal Counts events dropped by a stream. */
   released(bytes: number, events: number): void {
     this.#bytes -= bytes;
     this.#events -= events;
+    this.#charge?.resize(this.#bytes);
   }
 
   /** @internal */

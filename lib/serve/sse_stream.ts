@@ -2,6 +2,7 @@
 // went away, and that gives up on a client that stops reading instead of queueing for it without limit.
 
 import { isOneLine } from "../protocol/json_scan.ts";
+import type { Charge } from "./memory_budget.ts";
 
 const encoder = new TextEncoder();
 
@@ -52,6 +53,7 @@ export class SseStream {
   #controller!: ReadableStreamDefaultController<Uint8Array>;
   #maxBufferedBytes: number;
   #closed = false;
+  #charge: Charge | undefined;
 
   constructor(options: SseStreamOptions = {}) {
     const { maxBufferedBytes = Infinity } = options;
@@ -65,6 +67,10 @@ export class SseStream {
       start: (controller) => {
         this.#controller = controller;
       },
+      // The client read some: what it has not read is less, and so is what its owner is charged.
+      pull: () => {
+        this.#charge?.resize(this.bufferedBytes);
+      },
       cancel: () => {
         if (this.#closed) return;
         this.#end();
@@ -75,6 +81,21 @@ export class SseStream {
       highWaterMark: Number.isFinite(maxBufferedBytes) ? maxBufferedBytes : 0,
       size: (chunk) => chunk.byteLength,
     });
+  }
+
+  /**
+   * Charges what the client has not read against its owner's memory share from now on. Past the share
+   * the stream is cut, like a client that reads too slowly.
+   */
+  chargeTo(charge: Charge): void {
+    this.#charge = charge;
+  }
+
+  /** Cuts the stream at once, dropping what is queued (its owner needs the memory). */
+  cut(reason: string): void {
+    if (this.#closed) return;
+    this.#end();
+    this.#controller.error(new Error(reason));
   }
 
   /** True once closed, cancelled or overflowed. */
@@ -124,16 +145,21 @@ export class SseStream {
     }
     try {
       this.#controller.enqueue(chunk);
-      return true;
     } catch {
       this.#end();
       return false;
     }
+    if (this.#charge !== undefined && !this.#charge.resize(this.bufferedBytes)) {
+      this.#overflow(this.bufferedBytes);
+      return false;
+    }
+    return true;
   }
 
   /** Marks the stream ended and tells `onEnd`, once. */
   #end(): void {
     this.#closed = true;
+    this.#charge?.release();
     const onEnd = this.onEnd;
     this.onEnd = undefined;
     onEnd?.();

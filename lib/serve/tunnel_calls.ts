@@ -21,6 +21,7 @@ import { isOneLine } from "../protocol/json_scan.ts";
 import { LATEST_PROTOCOL_VERSION } from "../protocol/mcp_versions.ts";
 import type { Payload } from "../protocol/payload.ts";
 import { WaitingCalls } from "./call_queue.ts";
+import type { Charge } from "./memory_budget.ts";
 import { CallTable, RawResponse, restoreProgress, restoreResponse } from "./call_table.ts";
 import type { ServeMetrics } from "./metrics.ts";
 import {
@@ -69,11 +70,21 @@ export class TunnelCalls {
 
   constructor(
     channel: CallChannel,
-    options: { limits: CallLimits; sink: ServerMessageSink; metrics?: ServeMetrics | undefined },
+    options: {
+      limits: CallLimits;
+      sink: ServerMessageSink;
+      metrics?: ServeMetrics | undefined;
+      /** Where the calls waiting for a slot are charged, against the owner's memory share. */
+      queueCharge?: Charge | undefined;
+    },
   ) {
     this.#channel = channel;
     this.#limits = options.limits;
-    this.#queue = new WaitingCalls(options.limits.maxQueued ?? DEFAULT_MAX_QUEUED, options.metrics);
+    this.#queue = new WaitingCalls(
+      options.limits.maxQueued ?? DEFAULT_MAX_QUEUED,
+      options.metrics,
+      options.queueCharge,
+    );
     this.#sink = options.sink;
     this.#metrics = options.metrics;
   }
@@ -141,14 +152,22 @@ export class TunnelCalls {
     options: CallOptions,
   ): Promise<JsonRpcResponse | RawResponse | undefined> {
     const timeoutMs = options.timeoutMs ?? this.#limits.callTimeoutMs;
-    return this.#queue.wait(request, { ...options, timeoutMs }, () =>
-      errorResponse(
-        request.id,
-        ErrorCode.Timeout,
-        `Call '${request.method}' to server '${this.#channel.name}' timed out after ${
-          timeoutMs / 1000
-        } s waiting for a slot (${this.#calls.size} calls in flight, limit --max-inflight ${this.#limits.maxInflight})`,
-      ));
+    return this.#queue.wait(request, { ...options, timeoutMs }, {
+      noRoom: () =>
+        errorResponse(
+          request.id,
+          ErrorCode.InternalError,
+          `Call '${request.method}' to server '${this.#channel.name}' cannot wait for a slot: its owner's memory share is used up (--memory-per-owner); retry later`,
+        ),
+      timedOut: () =>
+        errorResponse(
+          request.id,
+          ErrorCode.Timeout,
+          `Call '${request.method}' to server '${this.#channel.name}' timed out after ${
+            timeoutMs / 1000
+          } s waiting for a slot (${this.#calls.size} calls in flight, limit --max-inflight ${this.#limits.maxInflight})`,
+        ),
+    });
   }
 
   /** Sends queued calls, oldest first, while slots are free. Not re-entered from a send that fails. */

@@ -70,6 +70,7 @@ export class TunnelSession implements LinkedSession {
       limits: options.limits,
       sink: options.host,
       metrics: options.metrics,
+      queueCharge: options.budget?.charge(options.owner, { what: "calls waiting for a slot" }),
     });
     if (options.resume !== undefined) {
       this.#token = newResumeToken();

@@ -63,7 +63,11 @@ export async function startServe(flags: string[] = []): Promise<ServeUnderAttack
       "debug",
       ...flags,
     ],
-    { permissions: ["--no-prompt", ...servePermissions({ listen, tokensFile })] },
+    {
+      permissions: ["--no-prompt", ...servePermissions({ listen, tokensFile })],
+      // As the container and the systemd unit run it: freed large buffers go back to the OS at once.
+      env: { MALLOC_MMAP_THRESHOLD_: "65536" },
+    },
   );
   const cleanup = async () => {
     await process[Symbol.asyncDispose]();
