@@ -9,26 +9,17 @@ import { LogThrottle } from "../util/log_throttle.ts";
 import { CloseCode } from "../protocol/frames.ts";
 import type { ReplayLimits } from "../protocol/sequenced_channel.ts";
 import { AuthRefusedError, EvictedError, ServerStartError } from "./errors.ts";
-import { HttpUpstream } from "./http_upstream.ts";
 import { DialError, type Registration } from "./link.ts";
 import type { ChannelEnd, LinkChannel } from "./link_channel.ts";
-import { LocalSession, type RefusedMessage } from "./local_session.ts";
-import type { LocalTransport, OpenTransport } from "./local_transport.ts";
+import type { LocalSession, RefusedMessage } from "./local_session.ts";
+import type { LocalTransport } from "./local_transport.ts";
+import { startServer } from "./server_start.ts";
 import type { ConnectMetrics, ServerMetrics } from "./metrics.ts";
-import {
-  CONNECT_DEFAULTS,
-  type ConnectSettings,
-  serverKey,
-  serverLabel,
-  type ServerSpec,
-} from "./settings.ts";
-import { SseUpstream } from "./sse_upstream.ts";
-import { StdioServer } from "./stdio_server.ts";
+import { type ConnectSettings, serverKey, serverLabel, type ServerSpec } from "./settings.ts";
 import { Tunnel } from "./tunnel.ts";
 import { ChannelsRefused, type Uplink, type UplinkMember } from "./uplink.ts";
 
 const log = logger("connect");
-const serverLog = logger("server", "stderr");
 
 /** How a server's run ended. */
 export type RunnerEnd =
@@ -339,88 +330,19 @@ export class ServerRunner implements UplinkMember {
     this.tunnel.session = session;
   }
 
-  /** How to reach the server, as its spec says. */
-  #opener(): OpenTransport {
-    const { settings, graceMs } = this.#options;
-    const transport = this.spec.transport;
-    const queueLimits = {
-      maxBytes: settings.maxServerQueueBytes ?? CONNECT_DEFAULTS.maxServerQueueBytes,
-      maxMessages: settings.maxServerQueueMessages ?? CONNECT_DEFAULTS.maxServerQueueMessages,
-    };
-    const grace = graceMs ?? (settings.shutdownGrace ?? CONNECT_DEFAULTS.shutdownGrace) * 1000;
-    if (transport.kind === "stdio") {
-      return (events) =>
-        StdioServer.spawn({
-          command: transport.command,
-          ...(transport.env === undefined ? {} : { env: transport.env }),
-          ...(transport.cwd === undefined ? {} : { cwd: transport.cwd }),
-          graceMs: grace,
-          queueLimits,
-          onLine: events.onLine,
-          ...(events.onOversized === undefined ? {} : { onOversized: events.onOversized }),
-          ...(events.onStderr === undefined ? {} : { onStderr: events.onStderr }),
-        });
-    }
-    const upstream = {
-      url: transport.url,
-      headers: transport.headers,
-      ...(transport.caCert === undefined ? {} : { caCert: transport.caCert }),
-      timeoutMs: transport.timeoutMs,
-      queueLimits,
-    };
-    return transport.kind === "http"
-      ? (events) => HttpUpstream.open({ ...upstream, graceMs: grace }, events)
-      : (events) => SseUpstream.open({ ...upstream, signal: this.#signal }, events);
-  }
-
-  async #start(): Promise<LocalSession> {
-    const { settings, initTimeoutMs } = this.#options;
-    const transport = this.spec.transport;
-    log.info(
-      transport.kind === "stdio"
-        ? "Starting local server {server}: {command}"
-        : "Connecting to local server {server} at {command}",
-      { event: "server_starting", server: this.#label, command: this.#describeTarget() },
-    );
-    const session = await LocalSession.start({
-      open: this.#opener(),
+  #start(): Promise<LocalSession> {
+    const { settings, initTimeoutMs, graceMs } = this.#options;
+    return startServer(this.spec, {
+      settings,
       signal: this.#signal,
+      label: this.#label,
       onQueueFull: (refused) => this.#queueFull(refused),
       onSpawn: (spawned) => this.#spawning = spawned,
-      // In JSON mode every stderr line must be JSON: the server's lines become records of their own.
-      ...(settings.logFormat === "json"
-        ? {
-          onStderr: (line: string) =>
-            serverLog.info("{line}", {
-              event: "server_stderr",
-              server: this.#label,
-              line: line.slice(0, 4096),
-            }),
-        }
-        : {}),
-      ...(initTimeoutMs === undefined ? {} : { initTimeoutMs }),
       onMessage: (message) => this.tunnel.fromServer(message),
-      onOversized: (_line, id) => this.tunnel.oversizedAnswer(id),
+      onOversized: (id) => this.tunnel.oversizedAnswer(id),
+      ...(initTimeoutMs === undefined ? {} : { initTimeoutMs }),
+      ...(graceMs === undefined ? {} : { graceMs }),
     });
-    const info = session.serverInfo;
-    const { pid, mcpSessionId } = session.transport;
-    log.info("Local server {server} is up: {name} {version} ({where})", {
-      event: "server_started",
-      server: this.#label,
-      name: info.name ?? "?",
-      version: info.version ?? "?",
-      where: pid !== undefined ? `pid ${pid}` : `session ${mcpSessionId ?? "without id"}`,
-      ...(pid === undefined ? {} : { pid }),
-      ...(mcpSessionId === undefined ? {} : { mcpSession: mcpSessionId }),
-    });
-    return session;
-  }
-
-  #describeTarget(): string {
-    const transport = this.spec.transport;
-    return transport.kind === "stdio"
-      ? transport.commandText
-      : `${transport.url.origin}${transport.url.pathname}`;
   }
 
   /** Counts a message the server's input queue had no room for, and says so (at most once a second). */

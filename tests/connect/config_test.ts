@@ -141,7 +141,11 @@ Deno.test("resolveConnectConfig() applies defaults to a minimal command line", a
     servers: [{
       isolation: "shared",
       origin: "--local-stdio",
-      transport: { kind: "stdio", command: ["my-server", "--flag"], commandText: "my-server --flag" },
+      transport: {
+        kind: "stdio",
+        command: ["my-server", "--flag"],
+        commandText: "my-server --flag",
+      },
     }],
     manyServers: false,
     gateway: "https://gw.example.com",
