@@ -1,0 +1,62 @@
+// End to end: against ContextForge's contracts A and B (one `register` per connection, no channels), a
+// connect with two servers opens two links and registers each server once, on its own link.
+
+import assert from "node:assert/strict";
+import { startContractGateway } from "../fixtures/contract_gateway.ts";
+import { DEMO_SERVER, startProxy } from "../fixtures/proxy_process.ts";
+import type { JsonObject } from "../../lib/protocol/jsonrpc.ts";
+import { joinCommand } from "../../lib/util/shell_words.ts";
+
+const TOKEN = "s3cret-token-for-many-servers";
+
+for (const contract of ["A", "B"] as const) {
+  Deno.test(`contract ${contract}: connect with two servers opens two links and registers each once`, async () => {
+    await using gateway = await startContractGateway({ contract, tokens: [TOKEN] });
+    const demo = JSON.stringify(joinCommand(DEMO_SERVER));
+    await using proxy = startProxy([
+      "connect",
+      "--gateway",
+      gateway.url,
+      "--log-format",
+      "json",
+      "--reconnect-delay",
+      "0.05",
+      "--server",
+      `name=one,stdio=${demo}`,
+      "--server",
+      `name=two,stdio=${demo}`,
+    ], { env: { REVERSE_PROXY_TOKEN: TOKEN } });
+    for (const name of ["one", "two"]) {
+      await proxy.waitForLine(
+        (l) => l.json?.event === "registered" && l.json.server === name,
+        30_000,
+      );
+    }
+    await gateway.waitUntil(() => gateway.registrations === 2, 10_000, "two registrations");
+    const registers = gateway.frames.filter((f) =>
+      f.direction === "in" && f.frame?.type === "register"
+    );
+    const names = registers.map((f) => (f.frame!.server as JsonObject).name).sort();
+    assert.deepEqual(names, ["one", "two"], "each server registered once");
+    assert.notEqual(registers[0]!.connection, registers[1]!.connection, "on links of its own");
+    assert.equal(gateway.connections, 2);
+    assert.equal(gateway.openConnections, 2);
+    // Each server answers on its own link.
+    for (const session of gateway.sessions) {
+      const answer = await gateway.request(
+        {
+          jsonrpc: "2.0",
+          id: 1,
+          method: "tools/call",
+          params: { name: "echo", arguments: { message: String(session.server?.name) } },
+        },
+        { sessionId: session.sessionId },
+      );
+      const text = (answer.result as { content: { text: string }[] }).content[0]!.text;
+      assert.match(text, new RegExp(String(session.server?.name)));
+    }
+    proxy.signal("SIGTERM");
+    assert.equal(await proxy.exitCode(15_000), 0);
+    assert.deepEqual(gateway.violations, []);
+  });
+}
