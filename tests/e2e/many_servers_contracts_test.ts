@@ -1,9 +1,11 @@
 // End to end: against ContextForge's contracts A and B (one `register` per connection, no channels), a
-// connect with two servers opens two links and registers each server once, on its own link.
+// connect with two servers opens two links and registers each server once, on its own link; against our
+// gateway, evicting one server of the shared link ends that server alone.
 
 import assert from "node:assert/strict";
 import { startContractGateway } from "../fixtures/contract_gateway.ts";
 import { DEMO_SERVER, startProxy } from "../fixtures/proxy_process.ts";
+import { connectClient, startTestGateway, TOKENS, within } from "../fixtures/test_gateway.ts";
 import type { JsonObject } from "../../lib/protocol/jsonrpc.ts";
 import { joinCommand } from "../../lib/util/shell_words.ts";
 
@@ -60,3 +62,63 @@ for (const contract of ["A", "B"] as const) {
     assert.deepEqual(gateway.violations, []);
   });
 }
+
+Deno.test("our gateway: evicting one server of a shared link stops only that server; evicting the last one exits 4", async () => {
+  const gateway = await startTestGateway({ callTimeoutMs: 10_000 });
+  try {
+    const demo = JSON.stringify(joinCommand(DEMO_SERVER));
+    await using proxy = startProxy([
+      "connect",
+      "--gateway",
+      gateway.url,
+      "--log-format",
+      "json",
+      "--reconnect-delay",
+      "0.05",
+      "--server",
+      `name=one,stdio=${demo}`,
+      "--server",
+      `name=two,stdio=${demo}`,
+    ], { env: { REVERSE_PROXY_TOKEN: TOKENS.alice } });
+    const sessionOf = async (name: string) =>
+      (await proxy.waitForLine(
+        (l) => l.json?.event === "registered" && l.json.server === name,
+        30_000,
+      )).json!.session;
+    const evict = async (session: unknown) => {
+      const response = await fetch(`${gateway.url}/reverse-proxy/sessions/${session}`, {
+        method: "DELETE",
+        headers: { authorization: `Bearer ${TOKENS.alice}` },
+      });
+      assert.equal(response.status, 200);
+      await response.body?.cancel();
+    };
+    const one = await sessionOf("one");
+    const two = await sessionOf("two");
+    await evict(one);
+    await proxy.waitForLine(
+      (l) => l.json?.event === "server_stopped" && l.json.server === "one",
+      20_000,
+    );
+    const client = await connectClient(gateway, "two", TOKENS.alice);
+    try {
+      const echo = await within(
+        client.callTool({ name: "echo", arguments: { message: "two goes on" } }),
+        10_000,
+        "echo on two",
+      );
+      assert.match(JSON.stringify(echo), /two goes on/);
+    } finally {
+      await client.close();
+    }
+    assert.equal(
+      proxy.lines.filter((l) => l.json?.event === "registered" && l.json.server === "one").length,
+      1,
+      "an evicted server does not come back",
+    );
+    await evict(two);
+    assert.equal(await proxy.exitCode(20_000), 4);
+  } finally {
+    await gateway.close();
+  }
+});
