@@ -6,6 +6,8 @@ import assert from "node:assert/strict";
 import { startContractGateway } from "../fixtures/contract_gateway.ts";
 import { DEMO_SERVER, startProxy } from "../fixtures/proxy_process.ts";
 import { connectClient, startTestGateway, TOKENS, within } from "../fixtures/test_gateway.ts";
+import { startWsTap } from "../fixtures/ws_tap.ts";
+import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import type { JsonObject } from "../../lib/protocol/jsonrpc.ts";
 import { joinCommand } from "../../lib/util/shell_words.ts";
 
@@ -119,6 +121,69 @@ Deno.test("our gateway: evicting one server of a shared link stops only that ser
     await evict(two);
     assert.equal(await proxy.exitCode(20_000), 4);
   } finally {
+    await gateway.close();
+  }
+});
+
+Deno.test("our gateway: when the shared link drops, every server on it resumes its own session and a call in flight completes", async () => {
+  const gateway = await startTestGateway({ callTimeoutMs: 20_000 });
+  const clients: Client[] = [];
+  try {
+    await using tap = await startWsTap({ target: gateway.url.replace(/^http/, "ws") });
+    const demo = JSON.stringify(joinCommand(DEMO_SERVER));
+    await using proxy = startProxy([
+      "connect",
+      "--gateway",
+      tap.url,
+      "--log-format",
+      "json",
+      "--reconnect-delay",
+      "0.05",
+      "--keepalive",
+      "0.2",
+      "--server",
+      `name=one,stdio=${demo}`,
+      "--server",
+      `name=two,stdio=${demo}`,
+    ], { env: { REVERSE_PROXY_TOKEN: TOKENS.alice } });
+    const sessions = new Map<string, unknown>();
+    for (const name of ["one", "two"]) {
+      const line = await proxy.waitForLine(
+        (l) => l.json?.event === "registered" && l.json.server === name,
+        30_000,
+      );
+      sessions.set(name, line.json!.session);
+    }
+    const one = await connectClient(gateway, "one", TOKENS.alice);
+    const two = await connectClient(gateway, "two", TOKENS.alice);
+    clients.push(one, two);
+    const inFlight = two.callTool({ name: "long-running", arguments: { steps: 5, stepMs: 100 } });
+    const from = proxy.lines.length;
+    tap.cut();
+    const resumed = new Set<unknown>();
+    await proxy.waitForLine(
+      (l) => {
+        if (l.json?.event === "resumed") resumed.add(l.json.session);
+        return resumed.size === 2;
+      },
+      20_000,
+      from,
+    );
+    assert.deepEqual([...resumed].sort(), [...sessions.values()].sort(), "each its own session");
+    await within(inFlight, 20_000, "the call in flight across the drop");
+    const echo = await within(
+      one.callTool({ name: "echo", arguments: { message: "after the drop" } }),
+      10_000,
+      "echo after the drop",
+    );
+    assert.match(JSON.stringify(echo), /after the drop/);
+    assert.equal(
+      proxy.lines.slice(from).filter((l) => l.json?.event === "connecting").length,
+      1,
+      "one link dialed again for both",
+    );
+  } finally {
+    await Promise.all(clients.map((c) => c.close().catch(() => {})));
     await gateway.close();
   }
 });
