@@ -15,34 +15,7 @@ export interface Mutant {
   find: string;
   replace: string;
   /** Test files, from the repository root, that must fail with the bug in place. */
-  tests: string[  // -- many servers --
-  {
-    id: "reload-touches-unchanged",
-    rule: "a reload leaves a server whose definition did not change running, untouched",
-    file: "lib/connect/server_fingerprint.ts",
-    find: "    isolation: spec.isolation,",
-    replace: "    isolation: spec.isolation,\n    at: spec.origin,",
-    tests: ["tests/connect/server_entries_test.ts"],
-    filter: "fingerprint",
-  },
-  {
-    id: "upstream-session-lost",
-    rule: "an HTTP upstream that forgot its session is initialized again, without an error for the caller",
-    file: "lib/connect/http_upstream.ts",
-    find: "if (response.status === 404) return true;",
-    replace: "if (response.status === 404) return false;\n  return false;",
-    tests: ["tests/connect/http_upstream_test.ts"],
-  },
-  {
-    id: "channel-frames-routed",
-    rule: "on a link with channels, each gateway frame reaches the server of its channel",
-    file: "lib/connect/uplink.ts",
-    find: "    return channel === undefined ? undefined : this.#members.get(channel);",
-    replace: "    return this.#members.values().next().value;",
-    tests: ["tests/e2e/many_servers_contracts_test.ts"],
-    filter: "evicting one server",
-  },
-];
+  tests: string[];
   /** Runs only tests whose name contains this. */
   filter?: string;
 }
@@ -416,5 +389,33 @@ export const MUTANTS: Mutant[] = [
     find: "return syntaxError(/position (\\d+)/.exec((error as Error).message)?.[1]);",
     replace: "return new SyntaxError((error as Error).message);",
     tests: ["tests/protocol/frames_test.ts"],
+  },
+  // -- many servers --
+  {
+    id: "reload-touches-unchanged",
+    rule: "a reload leaves a server whose definition did not change running, untouched",
+    file: "lib/connect/server_fingerprint.ts",
+    find: "    isolation: spec.isolation,",
+    replace: "    isolation: spec.isolation,\n    at: spec.origin,",
+    tests: ["tests/connect/server_entries_test.ts"],
+    filter: "fingerprint",
+  },
+  {
+    id: "upstream-session-lost",
+    rule:
+      "an HTTP upstream that forgot its session is initialized again, without an error for the caller",
+    file: "lib/connect/http_upstream.ts",
+    find: "if (response.status === 404) return true;",
+    replace: "if (response.status === 404) return false;\n  return false;",
+    tests: ["tests/connect/http_upstream_test.ts"],
+  },
+  {
+    id: "channel-frames-routed",
+    rule: "on a link with channels, each gateway frame reaches the server of its channel",
+    file: "lib/connect/uplink.ts",
+    find: "    return channel === undefined ? undefined : this.#members.get(channel);",
+    replace: "    return this.#members.values().next().value;",
+    tests: ["tests/e2e/many_servers_contracts_test.ts"],
+    filter: "evicting one server",
   },
 ];
