@@ -245,8 +245,9 @@ async function run(args: string[], state: { logging: boolean }): Promise<void> {
       state.logging = true;
     },
     onHardStop: (stop) => hardStop = stop,
-    // SIGHUP re-reads serve's tokens file; without a listener it would end the process.
-    ...(Deno.build.os === "windows" || name !== "serve" ? {} : {
+    // SIGHUP re-reads serve's tokens file and connect's config file; without a listener it would end
+    // the process.
+    ...(Deno.build.os === "windows" || (name !== "serve" && name !== "connect") ? {} : {
       subscribeReload: (listener: () => void) => {
         Deno.addSignalListener("SIGHUP", listener);
         return () => Deno.removeSignalListener("SIGHUP", listener);

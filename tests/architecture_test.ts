@@ -66,7 +66,7 @@ Deno.test("lib/ folders import only in the allowed direction", () => {
 
 Deno.test("the import parser finds static and dynamic imports", () => {
   // The check above must not pass vacuously: its parser finds the imports of a known file.
-  const text = Deno.readTextFileSync(join(LIB, "connect", "supervisor.ts"));
+  const text = Deno.readTextFileSync(join(LIB, "connect", "server_runner.ts"));
   assert.ok(relativeImports(text).includes("./tunnel.ts"));
   assert.ok(relativeImports('const m = await import("../serve/command.ts");').length === 1);
 });

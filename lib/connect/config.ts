@@ -6,19 +6,13 @@ import type { LogLevel } from "@logtape/logtape";
 import { wantsHelp } from "../util/cli_flags.ts";
 import { ConfigError, invalidSetting, unreadableFile } from "../util/errors.ts";
 import { type LogFormat, parseLevel } from "../util/log.ts";
-import { joinCommand } from "../util/shell_words.ts";
-import {
-  byteSizeOf,
-  checkTokenText,
-  checkValue,
-  commandFromString,
-  parseGateway,
-} from "./config_check.ts";
+import { byteSizeOf, checkTokenText, checkValue, parseGateway } from "./config_check.ts";
 import { configLayer } from "./config_file.ts";
 import { envLayer, type Given, type Key, type Layer } from "./config_layers.ts";
 import { parseConnectFlags } from "./flags.ts";
 import { connectHelpText } from "./help.ts";
 import { isLoopbackHost } from "./link_url.ts";
+import { resolveServerSet } from "./server_set.ts";
 import { CONNECT_DEFAULTS, type ConnectSettings } from "./settings.ts";
 
 /** What `connect` should do: print help, print the version, or run with these settings. */
@@ -81,7 +75,10 @@ export async function resolveConnectConfig(
     return undefined;
   };
 
-  const command = resolveCommand(parsed.commandArgs, flags, file);
+  const serverSet = await resolveServerSet(
+    { flags, file, commandArgs: parsed.commandArgs },
+    { env, readTextFile },
+  );
   const gatewayGiven = first("gateway");
   if (gatewayGiven === undefined) {
     throw new ConfigError(
@@ -92,8 +89,8 @@ export async function resolveConnectConfig(
   const gatewayUrl = parseGateway(gatewayGiven);
 
   const settings: ConnectSettings = {
-    command: command.words,
-    commandText: command.text,
+    servers: serverSet.servers,
+    manyServers: serverSet.manyServers,
     gateway,
     gatewayUrl,
     reconnectDelay: numberOf(first("reconnect_delay")) ?? CONNECT_DEFAULTS.reconnectDelay,
@@ -119,12 +116,7 @@ export async function resolveConnectConfig(
     }
   }
 
-  const serverName = first("server_name");
-  if (serverName !== undefined) settings.serverName = String(serverName.value);
-  const serverDescription = first("server_description");
-  if (serverDescription !== undefined) {
-    settings.serverDescription = String(serverDescription.value);
-  }
+  warnings.push(...serverSet.warnings);
   const cert = first("cert");
   if (cert !== undefined) {
     const { text, path } = await readCert(cert, readTextFile);
@@ -137,6 +129,17 @@ export async function resolveConnectConfig(
   if (queueBytes !== undefined) settings.maxServerQueueBytes = byteSizeOf(queueBytes.value)!;
   const queueMessages = numberOf(first("max_server_queue_messages"));
   if (queueMessages !== undefined) settings.maxServerQueueMessages = queueMessages;
+  const minReady = numberOf(first("min_ready_servers"));
+  if (minReady !== undefined) {
+    if (minReady > settings.servers.length) {
+      throw new ConfigError(
+        `${
+          first("min_ready_servers")!.where
+        } is ${minReady}, but connect carries ${settings.servers.length} server(s): give at most ${settings.servers.length}, or leave it out to need them all`,
+      );
+    }
+    settings.minReadyServers = minReady;
+  }
   const grace = numberOf(first("shutdown_grace"));
   if (grace !== undefined) settings.shutdownGrace = grace;
 
@@ -220,38 +223,6 @@ async function readCert(
     });
   }
   return { text, path };
-}
-
-function resolveCommand(
-  commandArgs: string[] | undefined,
-  flags: Layer,
-  file: Layer,
-): { words: string[]; text: string } {
-  const flag = flags.get("local_stdio");
-  if (commandArgs !== undefined) {
-    if (flag !== undefined) {
-      throw new ConfigError(
-        "Both --local-stdio and a command after -- are given: use one of them",
-      );
-    }
-    if (commandArgs.length === 0 || commandArgs[0] === "") {
-      throw new ConfigError(
-        "Nothing follows --: put the server command and its arguments after it, as in -- npx -y my-server",
-      );
-    }
-    return { words: commandArgs, text: joinCommand(commandArgs) };
-  }
-  const given = flag ?? file.get("local_stdio");
-  if (given === undefined) {
-    throw new ConfigError(
-      'No local server command given: pass --local-stdio "CMD ARGS", or put the command after -- (connect --gateway URL -- CMD ARGS), or set local_stdio in the config file',
-    );
-  }
-  if (Array.isArray(given.value)) {
-    const words = given.value as string[];
-    return { words, text: joinCommand(words) };
-  }
-  return { words: commandFromString(given), text: given.value as string };
 }
 
 function resolveLevel(layers: Layer[]): LogLevel {

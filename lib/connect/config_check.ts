@@ -25,8 +25,32 @@ const INTEGER = /^\+?\d+$/;
 export function checkValue(given: Given): void {
   const { key, value } = given;
   switch (key) {
+    case "servers":
+      // Each entry is checked as it is resolved (server_entries.ts); here only the shape of the list.
+      if (!Array.isArray(value) || value.length === 0) {
+        throw invalidGiven(given, {
+          expected: "a non-empty list of servers, each with a name and one of command, http or sse",
+          sample: "[{name: git, command: uvx mcp-server-git}]",
+        });
+      }
+      return;
     case "local_stdio":
       checkCommand(given);
+      return;
+    case "local_streamable_http":
+    case "local_sse":
+      requireText(given, {
+        expected: "an http:// or https:// URL",
+        sample: "http://127.0.0.1:9000/mcp",
+      });
+      return;
+    case "min_ready_servers":
+      if (!((wholeNumber(given) ?? 0) >= 1)) {
+        throw invalidGiven(given, {
+          expected: "a whole number of servers, 1 or more",
+          sample: "2",
+        });
+      }
       return;
     case "gateway":
       requireText(given, { expected: "a gateway URL", sample: "https://gw.example.com" });

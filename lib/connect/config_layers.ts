@@ -6,7 +6,10 @@ import type { ConfigError } from "../util/errors.ts";
 
 /** Canonical (snake_case) names of the settings; config files also accept the kebab-case spelling. */
 export type Key =
+  | "servers"
   | "local_stdio"
+  | "local_streamable_http"
+  | "local_sse"
   | "gateway"
   | "token"
   | "token_file"
@@ -20,13 +23,17 @@ export type Key =
   | "verbose"
   | "cert"
   | "health_listen"
+  | "min_ready_servers"
   | "max_server_queue_bytes"
   | "max_server_queue_messages"
   | "shutdown_grace";
 
 /** Every setting, in the order help and messages list them. */
 export const KEYS: readonly Key[] = [
+  "servers",
   "local_stdio",
+  "local_streamable_http",
+  "local_sse",
   "gateway",
   "token",
   "token_file",
@@ -40,6 +47,7 @@ export const KEYS: readonly Key[] = [
   "verbose",
   "cert",
   "health_listen",
+  "min_ready_servers",
   "max_server_queue_bytes",
   "max_server_queue_messages",
   "shutdown_grace",

@@ -7,7 +7,10 @@ import { KEYS, type Layer } from "./config_layers.ts";
 
 /** The flags of `connect`, for parseArgs. */
 export const CONNECT_FLAGS = {
+  server: { type: "string", multiple: true },
   "local-stdio": { type: "string" },
+  "local-streamable-http": { type: "string" },
+  "local-sse": { type: "string" },
   gateway: { type: "string" },
   token: { type: "string" },
   "token-file": { type: "string" },
@@ -22,6 +25,7 @@ export const CONNECT_FLAGS = {
   verbose: { type: "boolean" },
   cert: { type: "string" },
   "health-listen": { type: "string" },
+  "min-ready-servers": { type: "string" },
   "max-server-queue-bytes": { type: "string" },
   "max-server-queue-messages": { type: "string" },
   "shutdown-grace": { type: "string" },
@@ -70,8 +74,9 @@ export function parseConnectFlags(args: string[]): ParsedFlags {
   }
   const layer: Layer = new Map();
   for (const key of KEYS) {
-    const flag = `--${key.replaceAll("_", "-")}`;
-    const value = values[flag.slice(2) as keyof typeof values];
+    // `--server` is repeatable: each one a server of the `servers` list.
+    const flag = key === "servers" ? "--server" : `--${key.replaceAll("_", "-")}`;
+    const value: unknown = values[flag.slice(2) as keyof typeof values];
     if (value === undefined) continue;
     if (key === "verbose" && value !== true) continue;
     layer.set(key, { key, layer: "flag", name: flag, where: flag, value });

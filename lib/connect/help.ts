@@ -15,21 +15,36 @@ import { CONNECT_DEFAULTS } from "./settings.ts";
  * ```
  */
 export function connectHelpText(): string {
-  return `Usage: mcp-rproxy connect [OPTIONS] --local-stdio "CMD ARGS"
+  return `Usage: mcp-rproxy connect [OPTIONS] --server name=NAME,stdio="CMD ARGS" [--server ...]
+       mcp-rproxy connect [OPTIONS] --local-stdio "CMD ARGS"
        mcp-rproxy connect [OPTIONS] -- CMD ARGS...
+       mcp-rproxy connect [OPTIONS] --local-streamable-http URL | --local-sse URL
 
-Start a local stdio MCP server, dial out to a gateway over WebSocket, register the server, and
-tunnel JSON-RPC both ways. Reconnects after a drop; the local server keeps running.
+Start local MCP servers (or reach them over HTTP), dial out to a gateway over WebSocket, register
+them, and tunnel JSON-RPC both ways. Reconnects after a drop; the local servers keep running.
+Against mcp-rproxy serve all servers share one link; against other gateways each has its own.
 
-Local server:
-  --local-stdio CMD          Command of the local MCP server, split like a POSIX shell splits
-                             words (quotes and backslashes; no shell runs, nothing is expanded);
-                             this or -- CMD ARGS... (required)
+Local servers (give them one way):
+  --server SPEC              One server, repeatable: comma-separated key=value pairs, a value in
+                             double quotes when it holds a comma (quote the whole spec in single
+                             quotes so that the shell keeps them). Keys: name (required), description,
+                             exactly one of stdio="CMD ARGS" | http=URL (Streamable HTTP) | sse=URL
+                             (legacy SSE); for stdio: cwd=DIR, env=NAME=VALUE (repeatable); for
+                             http/sse: header="Name: value", header-env="Name: VARIABLE",
+                             header-file="Name: PATH" (repeatable), bearer-env=VARIABLE,
+                             bearer-file=PATH, cert=CA.pem, timeout=SECONDS (${CONNECT_DEFAULTS.upstreamTimeout} when not given);
+                             isolation=shared. Example:
+                             --server name=git,stdio="uvx mcp-server-git" (default: none)
+  --local-stdio CMD          Command of one local MCP server, split like a POSIX shell splits
+                             words (quotes and backslashes; no shell runs, nothing is expanded)
   -- CMD ARGS...             The same command given as separate arguments (nothing is split)
-  --server-name NAME         Name to register, 1-128 characters
+  --local-streamable-http URL
+                             One local server that speaks Streamable HTTP at URL
+  --local-sse URL            One local server that speaks the legacy HTTP+SSE transport (GET URL)
+  --server-name NAME         Name to register (one-server forms), 1-128 characters
                              (default: the server's serverInfo.name)
-  --server-description TEXT  Description to register, up to 1024 characters; the default is made
-                             from the server's serverInfo (its title, else its name)
+  --server-description TEXT  Description to register (one-server forms), up to 1024 characters;
+                             the default is made from the server's serverInfo
                              (default: <title> <version> via mcp-rproxy)
   --max-server-queue-bytes SIZE
                              What may wait to be written to the server's stdin, in bytes (KiB and
@@ -60,6 +75,8 @@ Gateway:
 Operations:
   --health-listen HOST:PORT  Serve /healthz, /readyz and /metrics on this address, e.g.
                              127.0.0.1:9464 or [::1]:9464; port 0 picks a free one (default: off)
+  --min-ready-servers N      /readyz answers 200 once N servers are ready; its body has a line
+                             per server (default: all)
   --log-level LEVEL          ${LEVEL_CHOICES}; any case (default ${CONNECT_DEFAULTS.logLevel})
                              [env REVERSE_PROXY_LOG_LEVEL]
   --log-format FORMAT        text or json, written to stderr (default ${CONNECT_DEFAULTS.logFormat})
@@ -74,16 +91,20 @@ Every --flag and =value form works: --gateway URL or --gateway=URL.
 Precedence: flags, then environment variables, then the config file, then defaults. An empty
 environment variable counts as unset.
 
-Config file keys are the flag names in snake_case or kebab-case: local_stdio (a string, or a list
-of words taken as they are), gateway, token, token_file, server_name, server_description,
+Config file keys are the flag names in snake_case or kebab-case: servers (a list; each entry has
+name, description, and exactly one of command (+ args, env, cwd), http: URL or sse: URL, with
+headers (Name: value, {env: VARIABLE} or {file: PATH}), bearer_env, bearer_file, cert, timeout
+for the URL forms), local_stdio (a string, or a list of words taken as they are),
+local_streamable_http, local_sse, gateway, token, token_file, server_name, server_description,
 reconnect_delay, max_retries, keepalive, log_level, log_format, verbose (true/false), cert,
-health_listen, max_server_queue_bytes (a number of bytes, or text such as 64MiB),
+health_listen, min_ready_servers, max_server_queue_bytes (a number of bytes, or text such as 64MiB),
 max_server_queue_messages, shutdown_grace; or local-stdio, token-file, server-name, ...
-Relative paths in the file (token_file, cert) are relative to the file's directory. See
-docs/configuration.md.
+Relative paths in the file (token_file, cert, a server's cwd and files) are relative to the
+file's directory. SIGHUP re-reads the config file and applies its servers: added ones start,
+removed ones stop, changed ones restart, the others are not touched. See docs/configuration.md.
 
-Exit codes: 0 clean shutdown; 1 runtime failure (local server cannot start, retries exhausted);
+Exit codes: 0 clean shutdown; 1 runtime failure (no local server can start, retries exhausted);
 2 bad flags, environment or config file; 3 the gateway refused the credentials;
-4 the gateway evicted this session; 130 a second signal during shutdown.
+4 the gateway evicted every server; 130 a second signal during shutdown.
 `;
 }

@@ -6,8 +6,11 @@ import {
   CloseCode,
   CONTRACT_B_MAX_FRAME_BYTES,
   encodeHeartbeat,
+  Extension,
   type Frame,
   parseFrame,
+  readAcks,
+  readClose,
   readErrorMessage,
   WEBSOCKET_MAX_MESSAGE_BYTES,
 } from "../protocol/frames.ts";
@@ -17,7 +20,10 @@ import {
   readRegisterComplete,
   type ResumeRequest,
 } from "../protocol/registration.ts";
+import { ChannelRegistrations } from "./channel_registrations.ts";
 import { describeFailure } from "./dial_failure.ts";
+import { LinkHeartbeat } from "./link_heartbeat.ts";
+import type { LinkOptions } from "./link_options.ts";
 import { type LinkSocket, openWebSocket, type SocketEnd } from "./link_socket.ts";
 import {
   closedDuringRegistration,
@@ -29,6 +35,7 @@ import {
   registrationOf,
 } from "./link_outcome.ts";
 
+export type { LinkOptions } from "./link_options.ts";
 export {
   type Contract,
   DialError,
@@ -38,50 +45,6 @@ export {
 } from "./link_outcome.ts";
 
 const log = logger("link");
-
-/** Options of {@link Link.open}. */
-export interface LinkOptions {
-  /** The `/reverse-proxy/ws` endpoint. */
-  url: URL;
-  token?: string;
-  /** Our `X-Session-ID` and the `sessionId` of the `register` frame. */
-  clientSessionId: string;
-  server: { name: string; description: string };
-  /** Heartbeat interval in milliseconds. */
-  keepaliveMs: number;
-  /** How long a heartbeat may go without any frame from the gateway; default 2 × keepalive. */
-  heartbeatDeadlineMs?: number;
-  /** Extra trusted CA (PEM) for wss. */
-  caCert?: string;
-  /** The file `caCert` came from, for messages. */
-  caCertPath?: string;
-  /** Deadline for the handshake, in milliseconds. */
-  openTimeoutMs?: number;
-  /** Deadline from handshake to completed registration (B runs discovery in between), in milliseconds. */
-  registerTimeoutMs?: number;
-  /**
-   * Called once registration completes, synchronously: before any later frame is handled and before the
-   * first heartbeat. Deno may deliver the frames that follow `register_ack` before `open` resolves, so
-   * state they depend on (the `resume` sequence numbers) must be set up here.
-   */
-  onRegistered?: (link: Link) => void;
-  /** Gateway frames other than registration and heartbeats; called in order, also during registration. */
-  onFrame: (frame: Frame, link: Link) => void;
-  /** Called when a heartbeat reply arrives, with the round trip in milliseconds. */
-  onHeartbeatRtt?: (ms: number) => void;
-  /** Called with the size of every frame received. */
-  onFrameIn?: (bytes: number) => void;
-  /**
-   * Ask the gateway to re-attach this session (only after it announced `resume`). `overflowed` says our
-   * replay buffer overflowed: the gateway then ends that session (failing its calls) instead.
-   */
-  resume?: ResumeRequest;
-  /** Called with the `ack` of every gateway frame that carries one. */
-  onAck?: (ack: number) => void;
-  /** The cumulative `ack` to put on heartbeats, when resuming is in use. */
-  heartbeatAck?: () => number | undefined;
-  signal?: AbortSignal;
-}
 
 /** A registered link. Open with {@link Link.open}; it ends on its own or with {@link Link.close}. */
 export class Link {
@@ -93,10 +56,8 @@ export class Link {
   #pendingB: Registration | undefined;
   #resolveEnded!: (end: LinkEnd) => void;
   #end: LinkEnd | undefined;
-  #timer: ReturnType<typeof setInterval> | undefined;
-  #lastInboundAt = performance.now();
-  #heartbeatSentAt: number | undefined;
-  #lastHeartbeatAt = 0;
+  #heartbeat: LinkHeartbeat;
+  #channels: ChannelRegistrations;
   /** Settles `open`: set while registering. */
   #registering:
     | { succeed: (r: Registration) => void; fail: (error: unknown) => void }
@@ -105,6 +66,14 @@ export class Link {
   private constructor(options: LinkOptions) {
     this.#options = options;
     this.ended = new Promise((resolve) => this.#resolveEnded = resolve);
+    this.#channels = new ChannelRegistrations(options.url);
+    this.#heartbeat = new LinkHeartbeat({
+      keepaliveMs: options.keepaliveMs,
+      deadlineMs: options.heartbeatDeadlineMs ?? 2 * options.keepaliveMs,
+      send: (keepaliveMs) => this.#sendHeartbeat(keepaliveMs),
+      dead: () => this.#finish({ kind: "heartbeat" }),
+      onRtt: options.onHeartbeatRtt,
+    });
   }
 
   /**
@@ -135,6 +104,44 @@ export class Link {
   /** True if the gateway announced this extension. */
   hasExtension(name: string): boolean {
     return this.#registration?.extensions.has(name) ?? false;
+  }
+
+  /** True when the link carries many servers, each frame naming its server's channel. */
+  get channels(): boolean {
+    return this.#options.channel !== undefined && this.hasExtension(Extension.Channels);
+  }
+
+  /**
+   * Registers one more server on a link with channels. `onRegistered` is called synchronously with its
+   * registration, before any later frame is handled.
+   *
+   * @throws {DialError} `evicted` for a resume of an evicted session, `too-many-sessions`, or
+   * `registration-failed` / `register-timeout`
+   */
+  registerChannel(
+    request: {
+      channel: string;
+      server: { name: string; description: string };
+      resume?: ResumeRequest | undefined;
+    },
+    onRegistered?: (registration: Registration) => void,
+  ): Promise<Registration> {
+    const { channel, server, resume } = request;
+    if (!this.channels || this.#end !== undefined) {
+      return Promise.reject(new DialError("registration-failed", "The link carries no channels"));
+    }
+    const answered = this.#channels.wait(channel, {
+      timeoutMs: this.#options.registerTimeoutMs ?? 60_000,
+      ...(onRegistered === undefined ? {} : { onRegistered }),
+    });
+    this.sendText(encodeRegister({
+      sessionId: this.#options.clientSessionId,
+      channel,
+      server: { ...server, protocol: "mcp" },
+      ...(resume === undefined ? {} : { resume }),
+      extensions: new Set([Extension.Channels]),
+    }));
+    return answered;
   }
 
   /** The contract, once known. */
@@ -171,8 +178,8 @@ export class Link {
   #finish(end: LinkEnd): void {
     if (this.#end !== undefined) return;
     this.#end = end;
-    clearInterval(this.#timer);
-    this.#timer = undefined;
+    this.#heartbeat.stop();
+    this.#channels.failAll(end.kind === "heartbeat" ? "no heartbeat reply" : end.reason);
     this.#socket.close(
       end.kind === "local" ? end.code : CloseCode.Normal,
       end.kind === "heartbeat" ? "heartbeat deadline passed" : end.reason.slice(0, 120),
@@ -214,7 +221,8 @@ export class Link {
         settle();
         this.#registration = registration;
         this.#options.onRegistered?.(this);
-        this.#startHeartbeat();
+        // Tell our gateway the interval, so that it can detect a half-open link as fast as we do.
+        this.#heartbeat.start(registration.contract === "C");
         resolve();
       };
       this.#registering = { succeed, fail };
@@ -255,12 +263,14 @@ export class Link {
     }, {
       onOpen: () => {
         opened();
-        this.#lastInboundAt = performance.now();
+        this.#heartbeat.inbound();
+        const { channel } = options;
         this.sendText(encodeRegister({
           sessionId: options.clientSessionId,
+          ...(channel === undefined ? {} : { channel }),
           server: { ...options.server, protocol: "mcp" },
           ...(options.resume ? { resume: options.resume } : {}),
-          extensions: new Set(),
+          extensions: new Set(channel === undefined ? [] : [Extension.Channels]),
         }));
       },
       onMessage: (data) => this.#onMessage(data),
@@ -300,7 +310,7 @@ export class Link {
     // A socket we gave up on (heartbeat deadline) may still deliver what it had queued: those frames
     // belong to no link any more (with `resume` the gateway replays them on the next one).
     if (this.#end !== undefined) return;
-    this.#lastInboundAt = performance.now();
+    this.#heartbeat.inbound();
     if (typeof data !== "string") {
       log.warning("Gateway sent a binary frame; ignored (the protocol uses text frames)", {
         event: "bad_frame",
@@ -316,7 +326,7 @@ export class Link {
       });
       return;
     }
-    if (frame.ack !== undefined) this.#options.onAck?.(frame.ack);
+    if (frame.ack !== undefined) this.#options.onAck?.(frame.ack, frame.channel);
     switch (frame.type) {
       case "ack":
         return;
@@ -336,7 +346,11 @@ export class Link {
         return;
       }
       case "heartbeat":
-        return this.#onHeartbeat();
+        // A gateway heartbeat is a reply (A and B never send one unsolicited): never answer it.
+        for (const [channel, ack] of readAcks(frame)) this.#options.onAck?.(ack, channel);
+        return this.#heartbeat.reply();
+      case "close":
+        return this.#onClose(frame);
       case "error":
         log.warning("Gateway reported an error: {message}", {
           event: "gateway_error",
@@ -348,10 +362,28 @@ export class Link {
     }
   }
 
+  /** With channels: one server's session ended (or its registration was refused); the link goes on. */
+  #onClose(frame: Frame): void {
+    const close = readClose(frame);
+    const channel = frame.channel;
+    if (close === undefined || channel === undefined || !this.channels) {
+      log.warning("Gateway sent a close frame without a channel or code; ignored", {
+        event: "bad_frame",
+      });
+      return;
+    }
+    if (this.#channels.closed(channel, close.code, close.reason)) return;
+    this.#options.onChannelClosed?.(channel, close.code, close.reason);
+  }
+
   #onRegisterAck(frame: Frame): void {
-    const registering = this.#registering;
-    if (registering === undefined) return; // a late or repeated answer: registration is settled
     const ack = readRegisterAck(frame, this.#options.clientSessionId);
+    const registering = this.#registering;
+    if (registering === undefined) {
+      // Registered: the answer to a further channel's register (a late or repeated one is ignored).
+      if (this.channels) this.#channels.answer(ack);
+      return;
+    }
     if (ack.status === "evicted" || ack.resumeError === "evicted") {
       // Our gateway: the session we asked to resume was removed on purpose (its 4001 close may not have
       // reached us). Coming back under a new session would undo the operator's decision.
@@ -380,50 +412,14 @@ export class Link {
     registering.succeed(registrationOf(ack));
   }
 
-  #onHeartbeat(): void {
-    // A gateway heartbeat is a reply (A and B never send one unsolicited): never answer it.
-    if (this.#heartbeatSentAt !== undefined) {
-      this.#options.onHeartbeatRtt?.(performance.now() - this.#heartbeatSentAt);
-      this.#heartbeatSentAt = undefined;
-    }
-  }
-
   #sendHeartbeat(keepaliveMs?: number): void {
-    const ack = this.#options.heartbeatAck?.();
+    const acks = this.channels ? this.#options.heartbeatAcks?.() : undefined;
+    const ack = acks === undefined ? this.#options.heartbeatAck?.() : undefined;
     this.sendText(encodeHeartbeat({
       sessionId: this.sessionId,
       ...(keepaliveMs === undefined ? {} : { keepaliveMs }),
       ...(ack === undefined ? {} : { ack }),
+      ...(acks === undefined ? {} : { acks }),
     }));
-  }
-
-  #startHeartbeat(): void {
-    const keepaliveMs = this.#options.keepaliveMs;
-    const deadlineMs = this.#options.heartbeatDeadlineMs ?? 2 * keepaliveMs;
-    // Check often enough that a dead link is noticed soon after its deadline, without a timer per message.
-    const tickMs = Math.max(10, Math.min(keepaliveMs, deadlineMs) / 4);
-    this.#lastHeartbeatAt = performance.now();
-    // Tell our gateway the interval, so that it can detect a half-open link as fast as we do.
-    if (this.#registration?.contract === "C") this.#sendHeartbeat(keepaliveMs);
-    this.#timer = setInterval(() => {
-      const now = performance.now();
-      // Any frame from the gateway since the heartbeat counts as liveness.
-      if (this.#heartbeatSentAt !== undefined && this.#lastInboundAt >= this.#heartbeatSentAt) {
-        this.#heartbeatSentAt = undefined;
-      }
-      if (this.#heartbeatSentAt !== undefined && now - this.#heartbeatSentAt >= deadlineMs) {
-        log.warning(
-          "No frame from the gateway within {deadlineMs} ms of a heartbeat; the link is dead",
-          { event: "heartbeat_timeout", deadlineMs: Math.round(deadlineMs) },
-        );
-        this.#finish({ kind: "heartbeat" });
-        return;
-      }
-      if (now - this.#lastHeartbeatAt >= keepaliveMs) {
-        this.#lastHeartbeatAt = now;
-        this.#heartbeatSentAt ??= now;
-        this.#sendHeartbeat();
-      }
-    }, tickMs);
   }
 }

@@ -1,8 +1,8 @@
-// The proxy's one MCP session with the local server: it initializes the server once per process, answers
-// tunneled `initialize` requests from the held result, tracks requests in flight so that none is left
-// unanswered, and classifies everything the server writes.
+// The proxy's one MCP session with a local server: it initializes the server once per process (or upstream
+// session), answers tunneled `initialize` requests from the held result, tracks requests in flight so that
+// none is left unanswered, and classifies everything the server writes. Which transport carries the
+// messages (stdio, Streamable HTTP, SSE) is the LocalTransport's business.
 
-import { deadline } from "../util/delay.ts";
 import { ServerStartError } from "./errors.ts";
 import {
   classify,
@@ -19,15 +19,17 @@ import {
 import { isOneLine, SCAN_ABOVE_CHARS } from "../protocol/json_scan.ts";
 import type { OversizedLine } from "../util/line_splitter.ts";
 import { logger, truncate } from "../util/log.ts";
-import { LATEST_PROTOCOL_VERSION } from "../protocol/mcp_versions.ts";
-import { type ServerExit, StdioServer } from "./stdio_server.ts";
-import {
-  describeQueueFull,
-  type QueueFull,
-  type QueueOutcome,
-  type StdinQueueLimits,
-} from "./stdin_queue.ts";
-import { VERSION } from "../util/version.ts";
+import { initializeServer, InitReply, INTERNAL_ID_PREFIX } from "./local_handshake.ts";
+import type {
+  LocalTransport,
+  LocalTransportEvents,
+  LocalTransportLimits,
+  OpenTransport,
+} from "./local_transport.ts";
+import { StdioServer } from "./stdio_server.ts";
+import { describeQueueFull, type QueueFull, type QueueOutcome } from "./stdin_queue.ts";
+
+export { describeExit } from "./stdio_server.ts";
 
 const log = logger("server");
 
@@ -64,28 +66,38 @@ export interface RefusedMessage {
 }
 
 /** Options of {@link LocalSession.start}. */
-export interface LocalSessionOptions {
-  command: string[];
-  /** Bounds of what waits to be written to the server's stdin. */
-  queueLimits?: StdinQueueLimits;
-  /** Called for every message refused because the server's stdin queue is full (count it, log it). */
+export interface LocalSessionOptions extends LocalTransportLimits {
+  /** A stdio server's program and arguments: the transport when `open` is not given. */
+  command?: string[];
+  /** Opens the way to the server (stdio, HTTP, SSE); a stdio child of `command` when absent. */
+  open?: OpenTransport;
+  /** Called for every message refused because the server's input queue is full (count it, log it). */
   onQueueFull?: (refused: RefusedMessage) => void;
   /** Deadline for the server's `initialize` reply, in milliseconds. */
   initTimeoutMs?: number;
-  /** Grace between SIGTERM and SIGKILL when stopping, in milliseconds. */
-  graceMs?: number;
   /** Everything the server writes after initialization, in order. May return a promise to pause reading. */
   onMessage: (message: ServerMessage) => void | Promise<void>;
   /** A request whose answer is too large for the server's line limit. */
   onOversized?: (line: OversizedLine, id: JsonRpcId | undefined) => void;
   onStderr?: (line: string) => void;
-  /** Called with the process as soon as it is spawned, so that a caller can kill it during start-up. */
-  onSpawn?: (server: StdioServer) => void;
+  /** Called with the transport as soon as it is open, so that a caller can kill it during start-up. */
+  onSpawn?: (transport: LocalTransport) => void;
   /** Aborting it during start-up stops the server and rejects with the signal's reason. */
   signal?: AbortSignal;
 }
 
-const INTERNAL_ID_PREFIX = `mcp-rproxy-${crypto.randomUUID()}-`;
+/** A stdio child of `options.command`. */
+function openStdio(options: LocalSessionOptions): OpenTransport {
+  return (events) =>
+    StdioServer.spawn({
+      command: options.command ?? [],
+      ...(options.graceMs === undefined ? {} : { graceMs: options.graceMs }),
+      ...(options.queueLimits === undefined ? {} : { queueLimits: options.queueLimits }),
+      ...(events.onStderr === undefined ? {} : { onStderr: events.onStderr }),
+      onLine: events.onLine,
+      ...(events.onOversized === undefined ? {} : { onOversized: events.onOversized }),
+    });
+}
 
 /** Finds a top-level-looking `"id"` in the first bytes of a line that was too long to parse. */
 function sniffId(head: string): JsonRpcId | undefined {
@@ -102,15 +114,20 @@ function sniffId(head: string): JsonRpcId | undefined {
 export class LocalSession {
   /** The server's `initialize` result, held for the life of the process. */
   readonly initializeResult: JsonObject;
-  readonly server: StdioServer;
+  /** The way to the server. */
+  readonly transport: LocalTransport;
   #inFlight = new Map<string, InFlight>();
   #initializedToSwallow = 0;
   #onMessage: LocalSessionOptions["onMessage"];
   #onQueueFull: LocalSessionOptions["onQueueFull"];
   #ready = false;
 
-  private constructor(server: StdioServer, result: JsonObject, options: LocalSessionOptions) {
-    this.server = server;
+  private constructor(
+    transport: LocalTransport,
+    result: JsonObject,
+    options: LocalSessionOptions,
+  ) {
+    this.transport = transport;
     this.initializeResult = result;
     this.#onMessage = options.onMessage;
     this.#onQueueFull = options.onQueueFull;
@@ -126,7 +143,7 @@ export class LocalSession {
     method: string | undefined,
     id?: JsonRpcId,
   ): JsonRpcResponse | undefined {
-    const outcome: QueueOutcome = this.server.write(text);
+    const outcome: QueueOutcome = this.transport.write(text);
     if (outcome.kind === "queued") return undefined;
     if (outcome.kind === "closed") {
       return id === undefined ? undefined : errorResponse(
@@ -146,25 +163,22 @@ export class LocalSession {
   }
 
   /**
-   * Starts the server and initializes it: `initialize` with a deadline, then `notifications/initialized`.
+   * Starts the server (or opens the upstream) and initializes it: `initialize` with a deadline, then
+   * `notifications/initialized`.
    *
-   * @throws {ServerStartError} if the program cannot start, exits, or does not answer in time
+   * @throws {ServerStartError} if the server cannot start, ends, or does not answer in time
    * @throws the signal's reason if it aborts first (the server is stopped)
    */
   static async start(options: LocalSessionOptions): Promise<LocalSession> {
-    const { command, initTimeoutMs = 30_000, signal } = options;
+    const { initTimeoutMs = 30_000, signal } = options;
     let session: LocalSession | undefined;
-    let early: ((line: { text: string; bytes: number }) => void) | undefined;
-    const server = StdioServer.spawn({
-      command,
-      ...(options.graceMs === undefined ? {} : { graceMs: options.graceMs }),
-      ...(options.queueLimits === undefined ? {} : { queueLimits: options.queueLimits }),
-      ...(options.onStderr === undefined ? {} : { onStderr: options.onStderr }),
-      onLine: (line) => session ? session.#onLine(line.text, line.bytes) : early?.(line),
+    const reply = new InitReply();
+    const events: LocalTransportEvents = {
+      onLine: (line) => session ? session.#onLine(line.text, line.bytes) : reply.take(line),
       onOversized: (line) => {
         const id = sniffId(line.head);
         log.error(
-          "Local server wrote a line of {bytes} bytes, over the limit; not forwarded{idText}",
+          "Local server wrote a message of {bytes} bytes, over the limit; not forwarded{idText}",
           {
             bytes: line.bytes,
             idText: id === undefined ? "" : ` (answering id ${JSON.stringify(id)} with an error)`,
@@ -172,91 +186,28 @@ export class LocalSession {
         );
         if (session) options.onOversized?.(line, id);
       },
-    });
-    options.onSpawn?.(server);
-    // Start-up can take a while (npx downloads): a shutdown request must not wait for it.
-    let onAbort: (() => void) | undefined;
-    const aborted = new Promise<never>((_, reject) => {
-      if (signal === undefined) return;
-      onAbort = () => reject(signal.reason);
-      if (signal.aborted) onAbort();
-      else signal.addEventListener("abort", onAbort, { once: true });
-    });
-    aborted.catch(() => {});
-    const id = `${INTERNAL_ID_PREFIX}init`;
-    const reply = new Promise<JsonRpcResponse>((resolve) => {
-      early = (line) => {
-        let value: unknown;
-        try {
-          value = JSON.parse(line.text);
-        } catch {
-          log.warn("Local server wrote a line that is not JSON during start-up; ignored");
-          log.debug("Line: {line}", { line: truncate(line.text) });
-          return;
-        }
-        if (classify(value) === "response" && (value as JsonRpcResponse).id === id) {
-          resolve(value as JsonRpcResponse);
-        } else {
-          log.debug("Local server wrote before initialization completed; ignored: {line}", {
-            line: truncate(line.text),
-          });
-        }
-      };
-    });
-    const commandText = command.join(" ");
+      ...(options.onStderr === undefined ? {} : { onStderr: options.onStderr }),
+    };
+    const open = options.open ?? openStdio(options);
+    let transport: LocalTransport;
     try {
-      await server.send(JSON.stringify({
-        jsonrpc: "2.0",
-        id,
-        method: "initialize",
-        params: {
-          protocolVersion: LATEST_PROTOCOL_VERSION,
-          // Declared so the server offers its full feature set; what the gateway cannot deliver is answered
-          // with an error at once (see Tunnel).
-          capabilities: { roots: { listChanged: true }, sampling: {}, elicitation: {} },
-          clientInfo: { name: "mcp-rproxy", version: VERSION },
-        },
-      }));
-      const outcome = await deadline(
-        Promise.race([reply, server.exited, aborted]),
-        initTimeoutMs,
-        "initialize",
-      );
-      if (!("jsonrpc" in outcome)) {
-        throw new ServerStartError(
-          `Local server '${commandText}' exited (${
-            describeExit(outcome)
-          }) before answering initialize`,
-        );
-      }
-      if (
-        outcome.error !== undefined || typeof outcome.result !== "object" || outcome.result === null
-      ) {
-        throw new ServerStartError(
-          `Local server '${commandText}' refused initialize: ${
-            JSON.stringify(outcome.error ?? outcome.result)
-          }`,
-        );
-      }
-      session = new LocalSession(server, outcome.result as JsonObject, options);
-      await server.send('{"jsonrpc":"2.0","method":"notifications/initialized"}');
+      transport = await open(events);
+    } catch (error) {
+      if (error instanceof ServerStartError || signal?.aborted) throw error;
+      throw new ServerStartError(`Cannot start the local server: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+    options.onSpawn?.(transport);
+    try {
+      const result = await initializeServer(transport, { reply, initTimeoutMs, signal });
+      session = new LocalSession(transport, result, options);
+      transport.initialized();
       session.#ready = true;
       return session;
     } catch (error) {
-      await server.stop();
-      if (error instanceof ServerStartError || signal?.aborted) throw error;
-      if (error instanceof DOMException && error.name === "TimeoutError") {
-        throw new ServerStartError(
-          `Local server '${commandText}' did not answer initialize within ${initTimeoutMs} ms; is it an MCP stdio server?`,
-          { cause: error },
-        );
-      }
-      throw new ServerStartError(
-        `Local server '${commandText}' failed to start: ${(error as Error).message}`,
-        { cause: error },
-      );
-    } finally {
-      if (onAbort) signal?.removeEventListener("abort", onAbort);
+      await transport.stop();
+      throw error;
     }
   }
 
@@ -337,7 +288,7 @@ export class LocalSession {
         this.#initializedToSwallow++;
         return { jsonrpc: "2.0", id, result: this.initializeResult };
       }
-      if (!this.server.writable) {
+      if (!this.transport.writable) {
         return errorResponse(
           id,
           ErrorCode.ServerUnavailable,
@@ -390,7 +341,7 @@ export class LocalSession {
     facts: MessageFacts | "batch",
     generation: number,
   ): boolean | JsonRpcResponse {
-    if (!this.server.writable) return false;
+    if (!this.transport.writable) return false;
     if (facts === "batch" || facts.kind === "invalid") return false;
     const { method } = facts;
     if (
@@ -430,18 +381,13 @@ export class LocalSession {
     return taken;
   }
 
-  /** True once initialized and until the process exits. */
+  /** True once initialized and until the transport ends. */
   get alive(): boolean {
-    return this.#ready && this.server.writable;
+    return this.#ready && this.transport.writable;
   }
 
-  /** Stops the server (stdin EOF, SIGTERM to its group, SIGKILL after the grace period). */
-  stop(): Promise<ServerExit> {
-    return this.server.stop();
+  /** Stops the server: stdio EOF, SIGTERM to its group, SIGKILL after the grace; HTTP: ends the session. */
+  stop(): Promise<unknown> {
+    return this.transport.stop();
   }
-}
-
-/** "code 1" or "signal SIGKILL". */
-export function describeExit(exit: ServerExit): string {
-  return exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
 }

@@ -1,9 +1,8 @@
-// The metric set of `connect`, updated on its paths and served at `/metrics` by the health listener.
+// The metric set of `connect`, updated on its paths and served at `/metrics` by the health listener. What
+// belongs to one local server carries a `server` label; what belongs to the links does not.
 
 import {
   buildInfo,
-  type ErrorCounter,
-  errorCounter,
   memory,
   type MetricSetOptions,
   traffic,
@@ -37,11 +36,31 @@ const CONNECT_ERROR_KINDS: readonly ConnectErrorKind[] = [
   "response_dropped",
 ];
 
+/** Errors by kind, and by server for the kinds that belong to one. */
+export interface ConnectErrors {
+  /** Counts one error of `kind`; `server` for a server's own (its start, its queue, its answers). */
+  inc(kind: ConnectErrorKind | (string & Record<never, never>), server?: string): void;
+  /** The count of `kind` (of `server`, or of the links), for tests and logs. */
+  value(kind: ConnectErrorKind | (string & Record<never, never>), server?: string): number;
+}
+
+/** The metrics of one local server. */
+export interface ServerMetrics {
+  /** Requests forwarded to it that have not been answered yet. */
+  callsInFlight: Gauge;
+  /** Times it was started again (or reconnected to) after it exited (or went away). */
+  restarts: Counter;
+  /** 1 while it runs and is registered with the gateway, else 0. */
+  up: Gauge;
+  /** Counts one of its errors. */
+  error(kind: ConnectErrorKind | (string & Record<never, never>)): void;
+}
+
 /** The metrics of `connect`, each a child to update directly on its path. */
 export interface ConnectMetrics extends TrafficMetrics {
   /** The registry; its `render()` serves `/metrics`. */
   registry: MetricsRegistry;
-  /** 1 while the link is registered with the gateway, else 0. */
+  /** Links registered with the gateway now (one with channels; one per server without). */
   linkUp: Gauge;
   /** Links that reached registered, the first one included. */
   linkConnects: Counter;
@@ -51,12 +70,10 @@ export interface ConnectMetrics extends TrafficMetrics {
   registrationDuration: Histogram;
   /** Seconds from sending a heartbeat to its reply. */
   heartbeatRtt: Histogram;
-  /** Requests forwarded to the local server that have not been answered yet. */
-  callsInFlight: Gauge;
-  /** Times the local server was started again after it exited. */
-  serverRestarts: Counter;
-  /** Errors by kind. */
-  errors: ErrorCounter<ConnectErrorKind>;
+  /** Errors by kind (and server). */
+  errors: ConnectErrors;
+  /** The metrics of the server named `name` (bound once, kept). */
+  server(name: string): ServerMetrics;
   /** `render()` of the registry, so the set can be passed as `metrics` to the health server. */
   render(): string;
 }
@@ -71,6 +88,7 @@ export interface ConnectMetrics extends TrafficMetrics {
  * metrics.framesOut.inc();
  * metrics.bytesOut.inc(42);
  * metrics.errors.inc("dial");
+ * metrics.server("git").callsInFlight.set(2);
  * metrics.render().includes('mcp_rproxy_frames_total{direction="out"} 1'); // true
  * ```
  */
@@ -80,7 +98,8 @@ export function createConnectMetrics(options: MetricSetOptions = {}): ConnectMet
   memory(registry);
   const linkUp = registry.gauge({
     name: "mcp_rproxy_link_up",
-    help: "1 while the link to the gateway is registered, else 0.",
+    help:
+      "Links to the gateway registered now: 1 with one server, or many on one link; one per server otherwise.",
   });
   const linkConnects = registry.counter({
     name: "mcp_rproxy_link_connects_total",
@@ -99,20 +118,45 @@ export function createConnectMetrics(options: MetricSetOptions = {}): ConnectMet
     help: "Seconds from sending a heartbeat to receiving its reply.",
   });
   const trafficMetrics = traffic(registry);
-  const callsInFlight = registry.gauge({
+  const callsInFlight = registry.gaugeVec({
     name: "mcp_rproxy_calls_in_flight",
-    help: "Requests forwarded to the local server and not answered yet.",
+    help: "Requests forwarded to a local server and not answered yet, by server.",
+    labelNames: ["server"],
   });
-  const serverRestarts = registry.counter({
+  const restarts = registry.counterVec({
     name: "mcp_rproxy_server_restarts_total",
-    help: "Times the local MCP server was started again after it exited.",
+    help: "Times a local server was started again (or reconnected to) after it exited, by server.",
+    labelNames: ["server"],
   });
-  const errors = registry.counterVec({
+  const up = registry.gaugeVec({
+    name: "mcp_rproxy_server_up",
+    help: "1 while a local server runs and is registered with the gateway, else 0, by server.",
+    labelNames: ["server"],
+  });
+  const errorVec = registry.counterVec({
     name: "mcp_rproxy_errors_total",
-    help: "Errors by kind.",
-    labelNames: ["kind"],
-    initial: CONNECT_ERROR_KINDS.map((kind) => [kind]),
+    help: "Errors by kind; a server's own carry its name in server, the links' an empty server.",
+    labelNames: ["kind", "server"],
+    initial: CONNECT_ERROR_KINDS.map((kind) => [kind, ""]),
   });
+  const errors: ConnectErrors = {
+    inc: (kind, server = "") => errorVec.labels(kind, server).inc(),
+    value: (kind, server = "") => errorVec.labels(kind, server).value,
+  };
+  const servers = new Map<string, ServerMetrics>();
+  const server = (name: string): ServerMetrics => {
+    let bound = servers.get(name);
+    if (bound === undefined) {
+      bound = {
+        callsInFlight: callsInFlight.labels(name),
+        restarts: restarts.labels(name),
+        up: up.labels(name),
+        error: (kind) => errors.inc(kind, name),
+      };
+      servers.set(name, bound);
+    }
+    return bound;
+  };
   return {
     registry,
     linkUp,
@@ -121,9 +165,8 @@ export function createConnectMetrics(options: MetricSetOptions = {}): ConnectMet
     registrationDuration,
     heartbeatRtt,
     ...trafficMetrics,
-    callsInFlight,
-    serverRestarts,
-    errors: errorCounter<ConnectErrorKind>(errors),
+    errors,
+    server,
     render: () => registry.render(),
   };
 }

@@ -1,14 +1,71 @@
-// The resolved settings of `connect`: what config resolution produces and the tunnel consumes.
+// The resolved settings of `connect`: what config resolution produces and the supervisor consumes. The
+// servers are a list: one for the one-server forms (`--local-stdio`, `-- CMD`, `--local-streamable-http`,
+// `--local-sse`), any number for `--server` specs and the config file's `servers:`.
 
 import type { LogLevel } from "@logtape/logtape";
+import type { Isolation } from "../protocol/frames.ts";
 import type { LogFormat } from "../util/log.ts";
+
+/** One header sent to an HTTP upstream. Its value may be a secret: never logged, never in messages. */
+export interface HeaderSpec {
+  /** The header name, as given. */
+  name: string;
+  value: string;
+  /** Where the value came from, for messages: `header-env DOCS_KEY`, `header-file /run/secrets/k`. */
+  source: string;
+}
+
+/** How connect reaches one local server. */
+export type ServerTransportSpec =
+  | {
+    kind: "stdio";
+    /** Program and arguments, already split (no shell). */
+    command: string[];
+    /** The command as the user wrote it, for messages and the default description. */
+    commandText: string;
+    /** Variables added to connect's own environment for the child. */
+    env?: Record<string, string>;
+    /** Working directory of the child. */
+    cwd?: string;
+  }
+  | {
+    /** `http`: Streamable HTTP (connect is its MCP client); `sse`: legacy HTTP+SSE (2024-11-05). */
+    kind: "http" | "sse";
+    url: URL;
+    headers: HeaderSpec[];
+    /** PEM text of an extra trusted CA for https upstreams. */
+    caCert?: string;
+    caCertPath?: string;
+    /** Deadline for each request's answer to start (headers, or the SSE endpoint event), in milliseconds. */
+    timeoutMs: number;
+  };
+
+/** One local server connect carries. */
+export interface ServerSpec {
+  /**
+   * The configured name: registered at the gateway, the channel its frames name, and the key a reload
+   * matches servers by. Undefined only for the one-server forms without `--server-name`: the server's
+   * `serverInfo.name` is registered then.
+   */
+  name?: string;
+  /** Registration description; undefined means one made from the server's serverInfo. */
+  description?: string;
+  /** Whether MCP clients share one server instance (`per-client` is not available yet). */
+  isolation: Isolation;
+  transport: ServerTransportSpec;
+  /** Where it was defined, for messages: `--server #2`, `servers[1] in /etc/x.yaml`, `--local-stdio`. */
+  origin: string;
+}
 
 /** Every setting of `connect`, validated, with defaults applied. */
 export interface ConnectSettings {
-  /** The local server command, already split into program and arguments (no shell). */
-  command: string[];
-  /** The command as the user wrote it, for messages and the default description. */
-  commandText: string;
+  /** The local servers, at least one, with distinct names. */
+  servers: ServerSpec[];
+  /**
+   * True when the servers came from `--server` or `servers:`: connect then asks our gateway to carry
+   * them all on one link (the `channels` extension). The one-server forms keep the one-server wire.
+   */
+  manyServers: boolean;
   /** The gateway URL as given (for messages). */
   gateway: string;
   /** The normalized WebSocket endpoint, ending in `/reverse-proxy/ws`. */
@@ -17,10 +74,6 @@ export interface ConnectSettings {
   token?: string;
   /** Where the token came from, for the warning about `--token` on the command line. */
   tokenSource?: "flag" | "file" | "env" | "config";
-  /** Registration name; undefined means the server's `serverInfo.name`. */
-  serverName?: string;
-  /** Registration description; undefined means one derived from the command. */
-  serverDescription?: string;
   /** Base reconnect delay in seconds. Default 1. */
   reconnectDelay: number;
   /** Reconnect attempts allowed after a drop; 0 = forever. Default 0. */
@@ -37,11 +90,13 @@ export interface ConnectSettings {
   caCertPath?: string;
   /** `HOST:PORT` for the health and metrics listener; undefined = off. */
   healthListen?: string;
-  /** Bytes waiting for the local server's stdin, at most. Default 64 MiB. */
+  /** Servers that must be ready for `/readyz` to answer 200; undefined = all of them. */
+  minReadyServers?: number;
+  /** Bytes waiting for a local server, at most. Default 64 MiB. */
   maxServerQueueBytes?: number;
-  /** Messages waiting for the local server's stdin, at most. Default 10,000. */
+  /** Messages waiting for a local server, at most. Default 10,000. */
   maxServerQueueMessages?: number;
-  /** Seconds from the start of the local server's stop to SIGKILL of its process group. Default 5. */
+  /** Seconds from the start of a local server's stop to SIGKILL of its process group. Default 5. */
   shutdownGrace?: number;
 }
 
@@ -55,4 +110,20 @@ export const CONNECT_DEFAULTS = {
   maxServerQueueBytes: 64 * 1024 * 1024,
   maxServerQueueMessages: 10_000,
   shutdownGrace: 5,
+  /** Seconds an HTTP upstream has to start answering a request. */
+  upstreamTimeout: 30,
 } as const;
+
+/** The server's key: its configured name, or "" for the one-server forms without one. */
+export function serverKey(spec: ServerSpec): string {
+  return spec.name ?? "";
+}
+
+/** What to call a server in logs: its name, else its command or URL. */
+export function serverLabel(spec: ServerSpec): string {
+  if (spec.name !== undefined) return spec.name;
+  const transport = spec.transport;
+  return transport.kind === "stdio"
+    ? transport.commandText
+    : `${transport.url.origin}${transport.url.pathname}`;
+}

@@ -5,6 +5,7 @@ import { type Line, LineFramer, LineSplitter, type OversizedLine } from "../util
 import { logger } from "../util/log.ts";
 import { ServerStartError } from "./errors.ts";
 import { GroupWatchdog } from "./group_watchdog.ts";
+import type { LocalTransport } from "./local_transport.ts";
 import {
   DEFAULT_STDIN_QUEUE_LIMITS,
   type QueueOutcome,
@@ -18,6 +19,10 @@ const log = logger("server");
 export interface StdioServerOptions {
   /** Program and arguments. */
   command: string[];
+  /** Variables added to connect's own environment for the child. */
+  env?: Record<string, string>;
+  /** Working directory of the child. */
+  cwd?: string;
   /** Called for each line the server writes to stdout, in order. May return a promise to pause reading. */
   onLine: (line: Line) => void | Promise<void>;
   /** Called for each stdout line that exceeded `maxLineBytes`. */
@@ -49,9 +54,11 @@ const EOF_WAIT_MS = 500;
 /** Size of the buffer the server's stdout is read into. */
 const READ_BUFFER_BYTES = 64 * 1024;
 
-function describeSpawnError(program: string, error: unknown): string {
+function describeSpawnError(program: string, error: unknown, cwd?: string): string {
   if (error instanceof Deno.errors.NotFound) {
-    return `Cannot start the local server: program '${program}' was not found; check the command and PATH`;
+    return `Cannot start the local server: program '${program}' was not found${
+      cwd === undefined ? "" : ` (or its working directory ${cwd} does not exist)`
+    }; check the command and PATH`;
   }
   if (error instanceof Deno.errors.PermissionDenied || error instanceof Deno.errors.NotCapable) {
     return `Cannot start the local server '${program}': permission denied (${
@@ -81,11 +88,18 @@ function writeStderrLine(line: string): void {
 }
 
 /** A running local server. Create with {@link StdioServer.spawn}; always {@link StdioServer.stop} it. */
-export class StdioServer {
+export class StdioServer implements LocalTransport {
+  readonly kind = "stdio";
+  /** The command, for messages. */
+  readonly label: string;
   /** Process id; also the process group id (the child leads its own group). */
   readonly pid: number;
+  /** A stdio server has no MCP session id. */
+  readonly mcpSessionId = undefined;
   /** Resolves when the process has exited and its output has been read to the end. */
   readonly exited: Promise<ServerExit>;
+  /** {@link exited}, described: "code 1", "signal SIGKILL". */
+  readonly ended: Promise<string>;
   #child: Deno.ChildProcess;
   #stdin: StdinQueue;
   #graceMs: number;
@@ -95,6 +109,7 @@ export class StdioServer {
   private constructor(child: Deno.ChildProcess, options: StdioServerOptions) {
     this.#child = child;
     this.pid = child.pid;
+    this.label = options.command.join(" ");
     this.#graceMs = options.graceMs ?? 5000;
     if (options.watchdog !== false) {
       this.#watchdog = GroupWatchdog.start({ pgid: child.pid, graceMs: this.#graceMs });
@@ -120,6 +135,7 @@ export class StdioServer {
       );
       return { code: status.code, signal: status.signal };
     })();
+    this.ended = this.exited.then(describeExit);
   }
 
   /**
@@ -141,9 +157,13 @@ export class StdioServer {
         stdout: "piped",
         stderr: "piped",
         detached: true,
+        ...(options.env === undefined ? {} : { env: options.env }),
+        ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
       }).spawn();
     } catch (error) {
-      throw new ServerStartError(describeSpawnError(program, error), { cause: error });
+      throw new ServerStartError(describeSpawnError(program, error, options.cwd), {
+        cause: error,
+      });
     }
     return new StdioServer(child, options);
   }
@@ -204,6 +224,9 @@ export class StdioServer {
       await this.#child.stderr.cancel().catch(() => {});
     }
   }
+
+  /** Nothing to do: a stdio server's messages all come on stdout. */
+  initialized(): void {}
 
   /** True until stdin is closed or the process has exited. */
   get writable(): boolean {
@@ -290,4 +313,9 @@ export class StdioServer {
     }
     return await this.exited;
   }
+}
+
+/** "code 1" or "signal SIGKILL". */
+export function describeExit(exit: ServerExit): string {
+  return exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
 }

@@ -1,414 +1,288 @@
-// `connect`'s run loop: keeps the local server running and one registered link to the gateway, dialing
-// again with backoff, restarting the server if it dies, and deciding from typed outcomes what is fatal.
+// `connect`'s run loop over its servers: a ServerRunner each, on one shared uplink (our gateway's
+// `channels`) or an uplink each (contracts A and B, older gateways, the one-server forms); a reload that
+// starts, stops and restarts only what changed; and the decision, from how servers end, of when connect
+// itself ends.
 
-import { backoffDelay } from "../util/backoff.ts";
-import { delay } from "../util/delay.ts";
 import { logger } from "../util/log.ts";
-import { LogThrottle } from "../util/log_throttle.ts";
-import { CloseCode } from "../protocol/frames.ts";
 import type { ReplayLimits } from "../protocol/sequenced_channel.ts";
-import {
-  AuthRefusedError,
-  EvictedError,
-  RetriesExhaustedError,
-  ServerStartError,
-} from "./errors.ts";
-import { Link } from "./link.ts";
-import { DialError, type LinkEnd, type Registration } from "./link_outcome.ts";
-import { describeExit, LocalSession, type RefusedMessage } from "./local_session.ts";
+import { EvictedError, ServerStartError } from "./errors.ts";
+import type { Registration } from "./link_outcome.ts";
 import type { ConnectMetrics } from "./metrics.ts";
-import { CONNECT_DEFAULTS, type ConnectSettings } from "./settings.ts";
-import type { StdioServer } from "./stdio_server.ts";
-import { Tunnel } from "./tunnel.ts";
+import { type ConnectSettings, serverKey, serverLabel, type ServerSpec } from "./settings.ts";
+import { type RunnerEnd, ServerRunner } from "./server_runner.ts";
+import { fingerprint } from "./server_fingerprint.ts";
+import { Uplink } from "./uplink.ts";
 
 const log = logger("connect");
-const serverLog = logger("server", "stderr");
 
 /** Options of {@link Supervisor}. */
 export interface SupervisorOptions {
   settings: ConnectSettings;
-  /** Aborting it starts a clean shutdown: unregister, close 1000, stop the server. */
+  /** Aborting it starts a clean shutdown: unregister, close 1000, stop the servers. */
   signal: AbortSignal;
   /** Returns a number in [0, 1) for backoff jitter; injected by tests. */
   random?: () => number;
   /** A link that stayed up this long resets the reconnect counter, in milliseconds. */
   healthyAfterMs?: number;
-  /** Deadline for the server's `initialize` reply, in milliseconds. */
+  /** Deadline for a server's `initialize` reply, in milliseconds. */
   initTimeoutMs?: number;
-  /** How long stopping the server may take before SIGKILL of its group, in milliseconds; overrides
+  /** How long stopping a server may take before SIGKILL of its group, in milliseconds; overrides
    * `settings.shutdownGrace`. */
   graceMs?: number;
   /** Updated on every state change and message; optional so that tests and the demo can leave it out. */
   metrics?: ConnectMetrics;
   /** Bounds of the replay buffer kept for resumption (docs/resume.md). */
   replayLimits?: ReplayLimits;
-  /** Called after every successful registration. */
+  /** Called after every successful registration of any server. */
   onRegistered?: (registration: Registration) => void;
 }
 
-/** How holding a registered link ended. */
-type HoldOutcome = LinkEnd | { kind: "server" } | { kind: "aborted" };
+/** What a reload did, by server name. */
+export interface ReloadSummary {
+  added: string[];
+  removed: string[];
+  changed: string[];
+  unchanged: string[];
+}
 
-/** Runs the local server and its link until shutdown or a fatal condition. */
+interface Running {
+  runner: ServerRunner;
+  spec: ServerSpec;
+  print: string;
+  done: Promise<void>;
+  /** The gateway carries one server per link: this one has an uplink of its own. */
+  split: boolean;
+  /** Asked our gateway for one shared link (the many-server forms). */
+  shared: boolean;
+}
+
+/** Runs every local server and their links until shutdown or a fatal condition. */
 export class Supervisor {
   #options: SupervisorOptions;
   #settings: ConnectSettings;
-  #tunnel: Tunnel;
-  #session: LocalSession | undefined;
-  /** The server being started, before its session exists: a second signal must reach it too. */
-  #spawning: StdioServer | undefined;
   #clientSessionId = crypto.randomUUID().replaceAll("-", "");
-  /** A server that stopped reading makes every message a refusal: one warning a second says so. */
-  #queueFullLog = new LogThrottle({ intervalMs: 1000 });
+  #running = new Map<string, Running>();
+  #shared: Uplink | undefined;
+  #dedicated = new Map<string, Uplink>();
+  #ends: RunnerEnd[] = [];
+  #fatal: unknown;
+  #finished!: (outcome: { error?: unknown }) => void;
+  #finish = new Promise<{ error?: unknown }>((resolve) => this.#finished = resolve);
+  /** Stops every runner at once on a fatal condition (connect's own signal covers shutdown). */
+  #abort = new AbortController();
+  #firstStarts = { pending: 0, failed: [] as ServerStartError[] };
+  #reloading: Promise<unknown> = Promise.resolve();
 
   constructor(options: SupervisorOptions) {
     this.#options = options;
     this.#settings = options.settings;
-    this.#tunnel = new Tunnel({
-      signal: options.signal,
-      ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
-      ...(options.replayLimits === undefined ? {} : { replayLimits: options.replayLimits }),
-    });
   }
 
-  /** Process id of the local server, if one is running. */
+  /** Process id of the first stdio server, if one is running (the demo prints it). */
   get serverPid(): number | undefined {
-    return this.#session?.server.pid;
+    for (const { runner } of this.#running.values()) {
+      if (runner.pid !== undefined) return runner.pid;
+    }
+    return undefined;
   }
 
-  /** True when registered with a link up and the server alive. */
+  /** The runners, by server key, for tests and status. */
+  get servers(): ReadonlyMap<string, ServerRunner> {
+    return new Map([...this.#running].map(([key, running]) => [key, running.runner]));
+  }
+
+  /** True when enough servers are ready: all, or `--min-ready-servers`. */
   get ready(): boolean {
-    return this.#tunnel.link?.isOpen === true && this.#session?.alive === true;
+    const runners = [...this.#running.values()];
+    const readyCount = runners.filter(({ runner }) => runner.ready).length;
+    const needed = this.#settings.minReadyServers ?? runners.length;
+    return runners.length > 0 && readyCount >= Math.min(needed, runners.length);
   }
 
-  /** Kills the server's process group at once (a second signal). */
+  /** One line per server: its name and where it stands, for `/readyz`. */
+  readiness(): string {
+    return [...this.#running.values()].map(({ runner, spec }) =>
+      `${serverLabel(spec)}: ${runner.state}`
+    ).join("\n");
+  }
+
+  /** Kills every server's process group at once (a second signal). */
   kill(): void {
-    (this.#session?.server ?? this.#spawning)?.kill();
+    for (const { runner } of this.#running.values()) runner.kill();
   }
 
   /**
-   * Runs until the signal aborts (resolves) or a condition that reconnecting cannot fix (rejects with
-   * {@link AuthRefusedError}, {@link EvictedError}, {@link RetriesExhaustedError} or
-   * {@link ServerStartError}). The local server is stopped on every path.
+   * Runs until the signal aborts (resolves), every server was evicted (rejects with
+   * {@link EvictedError}), or a condition that reconnecting cannot fix (rejects with
+   * `AuthRefusedError`, `RetriesExhaustedError`, or {@link ServerStartError} when no server could
+   * start at all). Every server is stopped on every path.
    */
   async run(): Promise<void> {
-    const { settings, signal, metrics } = this.#options;
-    const healthyAfterMs = this.#options.healthyAfterMs ?? 30_000;
-    try {
-      this.#setSession(await this.#startServer());
-    } catch (error) {
-      if (signal.aborted) return; // shut down during start-up: the server was stopped
-      throw error;
-    }
-    let attempt = 0;
-    let lastError = "";
-    try {
-      while (!signal.aborted) {
-        if (!this.#session!.alive) {
-          await this.#restartServer();
-          if (signal.aborted) break;
-        }
-        const session = this.#session!;
-        const dialStart = performance.now();
-        const link = await this.#dial(session).catch((error: unknown) => {
-          if (signal.aborted) return undefined; // shutdown during the dial: not an error
-          if (!(error instanceof DialError)) throw error;
-          if (error.kind === "auth") throw new AuthRefusedError(error.message, { cause: error });
-          if (error.kind === "evicted") throw new EvictedError(error.message, { cause: error });
-          lastError = error.message;
-          metrics?.errors.inc(dialErrorKind(error));
-          // The message is a whole sentence naming the cause and the fix (lib/connect/dial_failure.ts).
-          log.warning("{error}", {
-            event: "connect_failed",
-            kind: error.kind,
-            error: lastError,
-          });
-          return undefined;
-        });
-        if (link) {
-          const registration = link.registration;
-          metrics?.linkConnects.inc();
-          metrics?.registrationDuration.observe((performance.now() - dialStart) / 1000);
-          metrics?.linkUp.set(1);
-          log.info("Registered with the gateway (contract {contract}) as {name}", {
-            event: "registered",
-            session: registration.sessionId,
-            contract: registration.contract,
-            name: registration.name ?? this.#serverName(session),
-            ...(registration.mcpUrl ? { mcpUrl: registration.mcpUrl } : {}),
-          });
-          this.#options.onRegistered?.(registration);
-          // A resumed session proves the gateway is up and has our calls waiting: the next drop should
-          // be retried quickly again, not after a backoff grown by earlier drops.
-          if (registration.resumed === true) attempt = 0;
-          const undeliverable = this.#tunnel.takeUndeliverable();
-          if (undeliverable > 0) {
-            log.info(
-              "{count} message(s) from the server could not be delivered while the link was down",
-              { event: "undelivered", count: undeliverable },
-            );
-          }
-          const outcome = await this.#hold(link, session);
-          metrics?.linkUp.set(0);
-          if (outcome.kind === "aborted") break;
-          this.#tunnel.linkDropped(
-            link,
-            outcome.kind === "server",
-            outcome.kind === "server" ? "local server restarting" : "",
-          );
-          if (outcome.kind === "server") {
-            // The server died under a live link: restart it and register afresh right away.
-            attempt = 0;
-            continue;
-          }
-          lastError = this.#linkLost(outcome);
-          if (performance.now() - dialStart >= healthyAfterMs) attempt = 0;
-        }
-        attempt++;
-        const { maxRetries } = settings;
-        if (maxRetries > 0 && attempt > maxRetries) {
-          throw new RetriesExhaustedError(
-            `Giving up after ${maxRetries} reconnect attempt${
-              maxRetries === 1 ? "" : "s"
-            }; last error: ${lastError}`,
-          );
-        }
-        const waitMs = this.#backoff(attempt);
-        log.info("Reconnecting in {seconds} s (attempt {attempt}{of})", {
-          event: "reconnect_scheduled",
-          seconds: (waitMs / 1000).toFixed(2),
-          attempt,
-          of: maxRetries > 0 ? ` of ${maxRetries}` : "",
-        });
-        await delay(waitMs, signal).catch(() => {});
-        if (!signal.aborted) metrics?.linkReconnects.inc();
-      }
-    } finally {
-      await this.#shutdown();
-    }
-  }
-
-  /** Classifies a lost link: throws for the fatal ends, else counts and logs it and returns the reason. */
-  #linkLost(outcome: LinkEnd): string {
-    if (outcome.kind === "closed" && outcome.code === CloseCode.Evicted) {
-      throw new EvictedError(
-        `The gateway evicted this session${outcome.reason ? `: ${outcome.reason}` : ""}`,
-      );
-    }
-    if (outcome.kind === "closed" && outcome.code === CloseCode.Policy) {
-      throw new AuthRefusedError(
-        `The gateway closed the link for a policy violation (1008${
-          outcome.reason ? `: ${outcome.reason}` : ""
-        })`,
-      );
-    }
-    const reason = outcome.kind === "heartbeat"
-      ? "no heartbeat reply in time"
-      : `closed with code ${outcome.code}${outcome.reason ? ` (${outcome.reason})` : ""}`;
-    this.#options.metrics?.errors.inc(
-      outcome.kind === "heartbeat" ? "heartbeat_timeout" : "link_lost",
-    );
-    log.warning("Lost the link to the gateway: {error}", { event: "link_lost", error: reason });
-    return reason;
-  }
-
-  #backoff(attempt: number): number {
-    return backoffDelay(attempt, {
-      baseMs: this.#settings.reconnectDelay * 1000,
-      ...(this.#options.random ? { random: this.#options.random } : {}),
-    });
-  }
-
-  #setSession(session: LocalSession): void {
-    this.#session = session;
-    this.#tunnel.session = session;
-  }
-
-  async #startServer(): Promise<LocalSession> {
-    const { settings, initTimeoutMs, graceMs } = this.#options;
-    log.info("Starting local server: {command}", {
-      event: "server_starting",
-      command: settings.commandText,
-    });
-    const session = await LocalSession.start({
-      command: settings.command,
-      signal: this.#options.signal,
-      queueLimits: {
-        maxBytes: settings.maxServerQueueBytes ?? CONNECT_DEFAULTS.maxServerQueueBytes,
-        maxMessages: settings.maxServerQueueMessages ?? CONNECT_DEFAULTS.maxServerQueueMessages,
-      },
-      onQueueFull: (refused) => this.#queueFull(refused),
-      onSpawn: (server) => this.#spawning = server,
-      // In JSON mode every stderr line must be JSON: the server's lines become records of their own.
-      ...(settings.logFormat === "json"
-        ? {
-          onStderr: (line: string) =>
-            serverLog.info("{line}", { event: "server_stderr", line: line.slice(0, 4096) }),
-        }
-        : {}),
-      ...(initTimeoutMs === undefined ? {} : { initTimeoutMs }),
-      graceMs: graceMs ?? (settings.shutdownGrace ?? CONNECT_DEFAULTS.shutdownGrace) * 1000,
-      onMessage: (message) => this.#tunnel.fromServer(message),
-      onOversized: (_line, id) => this.#tunnel.oversizedAnswer(id),
-    });
-    const info = session.serverInfo;
-    log.info("Local server {name} {version} is up (pid {pid})", {
-      event: "server_started",
-      name: info.name ?? "?",
-      version: info.version ?? "?",
-      pid: session.server.pid,
-    });
-    return session;
-  }
-
-  /** Counts a message the server's input queue had no room for, and says so (at most once a second). */
-  #queueFull(refused: RefusedMessage): void {
-    this.#options.metrics?.errors.inc("server_queue_full");
-    const held = this.#queueFullLog.take();
-    if (held === undefined) return;
-    log.warning("Refused a {kind}{method} for the local server: {reason}{more}", {
-      event: "server_queue_full",
-      kind: refused.kind,
-      method: refused.method === undefined ? "" : ` (${refused.method})`,
-      reason: refused.reason,
-      more: held > 0 ? ` (and ${held} more since the last such line)` : "",
-      queuedBytes: refused.full.bytes,
-      queuedMessages: refused.full.messages,
-    });
-  }
-
-  async #restartServer(): Promise<void> {
-    const { signal, metrics } = this.#options;
-    for (let attempt = 1; !signal.aborted; attempt++) {
-      const waitMs = this.#backoff(attempt);
-      log.info("Restarting the local server in {seconds} s", {
-        event: "server_restart_scheduled",
-        seconds: (waitMs / 1000).toFixed(2),
-      });
-      await delay(waitMs, signal).catch(() => {});
-      if (signal.aborted) return;
-      try {
-        this.#setSession(await this.#startServer());
-        metrics?.serverRestarts.inc();
-        return;
-      } catch (error) {
-        if (signal.aborted) return;
-        if (!(error instanceof ServerStartError)) throw error;
-        metrics?.errors.inc("server_start");
-        log.error("{error}", { event: "server_start_failed", error: error.message });
-      }
-    }
-  }
-
-  #serverName(session: LocalSession): string {
-    const name = this.#settings.serverName ?? session.serverInfo.name ?? "mcp-server";
-    return name.slice(0, 128) || "mcp-server";
-  }
-
-  #serverDescription(session: LocalSession): string {
-    const info = session.serverInfo;
-    const description = this.#settings.serverDescription ??
-      `${info.title ?? info.name ?? "MCP server"}${
-        info.version ? ` ${info.version}` : ""
-      } via mcp-rproxy`;
-    return description.slice(0, 1024);
-  }
-
-  async #dial(session: LocalSession): Promise<Link> {
-    const { settings, signal, metrics } = this.#options;
-    const tunnel = this.#tunnel;
-    const resume = tunnel.prepareDial();
-    log.info("Connecting to {url}", { event: "connecting", url: settings.gatewayUrl.href });
-    return await Link.open({
-      url: settings.gatewayUrl,
-      ...(settings.token === undefined ? {} : { token: settings.token }),
-      ...(settings.caCert === undefined ? {} : { caCert: settings.caCert }),
-      ...(settings.caCertPath === undefined ? {} : { caCertPath: settings.caCertPath }),
-      clientSessionId: this.#clientSessionId,
-      server: { name: this.#serverName(session), description: this.#serverDescription(session) },
-      keepaliveMs: settings.keepalive * 1000,
-      signal,
-      onFrame: (frame, link) => tunnel.onFrame(frame, link),
-      onRegistered: (link) => tunnel.registered(link, resume),
-      onAck: (ack) => tunnel.peerAcked(ack),
-      heartbeatAck: () => tunnel.heartbeatAck(),
-      ...(resume === undefined ? {} : { resume }),
-      ...(metrics
-        ? {
-          onHeartbeatRtt: (ms: number) => metrics.heartbeatRtt.observe(ms / 1000),
-          onFrameIn: (bytes: number) => {
-            metrics.framesIn.inc();
-            metrics.bytesIn.inc(bytes);
-          },
-        }
-        : {}),
-    }).catch((error) => {
-      tunnel.dialFailed();
-      throw error;
-    });
-  }
-
-  /** Waits until the link ends, the server exits, or shutdown is requested. */
-  async #hold(link: Link, session: LocalSession): Promise<HoldOutcome> {
     const { signal } = this.#options;
-    let onAbort: (() => void) | undefined;
-    let holding = true;
-    const aborted = new Promise<HoldOutcome>((resolve) => {
-      onAbort = () => resolve({ kind: "aborted" });
-      if (signal.aborted) onAbort();
-      else signal.addEventListener("abort", onAbort, { once: true });
-    });
+    const specs = this.#settings.servers;
+    this.#firstStarts.pending = specs.length;
+    for (const spec of specs) this.#start(spec, { first: true });
+    const onAbort = () => this.#finished({});
+    signal.addEventListener("abort", onAbort, { once: true });
+    if (signal.aborted) onAbort();
     try {
-      return await Promise.race<HoldOutcome>([
-        link.ended,
-        session.server.exited.then((exit) => {
-          if (holding) {
-            this.#options.metrics?.errors.inc("server_exit");
-            log.error(
-              "Local server exited unexpectedly ({exit}); answering its calls in flight with errors",
-              { event: "server_exited", exit: describeExit(exit) },
-            );
-            this.#tunnel.serverDied();
-          }
-          return { kind: "server" };
-        }),
-        aborted,
-      ]);
+      const outcome = await this.#finish;
+      if (outcome.error !== undefined) throw outcome.error;
     } finally {
-      holding = false;
-      if (onAbort) signal.removeEventListener("abort", onAbort);
+      signal.removeEventListener("abort", onAbort);
+      this.#abort.abort(new Error("connect is stopping"));
+      await this.#reloading.catch(() => {});
+      await Promise.all([...this.#running.values()].map(({ done }) => done));
+      this.#shared?.close();
+      for (const uplink of this.#dedicated.values()) uplink.close();
     }
   }
 
-  async #shutdown(): Promise<void> {
-    const session = this.#session;
-    const link = this.#tunnel.link;
-    if (this.#tunnel.unregister()) {
-      this.#options.metrics?.linkUp.set(0);
-      log.info("Unregistered and closed the link", {
-        event: "unregistered",
-        session: link!.sessionId,
-      });
+  /**
+   * Applies a new set of servers: added ones start and register, removed ones unregister and stop,
+   * changed ones restart; unchanged ones are not touched. Other settings are not reloaded.
+   */
+  reload(next: ConnectSettings): Promise<ReloadSummary> {
+    const run = this.#reloading.then(() => this.#apply(next));
+    this.#reloading = run.catch(() => {});
+    return run;
+  }
+
+  async #apply(next: ConnectSettings): Promise<ReloadSummary> {
+    const summary: ReloadSummary = { added: [], removed: [], changed: [], unchanged: [] };
+    const wanted = new Map(next.servers.map((spec) => [serverKey(spec), spec]));
+    const stopping: Promise<void>[] = [];
+    const restart: ServerSpec[] = [];
+    for (const [key, running] of this.#running) {
+      const spec = wanted.get(key);
+      const name = serverLabel(running.spec);
+      if (spec === undefined) {
+        summary.removed.push(name);
+      } else if (fingerprint(spec) !== running.print) {
+        summary.changed.push(name);
+        restart.push(spec);
+      } else {
+        summary.unchanged.push(name);
+        continue;
+      }
+      running.runner.stop();
+      stopping.push(running.done);
     }
-    if (session) {
-      const exit = await session.stop();
-      log.info("Local server stopped ({exit})", {
-        event: "server_stopped",
-        exit: describeExit(exit),
+    // A changed server's name must be free at the gateway before its new run registers it.
+    await Promise.all(stopping);
+    for (const spec of restart) this.#start(spec, { first: false, shared: next.manyServers });
+    for (const [key, spec] of wanted) {
+      if (this.#running.has(key)) continue;
+      summary.added.push(serverLabel(spec));
+      this.#start(spec, { first: false, shared: next.manyServers });
+    }
+    return summary;
+  }
+
+  #uplinkFor(key: string): Uplink {
+    const running = this.#running.get(key);
+    const { settings, random, healthyAfterMs, metrics } = this.#options;
+    const make = (askChannels: boolean) =>
+      new Uplink({
+        settings,
+        signal: AbortSignal.any([this.#options.signal, this.#abort.signal]),
+        askChannels,
+        clientSessionId: this.#clientSessionId,
+        random,
+        healthyAfterMs,
+        metrics,
       });
+    if (running?.shared === true && !running.split) return this.#shared ??= make(true);
+    let uplink = this.#dedicated.get(key);
+    if (uplink === undefined) this.#dedicated.set(key, uplink = make(false));
+    return uplink;
+  }
+
+  #start(spec: ServerSpec, how: { first: boolean; shared?: boolean }): void {
+    const key = serverKey(spec);
+    const { settings, metrics, random, initTimeoutMs, graceMs, replayLimits, onRegistered } =
+      this.#options;
+    const runner: ServerRunner = new ServerRunner({
+      spec,
+      settings,
+      signal: AbortSignal.any([this.#options.signal, this.#abort.signal]),
+      uplink: () => this.#uplinkFor(key),
+      onChannelsRefused: () => {
+        const running = this.#running.get(key);
+        if (running !== undefined) running.split = true;
+      },
+      ...(how.first ? { onFirstStart: (error) => this.#firstStart(error) } : {}),
+      ...(onRegistered === undefined ? {} : { onRegistered }),
+      metrics,
+      random,
+      initTimeoutMs,
+      graceMs,
+      replayLimits,
+    });
+    const running: Running = {
+      runner,
+      spec,
+      print: fingerprint(spec),
+      split: false,
+      shared: how.shared ?? settings.manyServers,
+      done: Promise.resolve(),
+    };
+    this.#running.set(key, running);
+    running.done = runner.run().then(
+      (end) => this.#ended(key, running, end),
+      (error: unknown) => {
+        this.#forget(key, running);
+        this.#fail(error);
+      },
+    );
+  }
+
+  #forget(key: string, running: Running): void {
+    if (this.#running.get(key) !== running) return;
+    this.#running.delete(key);
+    const uplink = this.#dedicated.get(key);
+    if (uplink !== undefined) {
+      this.#dedicated.delete(key);
+      uplink.close();
     }
   }
-}
 
-/** The error kind a failed dial counts as. */
-function dialErrorKind(error: DialError): "dial" | "registration" | "too_many_sessions" {
-  switch (error.kind) {
-    case "register-timeout":
-    case "registration-failed":
-      return "registration";
-    case "too-many-sessions":
-      return "too_many_sessions";
-    default:
-      return "dial";
+  #ended(key: string, running: Running, end: RunnerEnd): void {
+    this.#forget(key, running);
+    if (end.kind === "stopped") return;
+    this.#ends.push(end);
+    if (this.#running.size > 0) return;
+    // Nothing left to carry: every server was evicted or taken over.
+    if (this.#ends.every((e) => e.kind === "evicted")) {
+      const only = this.#ends.length === 1 ? this.#ends[0]!.reason : "every server was evicted";
+      this.#fail(new EvictedError(only));
+    } else {
+      log.warning("Every server was evicted or taken over by a newer registration; stopping", {
+        event: "nothing_left",
+      });
+      this.#finished({});
+    }
+  }
+
+  #firstStart(error?: ServerStartError): void {
+    const starts = this.#firstStarts;
+    starts.pending--;
+    if (error !== undefined) starts.failed.push(error);
+    // connect cannot carry anything when no server could start at all: as with one server, exit 1.
+    if (starts.pending === 0 && starts.failed.length === this.#settings.servers.length) {
+      const [only] = starts.failed;
+      this.#fail(
+        starts.failed.length === 1 ? only : new ServerStartError(
+          `No local server could start: ${starts.failed.map((e) => e.message).join("; ")}`,
+        ),
+      );
+    }
+  }
+
+  #fail(error: unknown): void {
+    if (this.#fatal !== undefined) return;
+    this.#fatal = error;
+    this.#abort.abort(error);
+    this.#finished({ error });
   }
 }

@@ -22,41 +22,35 @@ import {
 } from "../protocol/jsonrpc.ts";
 import type { ResumeRequest } from "../protocol/registration.ts";
 import type { ReplayLimits } from "../protocol/sequenced_channel.ts";
-import type { Link } from "./link.ts";
+import type { LinkChannel } from "./link_channel.ts";
 import type { LocalSession, ServerMessage } from "./local_session.ts";
-import type { ConnectMetrics } from "./metrics.ts";
+import type { ConnectMetrics, ServerMetrics } from "./metrics.ts";
 import { Resumption } from "./resumption.ts";
 import { drain, HIGH_WATER_BYTES } from "./backpressure.ts";
 import { type Oversize, oversize, tooLargeError } from "./frame_limit.ts";
+import { localAnswer } from "./local_answer.ts";
 
 const log = logger("connect");
 
 /** Options of {@link Tunnel}. */
 export interface TunnelOptions {
   /** Updated on every message; optional so that tests and the demo can leave it out. */
-  metrics?: ConnectMetrics;
+  metrics?: ConnectMetrics | undefined;
+  /** This server's own metrics (calls in flight, its errors). */
+  server?: ServerMetrics | undefined;
   /** Bounds of the replay buffer kept for resumption (docs/resume.md). */
   replayLimits?: ReplayLimits;
   /** Aborts the backpressure wait. */
   signal: AbortSignal;
 }
 
-/** Answers a server-initiated request the gateway cannot relay: `ping` locally, others with an error. */
-function localAnswer(message: ServerMessage, why: string): JsonRpcResponse {
-  const id = message.id as JsonRpcId;
-  if (message.method === "ping") return { jsonrpc: "2.0", id, result: {} };
-  return errorResponse(
-    id,
-    ErrorCode.MethodNotFound,
-    `mcp-rproxy cannot deliver '${String(message.method)}' to a client: ${why}`,
-  );
-}
-
 /** The routing between one local session and the current link. */
 export class Tunnel {
   #options: TunnelOptions;
   #session: LocalSession | undefined;
-  #link: Link | undefined;
+  #link: LinkChannel | undefined;
+  /** The channel of the last link, for frames kept for replay while the link is down. */
+  #channel: string | undefined;
   /** Counts sessions with the gateway: an answer for a call of an older one cannot be routed. */
   #generation = 0;
   /** Server-initiated requests sent to the gateway and not answered yet (C only). */
@@ -77,7 +71,7 @@ export class Tunnel {
   }
 
   /** The current link, once registered (or registering: B's discovery arrives before registration completes). */
-  get link(): Link | undefined {
+  get link(): LinkChannel | undefined {
     return this.#link;
   }
 
@@ -110,7 +104,7 @@ export class Tunnel {
   }
 
   /** A frame arrived on `link` (also during registration). */
-  onFrame(frame: Frame, link: Link): void {
+  onFrame(frame: Frame, link: LinkChannel): void {
     this.#link ??= link;
     if (this.#link === link) this.#fromGateway(frame);
   }
@@ -124,8 +118,9 @@ export class Tunnel {
    * Registration completed on `link`: replays what the gateway has not seen after a resumption, or sets
    * up resumption for a fresh session. `attempted` is what {@link prepareDial} asked for.
    */
-  registered(link: Link, attempted: ResumeRequest | undefined): void {
+  registered(link: LinkChannel, attempted: ResumeRequest | undefined): void {
     this.#link = link;
+    this.#channel = link.channel;
     const outcome = this.#resumption.registered(link.registration, attempted);
     if (outcome.kind === "resumed") {
       for (const text of outcome.replay) link.sendText(text);
@@ -136,11 +131,11 @@ export class Tunnel {
   }
 
   /**
-   * The link is gone (not by shutdown). `serverRestarting`: a new server process means a new session at
-   * the gateway. Without resumption, answers to calls of this link can never reach their callers.
+   * The server's place on the link is gone (not by shutdown). `serverRestarting`: a new server process
+   * means a new session at the gateway. Without resumption, answers to calls of this link can never
+   * reach their callers.
    */
-  linkDropped(link: Link, serverRestarting: boolean, reason: string): void {
-    link.close(CloseCode.Normal, reason);
+  linkDropped(serverRestarting: boolean): void {
     this.#link = undefined;
     if (serverRestarting || !this.#resumption.active) this.#freshSession();
   }
@@ -150,7 +145,7 @@ export class Tunnel {
     this.failInFlight("The local MCP server exited before answering; it is being restarted");
     // The gateway must forget this server: it will register afresh once the new process is initialized.
     const link = this.#link;
-    link?.sendText(encodeUnregister({ sessionId: link.sessionId }));
+    link?.sendText(encodeUnregister({ sessionId: link.sessionId, channel: link.channel }));
   }
 
   /** Answers every call in flight of the current generation with `message`. */
@@ -165,11 +160,14 @@ export class Tunnel {
         );
       }
     }
-    this.#options.metrics?.callsInFlight.set(0);
+    this.#options.server?.callsInFlight.set(0);
   }
 
-  /** Shutdown: answers what is in flight, unregisters and closes the link. True if a link was open. */
-  unregister(): boolean {
+  /**
+   * Stopping: answers what is in flight and unregisters the server (its link is the caller's to close).
+   * True if its link was open.
+   */
+  unregister(reason = "mcp-rproxy is shutting down"): boolean {
     const link = this.#link;
     this.#link = undefined;
     let closed = false;
@@ -179,16 +177,16 @@ export class Tunnel {
         link.sendText(encodeDataFrame({
           type: "response",
           sessionId: link.sessionId,
+          channel: link.channel,
           payloadText: JSON.stringify(
-            errorResponse(request.id, ErrorCode.ServerUnavailable, "mcp-rproxy is shutting down"),
+            errorResponse(request.id, ErrorCode.ServerUnavailable, reason),
           ),
         }));
       }
-      link.sendText(encodeUnregister({ sessionId: link.sessionId }));
-      link.close(CloseCode.Normal, "shutting down");
+      link.sendText(encodeUnregister({ sessionId: link.sessionId, channel: link.channel }));
       closed = true;
     }
-    this.#failServerRequests("mcp-rproxy is shutting down");
+    this.#failServerRequests(reason);
     return closed;
   }
 
@@ -234,7 +232,8 @@ export class Tunnel {
     const link = this.#link;
     return oversize(payloadText, {
       payloadBytes,
-      sessionId: this.#resumption.sessionId ?? link?.sessionId ?? "",
+      // The channel name rides in the envelope too: counted as part of the id.
+      sessionId: (this.#resumption.sessionId ?? link?.sessionId ?? "") + (this.#channel ?? ""),
       limit: link?.maxFrameBytes ?? WEBSOCKET_MAX_MESSAGE_BYTES,
     });
   }
@@ -256,16 +255,17 @@ export class Tunnel {
     const size = this.#oversize(payloadText, payloadBytes);
     if (size !== undefined) return this.#tooLarge(type, size, id);
     const metrics = this.#options.metrics;
-    const sequenced = resumption.send({ type, sessionId, payloadText }, payloadBytes);
+    const channel = this.#channel;
+    const sequenced = resumption.send({ type, sessionId, channel, payloadText }, payloadBytes);
     if (sequenced !== undefined && !link?.isOpen) return true; // kept for replay
-    const text = sequenced ?? encodeDataFrame({ type, sessionId, payloadText });
+    const text = sequenced ?? encodeDataFrame({ type, sessionId, channel, payloadText });
     metrics?.framesOut.inc();
     metrics?.bytesOut.inc(text.length);
     return link!.sendText(text);
   }
 
   #tooLarge(type: DataFrameType, size: Oversize, id: JsonRpcId | undefined): boolean {
-    this.#options.metrics?.errors.inc("frame_too_large");
+    this.#options.server?.error("frame_too_large");
     const { bytes, limit } = size;
     if (type === "response" && id !== undefined) {
       log.warning(
@@ -295,14 +295,14 @@ export class Tunnel {
     const link = this.#link;
     if (message.kind === "request") return this.#serverRequest(message);
     if (message.kind === "response") {
-      this.#options.metrics?.callsInFlight.set(this.#session?.inFlightCount ?? 0);
+      this.#options.server?.callsInFlight.set(this.#session?.inFlightCount ?? 0);
       const request = message.request;
       // While a resumable link is down, answers are kept for replay; otherwise they cannot be routed.
       if (
         request === undefined || request.generation !== this.#generation || !this.#deliverable()
       ) {
         this.#undeliverable++;
-        this.#options.metrics?.errors.inc("response_dropped");
+        this.#options.server?.error("response_dropped");
         log.warning("Dropped an answer the gateway can no longer route (id {id}: {why})", {
           event: "response_dropped",
           id: JSON.stringify(message.id),
@@ -376,11 +376,13 @@ export class Tunnel {
     if (acceptance === "gap") {
       // 1000 with a reason: a WebSocket client may not send 1002, and a resumable session outlives
       // the close of its link whatever the code (only an `unregister` ends it).
-      link.close(CloseCode.Normal, "sequence gap");
+      link.closeLink(CloseCode.Normal, "sequence gap");
       return;
     }
     const ack = resumption.dueAck();
-    if (ack !== undefined) link.sendText(encodeAck({ sessionId: resumption.sessionId!, ack }));
+    if (ack !== undefined) {
+      link.sendText(encodeAck({ sessionId: resumption.sessionId!, channel: link.channel, ack }));
+    }
     const generation = this.#generation;
     const payload = frame.payload;
     if (frame.type !== "request" && frame.type !== "response") {
@@ -406,7 +408,7 @@ export class Tunnel {
         }
         // A request the server's input queue had no room for is answered at once.
         if (forwarded !== true) this.#sendPayload("response", forwarded);
-        this.#options.metrics?.callsInFlight.set(session.inFlightCount);
+        this.#options.server?.callsInFlight.set(session.inFlightCount);
         return;
       }
     }
@@ -427,7 +429,7 @@ export class Tunnel {
         const immediate = session.fromTunnel(element as JsonObject, generation);
         if (immediate) this.#sendPayload("response", immediate);
       }
-      this.#options.metrics?.callsInFlight.set(session.inFlightCount);
+      this.#options.server?.callsInFlight.set(session.inFlightCount);
       return;
     }
     // The answer to a server-initiated request (C's `server-requests` extension).

@@ -108,9 +108,14 @@ export async function demoCommand(args: string[], context: CommandContext): Prom
   let registration: Registration | undefined;
   let registered!: () => void;
   const isRegistered = new Promise<void>((resolve) => registered = resolve);
+  const commandText = values.server ?? "mcp-rproxy demo-server (built in)";
   const settings: ConnectSettings = {
-    command,
-    commandText: values.server ?? "mcp-rproxy demo-server (built in)",
+    servers: [{
+      isolation: "shared",
+      transport: { kind: "stdio", command, commandText },
+      origin: "--server",
+    }],
+    manyServers: false,
     gateway: gateway.url,
     gatewayUrl: normalizeGatewayUrl(gateway.url),
     token,
@@ -146,7 +151,7 @@ export async function demoCommand(args: string[], context: CommandContext): Prom
     const mcpUrl = registration.mcpUrl ??
       `${gateway.url}/servers/${encodeURIComponent(registration.name ?? "")}/mcp`;
     print(
-      `  connect   tunneled '${settings.commandText}' (pid ${tunnel.serverPid}) as '${registration.name}'`,
+      `  connect   tunneled '${commandText}' (pid ${tunnel.serverPid}) as '${registration.name}'`,
     );
 
     client = new Client({ name: "mcp-rproxy-demo-client", version: VERSION });

@@ -3,7 +3,7 @@
 // late resume learns why it cannot be.
 
 import { logger } from "../util/log.ts";
-import { CloseCode, Extension } from "../protocol/frames.ts";
+import { CloseCode, encodeClose, encodeError, Extension } from "../protocol/frames.ts";
 import { encodeRegisterAck, type RegisterFrame } from "../protocol/registration.ts";
 import type { JsonRpcNotification, JsonRpcRequest, JsonRpcResponse } from "../protocol/jsonrpc.ts";
 import type { MemoryBudget } from "./memory_budget.ts";
@@ -142,10 +142,19 @@ export class Registrar {
     const waiting = (pendingLinks?.(link.owner) ?? 0) - (link.registered ? 0 : 1);
     if (this.registry.count(link.owner) + Math.max(0, waiting) >= maxSessionsPerOwner) {
       metrics?.linksRefused.inc("registration");
-      link.refuse(tooManySessions(link.owner, maxSessionsPerOwner), {
-        code: CloseCode.TooManySessions,
-        reason: TOO_MANY_SESSIONS_REASON,
-      });
+      const message = tooManySessions(link.owner, maxSessionsPerOwner);
+      if (link.channels && link.registered && frame.channel !== undefined) {
+        // The link carries other servers: refuse this one alone, with a close frame for its channel.
+        link.sendText(encodeError({ sessionId: "", message }));
+        link.sendText(encodeClose({
+          sessionId: "",
+          channel: frame.channel,
+          code: CloseCode.TooManySessions,
+          reason: TOO_MANY_SESSIONS_REASON,
+        }));
+        return;
+      }
+      link.refuse(message, { code: CloseCode.TooManySessions, reason: TOO_MANY_SESSIONS_REASON });
       return;
     }
     this.#create(link, frame, wanted, resumeError);

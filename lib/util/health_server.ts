@@ -10,6 +10,8 @@ export interface HealthServerOptions {
   listen: string;
   /** True when `/readyz` should answer 200; called on every request. */
   ready: () => boolean;
+  /** Lines that follow `ready` or `not ready` in the `/readyz` body (one per part, say). */
+  readyDetail?: () => string;
   /** Source of the `/metrics` body. */
   metrics: { render(): string };
   /** Aborting it closes the server. */
@@ -49,7 +51,9 @@ function handle(request: Request, options: HealthServerOptions): Response {
   try {
     if (pathname === "/healthz") return text("ok\n", 200);
     if (pathname === "/readyz") {
-      return options.ready() ? text("ready\n", 200) : text("not ready\n", 503);
+      const detail = options.readyDetail?.() ?? "";
+      const more = detail === "" ? "" : `${detail}\n`;
+      return options.ready() ? text(`ready\n${more}`, 200) : text(`not ready\n${more}`, 503);
     }
     return text(options.metrics.render(), 200, { "content-type": METRICS_CONTENT_TYPE });
   } catch (error: unknown) {

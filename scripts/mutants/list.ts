@@ -176,9 +176,9 @@ export const MUTANTS: Mutant[] = [
   {
     id: "heartbeat-deadline",
     rule: "a link without any frame within the deadline after a heartbeat is declared dead",
-    file: "lib/connect/link.ts",
-    find: "now - this.#heartbeatSentAt >= deadlineMs",
-    replace: "now - this.#heartbeatSentAt >= deadlineMs * 1000",
+    file: "lib/connect/link_heartbeat.ts",
+    find: "now - this.#sentAt >= deadlineMs",
+    replace: "now - this.#sentAt >= deadlineMs * 1000",
     tests: ["tests/connect/link_test.ts"],
     filter: "heartbeat",
   },
@@ -314,8 +314,8 @@ export const MUTANTS: Mutant[] = [
     rule:
       "a gateway heartbeat is never answered with a heartbeat (the storm of the reference client)",
     file: "lib/connect/link.ts",
-    find: "      this.#heartbeatSentAt = undefined;\n    }\n  }",
-    replace: "      this.#heartbeatSentAt = undefined;\n    }\n    this.#sendHeartbeat();\n  }",
+    find: "        return this.#heartbeat.reply();",
+    replace: "        this.#sendHeartbeat();\n        return this.#heartbeat.reply();",
     tests: ["tests/connect/link_test.ts"],
     filter: "never answers",
   },
@@ -389,5 +389,33 @@ export const MUTANTS: Mutant[] = [
     find: "return syntaxError(/position (\\d+)/.exec((error as Error).message)?.[1]);",
     replace: "return new SyntaxError((error as Error).message);",
     tests: ["tests/protocol/frames_test.ts"],
+  },
+  // -- many servers --
+  {
+    id: "reload-touches-unchanged",
+    rule: "a reload leaves a server whose definition did not change running, untouched",
+    file: "lib/connect/server_fingerprint.ts",
+    find: "    isolation: spec.isolation,",
+    replace: "    isolation: spec.isolation,\n    at: spec.origin,",
+    tests: ["tests/connect/server_entries_test.ts"],
+    filter: "fingerprint",
+  },
+  {
+    id: "upstream-session-lost",
+    rule:
+      "an HTTP upstream that forgot its session is initialized again, without an error for the caller",
+    file: "lib/connect/http_upstream.ts",
+    find: "if (response.status === 404) return true;",
+    replace: "if (response.status === 404) return false;\n  return false;",
+    tests: ["tests/connect/http_upstream_test.ts"],
+  },
+  {
+    id: "channel-frames-routed",
+    rule: "on a link with channels, each gateway frame reaches the server of its channel",
+    file: "lib/connect/uplink.ts",
+    find: "    return channel === undefined ? undefined : this.#members.get(channel);",
+    replace: "    return this.#members.values().next().value;",
+    tests: ["tests/e2e/many_servers_contracts_test.ts"],
+    filter: "shared link drops",
   },
 ];

@@ -9,6 +9,14 @@ const TOKEN = "s3cr3t-T0ken.value";
 const GW = ["--gateway", "https://gw.example.com"];
 const CMD = ["--local-stdio", "my-server --flag"];
 
+/** The stdio command of the one server of `settings`. */
+function stdio(settings: ConnectSettings): { command: string[]; commandText: string } {
+  const transport = settings.servers[0]!.transport;
+  assert.equal(transport.kind, "stdio");
+  if (transport.kind !== "stdio") throw new Error("unreachable");
+  return { command: transport.command, commandText: transport.commandText };
+}
+
 function sources(env: Record<string, string> = {}) {
   return { env: (name: string) => env[name], readTextFile: Deno.readTextFile };
 }
@@ -130,8 +138,16 @@ Deno.test("connectHelpText() lists every flag, environment variable, config key 
 Deno.test("resolveConnectConfig() applies defaults to a minimal command line", async () => {
   const { settings, warnings } = await run([...GW, ...CMD]);
   assert.deepEqual(settings, {
-    command: ["my-server", "--flag"],
-    commandText: "my-server --flag",
+    servers: [{
+      isolation: "shared",
+      origin: "--local-stdio",
+      transport: {
+        kind: "stdio",
+        command: ["my-server", "--flag"],
+        commandText: "my-server --flag",
+      },
+    }],
+    manyServers: false,
     gateway: "https://gw.example.com",
     gatewayUrl: new URL("wss://gw.example.com/reverse-proxy/ws"),
     reconnectDelay: 1,
@@ -149,14 +165,14 @@ Deno.test("resolveConnectConfig() splits --local-stdio like a shell and keeps it
     "--local-stdio",
     `uvx mcp-server-git --repository '/my repo'`,
   ]);
-  assert.deepEqual(settings.command, ["uvx", "mcp-server-git", "--repository", "/my repo"]);
-  assert.equal(settings.commandText, `uvx mcp-server-git --repository '/my repo'`);
+  assert.deepEqual(stdio(settings).command, ["uvx", "mcp-server-git", "--repository", "/my repo"]);
+  assert.equal(stdio(settings).commandText, `uvx mcp-server-git --repository '/my repo'`);
 });
 
 Deno.test("resolveConnectConfig() takes the words after -- as they are", async () => {
   const { settings } = await run([...GW, "--", "python3", "-c", "print('a b')", "--gateway", "x"]);
-  assert.deepEqual(settings.command, ["python3", "-c", "print('a b')", "--gateway", "x"]);
-  assert.equal(settings.commandText, `python3 -c 'print('"'"'a b'"'"')' --gateway x`);
+  assert.deepEqual(stdio(settings).command, ["python3", "-c", "print('a b')", "--gateway", "x"]);
+  assert.equal(stdio(settings).commandText, `python3 -c 'print('"'"'a b'"'"')' --gateway x`);
   assert.equal(settings.gateway, "https://gw.example.com");
 });
 
@@ -177,8 +193,8 @@ Deno.test("resolveConnectConfig() accepts --flag=value forms", async () => {
   assert.equal(settings.reconnectDelay, 0.5);
   assert.equal(settings.keepalive, 10);
   assert.equal(settings.logFormat, "json");
-  assert.equal(settings.serverName, "git");
-  assert.equal(settings.serverDescription, "Git tools");
+  assert.equal(settings.servers[0]?.name, "git");
+  assert.equal(settings.servers[0]?.description, "Git tools");
   assert.equal(settings.healthListen, "127.0.0.1:9464");
 });
 
@@ -192,7 +208,15 @@ Deno.test("resolveConnectConfig() refuses an empty command after --", async () =
 });
 
 Deno.test("resolveConnectConfig() explains a missing command", async () => {
-  await fails(GW, {}, /No local server command/, /--local-stdio "CMD ARGS"/, /-- CMD ARGS/);
+  await fails(
+    GW,
+    {},
+    /No local server given/,
+    /--server name=NAME,stdio="CMD ARGS"/,
+    /--local-stdio "CMD ARGS"/,
+    /-- CMD ARGS/,
+    /--local-streamable-http URL/,
+  );
 });
 
 Deno.test("resolveConnectConfig() explains a missing gateway", async () => {
@@ -462,7 +486,7 @@ const PRECEDENCE: PrecedenceCase[] = [
     flag: ["--server-name", "flag-name"],
     env: {},
     file: "server_name: file-name",
-    read: (s) => s.serverName,
+    read: (s) => s.servers[0]?.name,
     expect: { flag: "flag-name", env: "file-name", file: "file-name", none: undefined },
   },
   {
@@ -470,7 +494,7 @@ const PRECEDENCE: PrecedenceCase[] = [
     flag: ["--local-stdio", "flag-cmd"],
     env: {},
     file: "local_stdio: file-cmd",
-    read: (s) => s.command,
+    read: (s) => stdio(s).command,
     expect: { flag: ["flag-cmd"], env: ["file-cmd"], file: ["file-cmd"], none: undefined },
   },
 ];
@@ -661,14 +685,22 @@ shutdown_grace: 2.5
     );
     const { settings, warnings } = await run(["--config", file]);
     assert.deepEqual(settings, {
-      command: ["uvx", "mcp-server-git", "--repository", "/my repo"],
-      commandText: "uvx mcp-server-git --repository '/my repo'",
+      servers: [{
+        name: "git",
+        description: "Git tools",
+        isolation: "shared",
+        origin: `local_stdio in ${file}`,
+        transport: {
+          kind: "stdio",
+          command: ["uvx", "mcp-server-git", "--repository", "/my repo"],
+          commandText: "uvx mcp-server-git --repository '/my repo'",
+        },
+      }],
+      manyServers: false,
       gateway: "https://gw.example.com/prefix",
       gatewayUrl: new URL("wss://gw.example.com/prefix/reverse-proxy/ws"),
       token: TOKEN,
       tokenSource: "file",
-      serverName: "git",
-      serverDescription: "Git tools",
       reconnectDelay: 2.5,
       maxRetries: 4,
       keepalive: 15,
@@ -749,12 +781,12 @@ Deno.test("resolveConnectConfig() reads every setting from a JSON file with keba
       }),
     );
     const { settings } = await run(["--config", file]);
-    assert.deepEqual(settings.command, ["python3", "-c", "print('x y')"]);
-    assert.equal(settings.commandText, `python3 -c 'print('"'"'x y'"'"')'`);
+    assert.deepEqual(stdio(settings).command, ["python3", "-c", "print('x y')"]);
+    assert.equal(stdio(settings).commandText, `python3 -c 'print('"'"'x y'"'"')'`);
     assert.equal(settings.gatewayUrl.href, "wss://gw.example.com:8443/reverse-proxy/ws");
     assert.equal(settings.token, TOKEN);
-    assert.equal(settings.serverName, "py");
-    assert.equal(settings.serverDescription, "Python");
+    assert.equal(settings.servers[0]?.name, "py");
+    assert.equal(settings.servers[0]?.description, "Python");
     assert.equal(settings.reconnectDelay, 3);
     assert.equal(settings.maxRetries, 9);
     assert.equal(settings.keepalive, 20);
@@ -774,7 +806,7 @@ Deno.test("resolveConnectConfig() reads the old client's keys: local_stdio, log_
       "gateway: https://gw\nlocal_stdio: srv\nlog_level: INFO\nverbose: true\n",
     );
     const { settings } = await run(["--config", file]);
-    assert.deepEqual(settings.command, ["srv"]);
+    assert.deepEqual(stdio(settings).command, ["srv"]);
     assert.equal(settings.logLevel, "debug");
   });
 });
@@ -799,7 +831,7 @@ Deno.test("resolveConnectConfig() names an unknown config key and suggests the c
       ["maxRetries: 3", /^Unknown key 'maxRetries' .*did you mean 'max_retries'\?/],
       ["server-nme: x", /^Unknown key 'server-nme' .*did you mean 'server-name'\?/],
       ["local_stdio-x: x", /^Unknown key 'local_stdio-x'/],
-      ["colour: blue", /^Unknown key 'colour' in .*: known keys are local_stdio, gateway/],
+      ["colour: blue", /^Unknown key 'colour' in .*: known keys are servers, local_stdio, /],
       ["config: other.yaml", /^Unknown key 'config' .*cannot name another config file/],
     ];
     for (const [line, pattern] of cases) {

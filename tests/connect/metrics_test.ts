@@ -24,8 +24,11 @@ Deno.test("createConnectMetrics() starts at zero and its values move as events a
   metrics.framesOut.inc();
   metrics.framesOut.inc();
   metrics.bytesOut.inc(300);
-  metrics.callsInFlight.inc();
-  metrics.serverRestarts.inc();
+  const git = metrics.server("git");
+  git.callsInFlight.inc();
+  git.restarts.inc();
+  git.up.set(1);
+  git.error("server_exit");
   metrics.errors.inc("dial");
   metrics.errors.inc("something_new");
 
@@ -44,16 +47,26 @@ Deno.test("createConnectMetrics() starts at zero and its values move as events a
   assert.equal(sampleValue(families, "mcp_rproxy_frames_total", { direction: "out" }), 2);
   assert.equal(sampleValue(families, "mcp_rproxy_bytes_total", { direction: "in" }), 120);
   assert.equal(sampleValue(families, "mcp_rproxy_bytes_total", { direction: "out" }), 300);
-  assert.equal(sampleValue(families, "mcp_rproxy_calls_in_flight"), 1);
-  assert.equal(sampleValue(families, "mcp_rproxy_server_restarts_total"), 1);
+  assert.equal(sampleValue(families, "mcp_rproxy_calls_in_flight", { server: "git" }), 1);
+  assert.equal(sampleValue(families, "mcp_rproxy_server_restarts_total", { server: "git" }), 1);
+  assert.equal(sampleValue(families, "mcp_rproxy_server_up", { server: "git" }), 1);
+  assert.equal(
+    sampleValue(families, "mcp_rproxy_errors_total", { kind: "server_exit", server: "git" }),
+    1,
+  );
+  assert.equal(
+    sampleValue(families, "mcp_rproxy_errors_total", { kind: "server_exit", server: "" }),
+    0,
+    "a server's error is its own, not the links'",
+  );
   assert.equal(sampleValue(families, "mcp_rproxy_errors_total", { kind: "dial" }), 1);
   assert.equal(sampleValue(families, "mcp_rproxy_errors_total", { kind: "something_new" }), 1);
   assert.equal(metrics.errors.value("dial"), 1);
 
-  metrics.callsInFlight.dec();
+  git.callsInFlight.dec();
   metrics.linkUp.set(0);
   families = parsePrometheus(metrics.render());
-  assert.equal(sampleValue(families, "mcp_rproxy_calls_in_flight"), 0);
+  assert.equal(sampleValue(families, "mcp_rproxy_calls_in_flight", { server: "git" }), 0);
   assert.equal(sampleValue(families, "mcp_rproxy_link_up"), 0);
 });
 

@@ -2,6 +2,7 @@
 // (tests/fixtures/fault_server.ts) and real gateways, so that each fails when its rule breaks.
 
 import assert from "node:assert/strict";
+import { parsePrometheus } from "../fixtures/prometheus_parser.ts";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { type ContractGateway, startContractGateway } from "../fixtures/contract_gateway.ts";
 import { type ProxyProcess, startProxy } from "../fixtures/proxy_process.ts";
@@ -33,14 +34,24 @@ function connectArgs(url: string, extra: string[] = [], server = FAULT_SERVER): 
   ];
 }
 
-/** One counter of connect's /metrics (with its labels, e.g. `errors_total{kind="dial"}`). */
+/**
+ * One counter of connect's /metrics, summed over the labels not named (`errors_total{kind="dial"}` adds
+ * the links' and every server's).
+ */
 async function metric(proxy: ProxyProcess, name: string): Promise<number> {
   const url = String((await proxy.waitForEvent("health_listening")).url);
   const text = await (await fetch(`${url}/metrics`)).text();
-  const escaped = name.replace(/[{}"]/g, "\\$&");
-  const value = new RegExp(`^mcp_rproxy_${escaped} (\\S+)$`, "m").exec(text)?.[1];
-  assert.ok(value !== undefined, `no metric ${name}`);
-  return Number(value);
+  const [, family, labelText = ""] = /^([a-z_]+)(?:\{(.*)\})?$/.exec(name)!;
+  const labels = Object.fromEntries(
+    [...labelText.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1]!, m[2]!]),
+  );
+  const samples = parsePrometheus(text).find((f) => f.name === `mcp_rproxy_${family}`)?.metrics ??
+    [];
+  const matching = samples.filter((m) =>
+    Object.entries(labels).every(([k, v]) => m.labels?.[k] === v)
+  );
+  assert.ok(matching.length > 0, `no metric ${name}`);
+  return matching.reduce((sum, m) => sum + Number(m.value), 0);
 }
 
 function callTool(id: number | string, name: string, args: JsonObject): JsonObject {

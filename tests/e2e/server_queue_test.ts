@@ -112,7 +112,7 @@ Deno.test("10,000 × 10 KB requests to a server that stopped reading: the queue 
     // A few more may be refused still: settle when the gateway has every refusal connect counted.
     const refusedCount = async () =>
       Number(
-        /^mcp_rproxy_errors_total\{kind="server_queue_full"\} (\d+)$/m.exec(
+        /^mcp_rproxy_errors_total\{kind="server_queue_full",server="[^"]+"\} (\d+)$/m.exec(
           await (await fetch(`${health}/metrics`)).text(),
         )?.[1],
       );

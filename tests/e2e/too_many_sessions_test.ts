@@ -52,7 +52,7 @@ Deno.test("a 4029 refusal is retried with backoff and logged with why, until a s
   assert.deepEqual(waits.map((w) => w.attempt), [1, 2], "backoff counted attempts");
   const url = String((await proxy.waitForEvent("health_listening")).url);
   const metrics = await (await fetch(`${url}/metrics`)).text();
-  assert.match(metrics, /^mcp_rproxy_errors_total\{kind="too_many_sessions"\} 2$/m);
+  assert.match(metrics, /^mcp_rproxy_errors_total\{kind="too_many_sessions",server=""\} 2$/m);
   assert.ok(!proxy.lines.some((l) => l.json?.event === "auth_refused"));
   proxy.signal("SIGTERM");
   assert.equal(await proxy.exitCode(15_000), 0);

@@ -169,3 +169,36 @@ Deno.test("a register that reuses a channel of the link is refused and the first
     await gateway.close();
   }
 });
+
+Deno.test("a register past the owner's limit on a link with channels is refused with a close frame for its channel; the link goes on", async () => {
+  const gateway = await startTestGateway({ callTimeoutMs: 3_000, maxSessionsPerOwner: 1 });
+  const tunnel = await TunnelClient.open(gateway, TOKENS.alice);
+  try {
+    const one = await registerChannel(tunnel, "c1", "one");
+    tunnel.send({
+      type: "register",
+      sessionId: "x",
+      channel: "c2",
+      extensions: ["channels"],
+      server: { name: "two", description: "", protocol: "mcp" },
+    });
+    const close = await tunnel.next((f) => f.type === "close", 5_000, "the close frame");
+    assert.equal(close.channel, "c2");
+    assert.equal(close.code, 4029);
+    assert.equal(tunnel.socket.readyState, WebSocket.OPEN, "the link stays up");
+    const pending = callThroughApi(gateway, one.sessionId, 10);
+    const request = await tunnel.next((f) =>
+      f.channel === "c1" && payloadOf(f)?.method === "tools/list"
+    );
+    tunnel.send({
+      type: "response",
+      sessionId: one.sessionId,
+      channel: "c1",
+      payload: { jsonrpc: "2.0", id: payloadOf(request).id, result: { ok: true } },
+    });
+    assert.deepEqual((await (await pending).json()).result, { ok: true });
+  } finally {
+    await tunnel.close();
+    await gateway.close();
+  }
+});

@@ -1,0 +1,29 @@
+// What connect answers itself when the gateway cannot relay a request the local server made (contracts A
+// and B, or no link): `ping` gets its empty result, anything else an error that says why.
+
+import {
+  ErrorCode,
+  errorResponse,
+  type JsonRpcId,
+  type JsonRpcResponse,
+} from "../protocol/jsonrpc.ts";
+import type { ServerMessage } from "./local_session.ts";
+
+/**
+ * Answers a server-initiated request the gateway cannot relay: `ping` locally, others with an error.
+ *
+ * @example
+ * ```ts
+ * import { localAnswer } from "./local_answer.ts";
+ * localAnswer({ kind: "request", id: 1, method: "ping", text: "" }, "no link"); // { jsonrpc: "2.0", id: 1, result: {} }
+ * ```
+ */
+export function localAnswer(message: ServerMessage, why: string): JsonRpcResponse {
+  const id = message.id as JsonRpcId;
+  if (message.method === "ping") return { jsonrpc: "2.0", id, result: {} };
+  return errorResponse(
+    id,
+    ErrorCode.MethodNotFound,
+    `mcp-rproxy cannot deliver '${String(message.method)}' to a client: ${why}`,
+  );
+}

@@ -1,0 +1,150 @@
+// connect's own `initialize` of a local server, once per server process or upstream session: the request
+// with connect's capabilities, the wait for its answer (bounded, abortable), and the error that says what
+// went wrong in words a user can act on.
+
+import { deadline } from "../util/delay.ts";
+import { logger, truncate } from "../util/log.ts";
+import { classify, type JsonObject, type JsonRpcResponse } from "../protocol/jsonrpc.ts";
+import { LATEST_PROTOCOL_VERSION } from "../protocol/mcp_versions.ts";
+import { VERSION } from "../util/version.ts";
+import { ServerStartError } from "./errors.ts";
+import type { LocalTransport } from "./local_transport.ts";
+
+const log = logger("server");
+
+/** Ids of connect's own requests to the server: no client's id can look like them. */
+export const INTERNAL_ID_PREFIX = `mcp-rproxy-${crypto.randomUUID()}-`;
+
+const INIT_ID = `${INTERNAL_ID_PREFIX}init`;
+
+/**
+ * The `initialize` request connect sends. It declares roots, sampling and elicitation so that the server
+ * offers its full feature set; what the gateway cannot deliver is answered with an error at once (see
+ * Tunnel).
+ */
+export function initializeRequest(): string {
+  return JSON.stringify({
+    jsonrpc: "2.0",
+    id: INIT_ID,
+    method: "initialize",
+    params: {
+      protocolVersion: LATEST_PROTOCOL_VERSION,
+      capabilities: { roots: { listChanged: true }, sampling: {}, elicitation: {} },
+      clientInfo: { name: "mcp-rproxy", version: VERSION },
+    },
+  });
+}
+
+/** Takes what the server writes before it is initialized, until the answer to `initialize` came. */
+export class InitReply {
+  readonly answer: Promise<JsonRpcResponse>;
+  #resolve!: (response: JsonRpcResponse) => void;
+
+  constructor() {
+    this.answer = new Promise((resolve) => this.#resolve = resolve);
+  }
+
+  /** One line from the server during start-up. */
+  take(line: { text: string }): void {
+    let value: unknown;
+    try {
+      value = JSON.parse(line.text);
+    } catch {
+      log.warn("Local server wrote a line that is not JSON during start-up; ignored");
+      log.debug("Line: {line}", { line: truncate(line.text) });
+      return;
+    }
+    if (classify(value) === "response" && (value as JsonRpcResponse).id === INIT_ID) {
+      this.#resolve(value as JsonRpcResponse);
+    } else {
+      log.debug("Local server wrote before initialization completed; ignored: {line}", {
+        line: truncate(line.text),
+      });
+    }
+  }
+}
+
+/** Options of {@link initializeServer}. */
+export interface HandshakeOptions {
+  reply: InitReply;
+  /** Deadline for the answer, in milliseconds. */
+  initTimeoutMs: number;
+  /** Aborting it ends the wait with the signal's reason. */
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * Sends `initialize` and waits for its result, then `notifications/initialized`.
+ *
+ * @throws {ServerStartError} when the server ends, refuses, or does not answer in time
+ * @throws the signal's reason if it aborts first
+ */
+export async function initializeServer(
+  transport: LocalTransport,
+  options: HandshakeOptions,
+): Promise<JsonObject> {
+  const { reply, initTimeoutMs, signal } = options;
+  const label = transport.label;
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    if (signal === undefined) return;
+    onAbort = () => reject(signal.reason);
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+  });
+  aborted.catch(() => {});
+  try {
+    const sent = transport.send(initializeRequest());
+    const ended = transport.ended.then((why) => ({ ended: why }));
+    const outcome = await deadline(
+      Promise.race([
+        reply.answer,
+        ended,
+        // A refused write means the transport is ending: its end says why.
+        sent.then((ok) => ok ? new Promise<never>(() => {}) : ended),
+        aborted,
+      ]),
+      initTimeoutMs,
+      "initialize",
+    );
+    if ("ended" in outcome) {
+      throw new ServerStartError(
+        `Local server '${label}' ${
+          transport.kind === "stdio" ? "exited" : "went away"
+        } (${outcome.ended}) before answering initialize`,
+      );
+    }
+    if (
+      outcome.error !== undefined || typeof outcome.result !== "object" || outcome.result === null
+    ) {
+      throw new ServerStartError(
+        `Local server '${label}' refused initialize: ${
+          JSON.stringify(outcome.error ?? outcome.result)
+        }`,
+      );
+    }
+    const result = outcome.result as JsonObject;
+    await transport.send('{"jsonrpc":"2.0","method":"notifications/initialized"}');
+    return result;
+  } catch (error) {
+    if (error instanceof ServerStartError || signal?.aborted) throw error;
+    if (error instanceof DOMException && error.name === "TimeoutError") {
+      throw new ServerStartError(
+        `Local server '${label}' did not answer initialize within ${initTimeoutMs} ms; is it an MCP ${
+          transport.kind === "stdio"
+            ? "stdio"
+            : transport.kind === "http"
+            ? "Streamable HTTP"
+            : "SSE"
+        } server?`,
+        { cause: error },
+      );
+    }
+    throw new ServerStartError(
+      `Local server '${label}' failed to start: ${(error as Error).message}`,
+      { cause: error },
+    );
+  } finally {
+    if (onAbort) signal?.removeEventListener("abort", onAbort);
+  }
+}

@@ -1,0 +1,97 @@
+// connect as the MCP client of real HTTP upstreams (server-everything in its Streamable HTTP and SSE
+// modes): a forgotten session is initialized again without an error for the caller, and an upstream
+// that cannot be reached ends the transport at once.
+
+import assert from "node:assert/strict";
+import { HttpUpstream } from "../../lib/connect/http_upstream.ts";
+import { LocalSession, type ServerMessage } from "../../lib/connect/local_session.ts";
+import { SseUpstream } from "../../lib/connect/sse_upstream.ts";
+import type { JsonObject } from "../../lib/protocol/jsonrpc.ts";
+import { deadline } from "../../lib/util/delay.ts";
+import { HttpEverything } from "../fixtures/http_mcp_servers.ts";
+
+const WAIT_MS = 15_000;
+
+/** Starts a session over `open` and collects the answers by id. */
+async function open(kind: "http" | "sse", url: string) {
+  const answers = new Map<string | number, (message: JsonObject) => void>();
+  const onMessage = (message: ServerMessage) => {
+    if (message.kind !== "response") return;
+    const value = JSON.parse(message.text) as JsonObject;
+    answers.get(value.id as string | number)?.(value);
+  };
+  const session = await deadline(
+    LocalSession.start({
+      open: (events) =>
+        kind === "http"
+          ? HttpUpstream.open({ url: new URL(url), headers: [], timeoutMs: 5_000 }, events)
+          : SseUpstream.open({ url: new URL(url), headers: [], timeoutMs: 5_000 }, events),
+      onMessage,
+    }),
+    WAIT_MS,
+    "LocalSession.start",
+  );
+  const call = (id: number, name: string, args: JsonObject) => {
+    const answer = new Promise<JsonObject>((resolve) => answers.set(id, resolve));
+    const immediate = session.fromTunnel(
+      { jsonrpc: "2.0", id, method: "tools/call", params: { name, arguments: args } },
+      1,
+    );
+    return deadline(immediate ? Promise.resolve(immediate as JsonObject) : answer, WAIT_MS, name);
+  };
+  return { session, call };
+}
+
+function text(answer: JsonObject): string {
+  return ((answer.result as { content?: { text: string }[] })?.content ?? [])[0]?.text ?? "";
+}
+
+Deno.test("HttpUpstream initializes a new session when the upstream forgets its own, and the call goes through", async () => {
+  await using server = await HttpEverything.start("streamableHttp");
+  const { session, call } = await open("http", server.url);
+  try {
+    const first = session.transport.mcpSessionId;
+    assert.equal(typeof first, "string");
+    assert.equal(text(await call(1, "echo", { message: "one" })), "Echo: one");
+    // The upstream ends the session behind connect's back (as a restart or an expiry would).
+    const deleted = await fetch(server.url, {
+      method: "DELETE",
+      headers: { "mcp-session-id": first! },
+    });
+    await deleted.body?.cancel();
+    assert.equal(deleted.ok, true);
+    assert.equal(text(await call(2, "echo", { message: "two" })), "Echo: two");
+    assert.notEqual(session.transport.mcpSessionId, first, "a new session");
+    assert.equal(session.alive, true);
+  } finally {
+    await session.stop();
+  }
+});
+
+Deno.test("HttpUpstream ends when its upstream cannot be reached; the call gets -32000 at once", async () => {
+  await using server = await HttpEverything.start("streamableHttp");
+  const { session, call } = await open("http", server.url);
+  try {
+    await server.stop();
+    const answer = await call(3, "echo", { message: "nobody" });
+    assert.equal((answer.error as { code: number }).code, -32000);
+    assert.match(await deadline(session.transport.ended, WAIT_MS, "ended"), /^unreachable/);
+    assert.equal(session.alive, false);
+  } finally {
+    await session.stop();
+  }
+});
+
+Deno.test("SseUpstream speaks the legacy transport: endpoint event, POSTs, answers on the stream; its end ends the transport", async () => {
+  await using server = await HttpEverything.start("sse");
+  const { session, call } = await open("sse", server.url);
+  try {
+    assert.equal(typeof session.transport.mcpSessionId, "string");
+    assert.equal(text(await call(1, "echo", { message: "legacy" })), "Echo: legacy");
+    await server.stop();
+    await deadline(session.transport.ended, WAIT_MS, "ended");
+    assert.equal(session.alive, false);
+  } finally {
+    await session.stop();
+  }
+});
