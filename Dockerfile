@@ -32,6 +32,9 @@ COPY --from=build --chown=65532:65532 /home-app /home/app
 # Numeric, so that it works on any base image; 65532 is distroless's "nonroot".
 USER 65532:65532
 ENV HOME=/home/app
+# glibc hands freed buffers of 64 KiB and more back to the OS at once (mmap), instead of keeping them for
+# reuse: after a burst of large messages RSS returns to its baseline (docs/security.md, "Memory").
+ENV MALLOC_MMAP_THRESHOLD_=65536
 WORKDIR /home/app
 EXPOSE 8080 9090
 # The binary itself is PID 1: it installs SIGTERM/SIGINT listeners (Deno ignores SIGTERM as PID 1
