@@ -40,7 +40,7 @@ for (const contract of ["A", "B"] as const) {
       ], { env: { REVERSE_PROXY_TOKEN: TOKEN } });
       const health = await proxy.waitForEvent("health_listening", 20_000);
       await proxy.waitForLine(
-        (l) => proxy.lines.filter((x) => x.json?.event === "notification_held").length === 3,
+        () => proxy.lines.filter((l) => l.json?.event === "notification_held").length === 3,
         20_000,
       );
       await gateway.start();
