@@ -1,6 +1,7 @@
 // The README's Troubleshooting section quotes the exact lines a user sees: each failure it names is made to
 // happen here with the real program (serve, connect, tinyproxy, TLS material), and every quoted line must
-// be among what connect logged, with only the gateway's host (`gw.example.com`) replaced.
+// be among what connect logged, once the test gateway's address reads as the README's (`gw.example.com`,
+// port 8443).
 
 import assert from "node:assert/strict";
 import { readmeSection } from "../fixtures/readme.ts";
@@ -30,10 +31,19 @@ function withoutTimestamp(line: string): string {
   return line.replace(/^\d{4}-\d\d-\d\dT[\d:.]+Z /, "");
 }
 
-/** What one failing run logged, and the host:port that stands for `gw.example.com` in it. */
-interface Seen {
-  lines: string[];
+/** The test gateway's address, and the one the README shows for it (`gw.example.com:PORT`). */
+interface Gateway {
   host: string;
+  port: number;
+  /** The port the README shows: 8080 for plain HTTP, 8443 for TLS. */
+  readmePort: number;
+}
+
+/** A logged line as the README quotes it: no timestamp, the README's gateway address. */
+function asInReadme(line: string, gateway: Gateway): string {
+  return withoutTimestamp(line)
+    .replaceAll(`${gateway.host}:${gateway.port}`, `gw.example.com:${gateway.readmePort}`)
+    .replaceAll(gateway.host, "gw.example.com");
 }
 
 /** Our gateway on a free port; TLS with the test CA's certificate for `localhost` when asked. */
@@ -61,12 +71,12 @@ async function startServe(dir: string, options: { tls?: boolean } = {}) {
 }
 
 /**
- * Runs connect until a line matches `until` (then stops it) or it exits; returns every line it logged.
- * The environment is this process's plus `env`, as a user's shell would pass it.
+ * Runs connect until a line matches `until` (then stops it) or it exits; returns every line it logged,
+ * as the README would quote it. The environment is this process's plus `env`, as a user's shell has.
  */
 async function connectUntil(
   args: string[],
-  options: { until: RegExp; env?: Record<string, string>; tokenFile: string },
+  options: { until: RegExp; env?: Record<string, string>; tokenFile: string; gateway: Gateway },
 ): Promise<string[]> {
   await using connect: ProxyProcess = startProxy(
     ["connect", "--token-file", options.tokenFile, ...args],
@@ -75,7 +85,7 @@ async function connectUntil(
   await connect.waitForLine((l) => options.until.test(l.raw), 60_000).catch(() => {});
   connect.signal("SIGTERM");
   await connect.exitCode(20_000);
-  return connect.lines.map((l) => l.raw);
+  return connect.lines.map((l) => asInReadme(l.raw, options.gateway));
 }
 
 /** The PATH without any directory that holds a `uvx`: the README's example is a missing program. */
@@ -90,30 +100,36 @@ function pathWithoutUvx(): string {
   }).join(":");
 }
 
-const SCENARIOS: Record<string, (dir: string, tokenFile: string) => Promise<Seen>> = {
+/** The gateway as the README shows it: plain HTTP on 8080, TLS on 8443. */
+function plain(port: number): Gateway {
+  return { host: "127.0.0.1", port, readmePort: 8080 };
+}
+
+const SCENARIOS: Record<string, (dir: string, tokenFile: string) => Promise<string[]>> = {
   "The gateway refuses the token": async (dir) => {
     const { serve, port } = await startServe(dir);
     await using _ = serve;
     const wrong = `${dir}/wrong.token`;
     await Deno.writeTextFile(wrong, "not-the-token\n");
-    const lines = await connectUntil(
+    return await connectUntil(
       ["--gateway", `http://127.0.0.1:${port}`, ...DEMO_SERVER],
-      { until: /auth_refused/, tokenFile: wrong },
+      { until: /auth_refused/, tokenFile: wrong, gateway: plain(port) },
     );
-    return { lines, host: `127.0.0.1:${port}` };
   },
   "Wrong gateway URL": async (dir, tokenFile) => {
     const { serve, port } = await startServe(dir);
     await using _ = serve;
+    const gateway = plain(port);
+    // The MCP URL given as the gateway, and https:// to a gateway that speaks plain HTTP.
     const mcpUrl = await connectUntil(
       ["--gateway", `http://127.0.0.1:${port}/servers/git/mcp`, ...DEMO_SERVER],
-      { until: /connect_failed/, tokenFile },
+      { until: /connect_failed/, tokenFile, gateway },
     );
     const tlsToPlain = await connectUntil(
       ["--gateway", `https://127.0.0.1:${port}`, ...DEMO_SERVER],
-      { until: /connect_failed/, tokenFile },
+      { until: /connect_failed/, tokenFile, gateway },
     );
-    return { lines: [...mcpUrl, ...tlsToPlain], host: `127.0.0.1:${port}` };
+    return [...mcpUrl, ...tlsToPlain];
   },
   "A proxy in the way": async (dir, tokenFile) => {
     const { serve, port } = await startServe(dir);
@@ -122,37 +138,53 @@ const SCENARIOS: Record<string, (dir: string, tokenFile: string) => Promise<Seen
     await using proxy = await startTinyproxy();
     const connectRefused = await connectUntil(
       ["--gateway", `https://127.0.0.1:${port}`, ...DEMO_SERVER],
-      { until: /connect_failed/, tokenFile, env: { HTTPS_PROXY: proxy.url, NO_PROXY: "" } },
+      {
+        until: /connect_failed/,
+        tokenFile,
+        env: { HTTPS_PROXY: proxy.url, NO_PROXY: "" },
+        // The proxy refuses before any TLS: what it says is the same for a TLS gateway on 8443.
+        gateway: { host: "127.0.0.1", port, readmePort: 8443 },
+      },
     );
     const upgradeDropped = await connectUntil(
       ["--gateway", `http://127.0.0.1:${port}`, ...DEMO_SERVER],
-      { until: /connect_failed/, tokenFile, env: { HTTP_PROXY: proxy.url, NO_PROXY: "" } },
+      {
+        until: /connect_failed/,
+        tokenFile,
+        env: { HTTP_PROXY: proxy.url, NO_PROXY: "" },
+        gateway: plain(port),
+      },
     );
-    return { lines: [...connectRefused, ...upgradeDropped], host: `127.0.0.1:${port}` };
+    return [...connectRefused, ...upgradeDropped];
   },
   "The gateway's TLS certificate is not trusted": async (dir, tokenFile) => {
     const { serve, port } = await startServe(dir, { tls: true });
     await using _ = serve;
-    const lines = await connectUntil(
+    return await connectUntil(
       ["--gateway", `https://localhost:${port}`, ...DEMO_SERVER],
-      { until: /connect_failed/, tokenFile },
+      {
+        until: /connect_failed/,
+        tokenFile,
+        gateway: { host: "localhost", port, readmePort: 8443 },
+      },
     );
-    return { lines, host: `localhost:${port}` };
   },
   "The local server exits at start": async (dir, tokenFile) => {
     const { serve, port } = await startServe(dir);
     await using _ = serve;
-    const gateway = ["--gateway", `http://127.0.0.1:${port}`];
-    const missing = await connectUntil([...gateway, "--", "uvx", "mcp-server-git"], {
+    const gateway = plain(port);
+    const url = ["--gateway", `http://127.0.0.1:${port}`];
+    const missing = await connectUntil([...url, "--", "uvx", "mcp-server-git"], {
       until: /event=fatal/,
       tokenFile,
       env: { PATH: pathWithoutUvx() },
+      gateway,
     });
     const exited = await connectUntil(
-      [...gateway, "--", "npx", "-y", "@modelcontextprotocol/server-everythin"],
-      { until: /event=fatal/, tokenFile },
+      [...url, "--", "npx", "-y", "@modelcontextprotocol/server-everythin"],
+      { until: /event=fatal/, tokenFile, gateway },
     );
-    return { lines: [...missing, ...exited], host: `127.0.0.1:${port}` };
+    return [...missing, ...exited];
   },
 };
 
@@ -168,13 +200,11 @@ for (const [title, scenario] of Object.entries(SCENARIOS)) {
     try {
       const tokenFile = `${dir}/alice.token`;
       await Deno.writeTextFile(tokenFile, `${TOKEN}\n`);
-      const seen = await scenario(dir, tokenFile);
-      const logged = seen.lines.map(withoutTimestamp);
+      const logged = await scenario(dir, tokenFile);
       for (const line of quoted.get(title) ?? []) {
-        const expected = line.replaceAll("gw.example.com", seen.host);
         assert.ok(
-          logged.includes(expected),
-          `README line not seen:\n${expected}\nconnect logged:\n${logged.join("\n")}`,
+          logged.includes(line),
+          `README line not seen:\n${line}\nconnect logged:\n${logged.join("\n")}`,
         );
       }
     } finally {
