@@ -69,6 +69,8 @@ export interface ServeSettings {
   sseReplayEvents: number;
   sseResumeWindowMs: number;
   sseRetryMs: number;
+  /** A comment line on every SSE link this often, in milliseconds. */
+  sseLinkKeepaliveMs: number;
   logLevel: LogLevel;
   logFormat: LogFormat;
   /** `HOST:PORT` of the health and metrics listener; undefined = off. */
@@ -117,6 +119,7 @@ export const SERVE_FLAGS = {
   "sse-replay-events": { type: "string" },
   "sse-resume-window": { type: "string" },
   "sse-retry": { type: "string" },
+  "sse-link-keepalive": { type: "string" },
   "log-level": { type: "string" },
   "log-format": { type: "string" },
   "health-listen": { type: "string" },
@@ -419,6 +422,11 @@ export function parseServeArgs(
     sseReplayEvents: option("sse-replay-events", d.sseReplayEvents, (f, t) => wholeNumber(f, t, 1)),
     sseResumeWindowMs: option("sse-resume-window", d.sseResumeWindowMs, (f, t) => secondsMs(f, t)),
     sseRetryMs: option("sse-retry", d.sseRetryMs, (f, t) => Math.ceil(secondsMs(f, t))),
+    sseLinkKeepaliveMs: option(
+      "sse-link-keepalive",
+      d.sseLinkKeepaliveMs,
+      (f, t) => secondsMs(f, t),
+    ),
     logLevel,
     logFormat,
   };

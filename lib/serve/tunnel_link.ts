@@ -116,6 +116,11 @@ export class TunnelLink {
     });
   }
 
+  /** How the link travels: `websocket` or `sse`. */
+  get transport(): PeerSocket["transport"] {
+    return this.#socket.transport;
+  }
+
   /** The owner of the token that opened the link. */
   get owner(): string {
     return this.identity.owner;
