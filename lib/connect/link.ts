@@ -256,7 +256,7 @@ export class Link {
   /** Opens the socket; `opened` re-arms the deadline for the registration answer. */
   #dial(headers: Record<string, string>, opened: () => void): LinkSocket {
     const options = this.#options;
-    return openWebSocket({
+    return (options.openSocket ?? openWebSocket)({
       url: options.url,
       headers,
       ...(options.caCert === undefined ? {} : { caCert: options.caCert }),

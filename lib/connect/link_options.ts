@@ -4,11 +4,14 @@
 import type { Frame } from "../protocol/frames.ts";
 import type { ResumeRequest } from "../protocol/registration.ts";
 import type { Link } from "./link.ts";
+import type { LinkSocket, LinkSocketEvents, LinkSocketOptions } from "./link_socket.ts";
 
 /** Options of `Link.open`. */
 export interface LinkOptions {
-  /** The `/reverse-proxy/ws` endpoint. */
+  /** The `/reverse-proxy/ws` endpoint (or `/reverse-proxy/sse` with the SSE socket). */
   url: URL;
+  /** Opens the transport: WebSocket by default, `openSseSocket` for the SSE link. */
+  openSocket?: (options: LinkSocketOptions, events: LinkSocketEvents) => LinkSocket;
   token?: string;
   /** Our `X-Session-ID` and the `sessionId` of the `register` frame. */
   clientSessionId: string;
