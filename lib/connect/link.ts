@@ -8,6 +8,7 @@ import {
   encodeHeartbeat,
   Extension,
   type Frame,
+  type LinkTransport,
   parseFrame,
   readAcks,
   readClose,
@@ -145,6 +146,11 @@ export class Link {
   }
 
   /** The contract, once known. */
+  /** How the link travels: `websocket` or `sse`. */
+  get transport(): LinkTransport {
+    return this.#options.transport ?? "websocket";
+  }
+
   get contract(): Contract | undefined {
     return (this.#registration ?? this.#pendingB)?.contract;
   }
