@@ -46,8 +46,9 @@ export interface SseLinkSocket extends LinkSocket {
 function fetchFailureText(error: unknown): string {
   const cause = (error as { cause?: unknown })?.cause;
   const text = cause instanceof Error ? cause.message : error instanceof Error ? error.message : "";
-  // Deno's text starts with the request; keep what says what happened.
-  return text.replace(/^error sending request[^:]*: /, "") || String(error);
+  // Deno's text starts with the request and its URL (whose `reverse-proxy` must not read as a proxy
+  // failure); keep what says what happened.
+  return text.replace(/^error sending request[^)]*\): /, "") || String(error);
 }
 
 /** The close code a refused POST amounts to. */
