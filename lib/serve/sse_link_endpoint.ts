@@ -134,10 +134,6 @@ export class SseLinkEndpoint {
         `Missing or malformed ${SSE_POST_SEQ_HEADER} header: give the POST's number`,
       );
     }
-    if (seq < socket.nextPost) {
-      await request.body?.cancel();
-      return new Response(null, { status: 202 });
-    }
     if (socket.posting) {
       return error(
         409,
