@@ -417,6 +417,7 @@ export const MUTANTS: Mutant[] = [
     replace: "    return this.#members.values().next().value;",
     tests: ["tests/e2e/many_servers_contracts_test.ts"],
     filter: "shared link drops",
+  },
   // -- the SSE link --
   {
     id: "sse-post-duplicate",

@@ -1,8 +1,9 @@
 // The SSE link end to end, through Debian's tinyproxy (a real proxy that passes plain HTTP and drops the
 // WebSocket upgrade): `connect --transport auto` (a subprocess) falls back to SSE and MCP SDK clients use
 // the tunneled servers as over WebSocket; it comes back to WebSocket once the proxy is gone; a stream the
-// proxy cuts for idleness is resumed with nothing lost (and comment lines keep it from being cut); and auto
-// never moves for an auth refusal, a gateway that is down, or a gateway without an SSE link (contract A).
+// proxy cuts for idleness is resumed with nothing lost (and comment lines keep it from being cut); auto
+// never moves for an auth refusal, a gateway that is down, or a gateway without an SSE link (contract A);
+// and the SSE link to an https gateway goes through HTTPS_PROXY.
 
 import assert from "node:assert/strict";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -10,7 +11,9 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { CreateMessageRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 import { ExitCode } from "../../main.ts";
 import type { Gateway } from "../../lib/serve/gateway.ts";
+import { startGateway } from "../../lib/serve/gateway.ts";
 import { createServeMetrics } from "../../lib/serve/metrics.ts";
+import { createTokenStore } from "../../lib/serve/token_store.ts";
 import { startContractGateway } from "../fixtures/contract_gateway.ts";
 import { startTinyproxy } from "../fixtures/forward_proxy.ts";
 import { parsePrometheus, sampleValue } from "../fixtures/prometheus_parser.ts";
@@ -28,13 +31,16 @@ function connect(
   gateway: string,
   name: string,
   server: string[],
-  options: { proxy?: string; args?: string[]; token?: string } = {},
+  options: { proxy?: string; httpsProxy?: string; args?: string[]; token?: string } = {},
 ): ProxyProcess {
   const env: Record<string, string> = {
     REVERSE_PROXY_TOKEN: options.token ?? TOKENS.alice,
     DENO_NO_UPDATE_CHECK: "1",
   };
   if (options.proxy !== undefined) Object.assign(env, { HTTP_PROXY: options.proxy, NO_PROXY: "" });
+  if (options.httpsProxy !== undefined) {
+    Object.assign(env, { HTTPS_PROXY: options.httpsProxy, NO_PROXY: "" });
+  }
   return startProxy([
     "connect",
     "--gateway",
@@ -314,6 +320,35 @@ Deno.test("auto never moves to SSE for an auth refusal, a gateway that is down, 
   } finally {
     await tinyproxy.stop();
     await contractA.close();
+    await gateway.close();
+  }
+});
+
+Deno.test("--transport sse to an https gateway goes through HTTPS_PROXY (CONNECT) and trusts --cert", async () => {
+  const tls = new URL("../fixtures/tls/", import.meta.url).pathname;
+  const gateway = await startGateway({
+    tokens: await createTokenStore({ tokensFile: `${TOKENS.alice}: alice\n` }),
+    port: 0,
+    tls: {
+      cert: await Deno.readTextFile(`${tls}server.pem`),
+      key: await Deno.readTextFile(`${tls}server.key`),
+    },
+  });
+  const tinyproxy = await startTinyproxy({
+    allowConnectPorts: [gateway.port],
+    logLevel: "Connect",
+  });
+  try {
+    await using proxy = connect(`https://localhost:${gateway.port}`, "tls", DEMO_SERVER, {
+      httpsProxy: tinyproxy.url,
+      args: ["--transport", "sse", "--cert", `${tls}ca.pem`],
+    });
+    const registered = await proxy.waitForEvent("registered", 30_000);
+    assert.equal(registered.transport, "sse");
+    assert.match(String(registered.mcpUrl), /^https:\/\/localhost:\d+\/servers\/tls\/mcp$/);
+    assert.match(tinyproxy.output(), new RegExp(`CONNECT localhost:${gateway.port}`));
+  } finally {
+    await tinyproxy.stop();
     await gateway.close();
   }
 });
