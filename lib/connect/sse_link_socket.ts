@@ -1,7 +1,7 @@
 // The SSE transport under a link, for networks where WebSocket cannot pass: a long-lived GET whose event
 // stream carries the gateway's frames, and POSTs of our frames to the URL its first event names. Sends are
-// queued and go one POST at a time, each carrying what queued meanwhile (docs/serve.md#the-sse-link says
-// why). Failures come out typed, as from the WebSocket (link_socket.ts).
+// queued and go one POST at a time, each carrying what queued meanwhile (docs/serve.md, "Links over SSE",
+// says why). Failures come out typed, as from the WebSocket (link_socket.ts).
 
 import {
   joinBatch,
@@ -77,6 +77,8 @@ export function openSseSocket(options: SseSocketOptions, events: LinkSocketEvent
   let queuedBytes = 0;
   let posting = false;
   let nextSeq = 0;
+  /** A POST was refused for good: nothing more is sent, the link is ending. */
+  let refused = false;
   let graceTimer: ReturnType<typeof setTimeout> | undefined;
   const fetchOptions = (init: RequestInit): RequestInit & { client?: Deno.HttpClient } =>
     client === undefined
@@ -186,12 +188,9 @@ export function openSseSocket(options: SseSocketOptions, events: LinkSocketEvent
           : { kind: "closed", code: 0, reason: "the event stream ended" },
       );
     } catch (error) {
+      const reason = `the event stream failed: ${fetchFailureText(error)}`;
       if (postUrl === undefined) failed(error, "the SSE stream failed");
-      else {end({
-          kind: "closed",
-          code: 0,
-          reason: `the event stream failed: ${fetchFailureText(error)}`,
-        });}
+      else end({ kind: "closed", code: 0, reason });
     }
     release();
   };
@@ -235,6 +234,7 @@ export function openSseSocket(options: SseSocketOptions, events: LinkSocketEvent
         continue;
       }
       const refusal = postRefusal(status);
+      refused = true;
       if (status === 404 || status === 409) {
         // The link is gone at the gateway: its `close` event (an eviction, say) may be on its way.
         graceTimer = setTimeout(() => {
@@ -250,7 +250,7 @@ export function openSseSocket(options: SseSocketOptions, events: LinkSocketEvent
   };
 
   const pump = async () => {
-    if (posting || postUrl === undefined) return;
+    if (posting || refused || postUrl === undefined) return;
     posting = true;
     try {
       while (queue.length > 0 && !abort.signal.aborted) {
@@ -289,11 +289,12 @@ export function openSseSocket(options: SseSocketOptions, events: LinkSocketEvent
       if (ended || postUrl === undefined) return false;
       queue.push(text);
       queuedBytes += text.length;
-      if (!posting) track(pump());
+      if (!posting && !refused) track(pump());
       return true;
     },
     close(code, reason) {
       end({ kind: "closed", code, reason });
+      if (released) return;
       // What is queued (an `unregister` on shutdown) still goes out, for a bounded time.
       if (queue.length === 0 && !posting) return release();
       flushTimer = setTimeout(release, CLOSE_FLUSH_MS);

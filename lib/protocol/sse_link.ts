@@ -1,6 +1,6 @@
 // The SSE link, written once for both ends: a long-lived event stream carries gateway → client frames, and
 // POSTs of frames to the URL its first event names carry the other direction. The frames are the WebSocket
-// link's (frames.ts); only how they travel differs. docs/serve.md#the-sse-link describes it for people.
+// link's (frames.ts); only how they travel differs. For people: docs/serve.md, "Links over SSE".
 
 /** The stream's path under `<base>/reverse-proxy/`; POSTs go to `<base>/reverse-proxy/sse/<link id>`. */
 export const SSE_LINK_SEGMENT = "sse";

@@ -134,13 +134,12 @@ export class SseLinkEndpoint {
         `Missing or malformed ${SSE_POST_SEQ_HEADER} header: give the POST's number`,
       );
     }
-    if (socket.posting) {
+    if (!socket.startPost()) {
       return error(
         409,
         "A POST for this link is still being read: send the next when it is answered",
       );
     }
-    socket.posting = true;
     let bytes: Uint8Array;
     try {
       bytes = await readBody(request, maxFrameBytes + SSE_BATCH_BYTES);
@@ -152,7 +151,7 @@ export class SseLinkEndpoint {
       socket.refuseTooLarge(cause.bytes, maxFrameBytes);
       return error(413, `${cause.message}: frames over --max-frame-bytes are refused`);
     } finally {
-      socket.posting = false;
+      socket.endPost();
     }
     let body: string;
     try {

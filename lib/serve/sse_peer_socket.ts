@@ -69,8 +69,7 @@ export class SsePeerSocket implements PeerSocket {
   #close: { code: number; reason: string } = { code: STREAM_LOST, reason: "" };
   #keepalive: ReturnType<typeof setInterval> | undefined;
   #nextPost = 0;
-  /** True while a POST's body is being read: POSTs of one link are taken one at a time. */
-  posting = false;
+  #posting = false;
 
   constructor(options: SsePeerSocketOptions) {
     const { id, owner, endpoint, keepaliveMs } = options;
@@ -101,6 +100,18 @@ export class SsePeerSocket implements PeerSocket {
   /** The number the next POST must carry. */
   get nextPost(): number {
     return this.#nextPost;
+  }
+
+  /** Marks a POST's body as being read; false while another one is (a link's POSTs go one at a time). */
+  startPost(): boolean {
+    if (this.#posting) return false;
+    this.#posting = true;
+    return true;
+  }
+
+  /** The POST's body was read, or failed to be. */
+  endPost(): void {
+    this.#posting = false;
   }
 
   listen(events: PeerSocketEvents): void {
