@@ -235,7 +235,7 @@ export function openSseSocket(options: SseSocketOptions, events: LinkSocketEvent
       }
       const refusal = postRefusal(status);
       refused = true;
-      if (status === 404 || status === 409) {
+      if (status === 404 || status === 409 || status === 503) {
         // The link is gone at the gateway: its `close` event (an eviction, say) may be on its way.
         graceTimer = setTimeout(() => {
           end({ kind: "closed", ...refusal });

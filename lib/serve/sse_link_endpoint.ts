@@ -107,7 +107,7 @@ export class SseLinkEndpoint {
   }
 
   async #post(request: Request, id: string): Promise<Response> {
-    const { authorize, maxFrameBytes, metrics } = this.#options;
+    const { authorize, metrics } = this.#options;
     const identity = await authorize(request);
     if (identity instanceof Response) {
       metrics?.errors.inc("auth");
@@ -140,9 +140,30 @@ export class SseLinkEndpoint {
         "A POST for this link is still being read: send the next when it is answered",
       );
     }
+    try {
+      return await this.#take(request, socket, seq);
+    } finally {
+      socket.endPost();
+    }
+  }
+
+  /** Reads a POST's body (charged to the owner's memory share meanwhile) and hands its frames on. */
+  async #take(request: Request, socket: SsePeerSocket, seq: number): Promise<Response> {
+    const { maxFrameBytes, metrics } = this.#options;
+    const limit = maxFrameBytes + SSE_BATCH_BYTES;
+    const declared = Number(request.headers.get("content-length") ?? Number.NaN);
+    // Held while read, as a WebSocket frame is: the declared size, else as much as may come.
+    const held = Number.isFinite(declared) ? Math.min(declared, limit + 1) : limit;
+    if (!socket.admitBody(held, maxFrameBytes)) {
+      metrics?.errors.inc("memory");
+      await request.body?.cancel();
+      return error(503, "The memory share of this link's owner is used up: retry later", {
+        "retry-after": "1",
+      });
+    }
     let bytes: Uint8Array;
     try {
-      bytes = await readBody(request, maxFrameBytes + SSE_BATCH_BYTES);
+      bytes = await readBody(request, limit);
     } catch (cause) {
       // Too slow: the listener answers 408. Cut off: nothing was taken, the client may send it again.
       if (cause instanceof RequestBodyTimeoutError) throw cause;
@@ -150,8 +171,6 @@ export class SseLinkEndpoint {
       metrics?.errors.inc("protocol");
       socket.refuseTooLarge(cause.bytes, maxFrameBytes);
       return error(413, `${cause.message}: frames over --max-frame-bytes are refused`);
-    } finally {
-      socket.endPost();
     }
     let body: string;
     try {

@@ -9,6 +9,7 @@ import {
   encodeFrameEvent,
   splitBatch,
 } from "../protocol/sse_link.ts";
+import { CloseCode } from "../protocol/frames.ts";
 import { closeReason, type PeerSocket, type PeerSocketEvents } from "./peer_socket.ts";
 
 const encoder = new TextEncoder();
@@ -109,9 +110,21 @@ export class SsePeerSocket implements PeerSocket {
     return true;
   }
 
-  /** The POST's body was read, or failed to be. */
+  /** The POST's body was read and handed on, or failed to be: what it held is no longer charged. */
   endPost(): void {
     this.#posting = false;
+    this.#events?.onFrameStart?.(0);
+  }
+
+  /**
+   * A POST body of `bytes` is about to be read: charged to the owner's memory share as a WebSocket frame
+   * is at its header. False when the share cannot hold it now: the link closes with 1013 (retry later).
+   */
+  admitBody(bytes: number, limit: number): boolean {
+    if (this.#state !== "open" || (this.#events?.onFrameStart?.(bytes) ?? true)) return true;
+    this.close(CloseCode.TryAgainLater, "memory share of this owner used up; retry later");
+    this.#events?.onRefused({ kind: "memory", bytes, limit });
+    return false;
   }
 
   listen(events: PeerSocketEvents): void {
@@ -149,7 +162,10 @@ export class SsePeerSocket implements PeerSocket {
     if (this.#state !== "open") return "closed";
     if (seq < this.#nextPost) return "duplicate";
     if (seq > this.#nextPost) {
-      this.close(1002, `POST ${seq} arrived while ${this.#nextPost} was expected`);
+      this.close(
+        CloseCode.ProtocolError,
+        `POST ${seq} arrived while ${this.#nextPost} was expected`,
+      );
       return "gap";
     }
     this.#nextPost++;
@@ -163,7 +179,7 @@ export class SsePeerSocket implements PeerSocket {
   /** A POST body over the limit: refused as a WebSocket frame over it is, closing the link with 1009. */
   refuseTooLarge(bytes: number, limit: number): void {
     if (this.#state !== "open") return;
-    this.close(1009, `frame of ${bytes} bytes exceeds the limit of ${limit}`);
+    this.close(CloseCode.TooBig, `frame of ${bytes} bytes exceeds the limit of ${limit}`);
     this.#events?.onRefused({ kind: "too-large", bytes, limit });
   }
 

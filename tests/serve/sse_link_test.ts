@@ -259,3 +259,24 @@ Deno.test("SSE link: counts against the owner's places from its start (4029 past
     }
   });
 });
+
+Deno.test("SSE link: a POST body the owner's memory share cannot hold gets 503 and the link closes with 1013", async () => {
+  const share = 256 * 1024;
+  await withGateway(
+    { memoryPerOwnerBytes: share, memoryBudgetBytes: 4 * share },
+    async (gateway) => {
+      const link = await openLink(gateway);
+      try {
+        assert.equal((await link.post(0, register("raw-memory"))).status, 202);
+        await link.frame("register_ack");
+        const big = JSON.stringify({ type: "notification", payload: { pad: "x".repeat(share) } });
+        const refused = await link.post(1, big);
+        assert.equal(refused.status, 503);
+        assert.match(refused.text, /memory share/);
+        assert.equal((await link.closed()).code, 1013);
+      } finally {
+        await link.close();
+      }
+    },
+  );
+});
