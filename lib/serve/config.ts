@@ -2,14 +2,24 @@
 // ConfigError naming the flag or variable, the value seen and the fix.
 
 import type { LogLevel } from "@logtape/logtape";
-import { formatByteSize, parseByteSize } from "../util/byte_size.ts";
+import { formatByteSize } from "../util/byte_size.ts";
 import { parseFlags } from "../util/cli_flags.ts";
 import { ConfigError, invalidSetting } from "../util/errors.ts";
-import { HOST_PORT_EXPECTED, parseHostPort } from "../util/host_port.ts";
 import { LEVEL_CHOICES, type LogFormat, parseLevel } from "../util/log.ts";
 import { GATEWAY_DEFAULTS } from "./gateway.ts";
 import { JWT_SECRET_ENV, LOG_FORMAT_ENV, LOG_LEVEL_ENV, SERVE_DEFAULTS } from "./help.ts";
-import { isFetchableUrl } from "./oauth_issuer.ts";
+import {
+  bufferSize,
+  byteSize,
+  hostPort,
+  httpUrl,
+  issuerUrl,
+  MAX_BODY_RATE,
+  MAX_BUFFER_BYTES,
+  MAX_FRAME_BYTES,
+  secondsMs,
+  wholeNumber,
+} from "./config_values.ts";
 import { OAUTH_DEFAULTS } from "./token_store.ts";
 
 /** Settings of `serve`, validated, defaults applied. Secrets are read later from the files named here. */
@@ -124,112 +134,6 @@ export const SERVE_FLAGS = {
   "log-format": { type: "string" },
   "health-listen": { type: "string" },
 } as const;
-
-/** WebSocket messages stop at 64 MiB - 1 byte, so frames must too. */
-const MAX_FRAME_BYTES = 64 * 1024 * 1024 - 1;
-/** A minimum body rate above 1 GiB/s would refuse every client. */
-const MAX_BODY_RATE = 1024 * 1024 * 1024;
-/** Replay and client buffers are memory held for others: 4 GiB is a bound, not a target. */
-const MAX_BUFFER_BYTES = 4 * 1024 * 1024 * 1024;
-
-function wholeNumber(flag: string, text: string, min: 0 | 1, meaning = ""): number {
-  const value = Number(text.trim());
-  if (!/^\+?\d+$/.test(text.trim()) || !Number.isSafeInteger(value) || value < min) {
-    throw invalidSetting({
-      setting: flag,
-      value: text,
-      expected: `a whole number, ${min} or more${meaning}`,
-      example: `${flag} 10`,
-    });
-  }
-  return value;
-}
-
-/** Seconds as milliseconds; `zeroMeans` allows 0 and says what it does. */
-function secondsMs(flag: string, text: string, zeroMeans?: string): number {
-  const value = Number(text.trim());
-  const min = zeroMeans === undefined ? "greater than 0" : `0 or more (0 ${zeroMeans})`;
-  if (text.trim() === "" || !Number.isFinite(value) || value < 0 || (value === 0 && !zeroMeans)) {
-    throw invalidSetting({
-      setting: flag,
-      value: text,
-      expected: `a number of seconds, ${min}`,
-      example: `${flag} 60`,
-    });
-  }
-  return value * 1000;
-}
-
-function byteSize(flag: string, text: string, max: number): number {
-  const value = parseByteSize(text);
-  const expected = `a size from 1KiB to ${max / 1024 / 1024 | 0}MiB such as 16MiB or 1048576`;
-  if (value === undefined || value < 1024) {
-    throw invalidSetting({ setting: flag, value: text, expected, example: `${flag} 16MiB` });
-  }
-  if (value > max) {
-    throw invalidSetting({
-      setting: flag,
-      value: text,
-      problem: max === MAX_FRAME_BYTES
-        ? "WebSocket messages are limited to 64MiB - 1 byte"
-        : `it is over ${max / 1024 / 1024}MiB`,
-      expected: `at most ${Math.floor(max / 1024 / 1024)}MiB`,
-      example: `${flag} 16MiB`,
-    });
-  }
-  return value;
-}
-
-function bufferSize(flag: string, text: string): number {
-  return byteSize(flag, text, MAX_BUFFER_BYTES);
-}
-
-function hostPort(flag: string, text: string): { hostname: string; port: number } {
-  try {
-    return parseHostPort(text);
-  } catch (error: unknown) {
-    if (!(error instanceof TypeError)) throw error;
-    throw invalidSetting({
-      setting: flag,
-      value: text,
-      problem: error.message,
-      expected: HOST_PORT_EXPECTED,
-    }, { cause: error });
-  }
-}
-
-function httpUrl(flag: string, text: string): string {
-  let url: URL | undefined;
-  try {
-    url = new URL(text);
-  } catch {
-    url = undefined;
-  }
-  if (url === undefined || !["http:", "https:"].includes(url.protocol)) {
-    throw invalidSetting({
-      setting: flag,
-      value: text,
-      expected: "an http:// or https:// URL",
-      example: `${flag} https://gw.example.com`,
-    });
-  }
-  return text;
-}
-
-/** An OAuth issuer URL: https (http only on loopback), no query or fragment (RFC 8414 §2). */
-function issuerUrl(flag: string, text: string): string {
-  const url = URL.canParse(text) ? new URL(text) : undefined;
-  if (url === undefined || !isFetchableUrl(text) || url.search !== "" || url.hash !== "") {
-    throw invalidSetting({
-      setting: flag,
-      value: text,
-      expected:
-        "the authorization server's issuer URL: https://, or http:// on localhost/127.0.0.1/[::1], without ? or #",
-      example: `${flag} https://idp.example.com/realms/mcp`,
-    });
-  }
-  return text;
-}
 
 /**
  * With OAuth, the resource URLs that tokens must name are built on a fixed base: `--public-url`, else the
