@@ -14,7 +14,7 @@ import {
 } from "../protocol/sse_link.ts";
 import { WEBSOCKET_MAX_MESSAGE_BYTES } from "../protocol/frames.ts";
 import { delay } from "../util/delay.ts";
-import { type SseEvent, SseParser } from "../util/sse_parser.ts";
+import { readSseEvents, type SseEvent } from "../util/sse_reader.ts";
 import {
   classifyFailure,
   type LinkSocket,
@@ -119,7 +119,7 @@ export function openSseSocket(options: SseSocketOptions, events: LinkSocketEvent
 
   const onEvent = (event: SseEvent) => {
     if (ended) return;
-    if (event.type === SSE_ENDPOINT_EVENT && postUrl === undefined) {
+    if (event.event === SSE_ENDPOINT_EVENT && postUrl === undefined) {
       const target = URL.canParse(event.data, url) ? new URL(event.data, url) : undefined;
       // The token goes with every POST: never to another origin than the stream's.
       if (target === undefined || target.origin !== url.origin) {
@@ -137,13 +137,13 @@ export function openSseSocket(options: SseSocketOptions, events: LinkSocketEvent
       events.onOpen();
       return;
     }
-    if (event.type === SSE_CLOSE_EVENT) {
+    if (event.event === SSE_CLOSE_EVENT) {
       const close = readCloseEvent(event.data) ?? { code: 0, reason: "malformed close event" };
       end({ kind: "closed", ...close });
       release();
       return;
     }
-    if (event.type === "message" && postUrl !== undefined) events.onMessage(event.data);
+    if (event.event === "message" && postUrl !== undefined) events.onMessage(event.data);
   };
 
   const read = async () => {
@@ -174,10 +174,21 @@ export function openSseSocket(options: SseSocketOptions, events: LinkSocketEvent
       });
       return release();
     }
-    // A frame may be as large as a WebSocket message; its event's lines add a few bytes.
-    const parser = new SseParser(onEvent, { maxEventChars: WEBSOCKET_MAX_MESSAGE_BYTES + 64 });
+    // A frame may be as large as a WebSocket message; one larger is not held, and ends the link.
+    const tooLarge = (chars: number) => {
+      end({
+        kind: "closed",
+        code: 1009,
+        reason: `the gateway sent a frame of ${chars} characters`,
+      });
+      release();
+    };
+    const stream = readSseEvents(response.body, {
+      maxEventChars: WEBSOCKET_MAX_MESSAGE_BYTES,
+      onOversized: tooLarge,
+    });
     try {
-      for await (const chunk of response.body) parser.push(chunk);
+      for await (const event of stream) onEvent(event);
       end(
         postUrl === undefined
           ? {

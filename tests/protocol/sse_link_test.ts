@@ -7,27 +7,29 @@ import {
   readCloseEvent,
   splitBatch,
 } from "../../lib/protocol/sse_link.ts";
-import { type SseEvent, SseParser } from "../../lib/util/sse_parser.ts";
+import { readSseEvents, type SseEvent } from "../../lib/util/sse_reader.ts";
 
-function read(text: string): SseEvent[] {
+async function read(text: string): Promise<SseEvent[]> {
   const events: SseEvent[] = [];
-  new SseParser((event) => events.push(event)).push(new TextEncoder().encode(text));
+  for await (const event of readSseEvents(new Response(text).body!)) events.push(event);
   return events;
 }
 
-Deno.test("encodeFrameEvent() round-trips a frame, and one with line breaks to the same JSON value", () => {
+Deno.test("encodeFrameEvent() round-trips a frame, and one with line breaks to the same JSON value", async () => {
   const plain = '{"type":"request","payload":{"id":1}}';
-  assert.deepEqual(read(encodeFrameEvent(plain)), [{ type: "message", data: plain }]);
+  assert.deepEqual(await read(encodeFrameEvent(plain)), [{ event: "message", data: plain }]);
   // A payload that travels as its client sent it may be pretty-printed, with CR, LF or CRLF.
   const pretty = '{"type":"request",\r\n"payload":{\n"id":1,\r"s":"a\\nb"}}';
-  const [event] = read(encodeFrameEvent(pretty));
+  const [event] = await read(encodeFrameEvent(pretty));
   assert.deepEqual(JSON.parse(event!.data), JSON.parse(pretty));
 });
 
-Deno.test("encodeEndpointEvent() and encodeCloseEvent() are read back; readCloseEvent() refuses junk", () => {
-  assert.deepEqual(read(encodeEndpointEvent("sse/abc")), [{ type: "endpoint", data: "sse/abc" }]);
-  const [close] = read(encodeCloseEvent(4001, "evicted by alice"));
-  assert.equal(close!.type, "close");
+Deno.test("encodeEndpointEvent() and encodeCloseEvent() are read back; readCloseEvent() refuses junk", async () => {
+  assert.deepEqual(await read(encodeEndpointEvent("sse/abc")), [
+    { event: "endpoint", data: "sse/abc" },
+  ]);
+  const [close] = await read(encodeCloseEvent(4001, "evicted by alice"));
+  assert.equal(close!.event, "close");
   assert.deepEqual(readCloseEvent(close!.data), { code: 4001, reason: "evicted by alice" });
   assert.deepEqual(readCloseEvent('{"code":1000}'), { code: 1000, reason: "" });
   assert.equal(readCloseEvent("nope"), undefined);

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { createServeMetrics } from "../../lib/serve/metrics.ts";
 import type { Gateway, GatewayOptions } from "../../lib/serve/gateway.ts";
 import { readCloseEvent } from "../../lib/protocol/sse_link.ts";
-import { type SseEvent, SseParser } from "../../lib/util/sse_parser.ts";
+import { readSseEvents, type SseEvent } from "../../lib/util/sse_reader.ts";
 import { parsePrometheus, sampleValue } from "../fixtures/prometheus_parser.ts";
 import { startTestGateway, TOKENS, TunnelClient, within } from "../fixtures/test_gateway.ts";
 
@@ -30,18 +30,26 @@ class RawSseLink {
     if (response.status !== 200) return response;
     assert.equal(response.headers.get("content-type"), "text/event-stream");
     link.#reading = link.#read(response.body!);
-    const endpoint = await link.next((e) => e.type === "endpoint", "the endpoint event");
+    const endpoint = await link.next((e) => e.event === "endpoint", "the endpoint event");
     link.postUrl = new URL(endpoint.data, `${gateway.url}/reverse-proxy/sse`);
     return link;
   }
 
   async #read(body: ReadableStream<Uint8Array>): Promise<void> {
     const decoder = new TextDecoder();
-    const parser = new SseParser((event) => this.events.push(event));
+    // The raw text too: comment lines are no events.
+    const seen = body.pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({
+        transform: (chunk, controller) => {
+          this.text += decoder.decode(chunk, { stream: true });
+          this.#wake?.();
+          controller.enqueue(chunk);
+        },
+      }),
+    );
     try {
-      for await (const chunk of body) {
-        this.text += decoder.decode(chunk, { stream: true });
-        parser.push(chunk);
+      for await (const event of readSseEvents(seen)) {
+        this.events.push(event);
         this.#wake?.();
       }
     } catch {
@@ -71,7 +79,7 @@ class RawSseLink {
   /** The next frame of `type`, parsed. */
   async frame(type: string): Promise<Record<string, unknown>> {
     const event = await this.next(
-      (e) => e.type === "message" && JSON.parse(e.data).type === type,
+      (e) => e.event === "message" && JSON.parse(e.data).type === type,
       `a '${type}' frame`,
     );
     return JSON.parse(event.data);
@@ -79,7 +87,7 @@ class RawSseLink {
 
   /** The `close` event's code and reason. */
   async closed(): Promise<{ code: number; reason: string }> {
-    const event = await this.next((e) => e.type === "close", "the close event");
+    const event = await this.next((e) => e.event === "close", "the close event");
     return readCloseEvent(event.data)!;
   }
 
@@ -184,7 +192,7 @@ Deno.test("SSE link: a POST needs the owner's token and its number; a retried nu
       assert.equal((await link.post(0, register("raw-two"))).status, 202);
       assert.equal((await link.post(1, JSON.stringify({ type: "heartbeat" }))).status, 202);
       await link.frame("heartbeat");
-      assert.equal(link.events.some((e) => e.type === "close"), false);
+      assert.equal(link.events.some((e) => e.event === "close"), false);
       // POST 3 skips 2: frames are missing, the link cannot go on.
       assert.equal((await link.post(3, JSON.stringify({ type: "heartbeat" }))).status, 409);
       assert.equal((await link.closed()).code, 1002);
