@@ -3,13 +3,14 @@
 // the tunneled servers as over WebSocket; it comes back to WebSocket once the proxy is gone; a stream the
 // proxy cuts for idleness is resumed with nothing lost (and comment lines keep it from being cut); auto
 // never moves for an auth refusal, a gateway that is down, or a gateway without an SSE link (contract A);
-// and the SSE link to an https gateway goes through HTTPS_PROXY.
+// the SSE link to an https gateway goes through HTTPS_PROXY; and it carries many servers on one link.
 
 import assert from "node:assert/strict";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { CreateMessageRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 import { ExitCode } from "../../main.ts";
+import { joinCommand } from "../../lib/util/shell_words.ts";
 import type { Gateway } from "../../lib/serve/gateway.ts";
 import { startGateway } from "../../lib/serve/gateway.ts";
 import { createServeMetrics } from "../../lib/serve/metrics.ts";
@@ -349,6 +350,51 @@ Deno.test("--transport sse to an https gateway goes through HTTPS_PROXY (CONNECT
     assert.match(tinyproxy.output(), new RegExp(`CONNECT localhost:${gateway.port}`));
   } finally {
     await tinyproxy.stop();
+    await gateway.close();
+  }
+});
+
+Deno.test("--transport sse carries many servers on one link, each with its own session", async () => {
+  const metrics = createServeMetrics();
+  const gateway = await startTestGateway({ metrics });
+  const clients: Client[] = [];
+  try {
+    const demo = JSON.stringify(joinCommand(DEMO_SERVER));
+    await using proxy = startProxy([
+      "connect",
+      "--gateway",
+      gateway.url,
+      "--log-format",
+      "json",
+      "--transport",
+      "sse",
+      "--server",
+      `name=one,stdio=${demo}`,
+      "--server",
+      `name=two,stdio=${demo}`,
+    ], { env: { REVERSE_PROXY_TOKEN: TOKENS.alice } });
+    for (const name of ["one", "two"]) {
+      const registered = await proxy.waitForLine(
+        (l) => l.json?.event === "registered" && l.json.server === name,
+        30_000,
+      );
+      assert.equal(registered.json!.transport, "sse");
+      assert.equal(registered.json!.channel, name);
+    }
+    const families = parsePrometheus(metrics.render());
+    assert.equal(sampleValue(families, "mcp_rproxy_links", { transport: "sse" }), 1, "one link");
+    for (const name of ["one", "two"]) {
+      const client = await connectClient(gateway, name, TOKENS.alice);
+      clients.push(client);
+      const echo = await within(
+        client.callTool({ name: "echo", arguments: { message: `to ${name}` } }),
+        10_000,
+        `echo ${name}`,
+      );
+      assert.match(textOf(echo), new RegExp(`to ${name}`));
+    }
+  } finally {
+    await Promise.all(clients.map((client) => client.close()));
     await gateway.close();
   }
 });
