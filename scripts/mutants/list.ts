@@ -522,4 +522,12 @@ export const MUTANTS: Mutant[] = [
     replace: "",
     tests: ["tests/util/interrupt_keys_test.ts"],
   },
+  {
+    id: "unread-link-uncharged",
+    rule: "what a link has not taken is charged to its owner; past the share the link is closed 1013",
+    file: "lib/serve/tunnel_link.ts",
+    find: "|| !this.#unsent.measure()",
+    replace: "",
+    tests: ["tests/attack/unread_link_test.ts"],
+  },
 ];
