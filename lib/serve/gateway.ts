@@ -189,9 +189,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     limits: { maxFrameBytes, maxInflight, maxQueued, callTimeoutMs },
     ...(resume === undefined ? {} : { resume }),
     router: {
-      serverNotification: (session, message) => endpoint.router.notification(session, message),
-      serverRequest: (session, request, signal) =>
-        endpoint.router.request(session, request, signal),
+      serverNotification: (session, message, clientSession) =>
+        endpoint.router.notification(session, message, clientSession),
+      serverRequest: (session, request, signal, clientSession) =>
+        endpoint.router.request(session, request, signal, clientSession),
+      clientSessionsOf: (owner, name) => endpoint.clientSessionsOf(owner, name),
     },
     version: denoJson.version,
     now,

@@ -25,6 +25,7 @@ import {
   callRefusal,
   clientNotification,
   clientResponse,
+  initializeOwn,
   runCall,
 } from "./mcp_dispatch.ts";
 import { acceptOf, readJsonBody, rpcError } from "./mcp_http.ts";
@@ -66,7 +67,8 @@ export class LegacySse {
       return new Response("GET needs Accept: text/event-stream", { status: 406 });
     }
     const { sessions, registry, publicPath } = this.#options;
-    if (registry.find(identity.owner, serverName) === undefined) {
+    const tunnel = registry.find(identity.owner, serverName);
+    if (tunnel === undefined) {
       return rpcError(
         404,
         null,
@@ -79,6 +81,7 @@ export class LegacySse {
       serverName,
       capabilities: {},
       protocolVersion: LEGACY_PROTOCOL_VERSION,
+      perClient: tunnel.perClient,
     });
     if (session === undefined) {
       return rpcError(
@@ -182,6 +185,10 @@ export class LegacySse {
             `Server '${session.serverName}' is not connected`,
           ),
         );
+        return;
+      }
+      if (tunnel.perClient) {
+        stream.send(await initializeOwn(message, session, tunnel));
         return;
       }
       const { response, accepted } = await answerInitialize(message, tunnel);

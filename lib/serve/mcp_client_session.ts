@@ -61,6 +61,11 @@ export class McpClientSession {
       streams?: StreamSettings;
       /** Where the replay of its streams is charged, against the owner's memory share. */
       budget?: MemoryBudget | undefined;
+      /**
+       * It has a server instance of its own: what the instance sends before the client opens its GET
+       * stream is held for it (up to the replay bounds) instead of dropped.
+       */
+      perClient?: boolean;
     },
   ) {
     this.owner = options.owner;
@@ -73,6 +78,7 @@ export class McpClientSession {
       undefined,
       options.budget?.charge(options.owner, { what: "event replay" }),
     );
+    if (options.perClient === true) this.streams.standalone.hold();
   }
 
   /** What the client declared in `initialize`. */
@@ -232,6 +238,8 @@ export interface McpClientSessionsOptions {
   now: () => number;
   /** Where each session's event replay is charged. */
   budget?: MemoryBudget | undefined;
+  /** A session was deleted (by its client, for idleness, or for room): its per-client instance stops. */
+  onEnd?: (session: McpClientSession, reason: string) => void;
 }
 
 /** The MCP client sessions of the gateway, by id. */
@@ -302,8 +310,10 @@ export class McpClientSessions {
 
   /** Ends a session and forgets it. */
   delete(session: McpClientSession, reason: string): void {
-    if (this.#sessions.get(session.id) === session) this.#sessions.delete(session.id);
+    if (this.#sessions.get(session.id) !== session) return;
+    this.#sessions.delete(session.id);
     session.end(reason);
+    this.#options.onEnd?.(session, reason);
   }
 
   /** Forgets sessions idle for longer than the TTL. */
