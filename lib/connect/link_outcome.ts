@@ -60,7 +60,9 @@ export type DialFailure =
   /** No registration answer within the deadline. */
   | "register-timeout"
   /** The gateway closed or answered the registration otherwise. */
-  | "registration-failed";
+  | "registration-failed"
+  /** A per-client server on a gateway that offers only shared isolation (contract B). */
+  | "shared-only";
 
 /** A dial that did not end registered, with what happened as a kind to switch on. */
 export class DialError extends Error {

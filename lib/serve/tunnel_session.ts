@@ -228,7 +228,11 @@ export class TunnelSession implements LinkedSession {
     const payload = frame.payload;
     const problem = payload === undefined
       ? `Frame '${frame.type}' has no 'payload'`
-      : this.#calls.onPayload(frame.type, payload, this.perClient ? frame.clientSession : undefined);
+      : this.#calls.onPayload(
+        frame.type,
+        payload,
+        this.perClient ? frame.clientSession : undefined,
+      );
     if (problem !== undefined) this.#link?.badFrame(problem, this.id);
     const ack = this.#sequence?.dueAck();
     if (ack !== undefined) this.#link?.sendText(encodeAck({ sessionId: this.id, ack }), this);
