@@ -10,7 +10,6 @@ import {
   classify,
   ErrorCode,
   errorResponse,
-  idKey,
   type JsonObject,
   type JsonRpcId,
   type JsonRpcNotification,
