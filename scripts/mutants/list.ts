@@ -521,6 +521,58 @@ export const MUTANTS: Mutant[] = [
     find: "    input.setRaw(false);\n",
     replace: "",
     tests: ["tests/util/interrupt_keys_test.ts"],
+  // -- per-client isolation --
+  {
+    id: "per-client-notifications-routed",
+    rule: "what a per-client instance notifies reaches its own MCP client session, no other",
+    file: "lib/serve/client_router.ts",
+    find: "    if (clientSession !== undefined) {\n      const delivered",
+    replace: '    if (clientSession === "(broadcast)") {\n      const delivered',
+    tests: ["tests/serve/per_client_test.ts"],
+  },
+  {
+    id: "per-client-requests-routed",
+    rule:
+      "a per-client instance's request (roots, sampling, elicitation) reaches its own client only",
+    file: "lib/serve/client_router.ts",
+    find: "    const target = clientSession === undefined\n",
+    replace: '    const target = clientSession !== "(own)"\n',
+    tests: ["tests/serve/per_client_test.ts"],
+  },
+  {
+    id: "per-client-request-keys",
+    rule: "server requests are known by client session and id: instances' equal ids do not collide",
+    file: "lib/serve/server_requests.ts",
+    find: 'return `${clientSession ?? ""}\\n${idKey(id)}`;',
+    replace: "return idKey(id);",
+    tests: ["tests/serve/per_client_test.ts"],
+  },
+  {
+    id: "per-client-instance-routing",
+    rule: "connect hands each message to the instance of the client session its frame names",
+    file: "lib/connect/client_instances.ts",
+    find:
+      "    const client = this.#clients.get(clientSession);\n    if (client === undefined) {\n      return id",
+    replace:
+      "    const client = this.#clients.values().next().value;\n    if (client === undefined) {\n      return id",
+    tests: ["tests/e2e/per_client_everything_test.ts"],
+  },
+  {
+    id: "per-client-cap",
+    rule: "at max_instances a new MCP client session is refused, not given an instance",
+    file: "lib/connect/client_instances.ts",
+    find: "if (this.live >= maxInstances) {",
+    replace: "if (this.live > maxInstances) {",
+    tests: ["tests/e2e/per_client_lifecycle_test.ts"],
+  },
+  {
+    id: "per-client-session-end-stops",
+    rule: "an instance stops when its MCP client session ends",
+    file: "lib/connect/client_instances.ts",
+    find:
+      "if (client !== undefined) void this.#forget(client, `its MCP client session ended (${reason})`);",
+    replace: "",
+    tests: ["tests/e2e/per_client_lifecycle_test.ts"],
   },
   {
     id: "unread-link-uncharged",

@@ -119,13 +119,14 @@ Deno.test("per-client lifecycle: instances follow sessions, DELETE stops the pro
     const victimPid = (await instancesAt(gateway)).find((i) =>
       i.client_session === victim.transport.sessionId
     )!.pid!;
-    const inFlight = victim.client.callTool({
-      name: "long-running",
-      arguments: { steps: 50, stepMs: 100 },
-    }).then(() => "answered", (error: Error) => error.message);
-    await proxy.waitForLine((l) =>
-      l.json?.event === "instance_started" && l.json.pid === victimPid
-    );
+    let progressed: () => void = () => {};
+    const running = new Promise<void>((resolve) => progressed = resolve);
+    const inFlight = victim.client.callTool(
+      { name: "long-running", arguments: { steps: 50, stepMs: 100 } },
+      undefined,
+      { onprogress: () => progressed() },
+    ).then(() => "answered", (error: Error) => error.message);
+    await within(running, 10_000, "the call to run at the instance");
     Deno.kill(victimPid, "SIGKILL");
     assert.match(await within(inFlight, 10_000, "the crashed call"), /exited/);
     const other = await within(

@@ -132,6 +132,11 @@ Deno.test("serve per-client: each initialize reaches the tunnel as sent; an inst
       5_000,
       "A asked",
     );
+    // The same id from B's instance while A's is unanswered: B did not declare roots, so it gets the
+    // error at once; A's request stands (a request is known by its client session and its id).
+    send({ type: "request", clientSession: b, payload: rpc(0, "roots/list") });
+    const refused = await tunnel.next((f) => f.type === "response" && f.clientSession === b);
+    assert.match(String((payloadOf(refused).error as JsonObject).message), /roots/);
     const answered = await postMcp(
       gateway,
       NAME,
@@ -141,10 +146,6 @@ Deno.test("serve per-client: each initialize reaches the tunnel as sent; an inst
     await answered.body?.cancel();
     const answer = await tunnel.next((f) => f.type === "response" && f.clientSession === a);
     assert.deepEqual(payloadOf(answer), { jsonrpc: "2.0", id: 0, result: { roots: [] } });
-    // The same id from B's instance: B did not declare roots, so it gets the error, A nothing more.
-    send({ type: "request", clientSession: b, payload: rpc(0, "roots/list") });
-    const refused = await tunnel.next((f) => f.type === "response" && f.clientSession === b);
-    assert.match(String((payloadOf(refused).error as JsonObject).message), /roots/);
     // B's instance logs: B alone hears it.
     send({
       type: "notification",
