@@ -119,14 +119,16 @@ Deno.test("per-client lifecycle: instances follow sessions, DELETE stops the pro
     const victimPid = (await instancesAt(gateway)).find((i) =>
       i.client_session === victim.transport.sessionId
     )!.pid!;
-    let progressed: () => void = () => {};
-    const running = new Promise<void>((resolve) => progressed = resolve);
-    const inFlight = victim.client.callTool(
-      { name: "long-running", arguments: { steps: 50, stepMs: 100 } },
-      undefined,
-      { onprogress: () => progressed() },
-    ).then(() => "answered", (error: Error) => error.message);
-    await within(running, 10_000, "the call to run at the instance");
+    // A plain call (answered as JSON: an error on an SSE stream makes the SDK client resume it).
+    const inFlight = victim.client.callTool({
+      name: "long-running",
+      arguments: { steps: 50, stepMs: 100 },
+    }).then(() => "answered", (error: Error) => error.message);
+    const calls = 'mcp_rproxy_calls_in_flight{server="demo"}';
+    for (let i = 0; i < 200 && await metric(proxy, calls) < 1; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20)); // until it runs at the instance
+    }
+    assert.equal(await metric(proxy, calls), 1);
     Deno.kill(victimPid, "SIGKILL");
     assert.match(await within(inFlight, 10_000, "the crashed call"), /exited/);
     const other = await within(
