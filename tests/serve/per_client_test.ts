@@ -22,6 +22,11 @@ async function registerPerClient(tunnel: TunnelClient): Promise<Frame> {
   return await tunnel.next((f) => f.type === "register_ack", 5_000, "register_ack");
 }
 
+/** A log message's data, or the method of anything else. */
+function dataOf(message: JsonObject): unknown {
+  return (message.params as JsonObject | undefined)?.data ?? message.method;
+}
+
 function payloadOf(frame: Frame): JsonObject {
   return frame.payload as JsonObject;
 }
@@ -164,11 +169,19 @@ Deno.test("serve per-client: each initialize reaches the tunnel as sent; an inst
       payload: { jsonrpc: "2.0", id: payloadOf(bRequest).id, result: { content: [] } },
     });
     await (await within(bCall, 5_000, "B's call")).body?.cancel();
+    // A last message of A's instance: everything sent before it on A's one stream has arrived.
+    send({
+      type: "notification",
+      clientSession: a,
+      payload: { jsonrpc: "2.0", method: "notifications/message", params: { data: "last" } },
+    });
+    await aStream.messages.waitFor((m) => dataOf(m) === "last", 5_000, "A's last message");
     assert.deepEqual(
-      aStream.messages.items.map((m) => (m.params as JsonObject | undefined)?.data ?? m.method),
-      ["for A", "roots/list"],
+      aStream.messages.items.map(dataOf),
+      ["for A", "roots/list", "last"],
       "A got its own instance's messages, and none of B's",
     );
+    assert.deepEqual(bStream.messages.items.map(dataOf), ["for B"], "and B none of A's");
     assert.ok(!bStream.messages.items.some((m) => m.method === "roots/list"));
 
     // The sessions API shows the instances connect reports, and refuses direct calls.
