@@ -3,7 +3,6 @@
 // client session, at most `max_instances` at once; an instance stops when its session ends, after an idle
 // timeout, or on shutdown, and one that exits fails only its own calls (its next request starts another).
 
-import { logger } from "../util/log.ts";
 import { isObject } from "../util/json_object.ts";
 import type { ClientInstanceInfo } from "../protocol/frames.ts";
 import { MAX_CLIENT_SESSION_LENGTH } from "../protocol/registration.ts";
@@ -19,8 +18,7 @@ import {
 import type { InFlight, LocalSession, ServerMessage } from "./local_session.ts";
 import type { LocalSide } from "./local_side.ts";
 import type { ServerMetrics } from "./metrics.ts";
-
-const log = logger("connect");
+import { logEnded, logRefused, logStarted, logStartFailed } from "./instance_log.ts";
 
 /** Client sessions remembered without a live instance (for a transparent restart), at most. */
 const MAX_DORMANT = 1024;
@@ -107,18 +105,11 @@ export class ClientInstances implements LocalSide {
   }
 
   instances(): ClientInstanceInfo[] {
-    const instances: ClientInstanceInfo[] = [];
-    for (const client of this.#clients.values()) {
-      const session = client.session;
-      if (session === undefined) continue;
-      const pid = session.transport.pid;
-      instances.push({
-        clientSession: client.id,
-        ...(pid === undefined ? {} : { pid }),
-        startedAt: client.startedAt,
-      });
-    }
-    return instances;
+    return [...this.#clients.values()].flatMap(({ id, session, startedAt }) => {
+      const pid = session?.transport.pid;
+      if (session === undefined) return [];
+      return [{ clientSession: id, ...(pid === undefined ? {} : { pid }), startedAt }];
+    });
   }
 
   takeInFlight(): InFlight[] {
@@ -271,10 +262,7 @@ export class ClientInstances implements LocalSide {
     }
     if (this.live >= maxInstances) {
       metrics?.instanceRefusals.inc();
-      log.warning(
-        "Refused an instance of {server} for a new MCP client session: {max} are running (max_instances)",
-        { event: "instance_refused", server: label, max: maxInstances, clientSession: client.id },
-      );
+      logRefused({ server: label, clientSession: client.id }, maxInstances);
       return errorResponse(
         0,
         ErrorCode.ServerUnavailable,
@@ -311,13 +299,7 @@ export class ClientInstances implements LocalSide {
     client.startedAt = Date.now();
     this.#options.metrics?.instances.inc();
     const pid = session.transport.pid;
-    log.info("Started an instance of {server} for MCP client session {clientSession}{where}", {
-      event: "instance_started",
-      server: this.#options.label,
-      clientSession: client.id,
-      where: pid === undefined ? "" : ` (pid ${pid})`,
-      ...(pid === undefined ? {} : { pid }),
-    });
+    logStarted({ server: this.#options.label, clientSession: client.id }, pid);
     void session.transport.ended.then((why) => this.#ended(client, session, why));
     this.#touch(client);
     const init = client.initializing;
@@ -343,11 +325,7 @@ export class ClientInstances implements LocalSide {
       `The instance of server '${this.#options.label}' for this client could not start: ${
         error instanceof Error ? error.message : String(error)
       }`;
-    log.error("{error}", {
-      event: "instance_start_failed",
-      clientSession: client.id,
-      error: message,
-    });
+    logStartFailed({ server: this.#options.label, clientSession: client.id }, message);
     // A session whose first instance never started has nothing to come back to.
     if (client.session === undefined && client.startedAt === 0) this.#drop(client);
     this.#failWaiting(client, message);
@@ -367,29 +345,13 @@ export class ClientInstances implements LocalSide {
   #ended(client: Client, session: LocalSession, why: string): void {
     if (client.session !== session) return;
     client.session = undefined;
-    clearTimeout(client.idleTimer);
+    this.#clearIdle(client);
     const { metrics, label } = this.#options;
     metrics?.instances.dec();
     const reason = client.stopping;
     metrics?.instanceStops.inc(reason === undefined ? "exited" : stopKind(reason));
-    if (reason === undefined) {
-      metrics?.error("server_exit");
-      log.error(
-        "The instance of {server} for MCP client session {clientSession} exited ({exit}); its calls get errors, its next request starts another",
-        { event: "instance_exited", server: label, clientSession: client.id, exit: why },
-      );
-    } else {
-      log.info(
-        "Stopped the instance of {server} for MCP client session {clientSession}: {reason}",
-        {
-          event: "instance_stopped",
-          server: label,
-          clientSession: client.id,
-          reason,
-          exit: why,
-        },
-      );
-    }
+    if (reason === undefined) metrics?.error("server_exit");
+    logEnded({ server: label, clientSession: client.id }, why, reason);
     const lost = session.takeInFlight();
     if (lost.length > 0) {
       this.#options.onLost(
@@ -420,8 +382,13 @@ export class ClientInstances implements LocalSide {
     } else await client.starting;
   }
 
-  #drop(client: Client): void {
+  #clearIdle(client: Client): void {
     clearTimeout(client.idleTimer);
+    client.idleTimer = undefined;
+  }
+
+  #drop(client: Client): void {
+    this.#clearIdle(client);
     if (this.#clients.get(client.id) === client) this.#clients.delete(client.id);
   }
 

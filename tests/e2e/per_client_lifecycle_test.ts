@@ -172,3 +172,35 @@ Deno.test("per-client lifecycle: instances follow sessions, DELETE stops the pro
     await gateway.close();
   }
 });
+
+Deno.test("per-client idle timeout: a quiet instance stops, its process gone; the session's next call starts another, initialized once", async () => {
+  const gateway = await startTestGateway({ callTimeoutMs: 20_000 });
+  let client: RecordingClient | undefined;
+  try {
+    await using proxy = await startPerClient(gateway, {
+      name: "demo",
+      command: DEMO_SERVER,
+      extra: ",instance-idle-timeout=0.5",
+    });
+    client = await recordingClient(gateway, "demo", { label: "quiet", capabilities: {} });
+    const [first] = await waitInstances(gateway, 1);
+    const stopped = await proxy.waitForLine(
+      (l) => l.json?.event === "instance_stopped" && String(l.json.reason).startsWith("idle"),
+      10_000,
+    );
+    assert.equal(stopped.json?.clientSession, client.transport.sessionId);
+    await gone(first!.pid!, 2_000);
+    await waitInstances(gateway, 0);
+    const stats = await within(
+      client.client.callTool({ name: "stats", arguments: {} }),
+      20_000,
+      "the call after the idle stop",
+    );
+    assert.match(textOf(stats), /"initializeCount":1\b/);
+    const [second] = await waitInstances(gateway, 1);
+    assert.notEqual(second!.pid, first!.pid);
+  } finally {
+    await client?.client.close().catch(() => {});
+    await gateway.close();
+  }
+});
