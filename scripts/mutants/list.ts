@@ -249,8 +249,10 @@ export const MUTANTS: Mutant[] = [
     id: "resume-replays-all",
     rule: "a stream resumed with Last-Event-ID gets every event after that id",
     file: "lib/serve/resumable_stream.ts",
-    find: "if (event.seq > from && !connection.write(event.chunk)) break;",
-    replace: "if (event.seq > from + 1 && !connection.write(event.chunk)) break;",
+    find:
+      "if (event.seq > from && !(connection.write(event.head) && connection.write(event.body))) {",
+    replace:
+      "if (event.seq > from + 1 && !(connection.write(event.head) && connection.write(event.body))) {",
     tests: ["tests/serve/stream_resume_test.ts"],
     filter: "POST stream cut",
   },
@@ -304,7 +306,7 @@ export const MUTANTS: Mutant[] = [
     id: "cancellation",
     rule: "a call its client cancels is cancelled on the server (notifications/cancelled)",
     file: "lib/serve/tunnel_calls.ts",
-    find: "this.#sendCancel(entry.tunnelId, reasonText(signal?.reason));",
+    find: "this.#sendCancel(entry.tunnelId, reasonText(signal?.reason), clientSession);",
     replace: "",
     tests: ["tests/serve/mcp_endpoint_test.ts"],
     filter: "cancellation",
@@ -521,6 +523,7 @@ export const MUTANTS: Mutant[] = [
     find: "    input.setRaw(false);\n",
     replace: "",
     tests: ["tests/util/interrupt_keys_test.ts"],
+  },
   // -- per-client isolation --
   {
     id: "per-client-notifications-routed",
