@@ -12,7 +12,8 @@ import { AuthRefusedError, EvictedError, ServerStartError } from "./errors.ts";
 import { HeldNotifications } from "./held_notifications.ts";
 import { DialError, type Registration } from "./link.ts";
 import type { ChannelEnd, LinkChannel } from "./link_channel.ts";
-import { ClientInstances } from "./client_instances.ts";
+import type { ClientInstances } from "./client_instances.ts";
+import { perClientInstances } from "./per_client_server.ts";
 import type { LocalSession } from "./local_session.ts";
 import { logRefused, sharedOnly } from "./isolation_refusal.ts";
 import { QueueFullLog } from "./queue_full_log.ts";
@@ -20,13 +21,7 @@ import type { LocalTransport } from "./local_transport.ts";
 import { startServer, type StartServerOptions } from "./server_start.ts";
 import { restartServer } from "./server_restart.ts";
 import type { ConnectMetrics, ServerMetrics } from "./metrics.ts";
-import {
-  CONNECT_DEFAULTS,
-  type ConnectSettings,
-  serverKey,
-  serverLabel,
-  type ServerSpec,
-} from "./settings.ts";
+import { type ConnectSettings, serverKey, serverLabel, type ServerSpec } from "./settings.ts";
 import { Tunnel } from "./tunnel.ts";
 import { ChannelsRefused, type Uplink, type UplinkMember } from "./uplink.ts";
 
@@ -105,8 +100,13 @@ export class ServerRunner implements UplinkMember {
       ...(options.replayLimits === undefined ? {} : { replayLimits: options.replayLimits }),
     });
     if (this.spec.isolation === "per-client") {
-      this.#instances = this.#perClient();
-      this.tunnel.session = this.#instances;
+      this.tunnel.session = this.#instances = perClientInstances(this.spec, {
+        settings: options.settings,
+        label: this.#label,
+        tunnel: this.tunnel,
+        metrics: this.#metrics,
+        start: (instance) => this.#start(instance),
+      });
     }
   }
 
@@ -373,27 +373,6 @@ export class ServerRunner implements UplinkMember {
     this.#session = session;
     this.#spawning = undefined;
     this.tunnel.session = session;
-  }
-
-  /** A per-client server's instances: each started as the shared one, with its own client's `initialize`. */
-  #perClient(): ClientInstances {
-    const { settings } = this.#options;
-    return new ClientInstances({
-      label: this.#label,
-      maxInstances: this.spec.maxInstances ?? CONNECT_DEFAULTS.maxInstances,
-      idleTimeoutMs: (this.spec.instanceIdleTimeout ?? CONNECT_DEFAULTS.instanceIdleTimeout) * 1000,
-      maxPending: settings.maxServerQueueMessages ?? CONNECT_DEFAULTS.maxServerQueueMessages,
-      start: (instance, onMessage) =>
-        this.#start({
-          instance,
-          onMessage,
-          onOversized: (id) => this.tunnel.oversizedAnswer(id, instance.clientSession),
-        }),
-      onMessage: (message) => this.tunnel.fromServer(message),
-      onLost: (calls, why) => this.tunnel.failCalls(calls, why),
-      onChange: () => this.tunnel.reportInstances(),
-      metrics: this.#metrics,
-    });
   }
 
   #start(

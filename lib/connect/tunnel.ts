@@ -175,10 +175,7 @@ export class Tunnel {
 
   /** Answers every call in flight of the current generation with `message`. */
   failInFlight(message: string): void {
-    const session = this.#session;
-    if (!session) return;
-    this.failCalls(session.takeInFlight(), message);
-    this.#options.server?.callsInFlight.set(0);
+    if (this.#session) this.failCalls(this.#session.takeInFlight(), message);
   }
 
   /** Answers `calls` (taken from the local side) of the current generation with `message`. */
