@@ -579,7 +579,8 @@ export const MUTANTS: Mutant[] = [
   },
   {
     id: "unread-link-uncharged",
-    rule: "what a link has not taken is charged to its owner; past the share the link is closed 1013",
+    rule:
+      "what a link has not taken is charged to its owner; past the share the link is closed 1013",
     file: "lib/serve/tunnel_link.ts",
     find: "|| !this.#unsent.measure()",
     replace: "",
