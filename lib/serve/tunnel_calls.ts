@@ -21,6 +21,7 @@ import { isOneLine } from "../protocol/json_scan.ts";
 import { LATEST_PROTOCOL_VERSION } from "../protocol/mcp_versions.ts";
 import type { Payload } from "../protocol/payload.ts";
 import { WaitingCalls } from "./call_queue.ts";
+import { HeldInitialize } from "./held_initialize.ts";
 import type { Charge } from "./memory_budget.ts";
 import { CallTable, RawResponse, restoreProgress, restoreResponse } from "./call_table.ts";
 import type { ServeMetrics } from "./metrics.ts";
@@ -56,14 +57,16 @@ export class TunnelCalls {
   #limits: CallLimits;
   #sink: ServerMessageSink;
   #metrics: ServeMetrics | undefined;
-  #calls = new CallTable<Route>();
+  #calls: CallTable<Route>;
   /** Calls waiting for a slot. */
   #queue: WaitingCalls;
   #pumping = false;
   /** Call timeouts (tunnel ids in flight, entries waiting): one timer for all, not one per call. */
   #deadlines = new Deadlines<number>();
   #serverRequests = new Map<string, AbortController>();
-  #init: Promise<JsonRpcResponse> | undefined;
+  #init: HeldInitialize;
+  /** Tunnel ids below this were a process's before this one: answers to them are late, not bad. */
+  #lateBelow: number;
   /** Tunnel ids of calls given up (timed out, cancelled): a late answer for one is expected, not bad. */
   #givenUp = new Set<number>();
   #unknownWarnings = new LogThrottle({ intervalMs: UNKNOWN_WARNING_INTERVAL_MS });
@@ -76,9 +79,15 @@ export class TunnelCalls {
       metrics?: ServeMetrics | undefined;
       /** Where the calls waiting for a slot are charged, against the owner's memory share. */
       queueCharge?: Charge | undefined;
+      /** Restored from the state store: the first tunnel id, and the held `initialize` result. */
+      restored?: { firstTunnelId: number; initializeResult: JsonObject | undefined } | undefined;
     },
   ) {
     this.#channel = channel;
+    const restored = options.restored;
+    this.#calls = new CallTable(restored?.firstTunnelId);
+    this.#lateBelow = restored?.firstTunnelId ?? 1;
+    this.#init = new HeldInitialize(restored?.initializeResult);
     this.#limits = options.limits;
     this.#queue = new WaitingCalls(
       options.limits.maxQueued ?? DEFAULT_MAX_QUEUED,
@@ -248,36 +257,31 @@ export class TunnelCalls {
    * gateway's client version. A failure is not held: the next caller asks again.
    */
   initializeResult(version: string): Promise<JsonRpcResponse> {
-    if (this.#init === undefined) {
-      const init = this.call({
-        jsonrpc: "2.0",
-        id: 0,
-        method: "initialize",
-        params: {
-          protocolVersion: LATEST_PROTOCOL_VERSION,
-          capabilities: {},
-          clientInfo: { name: "mcp-rproxy-serve", version },
-        },
-      }).then((response) => {
-        const answer = response ??
-          errorResponse(0, ErrorCode.TunnelUnavailable, "Initialize was cancelled");
-        if (answer.error !== undefined || !isObject(answer.result)) {
-          if (this.#init === init) this.#init = undefined;
-          log.warning("Server {name} did not initialize: {error}", {
-            event: "initialize_failed",
-            name: this.#channel.name,
-            error: answer.error?.message ?? "no result",
-          });
-          return answer.error !== undefined
-            ? answer
-            : errorResponse(0, ErrorCode.InternalError, "Initialize returned no result object");
-        }
-        this.notify({ jsonrpc: "2.0", method: "notifications/initialized" });
-        return answer;
-      });
-      this.#init = init;
-    }
-    return this.#init;
+    return this.#init.get(
+      this.#channel.name,
+      () =>
+        this.call({
+          jsonrpc: "2.0",
+          id: 0,
+          method: "initialize",
+          params: {
+            protocolVersion: LATEST_PROTOCOL_VERSION,
+            capabilities: {},
+            clientInfo: { name: "mcp-rproxy-serve", version },
+          },
+        }),
+      () => this.notify({ jsonrpc: "2.0", method: "notifications/initialized" }),
+    );
+  }
+
+  /** The server's `initialize` result, once held. */
+  get heldInitialize(): JsonObject | undefined {
+    return this.#init.result;
+  }
+
+  /** The tunnel id the next call gets (what a restarted serve must start past). */
+  get nextTunnelId(): number {
+    return this.#calls.next;
   }
 
   /** Sends a notification to the server (buffered while detached). False if it cannot go out. */
@@ -365,7 +369,11 @@ export class TunnelCalls {
    */
   #unknownResponse(id: unknown): void {
     const tunnelId = typeof id === "string" && /^\d+$/.test(id) ? Number(id) : id;
-    if (typeof tunnelId === "number" && this.#givenUp.delete(tunnelId)) {
+    if (
+      typeof tunnelId === "number" &&
+      (this.#givenUp.delete(tunnelId) || (tunnelId >= 0 && tunnelId < this.#lateBelow))
+    ) {
+      // Given up here, or asked by the process this session was restored from (its caller is gone).
       this.#metrics?.errors.inc("late_response");
       log.debug("Dropped a late answer for call {id} on server {name}: it was given up", {
         event: "late_response",

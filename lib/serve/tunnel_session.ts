@@ -12,8 +12,9 @@ import {
 } from "../protocol/frames.ts";
 import type { JsonObject, JsonRpcResponse } from "../protocol/jsonrpc.ts";
 import { encodeRegisterAck, type ResumeRequest } from "../protocol/registration.ts";
-import { newResumeToken, type ResumeError, sameSecret } from "./resume_credentials.ts";
-import { SessionSequence } from "./session_sequence.ts";
+import type { ResumeError } from "./resume_credentials.ts";
+import { SessionResume } from "./session_resume.ts";
+import type { SessionSequence } from "./session_sequence.ts";
 import { TunnelCalls } from "./tunnel_calls.ts";
 import type { LinkedSession, LinkLoss } from "./link_contract.ts";
 import type { TunnelLink } from "./tunnel_link.ts";
@@ -27,7 +28,7 @@ const log = logger("serve", "session");
  */
 export class TunnelSession implements LinkedSession {
   /** Session id minted by the gateway (what `register_ack` carries). */
-  readonly id: string = crypto.randomUUID();
+  readonly id: string;
   readonly owner: string;
   readonly name: string;
   readonly requestedName: string;
@@ -46,16 +47,18 @@ export class TunnelSession implements LinkedSession {
   #messages = 0;
   #bytes = 0;
   #resumes = 0;
-  /** The resume secret issued at registration (never logged). */
-  #token: string | undefined;
-  /** Numbering and replay for a client that resumes (the `resume` extension). */
-  #sequence: SessionSequence | undefined;
-  #windowTimer: ReturnType<typeof setTimeout> | undefined;
-  #detachedAt = 0;
+  /** Credential, numbering, replay and window for a client that resumes (the `resume` extension). */
+  #resume: SessionResume | undefined;
   #end: SessionEnd | undefined;
 
-  constructor(link: TunnelLink, options: TunnelSessionOptions) {
+  /**
+   * A session registered on `link` now, or, without a link, one restored from the state store
+   * (`options.restored`): detached, its resume window starting now.
+   */
+  constructor(link: TunnelLink | undefined, options: TunnelSessionOptions) {
     this.#options = options;
+    const restored = options.restored;
+    this.id = restored?.id ?? crypto.randomUUID();
     this.owner = options.owner;
     this.name = options.name;
     this.requestedName = options.requestedName;
@@ -63,21 +66,27 @@ export class TunnelSession implements LinkedSession {
     this.protocol = options.protocol;
     this.mcpUrl = options.mcpUrl;
     this.#now = options.now ?? Date.now;
-    this.connectedAt = this.#now();
-    this.#lastActivity = this.connectedAt;
+    this.connectedAt = restored?.connectedAt ?? this.#now();
+    this.#lastActivity = this.#now();
     this.#channel = options.channel ?? "";
     this.#calls = new TunnelCalls(this, {
       limits: options.limits,
       sink: options.host,
       metrics: options.metrics,
       queueCharge: options.budget?.charge(options.owner, { what: "calls waiting for a slot" }),
+      restored,
     });
     if (options.resume !== undefined) {
-      this.#token = newResumeToken();
-      this.#sequence = new SessionSequence(
-        options.resume.limits,
-        options.budget?.charge(options.owner, { what: "replay buffer" }),
-      );
+      this.#resume = new SessionResume(options.resume, {
+        charge: options.budget?.charge(options.owner, { what: "replay buffer" }),
+        restored,
+        now: this.#now,
+      });
+    }
+    if (link === undefined) {
+      this.#state = "detached";
+      this.#startWindow();
+      return;
     }
     this.#link = link;
     link.attach(this, this.#channel);
@@ -113,9 +122,23 @@ export class TunnelSession implements LinkedSession {
     return this.#calls.size;
   }
 
-  /** True if `token` is this session's resume secret (constant time). */
+  /** True if `token` is this session's resume secret (constant time, on its hash). */
   matchesToken(token: string): boolean {
-    return this.#token !== undefined && sameSecret(this.#token, token);
+    return this.#resume?.matches(token) === true;
+  }
+
+  get #sequence(): SessionSequence | undefined {
+    return this.#resume?.sequence;
+  }
+
+  /** The session's channel on its link ("" without channels). */
+  get channel(): string {
+    return this.#channel;
+  }
+
+  /** What the state store keeps of its resumability (see {@link SessionResume.saved}). */
+  resumeState(): ReturnType<SessionResume["saved"]> | undefined {
+    return this.#resume?.saved(this.#calls.nextTunnelId);
   }
 
   /** What the session has done so far. */
@@ -133,7 +156,7 @@ export class TunnelSession implements LinkedSession {
   /** Sends `register_ack` for a fresh registration and asks the server for its `initialize` result. */
   acknowledge(extra: { resumed?: boolean; resumeError?: string } = {}): void {
     this.#sendRegisterAck(extra);
-    void this.initializeResult();
+    void this.initializeResult().then(() => this.#changed());
   }
 
   /**
@@ -176,6 +199,17 @@ export class TunnelSession implements LinkedSession {
     this.#finish(end);
   }
 
+  /**
+   * Ends the session in this process only (a gateway stopping with its state kept): its calls fail, its
+   * link is not told (it is closed with 1001 next), so that its client resumes it on the next gateway.
+   */
+  release(reason: string): void {
+    if (this.#state === "closed") return;
+    this.#link?.detach(this);
+    this.#link = undefined;
+    this.#finish({ kind: "shutdown", reason });
+  }
+
   // -- LinkedSession: what the link calls --
 
   /** A frame for this session arrived on its link. */
@@ -197,7 +231,9 @@ export class TunnelSession implements LinkedSession {
       : this.#calls.onPayload(frame.type, payload);
     if (problem !== undefined) this.#link?.badFrame(problem, this.id);
     const ack = this.#sequence?.dueAck();
-    if (ack !== undefined) this.#link?.sendText(encodeAck({ sessionId: this.id, ack }), this);
+    if (ack === undefined) return;
+    this.#link?.sendText(encodeAck({ sessionId: this.id, ack }), this);
+    this.#changed();
   }
 
   /** Counts a frame sent for this session. */
@@ -211,9 +247,12 @@ export class TunnelSession implements LinkedSession {
     this.#sequence?.peerAcked(ack);
   }
 
-  /** The ack a heartbeat reply carries. */
+  /** The ack a heartbeat reply carries (and a moment to save what it acknowledges). */
   heartbeatAck(): number | undefined {
-    return this.#state === "registered" ? this.#sequence?.heartbeatAck() : undefined;
+    if (this.#state !== "registered") return undefined;
+    const ack = this.#sequence?.heartbeatAck();
+    if (ack !== undefined) this.#changed();
+    return ack;
   }
 
   /**
@@ -223,7 +262,7 @@ export class TunnelSession implements LinkedSession {
   linkLost(loss: LinkLoss): void {
     if (this.#state !== "registered") return;
     this.#link = undefined;
-    if (this.#canResume()) return this.#detach(loss);
+    if (this.#sequence?.canResume === true) return this.#detach(loss);
     if (this.#sequence?.resumable === true) {
       return this.#finish({ kind: "overflowed", reason: loss.reason });
     }
@@ -244,23 +283,11 @@ export class TunnelSession implements LinkedSession {
     if (this.#state === "closed") return "unknown-session";
     if (link.owner !== this.owner) return "wrong-owner";
     if (!this.matchesToken(request.token)) return "bad-token";
-    const grant = this.#sequence?.grant(request.ack, request.overflowed) ??
-      { kind: "overflowed" };
-    if (grant.kind === "overflowed") {
-      const whose = request.overflowed ? "the client's" : "the gateway's";
-      this.close(CloseCode.GoingAway, {
-        kind: "overflowed",
-        reason: `${whose} replay buffer overflowed: resuming would lose messages`,
-      });
-      return "overflowed";
-    }
-    if (grant.kind === "bad-ack") {
-      this.close(CloseCode.GoingAway, {
-        kind: "bad-ack",
-        reason:
-          `the client acknowledged ${request.ack}, outside what was sent and kept (${grant.kept})`,
-      });
-      return "bad-ack";
+    const grant = this.#resume?.grant(request) ??
+      { kind: "ended", error: "overflowed", end: { kind: "overflowed", reason: "not resumable" } };
+    if (grant.kind === "ended") {
+      this.close(CloseCode.GoingAway, grant.end);
+      return grant.error;
     }
     const replay = grant.frames;
     const previous = this.#link;
@@ -268,9 +295,7 @@ export class TunnelSession implements LinkedSession {
       // Half-open on our side: the client gave up on that link first.
       previous.close(CloseCode.GoingAway, "superseded by a resumed link");
     }
-    clearTimeout(this.#windowTimer);
-    this.#windowTimer = undefined;
-    const wasDetached = this.#state === "detached";
+    const waited = this.#resume!.stopWaiting();
     this.#link = link;
     this.#channel = channel;
     link.attach(this, channel);
@@ -279,17 +304,11 @@ export class TunnelSession implements LinkedSession {
     this.#lastActivity = this.#now();
     this.#sendRegisterAck({ resumed: true, ack: grant.ack });
     for (const frame of replay) link.sendText(frame.text, this);
-    log.info(
+    this.#changed();
+    this.#log(
+      "info",
       "Session {session} of {owner} ({name}) resumed after {ms} ms: replayed {count} frame(s), {calls} call(s) in flight",
-      {
-        event: "session_resumed",
-        session: this.id,
-        owner: this.owner,
-        name: this.name,
-        ms: wasDetached ? this.#now() - this.#detachedAt : 0,
-        count: replay.length,
-        calls: this.#calls.size,
-      },
+      { event: "session_resumed", ms: waited, count: replay.length },
     );
     return "resumed";
   }
@@ -306,6 +325,7 @@ export class TunnelSession implements LinkedSession {
    * resume. While detached the frame is only kept. False when it cannot reach the client.
    */
   sendData(type: "request" | "response", payload: JsonObject): boolean {
+    if (this.#resume?.idsRunningOut(this.#calls.nextTunnelId)) this.#changed();
     const payloadText = JSON.stringify(payload);
     const channel = this.#channel === "" ? undefined : this.#channel;
     const stamped = this.#sequence?.send({ type, sessionId: this.id, channel, payloadText });
@@ -315,9 +335,10 @@ export class TunnelSession implements LinkedSession {
         link.sendText(encodeDataFrame({ type, sessionId: this.id, channel, payloadText }), this);
     }
     if (stamped.overflowedNow) {
-      log.warning(
+      this.#log(
+        "warning",
         "Session {session} of {owner} ({name}): the replay buffer overflowed; it cannot be resumed after a link drop",
-        { event: "replay_overflow", session: this.id, owner: this.owner, name: this.name },
+        { event: "replay_overflow" },
       );
       if (this.#state === "detached") {
         this.#finish({
@@ -328,7 +349,7 @@ export class TunnelSession implements LinkedSession {
       }
     }
     if (this.#state === "detached") return true;
-    return this.#link?.sendText(stamped.text, this) === true || this.#canResume();
+    return this.#link?.sendText(stamped.text, this) === true || this.#sequence?.canResume === true;
   }
 
   /** Checks a data frame's `seq`: false for a replayed duplicate (dropped) or a gap (the link is dropped). */
@@ -336,27 +357,19 @@ export class TunnelSession implements LinkedSession {
     const acceptance = this.#sequence?.receive(frame.seq) ?? "new";
     if (acceptance === "new") return true;
     if (acceptance === "gap") {
-      log.warning(
+      this.#log(
+        "warning",
         "Session {session}: frame {seq} arrived after {last}; a frame is missing, dropping the link so the client resumes",
-        {
-          event: "sequence_gap",
-          session: this.id,
-          seq: frame.seq,
-          last: this.#sequence?.lastReceived,
-        },
+        { event: "sequence_gap", seq: frame.seq, last: this.#sequence?.lastReceived },
       );
       this.#link?.close(CloseCode.GoingAway, "sequence gap");
     }
     return false;
   }
 
-  #canResume(): boolean {
-    return this.#sequence?.canResume === true;
-  }
-
   /** `register_ack` for this session: where clients reach it, what it supports, its resume credential. */
   #sendRegisterAck(extra: { resumed?: boolean; ack?: number; resumeError?: string }): void {
-    const resume = this.#options.resume;
+    const token = this.#resume?.token;
     this.#link?.sendText(
       encodeRegisterAck({
         sessionId: this.id,
@@ -366,9 +379,8 @@ export class TunnelSession implements LinkedSession {
         mcpUrl: this.mcpUrl,
         extensions: new Set(this.#options.extensions),
         maxFrameBytes: this.#options.limits.maxFrameBytes,
-        ...(resume === undefined || this.#token === undefined
-          ? {}
-          : { resume: { token: this.#token, windowMs: resume.windowMs } }),
+        // A session restored from the store knows only the secret's hash: its client keeps the secret.
+        ...(token === undefined ? {} : { resume: { token, windowMs: this.#resume!.windowMs } }),
         ...extra,
       }),
       this,
@@ -377,54 +389,55 @@ export class TunnelSession implements LinkedSession {
 
   #detach(loss: LinkLoss): void {
     this.#state = "detached";
-    this.#detachedAt = this.#now();
-    const windowMs = this.#options.resume!.windowMs;
-    this.#windowTimer = setTimeout(() => {
-      this.#windowTimer = undefined;
-      log.warning(
-        "Session {session} of {owner} ({name}) was not resumed within {seconds} s: failing its {calls} call(s) in flight",
-        {
-          event: "session_expired",
-          session: this.id,
-          owner: this.owner,
-          name: this.name,
-          seconds: windowMs / 1000,
-          calls: this.#calls.size,
-        },
-      );
-      this.#finish({ kind: "expired", reason: `not resumed within ${windowMs / 1000} s` });
-    }, windowMs);
-    log.info(
+    this.#startWindow();
+    this.#log(
+      "info",
       "Session {session} of {owner} ({name}) lost its link ({reason}); waiting up to {seconds} s for it to resume, {calls} call(s) in flight",
-      {
-        event: "session_detached",
-        session: this.id,
-        owner: this.owner,
-        name: this.name,
-        reason: loss.reason,
-        seconds: windowMs / 1000,
-        calls: this.#calls.size,
-      },
+      { event: "session_detached", reason: loss.reason, seconds: this.#resume!.windowMs / 1000 },
     );
     this.#options.host.sessionDetached?.(this, loss);
+  }
+
+  /** The resume window starts now: past it, the session expires. */
+  #startWindow(): void {
+    const seconds = this.#resume!.windowMs / 1000;
+    this.#resume!.wait(() => {
+      this.#log(
+        "warning",
+        "Session {session} of {owner} ({name}) was not resumed within {seconds} s: failing its {calls} call(s) in flight",
+        { event: "session_expired", seconds },
+      );
+      this.#finish({ kind: "expired", reason: `not resumed within ${seconds} s` });
+    });
+  }
+
+  /** Logs with the session's id, owner, name and calls in flight. */
+  #log(level: "info" | "warning", message: string, fields: Record<string, unknown>): void {
+    log[level](message, {
+      session: this.id,
+      owner: this.owner,
+      name: this.name,
+      calls: this.#calls.size,
+      ...fields,
+    });
+  }
+
+  /** Something worth saving changed (acknowledged frames, the held `initialize`, a resume). */
+  #changed(): void {
+    if (this.#state !== "closed") this.#options.host.sessionChanged?.(this);
   }
 
   #finish(end: SessionEnd): void {
     if (this.#state === "closed") return;
     this.#state = "closed";
     this.#end = end;
-    clearTimeout(this.#windowTimer);
-    this.#windowTimer = undefined;
-    this.#sequence?.drop();
+    this.#resume?.end();
     const link = this.#link;
     this.#link = undefined;
     link?.detach(this);
     this.#calls.failAll(end.reason);
-    log.info("Session {session} of {owner} ({name}) closed: {reason}", {
+    this.#log("info", "Session {session} of {owner} ({name}) closed: {reason}", {
       event: "session_closed",
-      session: this.id,
-      owner: this.owner,
-      name: this.name,
       kind: end.kind,
       reason: end.reason,
     });
