@@ -21,6 +21,7 @@ import { METADATA_PREFIX, protectedResourceMetadata } from "./protected_resource
 import { type GatewayLimits, LIMIT_DEFAULTS, resolveLimits } from "./gateway_limits.ts";
 import { MemoryBudget } from "./memory_budget.ts";
 import { IdleCollector } from "../util/idle_gc.ts";
+import type { ServeState } from "./state/serve_state.ts";
 
 const log = logger("serve");
 
@@ -52,6 +53,11 @@ export interface GatewayOptions extends Partial<GatewayLimits> {
   now?: () => number;
   /** Metrics to keep up to date (see `createServeMetrics`). */
   metrics?: ServeMetrics;
+  /**
+   * Where sessions are saved (lib/serve/state/): what it holds is restored before listening, and on
+   * close sessions are kept there for the next gateway instead of ended. Undefined: memory only.
+   */
+  state?: ServeState;
 }
 
 /** A running gateway. */
@@ -116,6 +122,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     allowedOrigins = [],
     now = Date.now,
     metrics,
+    state,
   } = options;
   const {
     maxFrameBytes,
@@ -180,6 +187,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     now,
     budget,
     ...(metrics === undefined ? {} : { metrics }),
+    ...(state === undefined ? {} : { state }),
   });
   const registrar = new Registrar({
     registry,
@@ -196,7 +204,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     now,
     budget,
     ...(metrics === undefined ? {} : { metrics }),
+    ...(state === undefined ? {} : { state }),
   });
+  if (state !== undefined) await restore(state);
   const admission = new LinkAdmission({
     authorize: (request) => authorize(request, "connect"),
     registry,
@@ -278,34 +288,65 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     return Response.json({ error: "Not found" }, { status: 404 });
   }
 
+  /** What the gateway before this one saved, before anyone can reach this one. */
+  async function restore(state: ServeState): Promise<void> {
+    const saved = await state.load();
+    const tunnels = registrar.restore(saved);
+    const clients = endpoint.restore(saved.clients);
+    log.info(
+      "Restored {tunnels} tunnel session(s) and {clients} MCP client session(s) from {store}",
+      { event: "state_restored", tunnels, clients, store: state.store.location },
+    );
+  }
+
+  /** Ends what this process holds: kept in the store for the next gateway, or ended for good. */
+  function endSessions(): void {
+    if (state !== undefined) registrar.releaseAll("gateway shutting down");
+    // Sessions end (their calls fail at once) rather than wait to be resumed on a gateway that is going.
+    for (const session of registry.list()) {
+      session.close(CloseCode.GoingAway, { kind: "shutdown", reason: "gateway shutting down" });
+    }
+    endpoint.close();
+  }
+
   let stopped = false;
-  const server: HttpServer = await startHttpServer({
-    hostname,
-    port,
-    ...(tls === undefined ? {} : { tls }),
-    timeouts: {
-      headersMs: headersTimeoutMs,
-      bodyMs: bodyTimeoutMs,
-      bodyMinBytesPerSecond,
-      keepAliveMs: keepAliveTimeoutMs,
-    },
-    maxFrameBytes,
-    wsIdleTimeoutMs: wsIdleTimeoutSeconds * 1000,
-    async handler(request) {
-      try {
-        return await route(request);
-      } catch (error) {
-        // The listener answers a body that came too slowly itself (408).
-        if (error instanceof RequestBodyTimeoutError) throw error;
-        log.error("Request to {path} failed: {error}", {
-          event: "internal_error",
-          path: bounded(new URL(request.url).pathname),
-          error: String(error),
-        });
-        return Response.json({ error: "Internal error" }, { status: 500 });
-      }
-    },
-  });
+  let server: HttpServer;
+  try {
+    server = await startServer();
+  } catch (error: unknown) {
+    endSessions();
+    await state?.close(2_000);
+    throw error;
+  }
+  function startServer(): Promise<HttpServer> {
+    return startHttpServer({
+      hostname,
+      port,
+      ...(tls === undefined ? {} : { tls }),
+      timeouts: {
+        headersMs: headersTimeoutMs,
+        bodyMs: bodyTimeoutMs,
+        bodyMinBytesPerSecond,
+        keepAliveMs: keepAliveTimeoutMs,
+      },
+      maxFrameBytes,
+      wsIdleTimeoutMs: wsIdleTimeoutSeconds * 1000,
+      async handler(request) {
+        try {
+          return await route(request);
+        } catch (error) {
+          // The listener answers a body that came too slowly itself (408).
+          if (error instanceof RequestBodyTimeoutError) throw error;
+          log.error("Request to {path} failed: {error}", {
+            event: "internal_error",
+            path: bounded(new URL(request.url).pathname),
+            error: String(error),
+          });
+          return Response.json({ error: "Internal error" }, { status: 500 });
+        }
+      },
+    });
+  }
   if (metrics !== undefined) {
     metrics.listening.set(1);
     metrics.sessions.track(() => registry.list().length);
@@ -373,15 +414,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       closing ??= (async () => {
         stopped = true;
         clearTimeout(reaper);
-        // Sessions end (their calls fail at once) rather than wait to be resumed on a gateway that is going.
-        for (const session of registry.list()) {
-          session.close(CloseCode.GoingAway, { kind: "shutdown", reason: "gateway shutting down" });
-        }
-        endpoint.close();
+        endSessions();
         // Let the 1001 reach the clients before the process goes away; a client that does not answer
         // the close within the wait is dropped by server.close().
         await admission.close(2_000);
         await server.close();
+        await state?.close(5_000);
         idle.close();
         metrics?.listening.set(0);
       })();

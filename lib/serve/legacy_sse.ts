@@ -79,7 +79,7 @@ export class LegacySse {
       serverName,
       capabilities: {},
       protocolVersion: LEGACY_PROTOCOL_VERSION,
-    });
+    }, { legacy: true });
     if (session === undefined) {
       return rpcError(
         429,

@@ -37,6 +37,8 @@ import type { TunnelRegistry } from "./tunnel_registry.ts";
 import { SSE_HEADERS } from "./sse_stream.ts";
 import { type Accept, acceptOf, readJsonBody, reply, rpcError, wantsStream } from "./mcp_http.ts";
 import type { Identity } from "./token_store.ts";
+import type { ClientRecord } from "./state/records.ts";
+import type { ServeState } from "./state/serve_state.ts";
 
 const log = logger("serve", "mcp");
 
@@ -74,6 +76,8 @@ export interface McpEndpointOptions {
   metrics?: ServeMetrics;
   /** Where SSE replay and what clients have not read are charged, against each owner's memory share. */
   budget?: MemoryBudget;
+  /** Where MCP client sessions are saved, so that a restarted gateway knows them. */
+  state?: ServeState;
 }
 
 /** Which MCP path a request is for, and what the HTTP server knows of its client. */
@@ -116,6 +120,7 @@ export class McpEndpoint {
       now: this.#now,
       streams: this.#streamSettings,
       budget: options.budget,
+      state: options.state,
       ...(options.maxSessionsPerOwner === undefined
         ? {}
         : { maxPerOwner: options.maxSessionsPerOwner }),
@@ -168,6 +173,11 @@ export class McpEndpoint {
     const refused = this.#cors.refusal(request, context.serverName);
     if (refused !== undefined) return refused;
     return this.#cors.apply(request, await this.#dispatch(request, context));
+  }
+
+  /** Restores the MCP client sessions a gateway before this one saved; returns how many. */
+  restore(records: readonly ClientRecord[]): number {
+    return this.#sessions.restore(records);
   }
 
   /** Forgets sessions idle for longer than the TTL. */

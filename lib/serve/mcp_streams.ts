@@ -130,6 +130,22 @@ export class McpStreams {
       );
     }
     const stream = session.streams.get(eventId.stream);
+    if (
+      stream?.id === STANDALONE_STREAM && eventId.seq > stream.lastSeq &&
+      session.takeEarlierGetStream()
+    ) {
+      // The session was restored: the client resumes from an event the earlier process sent, and gets
+      // what this process holds from there on.
+      stream.skipTo(eventId.seq);
+    }
+    if (stream === undefined && Number(eventId.stream) < session.firstStream) {
+      return rpcError(
+        410,
+        null,
+        ErrorCode.InvalidRequest,
+        `Stream ${eventId.stream} of this session belonged to a gateway process that has since restarted: its events and the call it answered were lost with it; send the request again`,
+      );
+    }
     if (stream === undefined || stream.gone || eventId.seq > stream.lastSeq) {
       const window = this.#options.streams.resumeWindowMs / 1000;
       return rpcError(

@@ -243,6 +243,14 @@ export class ResumableStream implements ClientStream {
     this.forget();
   }
 
+  /**
+   * Continues numbering after `seq`, an event id an earlier gateway process sent on this stream (its
+   * session was restored): the client resumes from there, and gets what this process holds.
+   */
+  skipTo(seq: number): void {
+    if (seq > this.#seq) this.#lostThrough = this.#seq = seq;
+  }
+
   /** Drops its events and ends it for good; a connection on it is closed. */
   forget(): void {
     if (this.#state === "gone") return;
@@ -336,6 +344,11 @@ export class SessionStreams {
   /** Events kept for replay. */
   get events(): number {
     return this.#events;
+  }
+
+  /** Numbers new streams from `first` on: past those of earlier processes, for a restored session. */
+  numberFrom(first: number): void {
+    if (first > this.#next) this.#next = first;
   }
 
   /** A new stream (a POST's answer), numbered after the last. */
