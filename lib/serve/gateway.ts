@@ -247,6 +247,18 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (url.pathname === "/healthz") {
       return Response.json({ status: "ok", links: admission.links.size });
     }
+    if (stopped) {
+      // Sessions are being handed over to the state store (or ended): a request now could only find
+      // none. Retry-After tells clients to try again, which reaches the next gateway.
+      return Response.json(
+        {
+          jsonrpc: "2.0",
+          id: null,
+          error: { code: -32001, message: "The gateway is shutting down; retry in a moment" },
+        },
+        { status: 503, headers: { "retry-after": "1" } },
+      );
+    }
     if (url.pathname.startsWith(`${METADATA_PREFIX}/`) && tokens.oauthIssuers.length > 0) {
       const authorizationServers = tokens.oauthIssuers.map((issuer) => issuer.url);
       return protectedResourceMetadata(request, { base: oauthBase(), authorizationServers });
@@ -300,12 +312,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   }
 
   /** Ends what this process holds: kept in the store for the next gateway, or ended for good. */
-  function endSessions(): void {
+  async function endSessions(): Promise<void> {
     if (state !== undefined) registrar.releaseAll("gateway shutting down");
     // Sessions end (their calls fail at once) rather than wait to be resumed on a gateway that is going.
     for (const session of registry.list()) {
       session.close(CloseCode.GoingAway, { kind: "shutdown", reason: "gateway shutting down" });
     }
+    // Once the failed calls' answers reached their streams (a turn of the event loop), so that a client
+    // waiting on an SSE stream gets its error rather than a cut.
+    await new Promise((resolve) => setTimeout(resolve, 0));
     endpoint.close();
   }
 
@@ -314,7 +329,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   try {
     server = await startServer();
   } catch (error: unknown) {
-    endSessions();
+    await endSessions();
     await state?.close(2_000);
     throw error;
   }
@@ -414,7 +429,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       closing ??= (async () => {
         stopped = true;
         clearTimeout(reaper);
-        endSessions();
+        await endSessions();
         // Let the 1001 reach the clients before the process goes away; a client that does not answer
         // the close within the wait is dropped by server.close().
         await admission.close(2_000);

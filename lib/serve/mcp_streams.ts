@@ -139,12 +139,19 @@ export class McpStreams {
       stream.skipTo(eventId.seq);
     }
     if (stream === undefined && Number(eventId.stream) < session.firstStream) {
-      return rpcError(
-        410,
-        null,
-        ErrorCode.InvalidRequest,
-        `Stream ${eventId.stream} of this session belonged to a gateway process that has since restarted: its events and the call it answered were lost with it; send the request again`,
+      // A stream of the process before a restart: this one holds nothing of it, which is the answer (an
+      // error would only make the client try again and again). Its call was answered, or lost, there.
+      log.info(
+        "MCP client session {mcpSession} of {owner} on {name} asked for stream {stream} of the gateway before a restart: nothing of it is held",
+        {
+          event: "stream_of_earlier_process",
+          mcpSession: session.id,
+          owner: session.owner,
+          name: session.serverName,
+          stream: eventId.stream,
+        },
       );
+      return new Response(null, { status: 204, headers: { "mcp-session-id": session.id } });
     }
     if (stream === undefined || stream.gone || eventId.seq > stream.lastSeq) {
       const window = this.#options.streams.resumeWindowMs / 1000;
