@@ -35,7 +35,6 @@ export const SERVE_ENV: readonly string[] = [
   "WS_NO_UTF_8_VALIDATE",
 ];
 
-
 /** Options of {@link connectPermissions}. */
 export interface ConnectPermissionOptions {
   /** The local server program (first word of `--local-stdio`), as it will be spawned. */

@@ -11,7 +11,7 @@ import { MemoryStore } from "../../lib/serve/state/memory_store.ts";
 import { readTunnelRecord } from "../../lib/serve/state/records.ts";
 import { ServeState } from "../../lib/serve/state/serve_state.ts";
 import type { StateStore } from "../../lib/serve/state/store.ts";
-import { getSse, initializeMcp, postMcp, rpc } from "../fixtures/mcp_http.ts";
+import { getSse, initializeMcp, parseSse, postMcp, rpc } from "../fixtures/mcp_http.ts";
 import {
   isRequest,
   payloadOf,
@@ -108,6 +108,10 @@ Deno.test("after a restart the MCP client keeps its session and the tunnel resum
     // The call held while detached goes out numbered after what connect had: 5.
     const again = await tunnel.next(isRequest("tools/list"));
     assert.equal(again.seq, 5);
+    assert.ok(
+      Number(payloadOf(again).id) > Number(payloadOf(slow).id),
+      "the new process's tunnel ids start past the old one's: a late answer cannot reach a new call",
+    );
     respond(tunnel, raw.sessionId, 3, payloadOf(again).id, { tools: [{ name: "t" }] });
     const answer = await (await waiting).json();
     assert.deepEqual(answer.result, { tools: [{ name: "t" }] });
@@ -175,6 +179,18 @@ Deno.test("a GET stream resumed with an event id of the earlier process gets wha
     } finally {
       await get.reading.close();
     }
+    // The new process numbers POST streams past the earlier one's, so an old event id names none of them.
+    const streamed = await postMcp(
+      second,
+      "svc",
+      rpc(9, "tools/list", { _meta: { progressToken: "p" } }),
+      { session: mcpSession, accept: "text/event-stream" },
+    );
+    const call = await tunnel.next(isRequest("tools/list"));
+    respond(tunnel, raw.sessionId, 3, payloadOf(call).id, { tools: [] });
+    const events = parseSse(await streamed.text());
+    const stream = Number(events[0]?.id?.split(":")[0]);
+    assert.ok(stream > 1_000_000_000, `a stream number of the second life: ${events[0]?.id}`);
     // Of a POST stream of the earlier process the new one holds nothing: no events, and no error that
     // would make the client try again and again.
     const old = await getSse(second, "svc", mcpSession, { lastEventId: "3:2" });
@@ -259,5 +275,51 @@ Deno.test("without a state store a restarted gateway knows no MCP session: 404",
     for (const tunnel of tunnels) tunnel.socket.close();
     await first?.close();
     await second?.close();
+  }
+});
+
+Deno.test("a record saved before the last acknowledgements (a crash) is corrected by the client's 'acked'", async () => {
+  const store = new MemoryStore();
+  let first: Gateway | undefined = await gatewayOn(store);
+  let second: Gateway | undefined;
+  const tunnels: TunnelClient[] = [];
+  try {
+    const raw = await registerResumable(first, "svc");
+    tunnels.push(raw.tunnel);
+    await first.close();
+    first = undefined;
+    // As if the process died before saving what it had acknowledged: the record says nothing received.
+    const key = { space: "tunnel", id: raw.sessionId };
+    const record = JSON.parse((await store.get(key))!);
+    await store.write([{ op: "set", key, value: JSON.stringify({ ...record, seqIn: 0 }) }]);
+    second = await gatewayOn(store);
+    // connect no longer keeps its frame 1 (acknowledged): it says so, and is not asked to replay it.
+    const { tunnel, ack } = await resumeAs(second, TOKENS.alice, {
+      sessionId: raw.sessionId,
+      token: raw.token,
+      ack: 2,
+      acked: 1,
+    }, "svc");
+    tunnels.push(tunnel);
+    assert.equal(ack.resumed, true);
+    assert.equal(ack.ack, 1);
+    // Its next frame, 2, is taken as new (not a gap, not a duplicate).
+    tunnel.send({
+      type: "notification",
+      sessionId: raw.sessionId,
+      seq: 2,
+      payload: { jsonrpc: "2.0", method: "notifications/tools/list_changed" },
+    });
+    const mcpSession = await initializeMcp(second, "svc");
+    const list = postMcp(second, "svc", rpc(1, "tools/list"), { session: mcpSession });
+    const request = await tunnel.next(isRequest("tools/list"));
+    assert.equal(request.ack, 2, "frame 2 was received in order");
+    respond(tunnel, raw.sessionId, 3, payloadOf(request).id, { tools: [] });
+    assert.deepEqual((await (await list).json()).result, { tools: [] });
+  } finally {
+    for (const tunnel of tunnels) tunnel.socket.close();
+    await first?.close();
+    await second?.close();
+    await store.close();
   }
 });
