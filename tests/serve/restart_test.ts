@@ -4,7 +4,7 @@
 // counted as late, and the store never holds a resume secret.
 
 import assert from "node:assert/strict";
-import { type Gateway } from "../../lib/serve/gateway.ts";
+import type { Gateway } from "../../lib/serve/gateway.ts";
 import { createServeMetrics, type ServeMetrics } from "../../lib/serve/metrics.ts";
 import { hashToken } from "../../lib/serve/resume_credentials.ts";
 import { MemoryStore } from "../../lib/serve/state/memory_store.ts";
