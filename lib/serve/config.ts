@@ -267,7 +267,8 @@ function flagOrEnv(
  * @example
  * ```ts
  * import { parseServeArgs } from "./config.ts";
- * const settings = parseServeArgs(["--listen", "127.0.0.1:0", "--tokens-file", "tokens.yaml"], () => undefined);
+ * const args = ["--listen", "127.0.0.1:0", "--tokens-file", "tokens.yaml", "--state-dir", "none"];
+ * const settings = parseServeArgs(args, () => undefined);
  * if (typeof settings === "object") settings.port; // 0
  * ```
  */
