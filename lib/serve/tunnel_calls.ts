@@ -3,7 +3,6 @@
 // requests and notifications handed to the MCP side.
 
 import { Deadlines } from "../util/deadlines.ts";
-import { LogThrottle } from "../util/log_throttle.ts";
 import { isObject } from "../util/json_object.ts";
 import { logger } from "../util/log.ts";
 import {
@@ -22,6 +21,7 @@ import { LATEST_PROTOCOL_VERSION } from "../protocol/mcp_versions.ts";
 import type { Payload } from "../protocol/payload.ts";
 import { WaitingCalls } from "./call_queue.ts";
 import { HeldInitialize } from "./held_initialize.ts";
+import { LateAnswers } from "./late_answers.ts";
 import type { Charge } from "./memory_budget.ts";
 import { CallTable, RawResponse, restoreProgress, restoreResponse } from "./call_table.ts";
 import type { ServeMetrics } from "./metrics.ts";
@@ -39,11 +39,6 @@ interface Route {
   settle(response: JsonRpcResponse | RawResponse | undefined): void;
   onProgress?: (notification: JsonObject) => void;
 }
-
-/** Given-up tunnel ids remembered for their late answers, at most. */
-const MAX_GIVEN_UP = 4096;
-/** One warning line per this many milliseconds for answers to ids never asked. */
-const UNKNOWN_WARNING_INTERVAL_MS = 10_000;
 
 function reasonText(reason: unknown): string {
   if (typeof reason === "string") return reason;
@@ -65,11 +60,8 @@ export class TunnelCalls {
   #deadlines = new Deadlines<number>();
   #serverRequests = new Map<string, AbortController>();
   #init: HeldInitialize;
-  /** Tunnel ids below this were a process's before this one: answers to them are late, not bad. */
-  #lateBelow: number;
-  /** Tunnel ids of calls given up (timed out, cancelled): a late answer for one is expected, not bad. */
-  #givenUp = new Set<number>();
-  #unknownWarnings = new LogThrottle({ intervalMs: UNKNOWN_WARNING_INTERVAL_MS });
+  /** Answers no call waits for: late (given up, or asked by an earlier process) or bad. */
+  #late: LateAnswers;
 
   constructor(
     channel: CallChannel,
@@ -86,7 +78,11 @@ export class TunnelCalls {
     this.#channel = channel;
     const restored = options.restored;
     this.#calls = new CallTable(restored?.firstTunnelId);
-    this.#lateBelow = restored?.firstTunnelId ?? 1;
+    this.#late = new LateAnswers({
+      channel,
+      lateBelow: restored?.firstTunnelId ?? 1,
+      metrics: options.metrics,
+    });
     this.#init = new HeldInitialize(restored?.initializeResult);
     this.#limits = options.limits;
     this.#queue = new WaitingCalls(
@@ -209,7 +205,7 @@ export class TunnelCalls {
     const name = this.#channel.name;
     const onAbort = () => {
       if (this.#calls.take(entry.tunnelId) === undefined) return;
-      this.#giveUp(entry.tunnelId);
+      this.#late.giveUp(entry.tunnelId);
       route.settle(undefined);
       this.#sendCancel(entry.tunnelId, reasonText(signal?.reason));
     };
@@ -225,7 +221,7 @@ export class TunnelCalls {
     const { entry, message } = this.#calls.add(request, route);
     this.#deadlines.add(entry.tunnelId, Math.max(1, timeoutMs - waitedMs), () => {
       if (this.#calls.take(entry.tunnelId) === undefined) return;
-      this.#giveUp(entry.tunnelId);
+      this.#late.giveUp(entry.tunnelId);
       const seconds = timeoutMs / 1000;
       this.#metrics?.errors.inc("call_timeout");
       route.settle(
@@ -322,7 +318,7 @@ export class TunnelCalls {
       const facts = payload.facts;
       if (facts !== "batch" && facts.kind === "response" && isOneLine(payload.text)) {
         const entry = this.#calls.take(facts.id);
-        if (entry === undefined) this.#unknownResponse(facts.id);
+        if (entry === undefined) this.#late.answer(facts.id);
         else entry.route.settle(new RawResponse(payload.textWithId(entry.originalId)!));
         return undefined;
       }
@@ -352,48 +348,8 @@ export class TunnelCalls {
 
   #onResponse(response: JsonRpcResponse): void {
     const entry = this.#calls.take(response.id);
-    if (entry === undefined) return this.#unknownResponse(response.id);
+    if (entry === undefined) return this.#late.answer(response.id);
     entry.route.settle(restoreResponse(response, entry.originalId));
-  }
-
-  #giveUp(tunnelId: number): void {
-    this.#givenUp.add(tunnelId);
-    if (this.#givenUp.size > MAX_GIVEN_UP) {
-      this.#givenUp.delete(this.#givenUp.values().next().value!);
-    }
-  }
-
-  /**
-   * An answer no call waits for. A late answer to a call given up is expected (debug); one for an id never
-   * asked is a bad frame, counted against the link, and warned about at most once per interval.
-   */
-  #unknownResponse(id: unknown): void {
-    const tunnelId = typeof id === "string" && /^\d+$/.test(id) ? Number(id) : id;
-    if (
-      typeof tunnelId === "number" &&
-      (this.#givenUp.delete(tunnelId) || (tunnelId >= 0 && tunnelId < this.#lateBelow))
-    ) {
-      // Given up here, or asked by the process this session was restored from (its caller is gone).
-      this.#metrics?.errors.inc("late_response");
-      log.debug("Dropped a late answer for call {id} on server {name}: it was given up", {
-        event: "late_response",
-        id: tunnelId,
-        name: this.#channel.name,
-      });
-      return;
-    }
-    this.#channel.badFrame("Response for an id that was never asked");
-    const suppressed = this.#unknownWarnings.take();
-    if (suppressed === undefined) return;
-    log.warning(
-      "Dropped a response for unknown id {id} on server {name}{more}",
-      {
-        event: "unknown_response",
-        id: JSON.stringify(id ?? null).slice(0, 64),
-        name: this.#channel.name,
-        more: suppressed > 0 ? ` (and ${suppressed} more since the last warning)` : "",
-      },
-    );
   }
 
   #sendCancel(tunnelId: JsonRpcId, reason: string): void {

@@ -121,8 +121,8 @@ export const MUTANTS: Mutant[] = [
   {
     id: "unknown-id-bad-frame",
     rule: "an answer for an id never asked counts as a bad frame",
-    file: "lib/serve/tunnel_calls.ts",
-    find: 'this.#channel.badFrame("Response for an id that was never asked");',
+    file: "lib/serve/late_answers.ts",
+    find: 'channel.badFrame("Response for an id that was never asked");',
     replace: "",
     tests: ["tests/serve/tunnel_session_test.ts"],
     filter: "never asked",
@@ -470,8 +470,8 @@ export const MUTANTS: Mutant[] = [
   {
     id: "state-late-old-ids",
     rule: "answers for calls of the process before a restart are counted late, not as bad frames",
-    file: "lib/serve/tunnel_calls.ts",
-    find: "(this.#givenUp.delete(tunnelId) || (tunnelId >= 0 && tunnelId < this.#lateBelow))",
+    file: "lib/serve/late_answers.ts",
+    find: "(this.#givenUp.delete(tunnelId) || (tunnelId >= 0 && tunnelId < lateBelow))",
     replace: "this.#givenUp.delete(tunnelId)",
     tests: ["tests/serve/restart_test.ts"],
     filter: "after a restart",

@@ -227,7 +227,8 @@ Deno.test("serve restarted under load with --state-dir: same MCP sessions, conne
     assert.equal(await first.exitCode(15_000), 0, "the first serve stopped cleanly");
     first = undefined;
     const slowOutcome = await within(slow, 20_000, "the slow call's outcome");
-    assert.match(slowOutcome, /-32001|shutting down/, "the call in flight got an error");
+    // The gateway's error, at once (the SDK's own timeout is also -32001: the text tells them apart).
+    assert.match(slowOutcome, /closed before it answered: gateway shutting down/);
 
     const resumedFrom = connect.lines.length;
     second = startServe(settings);
@@ -246,7 +247,9 @@ Deno.test("serve restarted under load with --state-dir: same MCP sessions, conne
         report.failed.length <= 1,
         `client ${index}: at most the one call in flight at the stop failed: ${report.failed}`,
       );
-      for (const failure of report.failed) assert.match(failure, /-32001|shutting down/);
+      for (const failure of report.failed) {
+        assert.match(failure, /closed before it answered: gateway shutting down/);
+      }
     }
     const total = reports.reduce((sum, r) => sum + r.ok, 0);
     assert.ok(total >= 120, `answers before and after the restart: ${total}`);
