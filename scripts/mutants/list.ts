@@ -159,7 +159,7 @@ export const MUTANTS: Mutant[] = [
     id: "memory-replay",
     rule: "a replay buffer past its owner's memory share stops being kept",
     file: "lib/serve/session_sequence.ts",
-    find: "if (this.#charge.resize(out.size)) return true;",
+    find: "if (this.#charge.resize(out.size + this.#heldBytes)) return true;",
     replace: "return true;",
     tests: ["tests/serve/memory_share_test.ts"],
     filter: "replay buffer",
@@ -249,8 +249,10 @@ export const MUTANTS: Mutant[] = [
     id: "resume-replays-all",
     rule: "a stream resumed with Last-Event-ID gets every event after that id",
     file: "lib/serve/resumable_stream.ts",
-    find: "if (event.seq > from && !connection.write(event.chunk)) break;",
-    replace: "if (event.seq > from + 1 && !connection.write(event.chunk)) break;",
+    find:
+      "if (event.seq > from && !(connection.write(event.head) && connection.write(event.body))) {",
+    replace:
+      "if (event.seq > from + 1 && !(connection.write(event.head) && connection.write(event.body))) {",
     tests: ["tests/serve/stream_resume_test.ts"],
     filter: "POST stream cut",
   },
