@@ -14,6 +14,9 @@ import { JWT_SECRET_ENV, serveHelpText } from "./help.ts";
 import { createServeMetrics } from "./metrics.ts";
 import { createTokenStore, type TokenStore } from "./token_store.ts";
 import { reloadTokensOnRequest, type TokensReload } from "./tokens_reload.ts";
+import { ServeState } from "./state/serve_state.ts";
+import { SqliteStore } from "./state/sqlite_store.ts";
+import type { StateStore } from "./state/store.ts";
 
 const log = logger("serve");
 
@@ -99,12 +102,27 @@ async function readTls(
   };
 }
 
+/** Opens the state store `--state-dir` names; undefined for `none` (memory only, as before). */
+async function openState(settings: ServeSettings): Promise<StateStore | undefined> {
+  const { dir, setting } = settings.state;
+  if (dir === undefined) {
+    log.info("State is kept in memory only (--state-dir none): a restart forgets every session", {
+      event: "state_memory_only",
+    });
+    return undefined;
+  }
+  const store = await SqliteStore.open({ dir, setting });
+  log.info("State kept in {path}", { event: "state_opened", path: store.location, setting });
+  return store;
+}
+
 /**
  * Runs `mcp-rproxy serve` with the arguments after `serve`, until `context.signal` aborts; then closes
  * every link with 1001 and resolves.
  *
  * @throws {ConfigError} Bad flags or environment, an unreadable or invalid file (exit code 2).
  * @throws {ListenError} The address is in use or needs privileges (exit code 1).
+ * @throws {StateInUseError} Another process holds the state file (exit code 1).
  *
  * @example
  * ```ts ignore
@@ -126,6 +144,7 @@ export async function serveCommand(args: string[], context: CommandContext): Pro
   let gateway: Gateway | undefined;
   let health: HealthServer | undefined;
   let reload: TokensReload | undefined;
+  let store: StateStore | undefined;
   const metrics = createServeMetrics({ version: VERSION });
   try {
     const tokens = await buildTokenStore(settings, context);
@@ -142,8 +161,16 @@ export async function serveCommand(args: string[], context: CommandContext): Pro
     await Promise.allSettled(tokens.oauthIssuers.map((issuer) => issuer.discover()));
     const tls = await readTls(settings, context);
     if (signal.aborted) return;
+    store = await openState(settings);
+    const state = store === undefined ? undefined : new ServeState(store, {
+      clientTtlMs: settings.mcpSessionTtlMs,
+      // As long as the registrar remembers ended sessions (registration.ts).
+      endedKeepMs: Math.max(settings.resumeWindowMs, 60_000),
+      metrics,
+    });
     try {
       gateway = await startGateway({
+        ...(state === undefined ? {} : { state }),
         tokens,
         hostname: settings.hostname,
         port: settings.port,
@@ -207,5 +234,6 @@ export async function serveCommand(args: string[], context: CommandContext): Pro
     await reload?.close();
     await health?.close();
     await gateway?.close();
+    await store?.close();
   }
 }

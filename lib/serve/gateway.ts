@@ -9,7 +9,8 @@ import type { ServeMetrics } from "./metrics.ts";
 import type { WebSocketAccept } from "./peer_socket.ts";
 import { LinkAdmission } from "./link_admission.ts";
 import { type HttpServer, startHttpServer, UNAUTHENTICATED_LOG_CHARS } from "./http/server.ts";
-import { MCP_PATHS, McpEndpoint, type McpRequestContext } from "./mcp_endpoint.ts";
+import { McpEndpoint } from "./mcp_endpoint.ts";
+import { MCP_PATHS, type McpRequestContext } from "./mcp_endpoint_contract.ts";
 import { Registrar } from "./registration.ts";
 import { RequestBodyTimeoutError } from "./request_body.ts";
 import { TunnelRegistry } from "./tunnel_registry.ts";
@@ -21,6 +22,7 @@ import { METADATA_PREFIX, protectedResourceMetadata } from "./protected_resource
 import { type GatewayLimits, LIMIT_DEFAULTS, resolveLimits } from "./gateway_limits.ts";
 import { MemoryBudget } from "./memory_budget.ts";
 import { IdleCollector } from "../util/idle_gc.ts";
+import type { ServeState } from "./state/serve_state.ts";
 
 const log = logger("serve");
 
@@ -52,6 +54,11 @@ export interface GatewayOptions extends Partial<GatewayLimits> {
   now?: () => number;
   /** Metrics to keep up to date (see `createServeMetrics`). */
   metrics?: ServeMetrics;
+  /**
+   * Where sessions are saved (lib/serve/state/): what it holds is restored before listening, and on
+   * close sessions are kept there for the next gateway instead of ended. Undefined: memory only.
+   */
+  state?: ServeState;
 }
 
 /** A running gateway. */
@@ -116,6 +123,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     allowedOrigins = [],
     now = Date.now,
     metrics,
+    state,
   } = options;
   const {
     maxFrameBytes,
@@ -181,6 +189,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     now,
     budget,
     ...(metrics === undefined ? {} : { metrics }),
+    ...(state === undefined ? {} : { state }),
   });
   const registrar = new Registrar({
     registry,
@@ -199,7 +208,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     now,
     budget,
     ...(metrics === undefined ? {} : { metrics }),
+    ...(state === undefined ? {} : { state }),
   });
+  if (state !== undefined) await restore(state);
   const admission = new LinkAdmission({
     authorize: (request) => authorize(request, "connect"),
     registry,
@@ -240,6 +251,18 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const segments = url.pathname.split("/").filter((s) => s !== "");
     if (url.pathname === "/healthz") {
       return Response.json({ status: "ok", links: admission.links.size });
+    }
+    if (stopped) {
+      // Sessions are being handed over to the state store (or ended): a request now could only find
+      // none. Retry-After tells clients to try again, which reaches the next gateway.
+      return Response.json(
+        {
+          jsonrpc: "2.0",
+          id: null,
+          error: { code: -32001, message: "The gateway is shutting down; retry in a moment" },
+        },
+        { status: 503, headers: { "retry-after": "1" } },
+      );
     }
     if (url.pathname.startsWith(`${METADATA_PREFIX}/`) && tokens.oauthIssuers.length > 0) {
       const authorizationServers = tokens.oauthIssuers.map((issuer) => issuer.url);
@@ -282,34 +305,68 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     return Response.json({ error: "Not found" }, { status: 404 });
   }
 
+  /** What the gateway before this one saved, before anyone can reach this one. */
+  async function restore(state: ServeState): Promise<void> {
+    const saved = await state.load();
+    const tunnels = registrar.restore(saved);
+    const clients = endpoint.restore(saved.clients);
+    log.info(
+      "Restored {tunnels} tunnel session(s) and {clients} MCP client session(s) from {store}",
+      { event: "state_restored", tunnels, clients, store: state.store.location },
+    );
+  }
+
+  /** Ends what this process holds: kept in the store for the next gateway, or ended for good. */
+  async function endSessions(): Promise<void> {
+    if (state !== undefined) registrar.releaseAll("gateway shutting down");
+    // Sessions end (their calls fail at once) rather than wait to be resumed on a gateway that is going.
+    for (const session of registry.list()) {
+      session.close(CloseCode.GoingAway, { kind: "shutdown", reason: "gateway shutting down" });
+    }
+    // Once the failed calls' answers reached their streams (a turn of the event loop), so that a client
+    // waiting on an SSE stream gets its error rather than a cut.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    endpoint.close();
+  }
+
   let stopped = false;
-  const server: HttpServer = await startHttpServer({
-    hostname,
-    port,
-    ...(tls === undefined ? {} : { tls }),
-    timeouts: {
-      headersMs: headersTimeoutMs,
-      bodyMs: bodyTimeoutMs,
-      bodyMinBytesPerSecond,
-      keepAliveMs: keepAliveTimeoutMs,
-    },
-    maxFrameBytes,
-    wsIdleTimeoutMs: wsIdleTimeoutSeconds * 1000,
-    async handler(request) {
-      try {
-        return await route(request);
-      } catch (error) {
-        // The listener answers a body that came too slowly itself (408).
-        if (error instanceof RequestBodyTimeoutError) throw error;
-        log.error("Request to {path} failed: {error}", {
-          event: "internal_error",
-          path: bounded(new URL(request.url).pathname),
-          error: String(error),
-        });
-        return Response.json({ error: "Internal error" }, { status: 500 });
-      }
-    },
-  });
+  let server: HttpServer;
+  try {
+    server = await startServer();
+  } catch (error: unknown) {
+    await endSessions();
+    await state?.close(2_000);
+    throw error;
+  }
+  function startServer(): Promise<HttpServer> {
+    return startHttpServer({
+      hostname,
+      port,
+      ...(tls === undefined ? {} : { tls }),
+      timeouts: {
+        headersMs: headersTimeoutMs,
+        bodyMs: bodyTimeoutMs,
+        bodyMinBytesPerSecond,
+        keepAliveMs: keepAliveTimeoutMs,
+      },
+      maxFrameBytes,
+      wsIdleTimeoutMs: wsIdleTimeoutSeconds * 1000,
+      async handler(request) {
+        try {
+          return await route(request);
+        } catch (error) {
+          // The listener answers a body that came too slowly itself (408).
+          if (error instanceof RequestBodyTimeoutError) throw error;
+          log.error("Request to {path} failed: {error}", {
+            event: "internal_error",
+            path: bounded(new URL(request.url).pathname),
+            error: String(error),
+          });
+          return Response.json({ error: "Internal error" }, { status: 500 });
+        }
+      },
+    });
+  }
   if (metrics !== undefined) {
     metrics.listening.set(1);
     metrics.sessions.track(() => registry.list().length);
@@ -377,15 +434,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       closing ??= (async () => {
         stopped = true;
         clearTimeout(reaper);
-        // Sessions end (their calls fail at once) rather than wait to be resumed on a gateway that is going.
-        for (const session of registry.list()) {
-          session.close(CloseCode.GoingAway, { kind: "shutdown", reason: "gateway shutting down" });
-        }
-        endpoint.close();
+        await endSessions();
         // Let the 1001 reach the clients before the process goes away; a client that does not answer
         // the close within the wait is dropped by server.close().
         await admission.close(2_000);
         await server.close();
+        await state?.close(5_000);
         idle.close();
         metrics?.listening.set(0);
       })();

@@ -82,7 +82,7 @@ export class LegacySse {
       capabilities: {},
       protocolVersion: LEGACY_PROTOCOL_VERSION,
       perClient: tunnel.perClient,
-    });
+    }, { legacy: true });
     if (session === undefined) {
       return rpcError(
         429,

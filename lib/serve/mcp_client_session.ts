@@ -3,6 +3,8 @@
 // the table of them, bounded per owner.
 
 import type { MemoryBudget } from "./memory_budget.ts";
+import { type ClientRecord, RECORD_VERSION } from "./state/records.ts";
+import type { ServeState } from "./state/serve_state.ts";
 import { isObject, type JsonObject } from "../util/json_object.ts";
 import {
   ErrorCode,
@@ -11,15 +13,14 @@ import {
   type JsonRpcRequest,
   type JsonRpcResponse,
 } from "../protocol/jsonrpc.ts";
-import {
-  type ClientStream,
-  SessionStreams,
-  STREAM_DEFAULTS,
-  type StreamSettings,
-} from "./resumable_stream.ts";
+import { type ClientStream, STREAM_DEFAULTS, type StreamSettings } from "./resumable_stream.ts";
+import { SessionStreams } from "./session_streams.ts";
 
 /** MCP client sessions one owner may hold; past it the least recently used idle one is forgotten. */
 export const MAX_CLIENT_SESSIONS_PER_OWNER = 1024;
+
+/** POST streams numbered per process a session lives in: a restored one numbers past the earlier ones. */
+export const STREAMS_PER_EPOCH = 1_000_000_000;
 
 /** One call in flight from an MCP client. */
 export interface ClientCall {
@@ -38,9 +39,15 @@ export interface LegacyConnection extends ClientStream {
 
 /** One MCP client session. */
 export class McpClientSession {
-  readonly id: string = crypto.randomUUID();
+  readonly id: string;
   readonly owner: string;
   readonly serverName: string;
+  /** Processes before this one the session lived in (restored from the state store that often). */
+  readonly epoch: number;
+  /** The session's server gives it an instance of its own (what it sends early is held for the client). */
+  readonly perClient: boolean;
+  /** Streams numbered below this were an earlier process's: their events are gone. */
+  readonly firstStream: number;
   /** Its resumable SSE streams (Streamable HTTP): the GET stream and one per POST answered with SSE. */
   readonly streams: SessionStreams;
   #capabilities: JsonObject;
@@ -50,6 +57,9 @@ export class McpClientSession {
   #getStreamCredential: string | undefined;
   #calls = new Map<string, ClientCall>();
   #serverRequests = new Map<string, (response: JsonRpcResponse) => void>();
+  /** Restored and its GET stream not resumed yet: it may name an event of the earlier process. */
+  #earlierGetStream: boolean;
+  #onTouch: (() => void) | undefined;
 
   constructor(
     options: {
@@ -65,9 +75,19 @@ export class McpClientSession {
        * It has a server instance of its own: what the instance sends before the client opens its GET
        * stream is held for it (up to the replay bounds) instead of dropped.
        */
-      perClient?: boolean;
+      perClient?: boolean | undefined;
+      /** Restored from the state store: its id, and the processes it lived in before. */
+      restored?: { id: string; epoch: number } | undefined;
+      /** Runs when the client was heard from (the session's `lastSeen` is saved now and then). */
+      onTouch?: () => void;
     },
   ) {
+    this.id = options.restored?.id ?? crypto.randomUUID();
+    this.epoch = options.restored?.epoch ?? 0;
+    this.perClient = options.perClient === true;
+    this.firstStream = this.epoch * STREAMS_PER_EPOCH + 1;
+    this.#earlierGetStream = options.restored !== undefined;
+    this.#onTouch = options.onTouch;
     this.owner = options.owner;
     this.serverName = options.serverName;
     this.#capabilities = options.capabilities;
@@ -78,7 +98,33 @@ export class McpClientSession {
       undefined,
       options.budget?.charge(options.owner, { what: "event replay" }),
     );
-    if (options.perClient === true) this.streams.standalone.hold();
+    if (this.perClient) this.streams.standalone.hold();
+    this.streams.numberFrom(this.firstStream);
+  }
+
+  /**
+   * True once for a restored session (then false): its client may resume the GET stream from an event
+   * the earlier process sent, which this one takes as the point to go on from.
+   */
+  takeEarlierGetStream(): boolean {
+    const earlier = this.#earlierGetStream;
+    this.#earlierGetStream = false;
+    return earlier;
+  }
+
+  /** The session as the state store keeps it. */
+  record(): ClientRecord {
+    return {
+      v: RECORD_VERSION,
+      id: this.id,
+      owner: this.owner,
+      serverName: this.serverName,
+      protocolVersion: this.#protocolVersion,
+      capabilities: this.#capabilities,
+      lastSeen: this.#lastSeen,
+      epoch: this.epoch,
+      ...(this.perClient ? { perClient: true } : {}),
+    };
   }
 
   /** What the client declared in `initialize`. */
@@ -110,6 +156,7 @@ export class McpClientSession {
   /** Records that the client was heard from. */
   touch(now: number): void {
     this.#lastSeen = now;
+    this.#onTouch?.();
   }
 
   /** True with no call in flight and no open GET stream: the session may be forgotten. */
@@ -240,12 +287,16 @@ export interface McpClientSessionsOptions {
   budget?: MemoryBudget | undefined;
   /** A session was deleted (by its client, for idleness, or for room): its per-client instance stops. */
   onEnd?: (session: McpClientSession, reason: string) => void;
+  /** Where sessions are saved, so that a restarted gateway knows them (Streamable HTTP only). */
+  state?: ServeState | undefined;
 }
 
 /** The MCP client sessions of the gateway, by id. */
 export class McpClientSessions {
   #sessions = new Map<string, McpClientSession>();
   #options: McpClientSessionsOptions;
+  /** When each session's `lastSeen` was last saved. */
+  #savedAt = new WeakMap<McpClientSession, number>();
 
   constructor(options: McpClientSessionsOptions) {
     this.#options = options;
@@ -283,7 +334,11 @@ export class McpClientSessions {
    * Undefined when the owner is at its cap with no idle session.
    */
   open(
-    fields: Omit<ConstructorParameters<typeof McpClientSession>[0], "now" | "streams" | "budget">,
+    fields: Pick<
+      ConstructorParameters<typeof McpClientSession>[0],
+      "owner" | "serverName" | "capabilities" | "protocolVersion" | "perClient"
+    >,
+    how: { legacy?: boolean; restored?: { id: string; epoch: number; lastSeen: number } } = {},
   ): McpClientSession | undefined {
     let count = 0;
     let oldest: McpClientSession | undefined;
@@ -298,14 +353,37 @@ export class McpClientSessions {
       if (oldest === undefined) return undefined;
       this.delete(oldest, "too many sessions for the owner");
     }
-    const session = new McpClientSession({
+    const { legacy = false, restored } = how;
+    const session: McpClientSession = new McpClientSession({
       ...fields,
-      now: this.#options.now(),
+      now: restored?.lastSeen ?? this.#options.now(),
       ...(this.#options.streams === undefined ? {} : { streams: this.#options.streams }),
       budget: this.#options.budget,
+      restored,
+      ...(legacy ? {} : { onTouch: () => this.#touched(session) }),
     });
     this.#sessions.set(session.id, session);
+    // A legacy session lives on its one SSE connection, which a restart ends: nothing to keep.
+    if (!legacy) this.#save(session);
     return session;
+  }
+
+  /**
+   * Restores the sessions a gateway before this one saved: their clients go on with the same
+   * `Mcp-Session-Id`. Before the gateway listens. Returns how many were restored.
+   */
+  restore(records: readonly ClientRecord[]): number {
+    const now = this.#options.now();
+    let restored = 0;
+    for (const record of [...records].sort((a, b) => a.lastSeen - b.lastSeen)) {
+      if (this.#sessions.has(record.id) || now - record.lastSeen > this.#options.ttlMs) continue;
+      const { id, owner, serverName, capabilities, protocolVersion, lastSeen, perClient } = record;
+      const session = this.open({ owner, serverName, capabilities, protocolVersion, perClient }, {
+        restored: { id, epoch: record.epoch + 1, lastSeen },
+      });
+      if (session !== undefined) restored++;
+    }
+    return restored;
   }
 
   /** Ends a session and forgets it. */
@@ -314,6 +392,20 @@ export class McpClientSessions {
     this.#sessions.delete(session.id);
     session.end(reason);
     this.#options.onEnd?.(session, reason);
+    if (!session.legacy) this.#options.state?.dropClient(session.id);
+  }
+
+  #save(session: McpClientSession): void {
+    const state = this.#options.state;
+    if (state === undefined) return;
+    this.#savedAt.set(session, session.lastSeen);
+    state.saveClient(session.record());
+  }
+
+  /** Saves `lastSeen` now and then: often enough that a restart forgets no session early by much. */
+  #touched(session: McpClientSession): void {
+    const savedAt = this.#savedAt.get(session) ?? 0;
+    if (session.lastSeen - savedAt >= this.#options.ttlMs / 16) this.#save(session);
   }
 
   /** Forgets sessions idle for longer than the TTL. */
@@ -326,9 +418,12 @@ export class McpClientSessions {
     }
   }
 
-  /** Ends every session. */
+  /** Ends every session (the gateway stops); with a state store they are saved as they stand, for the next. */
   close(reason: string): void {
-    for (const session of this.#sessions.values()) session.end(reason);
+    for (const session of this.#sessions.values()) {
+      if (!session.legacy) this.#save(session);
+      session.end(reason);
+    }
     this.#sessions.clear();
   }
 }
