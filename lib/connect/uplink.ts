@@ -2,7 +2,7 @@
 // carrying every server that attaches (our gateway's `channels` extension) or only the first (contracts
 // A and B, or a gateway without the extension: then the others are told to dial links of their own).
 
-import { backoffDelay } from "../util/backoff.ts";
+import { reconnectDelay } from "../util/backoff.ts";
 import { delay } from "../util/delay.ts";
 import { logger } from "../util/log.ts";
 import { CloseCode, type Frame } from "../protocol/frames.ts";
@@ -15,6 +15,18 @@ import type { ConnectSettings } from "./settings.ts";
 import type { Tunnel } from "./tunnel.ts";
 
 const log = logger("connect");
+
+/**
+ * A registered link that stayed up this long was healthy: when it drops, the gateway was fine a moment
+ * ago, so the reconnect count starts over on the quick schedule (lib/util/backoff.ts `QUICK_RECONNECT`).
+ */
+export const HEALTHY_AFTER_MS = 5_000;
+
+/**
+ * A link that carried a call (a frame the gateway routed to a server) is healthy sooner, but not at once:
+ * a gateway that cuts every link at its first call is then dialed at most about once a second.
+ */
+export const HEALTHY_WITH_CALLS_AFTER_MS = 1_000;
 
 /** A server as the uplink sees it. */
 export interface UplinkMember {
@@ -43,8 +55,10 @@ export interface UplinkOptions {
   /** Our `X-Session-ID`. */
   clientSessionId: string;
   random?: (() => number) | undefined;
-  /** A link that stayed up this long resets the reconnect counter, in milliseconds. */
+  /** A link that stayed up this long was healthy, in milliseconds (default {@link HEALTHY_AFTER_MS}). */
   healthyAfterMs?: number | undefined;
+  /** The same for a link that carried a call (default {@link HEALTHY_WITH_CALLS_AFTER_MS}). */
+  healthyWithCallsAfterMs?: number | undefined;
   metrics?: ConnectMetrics | undefined;
 }
 
@@ -73,6 +87,10 @@ export class Uplink {
   #opening: { member: UplinkMember; channel?: LinkChannel } | undefined;
   #dialing: Promise<void> | undefined;
   #attempt = 0;
+  /** The last link that dropped was healthy: the attempts since follow the quick schedule. */
+  #afterHealthy = false;
+  /** The current link carried a call. */
+  #carried = false;
   #lastError = "";
   #channelsRefused = false;
   #fatal: Error | undefined;
@@ -162,8 +180,9 @@ export class Uplink {
   }
 
   #backoff(attempt: number): number {
-    return backoffDelay(attempt, {
+    return reconnectDelay(attempt, {
       baseMs: this.#options.settings.reconnectDelay * 1000,
+      afterHealthy: this.#afterHealthy,
       ...(this.#options.random ? { random: this.#options.random } : {}),
     });
   }
@@ -186,10 +205,11 @@ export class Uplink {
         log.info("Reconnecting in {seconds} s (attempt {attempt}{of})", {
           event: "reconnect_scheduled",
           seconds: (waitMs / 1000).toFixed(2),
+          waitMs,
           attempt: this.#attempt,
           of: maxRetries > 0 ? ` of ${maxRetries}` : "",
         });
-        await delay(waitMs, signal).catch(() => {});
+        if (waitMs > 0) await delay(waitMs, signal).catch(() => {});
         if (signal.aborted || this.#waiting.size === 0) return;
         metrics?.linkReconnects.inc();
       }
@@ -266,6 +286,7 @@ export class Uplink {
     metrics?.registrationDuration.observe((performance.now() - started) / 1000);
     metrics?.linkUp.inc();
     this.#openedAt = performance.now();
+    this.#carried = false;
     // A resumed session proves the gateway is up and has our calls waiting: the next drop should be
     // retried quickly again, not after a backoff grown by earlier drops.
     if (link.registration.resumed === true) this.#attempt = 0;
@@ -351,6 +372,7 @@ export class Uplink {
       });
       return;
     }
+    this.#carried = true;
     attached.member.tunnel.onFrame(frame, attached.channel);
   }
 
@@ -364,7 +386,11 @@ export class Uplink {
   #linkEnded(link: Link, end: LinkEnd): void {
     if (link !== this.#link) return;
     this.#link = undefined;
-    const { metrics, healthyAfterMs = 30_000 } = this.#options;
+    const {
+      metrics,
+      healthyAfterMs = HEALTHY_AFTER_MS,
+      healthyWithCallsAfterMs = HEALTHY_WITH_CALLS_AFTER_MS,
+    } = this.#options;
     metrics?.linkUp.dec();
     const attached = [...this.#members.values()];
     this.#members.clear();
@@ -382,8 +408,13 @@ export class Uplink {
       metrics?.errors.inc(end.kind === "heartbeat" ? "heartbeat_timeout" : "link_lost");
       log.warning("Lost the link to the gateway: {error}", { event: "link_lost", error: reason });
       this.#lastError = reason;
-      if (performance.now() - this.#openedAt >= healthyAfterMs) this.#attempt = 0;
-      this.#attempt++;
+      const upMs = performance.now() - this.#openedAt;
+      // A healthy link starts the count over on the quick schedule: the first attempt goes out within
+      // 50 ms. Any other drop counts on, on the normal schedule, so that a gateway that takes links and
+      // drops them at once is not dialed in a loop (a resumed session resets the count, see #dial).
+      this.#afterHealthy = upMs >= healthyAfterMs ||
+        (this.#carried && upMs >= healthyWithCallsAfterMs);
+      this.#attempt = this.#afterHealthy ? 1 : this.#attempt + 1;
     }
     for (const { channel } of attached) channel.end(end);
     if (this.#waiting.size > 0) this.#ensureDialing();

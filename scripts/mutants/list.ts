@@ -418,4 +418,52 @@ export const MUTANTS: Mutant[] = [
     tests: ["tests/e2e/many_servers_contracts_test.ts"],
     filter: "shared link drops",
   },
+  // -- reconnecting (issue 17) --
+  {
+    id: "reconnect-healthy-first-attempt",
+    rule: "after a healthy link drops, the first reconnect attempt goes out within 50 ms",
+    file: "lib/util/backoff.ts",
+    find: "  firstJitterMs: 50,",
+    replace: "  firstJitterMs: 1000,",
+    tests: ["tests/util/backoff_test.ts", "tests/connect/uplink_test.ts"],
+  },
+  {
+    id: "reconnect-healthy-ignored",
+    rule: "the drop of a healthy link starts the quick schedule (the first attempt within 50 ms)",
+    file: "lib/connect/uplink.ts",
+    find: "      this.#afterHealthy = upMs >= healthyAfterMs ||",
+    replace: "      this.#afterHealthy = false && upMs >= healthyAfterMs ||",
+    tests: ["tests/connect/uplink_test.ts"],
+    filter: "healthy",
+  },
+  {
+    id: "reconnect-calls-make-healthy",
+    rule:
+      "a link that carried a call counts as healthy after a second, without waiting the full time",
+    file: "lib/connect/uplink.ts",
+    find: "    this.#carried = true;\n",
+    replace: "",
+    tests: ["tests/connect/uplink_test.ts"],
+    filter: "carried a call",
+  },
+  {
+    id: "reconnect-no-hot-loop",
+    rule:
+      "a link dropped before it was healthy counts as a failure: the backoff grows (no hot loop)",
+    file: "lib/connect/uplink.ts",
+    find: "      this.#attempt = this.#afterHealthy ? 1 : this.#attempt + 1;",
+    replace: "      this.#attempt = 1;",
+    tests: ["tests/connect/uplink_test.ts"],
+    filter: "drops every link at once",
+  },
+  {
+    id: "reconnect-refused-backs-off",
+    rule:
+      "a gateway that refuses every registration is dialed with the normal backoff, not the quick one",
+    file: "lib/connect/uplink.ts",
+    find: "      afterHealthy: this.#afterHealthy,",
+    replace: "      afterHealthy: true,",
+    tests: ["tests/connect/uplink_test.ts"],
+    filter: "refuses every registration",
+  },
 ];
