@@ -2,6 +2,7 @@
 // under --max-sessions-per-owner, which a link holds from its upgrade until it registers (refused with
 // 4029 past the limit). Keeps every accepted link, registered or not, for the reaper and for shutdown.
 
+import type { HttpRequest } from "./http_request.ts";
 import { CloseCode } from "../protocol/frames.ts";
 import type { RegisterFrame } from "../protocol/registration.ts";
 import { logger } from "../util/log.ts";
@@ -20,7 +21,7 @@ const log = logger("serve");
 /** Options of {@link LinkAdmission}. */
 export interface LinkAdmissionOptions {
   /** The identity of the upgrade's token if it may connect, else the 401/403 to send. */
-  authorize(request: Request): Promise<Identity | Response>;
+  authorize(request: HttpRequest): Promise<Identity | Response>;
   /** Live sessions: those holding a link take a place each. */
   registry: TunnelRegistry<TunnelSession>;
   maxSessionsPerOwner: number;
@@ -71,7 +72,7 @@ export class LinkAdmission {
    * Answers an upgrade to `/reverse-proxy/ws`: 426 without an upgrade, 401/403 without a token that may
    * connect, else the handshake, after which the link is admitted or refused with 4029.
    */
-  async accept(request: Request): Promise<Response | WebSocketAccept> {
+  async accept(request: HttpRequest): Promise<Response | WebSocketAccept> {
     const { authorize, metrics, publicUrl } = this.#options;
     if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
       return Response.json({ error: "Expected a WebSocket upgrade" }, {

@@ -466,4 +466,14 @@ export const MUTANTS: Mutant[] = [
     tests: ["tests/connect/uplink_test.ts"],
     filter: "refuses every registration",
   },
+  // -- serve's request view (issue 17) --
+  {
+    id: "request-path-unparsed",
+    rule: "serve routes on the path the URL parser gives, also for targets it would normalize",
+    file: "lib/serve/http/node_request.ts",
+    find:
+      "return PLAIN_PATH.test(path) && !DOT_SEGMENT.test(path) ? path : new URL(this.url).pathname;",
+    replace: "return PLAIN_PATH.test(path) ? path : new URL(this.url).pathname;",
+    tests: ["tests/serve/http/node_request_test.ts"],
+  },
 ];
