@@ -190,6 +190,7 @@ export class NodeRequest implements HttpRequest, Watched {
 
   /** The answer is out: a body nobody read to its end is given up on (the listener lingers on the rest). */
   abandonBody(): void {
+    if (this.#done) return;
     this.#fail(new Error("The request was answered before its body was read"));
   }
 
