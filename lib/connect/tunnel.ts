@@ -32,6 +32,9 @@ import { localAnswer } from "./local_answer.ts";
 
 const log = logger("connect");
 
+/** The link's send queue is looked at after this many characters of the server's output, at most. */
+const CHECK_BYTES = 256 * 1024;
+
 /** Options of {@link Tunnel}. */
 export interface TunnelOptions {
   /** Updated on every message; optional so that tests and the demo can leave it out. */
@@ -56,6 +59,8 @@ export class Tunnel {
   /** Server-initiated requests sent to the gateway and not answered yet (C only). */
   #serverRequests = new Map<string, JsonRpcId>();
   #undeliverable = 0;
+  /** Characters sent to the link since its queue was last looked at (see fromServer). */
+  #unchecked = 0;
   #resumption: Resumption;
   /** Payload logging costs a serialization per message: decide once whether anyone will read it. */
   #debug = log.isEnabledFor("debug");
@@ -329,9 +334,12 @@ export class Tunnel {
       }
       this.#sendText("notification", message.text, message.bytes, undefined);
     }
-    if (link !== undefined && link.bufferedAmount > HIGH_WATER_BYTES) {
-      return drain(link, this.#options.signal);
-    }
+    // Asking the socket costs an op per message: it is asked once per CHECK_BYTES sent (the queue can
+    // then pass the high-water mark by at most that much and one message).
+    this.#unchecked += message.text.length;
+    if (link === undefined || this.#unchecked < CHECK_BYTES) return;
+    this.#unchecked = 0;
+    if (link.bufferedAmount > HIGH_WATER_BYTES) return drain(link, this.#options.signal);
   }
 
   #serverRequest(message: ServerMessage): void {

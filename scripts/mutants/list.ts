@@ -476,4 +476,23 @@ export const MUTANTS: Mutant[] = [
     replace: "return PLAIN_PATH.test(path) ? path : new URL(this.url).pathname;",
     tests: ["tests/serve/http/node_request_test.ts"],
   },
+  {
+    id: "heartbeat-any-frame-alive",
+    rule: "any frame from the gateway after a heartbeat counts as liveness, not only its reply",
+    file: "lib/connect/link_heartbeat.ts",
+    find: "this.#sentAt !== undefined && this.#inbound > this.#inboundAtSent",
+    replace: "this.#sentAt !== undefined && false",
+    tests: ["tests/connect/link_test.ts"],
+    filter: "liveness",
+  },
+  {
+    id: "backpressure-checked",
+    rule: "the server's output stops being read while the link holds more than the high-water mark",
+    file: "lib/connect/tunnel.ts",
+    find:
+      "    if (link.bufferedAmount > HIGH_WATER_BYTES) return drain(link, this.#options.signal);",
+    replace: "",
+    tests: ["tests/e2e/connect_protection_test.ts"],
+    filter: "backpressure",
+  },
 ];
