@@ -147,8 +147,10 @@ async function main(args: string[]): Promise<number> {
   );
   console.log(
     `${config.reps} repetition(s); ${m.calls} sequential calls after ${m.warmup} warm-up; ${m.throughputCalls} calls with ${m.inflight} in flight; ${
-      (m.bigBytes / 1024 / 1024).toFixed(0)
-    } MiB result; program ${config.bundle ? "dist/mcp-rproxy/main.js" : "main.ts"}. ${NOISE}`,
+      config.mode === "peers"
+        ? "no large result"
+        : `${(m.bigBytes / 1024 / 1024).toFixed(0)} MiB result`
+    }; program ${config.bundle ? "dist/mcp-rproxy/main.js" : "main.ts"}. ${NOISE}`,
   );
 
   const tokensFile = await Deno.makeTempFile({ prefix: "mcp-rproxy-bench-", suffix: ".tokens" });
@@ -213,7 +215,7 @@ async function main(args: string[]): Promise<number> {
         `Medians of ${config.reps} repetition(s). Latency: sequential tools/call echo round trips; "+p50" added over the stdio floor; "/floor" throughput (${m.inflight} in flight) over the stdio floor's.`,
       );
       console.log(
-        `"start ms": stdio = server spawn → initialized; tunnels = launch of connect → registered. "CPU µs/call": CPU time of connect (+ serve) per echo call. RSS: VmHWM (MiB) of connect (of the relay on its row; of the echo peer on the hop row; of serve on its own row).`,
+        `"start ms": stdio = server spawn → initialized; tunnels = launch of connect → registered. "CPU µs/call": CPU time of connect (+ serve) per echo call, all echo phases; "in flight": the same in the timed phase with ${m.inflight} calls in flight only. RSS: VmHWM (MiB) of connect (of the relay on its row; of the echo peer on the hop row; of serve on its own row).`,
       );
       console.log(pathsTable(medians));
       console.log("");

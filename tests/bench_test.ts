@@ -31,7 +31,10 @@ function tunnel(
     launchToRegisteredMs: 100,
     startup: { registered: 100 },
     connectCpuUsPerCall: cpu,
-    ...(serveCpu === undefined ? {} : { serveCpuUsPerCall: serveCpu }),
+    connectInflightCpuUsPerCall: cpu,
+    ...(serveCpu === undefined
+      ? {}
+      : { serveCpuUsPerCall: serveCpu, serveInflightCpuUsPerCall: serveCpu }),
     rss: { idleHwm: 50 * MIB, loadHwm: 60 * MIB, bigHwm: 120 * MIB, endRss: 50 * MIB, ...rss },
   };
 }
@@ -80,7 +83,7 @@ Deno.test("evaluate() fails each issue-17 target just past its bound", () => {
     ["3. launch", (r) => r.servers.demo!.tunnelA.launchToRegisteredMs = 110.1],
     ["4. p50 added over stdio", (r) => r.servers.demo!.serve.p50Us = 401],
     ["4. throughput", (r) => r.servers.demo!.serve.callsPerSecond = 4499],
-    ["4. serve's CPU", (r) => r.servers.demo!.serve.serveCpuUsPerCall = 50.1],
+    ["4. serve's CPU", (r) => r.servers.demo!.serve.serveInflightCpuUsPerCall = 50.1],
     ["7. connect's idle RSS", (r) => r.servers.demo!.tunnelA.rss.idleHwm = 56 * MIB + 1],
     ["7. connect's RSS after", (r) => r.servers.demo!.tunnelA.rss.bigHwm = 132 * MIB + 1],
   ];

@@ -50,6 +50,10 @@ export interface TunnelFigures extends Figures {
   connectCpuUsPerCall: number;
   /** The same for the serve process (serve + connect path only). */
   serveCpuUsPerCall?: number;
+  /** CPU µs per call of connect (or the relay) in the timed phase with calls in flight only. */
+  connectInflightCpuUsPerCall: number;
+  /** The same for serve (serve + connect path only): what target 4 bounds. */
+  serveInflightCpuUsPerCall?: number;
   rss: PeakRss & { endRss: number };
   /** serve's own peaks (serve + connect path only). */
   serveRss?: PeakRss;
@@ -184,19 +188,28 @@ async function measureTunnel(
     ? { idleHwm: readRss(serve.pid).hwm, loadHwm: 0 }
     : undefined;
   const cpu = { connect: 0, serve: 0 };
+  const inflight = { connect: 0, serve: 0 };
   const figures = await measure(client, mcpMessages(SERVERS[kind].hasBig), {
     ...options,
     onStart: () => {
       cpu.connect = readCpuNs(connect.pid);
       if (serve) cpu.serve = readCpuNs(serve.pid);
     },
+    onInflightStart: () => {
+      inflight.connect = readCpuNs(connect.pid);
+      if (serve) inflight.serve = readCpuNs(serve.pid);
+    },
     onPhaseEnd: (phase) => {
       const now = readRss(connect.pid);
       if (phase === "load") {
         rss.loadHwm = now.hwm;
-        cpu.connect = readCpuNs(connect.pid) - cpu.connect;
+        const connectNs = readCpuNs(connect.pid);
+        cpu.connect = connectNs - cpu.connect;
+        inflight.connect = connectNs - inflight.connect;
         if (serve) {
-          cpu.serve = readCpuNs(serve.pid) - cpu.serve;
+          const serveNs = readCpuNs(serve.pid);
+          cpu.serve = serveNs - cpu.serve;
+          inflight.serve = serveNs - inflight.serve;
           serveRss!.loadHwm = readRss(serve.pid).hwm;
         }
       } else {
@@ -212,7 +225,14 @@ async function measureTunnel(
     launchToRegisteredMs: registered.at - connect.launchedAt,
     startup: await startupOf(connect, registered),
     connectCpuUsPerCall: perCall(cpu.connect),
-    ...(serve && serveRss ? { serveCpuUsPerCall: perCall(cpu.serve), serveRss } : {}),
+    connectInflightCpuUsPerCall: inflight.connect / 1000 / options.throughputCalls,
+    ...(serve && serveRss
+      ? {
+        serveCpuUsPerCall: perCall(cpu.serve),
+        serveInflightCpuUsPerCall: inflight.serve / 1000 / options.throughputCalls,
+        serveRss,
+      }
+      : {}),
     rss,
   };
 }

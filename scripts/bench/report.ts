@@ -34,6 +34,7 @@ const COLUMNS: [string, number][] = [
   ["RSS big", 8],
   ["big ms", 7],
   ["CPU µs/call", 12],
+  ["in flight", 10],
 ];
 
 /** One table row; cells beyond those given are blank. */
@@ -114,6 +115,8 @@ export function pathsTable(m: Repetition): string {
         n(t.bigMs, 1),
         n(t.connectCpuUsPerCall, 1) +
         (t.serveCpuUsPerCall === undefined ? "" : ` +${n(t.serveCpuUsPerCall, 0)}`),
+        n(t.connectInflightCpuUsPerCall, 1) +
+        (t.serveInflightCpuUsPerCall === undefined ? "" : ` +${n(t.serveInflightCpuUsPerCall, 0)}`),
       ]));
       if (t.serveRss !== undefined) {
         rows.push(line([

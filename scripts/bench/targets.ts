@@ -122,9 +122,13 @@ export function evaluate(m: Repetition): Target[] {
     );
     add(
       sp,
-      `4. serve's CPU per call ≤ ${LIMITS.serveCpuUs} µs`,
-      (serve.serveCpuUsPerCall ?? Infinity) <= LIMITS.serveCpuUs,
-      `${n(serve.serveCpuUsPerCall, 1)} µs (connect: ${n(serve.connectCpuUsPerCall, 1)} µs)`,
+      `4. serve's CPU per call with calls in flight ≤ ${LIMITS.serveCpuUs} µs`,
+      (serve.serveInflightCpuUsPerCall ?? Infinity) <= LIMITS.serveCpuUs,
+      `${n(serve.serveInflightCpuUsPerCall, 1)} µs (connect: ${
+        n(serve.connectInflightCpuUsPerCall, 1)
+      } µs; over all echo calls, sequential ones included: serve ${
+        n(serve.serveCpuUsPerCall, 1)
+      }, connect ${n(serve.connectCpuUsPerCall, 1)})`,
     );
     // 7. Memory against the bare relay of the same run.
     for (const [label, t] of [["tunnel A", s.tunnelA], ["serve+connect", s.serve]] as const) {
