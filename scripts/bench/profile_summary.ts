@@ -1,7 +1,9 @@
 // Reads a V8 `.cpuprofile` (`deno run --cpu-prof`, the bench's `--profile DIR`) and says where the busy
 // samples went: by layer (our lib/, the npm packages, Deno's node compatibility layer, Deno's own runtime,
 // GC, native) and by function, self time and time including callees.
-// Usage: deno run -A scripts/bench/profile_summary.ts FILE.cpuprofile [--top N] [--match TEXT]
+// Usage: deno run -A scripts/bench/profile_summary.ts FILE.cpuprofile [--top N] [--match TEXT] [--exclude FN]
+// --exclude drops the samples of a native function (e.g. `writev`: the V8 profiler samples wall time, so
+// a syscall during which the thread was preempted shows as busy; `perf` gives the true CPU split).
 
 import { parseArgs } from "node:util";
 
@@ -64,8 +66,11 @@ function label(frame: CallFrame): string {
   return `${frame.functionName || "(anonymous)"} ${file}:${frame.lineNumber + 1}`;
 }
 
-/** Summarises a profile. `match` keeps, for the function lists, only labels containing it. */
-export function summarize(profile: CpuProfile, match = ""): ProfileSummary {
+/**
+ * Summarises a profile. `match` keeps, for the function lists, only labels containing it; samples whose
+ * own frame is the function `exclude` are left out (counted as neither busy nor idle).
+ */
+export function summarize(profile: CpuProfile, match = "", exclude = ""): ProfileSummary {
   const byId = new Map<number, ProfileNode>();
   const parent = new Map<number, number>();
   for (const node of profile.nodes) {
@@ -84,6 +89,7 @@ export function summarize(profile: CpuProfile, match = ""): ProfileSummary {
   let idleMs = 0;
   for (const [id, ms] of self) {
     const node = byId.get(id)!;
+    if (exclude !== "" && node.callFrame.functionName === exclude) continue;
     const layer = layerOf(node.callFrame);
     if (layer === "idle") {
       idleMs += ms;
@@ -129,12 +135,12 @@ function print(file: string, summary: ProfileSummary, top: number): void {
 if (import.meta.main) {
   const { values, positionals } = parseArgs({
     args: Deno.args,
-    options: { top: { type: "string" }, match: { type: "string" } },
+    options: { top: { type: "string" }, match: { type: "string" }, exclude: { type: "string" } },
     allowPositionals: true,
   });
   const top = Number(values.top ?? 30);
   for (const file of positionals) {
     const profile = JSON.parse(await Deno.readTextFile(file)) as CpuProfile;
-    print(file, summarize(profile, values.match ?? ""), top);
+    print(file, summarize(profile, values.match ?? "", values.exclude ?? ""), top);
   }
 }
