@@ -164,7 +164,9 @@ export function evaluatePeers(m: PeersRepetition): Target[] {
       pass: ratio >= 3,
       detail: `${s.serve.callsPerSecond.toFixed(0)} vs ${
         s.supergateway.callsPerSecond.toFixed(0)
-      } calls/s = ${ratio.toFixed(2)} ×`,
+      } calls/s = ${ratio.toFixed(2)} × (CPU per call: serve + connect ${
+        ((s.serve.serveCpuUsPerCall ?? 0) + s.serve.connectCpuUsPerCall).toFixed(0)
+      } µs, supergateway ${s.supergateway.cpuUsPerCall.toFixed(0)} µs)`,
     });
     targets.push({
       path: `serve+connect vs supergateway (${kind})`,
