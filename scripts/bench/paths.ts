@@ -4,7 +4,7 @@
 
 import { ContractAClient, HopClient, HttpMcpClient, StdioClient, WsAcceptor } from "./clients.ts";
 import { DenoProcess, freePort, PATHS, type SeenEvent, waitHealthy } from "./children.ts";
-import { readCpuNs, readRss } from "./procfs.ts";
+import { readCpuNs, readRss, readSyscalls } from "./procfs.ts";
 import {
   connectArgs,
   ids,
@@ -54,6 +54,8 @@ export interface TunnelFigures extends Figures {
   connectInflightCpuUsPerCall: number;
   /** The same for serve (serve + connect path only): what target 4 bounds. */
   serveInflightCpuUsPerCall?: number;
+  /** serve's write syscalls per call with calls in flight (frames coalesced per tick lower it). */
+  serveInflightWritesPerCall?: number;
   rss: PeakRss & { endRss: number };
   /** serve's own peaks (serve + connect path only). */
   serveRss?: PeakRss;
@@ -188,7 +190,7 @@ async function measureTunnel(
     ? { idleHwm: readRss(serve.pid).hwm, loadHwm: 0 }
     : undefined;
   const cpu = { connect: 0, serve: 0 };
-  const inflight = { connect: 0, serve: 0 };
+  const inflight = { connect: 0, serve: 0, writes: 0 };
   const figures = await measure(client, mcpMessages(SERVERS[kind].hasBig), {
     ...options,
     onStart: () => {
@@ -197,7 +199,10 @@ async function measureTunnel(
     },
     onInflightStart: () => {
       inflight.connect = readCpuNs(connect.pid);
-      if (serve) inflight.serve = readCpuNs(serve.pid);
+      if (serve) {
+        inflight.serve = readCpuNs(serve.pid);
+        inflight.writes = readSyscalls(serve.pid).writes;
+      }
     },
     onPhaseEnd: (phase) => {
       const now = readRss(connect.pid);
@@ -210,6 +215,7 @@ async function measureTunnel(
           const serveNs = readCpuNs(serve.pid);
           cpu.serve = serveNs - cpu.serve;
           inflight.serve = serveNs - inflight.serve;
+          inflight.writes = readSyscalls(serve.pid).writes - inflight.writes;
           serveRss!.loadHwm = readRss(serve.pid).hwm;
         }
       } else {
@@ -230,6 +236,7 @@ async function measureTunnel(
       ? {
         serveCpuUsPerCall: perCall(cpu.serve),
         serveInflightCpuUsPerCall: inflight.serve / 1000 / options.throughputCalls,
+        serveInflightWritesPerCall: inflight.writes / options.throughputCalls,
         serveRss,
       }
       : {}),

@@ -131,6 +131,9 @@ export function pathsTable(m: Repetition): string {
           mib(t.serveRss.idleHwm),
           mib(t.serveRss.loadHwm),
           mib(t.serveRss.bigHwm),
+          "",
+          "",
+          `${n(t.serveInflightWritesPerCall, 2)} wr/call`,
         ]));
       }
     }
