@@ -23,7 +23,10 @@ export interface LinkHeartbeatOptions {
 export class LinkHeartbeat {
   #options: LinkHeartbeatOptions;
   #timer: ReturnType<typeof setInterval> | undefined;
-  #lastInboundAt = performance.now();
+  /** Frames from the gateway so far: counted, not timed (a clock read per frame showed in profiles). */
+  #inbound = 0;
+  /** {@link #inbound} when the unanswered heartbeat went out. */
+  #inboundAtSent = 0;
   #sentAt: number | undefined;
   #lastSentAt = 0;
 
@@ -33,7 +36,7 @@ export class LinkHeartbeat {
 
   /** Any frame came from the gateway: it counts as liveness. */
   inbound(): void {
-    this.#lastInboundAt = performance.now();
+    this.#inbound++;
   }
 
   /** A heartbeat reply came (a gateway heartbeat is only ever a reply: never answer it). */
@@ -53,7 +56,7 @@ export class LinkHeartbeat {
     if (announce) this.#options.send(keepaliveMs);
     this.#timer = setInterval(() => {
       const now = performance.now();
-      if (this.#sentAt !== undefined && this.#lastInboundAt >= this.#sentAt) {
+      if (this.#sentAt !== undefined && this.#inbound > this.#inboundAtSent) {
         this.#sentAt = undefined;
       }
       if (this.#sentAt !== undefined && now - this.#sentAt >= deadlineMs) {
@@ -67,7 +70,10 @@ export class LinkHeartbeat {
       }
       if (now - this.#lastSentAt >= keepaliveMs) {
         this.#lastSentAt = now;
-        this.#sentAt ??= now;
+        if (this.#sentAt === undefined) {
+          this.#sentAt = now;
+          this.#inboundAtSent = this.#inbound;
+        }
         this.#options.send();
       }
     }, tickMs);

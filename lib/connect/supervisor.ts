@@ -24,7 +24,7 @@ export interface SupervisorOptions {
   signal: AbortSignal;
   /** Returns a number in [0, 1) for backoff jitter; injected by tests. */
   random?: () => number;
-  /** A link that stayed up this long resets the reconnect counter, in milliseconds. */
+  /** A link that stayed up this long was healthy (its drop is retried at once), in milliseconds. */
   healthyAfterMs?: number;
   /** Deadline for a server's `initialize` reply, in milliseconds. */
   initTimeoutMs?: number;

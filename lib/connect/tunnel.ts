@@ -38,6 +38,9 @@ import { isDataFrame, isObjectPayload } from "./gateway_frames.ts";
 
 const log = logger("connect");
 
+/** The link's send queue is looked at after this many characters of the server's output, at most. */
+const CHECK_BYTES = 256 * 1024;
+
 /** Options of {@link Tunnel}. */
 export interface TunnelOptions {
   /** Updated on every message; optional so that tests and the demo can leave it out. */
@@ -62,6 +65,8 @@ export class Tunnel {
   /** Server-initiated requests sent to the gateway and not answered yet (C only). */
   #serverRequests = new RelayedRequests();
   #undeliverable = 0;
+  /** Characters sent to the link since its queue was last looked at (see fromServer). */
+  #unchecked = 0;
   #resumption: Resumption;
   /** Payload logging costs a serialization per message: decide once whether anyone will read it. */
   #debug = log.isEnabledFor("debug");
@@ -198,15 +203,14 @@ export class Tunnel {
    */
   unregister(reason = "mcp-rproxy is shutting down"): boolean {
     const link = this.#link;
-    let closed = false;
-    if (link?.isOpen) {
+    const closed = link?.isOpen === true;
+    if (closed) {
       // Answer what is still in flight so that no caller waits for a response that will never come.
       this.failCalls(this.#session?.takeInFlight() ?? [], reason);
       link.sendText(encodeUnregister({ sessionId: link.sessionId, channel: link.channel }));
-      closed = true;
     }
     this.#link = undefined;
-    this.#failServerRequests(reason);
+    this.#serverRequests.failAll(this.#session, reason);
     return closed;
   }
 
@@ -226,11 +230,10 @@ export class Tunnel {
         count: lost.length,
       });
     }
-    this.#failServerRequests("The link to the gateway dropped before the client answered");
-  }
-
-  #failServerRequests(message: string): void {
-    this.#serverRequests.failAll(this.#session, message);
+    this.#serverRequests.failAll(
+      this.#session,
+      "The link to the gateway dropped before the client answered",
+    );
   }
 
   /** True when a message sent now reaches the gateway, now or by replay after a resumption. */
@@ -332,9 +335,7 @@ export class Tunnel {
         });
         return;
       }
-      if (this.#debug) {
-        log.debug("→ gateway response {payload}", { payload: truncate(message.text) });
-      }
+      this.#trace("→ gateway response", message.text);
       this.#sendText("response", message.text, {
         bytes: message.bytes,
         id: request.id,
@@ -350,17 +351,23 @@ export class Tunnel {
         });
         return;
       }
-      if (this.#debug) {
-        log.debug("→ gateway notification {payload}", { payload: truncate(message.text) });
-      }
+      this.#trace("→ gateway notification", message.text);
       this.#sendText("notification", message.text, {
         bytes: message.bytes,
         clientSession: message.clientSession,
       });
     }
-    if (link !== undefined && link.bufferedAmount > HIGH_WATER_BYTES) {
-      return drain(link, this.#options.signal);
-    }
+    // Asking the socket costs an op per message: it is asked once per CHECK_BYTES sent (the queue can
+    // then pass the high-water mark by at most that much and one message).
+    this.#unchecked += message.text.length;
+    if (link === undefined || this.#unchecked < CHECK_BYTES) return;
+    this.#unchecked = 0;
+    if (link.bufferedAmount > HIGH_WATER_BYTES) return drain(link, this.#options.signal);
+  }
+
+  /** Logs a payload at debug, when anyone reads debug (a payload is never logged above it). */
+  #trace(what: string, payload: string): void {
+    if (this.#debug) log.debug(`${what} {payload}`, { payload: truncate(payload) });
   }
 
   #serverRequest(message: ServerMessage): void {
@@ -379,9 +386,7 @@ export class Tunnel {
         return session?.reply(tooLargeError(id, what, size), clientSession);
       }
       this.#serverRequests.add(id, clientSession);
-      if (this.#debug) {
-        log.debug("→ gateway request {payload}", { payload: truncate(message.text) });
-      }
+      this.#trace("→ gateway request", message.text);
       if (this.#sendText("request", message.text, { bytes: message.bytes, clientSession })) return;
       this.#serverRequests.delete(id, clientSession);
     }
@@ -419,9 +424,7 @@ export class Tunnel {
     if (frame.type === "request" && payload.isText) {
       const forwarded = session.forwardText(payload.text, payload.facts, generation, clientSession);
       if (forwarded !== false) {
-        if (this.#debug) {
-          log.debug("← gateway request {payload}", { payload: truncate(payload.text) });
-        }
+        this.#trace("← gateway request", payload.text);
         // A request the server's input queue had no room for is answered at once.
         if (forwarded !== true) this.#sendPayload("response", forwarded, clientSession);
         this.#options.server?.callsInFlight.set(session.inFlightCount);
@@ -432,9 +435,7 @@ export class Tunnel {
     if (!isObjectPayload(frame, value)) return;
     // Never log `authentication` (a frame field): it carries downstream credentials.
     if (frame.type === "request") {
-      if (this.#debug) {
-        log.debug("← gateway request {payload}", { payload: truncate(payload.text) });
-      }
+      this.#trace("← gateway request", payload.text);
       for (const element of Array.isArray(value) ? value : [value]) {
         const immediate = session.fromTunnel(element as JsonObject, generation, clientSession);
         if (immediate) this.#sendPayload("response", immediate, clientSession);

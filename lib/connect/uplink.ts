@@ -2,13 +2,13 @@
 // carrying every server that attaches (our gateway's `channels` extension) or only the first (contracts
 // A and B, or a gateway without the extension: then the others are told to dial links of their own).
 
-import { backoffDelay } from "../util/backoff.ts";
 import { delay } from "../util/delay.ts";
 import { logger } from "../util/log.ts";
 import { CloseCode, type Frame } from "../protocol/frames.ts";
 import type { ResumeRequest } from "../protocol/registration.ts";
 import type { ServerDescription } from "./link_options.ts";
-import { AuthRefusedError, EvictedError, RetriesExhaustedError } from "./errors.ts";
+import { AuthRefusedError, EvictedError } from "./errors.ts";
+import { ReconnectSchedule } from "./reconnect_schedule.ts";
 import { DialError, Link, type LinkEnd } from "./link.ts";
 import { LinkChannel } from "./link_channel.ts";
 import type { ConnectMetrics } from "./metrics.ts";
@@ -47,8 +47,10 @@ export interface UplinkOptions {
   /** Which transport each dial uses (`--transport`); it may move a link back to WebSocket. */
   transport: TransportChoice;
   random?: (() => number) | undefined;
-  /** A link that stayed up this long resets the reconnect counter, in milliseconds. */
+  /** A link that stayed up this long was healthy, in milliseconds (reconnect_schedule.ts). */
   healthyAfterMs?: number | undefined;
+  /** The same for a link that carried a call. */
+  healthyWithCallsAfterMs?: number | undefined;
   metrics?: ConnectMetrics | undefined;
 }
 
@@ -71,13 +73,11 @@ interface Attached {
 export class Uplink {
   #options: UplinkOptions;
   #link: Link | undefined;
-  #openedAt = 0;
   #members = new Map<string, Attached>();
   #waiting = new Map<string, Waiter>();
   #opening: { member: UplinkMember; channel?: LinkChannel } | undefined;
   #dialing: Promise<void> | undefined;
-  #attempt = 0;
-  #lastError = "";
+  #schedule: ReconnectSchedule;
   #channelsRefused = false;
   #fatal: Error | undefined;
   /** The link is being closed by us (nothing left on it): its end is no failure. */
@@ -85,6 +85,14 @@ export class Uplink {
 
   constructor(options: UplinkOptions) {
     this.#options = options;
+    const { settings, random, healthyAfterMs, healthyWithCallsAfterMs } = options;
+    this.#schedule = new ReconnectSchedule({
+      baseMs: settings.reconnectDelay * 1000,
+      maxRetries: settings.maxRetries,
+      random,
+      healthyAfterMs,
+      healthyWithCallsAfterMs,
+    });
   }
 
   /** True while a link is registered and open. */
@@ -165,35 +173,25 @@ export class Uplink {
     this.#link?.close(CloseCode.Normal, "shutting down");
   }
 
-  #backoff(attempt: number): number {
-    return backoffDelay(attempt, {
-      baseMs: this.#options.settings.reconnectDelay * 1000,
-      ...(this.#options.random ? { random: this.#options.random } : {}),
-    });
-  }
-
   async #dialLoop(): Promise<void> {
     const { settings, signal, metrics } = this.#options;
     while (this.#waiting.size > 0 && !signal.aborted && this.#link?.isOpen !== true) {
-      if (this.#attempt > 0) {
+      let waitMs: number | undefined;
+      try {
+        waitMs = this.#schedule.nextWaitMs();
+      } catch (error: unknown) {
+        return this.#failAll(error as Error);
+      }
+      if (waitMs !== undefined) {
         const { maxRetries } = settings;
-        if (maxRetries > 0 && this.#attempt > maxRetries) {
-          return this.#failAll(
-            new RetriesExhaustedError(
-              `Giving up after ${maxRetries} reconnect attempt${
-                maxRetries === 1 ? "" : "s"
-              }; last error: ${this.#lastError}`,
-            ),
-          );
-        }
-        const waitMs = this.#backoff(this.#attempt);
         log.info("Reconnecting in {seconds} s (attempt {attempt}{of})", {
           event: "reconnect_scheduled",
           seconds: (waitMs / 1000).toFixed(2),
-          attempt: this.#attempt,
+          waitMs,
+          attempt: this.#schedule.attempt,
           of: maxRetries > 0 ? ` of ${maxRetries}` : "",
         });
-        await delay(waitMs, signal).catch(() => {});
+        if (waitMs > 0) await delay(waitMs, signal).catch(() => {});
         if (signal.aborted || this.#waiting.size === 0) return;
         metrics?.linkReconnects.inc();
       }
@@ -269,8 +267,7 @@ export class Uplink {
         this.#waiting.delete(member.key);
         return waiter.reject(error);
       }
-      this.#attempt++;
-      this.#lastError = error.message;
+      this.#schedule.failed(error.message);
       metrics?.errors.inc(dialErrorKind(error));
       // The message is a whole sentence naming the cause and the fix (lib/connect/dial_failure.ts).
       log.warning("{error}", { event: "connect_failed", kind: error.kind, error: error.message });
@@ -282,10 +279,7 @@ export class Uplink {
     metrics?.linkConnects.inc();
     metrics?.registrationDuration.observe((performance.now() - started) / 1000);
     metrics?.linkUp.inc();
-    this.#openedAt = performance.now();
-    // A resumed session proves the gateway is up and has our calls waiting: the next drop should be
-    // retried quickly again, not after a backoff grown by earlier drops.
-    if (link.registration.resumed === true) this.#attempt = 0;
+    this.#schedule.opened(link.registration.resumed === true);
     void link.ended.then((end) => this.#linkEnded(link, end));
     this.#watchTransport(link);
     waiter.resolve(channel);
@@ -382,6 +376,7 @@ export class Uplink {
       });
       return;
     }
+    this.#schedule.carried();
     attached.member.tunnel.onFrame(frame, attached.channel);
   }
 
@@ -395,7 +390,7 @@ export class Uplink {
   #linkEnded(link: Link, end: LinkEnd): void {
     if (link !== this.#link) return;
     this.#link = undefined;
-    const { metrics, healthyAfterMs = 30_000 } = this.#options;
+    const { metrics } = this.#options;
     metrics?.linkUp.dec();
     const attached = [...this.#members.values()];
     this.#members.clear();
@@ -412,9 +407,7 @@ export class Uplink {
         : `closed with code ${end.code}${end.reason ? ` (${end.reason})` : ""}`;
       metrics?.errors.inc(end.kind === "heartbeat" ? "heartbeat_timeout" : "link_lost");
       log.warning("Lost the link to the gateway: {error}", { event: "link_lost", error: reason });
-      this.#lastError = reason;
-      if (performance.now() - this.#openedAt >= healthyAfterMs) this.#attempt = 0;
-      this.#attempt++;
+      this.#schedule.dropped(reason);
     }
     for (const { channel } of attached) channel.end(end);
     if (this.#waiting.size > 0) this.#ensureDialing();

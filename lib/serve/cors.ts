@@ -1,6 +1,7 @@
 // Which browser origins may use the MCP endpoints, and the CORS headers that let an allowed browser read
 // the answers. Requests without an `Origin` (every non-browser client) pass.
 
+import type { HttpRequest } from "./http_request.ts";
 import { ErrorCode, errorResponse } from "../protocol/jsonrpc.ts";
 import { logger } from "../util/log.ts";
 
@@ -48,7 +49,7 @@ export class CorsPolicy {
    * without a token cost no log volume).
    */
   refusal(
-    request: Request,
+    request: HttpRequest,
     serverName: string,
     options: { authenticated?: boolean } = {},
   ): Response | undefined {
@@ -75,7 +76,7 @@ export class CorsPolicy {
    * Adds the CORS headers a browser needs to read `response` when the request came from an allowed
    * `Origin`; other responses are returned as they are.
    */
-  apply(request: Request, response: Response): Response {
+  apply(request: HttpRequest, response: Response): Response {
     const origin = request.headers.get("origin");
     if (origin === null || !this.allows(origin)) return response;
     response.headers.set("access-control-allow-origin", origin);
@@ -87,7 +88,7 @@ export class CorsPolicy {
    * Answers a preflight (`OPTIONS`, which browsers send without credentials): 204 with the allowed
    * methods and headers for an allowed origin, 403 for another one.
    */
-  preflight(request: Request, serverName: string): Response {
+  preflight(request: HttpRequest, serverName: string): Response {
     const refused = this.refusal(request, serverName, { authenticated: false });
     if (refused !== undefined) return refused;
     const response = new Response(null, {

@@ -2,6 +2,7 @@
 // each registered server at /servers/<name>/mcp, offers the sessions API, and reaps dead links. The listener
 // itself (stack, timeouts, WebSocket frames) is lib/serve/http/.
 
+import { type HttpRequest, pathOf } from "./http_request.ts";
 import denoJson from "../../deno.json" with { type: "json" };
 import { CloseCode } from "../protocol/frames.ts";
 import { logger } from "../util/log.ts";
@@ -237,7 +238,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     return `${scheme}://${host}:${server.port}`;
   }
 
-  function authorize(request: Request, role: Role): Promise<Identity | Response> {
+  function authorize(request: HttpRequest, role: Role): Promise<Identity | Response> {
     return authorizeRequest(tokens, request, { role, base: oauthBase() });
   }
 
@@ -246,10 +247,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     return Response.json({ error: "Malformed percent-encoding in the path" }, { status: 400 });
   }
 
-  async function route(request: Request): Promise<Response | WebSocketAccept> {
-    const url = new URL(request.url);
-    const segments = url.pathname.split("/").filter((s) => s !== "");
-    if (url.pathname === "/healthz") {
+  async function route(request: HttpRequest): Promise<Response | WebSocketAccept> {
+    const pathname = pathOf(request);
+    const segments = pathname.split("/").filter((s) => s !== "");
+    if (pathname === "/healthz") {
       return Response.json({ status: "ok", links: admission.links.size });
     }
     if (stopped) {
@@ -264,7 +265,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         { status: 503, headers: { "retry-after": "1" } },
       );
     }
-    if (url.pathname.startsWith(`${METADATA_PREFIX}/`) && tokens.oauthIssuers.length > 0) {
+    if (pathname.startsWith(`${METADATA_PREFIX}/`) && tokens.oauthIssuers.length > 0) {
       const authorizationServers = tokens.oauthIssuers.map((issuer) => issuer.url);
       return protectedResourceMetadata(request, { base: oauthBase(), authorizationServers });
     }
@@ -278,7 +279,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         return identity;
       }
       const rest = segments.slice(2).map(decodeSegment);
-      if (rest.some((segment) => segment === undefined)) return badPath(url.pathname);
+      if (rest.some((segment) => segment === undefined)) return badPath(pathname);
       return await handleSessionsApi(request, identity, rest as string[], {
         registry,
         maxBodyBytes: maxFrameBytes,
@@ -286,7 +287,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
     if (segments[0] === "servers" && MCP_PATHS.has(segments[2]!) && segments.length === 3) {
       const name = decodeSegment(segments[1]!);
-      if (name === undefined) return badPath(url.pathname);
+      if (name === undefined) return badPath(pathname);
       // A browser's preflight carries no credentials: it is answered before authentication.
       if (request.method === "OPTIONS") return endpoint.preflight(request, name);
       const identity = await authorize(request, "client");
@@ -359,7 +360,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           if (error instanceof RequestBodyTimeoutError) throw error;
           log.error("Request to {path} failed: {error}", {
             event: "internal_error",
-            path: bounded(new URL(request.url).pathname),
+            path: bounded(pathOf(request)),
             error: String(error),
           });
           return Response.json({ error: "Internal error" }, { status: 500 });

@@ -4,6 +4,7 @@
 // connection. Same auth, routing, limits and owner isolation as /mcp; its connection closing ends the
 // session (the transport has no resumption).
 
+import type { HttpRequest } from "./http_request.ts";
 import {
   classify,
   ErrorCode,
@@ -62,7 +63,7 @@ export class LegacySse {
   }
 
   /** `GET /servers/<serverName>/sse`: a new session, its SSE connection and its `endpoint` event. */
-  open(request: Request, identity: Identity, serverName: string): Response {
+  open(request: HttpRequest, identity: Identity, serverName: string): Response {
     if (!acceptOf(request).sse) {
       return new Response("GET needs Accept: text/event-stream", { status: 406 });
     }
@@ -135,7 +136,7 @@ export class LegacySse {
   }
 
   /** `POST /servers/<serverName>/messages?sessionId=…`: one message; its answer goes on the connection. */
-  async post(request: Request, identity: Identity, serverName: string): Promise<Response> {
+  async post(request: HttpRequest, identity: Identity, serverName: string): Promise<Response> {
     const id = new URL(request.url).searchParams.get("sessionId");
     const session = id === null ? undefined : this.#options.sessions.get(id);
     if (

@@ -4,6 +4,7 @@
 // Both link transports come in here: a WebSocket upgrade at /reverse-proxy/ws and an SSE stream at
 // /reverse-proxy/sse (sse_link_endpoint.ts), admitted alike.
 
+import type { HttpRequest } from "./http_request.ts";
 import { CloseCode, LINK_TRANSPORTS } from "../protocol/frames.ts";
 import type { RegisterFrame } from "../protocol/registration.ts";
 import { logger } from "../util/log.ts";
@@ -23,7 +24,7 @@ const log = logger("serve");
 /** Options of {@link LinkAdmission}. */
 export interface LinkAdmissionOptions {
   /** The identity of the upgrade's token if it may connect, else the 401/403 to send. */
-  authorize(request: Request): Promise<Identity | Response>;
+  authorize(request: HttpRequest): Promise<Identity | Response>;
   /** Live sessions: those holding a link take a place each. */
   registry: TunnelRegistry<TunnelSession>;
   maxSessionsPerOwner: number;
@@ -89,7 +90,7 @@ export class LinkAdmission {
   }
 
   /** Answers a request whose path continues with `rest` after `/reverse-proxy/` (`ws`, or `sse`…). */
-  async route(request: Request, rest: readonly string[]): Promise<Response | WebSocketAccept> {
+  async route(request: HttpRequest, rest: readonly string[]): Promise<Response | WebSocketAccept> {
     if (rest[0] === "ws" && rest.length === 1) return await this.accept(request);
     if (rest[0] === "sse") return await this.#sse.handle(request, rest.slice(1));
     return Response.json({ error: "Not found" }, { status: 404 });
@@ -99,7 +100,7 @@ export class LinkAdmission {
    * Answers an upgrade to `/reverse-proxy/ws`: 426 without an upgrade, 401/403 without a token that may
    * connect, else the handshake, after which the link is admitted or refused with 4029.
    */
-  async accept(request: Request): Promise<Response | WebSocketAccept> {
+  async accept(request: HttpRequest): Promise<Response | WebSocketAccept> {
     if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
       return Response.json({ error: "Expected a WebSocket upgrade" }, {
         status: 426,
@@ -113,7 +114,7 @@ export class LinkAdmission {
    * Checks the token of a link's first request (a WebSocket upgrade, or an SSE stream): the 401/403 to
    * send, or the grant whose `accept` admits the link's socket (or refuses it with 4029).
    */
-  async grant(request: Request): Promise<Response | LinkGrant> {
+  async grant(request: HttpRequest): Promise<Response | LinkGrant> {
     const { authorize, metrics, publicUrl } = this.#options;
     const identity = await authorize(request);
     if (identity instanceof Response) {

@@ -3,6 +3,7 @@
 // the legacy HTTP+SSE transport (legacy_sse.ts). Sessions, origins, server-initiated messages and what a
 // client's message does live beside it (mcp_client_session.ts, cors.ts, client_router.ts, mcp_dispatch.ts).
 
+import type { HttpRequest } from "./http_request.ts";
 import {
   classify,
   ErrorCode,
@@ -117,17 +118,17 @@ export class McpEndpoint {
   }
 
   /** Adds CORS headers for an allowed browser origin (see {@link CorsPolicy.apply}). */
-  withCors(request: Request, response: Response): Response {
+  withCors(request: HttpRequest, response: Response): Response {
     return this.#cors.apply(request, response);
   }
 
   /** Answers a CORS preflight for `/servers/<serverName>/…` (see {@link CorsPolicy.preflight}). */
-  preflight(request: Request, serverName: string): Response {
+  preflight(request: HttpRequest, serverName: string): Response {
     return this.#cors.preflight(request, serverName);
   }
 
   /** Handles one HTTP request to `/servers/<serverName>/<path>` from an authenticated client. */
-  async handle(request: Request, context: McpRequestContext): Promise<Response> {
+  async handle(request: HttpRequest, context: McpRequestContext): Promise<Response> {
     const refused = this.#cors.refusal(request, context.serverName);
     if (refused !== undefined) return refused;
     return this.#cors.apply(request, await this.#dispatch(request, context));
@@ -148,7 +149,7 @@ export class McpEndpoint {
     this.#sessions.close("gateway shutting down");
   }
 
-  async #dispatch(request: Request, context: McpRequestContext): Promise<Response> {
+  async #dispatch(request: HttpRequest, context: McpRequestContext): Promise<Response> {
     const { identity, serverName, path = "mcp" } = context;
     if (path === "sse") {
       if (request.method !== "GET") return notAllowed("GET, OPTIONS");
@@ -172,7 +173,7 @@ export class McpEndpoint {
   }
 
   #session(
-    request: Request,
+    request: HttpRequest,
     identity: Identity,
     serverName: string,
   ): McpClientSession | Response {
@@ -203,7 +204,7 @@ export class McpEndpoint {
     return session;
   }
 
-  async #post(request: Request, context: McpRequestContext): Promise<Response> {
+  async #post(request: HttpRequest, context: McpRequestContext): Promise<Response> {
     const { identity, serverName } = context;
     const body = await readJsonBody(request, this.#options.maxBodyBytes);
     if (body instanceof Response) return body;
@@ -377,7 +378,7 @@ export class McpEndpoint {
     });
   }
 
-  #get(request: Request, identity: Identity, serverName: string): Response {
+  #get(request: HttpRequest, identity: Identity, serverName: string): Response {
     if (!acceptOf(request).sse) {
       return new Response("GET needs Accept: text/event-stream", { status: 406 });
     }
@@ -386,7 +387,7 @@ export class McpEndpoint {
     return this.#streams.get(session, identity, request.headers.get("last-event-id"));
   }
 
-  #delete(request: Request, identity: Identity, serverName: string): Response {
+  #delete(request: HttpRequest, identity: Identity, serverName: string): Response {
     const session = this.#session(request, identity, serverName);
     if (session instanceof Response) return session;
     this.#sessions.delete(session, "deleted by the client");

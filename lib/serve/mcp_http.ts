@@ -1,6 +1,7 @@
 // The HTTP side of the MCP endpoint: what `Accept` allows, reading a JSON body within a limit, and
 // writing one JSON-RPC answer as JSON or as a one-event SSE stream.
 
+import type { HttpRequest } from "./http_request.ts";
 import {
   ErrorCode,
   errorResponse,
@@ -43,7 +44,7 @@ export function rpcError(
 }
 
 /** What the `Accept` header allows. Absent or `*\/*` allows JSON. */
-export function acceptOf(request: Request): Accept {
+export function acceptOf(request: HttpRequest): Accept {
   const accept = (request.headers.get("accept") ?? "*/*").toLowerCase();
   const types = accept.split(",").map((part) => part.split(";")[0]!.trim());
   return {
@@ -70,7 +71,7 @@ export function reply(
  * type, 413 when too large, 400 when not JSON).
  */
 export async function readJsonBody(
-  request: Request,
+  request: HttpRequest,
   maxBytes: number,
 ): Promise<unknown | Response> {
   const type = (request.headers.get("content-type") ?? "").split(";")[0]!.trim().toLowerCase();

@@ -2,6 +2,7 @@
 // endpoint is a resource named by its URL under the gateway's base URL, the audience its tokens must carry
 // (RFC 8707), with its metadata at `/.well-known/oauth-protected-resource<path>`.
 
+import type { HttpRequest } from "./http_request.ts";
 import type { Role } from "./identity.ts";
 import { ROLE_SCOPES } from "./oauth_identity.ts";
 
@@ -103,7 +104,7 @@ const METADATA_CORS = {
  * ```
  */
 export function protectedResourceMetadata(
-  request: Request,
+  request: HttpRequest,
   options: { base: string; authorizationServers: readonly string[] },
 ): Response {
   const path = new URL(request.url).pathname;

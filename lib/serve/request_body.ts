@@ -1,6 +1,8 @@
 // Reading an HTTP request body with a size limit that holds while reading, not after: a body sent
 // without Content-Length (chunked) must not be buffered whole before it is found too large.
 
+import type { HttpRequest } from "./http_request.ts";
+
 /** The body was larger than the limit; nothing more of it was read. */
 export class BodyTooLargeError extends Error {
   /** Bytes declared or read when the limit was hit (at least `limit + 1`). */
@@ -46,7 +48,7 @@ export class RequestBodyTimeoutError extends Error {
  * console.log(bytes.length); // 2
  * ```
  */
-export async function readBody(request: Request, limit: number): Promise<Uint8Array> {
+export async function readBody(request: HttpRequest, limit: number): Promise<Uint8Array> {
   const declared = request.headers.get("content-length");
   if (declared !== null) {
     const bytes = Number(declared);

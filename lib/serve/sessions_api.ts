@@ -1,6 +1,7 @@
 // The sessions API at ContextForge's paths: list, inspect, evict, and call a tunneled server directly, with
 // each owner limited to its own sessions (admins see all).
 
+import type { HttpRequest } from "./http_request.ts";
 import { isObject } from "../util/json_object.ts";
 import {
   classify,
@@ -104,7 +105,7 @@ function sessionFor(
  * - `POST /reverse-proxy/sessions/{id}/request` → the JSON-RPC response itself (504 on timeout)
  */
 export async function handleSessionsApi(
-  request: Request,
+  request: HttpRequest,
   identity: Identity,
   segments: string[],
   options: SessionsApiOptions,
@@ -150,7 +151,7 @@ export async function handleSessionsApi(
 }
 
 async function forward(
-  request: Request,
+  request: HttpRequest,
   link: TunnelSession,
   maxBodyBytes: number,
 ): Promise<Response> {

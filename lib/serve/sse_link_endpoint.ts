@@ -3,6 +3,7 @@
 // client's frames for it. A stream is admitted as a WebSocket upgrade is (token, owner limits); every POST
 // proves the same owner again. The link itself is a TunnelLink over an SsePeerSocket.
 
+import type { HttpRequest } from "./http_request.ts";
 import { SSE_BATCH_BYTES, SSE_LINK_SEGMENT, SSE_POST_SEQ_HEADER } from "../protocol/sse_link.ts";
 import { logger } from "../util/log.ts";
 import type { ServeMetrics } from "./metrics.ts";
@@ -28,9 +29,9 @@ export interface LinkGrant extends WebSocketAccept {
 /** Options of {@link SseLinkEndpoint}. */
 export interface SseLinkEndpointOptions {
   /** Admits a stream as the WebSocket endpoint admits an upgrade: a grant, or the refusal to send. */
-  grant(request: Request): Promise<LinkGrant | Response>;
+  grant(request: HttpRequest): Promise<LinkGrant | Response>;
   /** The identity of a POST's token if it may connect, else the 401/403 to send. */
-  authorize(request: Request): Promise<Identity | Response>;
+  authorize(request: HttpRequest): Promise<Identity | Response>;
   /** Largest frame, in bytes; a POST body may hold this plus {@link SSE_BATCH_BYTES}. */
   maxFrameBytes: number;
   /** Comment line interval, in milliseconds. Default {@link SSE_LINK_DEFAULTS}. */
@@ -73,7 +74,7 @@ export class SseLinkEndpoint {
   }
 
   /** Answers a request whose path continues with `rest` after `/reverse-proxy/sse`. */
-  async handle(request: Request, rest: readonly string[]): Promise<Response> {
+  async handle(request: HttpRequest, rest: readonly string[]): Promise<Response> {
     if (rest.length === 0) {
       if (request.method !== "GET") {
         return error(405, "Open the SSE link with GET", { allow: "GET" });
@@ -89,7 +90,7 @@ export class SseLinkEndpoint {
     return error(404, "Not found");
   }
 
-  async #open(request: Request): Promise<Response> {
+  async #open(request: HttpRequest): Promise<Response> {
     const grant = await this.#options.grant(request);
     if (grant instanceof Response) return grant;
     const id = crypto.randomUUID();
@@ -106,7 +107,7 @@ export class SseLinkEndpoint {
     return new Response(socket.readable, { headers: SSE_HEADERS });
   }
 
-  async #post(request: Request, id: string): Promise<Response> {
+  async #post(request: HttpRequest, id: string): Promise<Response> {
     const { authorize, metrics } = this.#options;
     const identity = await authorize(request);
     if (identity instanceof Response) {
@@ -148,7 +149,7 @@ export class SseLinkEndpoint {
   }
 
   /** Reads a POST's body (charged to the owner's memory share meanwhile) and hands its frames on. */
-  async #take(request: Request, socket: SsePeerSocket, seq: number): Promise<Response> {
+  async #take(request: HttpRequest, socket: SsePeerSocket, seq: number): Promise<Response> {
     const { maxFrameBytes, metrics } = this.#options;
     const limit = maxFrameBytes + SSE_BATCH_BYTES;
     const declared = Number(request.headers.get("content-length") ?? Number.NaN);

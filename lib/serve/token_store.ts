@@ -1,6 +1,7 @@
 // Who a bearer token belongs to and what it may do: the identity sources (tokens file, OAuth access tokens,
 // HS256 JWTs) behind one store, and the answer to a request that lacks the identity (401) or the role (403).
 
+import { type HttpRequest, pathOf } from "./http_request.ts";
 import { createHash } from "node:crypto";
 import { logger } from "../util/log.ts";
 import {
@@ -208,7 +209,7 @@ export async function createTokenStore(options: TokenStoreOptions): Promise<Toke
 }
 
 /** The bearer token of a request's `Authorization` header; query strings are never read. */
-export function bearerToken(request: Request): string | undefined {
+export function bearerToken(request: HttpRequest): string | undefined {
   const header = request.headers.get("authorization");
   const match = header?.match(/^Bearer[ \t]+(\S+)[ \t]*$/i);
   return match?.[1];
@@ -240,13 +241,13 @@ export interface AuthorizeOptions {
  */
 export async function authorizeRequest(
   store: TokenStore,
-  request: Request,
+  request: HttpRequest,
   options: AuthorizeOptions,
 ): Promise<Identity | Response> {
   const { role, base } = options;
   const oauth = store.oauthIssuers.length === 0 || base === undefined
     ? undefined
-    : protectedResourceOf(base, new URL(request.url).pathname);
+    : protectedResourceOf(base, pathOf(request));
   const token = bearerToken(request);
   const result = await store.check(token ?? "", oauth?.url);
   if ("rejected" in result) {

@@ -77,11 +77,12 @@ export class TunnelLink {
   constructor(socket: PeerSocket, options: TunnelLinkOptions) {
     const { identity, baseUrl, limits, host, now = Date.now, metrics, budget } = options;
     this.#receiving = budget?.charge(identity.owner, { what: "frame being received" });
-    const full = () => this.#notReading();
+    // Not evictable: cutting a link to make room for its owner's streams would hurt every one of its
+    // clients; the link is closed only when what it holds itself does not fit.
     this.#unsent = new LinkSendBuffer({
       socket,
-      charge: budget?.charge(identity.owner, { what: "link send buffer", evict: full }),
-      full,
+      charge: budget?.charge(identity.owner, { what: "link send buffer" }),
+      full: () => this.#notReading(),
     });
     this.identity = identity;
     this.baseUrl = baseUrl;
@@ -192,7 +193,8 @@ export class TunnelLink {
 
   /** Sends a frame's text; false when it cannot go out. Counts it for `session` when given. */
   sendText(text: string, session?: LinkedSession): boolean {
-    if (this.#closed || !this.#socket.send(text) || !this.#unsent.measure()) return false;
+    if (this.#closed || !this.#socket.send(text)) return false;
+    this.#unsent.sent();
     const bytes = text.length < 4096 ? utf8Length(text) : text.length;
     session?.countOut(bytes);
     this.#metrics?.framesOut.inc();

@@ -15,6 +15,7 @@ export const PATHS = {
   httpChild: `${ROOT}scripts/bench/http_echo_child.ts`,
   baselineChild: `${ROOT}scripts/bench/baseline_ws_child.ts`,
   bareRelayChild: `${ROOT}scripts/bench/bare_relay_child.ts`,
+  memoryProbeChild: `${ROOT}scripts/bench/memory_probe_child.ts`,
 };
 
 /** A JSON log event seen on a child's stderr, with the driver's clock when it was read. */
@@ -71,9 +72,13 @@ export class DenoProcess {
     });
   }
 
-  /** The first JSON log line with this `event`, within `timeoutMs`. */
-  waitForEvent(event: string, timeoutMs: number): Promise<SeenEvent> {
-    const find = () => this.#events.find((e) => e.json.event === event);
+  /** The first JSON log line with this `event` (and matching `match`), within `timeoutMs`. */
+  waitForEvent(
+    event: string,
+    timeoutMs: number,
+    match: (json: Record<string, unknown>) => boolean = () => true,
+  ): Promise<SeenEvent> {
+    const find = () => this.#events.find((e) => e.json.event === event && match(e.json));
     const found = find();
     if (found) return Promise.resolve(found);
     let check!: () => void;

@@ -2,6 +2,8 @@
 // numeric id after one JSON.parse, resolve. Stdio, a raw WebSocket (the hop), a minimal contract-A gateway
 // and Streamable HTTP POSTs differ only in framing.
 
+import http from "node:http";
+import { Buffer } from "node:buffer";
 import { readLines } from "../../lib/util/line_splitter.ts";
 import { deadline } from "../../lib/util/delay.ts";
 
@@ -128,8 +130,9 @@ export class WsAcceptor {
   #waiters: ((socket: WebSocket) => void)[] = [];
   #all = new Set<WebSocket>();
 
-  constructor() {
-    this.#server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
+  /** Listens on `port` (0: a free one; a port given again after a close: the gateway is back). */
+  constructor(port = 0) {
+    this.#server = Deno.serve({ hostname: "127.0.0.1", port, onListen: () => {} }, (req) => {
       if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
         return new Response("Expected a WebSocket upgrade", { status: 400 });
       }
@@ -284,6 +287,11 @@ export class ContractAClient implements RpcClient {
     return answer;
   }
 
+  /** The gateway drops the link (a close frame with `code`), as a gateway restarting or failing over does. */
+  drop(code: number, reason: string): void {
+    this.#socket.close(code, reason);
+  }
+
   /** Sends a notification in a `request` frame (contract A has no other way). */
   notify(text: string): void {
     this.#socket.send(this.#prefix + text + "}");
@@ -314,71 +322,112 @@ function fromSse(body: string, id: number): Json | undefined {
   return undefined;
 }
 
+/** One answer read whole: status, the headers the client needs, and the body as text. */
+interface HttpAnswer {
+  status: number;
+  contentType: string;
+  sessionId: string | undefined;
+  body: string;
+}
+
 /**
- * An MCP client over Streamable HTTP with plain `fetch`: one POST a call, `Accept: application/json,
- * text/event-stream` as real clients send, the answer read as JSON or from the SSE body.
+ * An MCP client over Streamable HTTP, driven as the issue's independent runs drive it: `node:http` with a
+ * keep-alive agent, one POST a call, `Accept: application/json, text/event-stream` as real clients send,
+ * the answer read as JSON or from the SSE body. The same driver measures the HTTP echo floor, serve +
+ * connect and the peers (`--peers`).
  */
 export class HttpMcpClient implements RpcClient {
-  #url: string;
+  #url: URL;
   #headers: Record<string, string>;
+  #agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
 
-  constructor(url: string, token: string) {
-    this.#url = url;
+  constructor(url: string, token: string | undefined) {
+    this.#url = new URL(url);
     this.#headers = {
       "content-type": "application/json",
       accept: "application/json, text/event-stream",
-      authorization: `Bearer ${token}`,
+      ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
     };
+  }
+
+  #request(method: string, text?: string): Promise<HttpAnswer> {
+    return new Promise((resolve, reject) => {
+      const body = text === undefined ? undefined : Buffer.from(text);
+      const request = http.request(this.#url, {
+        method,
+        agent: this.#agent,
+        headers: body === undefined
+          ? this.#headers
+          : { ...this.#headers, "content-length": String(body.byteLength) },
+      }, (response) => {
+        const chunks: Buffer[] = [];
+        response.on("data", (chunk: Buffer) => chunks.push(chunk));
+        response.on("error", reject);
+        response.on("end", () => {
+          const session = response.headers["mcp-session-id"];
+          resolve({
+            status: response.statusCode ?? 0,
+            contentType: response.headers["content-type"] ?? "",
+            sessionId: typeof session === "string" ? session : undefined,
+            body: Buffer.concat(chunks).toString("utf8"),
+          });
+        });
+      });
+      request.on("error", reject);
+      request.end(body);
+    });
   }
 
   /** `initialize` (takes the session id) and `notifications/initialized`. */
   async initialize(text: string): Promise<Json> {
-    const response = await fetch(this.#url, { method: "POST", headers: this.#headers, body: text });
-    const session = response.headers.get("mcp-session-id");
-    const answer = await this.#read(response, 0);
-    if (session === null) {
+    const response = await this.#request("POST", text);
+    const answer = this.#read(response, 0);
+    if (response.sessionId === undefined) {
       throw new Error(`initialize gave no Mcp-Session-Id: ${JSON.stringify(answer)}`);
     }
     const version = ((answer.result as Json | undefined)?.protocolVersion as string) ??
       "2025-11-25";
     this.#headers = {
       ...this.#headers,
-      "mcp-session-id": session,
+      "mcp-session-id": response.sessionId,
       "mcp-protocol-version": version,
     };
-    const initialized = await fetch(this.#url, {
-      method: "POST",
-      headers: this.#headers,
-      body: '{"jsonrpc":"2.0","method":"notifications/initialized"}',
-    });
-    await initialized.body?.cancel();
+    const initialized = await this.#request(
+      "POST",
+      '{"jsonrpc":"2.0","method":"notifications/initialized"}',
+    );
+    if (initialized.status >= 300) {
+      throw new Error(`notifications/initialized: HTTP ${initialized.status}`);
+    }
     return answer;
   }
 
-  async #read(response: Response, id: number): Promise<Json> {
-    const body = await response.text();
-    if (!response.ok) throw new Error(`HTTP ${response.status}: ${body.slice(0, 200)}`);
-    const type = response.headers.get("content-type") ?? "";
-    const message = type.startsWith("text/event-stream") ? fromSse(body, id) : JSON.parse(body);
+  #read(response: HttpAnswer, id: number): Json {
+    const { body, status, contentType } = response;
+    if (status < 200 || status >= 300) throw new Error(`HTTP ${status}: ${body.slice(0, 200)}`);
+    const message = contentType.startsWith("text/event-stream")
+      ? fromSse(body, id)
+      : JSON.parse(body);
     if (message === undefined) throw new Error(`No answer for id ${id} in ${body.slice(0, 200)}`);
     return message as Json;
   }
 
   async call(id: number, text: string): Promise<Json> {
-    const response = await fetch(this.#url, { method: "POST", headers: this.#headers, body: text });
-    return await this.#read(response, id);
+    return this.#read(await this.#request("POST", text), id);
   }
 
-  /** Drops the session headers: for the HTTP hop floor, which has no MCP session. */
+  /** For the HTTP echo floor, which has no MCP session and no token. */
   static raw(url: string): HttpMcpClient {
-    return new HttpMcpClient(url, "none");
+    return new HttpMcpClient(url, undefined);
   }
 
   async close(): Promise<void> {
-    if (this.#headers["mcp-session-id"] === undefined) return;
-    const response = await fetch(this.#url, { method: "DELETE", headers: this.#headers }).catch(
-      () => undefined,
-    );
-    await response?.body?.cancel();
+    try {
+      if (this.#headers["mcp-session-id"] !== undefined) {
+        await within(this.#request("DELETE"), 5_000, "DELETE of the MCP session").catch(() => {});
+      }
+    } finally {
+      this.#agent.destroy();
+    }
   }
 }

@@ -46,6 +46,17 @@ export function readCpuNs(pid: number): number {
   return total;
 }
 
+/**
+ * Read and write syscalls a process has made so far (`syscr`, `syscw` of /proc/<pid>/io): how many
+ * writes a call costs shows whether frames are coalesced.
+ */
+export function readSyscalls(pid: number): { reads: number; writes: number } {
+  const io = Deno.readTextFileSync(`/proc/${pid}/io`);
+  const field = (name: string) =>
+    Number(new RegExp(`^${name}:\\s+(\\d+)`, "m").exec(io)?.[1] ?? NaN);
+  return { reads: field("syscr"), writes: field("syscw") };
+}
+
 /** The machine and software the figures were measured on. */
 export interface MachineInfo {
   cpus: number;

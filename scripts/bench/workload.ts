@@ -26,6 +26,8 @@ export interface MeasureOptions {
   onPhaseEnd?: (phase: "load" | "big") => void;
   /** Called before the first call. */
   onStart?: () => void;
+  /** Called when the timed phase with calls in flight starts (its warm-up done). */
+  onInflightStart?: () => void;
 }
 
 /** What one path measured, latencies in microseconds. */
@@ -127,6 +129,7 @@ export async function measure(
     await Promise.all(Array.from({ length: inflight }, worker));
   };
   await within(inFlight(Math.min(500, Math.ceil(throughputCalls / 10))), phaseTimeoutMs, "warm-up");
+  options.onInflightStart?.();
   const t0 = performance.now();
   await within(inFlight(throughputCalls), phaseTimeoutMs, `${inflight} calls in flight`);
   const callsPerSecond = throughputCalls / ((performance.now() - t0) / 1000);

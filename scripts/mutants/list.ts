@@ -249,10 +249,8 @@ export const MUTANTS: Mutant[] = [
     id: "resume-replays-all",
     rule: "a stream resumed with Last-Event-ID gets every event after that id",
     file: "lib/serve/resumable_stream.ts",
-    find:
-      "if (event.seq > from && !(connection.write(event.head) && connection.write(event.body))) {",
-    replace:
-      "if (event.seq > from + 1 && !(connection.write(event.head) && connection.write(event.body))) {",
+    find: "if (event.seq > from && !(connection.write(event.head)",
+    replace: "if (event.seq > from + 1 && !(connection.write(event.head)",
     tests: ["tests/serve/stream_resume_test.ts"],
     filter: "POST stream cut",
   },
@@ -582,7 +580,7 @@ export const MUTANTS: Mutant[] = [
     rule:
       "what a link has not taken is charged to its owner; past the share the link is closed 1013",
     file: "lib/serve/tunnel_link.ts",
-    find: "|| !this.#unsent.measure()",
+    find: "    this.#unsent.sent();\n",
     replace: "",
     tests: ["tests/attack/unread_link_test.ts"],
   },
@@ -742,5 +740,82 @@ export const MUTANTS: Mutant[] = [
     find: "      for (const write of batch) this.#pending.set(keyText(write.key), write);",
     replace: "",
     tests: ["tests/serve/state/state_writer_test.ts"],
+  },
+  // -- reconnecting (issue 17) --
+  {
+    id: "reconnect-healthy-first-attempt",
+    rule: "after a healthy link drops, the first reconnect attempt goes out within 50 ms",
+    file: "lib/util/backoff.ts",
+    find: "  firstJitterMs: 50,",
+    replace: "  firstJitterMs: 1000,",
+    tests: ["tests/util/backoff_test.ts", "tests/connect/uplink_test.ts"],
+  },
+  {
+    id: "reconnect-healthy-ignored",
+    rule: "the drop of a healthy link starts the quick schedule (the first attempt within 50 ms)",
+    file: "lib/connect/reconnect_schedule.ts",
+    find: "    this.#afterHealthy = upMs >= healthyAfterMs ||",
+    replace: "    this.#afterHealthy = false && upMs >= healthyAfterMs ||",
+    tests: ["tests/connect/uplink_test.ts"],
+    filter: "healthy",
+  },
+  {
+    id: "reconnect-calls-make-healthy",
+    rule:
+      "a link that carried a call counts as healthy after a second, without waiting the full time",
+    file: "lib/connect/reconnect_schedule.ts",
+    find: "    this.#carried = true;\n",
+    replace: "",
+    tests: ["tests/connect/uplink_test.ts"],
+    filter: "carried a call",
+  },
+  {
+    id: "reconnect-no-hot-loop",
+    rule:
+      "a link dropped before it was healthy counts as a failure: the backoff grows (no hot loop)",
+    file: "lib/connect/reconnect_schedule.ts",
+    find: "    this.#attempt = this.#afterHealthy ? 1 : this.#attempt + 1;",
+    replace: "    this.#attempt = 1;",
+    tests: ["tests/connect/uplink_test.ts"],
+    filter: "drops every link at once",
+  },
+  {
+    id: "reconnect-refused-backs-off",
+    rule:
+      "a gateway that refuses every registration is dialed with the normal backoff, not the quick one",
+    file: "lib/connect/reconnect_schedule.ts",
+    find: "      afterHealthy: this.#afterHealthy,",
+    replace: "      afterHealthy: true,",
+    tests: ["tests/connect/uplink_test.ts"],
+    filter: "refuses every registration",
+  },
+  // -- serve's request view (issue 17) --
+  {
+    id: "request-path-unparsed",
+    rule: "serve routes on the path the URL parser gives, also for targets it would normalize",
+    file: "lib/serve/http/node_request.ts",
+    find:
+      "return PLAIN_PATH.test(path) && !DOT_SEGMENT.test(path) ? path : new URL(this.url).pathname;",
+    replace: "return PLAIN_PATH.test(path) ? path : new URL(this.url).pathname;",
+    tests: ["tests/serve/http/node_request_test.ts"],
+  },
+  {
+    id: "heartbeat-any-frame-alive",
+    rule: "any frame from the gateway after a heartbeat counts as liveness, not only its reply",
+    file: "lib/connect/link_heartbeat.ts",
+    find: "this.#sentAt !== undefined && this.#inbound > this.#inboundAtSent",
+    replace: "this.#sentAt !== undefined && false",
+    tests: ["tests/connect/link_test.ts"],
+    filter: "liveness",
+  },
+  {
+    id: "backpressure-checked",
+    rule: "the server's output stops being read while the link holds more than the high-water mark",
+    file: "lib/connect/tunnel.ts",
+    find:
+      "    if (link.bufferedAmount > HIGH_WATER_BYTES) return drain(link, this.#options.signal);",
+    replace: "",
+    tests: ["tests/e2e/connect_protection_test.ts"],
+    filter: "backpressure",
   },
 ];

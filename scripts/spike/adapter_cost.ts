@@ -55,7 +55,7 @@ async function adapter(port: number): Promise<number> {
     maxFrameBytes: 1024 * 1024,
     wsIdleTimeoutMs: 0,
     handler: async (request) =>
-      new Response(answer(await request.text()), {
+      new Response(answer(new TextDecoder().decode(await request.arrayBuffer())), {
         headers: { "content-type": "application/json" },
       }),
   });

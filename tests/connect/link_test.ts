@@ -460,6 +460,39 @@ Deno.test("Link.ended resolves with cause heartbeat when the gateway goes silent
   }
 });
 
+Deno.test("Link counts any frame from the gateway as liveness, not only a heartbeat reply", async () => {
+  const keepaliveMs = 100;
+  const heartbeatDeadlineMs = 200;
+  // Registers, never answers a heartbeat, but sends a request after each one it gets.
+  const gateway = startGateway({
+    onFrame(frame, peer) {
+      contractA(frame, peer);
+      if (frame.type === "heartbeat") {
+        peer.send({
+          type: "request",
+          sessionId: "gw-session-a",
+          payload: { jsonrpc: "2.0", method: "notifications/ping" },
+        });
+      }
+    },
+  });
+  let link: Link | undefined;
+  try {
+    link = await openLink(options(gateway, { keepaliveMs, heartbeatDeadlineMs }));
+    const peer = await gateway.peers.waitFor(() => true, WAIT_MS, "connection");
+    // Several deadlines' worth of heartbeats, each answered by a frame that is not a heartbeat.
+    await peer.frames.waitFor(
+      () => peer.frames.items.filter((f) => f.type === "heartbeat").length >= 6,
+      WAIT_MS,
+      "6 heartbeats",
+    );
+    assert.equal(link.isOpen, true, "the link was declared dead while frames kept coming");
+  } finally {
+    link?.close();
+    await gateway.close();
+  }
+});
+
 Deno.test("Link.ended resolves with cause heartbeat on a half-open link that carries no bytes", async () => {
   const keepaliveMs = 100;
   const heartbeatDeadlineMs = 200;

@@ -1,6 +1,7 @@
 // serve's HTTP and WebSocket listener: node:http (node:https with PEM cert/key) and the npm `ws` server,
 // with every bound in-process (header, body-rate and keep-alive timeouts; frames refused at their header).
-// Handlers see Web `Request`/`Response` and a `PeerSocket`: nothing else in serve knows this stack.
+// Handlers see an `HttpRequest` (a subset of the Web `Request`), answer with a Web `Response`, and get a
+// `PeerSocket` for an upgrade: nothing else in serve knows this stack.
 // Why this stack and not Deno.serve: docs/architecture.md.
 
 import http from "node:http";
@@ -10,10 +11,12 @@ import { Buffer } from "node:buffer";
 // @ts-types="@types/ws"
 import { type ServerOptions, type WebSocket, WebSocketServer } from "ws";
 import { logger } from "../../util/log.ts";
+import type { HttpRequest } from "../http_request.ts";
 import type { PeerSocket, WebSocketAccept } from "../peer_socket.ts";
 import { RequestBodyTimeoutError } from "../request_body.ts";
 import { BodyDeadlines } from "./body_deadlines.ts";
-import { toWebRequest, type WebRequest, writeWebResponse } from "./web_exchange.ts";
+import { NodeRequest } from "./node_request.ts";
+import { linger, writeWebResponse } from "./web_exchange.ts";
 import { fromWs } from "./ws_peer_socket.ts";
 
 const log = logger("serve", "http");
@@ -25,7 +28,7 @@ export const UNAUTHENTICATED_LOG_CHARS = 200;
 const WS_CLOSE_TIMEOUT_MS = 2_000;
 
 /** Answers one request: a `Response`, or (for a WebSocket upgrade) a {@link WebSocketAccept}. */
-export type HttpHandler = (request: Request) => Promise<Response | WebSocketAccept>;
+export type HttpHandler = (request: HttpRequest) => Promise<Response | WebSocketAccept>;
 
 /** The timeouts of {@link startHttpServer}, in milliseconds. */
 export interface HttpTimeouts {
@@ -159,12 +162,12 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   };
   let fallbackHost = `${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`;
 
-  function webRequest(req: http.IncomingMessage, res?: http.ServerResponse): WebRequest {
-    return toWebRequest(req, {
+  function nodeRequest(req: http.IncomingMessage, res?: http.ServerResponse): NodeRequest {
+    return new NodeRequest(req, {
       scheme,
       fallbackHost,
       bodyRate,
-      ...(res === undefined ? {} : { clientGone: clientGone(res) }),
+      ...(res === undefined ? {} : { clientGone: () => clientGone(res) }),
       onBodyTimeout(error) {
         log.debug("Dropped a request whose body arrived too slowly: {error}", {
           event: "body_timeout",
@@ -189,9 +192,9 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   }
 
   async function onRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    let exchange: WebRequest;
+    let request: NodeRequest;
     try {
-      exchange = webRequest(req, res);
+      request = nodeRequest(req, res);
     } catch (error) {
       log.debug("Bad request target {target}: {error}", {
         event: "bad_request",
@@ -204,7 +207,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     try {
       let answer: Response | WebSocketAccept;
       try {
-        answer = await handler(exchange.request);
+        answer = await handler(request);
       } catch (error) {
         if (error instanceof RequestBodyTimeoutError) return; // answered 408 already
         throw error;
@@ -217,9 +220,11 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
         ? answer
         : jsonResponse(426, { error: "Expected a WebSocket upgrade" });
       await writeWebResponse(res, response, false);
-      exchange.discardRest();
+      // A body left unread is read and dropped within bounds, so that the client gets the answer.
+      request.abandonBody();
+      linger(req);
     } finally {
-      exchange.dispose();
+      request.dispose();
     }
   }
 
@@ -228,7 +233,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     socket.on("error", () => socket.destroy());
     let answer: Response | WebSocketAccept;
     try {
-      answer = await handler(webRequest(req).request);
+      answer = await handler(nodeRequest(req));
     } catch (error) {
       if (error instanceof TypeError) {
         log.debug("Bad upgrade target {target}", {
@@ -335,6 +340,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
         server.closeAllConnections();
         for (const ws of wss.clients) ws.terminate();
         wss.close();
+        bodyRate.deadlines.close();
         await stopped;
       })();
       return closing;

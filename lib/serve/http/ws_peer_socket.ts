@@ -2,6 +2,7 @@
 // reasons, a ping timer with a pong deadline, and frames refused at their header (binary, or over the
 // frame limit) before their payload is held.
 
+import process from "node:process";
 import type { Duplex } from "node:stream";
 // @ts-types="@types/ws"
 import type { WebSocket } from "ws";
@@ -138,6 +139,11 @@ export function fromWs(ws: WebSocket, options: WsPeerSocketOptions): PeerSocket 
   let events: PeerSocketEvents | undefined;
   const closed = Promise.withResolvers<void>();
   let alive = true;
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    socket.uncork();
+  };
   let refusedOnce = false;
   const refused = (refusal: FrameRefusal) => {
     if (refusedOnce) return;
@@ -194,6 +200,13 @@ export function fromWs(ws: WebSocket, options: WsPeerSocketOptions): PeerSocket 
     closed: closed.promise,
     send(text) {
       if (ws.readyState !== ws.OPEN) return false;
+      // Frames sent in one turn of the event loop (the calls of a burst of requests) leave in one write:
+      // the socket stays corked until the turn's queued work is done.
+      if (!corked) {
+        corked = true;
+        socket.cork();
+        process.nextTick(uncork);
+      }
       ws.send(text);
       return true;
     },

@@ -1,0 +1,174 @@
+// Per-feature rows (issue 17, target 6): one entry per feature, each measured in the same run as the paths
+// it is compared with and held to the target written in its own issue. A feature still being built has
+// an entry without `run`: the report lists it as not measured yet, and its issue adds `run` and `evaluate`
+// here, in one place (see docs/performance.md, "Adding a feature row").
+
+import { HttpMcpClient, type Json, type RpcClient } from "./clients.ts";
+import { DenoProcess } from "./children.ts";
+import { readCpuNs, readRss } from "./procfs.ts";
+import { type ProgramOptions, startServe, type TunnelFigures } from "./paths.ts";
+import {
+  ids,
+  INITIALIZE,
+  manyServersArgs,
+  type ServerKind,
+  START_TIMEOUT_MS,
+  TOKEN,
+} from "./servers.ts";
+import type { Target } from "./targets.ts";
+import { type Figures, mcpMessages, measure, type MeasureOptions } from "./workload.ts";
+
+/** What a feature row measured: the figures of its path, plus whatever else its target needs. */
+export interface FeatureFigures extends Figures {
+  /** CPU µs per call of connect and serve, when the row runs them. */
+  connectCpuUsPerCall?: number;
+  serveCpuUsPerCall?: number;
+  /** connect's VmHWM after the load phases, bytes. */
+  connectLoadHwm?: number;
+  /** Launch of connect → every server registered, ms. */
+  launchToRegisteredMs?: number;
+}
+
+/** What a row may use: how to run the programs, the token file, the workload. */
+export interface FeatureContext {
+  program: ProgramOptions;
+  tokensFile: string;
+  options: MeasureOptions;
+}
+
+/** The medians a row's target compares with (same run). */
+export interface FeatureBaseline {
+  /** serve + connect with one demo server. */
+  serveDemo?: TunnelFigures;
+  /** tunnel A with one demo server. */
+  tunnelADemo?: TunnelFigures;
+}
+
+/** One row: a feature, the issue that owns it, its target in that issue's words. */
+export interface FeatureRow {
+  id: string;
+  issue: number;
+  title: string;
+  /** The target as its issue words it. */
+  target: string;
+  /** Measures the row; absent while the feature is not on this branch. */
+  run?: (context: FeatureContext) => Promise<FeatureFigures>;
+  /** PASS/FAIL of the row against the same run's medians. */
+  evaluate?: (row: FeatureFigures, baseline: FeatureBaseline) => Target[];
+}
+
+/** Spreads calls over several clients by id, so that one workload drives them all at once. */
+class RoundRobin implements RpcClient {
+  #clients: RpcClient[];
+  constructor(clients: RpcClient[]) {
+    this.#clients = clients;
+  }
+  call(id: number, text: string): Promise<Json> {
+    return this.#clients[id % this.#clients.length]!.call(id, text);
+  }
+  async close(): Promise<void> {
+    await Promise.all(this.#clients.map((c) => c.close()));
+  }
+}
+
+const MANY = 4;
+
+/** serve + one connect carrying 4 demo servers on one link; calls spread over the 4, 16 in flight. */
+async function runManyServers(context: FeatureContext): Promise<FeatureFigures> {
+  const kind: ServerKind = "demo";
+  const serve = await startServe(context.program, context.tokensFile);
+  let connect: DenoProcess | undefined;
+  const clients: HttpMcpClient[] = [];
+  try {
+    connect = new DenoProcess(context.program.script, manyServersArgs(serve.url, kind, MANY), {
+      env: { REVERSE_PROXY_TOKEN: TOKEN },
+      denoFlags: context.program.denoFlags,
+    });
+    const urls = new Set<string>();
+    let last = 0;
+    await connect.waitForEvent("registered", START_TIMEOUT_MS);
+    for (let i = 1; i <= MANY; i++) {
+      const seen = await connect.waitForEvent(
+        "registered",
+        START_TIMEOUT_MS,
+        (json) => json.server === `bench-${kind}-${i}`,
+      );
+      urls.add(String(seen.json.mcpUrl));
+      last = Math.max(last, seen.at);
+    }
+    for (const url of urls) {
+      const client = new HttpMcpClient(url, TOKEN);
+      clients.push(client);
+      await client.initialize(INITIALIZE);
+    }
+    const cpu = { connect: 0, serve: 0 };
+    let connectLoadHwm = 0;
+    const figures = await measure(new RoundRobin(clients), mcpMessages(false), {
+      ...context.options,
+      bigBytes: 0,
+      onStart: () => {
+        cpu.connect = readCpuNs(connect!.pid);
+        cpu.serve = readCpuNs(serve.process.pid);
+      },
+      onPhaseEnd: () => {
+        cpu.connect = readCpuNs(connect!.pid) - cpu.connect;
+        cpu.serve = readCpuNs(serve.process.pid) - cpu.serve;
+        connectLoadHwm = readRss(connect!.pid).hwm;
+      },
+    }, ids());
+    return {
+      ...figures,
+      connectCpuUsPerCall: cpu.connect / 1000 / figures.echoCalls,
+      serveCpuUsPerCall: cpu.serve / 1000 / figures.echoCalls,
+      connectLoadHwm,
+      launchToRegisteredMs: last - connect.launchedAt,
+    };
+  } finally {
+    await Promise.all(clients.map((c) => c.close()));
+    await connect?.stop();
+    await serve.process.stop();
+  }
+}
+
+/** Every feature row, in report order. */
+export const FEATURE_ROWS: FeatureRow[] = [
+  {
+    id: "four-servers",
+    issue: 13,
+    title: "4 servers on one link (serve + connect)",
+    target: "aggregate throughput ≥ 80 % of the one-server figure, in the same run",
+    run: runManyServers,
+    evaluate(row, baseline) {
+      const one = baseline.serveDemo;
+      if (one === undefined) return [];
+      const share = row.callsPerSecond / one.callsPerSecond;
+      return [{
+        path: "4 servers on one link (demo)",
+        name: "aggregate throughput ≥ 80 % of one server's (issue 13)",
+        pass: share >= 0.8,
+        detail: `${row.callsPerSecond.toFixed(0)} vs ${one.callsPerSecond.toFixed(0)} calls/s = ${
+          (share * 100).toFixed(1)
+        } % (p50 ${row.p50Us.toFixed(0)} vs ${one.p50Us.toFixed(0)} µs)`,
+      }];
+    },
+  },
+  {
+    id: "sse-link",
+    issue: 16,
+    title: "SSE link vs WebSocket link",
+    target: "p50 added ≤ 2× the WebSocket link's, throughput ≥ 50 % of it, in the same run",
+  },
+  {
+    id: "per-client",
+    issue: 14,
+    title: "per-client instances",
+    target:
+      "first call of a new per-client session ≤ the server's own start → initialize answer + 50 ms; 8 clients × 1 instance each ≥ the throughput of 8 clients on one shared instance",
+  },
+  {
+    id: "cross-replica",
+    issue: 12,
+    title: "cross-replica (Redis) path vs same replica",
+    target: "p50 added over the same-replica path ≤ 0.30 ms, throughput ≥ 70 % of it",
+  },
+];
