@@ -261,3 +261,28 @@ export async function waitForRecovery(
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }
+
+/**
+ * Polls `check` every 50 ms until it holds, for at most `ms`; how long that took. Only for state that
+ * announces no change (a metric of another process); throws naming `what` on timeout.
+ */
+export async function pollUntil(
+  check: () => Promise<boolean>,
+  options: { ms: number; what: string },
+): Promise<number> {
+  const started = performance.now();
+  while (!(await check())) {
+    if (performance.now() - started > options.ms) {
+      throw new Error(`Timed out after ${options.ms} ms waiting for ${options.what}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return performance.now() - started;
+}
+
+/** Reads an HTTP answer's status line from a raw connection (bounded); "" if it closed first. */
+export async function statusLine(conn: Deno.Conn, ms = 5_000): Promise<string> {
+  const buffer = new Uint8Array(4096);
+  const n = await deadline(conn.read(buffer).catch(() => null), ms, "an HTTP answer");
+  return n === null ? "" : new TextDecoder().decode(buffer.subarray(0, n)).split("\r\n")[0]!;
+}
