@@ -145,7 +145,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     memoryBudgetBytes,
     memoryPerOwnerBytes,
   } = resolveLimits(options);
-  // Memory held for others comes and goes in large pieces: once it stops for a moment, collect.
+  // Memory held for others comes and goes: once releases add up and stop for a moment, collect.
   const idle = new IdleCollector();
   const budget = new MemoryBudget({
     totalBytes: memoryBudgetBytes,

@@ -418,4 +418,21 @@ export const MUTANTS: Mutant[] = [
     tests: ["tests/e2e/many_servers_contracts_test.ts"],
     filter: "shared link drops",
   },
+  // -- hardening: memory given back --
+  {
+    id: "idle-gc-adds-up",
+    rule: "small releases add up to the threshold that arms a collection",
+    file: "lib/util/idle_gc.ts",
+    find: "this.#pending += bytes;",
+    replace: "this.#pending = bytes;",
+    tests: ["tests/util/idle_gc_test.ts"],
+  },
+  {
+    id: "idle-gc-flood",
+    rule: "during a flood that never pauses, serve collects once floodBytes were released",
+    file: "lib/util/idle_gc.ts",
+    find: "flood ? 0 : this.#quietMs,",
+    replace: "this.#quietMs,",
+    tests: ["tests/util/idle_gc_test.ts"],
+  },
 ];
