@@ -102,15 +102,21 @@ export async function startServe(flags: readonly string[] = []): Promise<ServeUn
       records: (from = 0) =>
         process.lines.slice(from).flatMap((line) => line.json === undefined ? [] : [line.json]),
       async metric(name) {
-        const response = await deadline(
-          fetch(`${health.url}/metrics`),
-          5_000,
-          "serve's /metrics",
+        // Aborting ends the body's read too: a reading given up leaves no response behind.
+        const controller = new AbortController();
+        const timer = setTimeout(
+          () => controller.abort(new Error("serve's /metrics did not answer in 10 s")),
+          10_000,
         );
-        const text = await response.text();
-        const value = new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1];
-        if (value === undefined) throw new Error(`serve's /metrics has no ${name}`);
-        return Number(value);
+        try {
+          const response = await fetch(`${health.url}/metrics`, { signal: controller.signal });
+          const text = await response.text();
+          const value = new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1];
+          if (value === undefined) throw new Error(`serve's /metrics has no ${name}`);
+          return Number(value);
+        } finally {
+          clearTimeout(timer);
+        }
       },
       [Symbol.asyncDispose]: cleanup,
     };

@@ -15,8 +15,39 @@ import { startVictim, type Victim, type VictimReport } from "./victim.ts";
 
 const MIB = 1024 * 1024;
 
+/**
+ * Polls serve's `mcp_rproxy_memory_held_bytes` (what its memory budget counts) until stopped; the peak.
+ * The gauge changes without any event this process could wait on, hence the polling.
+ */
+function sampleHeld(serve: ServeUnderAttack, everyMs = 100): { stop(): Promise<number> } {
+  let peak = 0;
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      try {
+        peak = Math.max(peak, await serve.metric("mcp_rproxy_memory_held_bytes"));
+      } catch {
+        // A reading lost under load; the next one counts.
+      }
+      if (running) await new Promise((resolve) => setTimeout(resolve, everyMs));
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      return peak;
+    },
+  };
+}
+
 /** Victim calls measured before the attack, for its baseline latency. */
 export const BASELINE_CALLS = 40;
+/**
+ * Victim calls measured at least while the attacker holds what it opened: a short attack (a burst of
+ * frames, a refused link) still gets a latency figure of more than one call.
+ */
+export const MIN_ATTACK_CALLS = 10;
 
 /** What an attack works with. */
 export interface AttackContext {
@@ -54,6 +85,8 @@ export interface AttackRun<T> {
   baselineRss: number;
   /** serve's highest RSS during the attack, in bytes. */
   peakRss: number;
+  /** The most serve's memory budget counted as held during the attack, in bytes (sampled). */
+  peakHeld: number;
   /** The bound on the rise, in bytes. */
   rssBound: number;
   /** serve's memory after the attack ended. */
@@ -73,24 +106,30 @@ export interface AttackRun<T> {
 export async function runAttack<T>(scenario: AttackScenario<T>): Promise<AttackRun<T>> {
   await using serve = await startServe(scenario.flags);
   await using victim = await startVictim(serve);
-  await using held = new AsyncDisposableStack();
-  const context: AttackContext = { serve, victim, held };
+  await using attackerHeld = new AsyncDisposableStack();
+  const context: AttackContext = { serve, victim, held: attackerHeld };
   await victim.start();
+  victim.split(); // The first call warms the client's connection up: not part of the baseline.
   await victim.waitForCalls(BASELINE_CALLS, 30_000);
   const victimBaseline = victim.split();
   const baselineRss = serve.memory().rss;
   const sampler = sampleRss(serve.process.pid);
+  const held = sampleHeld(serve);
   const started = performance.now();
   let observed: T;
   let peakRss: number;
+  let peakHeld: number;
+  let attackMs: number;
   try {
     observed = await scenario.attack(context);
+    attackMs = performance.now() - started;
+    await victim.waitForCalls(MIN_ATTACK_CALLS, 30_000);
   } finally {
     peakRss = sampler.stop();
+    peakHeld = await held.stop();
   }
-  const attackMs = performance.now() - started;
   const victimDuring = await victim.stop();
-  await held.disposeAsync();
+  await attackerHeld.disposeAsync();
   const recovery = await waitForRecovery(serve, baselineRss, {
     ms: scenario.recoveryMs ?? 20_000,
   });
@@ -100,6 +139,7 @@ export async function runAttack<T>(scenario: AttackScenario<T>): Promise<AttackR
     observed,
     baselineRss,
     peakRss,
+    peakHeld,
     rssBound: scenario.rssBound,
     recovery,
     victimBaseline,

@@ -5,10 +5,17 @@
 
 import assert from "node:assert/strict";
 import { brokenBounds, runAttack } from "./run_attack.ts";
-import { unreadStreams } from "./scenarios/unread_streams.ts";
+import { mib } from "./harness.ts";
+import { UNREAD_STREAMS_SHARE, unreadStreams } from "./scenarios/unread_streams.ts";
 
 Deno.test("unread GET streams under a notification flood: serve stays within its budget, cuts the owner's streams, serves the victim, gives the memory back", async () => {
   const run = await runAttack(unreadStreams);
   assert.deepEqual(brokenBounds(run), []);
-  assert.ok(run.observed.cut.length > 0, "no unread stream was cut");
+  // What serve counted as held for the attacker stayed within its share, and the share was enforced by
+  // cutting its oldest unread streams.
+  assert.ok(
+    run.peakHeld <= UNREAD_STREAMS_SHARE,
+    `serve held ${mib(run.peakHeld)} for the attacker`,
+  );
+  assert.ok(run.observed.cut.length > 0, "no unread stream was cut for the owner's share");
 });
