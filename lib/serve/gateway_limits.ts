@@ -64,7 +64,7 @@ export interface GatewayLimits {
   sseRetryMs: number;
   /** Data frames kept per session for replay after a link drop. */
   replayFrames: number;
-  /** Bytes (UTF-16 units of frame text) kept per session for replay after a link drop. */
+  /** UTF-8 bytes of frame text kept per session for replay after a link drop. */
   replayBytes: number;
   /** Memory held for all owners together (frames being received, replay and SSE buffers, queues), bytes. */
   memoryBudgetBytes: number;

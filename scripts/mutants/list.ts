@@ -435,4 +435,14 @@ export const MUTANTS: Mutant[] = [
     replace: "this.#quietMs,",
     tests: ["tests/util/idle_gc_test.ts"],
   },
+  {
+    id: "queue-charged",
+    rule: "a call that would take its owner's queue past the memory share is refused, not queued",
+    file: "lib/serve/call_queue.ts",
+    find:
+      "if (this.#charge !== undefined && !this.#charge.resize(this.#bytes + bytes)) return false;",
+    replace: "this.#charge?.resize(this.#bytes + bytes);",
+    tests: ["tests/serve/memory_share_test.ts"],
+    filter: "waiting for a slot",
+  },
 ];
