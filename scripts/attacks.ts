@@ -19,6 +19,7 @@ Runs each attack of tests/attack/ against a real serve on 127.0.0.1, with a vict
 through a real connect tunnel, and prints serve's memory and the victim's latency for each.
 
   --only TEXT    only the attacks whose name contains TEXT (case-insensitive)
+  --gaps         also the attacks serve does not withstand yet (docs/security.md, "Not bounded yet")
   --out DIR      where the JSON goes (default bench-results)
   -h, --help     this text
 `;
@@ -52,6 +53,7 @@ function table(rows: Row[]): string {
     "RSS base".padStart(8),
     "peak".padStart(6),
     "bound".padStart(6),
+    "held".padStart(5),
     "after".padStart(6),
     "back s".padStart(6),
     "calls".padStart(6),
@@ -76,6 +78,7 @@ function table(rows: Row[]): string {
       mib(run.baselineRss).padStart(8),
       mib(run.peakRss).padStart(6),
       `+${mib(run.rssBound)}`.padStart(6),
+      mib(run.peakHeld).padStart(5),
       mib(run.recovery.rss).padStart(6),
       (run.recovery.ms / 1000).toFixed(1).padStart(6),
       String(run.victimDuring.ok + run.victimDuring.failed).padStart(6),
@@ -96,6 +99,7 @@ async function main(args: string[]): Promise<number> {
     args,
     options: {
       only: { type: "string" },
+      gaps: { type: "boolean" },
       out: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
@@ -107,8 +111,9 @@ async function main(args: string[]): Promise<number> {
     return 0;
   }
   const only = values.only?.toLowerCase();
-  const chosen = ATTACKS.filter(({ scenario }) =>
-    only === undefined || scenario.name.toLowerCase().includes(only)
+  const chosen = ATTACKS.filter(({ scenario, gap }) =>
+    (values.gaps === true || gap !== true) &&
+    (only === undefined || scenario.name.toLowerCase().includes(only))
   );
   if (chosen.length === 0) {
     console.error(`No attack name contains '${values.only}'`);
@@ -129,7 +134,7 @@ async function main(args: string[]): Promise<number> {
   const seconds = (performance.now() - started) / 1000;
   console.log("");
   console.log(
-    `RSS of serve in MiB: before the attack, its peak during it, the bound on the rise, after the attack ended and "back s" seconds of recovery. Latency of the victim owner's echo calls in ms (one every 20 ms through a real connect tunnel): ${BASELINE_CALLS} calls before the attack ("base"), all calls during it ("att"), and the ratio.`,
+    `RSS of serve in MiB: before the attack, its peak during it, the bound on the rise, the most its memory budget counted as held (sampled every 100 ms), after the attack ended and "back s" seconds of recovery. Latency of the victim owner's echo calls in ms (one every 20 ms through a real connect tunnel): ${BASELINE_CALLS} calls before the attack ("base"), all calls during it ("att"), and the ratio.`,
   );
   console.log(table(rows));
   for (const { name, broken } of rows) {
@@ -153,6 +158,7 @@ async function main(args: string[]): Promise<number> {
           ...(run === undefined ? {} : {
             baselineRss: run.baselineRss,
             peakRss: run.peakRss,
+            peakHeld: run.peakHeld,
             rssBound: run.rssBound,
             recovery: run.recovery,
             attackMs: run.attackMs,

@@ -2,6 +2,7 @@
 
 import type { AttackScenario } from "../run_attack.ts";
 import { abandonedCalls } from "./abandoned_calls.ts";
+import { deafLink, unreadJsonAnswers } from "./known_gaps.ts";
 import { bigFrames } from "./big_frame.ts";
 import { malformedUrls } from "./malformed_url.ts";
 import { slowHttp } from "./slow_http.ts";
@@ -15,6 +16,8 @@ export interface ListedAttack {
   scenario: AttackScenario<unknown>;
   /** The test file, relative to the repository root. */
   test: string;
+  /** True for a gap serve does not close yet: its test is ignored, the report runs it on request. */
+  gap?: boolean;
 }
 
 /** Every attack scenario. */
@@ -30,4 +33,6 @@ export const ATTACKS: readonly ListedAttack[] = [
   { scenario: slowHttp, test: "tests/attack/slow_http_test.ts" },
   { scenario: abandonedCalls, test: "tests/attack/abandoned_calls_test.ts" },
   { scenario: streamsPerToken, test: "tests/attack/streams_per_token_test.ts" },
+  { scenario: unreadJsonAnswers, test: "tests/attack/known_gaps_test.ts", gap: true },
+  { scenario: deafLink, test: "tests/attack/known_gaps_test.ts", gap: true },
 ];
