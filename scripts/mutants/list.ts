@@ -445,4 +445,22 @@ export const MUTANTS: Mutant[] = [
     tests: ["tests/serve/memory_share_test.ts"],
     filter: "waiting for a slot",
   },
+  {
+    id: "security-doc-limit-row",
+    rule: "docs/security.md has a row for every limit of serve",
+    file: "docs/security.md",
+    find: "| `--max-streams-per-token N`",
+    replace: "| `--max-streams-per-tokens N`",
+    tests: ["tests/docs_test.ts"],
+    filter: "every limit of serve",
+  },
+  {
+    id: "limit-without-flag",
+    rule: "every limit of serve is set by a flag",
+    file: "lib/serve/config.ts",
+    find: '  "max-streams-per-token": { type: "string" },\n',
+    replace: "",
+    tests: ["tests/docs_test.ts"],
+    filter: "every limit of serve",
+  },
 ];
