@@ -77,6 +77,7 @@ export class IdleCollector {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #lastAt = -Infinity;
   #unref: boolean;
+  #closed = false;
 
   constructor(options: IdleCollectorOptions = {}) {
     const {
@@ -95,7 +96,7 @@ export class IdleCollector {
 
   /** `bytes` of a transient message were let go. */
   released(bytes: number): void {
-    if (this.#collect === undefined) return;
+    if (this.#collect === undefined || this.#closed) return;
     this.#pending += bytes;
     if (this.#pending < this.#threshold) return;
     const flood = this.#pending >= this.#floodBytes;
@@ -123,8 +124,12 @@ export class IdleCollector {
     return this.#timer !== undefined;
   }
 
-  /** Drops a collection still waiting. */
+  /**
+   * Drops a collection still waiting, and arms none after: what its owner releases while it shuts down
+   * must not leave a timer behind.
+   */
   close(): void {
+    this.#closed = true;
     clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#floodArmed = false;

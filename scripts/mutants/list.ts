@@ -463,4 +463,12 @@ export const MUTANTS: Mutant[] = [
     tests: ["tests/docs_test.ts"],
     filter: "every limit of serve",
   },
+  {
+    id: "idle-gc-closed",
+    rule: "a closed idle collector arms no collection (no timer outlives a gateway)",
+    file: "lib/util/idle_gc.ts",
+    find: "if (this.#collect === undefined || this.#closed) return;",
+    replace: "if (this.#collect === undefined) return;",
+    tests: ["tests/util/idle_gc_test.ts"],
+  },
 ];

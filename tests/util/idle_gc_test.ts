@@ -65,11 +65,14 @@ Deno.test("IdleCollector collects during a flood that never pauses, once floodBy
   }
 });
 
-Deno.test("IdleCollector.close() drops a collection still waiting", () => {
+Deno.test("IdleCollector.close() drops a collection still waiting, and arms none after", () => {
   let collected = 0;
   const idle = new IdleCollector({ quietMs: 10, collect: () => collected++, unref: false });
   idle.released(8 * MIB);
   idle.close();
+  // Releases after the close (a gateway's connections ending) arm nothing.
+  idle.released(128 * MIB);
+  assert.equal(idle.armed, false);
   // A timer left behind would fail this test (the op sanitizer); none ran.
   assert.equal(collected, 0);
 });
