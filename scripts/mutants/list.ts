@@ -249,8 +249,10 @@ export const MUTANTS: Mutant[] = [
     id: "resume-replays-all",
     rule: "a stream resumed with Last-Event-ID gets every event after that id",
     file: "lib/serve/resumable_stream.ts",
-    find: "if (event.seq > from && !connection.write(event.chunk)) break;",
-    replace: "if (event.seq > from + 1 && !connection.write(event.chunk)) break;",
+    find:
+      "if (event.seq > from && !(connection.write(event.head) && connection.write(event.body))) {",
+    replace:
+      "if (event.seq > from + 1 && !(connection.write(event.head) && connection.write(event.body))) {",
     tests: ["tests/serve/stream_resume_test.ts"],
     filter: "POST stream cut",
   },
