@@ -17,7 +17,7 @@ type Outcome = "killed" | "survived" | "not-applicable" | "timeout";
 /** Copies what the tests need into a fresh directory; node_modules is linked, not copied. */
 async function makeCopy(): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "mcp-rproxy-mutants-" });
-  for (const entry of ["main.ts", "deno.json", "deno.lock", "lib", "tests", "scripts"]) {
+  for (const entry of ["main.ts", "deno.json", "deno.lock", "lib", "tests", "scripts", "docs"]) {
     const status = await new Deno.Command("cp", { args: ["-R", `${ROOT}${entry}`, dir] }).output();
     if (!status.success) throw new Error(`Cannot copy ${entry} to ${dir}`);
   }

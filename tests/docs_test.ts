@@ -1,9 +1,15 @@
 // The README, docs/configuration.md and docs/serve.md list every flag with its default: they must say
-// what `--help` says (whose defaults come from the code), flag for flag.
+// what `--help` says (whose defaults come from the code), flag for flag. docs/security.md lists every
+// limit with the test that attacks it: every limit in the code has its row, and every test it names
+// exists under that name.
 
 import assert from "node:assert/strict";
 import { connectHelpText } from "../lib/connect/help.ts";
+import { CONNECT_FLAGS } from "../lib/connect/flags.ts";
+import { parseServeArgs, SERVE_FLAGS, type ServeSettings } from "../lib/serve/config.ts";
+import { type GatewayLimits, LIMIT_DEFAULTS } from "../lib/serve/gateway_limits.ts";
 import { serveHelpText } from "../lib/serve/help.ts";
+import { ATTACKS } from "./attack/scenarios/all.ts";
 
 const ROOT = new URL("../", import.meta.url);
 
@@ -51,8 +57,11 @@ function helpFlags(help: string): Map<string, FlagFacts> {
   return flags;
 }
 
-/** The rows of the first markdown table after `heading` whose first header cell is "flag". */
-async function docFlags(path: string, heading: string): Promise<Map<string, FlagFacts>> {
+/** The header and rows (cells, pipes unescaped) of the first markdown table after `heading`. */
+async function tableAfter(
+  path: string,
+  heading: string,
+): Promise<{ header: string[]; rows: string[][] }> {
   const text = await Deno.readTextFile(new URL(path, ROOT));
   const start = text.indexOf(heading);
   assert.notEqual(start, -1, `${path} has ${heading}`);
@@ -61,15 +70,23 @@ async function docFlags(path: string, heading: string): Promise<Map<string, Flag
   assert.notEqual(headerAt, -1, `a flag table under ${heading} in ${path}`);
   const cells = (line: string) =>
     line.replace(/^\||\|$/g, "").split(/(?<!\\)\|/).map((cell) => cell.trim());
-  const header = cells(lines[headerAt]!);
+  const rows: string[][] = [];
+  for (const line of lines.slice(headerAt + 2)) {
+    if (!line.startsWith("|")) break;
+    rows.push(cells(line));
+  }
+  return { header: cells(lines[headerAt]!), rows };
+}
+
+/** The rows of the first markdown table after `heading` whose first header cell is "flag". */
+async function docFlags(path: string, heading: string): Promise<Map<string, FlagFacts>> {
+  const { header, rows } = await tableAfter(path, heading);
   const defaultColumn = header.findIndex((cell) => /^default$/i.test(cell));
   assert.notEqual(defaultColumn, -1, `a default column in ${path}`);
   const flags = new Map<string, FlagFacts>();
-  for (const line of lines.slice(headerAt + 2)) {
-    if (!line.startsWith("|")) break;
-    const row = cells(line);
+  for (const row of rows) {
     for (const name of row[0]!.match(/--[a-z][a-z-]*/g) ?? []) {
-      flags.set(name, { default: normalize(row[defaultColumn] ?? ""), env: envOf(line) });
+      flags.set(name, { default: normalize(row[defaultColumn] ?? ""), env: envOf(row.join("|")) });
     }
   }
   return flags;
@@ -123,4 +140,210 @@ Deno.test("helpFlags() reads a default, (required), a variable and a flag withou
     "--help": { default: "none", env: [] },
     "--level": { default: "info", env: ["MCP_RPROXY_LOG_LEVEL"] },
   });
+});
+
+// -- docs/security.md --
+
+const SECURITY = "docs/security.md";
+
+/** Flags of serve that are no limit: where it listens, whom it trusts, what it logs. */
+const SERVE_NOT_LIMITS = [
+  "help",
+  "version",
+  "listen",
+  "tls-cert",
+  "tls-key",
+  "public-url",
+  "allowed-origin",
+  "tokens-file",
+  "jwt-secret-file",
+  "jwt-audience",
+  "jwt-issuer",
+  "jwt-allow-no-exp",
+  "oauth-issuer",
+  "log-level",
+  "log-format",
+  "health-listen",
+  "state-dir",
+];
+
+/**
+ * Flags of connect that are no limit: what it runs, where it dials, how it retries, what it logs. A retry
+ * policy bounds nothing a peer can make connect hold.
+ */
+const CONNECT_NOT_LIMITS = [
+  "server",
+  "local-stdio",
+  "local-streamable-http",
+  "local-sse",
+  "gateway",
+  "token",
+  "token-file",
+  "server-name",
+  "server-description",
+  "reconnect-delay",
+  "max-retries",
+  "config",
+  "log-level",
+  "log-format",
+  "verbose",
+  "cert",
+  "health-listen",
+  "min-ready-servers",
+  "isolation",
+  "transport",
+  "websocket-retry",
+  "help",
+  "version",
+];
+
+/**
+ * The flag of each `GatewayLimits` key, found by behaviour: the flag whose value changes that key in
+ * what `parseServeArgs()` returns. A limit no flag sets is missing from the map.
+ */
+function limitFlags(): Map<keyof GatewayLimits, string> {
+  const base = ["--tokens-file", "tokens.yaml", "--state-dir", "none"];
+  const parse = (args: string[]) => parseServeArgs(args, () => undefined) as ServeSettings;
+  const defaults = parse(base);
+  const keys = Object.keys(LIMIT_DEFAULTS) as (keyof GatewayLimits)[];
+  const found = new Map<keyof GatewayLimits, string>();
+  for (const [flag, spec] of Object.entries(SERVE_FLAGS)) {
+    if (spec.type !== "string") continue;
+    for (const value of ["2048", "2", "600MiB"]) {
+      let settings: ServeSettings;
+      try {
+        settings = parse([...base, `--${flag}`, value]);
+      } catch {
+        continue; // not a value this flag takes
+      }
+      for (const key of keys) {
+        if (settings[key] !== defaults[key]) found.set(key, `--${flag}`);
+      }
+      break;
+    }
+  }
+  return found;
+}
+
+/** The `tests/…_test.ts` "name" references of a text, whitespace collapsed. */
+function testReferences(text: string): { file: string; name: string }[] {
+  const flat = text.replace(/\s+/g, " ");
+  return [...flat.matchAll(/`(tests\/[\w/.-]+_test\.ts)`\s*"([^"]+)"/g)].map((m) => ({
+    file: m[1]!,
+    name: m[2]!,
+  }));
+}
+
+/** The names of the tests a test file registers (string names; whitespace collapsed). */
+function testNames(source: string): string[] {
+  const names: string[] = [];
+  for (const m of source.matchAll(/Deno\.test\(\s*(["`])((?:(?!\1)[^\\]|\\.)*)\1/g)) {
+    names.push(m[2]!);
+  }
+  for (const m of source.matchAll(/Deno\.test\(\{\s*name:\s*"((?:[^"\\]|\\.)*)"/g)) {
+    names.push(m[1]!);
+  }
+  return names.map((name) => name.replace(/\s+/g, " "));
+}
+
+Deno.test("docs/security.md has a row for every limit of serve, with its key and --help's default", async () => {
+  const flags = limitFlags();
+  const keys = Object.keys(LIMIT_DEFAULTS) as (keyof GatewayLimits)[];
+  assert.deepEqual(
+    keys.filter((key) => !flags.has(key)),
+    [],
+    "every limit has a flag that sets it",
+  );
+  const { header, rows } = await tableAfter(SECURITY, "## Limits of serve");
+  const keyColumn = header.findIndex((cell) => /^key$/i.test(cell));
+  assert.notEqual(keyColumn, -1, "a key column");
+  const rowKeys = new Map(
+    rows.map((row) => [row[0]!.match(/--[a-z][a-z-]*/)?.[0], row[keyColumn]!.replaceAll("`", "")]),
+  );
+  for (const key of keys) {
+    const flag = flags.get(key)!;
+    assert.equal(rowKeys.get(flag), key, `${SECURITY}: a row for ${flag} naming ${key}`);
+  }
+  const documented = await docFlags(SECURITY, "## Limits of serve");
+  const help = helpFlags(serveHelpText());
+  for (const [flag, facts] of documented) {
+    assert.ok(help.has(flag), `${SECURITY} names ${flag}, which serve does not have`);
+    assert.equal(facts.default, help.get(flag)!.default, `${SECURITY}: default of ${flag}`);
+  }
+  const unlisted = Object.keys(SERVE_FLAGS).filter((name) =>
+    !documented.has(`--${name}`) && !SERVE_NOT_LIMITS.includes(name)
+  );
+  assert.deepEqual(unlisted, [], `serve flags neither in ${SECURITY} nor known to be no limit`);
+});
+
+Deno.test("docs/security.md has a row for every limit flag of connect, with --help's default", async () => {
+  const documented = await docFlags(SECURITY, "## Limits of connect");
+  const help = helpFlags(connectHelpText());
+  for (const [flag, facts] of documented) {
+    assert.ok(help.has(flag), `${SECURITY} names ${flag}, which connect does not have`);
+    assert.equal(facts.default, help.get(flag)!.default, `${SECURITY}: default of ${flag}`);
+  }
+  const names = Object.keys(CONNECT_FLAGS);
+  assert.deepEqual(
+    names.filter((name) => !documented.has(`--${name}`) && !CONNECT_NOT_LIMITS.includes(name)),
+    [],
+    `connect flags neither in ${SECURITY} nor known to be no limit`,
+  );
+  assert.deepEqual(
+    names.filter((name) => documented.has(`--${name}`) && CONNECT_NOT_LIMITS.includes(name)),
+    [],
+    "a flag is either a limit or not",
+  );
+});
+
+Deno.test("every test docs/security.md names exists under that name", async () => {
+  const references = testReferences(await Deno.readTextFile(new URL(SECURITY, ROOT)));
+  assert.ok(references.length > 30, `only ${references.length} test references found`);
+  const missing: string[] = [];
+  for (const { file, name } of references) {
+    let source: string;
+    try {
+      source = await Deno.readTextFile(new URL(file, ROOT));
+    } catch {
+      missing.push(`${file} does not exist`);
+      continue;
+    }
+    if (!testNames(source).includes(name)) missing.push(`${file} has no test "${name}"`);
+  }
+  assert.deepEqual(missing, []);
+});
+
+Deno.test("docs/security.md names every attack of tests/attack/, and deno task attacks runs each", async () => {
+  const named = new Set(
+    testReferences(await Deno.readTextFile(new URL(SECURITY, ROOT))).map((r) => r.name),
+  );
+  const files: string[] = [];
+  for await (const entry of Deno.readDir(new URL("tests/attack/", ROOT))) {
+    if (entry.name.endsWith("_test.ts")) files.push(`tests/attack/${entry.name}`);
+  }
+  const unnamed: string[] = [];
+  for (const file of files) {
+    for (const name of testNames(await Deno.readTextFile(new URL(file, ROOT)))) {
+      if (!named.has(name)) unnamed.push(`${file}: "${name}"`);
+    }
+  }
+  assert.deepEqual(unnamed, [], `attacks ${SECURITY} does not name`);
+  assert.deepEqual(
+    [...new Set(ATTACKS.map((a) => a.test))].sort(),
+    files.sort(),
+    "scripts/attacks.ts runs a scenario of every attack test file",
+  );
+});
+
+Deno.test("testReferences() and testNames() read what docs/security.md and test files hold", () => {
+  assert.deepEqual(
+    testReferences('see `tests/a/b_test.ts` "one\n  two"; `tests/c_test.ts` "x: \'y\'"'),
+    [{ file: "tests/a/b_test.ts", name: "one two" }, { file: "tests/c_test.ts", name: "x: 'y'" }],
+  );
+  assert.deepEqual(
+    testNames(
+      'Deno.test("a \\"b\\"", () => {});\nDeno.test(`t ${x}`, f);\nDeno.test({\n  name: "n",',
+    ),
+    ['a \\"b\\"', "t ${x}", "n"],
+  );
 });

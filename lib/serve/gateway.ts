@@ -22,6 +22,8 @@ import { authorizeRequest, type Identity, type Role, type TokenStore } from "./t
 import { METADATA_PREFIX, protectedResourceMetadata } from "./protected_resource.ts";
 import { type GatewayLimits, LIMIT_DEFAULTS, resolveLimits } from "./gateway_limits.ts";
 import { MemoryBudget } from "./memory_budget.ts";
+import { chargedExchange } from "./exchange_charge.ts";
+import { rpcError } from "./mcp_http.ts";
 import { IdleCollector } from "../util/idle_gc.ts";
 import type { ServeState } from "./state/serve_state.ts";
 
@@ -155,7 +157,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     memoryBudgetBytes,
     memoryPerOwnerBytes,
   } = resolveLimits(options);
-  // Memory held for others comes and goes in large pieces: once it stops for a moment, collect.
+  // Memory held for others comes and goes: once releases add up and stop for a moment, collect.
   const idle = new IdleCollector();
   const budget = new MemoryBudget({
     totalBytes: memoryBudgetBytes,
@@ -256,14 +258,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (stopped) {
       // Sessions are being handed over to the state store (or ended): a request now could only find
       // none. Retry-After tells clients to try again, which reaches the next gateway.
-      return Response.json(
-        {
-          jsonrpc: "2.0",
-          id: null,
-          error: { code: -32001, message: "The gateway is shutting down; retry in a moment" },
-        },
-        { status: 503, headers: { "retry-after": "1" } },
-      );
+      const message = "The gateway is shutting down; retry in a moment";
+      return rpcError(503, null, -32001, message, { "retry-after": "1" });
     }
     if (pathname.startsWith(`${METADATA_PREFIX}/`) && tokens.oauthIssuers.length > 0) {
       const authorizationServers = tokens.oauthIssuers.map((issuer) => issuer.url);
@@ -280,10 +276,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       }
       const rest = segments.slice(2).map(decodeSegment);
       if (rest.some((segment) => segment === undefined)) return badPath(pathname);
-      return await handleSessionsApi(request, identity, rest as string[], {
-        registry,
-        maxBodyBytes: maxFrameBytes,
-      });
+      const api = { registry, maxBodyBytes: maxFrameBytes };
+      const who = { budget, owner: identity.owner, maxBodyBytes: maxFrameBytes };
+      const handle = () => handleSessionsApi(request, identity, rest as string[], api);
+      return await chargedExchange(request, who, handle);
     }
     if (segments[0] === "servers" && MCP_PATHS.has(segments[2]!) && segments.length === 3) {
       const name = decodeSegment(segments[1]!);

@@ -65,7 +65,7 @@ export interface GatewayLimits {
   sseRetryMs: number;
   /** Data frames kept per session for replay after a link drop. */
   replayFrames: number;
-  /** Bytes (UTF-16 units of frame text) kept per session for replay after a link drop. */
+  /** UTF-8 bytes of frame text kept per session for replay after a link drop. */
   replayBytes: number;
   /** A comment line on every SSE link this often, in milliseconds (`--sse-link-keepalive`). */
   sseLinkKeepaliveMs: number;

@@ -37,6 +37,7 @@ import { SSE_HEADERS } from "./sse_stream.ts";
 import { type Accept, acceptOf, readJsonBody, reply, rpcError, wantsStream } from "./mcp_http.ts";
 import type { Identity } from "./token_store.ts";
 import type { ClientRecord } from "./state/records.ts";
+import { chargedExchange } from "./exchange_charge.ts";
 import type { McpEndpointOptions, McpRequestContext } from "./mcp_endpoint_contract.ts";
 
 const log = logger("serve", "mcp");
@@ -131,7 +132,15 @@ export class McpEndpoint {
   async handle(request: HttpRequest, context: McpRequestContext): Promise<Response> {
     const refused = this.#cors.refusal(request, context.serverName);
     if (refused !== undefined) return refused;
-    return this.#cors.apply(request, await this.#dispatch(request, context));
+    const budget = this.#options.budget;
+    if (budget === undefined) {
+      return this.#cors.apply(request, await this.#dispatch(request, context));
+    }
+    const who = { budget, owner: context.identity.owner, maxBodyBytes: this.#options.maxBodyBytes };
+    return this.#cors.apply(
+      request,
+      await chargedExchange(request, who, () => this.#dispatch(request, context)),
+    );
   }
 
   /** Restores the MCP client sessions a gateway before this one saved; returns how many. */

@@ -31,15 +31,18 @@ async function open(kind: "http" | "sse", url: string) {
     WAIT_MS,
     "LocalSession.start",
   );
-  const call = (id: number, name: string, args: JsonObject) => {
+  /** Sends a call; its answer, or undefined while none came (`answers` gets it later). */
+  const send = (id: number, name: string, args: JsonObject) => {
     const answer = new Promise<JsonObject>((resolve) => answers.set(id, resolve));
     const immediate = session.fromTunnel(
       { jsonrpc: "2.0", id, method: "tools/call", params: { name, arguments: args } },
       1,
     );
-    return deadline(immediate ? Promise.resolve(immediate as JsonObject) : answer, WAIT_MS, name);
+    return immediate ? Promise.resolve(immediate as JsonObject) : answer;
   };
-  return { session, call };
+  const call = (id: number, name: string, args: JsonObject) =>
+    deadline(send(id, name, args), WAIT_MS, name);
+  return { session, call, send };
 }
 
 function text(answer: JsonObject): string {
@@ -70,12 +73,19 @@ Deno.test("HttpUpstream initializes a new session when the upstream forgets its 
 
 Deno.test("HttpUpstream ends when its upstream cannot be reached; the call gets -32000 at once", async () => {
   await using server = await HttpEverything.start("streamableHttp");
-  const { session, call } = await open("http", server.url);
+  const { session, send } = await open("http", server.url);
   try {
     await server.stop();
-    const answer = await call(3, "echo", { message: "nobody" });
-    assert.equal((answer.error as { code: number }).code, -32000);
+    const answer = send(3, "echo", { message: "nobody" });
     assert.match(await deadline(session.transport.ended, WAIT_MS, "ended"), /^unreachable/);
+    // Whichever notices first ends the transport: the call's own POST (which answers it with -32000),
+    // or the standalone GET stream, which leaves the call in flight for the tunnel to answer with
+    // -32000 (Tunnel.failInFlight, as connect does when a server goes away).
+    const left = session.takeInFlight().map((request) => request.id);
+    if (left.length === 0) {
+      const answered = await deadline(answer, WAIT_MS, "the answer");
+      assert.equal((answered.error as { code: number }).code, -32000);
+    } else assert.deepEqual(left, [3]);
     assert.equal(session.alive, false);
   } finally {
     await session.stop();

@@ -1,10 +1,12 @@
 // The memory budget on the wire: a frame being received is charged from its header, so an owner cannot
 // hold more than its share in half-received frames, and another owner is not affected; a replay buffer
-// past the share stops being kept (the session can no longer resume) instead of growing.
+// past the share stops being kept (the session can no longer resume) instead of growing; a call that
+// would take the owner's queue past its share is refused instead of waiting.
 
 import assert from "node:assert/strict";
 import { frameHeader, Opcode, RawWebSocket } from "../fixtures/raw_websocket.ts";
-import { startTestGateway, TOKENS } from "../fixtures/test_gateway.ts";
+import { serveTestServer, startTestGateway, TOKENS, within } from "../fixtures/test_gateway.ts";
+import { initializeMcp, postMcp, rpc } from "../fixtures/mcp_http.ts";
 import { registerResumable, resumeAs, sessionInfo, until } from "../fixtures/resumable_tunnel.ts";
 
 const MIB = 1024 * 1024;
@@ -86,5 +88,48 @@ Deno.test("a replay buffer past its owner's share stops being kept: the session 
     await resumed?.tunnel.close();
     await gateway.close();
     await Promise.all(pending);
+  }
+});
+
+Deno.test("calls waiting for a slot count against their owner's share: one that does not fit is refused naming --memory-per-owner, a small one waits", async () => {
+  const gateway = await startTestGateway({
+    maxInflight: 1,
+    memoryBudgetBytes: 64 * MIB,
+    memoryPerOwnerBytes: 256 * 1024,
+  });
+  const served = await serveTestServer(gateway, "queue");
+  const leaving = new AbortController();
+  let slow: Promise<unknown> | undefined;
+  let small: Promise<Response> | undefined;
+  try {
+    const session = await initializeMcp(gateway, "queue");
+    const post = (id: number, args: Record<string, unknown>, signal?: AbortSignal) =>
+      postMcp(gateway, "queue", rpc(id, "tools/call", { name: "echo", arguments: args }), {
+        session,
+        accept: "application/json",
+        ...(signal === undefined ? {} : { signal }),
+      });
+    // The one slot is taken by a call that runs until its client leaves.
+    slow = post(1, { text: "slot", delayMs: 60_000 }, leaving.signal).catch(() => undefined);
+    const until = performance.now() + 5_000;
+    while (!served.log.calls.includes("echo")) {
+      assert.ok(performance.now() < until, "the first call did not reach the server");
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    // 300 KiB of arguments cannot wait in a queue whose owner may hold 256 KiB: refused at once.
+    const big = await within(post(2, { text: "x".repeat(300 * 1024) }), 5_000, "the refusal");
+    const refused = await big.json();
+    assert.match(refused.error?.message ?? "", /cannot wait for a slot.*--memory-per-owner/);
+    // A small call waits for the slot, and gets it once the first call's client has left.
+    small = post(3, { text: "small" });
+    leaving.abort();
+    const answer = await (await within(small, 10_000, "the small call")).json();
+    assert.equal(answer.result?.content?.[0]?.text, "small");
+  } finally {
+    leaving.abort();
+    await slow;
+    await small?.then((r) => r.bodyUsed ? undefined : r.body?.cancel(), () => {});
+    await served.close();
+    await gateway.close();
   }
 });

@@ -4,6 +4,8 @@
 
 import { Buffer } from "node:buffer";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { holdAnswer } from "../exchange_charge.ts";
+import type { Charge } from "../memory_budget.ts";
 
 /**
  * A body left unread when the answer went out is read and dropped for up to this many bytes and
@@ -50,6 +52,22 @@ function isStream(response: Response): boolean {
   return response.headers.get("content-type")?.startsWith("text/event-stream") === true;
 }
 
+/**
+ * Releases `charge` once the socket has handed everything written to the kernel (its `drain`), or closed:
+ * the response's own `finish` comes as soon as the bytes reach the socket's buffer, which is too early.
+ */
+function releaseWhenTaken(res: ServerResponse, charge: Charge): void {
+  const socket = res.socket;
+  if (socket === null || socket.destroyed || socket.writableLength === 0) return charge.release();
+  const release = () => {
+    socket.off("drain", release);
+    socket.off("close", release);
+    charge.release();
+  };
+  socket.on("drain", release);
+  socket.on("close", release);
+}
+
 function waitWritable(res: ServerResponse): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
@@ -87,8 +105,13 @@ export async function writeWebResponse(
     // Read without touching `response.body`: that getter turns a body given as text into a stream,
     // which then has to be read back chunk by chunk.
     const bytes = await response.bytes();
-    headers["content-length"] = String(bytes.byteLength);
     if (res.destroyed) return;
+    // A large answer is charged to its owner until the client has taken it (exchange_charge.ts).
+    const hold = holdAnswer(response, bytes.byteLength);
+    if (hold !== undefined && "refusal" in hold) {
+      return await writeWebResponse(res, hold.refusal, closeConnection);
+    }
+    headers["content-length"] = String(bytes.byteLength);
     res.writeHead(response.status, headers);
     // node:http sends a string body in one write with the head; bytes go as a second buffer, which cost
     // a third of a small call's CPU here. latin1 maps each byte to one character and back unchanged.
@@ -98,6 +121,7 @@ export async function writeWebResponse(
         "latin1",
       );
     } else res.end(bytes);
+    if (hold !== undefined) releaseWhenTaken(res, hold.charge);
     return;
   }
   const body = response.body;
