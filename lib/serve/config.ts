@@ -7,9 +7,15 @@ import { parseFlags } from "../util/cli_flags.ts";
 import { ConfigError, invalidSetting } from "../util/errors.ts";
 import { HOST_PORT_EXPECTED, parseHostPort } from "../util/host_port.ts";
 import { LEVEL_CHOICES, type LogFormat, parseLevel } from "../util/log.ts";
+import {
+  CLUSTER_FLAGS,
+  type ClusterSettings,
+  parseClusterSettings,
+} from "./cluster/cluster_config.ts";
 import { GATEWAY_DEFAULTS } from "./gateway.ts";
 import { JWT_SECRET_ENV, LOG_FORMAT_ENV, LOG_LEVEL_ENV, SERVE_DEFAULTS } from "./help.ts";
 import { isFetchableUrl } from "./oauth_issuer.ts";
+import { flagOrEnv, secondsMs, wholeNumber } from "./setting_parsers.ts";
 import { OAUTH_DEFAULTS } from "./token_store.ts";
 
 /** Settings of `serve`, validated, defaults applied. Secrets are read later from the files named here. */
@@ -73,6 +79,8 @@ export interface ServeSettings {
   logFormat: LogFormat;
   /** `HOST:PORT` of the health and metrics listener; undefined = off. */
   healthListen?: string;
+  /** Replicas sharing state in Redis (`--redis`); undefined = a single serve. */
+  cluster?: ClusterSettings;
 }
 
 /** The flags of `serve`, for parseArgs. */
@@ -120,6 +128,7 @@ export const SERVE_FLAGS = {
   "log-level": { type: "string" },
   "log-format": { type: "string" },
   "health-listen": { type: "string" },
+  ...CLUSTER_FLAGS,
 } as const;
 
 /** WebSocket messages stop at 64 MiB - 1 byte, so frames must too. */
@@ -128,34 +137,6 @@ const MAX_FRAME_BYTES = 64 * 1024 * 1024 - 1;
 const MAX_BODY_RATE = 1024 * 1024 * 1024;
 /** Replay and client buffers are memory held for others: 4 GiB is a bound, not a target. */
 const MAX_BUFFER_BYTES = 4 * 1024 * 1024 * 1024;
-
-function wholeNumber(flag: string, text: string, min: 0 | 1, meaning = ""): number {
-  const value = Number(text.trim());
-  if (!/^\+?\d+$/.test(text.trim()) || !Number.isSafeInteger(value) || value < min) {
-    throw invalidSetting({
-      setting: flag,
-      value: text,
-      expected: `a whole number, ${min} or more${meaning}`,
-      example: `${flag} 10`,
-    });
-  }
-  return value;
-}
-
-/** Seconds as milliseconds; `zeroMeans` allows 0 and says what it does. */
-function secondsMs(flag: string, text: string, zeroMeans?: string): number {
-  const value = Number(text.trim());
-  const min = zeroMeans === undefined ? "greater than 0" : `0 or more (0 ${zeroMeans})`;
-  if (text.trim() === "" || !Number.isFinite(value) || value < 0 || (value === 0 && !zeroMeans)) {
-    throw invalidSetting({
-      setting: flag,
-      value: text,
-      expected: `a number of seconds, ${min}`,
-      example: `${flag} 60`,
-    });
-  }
-  return value * 1000;
-}
 
 function byteSize(flag: string, text: string, max: number): number {
   const value = parseByteSize(text);
@@ -239,15 +220,13 @@ function checkOAuthBase(hostname: string, publicUrl: string | undefined): void {
   );
 }
 
-/** A flag, else its environment variable (empty counts as unset), else the default; with its name. */
-function flagOrEnv(
-  flag: string,
-  value: string | undefined,
-  env: { name: string; read: (name: string) => string | undefined },
-): { setting: string; text: string } | undefined {
-  if (value !== undefined) return { setting: flag, text: value };
-  const fromEnv = env.read(env.name)?.trim();
-  return fromEnv === undefined || fromEnv === "" ? undefined : { setting: env.name, text: fromEnv };
+/** The host name, for a default replica id; without `--allow-sys=hostname` a neutral word. */
+function machineHostname(): string {
+  try {
+    return Deno.hostname();
+  } catch {
+    return "replica";
+  }
 }
 
 /**
@@ -266,6 +245,7 @@ function flagOrEnv(
 export function parseServeArgs(
   args: string[],
   env: (name: string) => string | undefined,
+  machineName: () => string = machineHostname,
 ): ServeSettings | "help" | "version" {
   const { values } = parseFlags(args, { command: "serve", flags: SERVE_FLAGS });
   if (values.help) return "help";
@@ -436,6 +416,8 @@ export function parseServeArgs(
     const value = values[flag];
     if (value !== undefined) settings[key] = value;
   }
+  const cluster = parseClusterSettings(values, { env, hostname: machineName });
+  if (cluster !== undefined) settings.cluster = cluster;
   if (settings.memoryPerOwnerBytes > settings.memoryBudgetBytes) {
     throw invalidSetting({
       setting: "--memory-per-owner",
