@@ -26,6 +26,7 @@ export const SERVE_ENV: readonly string[] = [
   "MCP_RPROXY_JWT_SECRET",
   "MCP_RPROXY_LOG_LEVEL",
   "MCP_RPROXY_LOG_FORMAT",
+  "MCP_RPROXY_REDIS_URL",
   "WS_NO_BUFFER_UTIL",
   "WS_NO_UTF_8_VALIDATE",
 ];
@@ -66,6 +67,14 @@ export interface ServePermissionOptions {
   tlsCertFile?: string;
   /** `--tls-key`, if any. */
   tlsKeyFile?: string;
+  /**
+   * A replica: Redis as `HOST:PORT` (from `--redis`). ioredis's `debug` dependency lists the whole
+   * environment when it loads, so a replica needs unscoped `--allow-env`; the default replica id reads the
+   * host name (`--allow-sys=hostname`).
+   */
+  redis?: string;
+  /** `--cluster-secret-file`, with `redis`. */
+  clusterSecretFile?: string;
 }
 
 /**
@@ -130,18 +139,21 @@ export function connectPermissions(options: ConnectPermissionOptions): string[] 
  * ```
  */
 export function servePermissions(options: ServePermissionOptions = {}): string[] {
-  const { listen, healthListen } = options;
+  const { listen, healthListen, redis } = options;
   return [
     listen === undefined
       ? "--allow-net"
-      : `--allow-net=${listen}${healthListen ? `,${healthListen}` : ""}`,
+      : `--allow-net=${[listen, healthListen, redis].filter((a) => a).join(",")}`,
     ...scoped("--allow-read", [
       options.tokensFile,
       options.jwtSecretFile,
       options.tlsCertFile,
       options.tlsKeyFile,
+      options.clusterSecretFile,
     ]),
-    `--allow-env=${SERVE_ENV.join(",")}`,
+    ...(redis === undefined
+      ? [`--allow-env=${SERVE_ENV.join(",")}`]
+      : ["--allow-env", "--allow-sys=hostname"]),
   ];
 }
 
