@@ -9,7 +9,7 @@ import type { ClusterSettings } from "./cluster_config.ts";
 import { type Envelope, type EnvelopeKind, EnvelopeSeal } from "./envelope.ts";
 import { Inbox } from "./inbox.ts";
 import { Liveness, LIVENESS_DEFAULTS } from "./liveness.ts";
-import { type Owner, Ownership } from "./ownership.ts";
+import { type Owner, Ownership, type Server } from "./ownership.ts";
 import { RedisClient } from "./redis_client.ts";
 import { ReplayGuard } from "./replay_guard.ts";
 
@@ -30,9 +30,13 @@ export interface ClusterStartOptions {
   backoff?: { baseMs: number; maxMs: number };
 }
 
-/** A tunnel session this replica holds: its generation, and what to do once a newer one took it. */
+/**
+ * A tunnel session this replica holds: its server, its generation (undefined until a claim succeeded: the
+ * next beat claims again), and what to do once a newer generation took it.
+ */
 interface Held {
-  gen: number;
+  server: Server;
+  gen: number | undefined;
   superseded: (by: Owner | undefined) => void;
 }
 
@@ -50,7 +54,7 @@ export interface ClusterReadiness {
  * ```ts ignore
  * const cluster = await Cluster.start({ settings, secret, version: "1.0.0" });
  * cluster.on("call", (envelope) => handleCall(envelope));
- * const gen = await cluster.hold("sess-1", () => closeLink(4002));
+ * await cluster.hold("sess-1", { owner: "alice", name: "everything" }, () => closeLink(4002));
  * await cluster.close();
  * ```
  */
@@ -160,19 +164,24 @@ export class Cluster {
     this.#handlers.set(kind, handler);
   }
 
-  /** Tunnel sessions held here, with their generations. */
-  held(): ReadonlyMap<string, number> {
-    return new Map([...this.#held].map(([sid, held]) => [sid, held.gen]));
+  /** The generation this replica holds `sid` under; undefined when it does not (or not yet). */
+  generation(sid: string): number | undefined {
+    return this.#held.get(sid)?.gen;
   }
 
   /**
-   * Claims tunnel session `sid` with a new generation and renews it each beat until {@link drop};
-   * `superseded` runs once if a newer generation takes it.
+   * Claims tunnel session `sid` of `server` with a new generation and renews it each beat until
+   * {@link drop}; `superseded` runs once if a newer generation takes it. The previous holder, if another
+   * replica, is told at once. A claim that fails (Redis down) is made again at the next beat.
    */
-  async hold(sid: string, superseded: (by: Owner | undefined) => void): Promise<number> {
-    const gen = await this.ownership.claim(sid);
-    this.#held.set(sid, { gen, superseded });
-    return gen;
+  async hold(
+    sid: string,
+    server: Server,
+    superseded: (by: Owner | undefined) => void,
+  ): Promise<void> {
+    const held: Held = { server, gen: undefined, superseded };
+    this.#held.set(sid, held);
+    await this.#claim(sid, held).catch(() => {});
   }
 
   /** Stops holding `sid` (its tunnel ended here) and releases it if still ours. */
@@ -180,7 +189,54 @@ export class Cluster {
     const held = this.#held.get(sid);
     if (held === undefined) return;
     this.#held.delete(sid);
-    await this.ownership.release(sid, held.gen).catch(() => {});
+    if (held.gen === undefined) return;
+    await this.ownership.release(sid, held.gen, held.server).catch(() => {});
+  }
+
+  async #claim(sid: string, held: Held): Promise<void> {
+    const { gen, previous } = await this.ownership.claim(sid, held.server);
+    if (this.#held.get(sid) !== held) {
+      // Dropped while the claim was on its way: give it back.
+      await this.ownership.release(sid, gen, held.server);
+      return;
+    }
+    held.gen = gen;
+    if (previous === undefined || previous.rid === this.replicaId) return;
+    this.#metrics?.takeovers.inc("taken");
+    log.info("Tunnel session {session} taken over from replica {from} (generation {gen})", {
+      event: "tunnel_taken_over",
+      session: sid,
+      from: previous.rid,
+      gen,
+    });
+    // The old holder learns at its next renewal anyway; the envelope makes it close its link now.
+    await this.inbox.send({
+      kind: "supersede",
+      target: previous.rid,
+      deadline: 0,
+      generation: gen,
+      sid,
+      id: "",
+      payload: "",
+    }).catch(() => {});
+  }
+
+  /** A `supersede` envelope: a newer generation of `sid` exists elsewhere; close it here. */
+  superseded(sid: string, generation: number, by: string): void {
+    const held = this.#held.get(sid);
+    if (held === undefined || held.gen === undefined || held.gen >= generation) return;
+    this.#lose(sid, held, { rid: by, gen: generation });
+  }
+
+  #lose(sid: string, held: Held, by: Owner | undefined): void {
+    this.#held.delete(sid);
+    this.#metrics?.takeovers.inc("lost");
+    log.info("Tunnel session {session} was taken over by {by}: closing it here", {
+      event: "tunnel_superseded",
+      session: sid,
+      by: by === undefined ? "a newer generation" : `replica ${by.rid}`,
+    });
+    held.superseded(by);
   }
 
   /** Stops beating, reading and renewing; closes the Redis connections. */
@@ -209,16 +265,10 @@ export class Cluster {
   async #upkeep(): Promise<void> {
     await this.inbox.upkeep();
     const renewals = [...this.#held].map(async ([sid, held]) => {
-      const renewal = await this.ownership.renew(sid, held.gen);
+      if (held.gen === undefined) return await this.#claim(sid, held);
+      const renewal = await this.ownership.renew(sid, held.gen, held.server);
       if (renewal.kind !== "superseded" || this.#held.get(sid) !== held) return;
-      this.#held.delete(sid);
-      this.#metrics?.takeovers.inc("lost");
-      log.info("Tunnel session {session} was taken over by {by}: closing it here", {
-        event: "tunnel_superseded",
-        session: sid,
-        by: renewal.by === undefined ? "a newer generation" : `replica ${renewal.by.rid}`,
-      });
-      held.superseded(renewal.by);
+      this.#lose(sid, held, renewal.by);
     });
     await Promise.all(renewals);
   }

@@ -10,6 +10,8 @@ import { EventLog } from "../../fixtures/events.ts";
 import { startRedis } from "../../fixtures/redis_server.ts";
 import { redisCommand } from "../../fixtures/resp_client.ts";
 
+const EV = { owner: "alice", name: "everything" };
+
 function client(url: string): RedisClient {
   return new RedisClient({ url, name: "commands", backoff: { baseMs: 20, maxMs: 200 } });
 }
@@ -23,15 +25,19 @@ Deno.test("Ownership: newest wins, the old holder's renewal and fenced writes ar
     await cb.ready(AbortSignal.timeout(5_000));
     const a = new Ownership({ commands: ca, replicaId: "a" });
     const b = new Ownership({ commands: cb, replicaId: "b" });
-    const genA = await a.claim("s1");
+    const { gen: genA, previous } = await a.claim("s1", EV);
     assert.equal(genA, 1);
-    assert.deepEqual(await a.renew("s1", genA), { kind: "renewed" });
+    assert.equal(previous, undefined);
+    assert.deepEqual(await a.renew("s1", genA, EV), { kind: "renewed" });
     assert.deepEqual(await b.owner("s1"), { rid: "a", gen: 1 });
+    assert.deepEqual(await b.lookup(EV), { sid: "s1", owner: { rid: "a", gen: 1 } });
+    assert.equal(await b.lookup({ owner: "bob", name: "everything" }), undefined);
     await a.fencedSet({ sid: "s1", gen: genA }, { key: "t:s1", value: "from a" });
 
-    const genB = await b.claim("s1");
+    const { gen: genB, previous: before } = await b.claim("s1", EV);
     assert.equal(genB, 2);
-    assert.deepEqual(await a.renew("s1", genA), {
+    assert.deepEqual(before, { rid: "a", gen: 1 }, "the claim says whom it took over from");
+    assert.deepEqual(await a.renew("s1", genA, EV), {
       kind: "superseded",
       by: { rid: "b", gen: 2 },
     });
@@ -49,11 +55,12 @@ Deno.test("Ownership: newest wins, the old holder's renewal and fenced writes ar
     await b.fencedSet({ sid: "s1", gen: genB }, { key: "t:s1", value: "from b", ttlMs: 5_000 });
     assert.equal(await redisCommand(redis.port, ["GET", "t:s1"]), "from b");
     // The old holder cannot release what it no longer holds; the new one can.
-    assert.equal(await a.release("s1", genA), false);
-    assert.equal(await b.release("s1", genB), true);
+    assert.equal(await a.release("s1", genA, EV), false);
+    assert.equal(await b.release("s1", genB, EV), true);
     assert.equal(await a.owner("s1"), undefined);
+    assert.equal(await a.lookup(EV), undefined, "the directory entry went with it");
     // Released, but the counter remembers: a renewal under the old generation is still refused.
-    assert.deepEqual(await a.renew("s1", genA), { kind: "superseded", by: undefined });
+    assert.deepEqual(await a.renew("s1", genA, EV), { kind: "superseded", by: undefined });
   } finally {
     await ca.close();
     await cb.close();
@@ -69,18 +76,27 @@ Deno.test("Ownership: after an empty Redis restart the holder re-asserts, and th
     await ca.ready(AbortSignal.timeout(5_000));
     const a = new Ownership({ commands: ca, replicaId: "a", ttlMs: 5_000 });
     const b = new Ownership({ commands: cb, replicaId: "b" });
-    await a.claim("s1");
-    const gen = await a.claim("s1"); // 2
+    await a.claim("s1", EV);
+    const { gen } = await a.claim("s1", EV); // 2
     await redis.restart();
     await ca.ready(AbortSignal.timeout(10_000));
     await cb.ready(AbortSignal.timeout(10_000));
     assert.equal(await a.owner("s1"), undefined, "Redis came back empty");
-    assert.deepEqual(await a.renew("s1", gen), { kind: "reasserted" });
+    assert.deepEqual(await a.renew("s1", gen, EV), { kind: "reasserted" });
+    assert.deepEqual(
+      await b.lookup(EV),
+      { sid: "s1", owner: { rid: "a", gen: 2 } },
+      "directory back",
+    );
     assert.deepEqual(await b.owner("s1"), { rid: "a", gen: 2 });
     const pttl = await redisCommand(redis.port, ["PTTL", "o:s1"]);
     assert.ok(typeof pttl === "number" && pttl > 0 && pttl <= 5_000, `PTTL ${pttl}`);
-    assert.equal(await b.claim("s1"), 3, "the counter was raised to the holder's generation");
-    assert.equal((await a.renew("s1", gen)).kind, "superseded");
+    assert.equal(
+      (await b.claim("s1", EV)).gen,
+      3,
+      "the counter was raised to the holder's generation",
+    );
+    assert.equal((await a.renew("s1", gen, EV)).kind, "superseded");
   } finally {
     await ca.close();
     await cb.close();
