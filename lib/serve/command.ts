@@ -207,6 +207,7 @@ export async function serveCommand(args: string[], context: CommandContext): Pro
         sseResumeWindowMs: settings.sseResumeWindowMs,
         sseRetryMs: settings.sseRetryMs,
         metrics,
+        ...(cluster === undefined ? {} : { cluster }),
       });
     } catch (error: unknown) {
       const address = formatHostPort(settings);

@@ -4,6 +4,7 @@
 
 import denoJson from "../../deno.json" with { type: "json" };
 import { CloseCode } from "../protocol/frames.ts";
+import type { Payload } from "../protocol/payload.ts";
 import { logger } from "../util/log.ts";
 import type { ServeMetrics } from "./metrics.ts";
 import type { WebSocketAccept } from "./peer_socket.ts";
@@ -21,6 +22,8 @@ import { METADATA_PREFIX, protectedResourceMetadata } from "./protected_resource
 import { type GatewayLimits, LIMIT_DEFAULTS, resolveLimits } from "./gateway_limits.ts";
 import { MemoryBudget } from "./memory_budget.ts";
 import { IdleCollector } from "../util/idle_gc.ts";
+import type { Cluster } from "./cluster/cluster.ts";
+import { ClusterRegistry, ClusterRouting } from "./cluster/routing.ts";
 
 const log = logger("serve");
 
@@ -52,6 +55,8 @@ export interface GatewayOptions extends Partial<GatewayLimits> {
   now?: () => number;
   /** Metrics to keep up to date (see `createServeMetrics`). */
   metrics?: ServeMetrics;
+  /** This gateway is one replica of many sharing state in Redis (`--redis`). */
+  cluster?: Cluster;
 }
 
 /** A running gateway. */
@@ -160,7 +165,17 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     windowMs: resumeWindowMs,
     limits: { maxFrames: replayFrames, maxBytes: replayBytes },
   };
-  const registry = new TunnelRegistry<TunnelSession>();
+  const registry = options.cluster === undefined
+    ? new TunnelRegistry<TunnelSession>()
+    : new ClusterRegistry();
+  const routing = options.cluster === undefined ? undefined : new ClusterRouting({
+    cluster: options.cluster,
+    session: (id) => registry.get(id),
+    callTimeoutMs,
+    sessionTtlMs: mcpSessionTtlMs,
+    metrics,
+  });
+  if (registry instanceof ClusterRegistry && routing !== undefined) registry.bind(routing);
   const endpoint = new McpEndpoint({
     registry,
     callTimeoutMs,
@@ -180,6 +195,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     now,
     budget,
     ...(metrics === undefined ? {} : { metrics }),
+    ...(routing === undefined ? {} : {
+      remote: (owner: string, name: string) => routing.remote(owner, name),
+      shared: routing.shared,
+    }),
   });
   const registrar = new Registrar({
     registry,
@@ -191,6 +210,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       serverNotification: (session, message) => endpoint.router.notification(session, message),
       serverRequest: (session, request, signal) =>
         endpoint.router.request(session, request, signal),
+      ...(routing === undefined ? {} : {
+        foreign: (session: TunnelSession, _type: string, payload: Payload) =>
+          routing.foreign(session, payload),
+      }),
     },
     version: denoJson.version,
     now,
@@ -242,6 +265,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       return protectedResourceMetadata(request, { base: oauthBase(), authorizationServers });
     }
     if (segments[0] === "reverse-proxy" && segments[1] === "ws" && segments.length === 2) {
+      const readiness = options.cluster?.readiness;
+      if (readiness !== undefined && !readiness.ready) {
+        // Fail closed: a session registered now could not be claimed or found by the other replicas.
+        return Response.json({
+          error:
+            `Registrations are refused while this replica cannot use Redis (${readiness.detail}); retry later`,
+        }, { status: 503, headers: { "retry-after": "5" } });
+      }
       return await admission.accept(request);
     }
     if (segments[0] === "reverse-proxy" && segments[1] === "sessions") {
@@ -378,6 +409,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           session.close(CloseCode.GoingAway, { kind: "shutdown", reason: "gateway shutting down" });
         }
         endpoint.close();
+        routing?.close();
         // Let the 1001 reach the clients before the process goes away; a client that does not answer
         // the close within the wait is dropped by server.close().
         await admission.close(2_000);

@@ -38,7 +38,7 @@ export interface LegacyConnection extends ClientStream {
 
 /** One MCP client session. */
 export class McpClientSession {
-  readonly id: string = crypto.randomUUID();
+  readonly id: string;
   readonly owner: string;
   readonly serverName: string;
   /** Its resumable SSE streams (Streamable HTTP): the GET stream and one per POST answered with SSE. */
@@ -53,6 +53,8 @@ export class McpClientSession {
 
   constructor(
     options: {
+      /** The session's id; a fresh UUID when not given (a replica takes another's session with its id). */
+      id?: string;
       owner: string;
       serverName: string;
       capabilities: JsonObject;
@@ -63,6 +65,7 @@ export class McpClientSession {
       budget?: MemoryBudget | undefined;
     },
   ) {
+    this.id = options.id ?? crypto.randomUUID();
     this.owner = options.owner;
     this.serverName = options.serverName;
     this.#capabilities = options.capabilities;
@@ -232,6 +235,28 @@ export interface McpClientSessionsOptions {
   now: () => number;
   /** Where each session's event replay is charged. */
   budget?: MemoryBudget | undefined;
+  /** Replicas: sessions shared with the others (see lib/serve/cluster/shared_sessions.ts). */
+  shared?: SharedSessionHooks | undefined;
+}
+
+/** What a table of sessions shared between replicas tells and asks the others. */
+export interface SharedSessionHooks {
+  /** A session opened here. */
+  opened(fields: { id: string; owner: string; serverName: string } & SessionDeclared): void;
+  /** A session was used here. */
+  used(id: string): void;
+  /** The session another replica opened, if it is known. */
+  find(id: string): Promise<
+    ({ id: string; owner: string; serverName: string } & SessionDeclared) | undefined
+  >;
+  /** The client ended the session. */
+  deleted(id: string): void;
+}
+
+/** What a client declared in its `initialize`. */
+interface SessionDeclared {
+  capabilities: JsonObject;
+  protocolVersion: string;
 }
 
 /** The MCP client sessions of the gateway, by id. */
@@ -258,6 +283,22 @@ export class McpClientSessions {
     return this.#sessions.get(id);
   }
 
+  /**
+   * The session with this id, here or (replicas) opened on another replica and taken here with its id.
+   * Undefined when no replica knows it.
+   */
+  async find(id: string): Promise<McpClientSession | undefined> {
+    const shared = this.#options.shared;
+    const local = this.#sessions.get(id);
+    if (local !== undefined || shared === undefined) {
+      if (local !== undefined) shared?.used(id);
+      return local;
+    }
+    const record = await shared.find(id);
+    if (record === undefined) return undefined;
+    return this.#sessions.get(id) ?? this.open(record, { publish: false });
+  }
+
   /** Every session. */
   all(): Iterable<McpClientSession> {
     return this.#sessions.values();
@@ -276,6 +317,7 @@ export class McpClientSessions {
    */
   open(
     fields: Omit<ConstructorParameters<typeof McpClientSession>[0], "now" | "streams" | "budget">,
+    options: { publish?: boolean } = {},
   ): McpClientSession | undefined {
     let count = 0;
     let oldest: McpClientSession | undefined;
@@ -297,12 +339,22 @@ export class McpClientSessions {
       budget: this.#options.budget,
     });
     this.#sessions.set(session.id, session);
+    if (options.publish !== false) {
+      this.#options.shared?.opened({
+        id: session.id,
+        owner: session.owner,
+        serverName: session.serverName,
+        capabilities: fields.capabilities,
+        protocolVersion: fields.protocolVersion,
+      });
+    }
     return session;
   }
 
-  /** Ends a session and forgets it. */
-  delete(session: McpClientSession, reason: string): void {
+  /** Ends a session and forgets it; `byClient`: everywhere (the client's DELETE). */
+  delete(session: McpClientSession, reason: string, byClient = false): void {
     if (this.#sessions.get(session.id) === session) this.#sessions.delete(session.id);
+    if (byClient) this.#options.shared?.deleted(session.id);
     session.end(reason);
   }
 

@@ -15,7 +15,7 @@ import { logger } from "../util/log.ts";
 import type { RawResponse } from "./call_table.ts";
 import type { ClientCall, McpClientSession } from "./mcp_client_session.ts";
 import { type ClientStream, ResumableStream } from "./resumable_stream.ts";
-import type { TunnelSession } from "./tunnel_session.ts";
+import type { CallTarget } from "./call_contract.ts";
 
 const log = logger("serve", "mcp");
 
@@ -26,7 +26,7 @@ export type CallAnswer = JsonRpcResponse | RawResponse | undefined;
 export function clientNotification(
   message: JsonRpcNotification,
   session: McpClientSession,
-  tunnel: TunnelSession | undefined,
+  tunnel: CallTarget | undefined,
 ): void {
   if (message.method === "notifications/initialized") return; // the gateway's own was sent already
   if (message.method === "notifications/cancelled") {
@@ -72,7 +72,7 @@ export interface InitializeOutcome {
  */
 export async function answerInitialize(
   message: JsonRpcRequest,
-  tunnel: TunnelSession,
+  tunnel: CallTarget,
 ): Promise<InitializeOutcome> {
   const held = await tunnel.initializeResult();
   if (held.error !== undefined || !isObject(held.result)) {
@@ -93,7 +93,7 @@ export async function answerInitialize(
 export function callRefusal(
   message: JsonRpcRequest,
   session: McpClientSession,
-  tunnel: TunnelSession | undefined,
+  tunnel: CallTarget | undefined,
 ): JsonRpcResponse | undefined {
   if (tunnel === undefined) {
     return errorResponse(
@@ -136,7 +136,7 @@ export function repeatedCall(
 /** Options of {@link runCall}. */
 export interface RunCallOptions {
   session: McpClientSession;
-  tunnel: TunnelSession;
+  tunnel: CallTarget;
   /** Where its progress and server requests go, when the call has a stream. */
   stream?: ClientStream;
   /** Receives the call's progress. */

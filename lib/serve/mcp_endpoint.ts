@@ -34,6 +34,8 @@ import { STREAM_DEFAULTS, type StreamSettings } from "./resumable_stream.ts";
 import { McpStreams } from "./mcp_streams.ts";
 import type { TunnelSession } from "./tunnel_session.ts";
 import type { TunnelRegistry } from "./tunnel_registry.ts";
+import type { CallTarget } from "./call_contract.ts";
+import type { SharedSessionHooks } from "./mcp_client_session.ts";
 import { SSE_HEADERS } from "./sse_stream.ts";
 import { type Accept, acceptOf, readJsonBody, reply, rpcError, wantsStream } from "./mcp_http.ts";
 import type { Identity } from "./token_store.ts";
@@ -74,6 +76,10 @@ export interface McpEndpointOptions {
   metrics?: ServeMetrics;
   /** Where SSE replay and what clients have not read are charged, against each owner's memory share. */
   budget?: MemoryBudget;
+  /** Replicas: a server another replica holds (lib/serve/cluster/routing.ts). */
+  remote?: (owner: string, name: string) => Promise<CallTarget | undefined>;
+  /** Replicas: MCP client sessions shared with the others. */
+  shared?: SharedSessionHooks;
 }
 
 /** Which MCP path a request is for, and what the HTTP server knows of its client. */
@@ -116,6 +122,7 @@ export class McpEndpoint {
       now: this.#now,
       streams: this.#streamSettings,
       budget: options.budget,
+      shared: options.shared,
       ...(options.maxSessionsPerOwner === undefined
         ? {}
         : { maxPerOwner: options.maxSessionsPerOwner }),
@@ -195,24 +202,24 @@ export class McpEndpoint {
       case "POST":
         return await this.#post(request, context);
       case "GET":
-        return this.#get(request, identity, serverName);
+        return await this.#get(request, identity, serverName);
       case "DELETE":
-        return this.#delete(request, identity, serverName);
+        return await this.#delete(request, identity, serverName);
       default:
         return notAllowed("GET, POST, DELETE, OPTIONS");
     }
   }
 
-  #session(
+  async #session(
     request: Request,
     identity: Identity,
     serverName: string,
-  ): McpClientSession | Response {
+  ): Promise<McpClientSession | Response> {
     const id = request.headers.get("mcp-session-id");
     if (id === null) {
       return rpcError(400, null, ErrorCode.InvalidRequest, "Mcp-Session-Id header is required");
     }
-    const session = this.#sessions.get(id);
+    const session = await this.#sessions.find(id);
     if (
       session === undefined || session.owner !== identity.owner ||
       session.serverName !== serverName || session.legacy
@@ -259,10 +266,10 @@ export class McpEndpoint {
     if (kind === "request" && message.method === "initialize") {
       return await this.#initialize(message as JsonRpcRequest, identity, serverName, accept);
     }
-    const session = this.#session(request, identity, serverName);
+    const session = await this.#session(request, identity, serverName);
     if (session instanceof Response) return session;
     const headers = { "mcp-session-id": session.id };
-    const tunnel = this.#options.registry.find(identity.owner, serverName);
+    const tunnel = await this.#tunnel(identity.owner, serverName);
     if (kind === "notification") {
       clientNotification(message as JsonRpcNotification, session, tunnel);
       return new Response(null, { status: 202, headers });
@@ -286,7 +293,7 @@ export class McpEndpoint {
     serverName: string,
     accept: Accept,
   ): Promise<Response> {
-    const tunnel = this.#options.registry.find(identity.owner, serverName);
+    const tunnel = await this.#tunnel(identity.owner, serverName);
     if (tunnel === undefined) {
       return rpcError(
         404,
@@ -320,11 +327,16 @@ export class McpEndpoint {
     return reply(response, accept, { "mcp-session-id": session.id });
   }
 
+  /** The server here, else (replicas) held by another replica. */
+  async #tunnel(owner: string, name: string): Promise<CallTarget | undefined> {
+    return this.#options.registry.find(owner, name) ?? await this.#options.remote?.(owner, name);
+  }
+
   #call(
     message: JsonRpcRequest,
     context: {
       session: McpClientSession;
-      tunnel: TunnelSession | undefined;
+      tunnel: CallTarget | undefined;
       accept: Accept;
       headers: Record<string, string>;
       clientGone: AbortSignal | undefined;
@@ -398,19 +410,19 @@ export class McpEndpoint {
     });
   }
 
-  #get(request: Request, identity: Identity, serverName: string): Response {
+  async #get(request: Request, identity: Identity, serverName: string): Promise<Response> {
     if (!acceptOf(request).sse) {
       return new Response("GET needs Accept: text/event-stream", { status: 406 });
     }
-    const session = this.#session(request, identity, serverName);
+    const session = await this.#session(request, identity, serverName);
     if (session instanceof Response) return session;
     return this.#streams.get(session, identity, request.headers.get("last-event-id"));
   }
 
-  #delete(request: Request, identity: Identity, serverName: string): Response {
-    const session = this.#session(request, identity, serverName);
+  async #delete(request: Request, identity: Identity, serverName: string): Promise<Response> {
+    const session = await this.#session(request, identity, serverName);
     if (session instanceof Response) return session;
-    this.#sessions.delete(session, "deleted by the client");
+    this.#sessions.delete(session, "deleted by the client", true);
     log.info("MCP client session {mcpSession} of {owner} on {name} ended by the client", {
       event: "mcp_session_deleted",
       mcpSession: session.id,

@@ -6,6 +6,7 @@ import { logger } from "../util/log.ts";
 import { CloseCode, encodeClose, encodeError, Extension } from "../protocol/frames.ts";
 import { encodeRegisterAck, type RegisterFrame } from "../protocol/registration.ts";
 import type { JsonRpcNotification, JsonRpcRequest, JsonRpcResponse } from "../protocol/jsonrpc.ts";
+import type { Payload } from "../protocol/payload.ts";
 import type { MemoryBudget } from "./memory_budget.ts";
 import type { ServeMetrics } from "./metrics.ts";
 import { EndedSessions, type ResumeError } from "./resume_credentials.ts";
@@ -34,6 +35,8 @@ export interface ServerMessageRouter {
     request: JsonRpcRequest,
     signal: AbortSignal,
   ): Promise<JsonRpcResponse>;
+  /** Replicas: a message for a call another replica sent (see `ServerMessageSink.foreign`). */
+  foreign?(session: TunnelSession, type: string, payload: Payload): boolean;
 }
 
 /** Options of {@link Registrar}. */
@@ -187,6 +190,7 @@ export class Registrar {
       host: {
         serverNotification: (message) => router.serverNotification(session, message),
         serverRequest: (request, signal) => router.serverRequest(session, request, signal),
+        foreign: (type, payload) => router.foreign?.(session, type, payload) ?? false,
         sessionClosed: (closed, end) => this.#closed(closed, end),
         sessionDetached: (_detached, loss) => this.#detached(loss),
       },

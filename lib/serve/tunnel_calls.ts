@@ -314,6 +314,7 @@ export class TunnelCalls {
    * A long answer is settled as text with the caller's id put in, never parsed.
    */
   onPayload(type: string, payload: Payload): string | undefined {
+    if (this.#sink.foreign?.(type, payload)) return undefined;
     if (payload.isText && type === "response") {
       const facts = payload.facts;
       if (facts !== "batch" && facts.kind === "response" && isOneLine(payload.text)) {

@@ -64,10 +64,17 @@ export class Cluster {
   readonly inbox: Inbox;
   readonly ownership: Ownership;
   readonly liveness: Liveness;
+  /** `readiness` fires when a Redis connection goes up or down, and after each liveness beat. */
+  readonly events = new EventTarget();
   readonly #reader: RedisClient;
   readonly #handlers = new Map<EnvelopeKind, (envelope: Envelope) => void>();
   readonly #held = new Map<string, Held>();
   readonly #metrics: ClusterMetrics | undefined;
+
+  /** The replica metrics, when kept. */
+  get metrics(): ClusterMetrics | undefined {
+    return this.#metrics;
+  }
   #closed = false;
 
   private constructor(options: ClusterStartOptions, seal: EnvelopeSeal) {
@@ -77,6 +84,7 @@ export class Cluster {
     const backoff = options.backoff ?? { baseMs: 100, maxMs: 5_000 };
     const ttlMs = options.ttlMs ?? LIVENESS_DEFAULTS.ttlMs;
     const onState = () => {
+      this.events.dispatchEvent(new Event("readiness"));
       // Back: renew at once what this replica holds, rather than at the next beat.
       if (this.commands?.state.up) this.liveness?.kick();
     };
@@ -85,6 +93,8 @@ export class Cluster {
       url: settings.redisUrl,
       name: "commands",
       backoff,
+      // An XADD of a 48 MiB envelope on a busy machine takes seconds; a hung Redis still shows in 10.
+      commandTimeoutMs: 10_000,
       onState,
       onError,
     });
@@ -93,7 +103,8 @@ export class Cluster {
       url: settings.redisUrl,
       name: "inbox",
       backoff,
-      commandTimeoutMs: blockMs + 5_000,
+      // The read returns up to a batch of large envelopes, which takes long to receive on a busy host.
+      commandTimeoutMs: blockMs + 30_000,
       onState,
       onError,
     });
@@ -115,7 +126,10 @@ export class Cluster {
       ttlMs,
       beatMs: options.beatMs ?? LIVENESS_DEFAULTS.beatMs,
       upkeep: () => this.#upkeep(),
-      onSeen: (replicas) => metrics?.replicasSeen.set(replicas.size),
+      onSeen: (replicas) => {
+        metrics?.replicasSeen.set(replicas.size);
+        this.events.dispatchEvent(new Event("readiness"));
+      },
     });
     metrics?.tunnelsOwned.track(() => this.#held.size);
     metrics?.redisUp.track(() => this.commands.state.up && this.#reader.state.up ? 1 : 0);

@@ -40,7 +40,7 @@ export interface InboxOptions {
   ttlMs?: number;
   /** XREAD BLOCK time in ms; default 1000. */
   blockMs?: number;
-  /** Entries read at once; default 16 (each may be up to a frame's size). */
+  /** Entries read at once; default 8 (each may be up to a frame's size: this bounds the memory). */
   batch?: number;
   /** Each envelope opened and checked, in the order it was sent. */
   onEnvelope: (envelope: Envelope) => void;
@@ -139,7 +139,7 @@ export class Inbox {
   }
 
   async #read(signal: AbortSignal): Promise<void> {
-    const { reader, blockMs = 1_000, batch = 16 } = this.#options;
+    const { reader, blockMs = 1_000, batch = 8 } = this.#options;
     while (!signal.aborted) {
       let reply: StreamReply;
       try {

@@ -1,0 +1,240 @@
+// What the gateway asks of the cluster, in one place: the call target of a server held by another replica
+// (found through the directory, cached briefly), the routing of foreign answers on links held here, and
+// ownership of the tunnel sessions registered here (claimed, renewed, closed with 4002 once superseded).
+
+import { CloseCode } from "../../protocol/frames.ts";
+import { ErrorCode, errorResponse } from "../../protocol/jsonrpc.ts";
+import type { JsonRpcNotification, JsonRpcResponse } from "../../protocol/jsonrpc.ts";
+import type { Payload } from "../../protocol/payload.ts";
+import type { CallTarget } from "../call_contract.ts";
+import { RawResponse } from "../call_table.ts";
+import type { ServeMetrics } from "../metrics.ts";
+import type { TunnelSession } from "../tunnel_session.ts";
+import type { Cluster } from "./cluster.ts";
+import { type CallRoute, CrossCalls } from "./cross_calls.ts";
+import { Holder, redisDownError } from "./holder.ts";
+import { SharedSessions } from "./shared_sessions.ts";
+import { TunnelRegistry } from "../tunnel_registry.ts";
+
+/** How long a directory answer is trusted before it is asked again, in ms. */
+const LOOKUP_CACHE_MS = 1_000;
+
+/** Options of {@link ClusterRouting}. */
+export interface ClusterRoutingOptions {
+  cluster: Cluster;
+  /** The tunnel session with this id held here, if any (the gateway's registry). */
+  session: (sid: string) => TunnelSession | undefined;
+  /** Default deadline of a call, in ms. */
+  callTimeoutMs: number;
+  /** MCP client sessions unused this long are forgotten, in ms. */
+  sessionTtlMs: number;
+  metrics?: ServeMetrics | undefined;
+}
+
+/** A server another replica holds, as the MCP endpoint calls it. */
+class RemoteTunnel implements CallTarget {
+  readonly #route: CallRoute;
+  readonly #routing: ClusterRouting;
+  readonly calls: CallTarget["calls"];
+
+  constructor(route: CallRoute, routing: ClusterRouting, crossCalls: CrossCalls) {
+    this.#route = route;
+    this.#routing = routing;
+    this.calls = {
+      call: (request, options) => crossCalls.call(route, request, options),
+      notify: (notification) => routing.notify(route, notification),
+    };
+  }
+
+  initializeResult(): Promise<JsonRpcResponse> {
+    return this.#routing.initializeResult(this.#route);
+  }
+}
+
+/** A server whose holder cannot be asked now (Redis down): every call gets the same clear error. */
+class UnreachableTunnel implements CallTarget {
+  readonly #why: string;
+  readonly calls: CallTarget["calls"];
+
+  constructor(why: string) {
+    this.#why = why;
+    this.calls = {
+      call: (request) => Promise.resolve(redisDownError(request.id, why)),
+      notify: () => false,
+    };
+  }
+
+  initializeResult(): Promise<JsonRpcResponse> {
+    return Promise.resolve(redisDownError(0, this.#why));
+  }
+}
+
+/**
+ * The gateway's view of the cluster.
+ *
+ * @example
+ * ```ts ignore
+ * const routing = new ClusterRouting({ cluster, session: (id) => registry.get(id), callTimeoutMs });
+ * const target = registry.find(owner, name) ?? await routing.remote(owner, name);
+ * ```
+ */
+export class ClusterRouting {
+  readonly cluster: Cluster;
+  readonly crossCalls: CrossCalls;
+  /** MCP client sessions shared with the other replicas. */
+  readonly shared: SharedSessions;
+  readonly #holder: Holder;
+  readonly #lookups = new Map<string, { at: number; route: Promise<CallRoute | undefined> }>();
+  readonly #initialized = new Map<string, Promise<JsonRpcResponse>>();
+
+  constructor(options: ClusterRoutingOptions) {
+    const { cluster, metrics } = options;
+    this.cluster = cluster;
+    const send = cluster.inbox.send.bind(cluster.inbox);
+    this.crossCalls = new CrossCalls({
+      replicaId: cluster.replicaId,
+      send,
+      callTimeoutMs: options.callTimeoutMs,
+      metrics: cluster.metrics,
+    });
+    this.#holder = new Holder({
+      replicaId: cluster.replicaId,
+      session: options.session,
+      send,
+      crossCalls: this.crossCalls,
+      late: () => metrics?.errors.inc("late_response"),
+    });
+    cluster.on("call", (envelope) => this.#holder.onCall(envelope));
+    cluster.on("cancel", (envelope) => this.#holder.onCancel(envelope));
+    for (const kind of ["answer", "progress", "undeliverable"] as const) {
+      cluster.on(kind, (envelope) => {
+        if (!this.crossCalls.onEnvelope(envelope) && kind === "answer") {
+          metrics?.errors.inc("late_response");
+        }
+      });
+    }
+    cluster.on("supersede", (e) => cluster.superseded(e.sid, e.generation, e.origin));
+    this.shared = new SharedSessions({ commands: cluster.commands, ttlMs: options.sessionTtlMs });
+  }
+
+  /**
+   * The server `name` of `owner` when another replica holds it; undefined when no replica does. While
+   * Redis is down, a target whose every call is refused with the reason.
+   */
+  async remote(owner: string, name: string): Promise<CallTarget | undefined> {
+    const readiness = this.cluster.readiness;
+    if (!readiness.ready) return new UnreachableTunnel(readiness.detail);
+    const route = await this.#lookup(owner, name);
+    if (route === undefined || route.rid === this.cluster.replicaId) return undefined;
+    return new RemoteTunnel(route, this, this.crossCalls);
+  }
+
+  /** The held `initialize` result of a remote server, asked of its holder once per generation. */
+  initializeResult(route: CallRoute): Promise<JsonRpcResponse> {
+    const key = `${route.sid}:${route.gen}`;
+    let result = this.#initialized.get(key);
+    if (result === undefined) {
+      result = this.crossCalls.call(route, {
+        jsonrpc: "2.0",
+        id: 0,
+        method: "initialize",
+        params: {},
+      }, {}).then((answer) => {
+        const response = answer === undefined
+          ? errorResponse(0, ErrorCode.TunnelUnavailable, "Initialize was cancelled")
+          : answer instanceof RawResponse
+          ? answer.parse()
+          : answer;
+        if (response.error !== undefined) this.#initialized.delete(key);
+        return response;
+      });
+      this.#initialized.set(key, result);
+    }
+    return result;
+  }
+
+  /** Sends a client notification to the server of `route`. */
+  notify(route: CallRoute, notification: JsonRpcNotification): boolean {
+    this.cluster.inbox.send({
+      kind: "call",
+      target: route.rid,
+      deadline: 0,
+      generation: route.gen,
+      sid: route.sid,
+      id: "",
+      payload: JSON.stringify(notification),
+    }).catch(() => {});
+    return true;
+  }
+
+  /** A message on a link held here for a call another replica sent (`ServerMessageRouter.foreign`). */
+  foreign(session: TunnelSession, payload: Payload): boolean {
+    return this.#holder.foreign(session, payload);
+  }
+
+  /** A tunnel session registered (or resumed) here: claim it; close it with 4002 once superseded. */
+  registered(session: TunnelSession): void {
+    void this.cluster.hold(session.id, { owner: session.owner, name: session.name }, (by) => {
+      session.close(CloseCode.Superseded, {
+        kind: "superseded",
+        reason: by === undefined
+          ? "superseded by a newer registration"
+          : `superseded by a registration on replica ${by.rid}`,
+      });
+    });
+  }
+
+  /** A tunnel session held here ended: release it. */
+  closed(session: TunnelSession): void {
+    void this.cluster.drop(session.id);
+  }
+
+  /** Fails every cross-replica call waiting (shutdown). */
+  close(): void {
+    this.#holder.close();
+    this.crossCalls.failAll("the gateway is shutting down");
+  }
+
+  async #lookup(owner: string, name: string): Promise<CallRoute | undefined> {
+    const key = `${owner}\u0000${name}`;
+    const now = performance.now();
+    const cached = this.#lookups.get(key);
+    if (cached !== undefined && now - cached.at < LOOKUP_CACHE_MS) return await cached.route;
+    const route = this.cluster.ownership.lookup({ owner, name }).then((found) => {
+      if (found?.owner === undefined) return undefined;
+      return { sid: found.sid, rid: found.owner.rid, gen: found.owner.gen, name };
+    });
+    this.#lookups.set(key, { at: now, route });
+    if (this.#lookups.size > 10_000) this.#lookups.delete(this.#lookups.keys().next().value!);
+    try {
+      return await route;
+    } catch (error) {
+      this.#lookups.delete(key);
+      throw error;
+    }
+  }
+}
+
+/**
+ * The registry of a replica: a session added (registered here) is claimed in Redis, one removed is
+ * released; the registration code itself does not know it runs in a cluster.
+ */
+export class ClusterRegistry extends TunnelRegistry<TunnelSession> {
+  #routing: ClusterRouting | undefined;
+
+  /** Binds the routing once both exist (each needs the other). */
+  bind(routing: ClusterRouting): void {
+    this.#routing = routing;
+  }
+
+  override add(session: TunnelSession): void {
+    super.add(session);
+    this.#routing?.registered(session);
+  }
+
+  override remove(session: TunnelSession): boolean {
+    const removed = super.remove(session);
+    if (removed) this.#routing?.closed(session);
+    return removed;
+  }
+}

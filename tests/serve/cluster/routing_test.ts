@@ -1,0 +1,184 @@
+// Calls between replicas, in process against a real Redis: an MCP client on one replica, the tunnel on
+// another. Answers, progress, 16 MiB results, cancellation and sessions cross; a Redis outage refuses
+// cross-replica calls with a clear error while calls on the holder itself go on.
+
+import assert from "node:assert/strict";
+import { ErrorCode } from "../../../lib/protocol/jsonrpc.ts";
+import { claimed, closeReplicas, startReplicas, waitReadiness } from "../../fixtures/replicas.ts";
+import { startRedis } from "../../fixtures/redis_server.ts";
+import { connectClient, serveTestServer, TOKENS, within } from "../../fixtures/test_gateway.ts";
+
+function text(result: unknown): string {
+  const content = (result as { content?: { text?: string }[] }).content;
+  return String(content?.[0]?.text);
+}
+
+Deno.test("a call on a replica that does not hold the tunnel is answered through the one that does", async () => {
+  const redis = await startRedis();
+  const replicas = await startReplicas(redis.url, 2);
+  const [holder, origin] = replicas as [typeof replicas[0], typeof replicas[0]];
+  const served = await serveTestServer(holder.gateway, "srv");
+  await claimed(holder, String(served.ack.sessionId));
+  const client = await connectClient(origin.gateway, "srv", TOKENS.alice);
+  try {
+    const listed = await within(client.listTools(), 5_000, "tools/list") as {
+      tools: { name: string }[];
+    };
+    assert.ok(listed.tools.some((tool: { name: string }) => tool.name === "echo"));
+    const echo = await within(
+      client.callTool({ name: "echo", arguments: { text: "across" } }),
+      5_000,
+      "echo",
+    );
+    assert.equal(text(echo), "across");
+    // Progress crosses with the call's own token.
+    const progress: number[] = [];
+    const slow = await within(
+      client.callTool({ name: "slow", arguments: { steps: 3, stepMs: 5, tailMs: 20 } }, undefined, {
+        onprogress: (p: { progress: number }) => progress.push(p.progress),
+      }),
+      5_000,
+      "slow",
+    );
+    assert.equal(text(slow), "done 3");
+    assert.deepEqual(progress, [1, 2, 3]);
+    // 16 MiB cross back whole.
+    const started = performance.now();
+    const big = await within(
+      client.callTool({ name: "big", arguments: { bytes: 16 << 20 } }),
+      60_000,
+      "big",
+    );
+    assert.equal(text(big).length, 16 << 20);
+    console.log(`16 MiB result across replicas: ${(performance.now() - started).toFixed(0)} ms`);
+    const cross = origin.cluster.metrics!.crossCalls;
+    assert.ok(cross.value("answered") >= 4, `answered ${cross.value("answered")}`);
+    assert.equal(
+      holder.cluster.metrics!.crossCalls.value("answered"),
+      0,
+      "the holder called locally",
+    );
+  } finally {
+    await client.close();
+    await served.close();
+    await closeReplicas(replicas);
+    await redis.stop();
+  }
+});
+
+Deno.test("an MCP session opened on one replica goes on when its next request lands on another", async () => {
+  const redis = await startRedis();
+  const replicas = await startReplicas(redis.url, 3);
+  const [holder, first, second] = replicas as [
+    typeof replicas[0],
+    typeof replicas[0],
+    typeof replicas[0],
+  ];
+  const served = await serveTestServer(holder.gateway, "srv");
+  await claimed(holder, String(served.ack.sessionId));
+  const client = await connectClient(first.gateway, "srv", TOKENS.alice);
+  try {
+    const sessionId = (client.transport as { sessionId?: string }).sessionId!;
+    assert.ok(sessionId);
+    for (const replica of [second, holder]) {
+      const response = await fetch(`${replica.gateway.url}/servers/srv/mcp`, {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${TOKENS.alice}`,
+          "content-type": "application/json",
+          accept: "application/json, text/event-stream",
+          "mcp-session-id": sessionId,
+          "mcp-protocol-version": "2025-11-25",
+        },
+        body: JSON.stringify({
+          jsonrpc: "2.0",
+          id: 7,
+          method: "tools/call",
+          params: { name: "echo", arguments: { text: `on ${replica.rid}` } },
+        }),
+      });
+      assert.equal(response.status, 200, await response.clone().text());
+      const body = await response.json();
+      assert.equal(body.id, 7);
+      assert.equal(body.result.content[0].text, `on ${replica.rid}`);
+    }
+    // Another owner's token does not get the session anywhere.
+    const stranger = await fetch(`${second.gateway.url}/servers/srv/mcp`, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${TOKENS.bob}`,
+        "content-type": "application/json",
+        accept: "application/json",
+        "mcp-session-id": sessionId,
+      },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }),
+    });
+    assert.equal(stranger.status, 404);
+    await stranger.body?.cancel();
+  } finally {
+    await client.close();
+    await served.close();
+    await closeReplicas(replicas);
+    await redis.stop();
+  }
+});
+
+Deno.test("cancelling a call on the origin replica cancels it at the server behind the holder", async () => {
+  const redis = await startRedis();
+  const replicas = await startReplicas(redis.url, 2);
+  const [holder, origin] = replicas as [typeof replicas[0], typeof replicas[0]];
+  const served = await serveTestServer(holder.gateway, "srv");
+  await claimed(holder, String(served.ack.sessionId));
+  const client = await connectClient(origin.gateway, "srv", TOKENS.alice);
+  try {
+    const controller = new AbortController();
+    const call = client.callTool(
+      { name: "slow", arguments: { steps: 1000, stepMs: 20, tag: "crossed" } },
+      undefined,
+      { signal: controller.signal, onprogress: () => controller.abort("enough") },
+    );
+    await assert.rejects(within(call, 5_000, "the cancelled call"));
+    await served.log.waitCancelled("crossed", 5_000);
+  } finally {
+    await client.close();
+    await served.close();
+    await closeReplicas(replicas);
+    await redis.stop();
+  }
+});
+
+Deno.test("with Redis down a cross-replica call gets a clear error, and calls on the holder go on", async () => {
+  const redis = await startRedis();
+  const replicas = await startReplicas(redis.url, 2);
+  const [holder, origin] = replicas as [typeof replicas[0], typeof replicas[0]];
+  const served = await serveTestServer(holder.gateway, "srv");
+  await claimed(holder, String(served.ack.sessionId));
+  const remote = await connectClient(origin.gateway, "srv", TOKENS.alice);
+  const local = await connectClient(holder.gateway, "srv", TOKENS.alice);
+  try {
+    await redis.kill();
+    for (const replica of replicas) await waitReadiness(replica.cluster, false);
+    const refused: { code?: number; message: string } | undefined = await within(
+      remote.callTool({ name: "echo", arguments: { text: "x" } }).then(
+        () => undefined,
+        (error: unknown) => error as { code?: number; message: string },
+      ),
+      5_000,
+      "the refused call",
+    );
+    assert.equal(refused?.code, ErrorCode.TunnelUnavailable);
+    assert.match(refused!.message, /Cross-replica calls are refused while Redis is unreachable/);
+    const echo = await within(
+      local.callTool({ name: "echo", arguments: { text: "still here" } }),
+      5_000,
+      "the local call",
+    );
+    assert.equal(text(echo), "still here");
+  } finally {
+    await remote.close();
+    await local.close();
+    await served.close();
+    await closeReplicas(replicas);
+    await redis.stop();
+  }
+});
