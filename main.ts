@@ -14,6 +14,7 @@ import { TokenFileError } from "./lib/serve/errors.ts";
 import type { Command, CommandContext } from "./lib/util/command.ts";
 import { closest } from "./lib/util/did_you_mean.ts";
 import { ConfigError, ListenError } from "./lib/util/errors.ts";
+import { readInterruptKeys } from "./lib/util/interrupt_keys.ts";
 import { logger, setupLogging, shutdownLogging } from "./lib/util/log.ts";
 import { VERSION } from "./lib/util/version.ts";
 // `serve`, `demo` and `demo-server` are imported when chosen: `demo` pulls in the MCP SDK, and loading
@@ -137,12 +138,19 @@ const REPEAT_WINDOW_MS = 500;
 
 /**
  * First signal: graceful shutdown. Another one, after {@link REPEAT_WINDOW_MS}: stop at once. Listeners
- * matter as PID 1, where Deno ignores SIGTERM.
+ * matter as PID 1, where Deno ignores SIGTERM. With `keys` and a terminal on stdin, Ctrl-C is read as a
+ * key (raw mode) instead: the terminal then sends no SIGINT to the wrappers the program was started
+ * through (`npx` runs it under `sh -c`, and dash re-raises a SIGINT it saw once its child has exited, so
+ * `npx` reported 130 for a clean stop). A typed key is never a duplicate: the second one stops at once.
  */
-function installSignals(controller: AbortController, hardStop: () => void): () => void {
+function installSignals(
+  controller: AbortController,
+  options: { hardStop: () => void; keys: boolean },
+): () => void {
   const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
   let firstAt: number | undefined;
-  const handler = () => {
+  let restoreTerminal = () => {};
+  const interrupt = (repeatWindowMs: number) => {
     const now = performance.now();
     if (firstAt === undefined) {
       firstAt = now;
@@ -150,13 +158,19 @@ function installSignals(controller: AbortController, hardStop: () => void): () =
         event: "shutdown",
       });
       controller.abort(new Error("shutdown requested"));
-    } else if (now - firstAt >= REPEAT_WINDOW_MS) {
-      hardStop();
+    } else if (now - firstAt >= repeatWindowMs) {
+      restoreTerminal();
+      options.hardStop();
       Deno.exit(ExitCode.Interrupted);
     }
   };
+  const handler = () => interrupt(REPEAT_WINDOW_MS);
   for (const signal of signals) Deno.addSignalListener(signal, handler);
+  if (options.keys) {
+    restoreTerminal = readInterruptKeys(Deno.stdin, { onInterrupt: () => interrupt(0) });
+  }
   return () => {
+    restoreTerminal();
     for (const signal of signals) Deno.removeSignalListener(signal, handler);
   };
 }
@@ -233,7 +247,7 @@ async function run(args: string[], state: { logging: boolean }): Promise<void> {
   // healthcheck and token are short: a Ctrl-C should end them at once, as without listeners.
   const removeSignals = name === "healthcheck" || name === "token"
     ? () => {}
-    : installSignals(controller, () => hardStop());
+    : installSignals(controller, { hardStop: () => hardStop(), keys: name === "demo" });
   const context: CommandContext = {
     signal: controller.signal,
     env: (variable) => Deno.env.get(variable),

@@ -52,6 +52,8 @@ export interface ServerMetrics {
   restarts: Counter;
   /** 1 while it runs and is registered with the gateway, else 0. */
   up: Gauge;
+  /** Its `list_changed` notifications from before a registration, whose own discovery made them moot. */
+  notificationsSuperseded: Counter;
   /** Counts one of its errors. */
   error(kind: ConnectErrorKind | (string & Record<never, never>)): void;
 }
@@ -133,6 +135,12 @@ export function createConnectMetrics(options: MetricSetOptions = {}): ConnectMet
     help: "1 while a local server runs and is registered with the gateway, else 0, by server.",
     labelNames: ["server"],
   });
+  const superseded = registry.counterVec({
+    name: "mcp_rproxy_notifications_superseded_total",
+    help:
+      "list_changed notifications a local server sent before its registration, not forwarded (the registration's discovery lists afresh), by server.",
+    labelNames: ["server"],
+  });
   const errorVec = registry.counterVec({
     name: "mcp_rproxy_errors_total",
     help: "Errors by kind; a server's own carry its name in server, the links' an empty server.",
@@ -151,6 +159,7 @@ export function createConnectMetrics(options: MetricSetOptions = {}): ConnectMet
         callsInFlight: callsInFlight.labels(name),
         restarts: restarts.labels(name),
         up: up.labels(name),
+        notificationsSuperseded: superseded.labels(name),
         error: (kind) => errors.inc(kind, name),
       };
       servers.set(name, bound);

@@ -9,6 +9,7 @@ import { LogThrottle } from "../util/log_throttle.ts";
 import { CloseCode } from "../protocol/frames.ts";
 import type { ReplayLimits } from "../protocol/sequenced_channel.ts";
 import { AuthRefusedError, EvictedError, ServerStartError } from "./errors.ts";
+import { HeldNotifications } from "./held_notifications.ts";
 import { DialError, type Registration } from "./link.ts";
 import type { ChannelEnd, LinkChannel } from "./link_channel.ts";
 import type { LocalSession, RefusedMessage } from "./local_session.ts";
@@ -70,6 +71,10 @@ export class ServerRunner implements UplinkMember {
   #state = "starting";
   #registration: Registration | undefined;
   #queueFullLog = new LogThrottle({ intervalMs: 1000 });
+  /** Holds what the current server process says before its first registration. */
+  #held: HeldNotifications | undefined;
+  /** Notifications lost before a registration (bounds, or a server that died unregistered). */
+  #heldLost = 0;
 
   constructor(options: ServerRunnerOptions) {
     this.#options = options;
@@ -267,7 +272,9 @@ export class ServerRunner implements UplinkMember {
       ...(channel.channel === undefined ? {} : { channel: channel.channel }),
     });
     this.#options.onRegistered?.(registration);
-    const undeliverable = this.tunnel.takeUndeliverable();
+    const undeliverable = this.tunnel.takeUndeliverable() + this.#heldLost +
+      (this.#held?.registered() ?? 0);
+    this.#heldLost = 0;
     if (undeliverable > 0) {
       log.info(
         "{count} message(s) from {server} could not be delivered while the link was down",
@@ -331,14 +338,22 @@ export class ServerRunner implements UplinkMember {
   }
 
   #start(): Promise<LocalSession> {
-    const { settings, initTimeoutMs, graceMs } = this.#options;
+    const { settings, initTimeoutMs, graceMs, replayLimits } = this.#options;
+    this.#heldLost += this.#held?.discard() ?? 0;
+    const held = this.#held = new HeldNotifications({
+      forward: (message) => this.tunnel.fromServer(message),
+      deliverable: () => this.tunnel.deliverable,
+      superseded: this.#metrics?.notificationsSuperseded,
+      label: this.#label,
+      ...(replayLimits === undefined ? {} : { replayLimits }),
+    });
     return startServer(this.spec, {
       settings,
       signal: this.#signal,
       label: this.#label,
       onQueueFull: (refused) => this.#queueFull(refused),
       onSpawn: (spawned) => this.#spawning = spawned,
-      onMessage: (message) => this.tunnel.fromServer(message),
+      onMessage: (message) => held.fromServer(message),
       onOversized: (id) => this.tunnel.oversizedAnswer(id),
       ...(initTimeoutMs === undefined ? {} : { initTimeoutMs }),
       ...(graceMs === undefined ? {} : { graceMs }),

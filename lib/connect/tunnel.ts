@@ -75,6 +75,11 @@ export class Tunnel {
     return this.#link;
   }
 
+  /** True when a message sent now reaches the gateway, now or by replay after a resumption. */
+  get deliverable(): boolean {
+    return this.#deliverable();
+  }
+
   /** Messages from the server that could not be delivered since the last call; resets the count. */
   takeUndeliverable(): number {
     const count = this.#undeliverable;

@@ -418,6 +418,39 @@ export const MUTANTS: Mutant[] = [
     tests: ["tests/e2e/many_servers_contracts_test.ts"],
     filter: "shared link drops",
   },
+  // -- the first run --
+  {
+    id: "held-list-changed-forwarded",
+    rule: "a list_changed from before the registration is counted as superseded, not forwarded",
+    file: "lib/connect/held_notifications.ts",
+    find: "if (MOOT_AT_REGISTRATION.has(method)) {",
+    replace: 'if (method === "notifications/never/list_changed") {',
+    tests: ["tests/connect/held_notifications_test.ts"],
+  },
+  {
+    id: "held-order-lost",
+    rule: "held notifications go out before anything the server writes after them",
+    file: "lib/connect/held_notifications.ts",
+    find: "this.#overflow += this.registered();",
+    replace: "",
+    tests: ["tests/connect/held_notifications_test.ts"],
+  },
+  {
+    id: "interrupt-key-ignored",
+    rule: "Ctrl-C typed in raw mode stops the demo like the SIGINT it replaces",
+    file: "lib/util/interrupt_keys.ts",
+    find: "if (byte === CTRL_C) onInterrupt();",
+    replace: "if (byte === CTRL_C && byte !== CTRL_C) onInterrupt();",
+    tests: ["tests/util/interrupt_keys_test.ts"],
+  },
+  {
+    id: "terminal-left-raw",
+    rule: "the terminal leaves raw mode when the demo ends",
+    file: "lib/util/interrupt_keys.ts",
+    find: "    input.setRaw(false);\n",
+    replace: "",
+    tests: ["tests/util/interrupt_keys_test.ts"],
+  },
   // -- replicas (issue 12) --
   {
     id: "cluster-replay-accepted",
