@@ -64,7 +64,10 @@ export class Cluster {
   readonly inbox: Inbox;
   readonly ownership: Ownership;
   readonly liveness: Liveness;
-  /** `readiness` fires when a Redis connection goes up or down, and after each liveness beat. */
+  /**
+   * `readiness` fires when a Redis connection goes up or down, and after each liveness beat; `lost` when
+   * Redis lost this replica's records (publish them again); `beat` after each liveness beat.
+   */
   readonly events = new EventTarget();
   readonly #reader: RedisClient;
   readonly #handlers = new Map<EnvelopeKind, (envelope: Envelope) => void>();
@@ -129,7 +132,9 @@ export class Cluster {
       onSeen: (replicas) => {
         metrics?.replicasSeen.set(replicas.size);
         this.events.dispatchEvent(new Event("readiness"));
+        this.events.dispatchEvent(new Event("beat"));
       },
+      onLost: () => this.events.dispatchEvent(new Event("lost")),
     });
     metrics?.tunnelsOwned.track(() => this.#held.size);
     metrics?.redisUp.track(() => this.commands.state.up && this.#reader.state.up ? 1 : 0);

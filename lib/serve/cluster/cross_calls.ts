@@ -79,7 +79,12 @@ export class CrossCalls {
     return this.#pending.size;
   }
 
-  /** The routes of the calls waiting, for failing those of a replica that is gone. */
+  /** The replicas calls wait on. */
+  targets(): Set<string> {
+    return new Set([...this.#pending.values()].map((p) => p.route.rid));
+  }
+
+  /** The ids of the calls waiting on replica `rid`, for failing them when it is gone. */
   pendingTo(rid: string): string[] {
     return [...this.#pending].filter(([, p]) => p.route.rid === rid).map(([id]) => id);
   }

@@ -32,6 +32,11 @@ export interface LivenessOptions {
   upkeep?: () => Promise<void>;
   /** Called with the replicas seen after each beat. */
   onSeen?: (replicas: ReadonlySet<string>) => void;
+  /**
+   * Called when a beat finds this replica's key gone although an earlier beat set it within its TTL: Redis
+   * lost its data (a restart without persistence). Everything this replica published must be put back.
+   */
+  onLost?: () => void;
   /** Wall clock in ms. */
   now?: () => number;
 }
@@ -54,6 +59,8 @@ export class Liveness {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #beating: Promise<void> | undefined;
   #closed = false;
+  /** Wall-clock time of the last successful beat; 0 before the first. */
+  #lastBeat = 0;
 
   constructor(options: LivenessOptions) {
     this.#options = options;
@@ -89,6 +96,7 @@ export class Liveness {
     const now = this.#now();
     const info = JSON.stringify({ ...this.#options.info, beat: now });
     const replies = await commands.redis.multi()
+      .exists(replicaKey(replicaId))
       .set(replicaKey(replicaId), info, "PX", ttlMs)
       .zadd(REPLICAS_KEY, now + ttlMs, replicaId)
       .zremrangebyscore(REPLICAS_KEY, "-inf", now)
@@ -97,18 +105,30 @@ export class Liveness {
       .exec();
     const failed = replies?.find(([error]) => error !== null)?.[0];
     if (replies === null || failed) throw failed ?? new Error("Redis aborted the liveness beat");
-    this.#seen = new Set(replies[3]![1] as string[]);
+    this.#seen = new Set(replies[4]![1] as string[]);
+    const lost = replies[0]![1] === 0 && this.#lastBeat > 0 && now - this.#lastBeat < ttlMs;
+    this.#lastBeat = now;
+    if (lost) {
+      log.warning("Redis lost this replica's records (restarted empty?): publishing them again", {
+        event: "redis_data_lost",
+        replica: replicaId,
+      });
+      this.#options.onLost?.();
+    }
     this.#options.onSeen?.(this.#seen);
     await this.#options.upkeep?.();
   }
 
-  /** Stops beating and removes this replica from the set, so that others stop routing to it at once. */
-  async close(): Promise<void> {
+  /**
+   * Stops beating and removes this replica from the set, so that others stop routing to it at once.
+   * `leave: false` only stops beating: the others find out when its entry runs out, as after a crash.
+   */
+  async close(options: { leave?: boolean } = {}): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#timer);
     await this.#beating;
     const { commands, replicaId } = this.#options;
-    if (!commands.state.up) return;
+    if (!commands.state.up || options.leave === false) return;
     await commands.redis.multi().del(replicaKey(replicaId)).zrem(REPLICAS_KEY, replicaId).exec()
       .catch(() => {});
   }

@@ -115,6 +115,25 @@ export class ClusterRouting {
     }
     cluster.on("supersede", (e) => cluster.superseded(e.sid, e.generation, e.origin));
     this.shared = new SharedSessions({ commands: cluster.commands, ttlMs: options.sessionTtlMs });
+    cluster.events.addEventListener("lost", () => this.shared.reassert());
+    cluster.events.addEventListener("beat", () => this.#failGone());
+  }
+
+  /**
+   * Calls waiting on a replica that is no longer alive get a JSON-RPC error: their holder died with them
+   * (a tunnel that came back elsewhere registered afresh and cannot answer them).
+   */
+  #failGone(): void {
+    const alive = this.cluster.liveness.replicas;
+    for (const rid of this.crossCalls.targets()) {
+      if (alive.has(rid)) continue;
+      for (const id of this.crossCalls.pendingTo(rid)) {
+        this.crossCalls.fail(
+          id,
+          `Replica ${rid}, which held the server's tunnel when the call was sent, is gone; the call may or may not have run`,
+        );
+      }
+    }
   }
 
   /**

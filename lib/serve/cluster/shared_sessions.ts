@@ -24,7 +24,7 @@ export interface SharedSessionsOptions {
   commands: RedisClient;
   /** An MCP client session unused this long is forgotten (`--mcp-session-ttl`), in ms. */
   ttlMs: number;
-  /** Sessions whose last renewal time is remembered; past it the oldest are renewed again early. */
+  /** Sessions remembered here (to renew and to publish again); past it the least recent are forgotten. */
   maxTracked?: number;
 }
 
@@ -59,8 +59,8 @@ function readRecord(text: string | null): SharedClientSession | undefined {
  */
 export class SharedSessions {
   readonly #options: SharedSessionsOptions;
-  /** When each session's record was last written or renewed here (performance.now()). */
-  readonly #renewed = new Map<string, number>();
+  /** Sessions known here, with when each record was last written or renewed (performance.now()). */
+  readonly #known = new Map<string, { record: SharedClientSession; renewed: number }>();
 
   constructor(options: SharedSessionsOptions) {
     this.#options = options;
@@ -68,21 +68,22 @@ export class SharedSessions {
 
   /** Publishes a session opened here. */
   opened(session: SharedClientSession): void {
-    this.#mark(session.id);
-    this.#options.commands.redis.set(
-      clientKey(session.id),
-      JSON.stringify(session),
-      "PX",
-      this.#options.ttlMs,
-    ).catch(() => {});
+    this.#mark(session);
+    this.#publish(session);
   }
 
-  /** The session was used here: renews its record at most every quarter TTL. */
+  /** The session was used here: renews its record at most every quarter TTL (writes it if it is gone). */
   used(id: string): void {
-    const last = this.#renewed.get(id);
-    if (last !== undefined && performance.now() - last < this.#options.ttlMs / 4) return;
-    this.#mark(id);
-    this.#options.commands.redis.pexpire(clientKey(id), this.#options.ttlMs).catch(() => {});
+    const known = this.#known.get(id);
+    if (known === undefined) return;
+    if (performance.now() - known.renewed < this.#options.ttlMs / 4) return;
+    this.#mark(known.record);
+    this.#publish(known.record);
+  }
+
+  /** Redis lost its data: every session known here is published again. */
+  reassert(): void {
+    for (const { record } of this.#known.values()) this.#publish(record);
   }
 
   /** The session's record, when another replica opened it (and it is not past its TTL). */
@@ -90,7 +91,7 @@ export class SharedSessions {
     if (!this.#options.commands.state.up || id.length > 128) return undefined;
     try {
       const record = readRecord(await this.#options.commands.redis.get(clientKey(id)));
-      if (record !== undefined) this.#mark(id);
+      if (record !== undefined) this.#mark(record);
       return record;
     } catch {
       return undefined;
@@ -99,14 +100,24 @@ export class SharedSessions {
 
   /** The client ended the session: every replica forgets it (each on its next lookup). */
   deleted(id: string): void {
-    this.#renewed.delete(id);
+    this.#known.delete(id);
     this.#options.commands.redis.del(clientKey(id)).catch(() => {});
   }
 
-  #mark(id: string): void {
-    this.#renewed.delete(id);
-    this.#renewed.set(id, performance.now());
+  #publish(record: SharedClientSession): void {
+    this.#options.commands.redis.set(
+      clientKey(record.id),
+      JSON.stringify(record),
+      "PX",
+      this.#options.ttlMs,
+    ).catch(() => {});
+  }
+
+  /** Remembers `record` as just renewed, most recent last; the oldest go past `maxTracked`. */
+  #mark(record: SharedClientSession): void {
+    this.#known.delete(record.id);
+    this.#known.set(record.id, { record, renewed: performance.now() });
     const max = this.#options.maxTracked ?? 100_000;
-    if (this.#renewed.size > max) this.#renewed.delete(this.#renewed.keys().next().value!);
+    if (this.#known.size > max) this.#known.delete(this.#known.keys().next().value!);
   }
 }

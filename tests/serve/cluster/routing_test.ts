@@ -182,3 +182,81 @@ Deno.test("with Redis down a cross-replica call gets a clear error, and calls on
     await redis.stop();
   }
 });
+
+Deno.test("a call whose holder goes away gets a JSON-RPC error once the holder's liveness runs out", async () => {
+  const redis = await startRedis();
+  const replicas = await startReplicas(redis.url, 2, { ttlMs: 1_000, beatMs: 100 });
+  const [holder, origin] = replicas as [typeof replicas[0], typeof replicas[0]];
+  const served = await serveTestServer(holder.gateway, "srv");
+  await claimed(holder, String(served.ack.sessionId));
+  const client = await connectClient(origin.gateway, "srv", TOKENS.alice);
+  try {
+    let progressed: () => void = () => {};
+    const started = new Promise<void>((resolve) => progressed = resolve);
+    const call = client.callTool(
+      { name: "slow", arguments: { steps: 1000, stepMs: 20 } },
+      undefined,
+      { onprogress: () => progressed() },
+    ).then(() => undefined, (error: unknown) => error as { message: string });
+    await within(started, 5_000, "the call to run");
+    // The holder leaves without a word: its tunnel and its inbox go, its liveness runs out.
+    await holder.cluster.liveness.close({ leave: false });
+    await holder.cluster.inbox.close();
+    await served.tunnel.close();
+    const failed: { message: string } | undefined = await within(call, 10_000, "the call to fail");
+    assert.match(String(failed?.message), /Replica r1, which held the server's tunnel .* is gone/);
+  } finally {
+    await client.close();
+    await served.close();
+    await closeReplicas(replicas);
+    await redis.stop();
+  }
+});
+
+Deno.test("after Redis restarts empty, the replicas publish their sessions again: a session goes on anywhere", async () => {
+  const redis = await startRedis();
+  const replicas = await startReplicas(redis.url, 3, { ttlMs: 2_000, beatMs: 100 });
+  const [holder, first, second] = replicas as [
+    typeof replicas[0],
+    typeof replicas[0],
+    typeof replicas[0],
+  ];
+  const served = await serveTestServer(holder.gateway, "srv");
+  await claimed(holder, String(served.ack.sessionId));
+  const client = await connectClient(first.gateway, "srv", TOKENS.alice);
+  try {
+    const sessionId = (client.transport as { sessionId?: string }).sessionId!;
+    await redis.restart();
+    // Each replica re-asserts at its next beat: the tunnel's claim and directory, the sessions it knows.
+    await claimed(holder, String(served.ack.sessionId));
+    for (let i = 0;; i++) {
+      await second.cluster.commands.ready(AbortSignal.timeout(10_000));
+      const known = await second.cluster.commands.redis.exists(`c:${sessionId}`).catch(() => 0);
+      if (known === 1) break;
+      if (i > 10_000) assert.fail("the session was not published again");
+    }
+    const response = await fetch(`${second.gateway.url}/servers/srv/mcp`, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${TOKENS.alice}`,
+        "content-type": "application/json",
+        accept: "application/json",
+        "mcp-session-id": sessionId,
+        "mcp-protocol-version": "2025-11-25",
+      },
+      body: JSON.stringify({
+        jsonrpc: "2.0",
+        id: 1,
+        method: "tools/call",
+        params: { name: "echo", arguments: { text: "after the restart" } },
+      }),
+    });
+    assert.equal(response.status, 200, await response.clone().text());
+    assert.equal((await response.json()).result.content[0].text, "after the restart");
+  } finally {
+    await client.close();
+    await served.close();
+    await closeReplicas(replicas);
+    await redis.stop();
+  }
+});
