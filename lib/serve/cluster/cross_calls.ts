@@ -28,7 +28,8 @@ export interface CallRoute {
   rid: string;
   /** Its ownership generation. */
   gen: number;
-  /** The server's name, for messages. */
+  /** The server's owner (the token's) and name: its directory entry. */
+  owner: string;
   name: string;
 }
 
@@ -79,14 +80,18 @@ export class CrossCalls {
     return this.#pending.size;
   }
 
-  /** The replicas calls wait on. */
-  targets(): Set<string> {
-    return new Set([...this.#pending.values()].map((p) => p.route.rid));
+  /** The routes calls wait on, each once (by session and generation). */
+  routes(): CallRoute[] {
+    const routes = new Map<string, CallRoute>();
+    for (const { route } of this.#pending.values()) routes.set(`${route.sid}:${route.gen}`, route);
+    return [...routes.values()];
   }
 
-  /** The ids of the calls waiting on replica `rid`, for failing them when it is gone. */
-  pendingTo(rid: string): string[] {
-    return [...this.#pending].filter(([, p]) => p.route.rid === rid).map(([id]) => id);
+  /** Fails every call waiting on `route`'s session under its generation, with `why`. */
+  failRoute(route: CallRoute, why: string): void {
+    for (const [id, pending] of [...this.#pending]) {
+      if (pending.route.sid === route.sid && pending.route.gen === route.gen) this.fail(id, why);
+    }
   }
 
   /**

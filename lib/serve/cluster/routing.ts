@@ -116,23 +116,36 @@ export class ClusterRouting {
     cluster.on("supersede", (e) => cluster.superseded(e.sid, e.generation, e.origin));
     this.shared = new SharedSessions({ commands: cluster.commands, ttlMs: options.sessionTtlMs });
     cluster.events.addEventListener("lost", () => this.shared.reassert());
-    cluster.events.addEventListener("beat", () => this.#failGone());
+    cluster.events.addEventListener("beat", () => void this.#failStale());
   }
 
   /**
-   * Calls waiting on a replica that is no longer alive get a JSON-RPC error: their holder died with them
-   * (a tunnel that came back elsewhere registered afresh and cannot answer them).
+   * With each beat, the calls waiting on a holder that lost their tunnel session get a JSON-RPC error: the
+   * holder is no longer alive, or the directory names another session or owner (the tunnel registered
+   * afresh elsewhere after its replica died: the old session's calls cannot be answered any more).
    */
-  #failGone(): void {
+  async #failStale(): Promise<void> {
+    const routes = this.crossCalls.routes();
+    if (routes.length === 0) return;
     const alive = this.cluster.liveness.replicas;
-    for (const rid of this.crossCalls.targets()) {
-      if (alive.has(rid)) continue;
-      for (const id of this.crossCalls.pendingTo(rid)) {
-        this.crossCalls.fail(
-          id,
-          `Replica ${rid}, which held the server's tunnel when the call was sent, is gone; the call may or may not have run`,
-        );
+    for (const route of routes) {
+      let why: string | undefined;
+      if (!alive.has(route.rid)) why = `replica ${route.rid} holding its tunnel is gone`;
+      else {
+        const found = await this.cluster.ownership.lookup(route).catch(() => null);
+        if (found === null) continue; // Redis down: no verdict now
+        if (
+          found?.sid !== route.sid || found.owner?.rid !== route.rid ||
+          found.owner.gen !== route.gen
+        ) {
+          why = `the tunnel it was sent to on replica ${route.rid} ended`;
+        }
       }
+      if (why === undefined) continue;
+      this.crossCalls.failRoute(
+        route,
+        `Server '${route.name}': ${why} before answering; the call may or may not have run`,
+      );
     }
   }
 
@@ -221,7 +234,7 @@ export class ClusterRouting {
     if (cached !== undefined && now - cached.at < LOOKUP_CACHE_MS) return await cached.route;
     const route = this.cluster.ownership.lookup({ owner, name }).then((found) => {
       if (found?.owner === undefined) return undefined;
-      return { sid: found.sid, rid: found.owner.rid, gen: found.owner.gen, name };
+      return { sid: found.sid, rid: found.owner.rid, gen: found.owner.gen, owner, name };
     });
     this.#lookups.set(key, { at: now, route });
     if (this.#lookups.size > 10_000) this.#lookups.delete(this.#lookups.keys().next().value!);
