@@ -34,6 +34,11 @@ export interface CallRoute {
 }
 
 interface Pending {
+  /** The request as sent (tunnel id in place), to send again to a new holder. */
+  message: JsonRpcRequest;
+  deadline: number;
+  /** Times it was sent on to another holder after the first refused it. */
+  rerouted: number;
   originalId: JsonRpcId;
   method: string;
   progressToken?: string | number;
@@ -51,6 +56,11 @@ export interface CrossCallsOptions {
   send: (draft: EnvelopeDraft) => Promise<void>;
   /** Default deadline of a call, in ms (`--call-timeout`). */
   callTimeoutMs: number;
+  /**
+   * The current route of a server whose holder refused a call as not holding its session any more (the
+   * directory had moved on): the call, never sent to the server, goes there instead, once.
+   */
+  reroute?: (route: CallRoute) => Promise<CallRoute | undefined>;
   metrics?: ClusterMetrics | undefined;
   now?: () => number;
 }
@@ -142,6 +152,9 @@ export class CrossCalls {
         this.#cancel(route, id, `timed out after ${timeoutMs / 1000} s`);
       }, timeoutMs);
       const pending: Pending = {
+        message,
+        deadline: Date.now() + timeoutMs,
+        rerouted: 0,
         originalId: request.id,
         method: request.method,
         route,
@@ -157,16 +170,44 @@ export class CrossCalls {
       if (progressToken !== undefined) pending.progressToken = progressToken;
       this.#pending.set(id, pending);
       signal?.addEventListener("abort", onAbort, { once: true });
-      this.#options.send({
-        kind: "call",
-        target: route.rid,
-        deadline: Date.now() + timeoutMs,
-        generation: route.gen,
-        sid: route.sid,
-        id,
-        payload: JSON.stringify(message),
-      }).catch((error: unknown) => this.fail(id, describe(error, route)));
+      this.#send(id, pending);
     });
+  }
+
+  #send(id: string, pending: Pending): void {
+    const { route } = pending;
+    this.#options.send({
+      kind: "call",
+      target: route.rid,
+      deadline: pending.deadline,
+      generation: route.gen,
+      sid: route.sid,
+      id,
+      payload: JSON.stringify(pending.message),
+    }).catch((error: unknown) => {
+      // A holder without an inbox got nothing: if the tunnel moved on, the call can go there.
+      const gone = error instanceof UndeliverableError && error.kind === "no-inbox";
+      void this.#undelivered(id, describe(error, route), gone);
+    });
+  }
+
+  /** The holder did not send call `id` to its server; `elsewhere`: the tunnel moved, try its new holder. */
+  async #undelivered(id: string, why: string, elsewhere: boolean): Promise<boolean> {
+    const pending = this.#pending.get(id);
+    if (pending === undefined) return false;
+    const next = elsewhere && pending.rerouted === 0
+      ? await this.#options.reroute?.(pending.route).catch(() => undefined)
+      : undefined;
+    if (
+      next === undefined || this.#pending.get(id) !== pending ||
+      (next.sid === pending.route.sid && next.gen === pending.route.gen)
+    ) {
+      return this.fail(id, why);
+    }
+    pending.route = next;
+    pending.rerouted++;
+    this.#send(id, pending);
+    return true;
   }
 
   /**
@@ -219,11 +260,24 @@ export class CrossCalls {
         const value: unknown = JSON.parse(envelope.payload);
         return isObject(value) && this.progress(envelope.id, value);
       }
-      case "undeliverable":
-        return this.fail(envelope.id, envelope.payload);
+      case "undeliverable": {
+        let reason: { elsewhere?: unknown; message?: unknown } = {};
+        try {
+          reason = JSON.parse(envelope.payload);
+        } catch {
+          reason = { message: envelope.payload };
+        }
+        void this.#undelivered(envelope.id, String(reason.message), reason.elsewhere === true);
+        return true;
+      }
       default:
         return false;
     }
+  }
+
+  /** Fails the calls sent before `time` (performance.now()) that wait still, with `why`. */
+  failSentBefore(time: number, why: string): void {
+    for (const [id, pending] of [...this.#pending]) if (pending.started < time) this.fail(id, why);
   }
 
   /** Fails every call waiting, with `why` (the replica is going away). */

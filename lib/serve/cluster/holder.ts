@@ -28,7 +28,7 @@ export interface HolderOptions {
   crossCalls: CrossCalls;
   /** Counts an answer no one waits for any more (`late_response`). */
   late?: () => void;
-  /** An answer whose origin has no inbox is tried again this often, this many times; 1000 ms, 3. */
+  /** An answer that could not be sent is tried again this often, this many times; 1000 ms, 10. */
   retryMs?: number;
   retries?: number;
 }
@@ -57,6 +57,7 @@ export class Holder {
       return this.#undeliverable(
         envelope,
         `the tunnel session is not held by replica ${this.#options.replicaId} any more`,
+        true,
       );
     }
     if (envelope.deadline !== 0 && envelope.deadline < Date.now()) {
@@ -153,18 +154,18 @@ export class Holder {
   }
 
   /**
-   * Sends an answer; when its origin has no inbox, tries again a few times a second apart: an origin that
-   * lives renews its inbox with each beat (a busy process may miss one, an empty Redis lost it), and only
-   * one that is gone for good loses the answer, together with its caller.
+   * Sends an answer; when its origin has no inbox or Redis is down, tries again a second apart for a while:
+   * an origin that lives renews its inbox with each beat (a busy process may miss one, an empty Redis lost
+   * it), Redis comes back, and only an origin gone for good loses the answer, together with its caller.
    */
   async #sendAnswer(draft: EnvelopeDraft): Promise<void> {
-    const { retryMs = 1_000, retries = 3 } = this.#options;
+    const { retryMs = 1_000, retries = 10 } = this.#options;
     for (let attempt = 0;; attempt++) {
       try {
         return await this.#options.send(draft);
       } catch (error: unknown) {
-        const gone = error instanceof UndeliverableError && error.kind === "no-inbox";
-        if (!gone || attempt >= retries || this.#closing.signal.aborted) throw error;
+        const again = error instanceof UndeliverableError;
+        if (!again || attempt >= retries || this.#closing.signal.aborted) throw error;
         await delay(retryMs, this.#closing.signal);
       }
     }
@@ -175,7 +176,8 @@ export class Holder {
     this.#closing.abort();
   }
 
-  #undeliverable(envelope: Envelope, why: string): void {
+  /** Tells the origin its call was not sent to the server; `elsewhere`: try the current holder. */
+  #undeliverable(envelope: Envelope, why: string, elsewhere = false): void {
     if (envelope.kind !== "call" || envelope.id === "") return;
     this.#options.send({
       kind: "undeliverable",
@@ -184,7 +186,7 @@ export class Holder {
       generation: envelope.generation,
       sid: envelope.sid,
       id: envelope.id,
-      payload: `The call could not be delivered: ${why}`,
+      payload: JSON.stringify({ elsewhere, message: `The call could not be delivered: ${why}` }),
     }).catch(() => {});
   }
 }

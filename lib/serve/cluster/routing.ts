@@ -96,6 +96,7 @@ export class ClusterRouting {
       send,
       callTimeoutMs: options.callTimeoutMs,
       metrics: cluster.metrics,
+      reroute: (route) => this.#lookup(route.owner, route.name, { fresh: true }),
     });
     this.#holder = new Holder({
       replicaId: cluster.replicaId,
@@ -115,7 +116,20 @@ export class ClusterRouting {
     }
     cluster.on("supersede", (e) => cluster.superseded(e.sid, e.generation, e.origin));
     this.shared = new SharedSessions({ commands: cluster.commands, ttlMs: options.sessionTtlMs });
-    cluster.events.addEventListener("lost", () => this.shared.reassert());
+    let downAt = Infinity;
+    cluster.events.addEventListener("readiness", () => {
+      if (!cluster.commands.state.up) downAt = Math.min(downAt, performance.now());
+    });
+    cluster.events.addEventListener("lost", () => {
+      this.shared.reassert();
+      // Envelopes on their way when Redis lost its data are gone with it: their calls cannot be
+      // answered. (A call the holder had passed on before still gets its answer, unless failed here.)
+      this.crossCalls.failSentBefore(
+        downAt,
+        "Redis restarted empty while the call was on its way; the call may or may not have run",
+      );
+      downAt = Infinity;
+    });
     cluster.events.addEventListener("beat", () => void this.#failStale());
   }
 
@@ -227,11 +241,17 @@ export class ClusterRouting {
     this.crossCalls.failAll("the gateway is shutting down");
   }
 
-  async #lookup(owner: string, name: string): Promise<CallRoute | undefined> {
+  async #lookup(
+    owner: string,
+    name: string,
+    options: { fresh?: boolean } = {},
+  ): Promise<CallRoute | undefined> {
     const key = `${owner}\u0000${name}`;
     const now = performance.now();
     const cached = this.#lookups.get(key);
-    if (cached !== undefined && now - cached.at < LOOKUP_CACHE_MS) return await cached.route;
+    if (cached !== undefined && now - cached.at < LOOKUP_CACHE_MS && !options.fresh) {
+      return await cached.route;
+    }
     const route = this.cluster.ownership.lookup({ owner, name }).then((found) => {
       if (found?.owner === undefined) return undefined;
       return { sid: found.sid, rid: found.owner.rid, gen: found.owner.gen, owner, name };
