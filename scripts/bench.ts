@@ -16,6 +16,7 @@ import {
 import { DenoProcess, freePort, PATHS, ROOT, waitHealthy } from "./bench/children.ts";
 import { machineInfo, readCpuNs, readRss } from "./bench/procfs.ts";
 import { median } from "./bench/stats.ts";
+import { type ReplicaFigures, runReplicas } from "./bench/replicas.ts";
 import {
   type Figures,
   HOP_MESSAGES,
@@ -35,6 +36,7 @@ Measures MCP calls through mcp-rproxy against their floors (stdio, raw WebSocket
   --inflight N           calls in flight in the throughput phase (default 16)
   --big-mib N            size of the large result in MiB, 0 = skip (default 16)
   --servers LIST         comma-separated: demo, everything (default demo,everything)
+  --no-replicas          skip the replica row (two serve --redis on a redis-server; demo server)
   --bundle               run dist/mcp-rproxy/main.js (deno task bundle) instead of main.ts
   --quick                smoke run: 1 repetition, 500 calls, 1500 in flight, demo server only
   --out DIR              where the JSON goes (default bench-results)
@@ -90,6 +92,8 @@ interface Repetition {
   servers: Partial<
     Record<ServerKind, ServerFigures>
   >;
+  /** Same-replica and cross-replica calls in the same run (two replicas, demo server). */
+  replicas?: ReplicaFigures;
 }
 
 /** Every path measured with one server. */
@@ -351,6 +355,7 @@ interface Medians {
   httpHop: Figures;
   baseline: { hwm: number; rss: number };
   servers: Partial<Record<ServerKind, ServerFigures>>;
+  replicas?: ReplicaFigures;
 }
 
 /** The median of every numeric leaf across repetitions, keeping the shape of the first. */
@@ -446,6 +451,26 @@ function evaluate(m: Medians, bigBytes: number): Target[] {
         });
       }
     }
+  }
+  if (m.replicas !== undefined) {
+    const { same, cross } = m.replicas;
+    const path = "replicas (demo)";
+    const added = cross.p50Us - same.p50Us;
+    targets.push({
+      path,
+      name: "cross-replica p50 added over same-replica ≤ 0.30 ms",
+      pass: added <= 300,
+      detail: `${n(added)} µs added (${n(cross.p50Us)} − ${n(same.p50Us)})`,
+    });
+    const share = cross.callsPerSecond / same.callsPerSecond;
+    targets.push({
+      path,
+      name: "cross-replica throughput (16 in flight) ≥ 70 % of same-replica",
+      pass: share >= 0.7,
+      detail: `${n(cross.callsPerSecond)} vs ${n(same.callsPerSecond)} calls/s = ${
+        n(share * 100, 1)
+      } %`,
+    });
   }
   return targets;
 }
@@ -561,6 +586,28 @@ function table(m: Medians): string {
       ]);
     }
   }
+  if (m.replicas !== undefined) {
+    const { same, cross } = m.replicas;
+    for (const [label, t] of [["same-replica", same], ["cross-replica", cross]] as const) {
+      const added = t.p50Us - same.p50Us;
+      row([
+        pad(`${label} (demo)`, 26, true),
+        pad(n(t.p50Us), 8),
+        pad(n(t.p90Us), 8),
+        pad(n(t.p99Us), 8),
+        pad(n(added), 8),
+        pad(n(added / hop.p50Us, 2), 6),
+        pad(n(t.callsPerSecond), 9),
+        pad(n(t.callsPerSecond / same.callsPerSecond, 2), 7),
+        pad("", 9),
+        pad("", 9),
+        pad("", 9),
+        pad("", 8),
+        pad(n(t.bigMs, 1), 8),
+        pad(t.bigMs && hop.bigMs ? n(t.bigMs / hop.bigMs, 2) : "", 6),
+      ]);
+    }
+  }
   return rows.join("\n");
 }
 
@@ -578,6 +625,7 @@ async function main(args: string[]): Promise<number> {
       "big-mib": { type: "string" },
       servers: { type: "string" },
       bundle: { type: "boolean" },
+      "no-replicas": { type: "boolean" },
       quick: { type: "boolean" },
       out: { type: "string" },
       profile: { type: "string" },
@@ -671,6 +719,19 @@ async function main(args: string[]): Promise<number> {
         log(`serve+connect (${kind})`);
         const serve = await runServe(kind, options, bundle, tokensFile);
         repetition.servers[kind] = { stdio, relay, tunnelA, serve };
+      }
+      if (values["no-replicas"] !== true) {
+        log("replicas: same-replica and cross-replica (demo)");
+        repetition.replicas = await runReplicas({
+          measure: options,
+          script: script(bundle),
+          tokensFile,
+          token: TOKEN,
+          initialize: INITIALIZE,
+          crossFirst: rep % 2 === 0,
+          startTimeoutMs: START_TIMEOUT_MS,
+          denoFlags: programFlags,
+        });
       }
       repetitions.push(repetition);
     }
