@@ -119,6 +119,11 @@ export class ClientRouter {
     });
   }
 
+  /** Whether a client of `server` connected here could be asked `method` now. */
+  canAnswer(server: ServerRef, method: string): boolean {
+    return this.#target(server, CAPABILITY_OF[method]) !== undefined;
+  }
+
   #target(
     server: ServerRef,
     capability: string | undefined,

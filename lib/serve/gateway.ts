@@ -200,6 +200,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       shared: routing.shared,
     }),
   });
+  // Replicas: what servers send on their own reaches clients on every replica.
+  const messages = routing?.attachClients(endpoint.router);
   const registrar = new Registrar({
     registry,
     maxSessionsPerOwner,
@@ -207,9 +209,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     limits: { maxFrameBytes, maxInflight, maxQueued, callTimeoutMs },
     ...(resume === undefined ? {} : { resume }),
     router: {
-      serverNotification: (session, message) => endpoint.router.notification(session, message),
+      serverNotification: (session, message) =>
+        (messages ?? endpoint.router).notification(session, message),
       serverRequest: (session, request, signal) =>
-        endpoint.router.request(session, request, signal),
+        (messages ?? endpoint.router).request(session, request, signal),
       ...(routing === undefined ? {} : {
         foreign: (session: TunnelSession, _type: string, payload: Payload) =>
           routing.foreign(session, payload),

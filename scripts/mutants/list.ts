@@ -587,4 +587,23 @@ export const MUTANTS: Mutant[] = [
     tests: ["tests/serve/cluster/routing_test.ts"],
     filter: "Redis down",
   },
+  {
+    id: "cluster-server-request-local-only",
+    rule:
+      "a server request no client on the holder can answer goes to a capable client on another replica",
+    file: "lib/serve/cluster/server_messages.ts",
+    find: "    if (this.#local.canAnswer(server, request.method) || others.length === 0) {",
+    replace: "    if (true) {",
+    tests: ["tests/serve/cluster/routing_test.ts"],
+    filter: "server request reaches",
+  },
+  {
+    id: "cluster-notification-local-only",
+    rule: "a server notification reaches the server's clients on every replica",
+    file: "lib/serve/cluster/server_messages.ts",
+    find: "    for (const rid of this.#others()) {",
+    replace: "    for (const rid of this.#others().slice(0, 0)) {",
+    tests: ["tests/serve/cluster/routing_test.ts"],
+    filter: "server request reaches",
+  },
 ];

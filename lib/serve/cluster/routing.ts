@@ -14,6 +14,7 @@ import type { Cluster } from "./cluster.ts";
 import { type CallRoute, CrossCalls } from "./cross_calls.ts";
 import { Holder, redisDownError } from "./holder.ts";
 import { SharedSessions } from "./shared_sessions.ts";
+import { type LocalClients, ServerMessages } from "./server_messages.ts";
 import { TunnelRegistry } from "../tunnel_registry.ts";
 
 /** How long a directory answer is trusted before it is asked again, in ms. */
@@ -211,6 +212,15 @@ export class ClusterRouting {
       payload: JSON.stringify(notification),
     }).catch(() => {});
     return true;
+  }
+
+  /** Server notifications and requests across replicas, once the local clients are known. */
+  messages: ServerMessages | undefined;
+
+  /** Binds this replica's MCP clients (the endpoint's router), for server-initiated messages. */
+  attachClients(local: LocalClients): ServerMessages {
+    this.messages = new ServerMessages(this.cluster, local);
+    return this.messages;
   }
 
   /** A message on a link held here for a call another replica sent (`ServerMessageRouter.foreign`). */

@@ -6,7 +6,16 @@ import assert from "node:assert/strict";
 import { ErrorCode } from "../../../lib/protocol/jsonrpc.ts";
 import { claimed, closeReplicas, startReplicas, waitReadiness } from "../../fixtures/replicas.ts";
 import { startRedis } from "../../fixtures/redis_server.ts";
-import { connectClient, serveTestServer, TOKENS, within } from "../../fixtures/test_gateway.ts";
+import {
+  bridge,
+  connectClient,
+  createTestServer,
+  serveTestServer,
+  TOKENS,
+  TunnelClient,
+  within,
+} from "../../fixtures/test_gateway.ts";
+import { delay } from "../../../lib/util/delay.ts";
 
 function text(result: unknown): string {
   const content = (result as { content?: { text?: string }[] }).content;
@@ -259,6 +268,48 @@ Deno.test("after Redis restarts empty, the replicas publish their sessions again
   } finally {
     await client.close();
     await served.close();
+    await closeReplicas(replicas);
+    await redis.stop();
+  }
+});
+
+Deno.test("a server request reaches the capable client on another replica; a notification reaches clients on every replica", async () => {
+  const redis = await startRedis();
+  const replicas = await startReplicas(redis.url, 2);
+  const [holder, origin] = replicas as [typeof replicas[0], typeof replicas[0]];
+  const { server } = createTestServer("srv");
+  const tunnel = await TunnelClient.open(holder.gateway, TOKENS.alice);
+  const bridged = await bridge(tunnel, server);
+  const client = await (async () => {
+    const ack = await tunnel.register("srv");
+    await claimed(holder, String(ack.sessionId));
+    return await connectClient(origin.gateway, "srv", TOKENS.alice, { roots: ["file:///far"] });
+  })();
+  try {
+    // roots/list from the server finds no client on the holder: the client on the other replica answers.
+    const roots = await within(client.callTool({ name: "roots", arguments: {} }), 10_000, "roots");
+    assert.equal(text(roots), "file:///far");
+    // A notification of the server reaches the client's GET stream on the other replica.
+    const { ToolListChangedNotificationSchema } = await import(
+      "@modelcontextprotocol/sdk/types.js"
+    );
+    const changed = new Promise<void>((resolve) =>
+      client.setNotificationHandler(ToolListChangedNotificationSchema, () => resolve())
+    );
+    // The client's GET stream opens after initialize; notify until it is there to receive one.
+    const sent = (async () => {
+      for (let i = 0; i < 200; i++) {
+        await server.sendToolListChanged();
+        const done = await Promise.race([changed.then(() => true), delay(50).then(() => false)]);
+        if (done) return;
+      }
+    })();
+    await within(changed, 10_000, "tools/list_changed on the other replica");
+    await sent;
+  } finally {
+    await client.close();
+    await tunnel.close();
+    await bridged.close();
     await closeReplicas(replicas);
     await redis.stop();
   }
