@@ -16,6 +16,7 @@ export const CONNECT_ENV: readonly string[] = [
   "REVERSE_PROXY_KEEPALIVE",
   "REVERSE_PROXY_LOG_LEVEL",
   "REVERSE_PROXY_LOG_FORMAT",
+  "REVERSE_PROXY_TRANSPORT",
 ];
 
 /**

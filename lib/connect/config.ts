@@ -14,6 +14,7 @@ import { connectHelpText } from "./help.ts";
 import { isLoopbackHost } from "./link_url.ts";
 import { resolveServerSet } from "./server_set.ts";
 import { CONNECT_DEFAULTS, type ConnectSettings } from "./settings.ts";
+import type { TransportSetting } from "./transport_choice.ts";
 
 /** What `connect` should do: print help, print the version, or run with these settings. */
 export type ConfigResult =
@@ -142,6 +143,12 @@ export async function resolveConnectConfig(
   }
   const grace = numberOf(first("shutdown_grace"));
   if (grace !== undefined) settings.shutdownGrace = grace;
+  const transport = first("transport");
+  if (transport !== undefined) {
+    settings.transport = String(transport.value).trim().toLowerCase() as TransportSetting;
+  }
+  const websocketRetry = numberOf(first("websocket_retry"));
+  if (websocketRetry !== undefined) settings.websocketRetry = websocketRetry;
 
   return { kind: "run", settings, warnings };
 }

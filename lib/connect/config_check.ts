@@ -8,6 +8,7 @@ import { LEVEL_CHOICES, parseLevel } from "../util/log.ts";
 import { splitCommand } from "../util/shell_words.ts";
 import { normalizeGatewayUrl } from "./link_url.ts";
 import { type Given, invalidGiven } from "./config_layers.ts";
+import { TRANSPORT_SETTINGS } from "./transport_choice.ts";
 
 /** Longest delay or interval accepted, in seconds: beyond about 24.8 days timers overflow. */
 const MAX_SECONDS = 86_400;
@@ -107,6 +108,17 @@ export function checkValue(given: Given): void {
           sample: "debug",
         });
       }
+      return;
+    case "transport":
+      if (
+        typeof value !== "string" ||
+        !(TRANSPORT_SETTINGS as readonly string[]).includes(value.trim().toLowerCase())
+      ) {
+        throw invalidGiven(given, { expected: "auto, websocket or sse", sample: "sse" });
+      }
+      return;
+    case "websocket_retry":
+      seconds(given, "600");
       return;
     case "log_format":
       if (typeof value !== "string" || !["text", "json"].includes(value.trim().toLowerCase())) {

@@ -26,7 +26,9 @@ export type Key =
   | "min_ready_servers"
   | "max_server_queue_bytes"
   | "max_server_queue_messages"
-  | "shutdown_grace";
+  | "shutdown_grace"
+  | "transport"
+  | "websocket_retry";
 
 /** Every setting, in the order help and messages list them. */
 export const KEYS: readonly Key[] = [
@@ -51,6 +53,8 @@ export const KEYS: readonly Key[] = [
   "max_server_queue_bytes",
   "max_server_queue_messages",
   "shutdown_grace",
+  "transport",
+  "websocket_retry",
 ];
 
 /** Environment variables, by setting. Settings without one come only from flags or the file. */
@@ -63,6 +67,7 @@ export const ENV_NAMES: Partial<Record<Key, string>> = {
   keepalive: "REVERSE_PROXY_KEEPALIVE",
   log_level: "REVERSE_PROXY_LOG_LEVEL",
   log_format: "REVERSE_PROXY_LOG_FORMAT",
+  transport: "REVERSE_PROXY_TRANSPORT",
 };
 
 /** One value of one setting from one source, with how the user wrote its name. */

@@ -104,6 +104,7 @@ export function describeFailure(cause: FailureCause, context: FailureContext): s
  * ```
  */
 export function describeStatus(status: number, url: URL): string {
+  if (url.pathname.endsWith("/reverse-proxy/sse")) return describeSseStatus(status, url);
   const at = `The gateway at ${url.href} answered the WebSocket upgrade with HTTP ${status}`;
   // 426: our gateway saw no Upgrade header; 200: a web server answered the request as a plain GET.
   if (status === 200 || status === 426) {
@@ -111,6 +112,18 @@ export function describeStatus(status: number, url: URL): string {
   }
   if (status === 404) {
     return `${at}: nothing serves that path: check the path prefix in --gateway (connect adds /reverse-proxy/ws)`;
+  }
+  if (status === 502 || status === 503 || status === 504) {
+    return `${at}: a proxy or load balancer in front of it cannot reach it: check that the gateway runs`;
+  }
+  return at;
+}
+
+/** {@link describeStatus} for the SSE link's stream. */
+function describeSseStatus(status: number, url: URL): string {
+  const at = `The gateway at ${url.href} answered the SSE link's stream with HTTP ${status}`;
+  if (status === 404 || status === 405) {
+    return `${at}: it has no SSE link endpoint (ContextForge gateways, contracts A and B, offer only WebSocket): use --transport websocket or auto`;
   }
   if (status === 502 || status === 503 || status === 504) {
     return `${at}: a proxy or load balancer in front of it cannot reach it: check that the gateway runs`;

@@ -29,6 +29,8 @@ export const CONNECT_FLAGS = {
   "max-server-queue-bytes": { type: "string" },
   "max-server-queue-messages": { type: "string" },
   "shutdown-grace": { type: "string" },
+  transport: { type: "string" },
+  "websocket-retry": { type: "string" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "V" },
 } as const;

@@ -20,9 +20,10 @@ export function connectHelpText(): string {
        mcp-rproxy connect [OPTIONS] -- CMD ARGS...
        mcp-rproxy connect [OPTIONS] --local-streamable-http URL | --local-sse URL
 
-Start local MCP servers (or reach them over HTTP), dial out to a gateway over WebSocket, register
-them, and tunnel JSON-RPC both ways. Reconnects after a drop; the local servers keep running.
-Against mcp-rproxy serve all servers share one link; against other gateways each has its own.
+Start local MCP servers (or reach them over HTTP), dial out to a gateway over WebSocket (or SSE +
+POST where WebSocket cannot pass), register them, and tunnel JSON-RPC both ways. Reconnects after a
+drop; the local servers keep running. Against mcp-rproxy serve all servers share one link; against
+other gateways each has its own.
 
 Local servers (give them one way):
   --server SPEC              One server, repeatable: comma-separated key=value pairs, a value in
@@ -71,6 +72,13 @@ Gateway:
                              (default ${CONNECT_DEFAULTS.maxRetries}) [env REVERSE_PROXY_MAX_RETRIES]
   --keepalive SECONDS        Heartbeat interval, > 0 (default ${CONNECT_DEFAULTS.keepalive})
                              [env REVERSE_PROXY_KEEPALIVE]
+  --transport MODE           Link transport: websocket, sse (our gateway's SSE link, for networks
+                             where WebSocket cannot pass), or auto: WebSocket, switching to SSE when
+                             the upgrade is refused by something in between (not on 401/403/404)
+                             and SSE works (default ${CONNECT_DEFAULTS.transport})
+                             [env REVERSE_PROXY_TRANSPORT]
+  --websocket-retry SECONDS  While auto uses SSE, try WebSocket again this often, > 0
+                             (default ${CONNECT_DEFAULTS.websocketRetry})
 
 Operations:
   --health-listen HOST:PORT  Serve /healthz, /readyz and /metrics on this address, e.g.
@@ -98,7 +106,8 @@ for the URL forms), local_stdio (a string, or a list of words taken as they are)
 local_streamable_http, local_sse, gateway, token, token_file, server_name, server_description,
 reconnect_delay, max_retries, keepalive, log_level, log_format, verbose (true/false), cert,
 health_listen, min_ready_servers, max_server_queue_bytes (a number of bytes, or text such as 64MiB),
-max_server_queue_messages, shutdown_grace; or local-stdio, token-file, server-name, ...
+max_server_queue_messages, shutdown_grace, transport, websocket_retry; or local-stdio,
+token-file, server-name, ...
 Relative paths in the file (token_file, cert, a server's cwd and files) are relative to the
 file's directory. SIGHUP re-reads the config file and applies its servers: added ones start,
 removed ones stop, changed ones restart, the others are not touched. See docs/configuration.md.

@@ -8,6 +8,7 @@ import {
   encodeHeartbeat,
   Extension,
   type Frame,
+  type LinkTransport,
   parseFrame,
   readAcks,
   readClose,
@@ -145,6 +146,11 @@ export class Link {
   }
 
   /** The contract, once known. */
+  /** How the link travels: `websocket` or `sse`. */
+  get transport(): LinkTransport {
+    return this.#options.transport ?? "websocket";
+  }
+
   get contract(): Contract | undefined {
     return (this.#registration ?? this.#pendingB)?.contract;
   }
@@ -256,7 +262,7 @@ export class Link {
   /** Opens the socket; `opened` re-arms the deadline for the registration answer. */
   #dial(headers: Record<string, string>, opened: () => void): LinkSocket {
     const options = this.#options;
-    return openWebSocket({
+    return (options.openSocket ?? openWebSocket)({
       url: options.url,
       headers,
       ...(options.caCert === undefined ? {} : { caCert: options.caCert }),

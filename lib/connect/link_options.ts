@@ -1,14 +1,19 @@
 // What a link is opened with: where to dial, what to register, heartbeat timing, and the callbacks that
 // carry frames, acks and per-channel ends to the tunnels of the servers on it.
 
-import type { Frame } from "../protocol/frames.ts";
+import type { Frame, LinkTransport } from "../protocol/frames.ts";
 import type { ResumeRequest } from "../protocol/registration.ts";
 import type { Link } from "./link.ts";
+import type { LinkSocket, LinkSocketEvents, LinkSocketOptions } from "./link_socket.ts";
 
 /** Options of `Link.open`. */
 export interface LinkOptions {
-  /** The `/reverse-proxy/ws` endpoint. */
+  /** The `/reverse-proxy/ws` endpoint (or `/reverse-proxy/sse` with the SSE socket). */
   url: URL;
+  /** Opens the transport: WebSocket by default, `openSseSocket` for the SSE link. */
+  openSocket?: (options: LinkSocketOptions, events: LinkSocketEvents) => LinkSocket;
+  /** Which transport `openSocket` opens, for logs. Default `websocket`. */
+  transport?: LinkTransport;
   token?: string;
   /** Our `X-Session-ID` and the `sessionId` of the `register` frame. */
   clientSessionId: string;

@@ -89,7 +89,10 @@ export function classifyFailure(message: string): FailureCause {
     return "dns";
   }
   if (text.includes("connection refused") || text.includes("tcp connect error")) return "refused";
-  if (text.includes("reset") || text.includes("broken pipe") || text.includes("unexpected eof")) {
+  if (
+    text.includes("reset") || text.includes("broken pipe") || text.includes("unexpected eof") ||
+    text.includes("connection closed before message completed")
+  ) {
     return "reset";
   }
   return "other";

@@ -1,5 +1,6 @@
-// Turns the gateway address a user gives into the WebSocket endpoint `<base>/reverse-proxy/ws`,
-// keeping any path prefix, and tells loopback hosts apart for the clear-text warning.
+// Turns the gateway address a user gives into the WebSocket endpoint `<base>/reverse-proxy/ws` (and the
+// SSE link's `<base>/reverse-proxy/sse`), keeping any path prefix, and tells loopback hosts apart for the
+// clear-text warning.
 
 /** A scheme prefix; checked by hand because `new URL("localhost:8080")` reads `localhost:` as a scheme. */
 const SCHEME = /^([a-z][a-z0-9+.-]*):\/\//i;
@@ -99,7 +100,25 @@ export function normalizeGatewayUrl(input: string): URL {
   const path = url.pathname.replace(/\/+$/, "");
   if (path.endsWith(ENDPOINT)) url.pathname = path;
   else if (path.endsWith("/reverse-proxy")) url.pathname = `${path}/ws`;
+  else if (path.endsWith("/reverse-proxy/sse")) url.pathname = `${path.slice(0, -4)}/ws`;
   else url.pathname = `${path}${ENDPOINT}`;
+  return url;
+}
+
+/**
+ * The SSE link's stream for a normalized WebSocket endpoint: `http(s)` for `ws(s)`, `…/reverse-proxy/sse`
+ * for `…/reverse-proxy/ws`, the query kept.
+ *
+ * @example
+ * ```ts
+ * import { sseEndpointOf } from "./link_url.ts";
+ * sseEndpointOf(new URL("wss://gw.example.com/mcp/reverse-proxy/ws")).href;
+ * // "https://gw.example.com/mcp/reverse-proxy/sse"
+ * ```
+ */
+export function sseEndpointOf(wsUrl: URL): URL {
+  const url = new URL(wsUrl.href.replace(/^ws/i, "http"));
+  url.pathname = `${url.pathname.slice(0, -ENDPOINT.length)}/reverse-proxy/sse`;
   return url;
 }
 

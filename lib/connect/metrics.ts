@@ -8,7 +8,13 @@ import {
   traffic,
   type TrafficMetrics,
 } from "../util/common_metrics.ts";
-import { type Counter, type Gauge, type Histogram, MetricsRegistry } from "../util/prometheus.ts";
+import {
+  type Counter,
+  type Gauge,
+  type GaugeVec,
+  type Histogram,
+  MetricsRegistry,
+} from "../util/prometheus.ts";
 
 /** Kinds of error counted by `connect`; other strings are accepted too. */
 export type ConnectErrorKind =
@@ -64,6 +70,8 @@ export interface ConnectMetrics extends TrafficMetrics {
   registry: MetricsRegistry;
   /** Links registered with the gateway now (one with channels; one per server without). */
   linkUp: Gauge;
+  /** 1 for the link transport in use (`websocket` or `sse`), 0 for the other. */
+  linkTransport: GaugeVec;
   /** Links that reached registered, the first one included. */
   linkConnects: Counter;
   /** Dial attempts after the link was lost or a dial failed (each retry counts once). */
@@ -102,6 +110,12 @@ export function createConnectMetrics(options: MetricSetOptions = {}): ConnectMet
     name: "mcp_rproxy_link_up",
     help:
       "Links to the gateway registered now: 1 with one server, or many on one link; one per server otherwise.",
+  });
+  const linkTransport = registry.gaugeVec({
+    name: "mcp_rproxy_link_transport",
+    help: "1 for the link transport in use (websocket or sse), 0 for the other.",
+    labelNames: ["transport"],
+    initial: [["websocket"], ["sse"]],
   });
   const linkConnects = registry.counter({
     name: "mcp_rproxy_link_connects_total",
@@ -169,6 +183,7 @@ export function createConnectMetrics(options: MetricSetOptions = {}): ConnectMet
   return {
     registry,
     linkUp,
+    linkTransport,
     linkConnects,
     linkReconnects,
     registrationDuration,

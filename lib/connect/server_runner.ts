@@ -261,11 +261,12 @@ export class ServerRunner implements UplinkMember {
     this.#registration = registration;
     this.#metrics?.up.set(1);
     this.#state = "registered";
-    log.info("Registered with the gateway (contract {contract}) as {name}{at}", {
+    log.info("Registered with the gateway (contract {contract}, {transport}) as {name}{at}", {
       event: "registered",
       server: this.#label,
       session: registration.sessionId,
       contract: registration.contract,
+      transport: channel.link.transport,
       name: registration.name ?? this.describe().name,
       at: registration.mcpUrl ? `: ${registration.mcpUrl}` : "",
       ...(registration.mcpUrl ? { mcpUrl: registration.mcpUrl } : {}),

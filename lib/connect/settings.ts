@@ -5,6 +5,7 @@
 import type { LogLevel } from "@logtape/logtape";
 import type { Isolation } from "../protocol/frames.ts";
 import type { LogFormat } from "../util/log.ts";
+import type { TransportSetting } from "./transport_choice.ts";
 
 /** One header sent to an HTTP upstream. Its value may be a secret: never logged, never in messages. */
 export interface HeaderSpec {
@@ -98,6 +99,10 @@ export interface ConnectSettings {
   maxServerQueueMessages?: number;
   /** Seconds from the start of a local server's stop to SIGKILL of its process group. Default 5. */
   shutdownGrace?: number;
+  /** The link transport, or `auto` (WebSocket, SSE where WebSocket cannot pass). Default auto. */
+  transport?: TransportSetting;
+  /** While `auto` uses the SSE link, seconds between tries of WebSocket. Default 600. */
+  websocketRetry?: number;
 }
 
 /** Defaults of the optional settings. */
@@ -112,6 +117,8 @@ export const CONNECT_DEFAULTS = {
   shutdownGrace: 5,
   /** Seconds an HTTP upstream has to start answering a request. */
   upstreamTimeout: 30,
+  transport: "auto",
+  websocketRetry: 600,
 } as const;
 
 /** The server's key: its configured name, or "" for the one-server forms without one. */

@@ -11,6 +11,7 @@ import type { ConnectMetrics } from "./metrics.ts";
 import { type ConnectSettings, serverKey, serverLabel, type ServerSpec } from "./settings.ts";
 import { type RunnerEnd, ServerRunner } from "./server_runner.ts";
 import { fingerprint } from "./server_fingerprint.ts";
+import { type TransportChoice, transportChoiceFor } from "./transport_choice.ts";
 import { Uplink } from "./uplink.ts";
 
 const log = logger("connect");
@@ -64,6 +65,8 @@ export class Supervisor {
   #running = new Map<string, Running>();
   #shared: Uplink | undefined;
   #dedicated = new Map<string, Uplink>();
+  /** `--transport`: which transport every link dials, shared (it is about the path to the gateway). */
+  #transport: TransportChoice;
   #ends: RunnerEnd[] = [];
   #fatal: unknown;
   #finished!: (outcome: { error?: unknown }) => void;
@@ -76,6 +79,10 @@ export class Supervisor {
   constructor(options: SupervisorOptions) {
     this.#options = options;
     this.#settings = options.settings;
+    this.#transport = transportChoiceFor(options.settings, {
+      sessionId: this.#clientSessionId,
+      ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
+    });
   }
 
   /** Process id of the first stdio server, if one is running (the demo prints it). */
@@ -188,6 +195,7 @@ export class Supervisor {
         signal: AbortSignal.any([this.#options.signal, this.#abort.signal]),
         askChannels,
         clientSessionId: this.#clientSessionId,
+        transport: this.#transport,
         random,
         healthyAfterMs,
         metrics,

@@ -12,6 +12,7 @@ import { DialError, Link, type LinkEnd } from "./link.ts";
 import { LinkChannel } from "./link_channel.ts";
 import type { ConnectMetrics } from "./metrics.ts";
 import type { ConnectSettings } from "./settings.ts";
+import type { TransportChoice } from "./transport_choice.ts";
 import type { Tunnel } from "./tunnel.ts";
 
 const log = logger("connect");
@@ -42,6 +43,8 @@ export interface UplinkOptions {
   askChannels: boolean;
   /** Our `X-Session-ID`. */
   clientSessionId: string;
+  /** Which transport each dial uses (`--transport`); it may move a link back to WebSocket. */
+  transport: TransportChoice;
   random?: (() => number) | undefined;
   /** A link that stayed up this long resets the reconnect counter, in milliseconds. */
   healthyAfterMs?: number | undefined;
@@ -199,42 +202,50 @@ export class Uplink {
   }
 
   async #dial(waiter: Waiter): Promise<void> {
-    const { settings, signal, metrics, askChannels, clientSessionId } = this.#options;
+    const { settings, signal, metrics, askChannels, clientSessionId, transport } = this.#options;
     const { member } = waiter;
     waiter.inFlight = true;
     const tunnel = member.tunnel;
     const resume = tunnel.prepareDial();
     const started = performance.now();
     this.#opening = { member };
-    log.info("Connecting to {url}", { event: "connecting", url: settings.gatewayUrl.href });
     let link: Link;
     try {
-      link = await Link.open({
-        url: settings.gatewayUrl,
-        ...(settings.token === undefined ? {} : { token: settings.token }),
-        ...(settings.caCert === undefined ? {} : { caCert: settings.caCert }),
-        ...(settings.caCertPath === undefined ? {} : { caCertPath: settings.caCertPath }),
-        clientSessionId,
-        server: member.describe(),
-        ...(askChannels ? { channel: member.key } : {}),
-        keepaliveMs: settings.keepalive * 1000,
-        signal,
-        onFrame: (frame, link) => this.#route(frame, link),
-        onRegistered: (link) => this.#registered(link, member, resume),
-        onAck: (ack, channel) => this.#memberOf(channel)?.member.tunnel.peerAcked(ack),
-        heartbeatAck: () => this.#memberOf(undefined)?.member.tunnel.heartbeatAck(),
-        heartbeatAcks: () => this.#acks(),
-        onChannelClosed: (channel, code, reason) => this.#channelClosed(channel, code, reason),
-        ...(resume === undefined ? {} : { resume }),
-        ...(metrics
-          ? {
-            onHeartbeatRtt: (ms: number) => metrics.heartbeatRtt.observe(ms / 1000),
-            onFrameIn: (bytes: number) => {
-              metrics.framesIn.inc();
-              metrics.bytesIn.inc(bytes);
-            },
-          }
-          : {}),
+      link = await transport.dial((dial) => {
+        log.info("Connecting to {url} over {transport}", {
+          event: "connecting",
+          url: dial.url.href,
+          transport: dial.transport,
+        });
+        return Link.open({
+          url: dial.url,
+          openSocket: dial.openSocket,
+          transport: dial.transport,
+          ...(settings.token === undefined ? {} : { token: settings.token }),
+          ...(settings.caCert === undefined ? {} : { caCert: settings.caCert }),
+          ...(settings.caCertPath === undefined ? {} : { caCertPath: settings.caCertPath }),
+          clientSessionId,
+          server: member.describe(),
+          ...(askChannels ? { channel: member.key } : {}),
+          keepaliveMs: settings.keepalive * 1000,
+          signal,
+          onFrame: (frame, link) => this.#route(frame, link),
+          onRegistered: (link) => this.#registered(link, member, resume),
+          onAck: (ack, channel) => this.#memberOf(channel)?.member.tunnel.peerAcked(ack),
+          heartbeatAck: () => this.#memberOf(undefined)?.member.tunnel.heartbeatAck(),
+          heartbeatAcks: () => this.#acks(),
+          onChannelClosed: (channel, code, reason) => this.#channelClosed(channel, code, reason),
+          ...(resume === undefined ? {} : { resume }),
+          ...(metrics
+            ? {
+              onHeartbeatRtt: (ms: number) => metrics.heartbeatRtt.observe(ms / 1000),
+              onFrameIn: (bytes: number) => {
+                metrics.framesIn.inc();
+                metrics.bytesIn.inc(bytes);
+              },
+            }
+            : {}),
+        });
       });
     } catch (error: unknown) {
       this.#opening = undefined;
@@ -270,6 +281,7 @@ export class Uplink {
     // retried quickly again, not after a backoff grown by earlier drops.
     if (link.registration.resumed === true) this.#attempt = 0;
     void link.ended.then((end) => this.#linkEnded(link, end));
+    this.#watchTransport(link);
     waiter.resolve(channel);
     if (askChannels && !link.channels) this.#channelsRefused = true;
     // Everyone else who waited joins this link, or learns that they need links of their own.
@@ -281,6 +293,19 @@ export class Uplink {
         this.#registerChannel(link, other.member).then(other.resolve, other.reject);
       }
     }
+  }
+
+  /**
+   * While `auto` holds this link on SSE: once a WebSocket upgrade passes again, the link is closed by us
+   * and every server on it dials (and resumes) at once, over WebSocket.
+   */
+  #watchTransport(link: Link): void {
+    const held = new AbortController();
+    void link.ended.then(() => held.abort());
+    void this.#options.transport.websocketPasses(held.signal).then((passes) => {
+      if (!passes || link !== this.#link || !link.isOpen) return;
+      link.close(CloseCode.Normal, "moving the link to WebSocket");
+    });
   }
 
   /** The first server's registration completed (synchronously, before any later frame). */

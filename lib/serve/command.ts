@@ -206,6 +206,7 @@ export async function serveCommand(args: string[], context: CommandContext): Pro
         sseReplayEvents: settings.sseReplayEvents,
         sseResumeWindowMs: settings.sseResumeWindowMs,
         sseRetryMs: settings.sseRetryMs,
+        sseLinkKeepaliveMs: settings.sseLinkKeepaliveMs,
         metrics,
         ...(cluster === undefined ? {} : { cluster }),
       });

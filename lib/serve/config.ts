@@ -2,10 +2,9 @@
 // ConfigError naming the flag or variable, the value seen and the fix.
 
 import type { LogLevel } from "@logtape/logtape";
-import { formatByteSize, parseByteSize } from "../util/byte_size.ts";
+import { formatByteSize } from "../util/byte_size.ts";
 import { parseFlags } from "../util/cli_flags.ts";
 import { ConfigError, invalidSetting } from "../util/errors.ts";
-import { HOST_PORT_EXPECTED, parseHostPort } from "../util/host_port.ts";
 import { LEVEL_CHOICES, type LogFormat, parseLevel } from "../util/log.ts";
 import {
   CLUSTER_FLAGS,
@@ -14,8 +13,19 @@ import {
 } from "./cluster/cluster_config.ts";
 import { GATEWAY_DEFAULTS } from "./gateway.ts";
 import { JWT_SECRET_ENV, LOG_FORMAT_ENV, LOG_LEVEL_ENV, SERVE_DEFAULTS } from "./help.ts";
-import { isFetchableUrl } from "./oauth_issuer.ts";
-import { flagOrEnv, secondsMs, wholeNumber } from "./setting_parsers.ts";
+import {
+  bufferSize,
+  byteSize,
+  flagOrEnv,
+  hostPort,
+  httpUrl,
+  issuerUrl,
+  MAX_BODY_RATE,
+  MAX_BUFFER_BYTES,
+  MAX_FRAME_BYTES,
+  secondsMs,
+  wholeNumber,
+} from "./config_values.ts";
 import { OAUTH_DEFAULTS } from "./token_store.ts";
 
 /** Settings of `serve`, validated, defaults applied. Secrets are read later from the files named here. */
@@ -75,6 +85,8 @@ export interface ServeSettings {
   sseReplayEvents: number;
   sseResumeWindowMs: number;
   sseRetryMs: number;
+  /** A comment line on every SSE link this often, in milliseconds. */
+  sseLinkKeepaliveMs: number;
   logLevel: LogLevel;
   logFormat: LogFormat;
   /** `HOST:PORT` of the health and metrics listener; undefined = off. */
@@ -125,89 +137,12 @@ export const SERVE_FLAGS = {
   "sse-replay-events": { type: "string" },
   "sse-resume-window": { type: "string" },
   "sse-retry": { type: "string" },
+  "sse-link-keepalive": { type: "string" },
   "log-level": { type: "string" },
   "log-format": { type: "string" },
   "health-listen": { type: "string" },
   ...CLUSTER_FLAGS,
 } as const;
-
-/** WebSocket messages stop at 64 MiB - 1 byte, so frames must too. */
-const MAX_FRAME_BYTES = 64 * 1024 * 1024 - 1;
-/** A minimum body rate above 1 GiB/s would refuse every client. */
-const MAX_BODY_RATE = 1024 * 1024 * 1024;
-/** Replay and client buffers are memory held for others: 4 GiB is a bound, not a target. */
-const MAX_BUFFER_BYTES = 4 * 1024 * 1024 * 1024;
-
-function byteSize(flag: string, text: string, max: number): number {
-  const value = parseByteSize(text);
-  const expected = `a size from 1KiB to ${max / 1024 / 1024 | 0}MiB such as 16MiB or 1048576`;
-  if (value === undefined || value < 1024) {
-    throw invalidSetting({ setting: flag, value: text, expected, example: `${flag} 16MiB` });
-  }
-  if (value > max) {
-    throw invalidSetting({
-      setting: flag,
-      value: text,
-      problem: max === MAX_FRAME_BYTES
-        ? "WebSocket messages are limited to 64MiB - 1 byte"
-        : `it is over ${max / 1024 / 1024}MiB`,
-      expected: `at most ${Math.floor(max / 1024 / 1024)}MiB`,
-      example: `${flag} 16MiB`,
-    });
-  }
-  return value;
-}
-
-function bufferSize(flag: string, text: string): number {
-  return byteSize(flag, text, MAX_BUFFER_BYTES);
-}
-
-function hostPort(flag: string, text: string): { hostname: string; port: number } {
-  try {
-    return parseHostPort(text);
-  } catch (error: unknown) {
-    if (!(error instanceof TypeError)) throw error;
-    throw invalidSetting({
-      setting: flag,
-      value: text,
-      problem: error.message,
-      expected: HOST_PORT_EXPECTED,
-    }, { cause: error });
-  }
-}
-
-function httpUrl(flag: string, text: string): string {
-  let url: URL | undefined;
-  try {
-    url = new URL(text);
-  } catch {
-    url = undefined;
-  }
-  if (url === undefined || !["http:", "https:"].includes(url.protocol)) {
-    throw invalidSetting({
-      setting: flag,
-      value: text,
-      expected: "an http:// or https:// URL",
-      example: `${flag} https://gw.example.com`,
-    });
-  }
-  return text;
-}
-
-/** An OAuth issuer URL: https (http only on loopback), no query or fragment (RFC 8414 §2). */
-function issuerUrl(flag: string, text: string): string {
-  const url = URL.canParse(text) ? new URL(text) : undefined;
-  if (url === undefined || !isFetchableUrl(text) || url.search !== "" || url.hash !== "") {
-    throw invalidSetting({
-      setting: flag,
-      value: text,
-      expected:
-        "the authorization server's issuer URL: https://, or http:// on localhost/127.0.0.1/[::1], without ? or #",
-      example: `${flag} https://idp.example.com/realms/mcp`,
-    });
-  }
-  return text;
-}
 
 /**
  * With OAuth, the resource URLs that tokens must name are built on a fixed base: `--public-url`, else the
@@ -399,6 +334,11 @@ export function parseServeArgs(
     sseReplayEvents: option("sse-replay-events", d.sseReplayEvents, (f, t) => wholeNumber(f, t, 1)),
     sseResumeWindowMs: option("sse-resume-window", d.sseResumeWindowMs, (f, t) => secondsMs(f, t)),
     sseRetryMs: option("sse-retry", d.sseRetryMs, (f, t) => Math.ceil(secondsMs(f, t))),
+    sseLinkKeepaliveMs: option(
+      "sse-link-keepalive",
+      d.sseLinkKeepaliveMs,
+      (f, t) => secondsMs(f, t),
+    ),
     logLevel,
     logFormat,
   };

@@ -1,5 +1,5 @@
-// The gateway (contract C): one HTTP server that accepts tunnel links at /reverse-proxy/ws, serves each
-// registered server at /servers/<name>/mcp, offers the sessions API, and reaps dead links. The listener
+// The gateway (contract C): one HTTP server that accepts tunnel links at /reverse-proxy/ws (or sse), serves
+// each registered server at /servers/<name>/mcp, offers the sessions API, and reaps dead links. The listener
 // itself (stack, timeouts, WebSocket frames) is lib/serve/http/.
 
 import denoJson from "../../deno.json" with { type: "json" };
@@ -147,6 +147,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     sseReplayEvents,
     sseResumeWindowMs,
     sseRetryMs,
+    sseLinkKeepaliveMs,
     memoryBudgetBytes,
     memoryPerOwnerBytes,
   } = resolveLimits(options);
@@ -233,6 +234,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     livenessChanged(link) {
       if (link.deadlineMs !== undefined) scheduleReap(tickFor(link.deadlineMs));
     },
+    sseKeepaliveMs: sseLinkKeepaliveMs,
     now,
     budget,
     ...(metrics === undefined ? {} : { metrics }),
@@ -267,7 +269,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       const authorizationServers = tokens.oauthIssuers.map((issuer) => issuer.url);
       return protectedResourceMetadata(request, { base: oauthBase(), authorizationServers });
     }
-    if (segments[0] === "reverse-proxy" && segments[1] === "ws" && segments.length === 2) {
+    if (segments[0] === "reverse-proxy" && (segments[1] === "ws" || segments[1] === "sse")) {
       const readiness = options.cluster?.readiness;
       if (readiness !== undefined && !readiness.ready) {
         // Fail closed: a session registered now could not be claimed or found by the other replicas.
@@ -276,7 +278,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
             `Registrations are refused while this replica cannot use Redis (${readiness.detail}); retry later`,
         }, { status: 503, headers: { "retry-after": "5" } });
       }
-      return await admission.accept(request);
+      return await admission.route(request, segments.slice(1));
     }
     if (segments[0] === "reverse-proxy" && segments[1] === "sessions") {
       const identity = await authorize(request, "client");

@@ -4,6 +4,7 @@ import { C_DEFAULT_MAX_FRAME_BYTES } from "../protocol/frames.ts";
 import { MAX_CLIENT_SESSIONS_PER_OWNER } from "./mcp_client_session.ts";
 import { STREAM_DEFAULTS } from "./resumable_stream.ts";
 import { DEFAULT_MAX_QUEUED } from "./call_contract.ts";
+import { SSE_LINK_DEFAULTS } from "./sse_link_endpoint.ts";
 
 const MIB = 1024 * 1024;
 
@@ -66,6 +67,8 @@ export interface GatewayLimits {
   replayFrames: number;
   /** Bytes (UTF-16 units of frame text) kept per session for replay after a link drop. */
   replayBytes: number;
+  /** A comment line on every SSE link this often, in milliseconds (`--sse-link-keepalive`). */
+  sseLinkKeepaliveMs: number;
   /** Memory held for all owners together (frames being received, replay and SSE buffers, queues), bytes. */
   memoryBudgetBytes: number;
   /** Memory held for one owner, bytes; past it the owner's new work is refused and its oldest streams cut. */
@@ -98,6 +101,7 @@ export const LIMIT_DEFAULTS = {
   sseReplayEvents: STREAM_DEFAULTS.replayEvents,
   sseResumeWindowMs: STREAM_DEFAULTS.resumeWindowMs,
   sseRetryMs: STREAM_DEFAULTS.retryMs,
+  sseLinkKeepaliveMs: SSE_LINK_DEFAULTS.keepaliveMs,
   memoryBudgetBytes: 512 * MIB,
   memoryPerOwnerBytes: 160 * MIB,
 } as const;
@@ -128,6 +132,7 @@ const RULES: Record<keyof GatewayLimits, "integer" | "positive" | "non-negative"
   sseReplayEvents: "integer",
   sseResumeWindowMs: "positive",
   sseRetryMs: "integer",
+  sseLinkKeepaliveMs: "positive",
   memoryBudgetBytes: "integer",
   memoryPerOwnerBytes: "integer",
 };

@@ -30,10 +30,11 @@ export function serveHelpText(): string {
   const d = GATEWAY_DEFAULTS;
   return `Usage: mcp-rproxy serve [options]
 
-Runs the gateway: accepts 'mcp-rproxy connect' links at /reverse-proxy/ws and serves each registered
-server to MCP clients at /servers/<name>/mcp (Streamable HTTP) and /servers/<name>/sse (legacy
-HTTP+SSE). At least one of --tokens-file, --jwt-secret-file, ${JWT_SECRET_ENV} or --oauth-issuer is
-required: there is no anonymous access.
+Runs the gateway: accepts 'mcp-rproxy connect' links at /reverse-proxy/ws (WebSocket) and
+/reverse-proxy/sse (SSE + POST, where WebSocket cannot pass) and serves each registered server to MCP
+clients at /servers/<name>/mcp (Streamable HTTP) and /servers/<name>/sse (legacy HTTP+SSE). At least
+one of --tokens-file, --jwt-secret-file, ${JWT_SECRET_ENV} or --oauth-issuer is required: there is no
+anonymous access.
 
 Listening
   --listen HOST:PORT            address to listen on; [::1]:8080 for IPv6; port 0 = any free
@@ -70,6 +71,8 @@ Limits
   })
   --ws-idle-timeout SECONDS     ping links this often; one that answered nothing since the last ping is
                                 dropped; 0 = off (default ${d.wsIdleTimeoutSeconds})
+  --sse-link-keepalive SECONDS  write a comment line on every SSE link this often, so that proxies do
+                                not cut an idle stream (default ${d.sseLinkKeepaliveMs / 1000})
   --register-timeout SECONDS    close a link that has not registered this long after connecting (4008);
                                 until then it counts against --max-sessions-per-owner (default ${
     d.registerTimeoutMs / 1000

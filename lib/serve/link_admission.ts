@@ -1,14 +1,17 @@
 // Which tunnel links get in: the upgrade's token (401/403 before the handshake), and the owner's places
 // under --max-sessions-per-owner, which a link holds from its upgrade until it registers (refused with
 // 4029 past the limit). Keeps every accepted link, registered or not, for the reaper and for shutdown.
+// Both link transports come in here: a WebSocket upgrade at /reverse-proxy/ws and an SSE stream at
+// /reverse-proxy/sse (sse_link_endpoint.ts), admitted alike.
 
-import { CloseCode } from "../protocol/frames.ts";
+import { CloseCode, LINK_TRANSPORTS } from "../protocol/frames.ts";
 import type { RegisterFrame } from "../protocol/registration.ts";
 import { logger } from "../util/log.ts";
 import type { MemoryBudget } from "./memory_budget.ts";
 import type { ServeMetrics } from "./metrics.ts";
 import type { WebSocketAccept } from "./peer_socket.ts";
 import { TOO_MANY_SESSIONS_REASON, tooManySessions } from "./registration.ts";
+import { type LinkGrant, SseLinkEndpoint } from "./sse_link_endpoint.ts";
 import type { Identity } from "./token_store.ts";
 import type { LinkLimits } from "./link_contract.ts";
 import { TunnelLink } from "./tunnel_link.ts";
@@ -31,6 +34,8 @@ export interface LinkAdmissionOptions {
   register(link: TunnelLink, frame: RegisterFrame): void;
   /** A link announced its keepalive: its dead-link deadline changed. */
   livenessChanged(link: TunnelLink): void;
+  /** Comment line interval of SSE links, in milliseconds (default in sse_link_endpoint.ts). */
+  sseKeepaliveMs?: number;
   now: () => number;
   metrics?: ServeMetrics;
   /** Where frames being received are charged, against each owner's memory share. */
@@ -52,9 +57,25 @@ export class LinkAdmission {
   /** Links accepted and not registered yet, by owner. */
   #pending = new Map<string, Set<TunnelLink>>();
   #closing = false;
+  #sse: SseLinkEndpoint;
 
   constructor(options: LinkAdmissionOptions) {
     this.#options = options;
+    const { metrics, sseKeepaliveMs } = options;
+    this.#sse = new SseLinkEndpoint({
+      grant: (request) => this.grant(request),
+      authorize: options.authorize,
+      maxFrameBytes: options.limits.maxFrameBytes,
+      ...(sseKeepaliveMs === undefined ? {} : { keepaliveMs: sseKeepaliveMs }),
+      ...(metrics === undefined ? {} : { metrics }),
+    });
+    for (const transport of LINK_TRANSPORTS) {
+      metrics?.links.labels(transport).track(() => {
+        let count = 0;
+        for (const link of this.#links) if (link.transport === transport) count++;
+        return count;
+      });
+    }
   }
 
   /** Accepted links that are still open, registered or not. */
@@ -67,18 +88,33 @@ export class LinkAdmission {
     return this.#pending.get(owner)?.size ?? 0;
   }
 
+  /** Answers a request whose path continues with `rest` after `/reverse-proxy/` (`ws`, or `sse`…). */
+  async route(request: Request, rest: readonly string[]): Promise<Response | WebSocketAccept> {
+    if (rest[0] === "ws" && rest.length === 1) return await this.accept(request);
+    if (rest[0] === "sse") return await this.#sse.handle(request, rest.slice(1));
+    return Response.json({ error: "Not found" }, { status: 404 });
+  }
+
   /**
    * Answers an upgrade to `/reverse-proxy/ws`: 426 without an upgrade, 401/403 without a token that may
    * connect, else the handshake, after which the link is admitted or refused with 4029.
    */
   async accept(request: Request): Promise<Response | WebSocketAccept> {
-    const { authorize, metrics, publicUrl } = this.#options;
     if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
       return Response.json({ error: "Expected a WebSocket upgrade" }, {
         status: 426,
         headers: { upgrade: "websocket" },
       });
     }
+    return await this.grant(request);
+  }
+
+  /**
+   * Checks the token of a link's first request (a WebSocket upgrade, or an SSE stream): the 401/403 to
+   * send, or the grant whose `accept` admits the link's socket (or refuses it with 4029).
+   */
+  async grant(request: Request): Promise<Response | LinkGrant> {
+    const { authorize, metrics, publicUrl } = this.#options;
     const identity = await authorize(request);
     if (identity instanceof Response) {
       // Nobody is known yet: debug only, so that refused upgrades cost no log volume.
@@ -94,6 +130,7 @@ export class LinkAdmission {
       ? publicUrl.href.replace(/\/+$/, "")
       : new URL(request.url).origin;
     return {
+      identity,
       accept: (socket) => this.#admit(new TunnelLink(socket, this.#linkOptions(identity, baseUrl))),
     };
   }

@@ -9,7 +9,13 @@ import {
   traffic,
   type TrafficMetrics,
 } from "../util/common_metrics.ts";
-import { type Counter, type Gauge, type Histogram, MetricsRegistry } from "../util/prometheus.ts";
+import {
+  type Counter,
+  type Gauge,
+  type GaugeVec,
+  type Histogram,
+  MetricsRegistry,
+} from "../util/prometheus.ts";
 
 /** Kinds of error counted by `serve`; other strings are accepted too. */
 export type ServeErrorKind =
@@ -69,6 +75,8 @@ export interface ServeMetrics extends TrafficMetrics {
   sessions: Gauge;
   /** Connected MCP clients; set it, or `track()` the size of the client map. */
   mcpClients: Gauge;
+  /** Links open now, registered or not, by transport (`websocket`, `sse`); `track()` each label. */
+  links: GaugeVec;
   /** Links whose registration was accepted. */
   linksAccepted: Counter;
   /** Links refused, by reason (`auth`, `registration`, or another short word). */
@@ -115,6 +123,12 @@ export function createServeMetrics(options: MetricSetOptions = {}): ServeMetrics
     name: "mcp_rproxy_mcp_clients",
     help: "Connected MCP clients.",
   });
+  const links = registry.gaugeVec({
+    name: "mcp_rproxy_links",
+    help: "Links from connect open now, registered or not, by transport.",
+    labelNames: ["transport"],
+    initial: [["websocket"], ["sse"]],
+  });
   const linksAccepted = registry.counter({
     name: "mcp_rproxy_links_accepted_total",
     help: "Links from connect whose registration was accepted.",
@@ -155,6 +169,7 @@ export function createServeMetrics(options: MetricSetOptions = {}): ServeMetrics
     listening,
     sessions,
     mcpClients,
+    links,
     linksAccepted,
     linksRefused: errorCounter<"auth" | "registration">(linksRefused),
     ...trafficMetrics,

@@ -1,6 +1,7 @@
 // The socket of one accepted link, behind one small interface, so that the tunnel code does not know which
 // server stack accepted it (today: the npm `ws` server on node:http, lib/serve/http/ws_peer_socket.ts).
 
+import type { LinkTransport } from "../protocol/frames.ts";
 import { utf8Length } from "../util/utf8.ts";
 
 /** A frame the socket refused as its header arrived, before holding its payload. */
@@ -33,6 +34,8 @@ export interface PeerSocketEvents {
 
 /** An accepted link's socket. */
 export interface PeerSocket {
+  /** How the link travels: a WebSocket, or an SSE stream with POSTs (sse_peer_socket.ts). */
+  readonly transport: LinkTransport;
   /** Bytes queued and not yet written. */
   readonly bufferedAmount: number;
   /** True while frames can be sent. */

@@ -23,6 +23,7 @@ import type {
   TunnelLinkOptions,
 } from "./link_contract.ts";
 import type { Charge } from "./memory_budget.ts";
+import { LinkSendBuffer } from "./link_send_buffer.ts";
 import type { ServeMetrics } from "./metrics.ts";
 import type { FrameRefusal, PeerSocket } from "./peer_socket.ts";
 import type { Identity } from "./token_store.ts";
@@ -57,6 +58,8 @@ export class TunnelLink {
   #socket: PeerSocket;
   /** The frame being received, charged from its header on until it has been handled. */
   #receiving: Charge | undefined;
+  /** What was sent and the peer has not taken yet, charged to the owner. */
+  #unsent: LinkSendBuffer;
   #limits: LinkLimits;
   #host: TunnelLinkHost;
   #now: () => number;
@@ -74,6 +77,12 @@ export class TunnelLink {
   constructor(socket: PeerSocket, options: TunnelLinkOptions) {
     const { identity, baseUrl, limits, host, now = Date.now, metrics, budget } = options;
     this.#receiving = budget?.charge(identity.owner, { what: "frame being received" });
+    const full = () => this.#notReading();
+    this.#unsent = new LinkSendBuffer({
+      socket,
+      charge: budget?.charge(identity.owner, { what: "link send buffer", evict: full }),
+      full,
+    });
     this.identity = identity;
     this.baseUrl = baseUrl;
     this.#socket = socket;
@@ -114,6 +123,11 @@ export class TunnelLink {
       onRefused: (refusal) => this.#onRefused(refusal),
       onClose: (code, reason) => this.#onSocketClosed(code, reason),
     });
+  }
+
+  /** How the link travels: `websocket` or `sse`. */
+  get transport(): PeerSocket["transport"] {
+    return this.#socket.transport;
   }
 
   /** The owner of the token that opened the link. */
@@ -178,7 +192,7 @@ export class TunnelLink {
 
   /** Sends a frame's text; false when it cannot go out. Counts it for `session` when given. */
   sendText(text: string, session?: LinkedSession): boolean {
-    if (this.#closed || !this.#socket.send(text)) return false;
+    if (this.#closed || !this.#socket.send(text) || !this.#unsent.measure()) return false;
     const bytes = text.length < 4096 ? utf8Length(text) : text.length;
     session?.countOut(bytes);
     this.#metrics?.framesOut.inc();
@@ -212,6 +226,22 @@ export class TunnelLink {
     this.#end({ dead: true, code: CloseCode.GoingAway, reason });
   }
 
+  /** The peer does not take what is sent, and its owner's share cannot hold more: close the link (1013). */
+  #notReading(): void {
+    if (this.#closed) return;
+    log.warning(
+      "Closing link {link} of {owner}: {mib} MiB sent and not read fill its owner's memory share",
+      {
+        event: "link_not_reading",
+        link: this.id,
+        owner: this.owner,
+        mib: (this.#socket.bufferedAmount / 1048576).toFixed(1),
+      },
+    );
+    this.#metrics?.errors.inc("memory");
+    this.close(CloseCode.TryAgainLater, "link not reading");
+  }
+
   #onSocketClosed(code: number, reason: string): void {
     this.#end({
       dead: false,
@@ -224,6 +254,7 @@ export class TunnelLink {
     if (this.#closed) return;
     this.#closed = true;
     this.#receiving?.release();
+    this.#unsent.release();
     clearTimeout(this.#registerTimer);
     this.#registerTimer = undefined;
     const sessions = [...this.#sessions.values()];

@@ -418,6 +418,77 @@ export const MUTANTS: Mutant[] = [
     tests: ["tests/e2e/many_servers_contracts_test.ts"],
     filter: "shared link drops",
   },
+  // -- the SSE link --
+  {
+    id: "sse-post-duplicate",
+    rule: "a POST whose number was taken before (a retry) is dropped, not taken again",
+    file: "lib/serve/sse_peer_socket.ts",
+    find: 'if (seq < this.#nextPost) return "duplicate";',
+    replace: "",
+    tests: ["tests/serve/sse_link_test.ts"],
+    filter: "retried number",
+  },
+  {
+    id: "sse-post-owner",
+    rule: "a POST to an SSE link is taken only from the owner that opened it",
+    file: "lib/serve/sse_link_endpoint.ts",
+    find: "if (socket.owner !== identity.owner) {",
+    replace: "if (false) {",
+    tests: ["tests/serve/sse_link_test.ts"],
+    filter: "owner's token",
+  },
+  {
+    id: "sse-keepalive",
+    rule: "an idle SSE link gets a comment line every keepalive interval",
+    file: "lib/serve/sse_peer_socket.ts",
+    find: "this.#enqueueBytes(KEEPALIVE);",
+    replace: "",
+    tests: ["tests/serve/sse_link_test.ts"],
+    filter: "comment line",
+  },
+  {
+    id: "sse-retry-same-number",
+    rule: "connect sends a POST cut by the network again under the same number",
+    file: "lib/connect/sse_link_socket.ts",
+    find: "[SSE_POST_SEQ_HEADER]: String(seq),",
+    replace: "[SSE_POST_SEQ_HEADER]: String(seq + attempt),",
+    tests: ["tests/connect/sse_link_socket_test.ts"],
+    filter: "same number",
+  },
+  {
+    id: "sse-post-origin",
+    rule: "connect never sends its token to a POST URL off the gateway's origin",
+    file: "lib/connect/sse_link_socket.ts",
+    find: "if (target === undefined || target.origin !== url.origin) {",
+    replace: "if (target === undefined) {",
+    tests: ["tests/connect/sse_link_socket_test.ts"],
+    filter: "another origin",
+  },
+  {
+    id: "auto-not-on-404",
+    rule: "auto does not take a 404 upgrade for a blocked WebSocket",
+    file: "lib/connect/transport_choice.ts",
+    find: "if (error.status === 404) return undefined;",
+    replace: "",
+    tests: ["tests/connect/transport_choice_test.ts"],
+  },
+  {
+    id: "auto-only-if-sse-works",
+    rule: "auto moves to SSE only when the SSE link registers (never because the gateway is down)",
+    file: "lib/connect/transport_choice.ts",
+    find: "        throw error;\n      }\n      this.#resets = 0;",
+    replace:
+      '        this.#current = "sse";\n        throw error;\n      }\n      this.#resets = 0;',
+    tests: ["tests/connect/transport_choice_test.ts"],
+  },
+  {
+    id: "auto-sse-auth",
+    rule: "an auth refusal of the SSE link during auto's fallback is the token's: fatal",
+    file: "lib/connect/transport_choice.ts",
+    find: 'if (sseError instanceof DialError && sseError.kind === "auth") throw sseError;',
+    replace: "",
+    tests: ["tests/connect/transport_choice_test.ts"],
+  },
   // -- the first run --
   {
     id: "held-list-changed-forwarded",
@@ -450,6 +521,15 @@ export const MUTANTS: Mutant[] = [
     find: "    input.setRaw(false);\n",
     replace: "",
     tests: ["tests/util/interrupt_keys_test.ts"],
+  },
+  {
+    id: "unread-link-uncharged",
+    rule:
+      "what a link has not taken is charged to its owner; past the share the link is closed 1013",
+    file: "lib/serve/tunnel_link.ts",
+    find: "|| !this.#unsent.measure()",
+    replace: "",
+    tests: ["tests/attack/unread_link_test.ts"],
   },
   // -- replicas (issue 12) --
   {

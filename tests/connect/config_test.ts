@@ -298,6 +298,11 @@ Deno.test("resolveConnectConfig() refuses bad numbers from flags, naming flag an
     [["--keepalive", "1e9"], /^Invalid --keepalive '1e9'/],
     [["--keepalive", "100000"], /at most 86400/],
     [["--keepalive", ""], /^Invalid --keepalive '':/],
+    [["--websocket-retry", "0"], /^Invalid --websocket-retry '0': expected a number of seconds/],
+    [
+      ["--transport", "http"],
+      /^Invalid --transport 'http': expected auto, websocket or sse, for example --transport sse$/,
+    ],
   ];
   for (const [args, pattern] of cases) await fails([...GW, ...CMD, ...args], {}, pattern);
 });
@@ -459,6 +464,14 @@ const PRECEDENCE: PrecedenceCase[] = [
     file: "verbose: true",
     read: (s) => s.logLevel,
     expect: { flag: "debug", env: "error", file: "debug", none: "info" },
+  },
+  {
+    name: "transport",
+    flag: ["--transport", "SSE"],
+    env: { REVERSE_PROXY_TRANSPORT: "websocket" },
+    file: "transport: auto",
+    read: (s) => s.transport,
+    expect: { flag: "sse", env: "websocket", file: "auto", none: undefined },
   },
   {
     name: "log format",
@@ -681,6 +694,8 @@ health_listen: "[::1]:9464"
 max_server_queue_bytes: 32MiB
 max_server_queue_messages: 500
 shutdown_grace: 2.5
+transport: sse
+websocket_retry: 120
 `,
     );
     const { settings, warnings } = await run(["--config", file]);
@@ -712,6 +727,8 @@ shutdown_grace: 2.5
       maxServerQueueBytes: 32 * 1024 * 1024,
       maxServerQueueMessages: 500,
       shutdownGrace: 2.5,
+      transport: "sse",
+      websocketRetry: 120,
     });
     assert.deepEqual(warnings, []);
   });

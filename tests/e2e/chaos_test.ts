@@ -1,21 +1,20 @@
 // Chaos: the link between the real `connect` (a subprocess) and our gateway goes through a TCP relay that
 // cuts it, or blackholes it with the sockets left open, at 50 seeded random moments while 4 MCP SDK clients
 // make 5,000 echo calls and 500 progress-reporting calls. The `resume` extension must make every fault
-// invisible: every answer right, none twice, every progress notification once, one server process.
+// invisible: every answer right, none twice, every progress notification once, one server process. The
+// SSE link (a stream and POSTs, each cut alike) gets the same run at half the size.
 
 import assert from "node:assert/strict";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
+import { LINK_TRANSPORTS, type LinkTransport } from "../../lib/protocol/frames.ts";
 import { DEMO_SERVER, startProxy } from "../fixtures/proxy_process.ts";
 import { startTcpRelay, type TcpRelay } from "../fixtures/tcp_relay.ts";
 import { connectClient, startTestGateway, TOKENS, within } from "../fixtures/test_gateway.ts";
 
-const ECHO_CALLS = 5_000;
-const PROGRESS_CALLS = 500;
 const CLIENTS = 4;
 /** Calls in flight per client. */
 const CONCURRENCY = 8;
-const FAULTS = 50;
 const PROGRESS_STEPS = 3;
 const SEED = 0x5eed_2024;
 /** connect's heartbeat interval: both ends declare the link dead within 3 × this. */
@@ -24,6 +23,18 @@ const KEEPALIVE_S = 0.15;
 const CALL_TIMEOUT_MS = 30_000;
 /** The whole run, a bound well under a minute on 2 cores. */
 const RUN_TIMEOUT_MS = 55_000;
+
+/** How much of each a run makes: the SSE run is half the WebSocket one, to bound the suite's time. */
+interface Plan {
+  echoCalls: number;
+  progressCalls: number;
+  faults: number;
+}
+
+const PLANS: Record<LinkTransport, Plan> = {
+  websocket: { echoCalls: 5_000, progressCalls: 500, faults: 50 },
+  sse: { echoCalls: 2_500, progressCalls: 250, faults: 25 },
+};
 
 /** mulberry32: a small seeded PRNG, so that a failing schedule can be replayed. */
 function prng(seed: number): () => number {
@@ -125,12 +136,13 @@ function hold(ms: number, signal: AbortSignal): Promise<void> {
 async function injectFaults(
   relay: TcpRelay,
   progress: Progress,
-  total: number,
+  plan: { total: number; faults: number },
   signal: AbortSignal,
 ): Promise<{ cuts: number; blackholes: number }> {
+  const { total, faults } = plan;
   const random = prng(SEED);
   // Spread over the first 95 % of the run, so that the last fault still has calls to disturb.
-  const moments = Array.from({ length: FAULTS }, () => Math.floor(random() * total * 0.95)).sort(
+  const moments = Array.from({ length: faults }, () => Math.floor(random() * total * 0.95)).sort(
     (a, b) => a - b,
   );
   let cuts = 0;
@@ -152,7 +164,18 @@ async function injectFaults(
   return { cuts, blackholes };
 }
 
-Deno.test("chaos: 50 link cuts and blackholes during 5,500 calls lose nothing and duplicate nothing", async () => {
+for (const transport of LINK_TRANSPORTS) {
+  const { echoCalls, progressCalls, faults } = PLANS[transport];
+  Deno.test(
+    `chaos (${transport}): ${faults} link cuts and blackholes during ${
+      (echoCalls + progressCalls).toLocaleString("en")
+    } calls lose nothing and duplicate nothing`,
+    () => chaos(transport),
+  );
+}
+
+async function chaos(transport: LinkTransport): Promise<void> {
+  const { echoCalls: ECHO_CALLS, progressCalls: PROGRESS_CALLS, faults: FAULTS } = PLANS[transport];
   const started = performance.now();
   const gateway = await startTestGateway({
     callTimeoutMs: CALL_TIMEOUT_MS,
@@ -175,10 +198,13 @@ Deno.test("chaos: 50 link cuts and blackholes during 5,500 calls lose nothing an
       String(KEEPALIVE_S),
       "--reconnect-delay",
       "0.05",
+      "--transport",
+      transport,
       "--",
       ...DEMO_SERVER,
     ], { env: { REVERSE_PROXY_TOKEN: TOKENS.alice } });
     const registered = await proxy.waitForEvent("registered", 30_000);
+    assert.equal(registered.transport, transport);
     const wire = new Wire();
     for (let c = 0; c < CLIENTS; c++) {
       const client = await connectClient(gateway, "chaos", TOKENS.alice);
@@ -231,7 +257,7 @@ Deno.test("chaos: 50 link cuts and blackholes during 5,500 calls lose nothing an
         progress.finish();
       }
     };
-    const faults = injectFaults(relay, progress, total, stop.signal);
+    const faults = injectFaults(relay, progress, { total, faults: FAULTS }, stop.signal);
     const work = Promise.all(
       clients.flatMap((client) => Array.from({ length: CONCURRENCY }, () => worker(client))),
     );
@@ -285,7 +311,7 @@ Deno.test("chaos: 50 link cuts and blackholes during 5,500 calls lose nothing an
     // Faults that land while the link is already down cost no extra resume; most must cost one.
     assert.ok(resumes >= FAULTS / 2, `only ${resumes} resumes for ${FAULTS} faults`);
     console.log(
-      `chaos: ${total} calls (${ECHO_CALLS} echo, ${PROGRESS_CALLS} with progress), ${FAULTS} faults (${cuts} cuts, ${blackholes} blackholes), ${resumes} resumes, ${
+      `chaos (${transport}): ${total} calls (${ECHO_CALLS} echo, ${PROGRESS_CALLS} with progress), ${FAULTS} faults (${cuts} cuts, ${blackholes} blackholes), ${resumes} resumes, ${
         ((performance.now() - started) / 1000).toFixed(1)
       } s`,
     );
@@ -295,4 +321,4 @@ Deno.test("chaos: 50 link cuts and blackholes during 5,500 calls lose nothing an
     await relay.close();
     await gateway.close();
   }
-});
+}

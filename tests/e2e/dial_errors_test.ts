@@ -141,7 +141,9 @@ Deno.test("a proxy that drops the WebSocket upgrade (tinyproxy before serve: HTT
   const gateway = await startTestGateway();
   try {
     await using proxy = await startTinyproxy();
+    // --transport websocket: auto would move to the SSE link here (tests/e2e/sse_link_test.ts).
     const { error, kind } = await dialFailure(gateway.url, {
+      extra: ["--transport", "websocket"],
       env: { HTTP_PROXY: proxy.url, NO_PROXY: "", REVERSE_PROXY_TOKEN: TOKENS.alice },
     });
     assert.equal(kind, "http-status");

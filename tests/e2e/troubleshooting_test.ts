@@ -146,8 +146,18 @@ const SCENARIOS: Record<string, (dir: string, tokenFile: string) => Promise<stri
         gateway: { host: "127.0.0.1", port, readmePort: 8443 },
       },
     );
-    const upgradeDropped = await connectUntil(
+    // By default (--transport auto) the link moves to SSE; told to stay on WebSocket, it fails.
+    const movedToSse = await connectUntil(
       ["--gateway", `http://127.0.0.1:${port}`, ...DEMO_SERVER],
+      {
+        until: /transport_changed/,
+        tokenFile,
+        env: { HTTP_PROXY: proxy.url, NO_PROXY: "" },
+        gateway: plain(port),
+      },
+    );
+    const upgradeDropped = await connectUntil(
+      ["--gateway", `http://127.0.0.1:${port}`, "--transport", "websocket", ...DEMO_SERVER],
       {
         until: /connect_failed/,
         tokenFile,
@@ -155,7 +165,7 @@ const SCENARIOS: Record<string, (dir: string, tokenFile: string) => Promise<stri
         gateway: plain(port),
       },
     );
-    return [...connectRefused, ...upgradeDropped];
+    return [...connectRefused, ...movedToSse, ...upgradeDropped];
   },
   "The gateway's TLS certificate is not trusted": async (dir, tokenFile) => {
     const { serve, port } = await startServe(dir, { tls: true });

@@ -49,6 +49,7 @@ Deno.test("parseServeArgs() applies the documented defaults", () => {
     sseReplayEvents: 1000,
     sseResumeWindowMs: 30_000,
     sseRetryMs: 1000,
+    sseLinkKeepaliveMs: 15_000,
     logLevel: "info",
     logFormat: "text",
   });
@@ -73,6 +74,7 @@ Deno.test("parseServeArgs() reads every limit flag", () => {
     "--sse-replay-events=50",
     "--sse-resume-window=5",
     "--sse-retry=0.25",
+    "--sse-link-keepalive=2.5",
     "--allowed-origin=https://a.example",
     "--allowed-origin=https://b.example",
     "--public-url=https://gw.example.com/prefix",
@@ -97,6 +99,7 @@ Deno.test("parseServeArgs() reads every limit flag", () => {
   assert.equal(s.sseReplayEvents, 50);
   assert.equal(s.sseResumeWindowMs, 5000);
   assert.equal(s.sseRetryMs, 250);
+  assert.equal(s.sseLinkKeepaliveMs, 2_500);
   assert.deepEqual(s.allowedOrigins, ["https://a.example", "https://b.example"]);
   assert.equal(s.publicUrl, "https://gw.example.com/prefix");
   assert.equal(s.jwtAudience, "aud");

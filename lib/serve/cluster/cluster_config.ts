@@ -2,7 +2,7 @@
 // ClusterSettings; a Redis URL's password never reaches a message or a log line (redactRedisUrl).
 
 import { ConfigError, invalidSetting } from "../../util/errors.ts";
-import { flagOrEnv, wholeNumber } from "../setting_parsers.ts";
+import { flagOrEnv, wholeNumber } from "../config_values.ts";
 
 /** The environment variable of `--redis`. */
 export const REDIS_URL_ENV = "MCP_RPROXY_REDIS_URL";

@@ -184,6 +184,7 @@ export function fromWs(ws: WebSocket, options: WsPeerSocketOptions): PeerSocket 
     events?.onClose(code, reason.toString("utf8"));
   });
   return {
+    transport: "websocket",
     get bufferedAmount() {
       return ws.bufferedAmount;
     },
