@@ -80,7 +80,7 @@ Deno.test("3 replicas behind HAProxy: 4 SDK clients' calls all succeed, sessions
     const holder = owned.indexOf(2);
     assert.equal(crossed[holder], 0, "the holder calls its own tunnel directly");
     assert.ok(
-      crossed.filter((n, i) => i !== holder).every((n) => n > 0),
+      crossed.filter((_, i) => i !== holder).every((n) => n > 0),
       `cross-replica calls ${crossed}`,
     );
 
