@@ -199,8 +199,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     ...(routing === undefined ? {} : {
       remote: (owner: string, name: string) => routing.remote(owner, name),
       shared: routing.shared,
+      replica: routing.legacyReplica(),
     }),
   });
+  routing?.onForward((post) => endpoint.forwarded(post));
   // Replicas: what servers send on their own reaches clients on every replica.
   const messages = routing?.attachClients(endpoint.router);
   const registrar = new Registrar({

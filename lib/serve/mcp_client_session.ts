@@ -251,6 +251,8 @@ export interface SharedSessionHooks {
   >;
   /** The client ended the session. */
   deleted(id: string): void;
+  /** Resolves once the session opened here is published (or failed to be): before its id goes out. */
+  published(id: string): Promise<void>;
 }
 
 /** What a client declared in its `initialize`. */

@@ -29,7 +29,7 @@ import {
   repeatedCall,
   runCall,
 } from "./mcp_dispatch.ts";
-import { LegacySse } from "./legacy_sse.ts";
+import { type LegacyForward, type LegacyReplica, LegacySse } from "./legacy_sse.ts";
 import { STREAM_DEFAULTS, type StreamSettings } from "./resumable_stream.ts";
 import { McpStreams } from "./mcp_streams.ts";
 import type { TunnelSession } from "./tunnel_session.ts";
@@ -80,6 +80,8 @@ export interface McpEndpointOptions {
   remote?: (owner: string, name: string) => Promise<CallTarget | undefined>;
   /** Replicas: MCP client sessions shared with the others. */
   shared?: SharedSessionHooks;
+  /** Replicas: this replica, for the legacy sessions it holds and those of the others. */
+  replica?: LegacyReplica;
 }
 
 /** Which MCP path a request is for, and what the HTTP server knows of its client. */
@@ -145,7 +147,14 @@ export class McpEndpoint {
       now: this.#now,
       openStream: (credential) => this.#streams.count(credential),
       connection: (session, what) => this.#streams.connection(session, what),
+      ...(options.remote === undefined ? {} : { remote: options.remote }),
+      ...(options.replica === undefined ? {} : { replica: options.replica }),
     });
+  }
+
+  /** Replicas: a legacy POST another replica received for a session whose connection is here. */
+  forwarded(post: LegacyForward): Promise<number> {
+    return this.#legacy.forwarded(post);
   }
 
   /** Number of MCP client sessions. */
@@ -318,6 +327,8 @@ export class McpEndpoint {
         `Too many MCP sessions for owner ${identity.owner} (limit ${this.#sessions.maxPerOwner}, --max-mcp-sessions-per-owner); end some with DELETE`,
       );
     }
+    // Replicas: the client's next request may land on another replica, which must find the session.
+    await this.#options.shared?.published(session.id);
     log.info("MCP client session {mcpSession} of {owner} opened on {name}", {
       event: "mcp_session_opened",
       mcpSession: session.id,

@@ -686,4 +686,14 @@ export const MUTANTS: Mutant[] = [
     tests: ["tests/serve/cluster/routing_test.ts"],
     filter: "server request reaches",
   },
+  {
+    id: "cluster-legacy-post-not-forwarded",
+    rule:
+      "a legacy SSE POST that lands on another replica is handed to the replica holding its stream",
+    file: "lib/serve/legacy_sse.ts",
+    find: "      holder !== replica.id\n",
+    replace: "      holder !== replica.id && false\n",
+    tests: ["tests/serve/cluster/routing_test.ts"],
+    filter: "legacy SSE across replicas",
+  },
 ];

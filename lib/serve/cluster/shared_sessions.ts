@@ -61,15 +61,23 @@ export class SharedSessions {
   readonly #options: SharedSessionsOptions;
   /** Sessions known here, with when each record was last written or renewed (performance.now()). */
   readonly #known = new Map<string, { record: SharedClientSession; renewed: number }>();
+  /** Records being written for sessions just opened here. */
+  readonly #publishing = new Map<string, Promise<void>>();
 
   constructor(options: SharedSessionsOptions) {
     this.#options = options;
   }
 
-  /** Publishes a session opened here. */
+  /** Publishes a session opened here; {@link published} resolves once Redis has it (or refused). */
   opened(session: SharedClientSession): void {
     this.#mark(session);
-    this.#publish(session);
+    const done = this.#publish(session).finally(() => this.#publishing.delete(session.id));
+    this.#publishing.set(session.id, done);
+  }
+
+  /** Resolves when the record of session `id` opened here is written (or could not be). */
+  published(id: string): Promise<void> {
+    return this.#publishing.get(id) ?? Promise.resolve();
   }
 
   /** The session was used here: renews its record at most every quarter TTL (writes it if it is gone). */
@@ -104,13 +112,13 @@ export class SharedSessions {
     this.#options.commands.redis.del(clientKey(id)).catch(() => {});
   }
 
-  #publish(record: SharedClientSession): void {
-    this.#options.commands.redis.set(
+  #publish(record: SharedClientSession): Promise<void> {
+    return this.#options.commands.redis.set(
       clientKey(record.id),
       JSON.stringify(record),
       "PX",
       this.#options.ttlMs,
-    ).catch(() => {});
+    ).then(() => {}, () => {});
   }
 
   /** Remembers `record` as just renewed, most recent last; the oldest go past `maxTracked`. */

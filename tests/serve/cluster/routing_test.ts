@@ -16,6 +16,7 @@ import {
   within,
 } from "../../fixtures/test_gateway.ts";
 import { delay } from "../../../lib/util/delay.ts";
+import { readSse } from "../../fixtures/mcp_http.ts";
 
 function text(result: unknown): string {
   const content = (result as { content?: { text?: string }[] }).content;
@@ -310,6 +311,63 @@ Deno.test("a server request reaches the capable client on another replica; a not
     await client.close();
     await tunnel.close();
     await bridged.close();
+    await closeReplicas(replicas);
+    await redis.stop();
+  }
+});
+
+Deno.test("legacy SSE across replicas: the stream on one replica, its POSTs on another, the tunnel on a third", async () => {
+  const redis = await startRedis();
+  const replicas = await startReplicas(redis.url, 3);
+  const [holder, streamer, poster] = replicas as [
+    typeof replicas[0],
+    typeof replicas[0],
+    typeof replicas[0],
+  ];
+  const served = await serveTestServer(holder.gateway, "srv");
+  await claimed(holder, String(served.ack.sessionId));
+  const response = await fetch(`${streamer.gateway.url}/servers/srv/sse`, {
+    headers: { authorization: `Bearer ${TOKENS.alice}`, accept: "text/event-stream" },
+  });
+  const reading = readSse(response);
+  try {
+    assert.equal(response.status, 200);
+    const endpoint = await reading.events.waitFor(() => true, 5_000, "the endpoint event");
+    assert.match(
+      endpoint.data,
+      /sessionId=r2\.[0-9a-f-]{36}$/,
+      "the id names the stream's replica",
+    );
+    const post = (body: unknown, token: string = TOKENS.alice) =>
+      fetch(new URL(endpoint.data, poster.gateway.url), {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    const accepted = await post({
+      jsonrpc: "2.0",
+      id: 5,
+      method: "tools/call",
+      params: { name: "echo", arguments: { text: "three replicas" } },
+    });
+    assert.equal(accepted.status, 202);
+    await accepted.body?.cancel();
+    const answer = await reading.events.waitFor(
+      (e) => e.event === "message" && JSON.parse(e.data).id === 5,
+      10_000,
+      "the answer on the stream",
+    );
+    assert.equal(JSON.parse(answer.data).result.content[0].text, "three replicas");
+    // Another owner's POST is refused by the holder of the stream, as on one replica.
+    const stranger = await post(
+      { jsonrpc: "2.0", method: "notifications/initialized" },
+      TOKENS.bob,
+    );
+    assert.equal(stranger.status, 404);
+    await stranger.body?.cancel();
+  } finally {
+    await reading.close();
+    await served.close();
     await closeReplicas(replicas);
     await redis.stop();
   }
