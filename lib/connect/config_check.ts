@@ -78,6 +78,11 @@ export function checkValue(given: Given): void {
     case "server_description":
       boundedText(given, { noun: "description", max: MAX_DESCRIPTION, sample: "Git tools" });
       return;
+    case "isolation":
+    case "max_instances":
+    case "instance_idle_timeout":
+      // Checked together with the server they apply to (server_entries.ts isolationOf).
+      return;
     case "reconnect_delay":
       seconds(given, "2.5");
       return;

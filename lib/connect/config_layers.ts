@@ -15,6 +15,9 @@ export type Key =
   | "token_file"
   | "server_name"
   | "server_description"
+  | "isolation"
+  | "max_instances"
+  | "instance_idle_timeout"
   | "reconnect_delay"
   | "max_retries"
   | "keepalive"
@@ -41,6 +44,9 @@ export const KEYS: readonly Key[] = [
   "token_file",
   "server_name",
   "server_description",
+  "isolation",
+  "max_instances",
+  "instance_idle_timeout",
   "reconnect_delay",
   "max_retries",
   "keepalive",

@@ -1,6 +1,7 @@
 // The gateway's frame limit applied to what the local server writes: whether a payload fits in a data
 // frame, and the JSON-RPC error that tells a caller (or the server) that it did not.
 
+import { logger } from "../util/log.ts";
 import { dataFrameOverhead } from "../protocol/frames.ts";
 import {
   ErrorCode,
@@ -9,6 +10,8 @@ import {
   type JsonRpcResponse,
 } from "../protocol/jsonrpc.ts";
 import { utf8Length } from "../util/utf8.ts";
+
+const log = logger("connect");
 
 /** A data frame over the gateway's limit: its size and the limit, in bytes. */
 export interface Oversize {
@@ -44,5 +47,21 @@ export function tooLargeError(id: JsonRpcId, what: string, size: Oversize): Json
     id,
     ErrorCode.MessageTooLarge,
     `${what} (${size.bytes} bytes) exceeds the gateway's message limit of ${size.limit} bytes (mcp-rproxy serve: --max-frame-bytes)`,
+  );
+}
+
+/** Says that a message of `type` was too large for the gateway, and whether its caller got an error. */
+export function logTooLarge(type: string, size: Oversize, answered: boolean): void {
+  const { bytes, limit } = size;
+  if (answered) {
+    log.warning(
+      "An answer of {bytes} bytes exceeds the gateway's frame limit of {limit} bytes; sent an error",
+      { event: "frame_too_large", bytes, limit },
+    );
+    return;
+  }
+  log.warning(
+    "A {type} of {bytes} bytes exceeds the gateway's frame limit of {limit} bytes; not forwarded",
+    { event: "frame_too_large", type, bytes, limit },
   );
 }

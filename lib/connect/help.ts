@@ -34,7 +34,8 @@ Local servers (give them one way):
                              http/sse: header="Name: value", header-env="Name: VARIABLE",
                              header-file="Name: PATH" (repeatable), bearer-env=VARIABLE,
                              bearer-file=PATH, cert=CA.pem, timeout=SECONDS (${CONNECT_DEFAULTS.upstreamTimeout} when not given);
-                             isolation=shared. Example:
+                             isolation=shared|per-client, and for per-client max-instances=N,
+                             instance-idle-timeout=SECONDS (as the flags below). Example:
                              --server name=git,stdio="uvx mcp-server-git" (default: none)
   --local-stdio CMD          Command of one local MCP server, split like a POSIX shell splits
                              words (quotes and backslashes; no shell runs, nothing is expanded)
@@ -47,6 +48,16 @@ Local servers (give them one way):
   --server-description TEXT  Description to register (one-server forms), up to 1024 characters;
                              the default is made from the server's serverInfo
                              (default: <title> <version> via mcp-rproxy)
+  --isolation MODE           shared: every MCP client shares the server's one session; per-client:
+                             each MCP client session gets an instance of its own (a process, or an
+                             upstream session), started with that client's initialize; needs
+                             mcp-rproxy serve and --server-name (one-server forms) (default shared)
+  --max-instances N          Per-client: instances running at once, 1-1024; a new session past it
+                             gets a JSON-RPC error (default ${CONNECT_DEFAULTS.maxInstances})
+  --instance-idle-timeout SECONDS
+                             Per-client: an instance without a message this long stops (its next
+                             request starts another, initialized again); 0 = never
+                             (default ${CONNECT_DEFAULTS.instanceIdleTimeout})
   --max-server-queue-bytes SIZE
                              What may wait to be written to the server's stdin, in bytes (KiB and
                              MiB suffixes work); past it a request gets an error at once
@@ -104,6 +115,7 @@ name, description, and exactly one of command (+ args, env, cwd), http: URL or s
 headers (Name: value, {env: VARIABLE} or {file: PATH}), bearer_env, bearer_file, cert, timeout
 for the URL forms), local_stdio (a string, or a list of words taken as they are),
 local_streamable_http, local_sse, gateway, token, token_file, server_name, server_description,
+isolation, max_instances, instance_idle_timeout (a server entry takes these three too),
 reconnect_delay, max_retries, keepalive, log_level, log_format, verbose (true/false), cert,
 health_listen, min_ready_servers, max_server_queue_bytes (a number of bytes, or text such as 64MiB),
 max_server_queue_messages, shutdown_grace, transport, websocket_retry; or local-stdio,
@@ -114,6 +126,7 @@ removed ones stop, changed ones restart, the others are not touched. See docs/co
 
 Exit codes: 0 clean shutdown; 1 runtime failure (no local server can start, retries exhausted);
 2 bad flags, environment or config file; 3 the gateway refused the credentials;
-4 the gateway evicted every server; 130 a second signal during shutdown.
+4 the gateway evicted every server; 130 a second signal during shutdown. A per-client server on a
+gateway that offers only shared isolation (ContextForge) is refused alone; exit 2 if none is left.
 `;
 }

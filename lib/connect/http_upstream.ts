@@ -388,11 +388,12 @@ export class HttpUpstream implements LocalTransport {
         continue;
       }
       if (response.status === 405) {
-        await response.body?.cancel(); // the server sends its own messages only with answers
+        // The server sends its own messages only with answers. A stop may abort the body meanwhile.
+        await response.body?.cancel().catch(() => {});
         return;
       }
       if (await sessionGone(response, this.#sessionId !== undefined)) {
-        await response.body?.cancel();
+        await response.body?.cancel().catch(() => {});
         if (!(await this.#reinitialize())) return;
         continue;
       }
@@ -402,7 +403,7 @@ export class HttpUpstream implements LocalTransport {
           "The local server at {url} answered its event stream with HTTP {status}; its own messages arrive only with answers",
           { event: "upstream_stream_refused", url: this.label, status: response.status },
         );
-        await response.body?.cancel();
+        await response.body?.cancel().catch(() => {});
         return;
       }
       try {

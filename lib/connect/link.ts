@@ -23,8 +23,9 @@ import {
 } from "../protocol/registration.ts";
 import { ChannelRegistrations } from "./channel_registrations.ts";
 import { describeFailure } from "./dial_failure.ts";
+import { sharedOnly } from "./isolation_refusal.ts";
 import { LinkHeartbeat } from "./link_heartbeat.ts";
-import type { LinkOptions } from "./link_options.ts";
+import type { LinkOptions, ServerDescription } from "./link_options.ts";
 import { type LinkSocket, openWebSocket, type SocketEnd } from "./link_socket.ts";
 import {
   closedDuringRegistration,
@@ -122,7 +123,7 @@ export class Link {
   registerChannel(
     request: {
       channel: string;
-      server: { name: string; description: string };
+      server: ServerDescription;
       resume?: ResumeRequest | undefined;
     },
     onRegistered?: (registration: Registration) => void,
@@ -396,6 +397,10 @@ export class Link {
       return registering.fail(
         new DialError("evicted", "The gateway evicted this session; not registering again"),
       );
+    }
+    if (ack.status === "processing" && this.#options.server.isolation === "per-client") {
+      // Contract B offers shared isolation only; its discovery would initialize no client's instance.
+      return registering.fail(new DialError("shared-only", sharedOnly("B")));
     }
     if (ack.status === "processing") {
       // Contract B: discovery runs through the tunnel now; registration completes with register_complete.

@@ -1,10 +1,17 @@
 // What a link is opened with: where to dial, what to register, heartbeat timing, and the callbacks that
 // carry frames, acks and per-channel ends to the tunnels of the servers on it.
 
-import type { Frame, LinkTransport } from "../protocol/frames.ts";
+import type { Frame, Isolation, LinkTransport } from "../protocol/frames.ts";
 import type { ResumeRequest } from "../protocol/registration.ts";
 import type { Link } from "./link.ts";
 import type { LinkSocket, LinkSocketEvents, LinkSocketOptions } from "./link_socket.ts";
+
+/** What a `register` says of a server; `isolation` only when it is `per-client`. */
+export interface ServerDescription {
+  name: string;
+  description: string;
+  isolation?: Isolation;
+}
 
 /** Options of `Link.open`. */
 export interface LinkOptions {
@@ -17,7 +24,7 @@ export interface LinkOptions {
   token?: string;
   /** Our `X-Session-ID` and the `sessionId` of the `register` frame. */
   clientSessionId: string;
-  server: { name: string; description: string };
+  server: ServerDescription;
   /**
    * Ask our gateway to carry many servers on this link (the `channels` extension), the first on this
    * channel. A and B ignore the ask; so does a gateway without the extension.

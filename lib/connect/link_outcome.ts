@@ -30,6 +30,8 @@ export interface Registration {
   resumeError?: string;
   /** The name the gateway registered the server under (C only; may differ after a collision). */
   name?: string;
+  /** C with `client-sessions`, for a per-client server: the MCP client sessions open at the gateway. */
+  clientSessions?: readonly string[];
 }
 
 /** How a registered link ended. */
@@ -58,7 +60,9 @@ export type DialFailure =
   /** No registration answer within the deadline. */
   | "register-timeout"
   /** The gateway closed or answered the registration otherwise. */
-  | "registration-failed";
+  | "registration-failed"
+  /** A per-client server on a gateway that offers only shared isolation (contract B). */
+  | "shared-only";
 
 /** A dial that did not end registered, with what happened as a kind to switch on. */
 export class DialError extends Error {
@@ -133,6 +137,9 @@ export function registrationOf(ack: RegisterAck): Registration {
   };
   if (ack.mcpUrl !== undefined) registration.mcpUrl = ack.mcpUrl;
   if (ack.name !== undefined) registration.name = ack.name;
+  if (extensions.has(Extension.ClientSessions) && ack.clientSessions !== undefined) {
+    registration.clientSessions = ack.clientSessions;
+  }
   if (extensions.has(Extension.Resume)) {
     if (ack.resume !== undefined) registration.resume = ack.resume;
     if (ack.resumed === true) registration.resumed = true;

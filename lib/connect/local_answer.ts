@@ -7,7 +7,18 @@ import {
   type JsonRpcId,
   type JsonRpcResponse,
 } from "../protocol/jsonrpc.ts";
+import { logger } from "../util/log.ts";
+import type { LinkChannel } from "./link_channel.ts";
 import type { ServerMessage } from "./local_session.ts";
+
+const log = logger("connect");
+
+/** Why the gateway on `link` cannot relay a server's request, in words for logs and errors. */
+export function unrelayedBecause(link: LinkChannel | undefined): string {
+  return link?.isOpen
+    ? `the gateway (contract ${link.contract ?? "?"}) does not relay server-initiated requests`
+    : "the link to the gateway is down";
+}
 
 /**
  * Answers a server-initiated request the gateway cannot relay: `ping` locally, others with an error.
@@ -20,6 +31,11 @@ import type { ServerMessage } from "./local_session.ts";
  */
 export function localAnswer(message: ServerMessage, why: string): JsonRpcResponse {
   const id = message.id as JsonRpcId;
+  log.info("Answered the server's {method} request locally: {why}", {
+    event: "server_request_answered",
+    method: String(message.method),
+    why,
+  });
   if (message.method === "ping") return { jsonrpc: "2.0", id, result: {} };
   return errorResponse(
     id,

@@ -1,6 +1,6 @@
 // connect's own `initialize` of a local server, once per server process or upstream session: the request
-// with connect's capabilities, the wait for its answer (bounded, abortable), and the error that says what
-// went wrong in words a user can act on.
+// with connect's capabilities (or, for a per-client instance, its client's own parameters), the wait for
+// its answer (bounded, abortable), and the error that says what went wrong in words a user can act on.
 
 import { deadline } from "../util/delay.ts";
 import { logger, truncate } from "../util/log.ts";
@@ -18,16 +18,16 @@ export const INTERNAL_ID_PREFIX = `mcp-rproxy-${crypto.randomUUID()}-`;
 const INIT_ID = `${INTERNAL_ID_PREFIX}init`;
 
 /**
- * The `initialize` request connect sends. It declares roots, sampling and elicitation so that the server
- * offers its full feature set; what the gateway cannot deliver is answered with an error at once (see
- * Tunnel).
+ * The `initialize` request connect sends: with `params` given (a per-client instance: its client's own),
+ * or else connect's, which declare roots, sampling and elicitation so that a shared server offers its full
+ * feature set; what the gateway cannot deliver is answered with an error at once (see Tunnel).
  */
-export function initializeRequest(): string {
+export function initializeRequest(params?: JsonObject): string {
   return JSON.stringify({
     jsonrpc: "2.0",
     id: INIT_ID,
     method: "initialize",
-    params: {
+    params: params ?? {
       protocolVersion: LATEST_PROTOCOL_VERSION,
       capabilities: { roots: { listChanged: true }, sampling: {}, elicitation: {} },
       clientInfo: { name: "mcp-rproxy", version: VERSION },
@@ -71,6 +71,10 @@ export interface HandshakeOptions {
   initTimeoutMs: number;
   /** Aborting it ends the wait with the signal's reason. */
   signal?: AbortSignal | undefined;
+  /** The `initialize` parameters; connect's own when absent. */
+  params?: JsonObject | undefined;
+  /** Send `notifications/initialized` once answered (default true; false: its client sends its own). */
+  sendInitialized?: boolean;
 }
 
 /**
@@ -83,7 +87,7 @@ export async function initializeServer(
   transport: LocalTransport,
   options: HandshakeOptions,
 ): Promise<JsonObject> {
-  const { reply, initTimeoutMs, signal } = options;
+  const { reply, initTimeoutMs, signal, params, sendInitialized = true } = options;
   const label = transport.label;
   let onAbort: (() => void) | undefined;
   const aborted = new Promise<never>((_, reject) => {
@@ -94,7 +98,7 @@ export async function initializeServer(
   });
   aborted.catch(() => {});
   try {
-    const sent = transport.send(initializeRequest());
+    const sent = transport.send(initializeRequest(params));
     const ended = transport.ended.then((why) => ({ ended: why }));
     const outcome = await deadline(
       Promise.race([
@@ -124,7 +128,9 @@ export async function initializeServer(
       );
     }
     const result = outcome.result as JsonObject;
-    await transport.send('{"jsonrpc":"2.0","method":"notifications/initialized"}');
+    if (sendInitialized) {
+      await transport.send('{"jsonrpc":"2.0","method":"notifications/initialized"}');
+    }
     return result;
   } catch (error) {
     if (error instanceof ServerStartError || signal?.aborted) throw error;

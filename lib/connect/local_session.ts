@@ -46,6 +46,8 @@ export interface ServerMessage {
   bytes?: number;
   /** For responses: what was recorded when the request went to the server. */
   request?: InFlight;
+  /** The MCP client session whose instance wrote it (per-client isolation). */
+  clientSession?: string;
 }
 
 /** A request from the tunnel that the server has not answered yet. */
@@ -54,6 +56,8 @@ export interface InFlight {
   method: string;
   /** The link generation it arrived on; an answer for an older link cannot be routed. */
   generation: number;
+  /** The MCP client session whose instance it went to (per-client isolation). */
+  clientSession?: string;
 }
 
 /** A message from the tunnel the server's stdin queue had no room for. */
@@ -84,6 +88,11 @@ export interface LocalSessionOptions extends LocalTransportLimits {
   onSpawn?: (transport: LocalTransport) => void;
   /** Aborting it during start-up stops the server and rejects with the signal's reason. */
   signal?: AbortSignal;
+  /**
+   * A per-client instance: the MCP client session it serves (stamped on its messages and calls) and that
+   * client's `initialize` parameters; `sendInitialized` false when the client sends its own.
+   */
+  instance?: { clientSession: string; params: JsonObject; sendInitialized: boolean };
 }
 
 /** A stdio child of `options.command`. */
@@ -121,6 +130,8 @@ export class LocalSession {
   #onMessage: LocalSessionOptions["onMessage"];
   #onQueueFull: LocalSessionOptions["onQueueFull"];
   #ready = false;
+  /** The MCP client session of a per-client instance. */
+  readonly clientSession: string | undefined;
 
   private constructor(
     transport: LocalTransport,
@@ -131,6 +142,7 @@ export class LocalSession {
     this.initializeResult = result;
     this.#onMessage = options.onMessage;
     this.#onQueueFull = options.onQueueFull;
+    this.clientSession = options.instance?.clientSession;
   }
 
   /**
@@ -200,7 +212,15 @@ export class LocalSession {
     }
     options.onSpawn?.(transport);
     try {
-      const result = await initializeServer(transport, { reply, initTimeoutMs, signal });
+      const { instance } = options;
+      const result = await initializeServer(transport, {
+        reply,
+        initTimeoutMs,
+        signal,
+        ...(instance === undefined
+          ? {}
+          : { params: instance.params, sendInitialized: instance.sendInitialized }),
+      });
       session = new LocalSession(transport, result, options);
       transport.initialized();
       session.#ready = true;
@@ -261,6 +281,7 @@ export class LocalSession {
       return;
     }
     const message: ServerMessage = { kind, text };
+    if (this.clientSession !== undefined) message.clientSession = this.clientSession;
     if (bytes !== undefined) message.bytes = bytes;
     if (facts.method !== undefined) message.method = facts.method;
     if (id !== undefined) message.id = id;
@@ -298,7 +319,7 @@ export class LocalSession {
       // Queued in order, or refused at once; if the write fails later the server is gone, and its exit
       // answers every call in flight.
       const refused = this.#write(JSON.stringify(payload), "request", method, id);
-      if (refused === undefined) this.#inFlight.set(idKey(id), { id, method, generation });
+      if (refused === undefined) this.#track(id, method, generation);
       return refused;
     }
     if (kind === "notification") {
@@ -354,11 +375,17 @@ export class LocalSession {
       const id = facts.id as JsonRpcId;
       const refused = this.#write(text, "request", method, id);
       if (refused !== undefined) return refused;
-      this.#inFlight.set(idKey(id), { id, method: method!, generation });
+      this.#track(id, method!, generation);
       return true;
     }
     this.#write(text, facts.kind, method);
     return true;
+  }
+
+  #track(id: JsonRpcId, method: string, generation: number): void {
+    const call: InFlight = { id, method, generation };
+    if (this.clientSession !== undefined) call.clientSession = this.clientSession;
+    this.#inFlight.set(idKey(id), call);
   }
 
   /** Writes a message of the proxy's own to the server (an answer to a server-initiated request). */

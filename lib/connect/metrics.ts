@@ -60,6 +60,14 @@ export interface ServerMetrics {
   up: Gauge;
   /** Its `list_changed` notifications from before a registration, whose own discovery made them moot. */
   notificationsSuperseded: Counter;
+  /** Per-client: instances running now. */
+  instances: Gauge;
+  /** Per-client: instances started (each start and restart). */
+  instanceStarts: Counter;
+  /** Per-client: instances stopped, by reason (`session_end`, `idle`, `shutdown`, `exited`). */
+  instanceStops: { inc(reason: string): void };
+  /** Per-client: new instances refused at `max_instances`. */
+  instanceRefusals: Counter;
   /** Counts one of its errors. */
   error(kind: ConnectErrorKind | (string & Record<never, never>)): void;
 }
@@ -155,6 +163,27 @@ export function createConnectMetrics(options: MetricSetOptions = {}): ConnectMet
       "list_changed notifications a local server sent before its registration, not forwarded (the registration's discovery lists afresh), by server.",
     labelNames: ["server"],
   });
+  const instances = registry.gaugeVec({
+    name: "mcp_rproxy_server_instances",
+    help: "Instances of a per-client server running now (one per MCP client session), by server.",
+    labelNames: ["server"],
+  });
+  const instanceStarts = registry.counterVec({
+    name: "mcp_rproxy_server_instance_starts_total",
+    help: "Instances of a per-client server started, restarts included, by server.",
+    labelNames: ["server"],
+  });
+  const instanceStops = registry.counterVec({
+    name: "mcp_rproxy_server_instance_stops_total",
+    help:
+      "Instances of a per-client server stopped, by server and reason (session_end, idle, shutdown, exited).",
+    labelNames: ["server", "reason"],
+  });
+  const instanceRefusals = registry.counterVec({
+    name: "mcp_rproxy_server_instance_refusals_total",
+    help: "New MCP client sessions of a per-client server refused at max_instances, by server.",
+    labelNames: ["server"],
+  });
   const errorVec = registry.counterVec({
     name: "mcp_rproxy_errors_total",
     help: "Errors by kind; a server's own carry its name in server, the links' an empty server.",
@@ -174,6 +203,10 @@ export function createConnectMetrics(options: MetricSetOptions = {}): ConnectMet
         restarts: restarts.labels(name),
         up: up.labels(name),
         notificationsSuperseded: superseded.labels(name),
+        instances: instances.labels(name),
+        instanceStarts: instanceStarts.labels(name),
+        instanceStops: { inc: (reason) => instanceStops.labels(name, reason).inc() },
+        instanceRefusals: instanceRefusals.labels(name),
         error: (kind) => errors.inc(kind, name),
       };
       servers.set(name, bound);

@@ -3,12 +3,12 @@
 // secrets come from the environment or a file (never shown in a message); a CA file and a timeout.
 
 import { dirname, isAbsolute, join } from "node:path";
-import { type Isolation, ISOLATIONS } from "../protocol/frames.ts";
 import { closest } from "../util/did_you_mean.ts";
 import { ConfigError, describeKind, describeValue, unreadableFile } from "../util/errors.ts";
 import { isObject } from "../util/json_object.ts";
 import { joinCommand, splitCommand } from "../util/shell_words.ts";
 import { CONNECT_DEFAULTS, type HeaderSpec, type ServerSpec } from "./settings.ts";
+import { isolationOf } from "./isolation_settings.ts";
 
 /** What resolving may read; the same sources as config resolution. */
 export interface EntrySources {
@@ -31,6 +31,8 @@ export const ENTRY_KEYS = [
   "name",
   "description",
   "isolation",
+  "max_instances",
+  "instance_idle_timeout",
   "command",
   "args",
   "env",
@@ -138,7 +140,7 @@ export async function resolveEntry(
   }
   const spec: ServerSpec = {
     name,
-    isolation: isolationOf(named, entry.isolation),
+    ...isolationOf(named, entry),
     origin: named.where,
     transport: { kind: "stdio", command: [], commandText: "" },
   };
@@ -180,23 +182,6 @@ export async function resolveEntry(
     spec.transport = transport;
   }
   return { spec, warnings };
-}
-
-function isolationOf(origin: EntryOrigin, value: unknown): Isolation {
-  if (value === undefined) return "shared";
-  if (typeof value !== "string" || !ISOLATIONS.includes(value as Isolation)) {
-    throw fail(
-      origin,
-      `isolation ${describeValue(value)} is not one of ${ISOLATIONS.join(", ")}`,
-    );
-  }
-  if (value === "per-client") {
-    throw fail(
-      origin,
-      "isolation per-client is not available yet; use shared (the default): every MCP client shares one server session",
-    );
-  }
-  return value as Isolation;
 }
 
 function stdioOf(origin: EntryOrigin, entry: Record<string, unknown>): ServerSpec["transport"] {

@@ -37,6 +37,8 @@ export function fingerprint(spec: ServerSpec): string {
     name: spec.name ?? null,
     description: spec.description ?? null,
     isolation: spec.isolation,
+    maxInstances: spec.maxInstances ?? null,
+    instanceIdleTimeout: spec.instanceIdleTimeout ?? null,
     how,
   });
 }

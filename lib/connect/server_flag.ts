@@ -27,6 +27,8 @@ export const SERVER_SPEC_KEYS = [
   "cert",
   "timeout",
   "isolation",
+  "max-instances",
+  "instance-idle-timeout",
 ] as const;
 
 type SpecKey = typeof SERVER_SPEC_KEYS[number];

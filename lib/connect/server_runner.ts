@@ -1,20 +1,25 @@
 // One local server's life in connect: start it (or open its upstream), keep it registered on its uplink,
 // restart it with backoff when it dies or goes away, and decide from typed outcomes what ends it. Each
-// server runs alone: its failures touch no other server.
+// server runs alone: its failures touch no other server. A per-client server starts nothing itself: its
+// instances come with its MCP clients (ClientInstances).
 
 import { backoffDelay } from "../util/backoff.ts";
 import { delay } from "../util/delay.ts";
 import { logger } from "../util/log.ts";
-import { LogThrottle } from "../util/log_throttle.ts";
-import { CloseCode } from "../protocol/frames.ts";
+import { CloseCode, Extension, type Isolation } from "../protocol/frames.ts";
 import type { ReplayLimits } from "../protocol/sequenced_channel.ts";
 import { AuthRefusedError, EvictedError, ServerStartError } from "./errors.ts";
 import { HeldNotifications } from "./held_notifications.ts";
 import { DialError, type Registration } from "./link.ts";
 import type { ChannelEnd, LinkChannel } from "./link_channel.ts";
-import type { LocalSession, RefusedMessage } from "./local_session.ts";
+import type { ClientInstances } from "./client_instances.ts";
+import { perClientInstances } from "./per_client_server.ts";
+import type { LocalSession } from "./local_session.ts";
+import { logRefused, sharedOnly } from "./isolation_refusal.ts";
+import { QueueFullLog } from "./queue_full_log.ts";
 import type { LocalTransport } from "./local_transport.ts";
-import { startServer } from "./server_start.ts";
+import { startServer, type StartServerOptions } from "./server_start.ts";
+import { restartServer } from "./server_restart.ts";
 import type { ConnectMetrics, ServerMetrics } from "./metrics.ts";
 import { type ConnectSettings, serverKey, serverLabel, type ServerSpec } from "./settings.ts";
 import { Tunnel } from "./tunnel.ts";
@@ -29,7 +34,9 @@ export type RunnerEnd =
   /** The gateway removed it on purpose (4001): it does not come back. */
   | { kind: "evicted"; reason: string }
   /** A newer registration of it took over (4002): it does not come back. */
-  | { kind: "superseded"; reason: string };
+  | { kind: "superseded"; reason: string }
+  /** It asked for per-client isolation, which the gateway does not offer: it does not run. */
+  | { kind: "refused"; reason: string };
 
 /** Options of {@link ServerRunner}. */
 export interface ServerRunnerOptions {
@@ -70,11 +77,13 @@ export class ServerRunner implements UplinkMember {
   #signal: AbortSignal;
   #state = "starting";
   #registration: Registration | undefined;
-  #queueFullLog = new LogThrottle({ intervalMs: 1000 });
+  #queueFull: QueueFullLog;
   /** Holds what the current server process says before its first registration. */
   #held: HeldNotifications | undefined;
   /** Notifications lost before a registration (bounds, or a server that died unregistered). */
   #heldLost = 0;
+  /** A per-client server's instances, one per MCP client session. */
+  #instances: ClientInstances | undefined;
 
   constructor(options: ServerRunnerOptions) {
     this.#options = options;
@@ -82,6 +91,7 @@ export class ServerRunner implements UplinkMember {
     this.key = serverKey(options.spec);
     this.#label = serverLabel(options.spec);
     this.#metrics = options.metrics?.server(options.spec.name ?? "default");
+    this.#queueFull = new QueueFullLog(this.#label, this.#metrics);
     this.#signal = AbortSignal.any([options.signal, this.#stop.signal]);
     this.tunnel = new Tunnel({
       signal: this.#signal,
@@ -89,6 +99,15 @@ export class ServerRunner implements UplinkMember {
       server: this.#metrics,
       ...(options.replayLimits === undefined ? {} : { replayLimits: options.replayLimits }),
     });
+    if (this.spec.isolation === "per-client") {
+      this.tunnel.session = this.#instances = perClientInstances(this.spec, {
+        settings: options.settings,
+        label: this.#label,
+        tunnel: this.tunnel,
+        metrics: this.#metrics,
+        start: (instance) => this.#start(instance),
+      });
+    }
   }
 
   /** Process id of a stdio server, when one runs. */
@@ -101,9 +120,10 @@ export class ServerRunner implements UplinkMember {
     return this.#session?.transport.mcpSessionId;
   }
 
-  /** True when the server runs and is registered with a link up. */
+  /** True when the server runs (per-client: can start instances) and is registered with a link up. */
   get ready(): boolean {
-    return this.tunnel.link?.isOpen === true && this.#session?.alive === true;
+    return this.tunnel.link?.isOpen === true &&
+      (this.#instances !== undefined || this.#session?.alive === true);
   }
 
   /** A few words on where the server stands, for `/readyz`. */
@@ -111,15 +131,19 @@ export class ServerRunner implements UplinkMember {
     return this.ready ? `ready at ${this.#registration?.mcpUrl ?? "the gateway"}` : this.#state;
   }
 
-  /** What to register: the configured name, else the server's own. */
-  describe(): { name: string; description: string } {
+  /** What to register: the configured name, else the server's own; per-client isolation if asked. */
+  describe(): { name: string; description: string; isolation?: Isolation } {
     const info = this.#session?.serverInfo ?? {};
     const name = (this.spec.name ?? info.name ?? "mcp-server").slice(0, 128) || "mcp-server";
     const description = this.spec.description ??
       `${info.title ?? info.name ?? "MCP server"}${
         info.version ? ` ${info.version}` : ""
       } via mcp-rproxy`;
-    return { name, description: description.slice(0, 1024) };
+    return {
+      name,
+      description: description.slice(0, 1024),
+      ...(this.#instances === undefined ? {} : { isolation: "per-client" as const }),
+    };
   }
 
   /** Stops this server alone (a reload removed or changed it); resolves when it is stopped. */
@@ -130,6 +154,7 @@ export class ServerRunner implements UplinkMember {
   /** Kills the server at once (a second signal). */
   kill(): void {
     (this.#session?.transport ?? this.#spawning)?.kill();
+    this.#instances?.killAll();
   }
 
   /**
@@ -139,9 +164,11 @@ export class ServerRunner implements UplinkMember {
    */
   async run(): Promise<RunnerEnd> {
     const signal = this.#signal;
+    const perClient = this.#instances !== undefined;
     try {
       try {
-        this.#setSession(await this.#start());
+        // A per-client server's instances start with their clients.
+        if (!perClient) this.#setSession(await this.#start());
         this.#options.onFirstStart?.();
       } catch (error) {
         if (signal.aborted) return { kind: "stopped" };
@@ -157,10 +184,8 @@ export class ServerRunner implements UplinkMember {
       }
       let refusals = 0;
       while (!signal.aborted) {
-        if (this.#session?.alive !== true) {
-          await this.#restart();
-          continue;
-        }
+        if (!perClient && this.#session?.alive !== true) await this.#restart();
+        if (!perClient && this.#session?.alive !== true) continue;
         const session = this.#session;
         let channel: LinkChannel;
         try {
@@ -174,6 +199,7 @@ export class ServerRunner implements UplinkMember {
           }
           if (error instanceof EvictedError) return this.#final("evicted", error.message);
           if (!(error instanceof DialError)) throw error;
+          if (error.kind === "shared-only") return this.#refused(error.message);
           // This server's own registration on a shared link failed: it waits alone.
           refusals++;
           this.#metrics?.error(
@@ -186,6 +212,9 @@ export class ServerRunner implements UplinkMember {
           });
           await delay(this.#backoff(refusals), signal).catch(() => {});
           continue;
+        }
+        if (perClient && !channel.hasExtension(Extension.ClientSessions)) {
+          return this.#refused(sharedOnly(channel.contract));
         }
         this.#registered(channel);
         const outcome = await this.#hold(channel, session, signal);
@@ -245,6 +274,13 @@ export class ServerRunner implements UplinkMember {
     return undefined;
   }
 
+  /** Per-client isolation is not offered by the gateway: this server does not run (others go on). */
+  #refused(reason: string): RunnerEnd {
+    this.#state = "refused: per-client isolation needs mcp-rproxy serve";
+    logRefused(this.#label, reason);
+    return { kind: "refused", reason };
+  }
+
   #final(kind: "evicted" | "superseded", reason: string): RunnerEnd {
     this.tunnel.linkDropped(true);
     this.#state = kind;
@@ -287,7 +323,7 @@ export class ServerRunner implements UplinkMember {
   /** Waits until its place on the link ends, the server dies, or it is stopped. */
   async #hold(
     channel: LinkChannel,
-    session: LocalSession,
+    session: LocalSession | undefined,
     signal: AbortSignal,
   ): Promise<HoldOutcome> {
     let onAbort: (() => void) | undefined;
@@ -300,7 +336,8 @@ export class ServerRunner implements UplinkMember {
     try {
       return await Promise.race<HoldOutcome>([
         channel.ended.then((end) => ({ kind: "channel", end })),
-        session.transport.ended.then((why) => {
+        // A per-client server has no one process whose end matters here.
+        (session?.transport.ended ?? new Promise<string>(() => {})).then((why) => {
           if (holding) {
             this.#metrics?.error("server_exit");
             log.error(
@@ -308,7 +345,7 @@ export class ServerRunner implements UplinkMember {
               {
                 event: "server_exited",
                 server: this.#label,
-                went: session.transport.kind === "stdio" ? "exited unexpectedly" : "went away",
+                went: session!.transport.kind === "stdio" ? "exited unexpectedly" : "went away",
                 exit: why,
               },
             );
@@ -338,80 +375,50 @@ export class ServerRunner implements UplinkMember {
     this.tunnel.session = session;
   }
 
-  #start(): Promise<LocalSession> {
+  #start(
+    instance?: Pick<StartServerOptions, "instance" | "onMessage" | "onOversized">,
+  ): Promise<LocalSession> {
     const { settings, initTimeoutMs, graceMs, replayLimits } = this.#options;
-    this.#heldLost += this.#held?.discard() ?? 0;
-    const held = this.#held = new HeldNotifications({
-      forward: (message) => this.tunnel.fromServer(message),
-      deliverable: () => this.tunnel.deliverable,
-      superseded: this.#metrics?.notificationsSuperseded,
-      label: this.#label,
-      ...(replayLimits === undefined ? {} : { replayLimits }),
-    });
+    // A shared server's first words wait for its registration; an instance's go to its client's session.
+    let held: HeldNotifications | undefined;
+    if (instance === undefined) {
+      this.#heldLost += this.#held?.discard() ?? 0;
+      held = this.#held = new HeldNotifications({
+        forward: (message) => this.tunnel.fromServer(message),
+        deliverable: () => this.tunnel.deliverable,
+        superseded: this.#metrics?.notificationsSuperseded,
+        label: this.#label,
+        ...(replayLimits === undefined ? {} : { replayLimits }),
+      });
+    }
     return startServer(this.spec, {
       settings,
       signal: this.#signal,
       label: this.#label,
-      onQueueFull: (refused) => this.#queueFull(refused),
-      onSpawn: (spawned) => this.#spawning = spawned,
-      onMessage: (message) => held.fromServer(message),
+      onQueueFull: (refused) => this.#queueFull.refused(refused),
+      onSpawn: (spawned) => {
+        if (instance === undefined) this.#spawning = spawned;
+      },
+      onMessage: (message) => held!.fromServer(message),
       onOversized: (id) => this.tunnel.oversizedAnswer(id),
+      ...instance,
       ...(initTimeoutMs === undefined ? {} : { initTimeoutMs }),
       ...(graceMs === undefined ? {} : { graceMs }),
     });
   }
 
-  /** Counts a message the server's input queue had no room for, and says so (at most once a second). */
-  #queueFull(refused: RefusedMessage): void {
-    this.#metrics?.error("server_queue_full");
-    const held = this.#queueFullLog.take();
-    if (held === undefined) return;
-    log.warning("Refused a {kind}{method} for the local server {server}: {reason}{more}", {
-      event: "server_queue_full",
-      server: this.#label,
-      kind: refused.kind,
-      method: refused.method === undefined ? "" : ` (${refused.method})`,
-      reason: refused.reason,
-      more: held > 0 ? ` (and ${held} more since the last such line)` : "",
-      queuedBytes: refused.full.bytes,
-      queuedMessages: refused.full.messages,
-    });
-  }
-
   /** Starts the server again (reconnects to an upstream), with backoff, until it is up or stopped. */
   async #restart(): Promise<void> {
-    const signal = this.#signal;
-    const stdio = this.spec.transport.kind === "stdio";
-    for (let attempt = 1; !signal.aborted; attempt++) {
-      const waitMs = this.#backoff(attempt);
-      log.info(
-        stdio
-          ? "Restarting the local server {server} in {seconds} s"
-          : "Reconnecting to the local server {server} in {seconds} s",
-        {
-          event: "server_restart_scheduled",
-          server: this.#label,
-          seconds: (waitMs / 1000).toFixed(2),
-        },
-      );
-      await delay(waitMs, signal).catch(() => {});
-      if (signal.aborted) return;
-      try {
-        this.#setSession(await this.#start());
-        this.#metrics?.restarts.inc();
-        return;
-      } catch (error) {
-        if (signal.aborted) return;
-        if (!(error instanceof ServerStartError)) throw error;
-        this.#metrics?.error("server_start");
-        this.#state = `restarting (${error.message})`;
-        log.error("{error}", {
-          event: "server_start_failed",
-          server: this.#label,
-          error: error.message,
-        });
-      }
-    }
+    const session = await restartServer({
+      label: this.#label,
+      stdio: this.spec.transport.kind === "stdio",
+      backoff: (attempt) => this.#backoff(attempt),
+      start: () => this.#start(),
+      onFailed: (error) => this.#state = `restarting (${error.message})`,
+      signal: this.#signal,
+      metrics: this.#metrics,
+    });
+    if (session !== undefined) this.#setSession(session);
   }
 
   async #shutdown(): Promise<void> {
@@ -426,7 +433,8 @@ export class ServerRunner implements UplinkMember {
       });
     }
     this.#options.uplink().release(this, "shutting down");
-    if (this.#state !== "evicted" && this.#state !== "superseded") this.#state = "stopped";
+    if (!/^(evicted|superseded|refused)/.test(this.#state)) this.#state = "stopped";
+    await this.#instances?.stopAll();
     if (session) {
       await session.stop();
       log.info("Local server {server} stopped ({exit})", {

@@ -6,6 +6,7 @@ import { ConfigError } from "../util/errors.ts";
 import { joinCommand } from "../util/shell_words.ts";
 import { commandFromString } from "./config_check.ts";
 import type { Given, Key, Layer } from "./config_layers.ts";
+import { isolationOf } from "./isolation_settings.ts";
 import { type EntrySources, resolveEntry, upstreamUrl } from "./server_entries.ts";
 import { parseServerSpec } from "./server_flag.ts";
 import { CONNECT_DEFAULTS, type ServerSpec } from "./settings.ts";
@@ -101,9 +102,30 @@ function oneServer(
     }
     return undefined;
   };
-  const spec: ServerSpec = { isolation: "shared", transport, origin: context.origin };
+  const isolation = first("isolation");
+  const origin = {
+    where: isolation?.where ?? context.origin,
+    layer: isolation?.layer === "config" ? "config" as const : "flag" as const,
+  };
+  const spec: ServerSpec = {
+    ...isolationOf(origin, {
+      isolation: isolation?.value,
+      max_instances: first("max_instances")?.value,
+      instance_idle_timeout: first("instance_idle_timeout")?.value,
+    }),
+    transport,
+    origin: context.origin,
+  };
   const name = first("server_name");
   if (name !== undefined) spec.name = String(name.value).trim();
+  else if (spec.isolation === "per-client") {
+    // Instances start only when clients come: connect cannot learn the name from the server first.
+    throw new ConfigError(
+      `${
+        isolation!.where
+      } per-client needs a name to register (no server runs before a client comes to ask for it): add --server-name NAME`,
+    );
+  }
   const description = first("server_description");
   if (description !== undefined) spec.description = String(description.value);
   return { servers: [spec], manyServers: false, warnings: [] };
@@ -114,12 +136,20 @@ async function manyServers(
   layers: { flags: Layer; file: Layer },
   sources: EntrySources,
 ): Promise<ServerSet> {
-  for (const key of ["server_name", "server_description"] as const) {
+  for (
+    const key of [
+      "server_name",
+      "server_description",
+      "isolation",
+      "max_instances",
+      "instance_idle_timeout",
+    ] as const
+  ) {
     const stray = layers.flags.get(key) ?? layers.file.get(key);
     if (stray !== undefined) {
       throw new ConfigError(
         `${stray.where} applies to the one-server forms; with ${given.where} give each server its ${
-          key === "server_name" ? "name" : "description"
+          key === "server_name" ? "name" : key === "server_description" ? "description" : key
         } in its own entry`,
       );
     }

@@ -4,7 +4,12 @@
 import { logger } from "../util/log.ts";
 import type { JsonRpcId } from "../protocol/jsonrpc.ts";
 import { HttpUpstream } from "./http_upstream.ts";
-import { LocalSession, type RefusedMessage, type ServerMessage } from "./local_session.ts";
+import {
+  LocalSession,
+  type LocalSessionOptions,
+  type RefusedMessage,
+  type ServerMessage,
+} from "./local_session.ts";
 import type { LocalTransport, OpenTransport } from "./local_transport.ts";
 import { CONNECT_DEFAULTS, type ConnectSettings, type ServerSpec } from "./settings.ts";
 import { SseUpstream } from "./sse_upstream.ts";
@@ -28,6 +33,8 @@ export interface StartServerOptions {
   onOversized: (id: JsonRpcId | undefined) => void;
   initTimeoutMs?: number;
   graceMs?: number;
+  /** A per-client instance: its client session and that client's `initialize` parameters. */
+  instance?: LocalSessionOptions["instance"];
 }
 
 /** How to reach the server, as its spec says. */
@@ -82,13 +89,14 @@ export async function startServer(
   spec: ServerSpec,
   options: StartServerOptions,
 ): Promise<LocalSession> {
-  const { settings, initTimeoutMs, label } = options;
-  log.info(
-    spec.transport.kind === "stdio"
-      ? "Starting local server {server}: {command}"
-      : "Connecting to local server {server} at {command}",
-    { event: "server_starting", server: label, command: targetOf(spec) },
-  );
+  const { settings, initTimeoutMs, label, instance } = options;
+  const starting = spec.transport.kind === "stdio"
+    ? "Starting local server {server}: {command}"
+    : "Connecting to local server {server} at {command}";
+  const about = { event: "server_starting", server: label, command: targetOf(spec) };
+  // Per-client instances come and go with their clients: their own lines say so (client_instances.ts).
+  if (instance === undefined) log.info(starting, about);
+  else log.debug(starting, about);
   const session = await LocalSession.start({
     open: opener(spec, options),
     signal: options.signal,
@@ -108,7 +116,9 @@ export async function startServer(
     ...(initTimeoutMs === undefined ? {} : { initTimeoutMs }),
     onMessage: options.onMessage,
     onOversized: (_line, id) => options.onOversized(id),
+    ...(instance === undefined ? {} : { instance }),
   });
+  if (instance !== undefined) return session;
   const info = session.serverInfo;
   const { pid, mcpSessionId } = session.transport;
   log.info("Local server {server} is up: {name} {version} ({where})", {

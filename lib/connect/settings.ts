@@ -51,8 +51,15 @@ export interface ServerSpec {
   name?: string;
   /** Registration description; undefined means one made from the server's serverInfo. */
   description?: string;
-  /** Whether MCP clients share one server instance (`per-client` is not available yet). */
+  /**
+   * Whether MCP clients share one server instance (`shared`) or each MCP client session gets one of its
+   * own (`per-client`, with our gateway only).
+   */
   isolation: Isolation;
+  /** Per-client: live instances at most; a new session past it is refused. Default 16. */
+  maxInstances?: number;
+  /** Per-client: seconds without a message after which an instance stops; 0 = never. Default 3600. */
+  instanceIdleTimeout?: number;
   transport: ServerTransportSpec;
   /** Where it was defined, for messages: `--server #2`, `servers[1] in /etc/x.yaml`, `--local-stdio`. */
   origin: string;
@@ -119,6 +126,10 @@ export const CONNECT_DEFAULTS = {
   upstreamTimeout: 30,
   transport: "auto",
   websocketRetry: 600,
+  /** Live instances of a per-client server, at most. */
+  maxInstances: 16,
+  /** Seconds a per-client instance may go without a message before it stops (its serve TTL's default). */
+  instanceIdleTimeout: 3600,
 } as const;
 
 /** The server's key: its configured name, or "" for the one-server forms without one. */

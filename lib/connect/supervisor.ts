@@ -4,6 +4,7 @@
 // itself ends.
 
 import { logger } from "../util/log.ts";
+import { ConfigError } from "../util/errors.ts";
 import type { ReplayLimits } from "../protocol/sequenced_channel.ts";
 import { EvictedError, ServerStartError } from "./errors.ts";
 import type { Registration } from "./link_outcome.ts";
@@ -260,8 +261,12 @@ export class Supervisor {
     if (end.kind === "stopped") return;
     this.#ends.push(end);
     if (this.#running.size > 0) return;
-    // Nothing left to carry: every server was evicted or taken over.
-    if (this.#ends.every((e) => e.kind === "evicted")) {
+    // Nothing left to carry: every server was evicted, taken over, or refused its isolation.
+    const refused = this.#ends.find((e) => e.kind === "refused");
+    if (refused !== undefined) {
+      // A setting this gateway cannot honour: the user's to change (exit 2), as a bad flag would be.
+      this.#fail(new ConfigError(refused.reason));
+    } else if (this.#ends.every((e) => e.kind === "evicted")) {
       const only = this.#ends.length === 1 ? this.#ends[0]!.reason : "every server was evicted";
       this.#fail(new EvictedError(only));
     } else {

@@ -1,16 +1,19 @@
 // Routing for one tunneled server: messages from the local server to the link and from the link to the
 // server, the frame size the gateway takes, server-initiated requests, and (with our gateway) the
-// sequenced channel that lets a session outlive a dropped link.
+// sequenced channel that lets a session outlive a dropped link. A per-client server's frames each name the
+// MCP client session whose instance they belong to.
 
 import { logger, truncate } from "../util/log.ts";
 import {
   CloseCode,
   type DataFrameType,
   encodeAck,
+  encodeClientInstances,
   encodeDataFrame,
   encodeUnregister,
   Extension,
   type Frame,
+  readClientSessionEnd,
   WEBSOCKET_MAX_MESSAGE_BYTES,
 } from "../protocol/frames.ts";
 import {
@@ -23,12 +26,15 @@ import {
 import type { ResumeRequest } from "../protocol/registration.ts";
 import type { ReplayLimits } from "../protocol/sequenced_channel.ts";
 import type { LinkChannel } from "./link_channel.ts";
-import type { LocalSession, ServerMessage } from "./local_session.ts";
+import type { InFlight, ServerMessage } from "./local_session.ts";
+import type { LocalSide } from "./local_side.ts";
+import { RelayedRequests } from "./relayed_requests.ts";
 import type { ConnectMetrics, ServerMetrics } from "./metrics.ts";
 import { Resumption } from "./resumption.ts";
 import { drain, HIGH_WATER_BYTES } from "./backpressure.ts";
-import { type Oversize, oversize, tooLargeError } from "./frame_limit.ts";
-import { localAnswer } from "./local_answer.ts";
+import { logTooLarge, type Oversize, oversize, tooLargeError } from "./frame_limit.ts";
+import { localAnswer, unrelayedBecause } from "./local_answer.ts";
+import { isDataFrame, isObjectPayload } from "./gateway_frames.ts";
 
 const log = logger("connect");
 
@@ -47,14 +53,14 @@ export interface TunnelOptions {
 /** The routing between one local session and the current link. */
 export class Tunnel {
   #options: TunnelOptions;
-  #session: LocalSession | undefined;
+  #session: LocalSide | undefined;
   #link: LinkChannel | undefined;
   /** The channel of the last link, for frames kept for replay while the link is down. */
   #channel: string | undefined;
   /** Counts sessions with the gateway: an answer for a call of an older one cannot be routed. */
   #generation = 0;
   /** Server-initiated requests sent to the gateway and not answered yet (C only). */
-  #serverRequests = new Map<string, JsonRpcId>();
+  #serverRequests = new RelayedRequests();
   #undeliverable = 0;
   #resumption: Resumption;
   /** Payload logging costs a serialization per message: decide once whether anyone will read it. */
@@ -65,8 +71,8 @@ export class Tunnel {
     this.#resumption = new Resumption(options.replayLimits);
   }
 
-  /** The local session messages go to. */
-  set session(session: LocalSession | undefined) {
+  /** The local side messages go to: one shared local session, or a per-client server's instances. */
+  set session(session: LocalSide | undefined) {
     this.#session = session;
   }
 
@@ -127,6 +133,10 @@ export class Tunnel {
     this.#link = link;
     this.#channel = link.channel;
     const outcome = this.#resumption.registered(link.registration, attempted);
+    // A per-client server's instances of the client sessions that ended while away stop now.
+    const open = link.registration.clientSessions;
+    if (open !== undefined) this.#session?.retain?.(open);
+    this.reportInstances();
     if (outcome.kind === "resumed") {
       for (const text of outcome.replay) link.sendText(text);
       return;
@@ -145,6 +155,16 @@ export class Tunnel {
     if (serverRestarting || !this.#resumption.active) this.#freshSession();
   }
 
+  /** Tells the gateway a per-client server's live instances (for its sessions API); a no-op otherwise. */
+  reportInstances(): void {
+    const instances = this.#session?.instances?.();
+    const link = this.#link;
+    if (instances === undefined || !link?.isOpen) return;
+    link.sendText(
+      encodeClientInstances({ sessionId: link.sessionId, channel: link.channel, instances }),
+    );
+  }
+
   /** The local server died under a live link: fail its calls and unregister until it is back. */
   serverDied(): void {
     this.failInFlight("The local MCP server exited before answering; it is being restarted");
@@ -155,17 +175,21 @@ export class Tunnel {
 
   /** Answers every call in flight of the current generation with `message`. */
   failInFlight(message: string): void {
-    const session = this.#session;
-    if (!session) return;
-    for (const request of session.takeInFlight()) {
+    if (this.#session) this.failCalls(this.#session.takeInFlight(), message);
+  }
+
+  /** Answers `calls` (taken from the local side) of the current generation with `message`. */
+  failCalls(calls: readonly InFlight[], message: string): void {
+    for (const request of calls) {
       if (request.generation === this.#generation) {
         this.#sendPayload(
           "response",
           errorResponse(request.id, ErrorCode.ServerUnavailable, message),
+          request.clientSession,
         );
       }
     }
-    this.#options.server?.callsInFlight.set(0);
+    this.#options.server?.callsInFlight.set(this.#session?.inFlightCount ?? 0);
   }
 
   /**
@@ -174,23 +198,14 @@ export class Tunnel {
    */
   unregister(reason = "mcp-rproxy is shutting down"): boolean {
     const link = this.#link;
-    this.#link = undefined;
     let closed = false;
     if (link?.isOpen) {
       // Answer what is still in flight so that no caller waits for a response that will never come.
-      for (const request of this.#session?.takeInFlight() ?? []) {
-        link.sendText(encodeDataFrame({
-          type: "response",
-          sessionId: link.sessionId,
-          channel: link.channel,
-          payloadText: JSON.stringify(
-            errorResponse(request.id, ErrorCode.ServerUnavailable, reason),
-          ),
-        }));
-      }
+      this.failCalls(this.#session?.takeInFlight() ?? [], reason);
       link.sendText(encodeUnregister({ sessionId: link.sessionId, channel: link.channel }));
       closed = true;
     }
+    this.#link = undefined;
     this.#failServerRequests(reason);
     return closed;
   }
@@ -215,11 +230,7 @@ export class Tunnel {
   }
 
   #failServerRequests(message: string): void {
-    const session = this.#session;
-    for (const id of this.#serverRequests.values()) {
-      void session?.reply(errorResponse(id, ErrorCode.TunnelUnavailable, message));
-    }
-    this.#serverRequests.clear();
+    this.#serverRequests.failAll(this.#session, message);
   }
 
   /** True when a message sent now reaches the gateway, now or by replay after a resumption. */
@@ -227,18 +238,23 @@ export class Tunnel {
     return this.#link?.isOpen === true || this.#resumption.deliverable;
   }
 
-  /** Sends a payload object; returns false if there is no link. */
-  #sendPayload(type: DataFrameType, payload: JsonObject): boolean {
-    return this.#sendText(type, JSON.stringify(payload), undefined, undefined);
+  /** Sends a payload object (for `clientSession`'s instance); returns false if there is no link. */
+  #sendPayload(type: DataFrameType, payload: JsonObject, clientSession?: string): boolean {
+    return this.#sendText(type, JSON.stringify(payload), { clientSession });
   }
 
   /** The frame's size and the gateway's limit when a payload would make a frame over that limit. */
-  #oversize(payloadText: string, payloadBytes: number | undefined): Oversize | undefined {
+  #oversize(
+    payloadText: string,
+    payloadBytes: number | undefined,
+    clientSession = "",
+  ): Oversize | undefined {
     const link = this.#link;
     return oversize(payloadText, {
       payloadBytes,
-      // The channel name rides in the envelope too: counted as part of the id.
-      sessionId: (this.#resumption.sessionId ?? link?.sessionId ?? "") + (this.#channel ?? ""),
+      // The channel and client session ride in the envelope too: counted as part of the id.
+      sessionId: (this.#resumption.sessionId ?? link?.sessionId ?? "") + (this.#channel ?? "") +
+        clientSession,
       limit: link?.maxFrameBytes ?? WEBSOCKET_MAX_MESSAGE_BYTES,
     });
   }
@@ -250,48 +266,49 @@ export class Tunnel {
   #sendText(
     type: DataFrameType,
     payloadText: string,
-    payloadBytes: number | undefined,
-    id: JsonRpcId | undefined,
+    about: {
+      bytes?: number | undefined;
+      id?: JsonRpcId | undefined;
+      clientSession?: string | undefined;
+    },
   ): boolean {
     if (!this.#deliverable()) return false;
+    const { bytes: payloadBytes, id, clientSession } = about;
     const link = this.#link;
     const resumption = this.#resumption;
     const sessionId = resumption.sessionId ?? link!.sessionId;
-    const size = this.#oversize(payloadText, payloadBytes);
-    if (size !== undefined) return this.#tooLarge(type, size, id);
+    const size = this.#oversize(payloadText, payloadBytes, clientSession);
+    if (size !== undefined) return this.#tooLarge(type, size, id, clientSession);
     const metrics = this.#options.metrics;
-    const channel = this.#channel;
-    const sequenced = resumption.send({ type, sessionId, channel, payloadText }, payloadBytes);
+    const parts = { type, sessionId, channel: this.#channel, clientSession, payloadText };
+    const sequenced = resumption.send(parts, payloadBytes);
     if (sequenced !== undefined && !link?.isOpen) return true; // kept for replay
-    const text = sequenced ?? encodeDataFrame({ type, sessionId, channel, payloadText });
+    const text = sequenced ?? encodeDataFrame(parts);
     metrics?.framesOut.inc();
     metrics?.bytesOut.inc(text.length);
     return link!.sendText(text);
   }
 
-  #tooLarge(type: DataFrameType, size: Oversize, id: JsonRpcId | undefined): boolean {
+  #tooLarge(
+    type: DataFrameType,
+    size: Oversize,
+    id: JsonRpcId | undefined,
+    clientSession?: string,
+  ): boolean {
     this.#options.server?.error("frame_too_large");
-    const { bytes, limit } = size;
-    if (type === "response" && id !== undefined) {
-      log.warning(
-        "An answer of {bytes} bytes exceeds the gateway's frame limit of {limit} bytes; sent an error",
-        { event: "frame_too_large", bytes, limit },
-      );
-      return this.#sendPayload("response", tooLargeError(id, "The result", size));
-    }
-    log.warning(
-      "A {type} of {bytes} bytes exceeds the gateway's frame limit of {limit} bytes; not forwarded",
-      { event: "frame_too_large", type, bytes, limit },
-    );
-    return false;
+    const answered = type === "response" && id !== undefined;
+    logTooLarge(type, size, answered);
+    return answered &&
+      this.#sendPayload("response", tooLargeError(id, "The result", size), clientSession);
   }
 
   /** The server wrote an answer over its line limit: its caller gets an error instead of nothing. */
-  oversizedAnswer(id: JsonRpcId | undefined): void {
+  oversizedAnswer(id: JsonRpcId | undefined, clientSession?: string): void {
     if (id === undefined) return;
     this.#sendPayload(
       "response",
       errorResponse(id, ErrorCode.MessageTooLarge, "The local server's answer exceeded 64 MiB"),
+      clientSession,
     );
   }
 
@@ -318,7 +335,11 @@ export class Tunnel {
       if (this.#debug) {
         log.debug("→ gateway response {payload}", { payload: truncate(message.text) });
       }
-      this.#sendText("response", message.text, message.bytes, request.id);
+      this.#sendText("response", message.text, {
+        bytes: message.bytes,
+        id: request.id,
+        clientSession: request.clientSession,
+      });
     } else {
       if (!this.#deliverable()) {
         // Nobody is listening; the gateway learns the server's state again when it registers.
@@ -332,7 +353,10 @@ export class Tunnel {
       if (this.#debug) {
         log.debug("→ gateway notification {payload}", { payload: truncate(message.text) });
       }
-      this.#sendText("notification", message.text, message.bytes, undefined);
+      this.#sendText("notification", message.text, {
+        bytes: message.bytes,
+        clientSession: message.clientSession,
+      });
     }
     if (link !== undefined && link.bufferedAmount > HIGH_WATER_BYTES) {
       return drain(link, this.#options.signal);
@@ -343,38 +367,38 @@ export class Tunnel {
     const link = this.#link;
     const session = this.#session;
     const id = message.id as JsonRpcId;
+    const { clientSession } = message;
     if (link?.isOpen && link.hasExtension(Extension.ServerRequests)) {
-      const size = this.#oversize(message.text, message.bytes);
+      const size = this.#oversize(message.text, message.bytes, clientSession);
       if (size !== undefined) {
         // Never sent: the server learns why at once instead of waiting for an answer.
         this.#tooLarge("request", size, undefined);
         const what = `mcp-rproxy cannot deliver '${
           String(message.method)
         }' to a client: the request`;
-        return session?.reply(tooLargeError(id, what, size));
+        return session?.reply(tooLargeError(id, what, size), clientSession);
       }
-      this.#serverRequests.set(JSON.stringify(id), id);
+      this.#serverRequests.add(id, clientSession);
       if (this.#debug) {
         log.debug("→ gateway request {payload}", { payload: truncate(message.text) });
       }
-      if (this.#sendText("request", message.text, message.bytes, undefined)) return;
-      this.#serverRequests.delete(JSON.stringify(id));
+      if (this.#sendText("request", message.text, { bytes: message.bytes, clientSession })) return;
+      this.#serverRequests.delete(id, clientSession);
     }
-    const why = link?.isOpen
-      ? `the gateway (contract ${link.contract ?? "?"}) does not relay server-initiated requests`
-      : "the link to the gateway is down";
-    log.info("Answered the server's {method} request locally: {why}", {
-      event: "server_request_answered",
-      method: String(message.method),
-      why,
-    });
-    void session?.reply(localAnswer(message, why));
+    void session?.reply(localAnswer(message, unrelayedBecause(link)), clientSession);
   }
 
   #fromGateway(frame: Frame): void {
     const link = this.#link;
     const session = this.#session;
     if (!session || !link) return;
+    if (frame.type === "client_session_end") {
+      // Not sequenced: a control frame, like `close`; a lost one is caught up at the next registration.
+      const end = readClientSessionEnd(frame);
+      if (end !== undefined) session.endClient?.(end.clientSession, end.reason);
+      return;
+    }
+    const { clientSession } = frame;
     const resumption = this.#resumption;
     const acceptance = resumption.receive(frame.seq);
     if (acceptance === "duplicate") return; // replayed, and delivered before
@@ -389,59 +413,37 @@ export class Tunnel {
       link.sendText(encodeAck({ sessionId: resumption.sessionId!, channel: link.channel, ack }));
     }
     const generation = this.#generation;
+    if (!isDataFrame(frame)) return;
     const payload = frame.payload;
-    if (frame.type !== "request" && frame.type !== "response") {
-      log.warning("Gateway sent an unknown frame type '{type}'; ignored", {
-        event: "bad_frame",
-        type: frame.type.slice(0, 64),
-      });
-      return;
-    }
-    if (payload === undefined) {
-      log.warning("Gateway sent a '{type}' frame without a payload; ignored", {
-        event: "bad_frame",
-        type: frame.type,
-      });
-      return;
-    }
     // A long request passes to the server as the text it came in, unless the proxy must act on it.
     if (frame.type === "request" && payload.isText) {
-      const forwarded = session.forwardText(payload.text, payload.facts, generation);
+      const forwarded = session.forwardText(payload.text, payload.facts, generation, clientSession);
       if (forwarded !== false) {
         if (this.#debug) {
           log.debug("← gateway request {payload}", { payload: truncate(payload.text) });
         }
         // A request the server's input queue had no room for is answered at once.
-        if (forwarded !== true) this.#sendPayload("response", forwarded);
+        if (forwarded !== true) this.#sendPayload("response", forwarded, clientSession);
         this.#options.server?.callsInFlight.set(session.inFlightCount);
         return;
       }
     }
     const value = payload.value;
-    if (typeof value !== "object" || value === null) {
-      log.warning("Gateway sent a '{type}' frame without a JSON object payload; ignored", {
-        event: "bad_frame",
-        type: frame.type,
-      });
-      return;
-    }
+    if (!isObjectPayload(frame, value)) return;
     // Never log `authentication` (a frame field): it carries downstream credentials.
     if (frame.type === "request") {
       if (this.#debug) {
         log.debug("← gateway request {payload}", { payload: truncate(payload.text) });
       }
       for (const element of Array.isArray(value) ? value : [value]) {
-        const immediate = session.fromTunnel(element as JsonObject, generation);
-        if (immediate) this.#sendPayload("response", immediate);
+        const immediate = session.fromTunnel(element as JsonObject, generation, clientSession);
+        if (immediate) this.#sendPayload("response", immediate, clientSession);
       }
       this.#options.server?.callsInFlight.set(session.inFlightCount);
       return;
     }
     // The answer to a server-initiated request (C's `server-requests` extension).
-    const id = (value as JsonObject).id;
-    if (typeof id === "string" || typeof id === "number") {
-      this.#serverRequests.delete(JSON.stringify(id));
-    }
-    void session.reply(value as JsonRpcResponse);
+    this.#serverRequests.delete((value as JsonObject).id, clientSession);
+    void session.reply(value as JsonRpcResponse, clientSession);
   }
 }

@@ -7,6 +7,7 @@ import { delay } from "../util/delay.ts";
 import { logger } from "../util/log.ts";
 import { CloseCode, type Frame } from "../protocol/frames.ts";
 import type { ResumeRequest } from "../protocol/registration.ts";
+import type { ServerDescription } from "./link_options.ts";
 import { AuthRefusedError, EvictedError, RetriesExhaustedError } from "./errors.ts";
 import { DialError, Link, type LinkEnd } from "./link.ts";
 import { LinkChannel } from "./link_channel.ts";
@@ -21,8 +22,8 @@ const log = logger("connect");
 export interface UplinkMember {
   /** Its channel on a link with channels: its configured name ("" for a one-server form). */
   readonly key: string;
-  /** What to register: known once its local server is initialized. */
-  describe(): { name: string; description: string };
+  /** What to register: known once its local server is initialized (or at once, per-client). */
+  describe(): ServerDescription;
   readonly tunnel: Tunnel;
 }
 
@@ -262,6 +263,11 @@ export class Uplink {
       if (error.kind === "evicted") {
         this.#waiting.delete(member.key);
         return waiter.reject(new EvictedError(error.message, { cause: error }));
+      }
+      if (error.kind === "shared-only") {
+        // This server alone cannot run on this gateway; retrying would not change that.
+        this.#waiting.delete(member.key);
+        return waiter.reject(error);
       }
       this.#attempt++;
       this.#lastError = error.message;

@@ -287,6 +287,57 @@ export function encodeClientSessionEnd(
   return JSON.stringify({ type: "client_session_end", ...parts });
 }
 
+/** The client session and reason of a `client_session_end` frame; undefined without a client session. */
+export function readClientSessionEnd(
+  frame: Frame,
+): { clientSession: string; reason: string } | undefined {
+  const { clientSession } = frame;
+  if (clientSession === undefined) return undefined;
+  const reason = frame.fields.reason;
+  return { clientSession, reason: typeof reason === "string" ? reason.slice(0, 256) : "" };
+}
+
+/** One live per-client instance, as connect reports it (`client_instances`). */
+export interface ClientInstanceInfo {
+  clientSession: string;
+  /** Process id of a stdio instance (its process group); absent for an HTTP upstream session. */
+  pid?: number;
+  /** When it started, ms since epoch. */
+  startedAt: number;
+}
+
+/** Instances one `client_instances` frame may list, at most; more are ignored. */
+export const MAX_LISTED_INSTANCES = 4096;
+
+/**
+ * C with `client-sessions`: connect's list of a per-client server's live instances, sent whole after each
+ * registration and each start or stop, so that a lost one is corrected by the next.
+ */
+export function encodeClientInstances(
+  parts: ControlParts & { instances: readonly ClientInstanceInfo[] },
+): string {
+  return JSON.stringify({ type: "client_instances", ...parts });
+}
+
+/** The instances of a `client_instances` frame; malformed entries are dropped, the list is bounded. */
+export function readClientInstances(frame: Frame): ClientInstanceInfo[] {
+  const value = frame.fields.instances;
+  if (!Array.isArray(value)) return [];
+  const instances: ClientInstanceInfo[] = [];
+  for (const entry of value.slice(0, MAX_LISTED_INSTANCES)) {
+    if (!isObject(entry)) continue;
+    const { clientSession, pid, startedAt } = entry;
+    if (typeof clientSession !== "string" || clientSession.length > 256) continue;
+    const instance: ClientInstanceInfo = {
+      clientSession,
+      startedAt: typeof startedAt === "number" && Number.isFinite(startedAt) ? startedAt : 0,
+    };
+    if (typeof pid === "number" && Number.isSafeInteger(pid) && pid > 0) instance.pid = pid;
+    instances.push(instance);
+  }
+  return instances;
+}
+
 /** The code and reason of a `close` frame; undefined when it has no integer code. */
 export function readClose(frame: Frame): { code: number; reason: string } | undefined {
   const { code, reason } = frame.fields;

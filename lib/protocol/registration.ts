@@ -5,7 +5,7 @@
 import { isObject } from "../util/json_object.ts";
 import { boundedCopy } from "../util/text.ts";
 import type { Frame } from "./frames.ts";
-import { type Isolation, ISOLATIONS } from "./frames.ts";
+import { Extension, type Isolation, ISOLATIONS } from "./frames.ts";
 
 /** Longest server name (contract B's limit), in characters after trimming. */
 export const MAX_NAME_LENGTH = 128;
@@ -15,6 +15,10 @@ export const MAX_DESCRIPTION_LENGTH = 1024;
 const MAX_PROTOCOL_LENGTH = 32;
 /** Extensions a client may ask for, at most; more are ignored. */
 const MAX_EXTENSIONS = 32;
+/** Client sessions a `register_ack` may list, at most; more are ignored (serve holds fewer per owner). */
+export const MAX_LISTED_CLIENT_SESSIONS = 4096;
+/** Longest client-session id read from a frame (ours are UUIDs; the id is opaque to connect). */
+export const MAX_CLIENT_SESSION_LENGTH = 256;
 
 /** What a client says about the server it registers. */
 export interface ServerDescription {
@@ -50,7 +54,8 @@ export interface RegisterFrame {
 }
 
 /**
- * Encodes a `register` frame. `protocol` is `mcp`: B requires it and A does not check it.
+ * Encodes a `register` frame. `protocol` is `mcp`: B requires it and A does not check it. A server with
+ * `isolation: per-client` asks for the `client-sessions` extension with it (it cannot run without).
  *
  * @example
  * ```ts
@@ -59,7 +64,10 @@ export interface RegisterFrame {
  * ```
  */
 export function encodeRegister(frame: RegisterFrame): string {
-  const { sessionId, channel, server, resume, extensions } = frame;
+  const { sessionId, channel, server, resume } = frame;
+  const extensions = server.isolation === "per-client"
+    ? new Set([...frame.extensions, Extension.ClientSessions])
+    : frame.extensions;
   return JSON.stringify({
     type: "register",
     sessionId,
@@ -159,6 +167,11 @@ export interface RegisterAck {
   ack?: number;
   /** C: why a requested resumption was refused. */
   resumeError?: string;
+  /**
+   * C with `client-sessions`, for a per-client server: the MCP client sessions open at the gateway now.
+   * connect stops the instances of any other (they ended while it was away).
+   */
+  clientSessions?: string[];
 }
 
 /** Encodes a `register_ack` frame. */
@@ -195,6 +208,11 @@ export function readRegisterAck(frame: Frame, clientSessionId: string): Register
   if (f.resumed === true) ack.resumed = true;
   if (frame.ack !== undefined) ack.ack = frame.ack;
   if (typeof f.resumeError === "string") ack.resumeError = f.resumeError;
+  if (Array.isArray(f.clientSessions)) {
+    ack.clientSessions = f.clientSessions.slice(0, MAX_LISTED_CLIENT_SESSIONS).filter((
+      id,
+    ): id is string => typeof id === "string" && id.length <= MAX_CLIENT_SESSION_LENGTH);
+  }
   return ack;
 }
 

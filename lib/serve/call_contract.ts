@@ -23,6 +23,11 @@ export interface CallOptions {
    * came in a long frame, instead of parsing it: for callers that only write the answer out.
    */
   raw?: boolean;
+  /**
+   * With `client-sessions`: the MCP client session the call belongs to, so that connect hands it to that
+   * client's own server instance (per-client isolation).
+   */
+  clientSession?: string;
 }
 
 /** Calls that may wait for a slot per tunnel session, by default. */
@@ -47,21 +52,31 @@ export interface CallChannel {
   readonly name: string;
   /** True while registered (a detached session buffers for replay). */
   readonly registered: boolean;
-  /** Sends a data frame to the client; false when it cannot reach it. */
-  sendData(type: "request" | "response", payload: JsonObject): boolean;
+  /**
+   * Sends a data frame to the client (for `clientSession`'s instance, when given); false when it cannot
+   * reach it.
+   */
+  sendData(type: "request" | "response", payload: JsonObject, clientSession?: string): boolean;
   /** Counts a bad frame against the link (answers for ids never asked count as such). */
   badFrame(message: string): void;
 }
 
-/** Where the server's own messages go (the MCP endpoint). */
+/**
+ * Where the server's own messages go (the MCP endpoint). `clientSession` is set when they come from a
+ * per-client instance: they belong to that MCP client session alone.
+ */
 export interface ServerMessageSink {
   /** The server sent a notification that is not progress for a call (list changes, logs, …). */
-  serverNotification(message: JsonRpcNotification): void;
+  serverNotification(message: JsonRpcNotification, clientSession?: string): void;
   /**
    * The server sent a request (roots/list, sampling/createMessage, elicitation/create, …). `signal`
    * aborts when the server cancels it or the session closes.
    */
-  serverRequest(request: JsonRpcRequest, signal: AbortSignal): Promise<JsonRpcResponse>;
+  serverRequest(
+    request: JsonRpcRequest,
+    signal: AbortSignal,
+    clientSession?: string,
+  ): Promise<JsonRpcResponse>;
   /**
    * Replicas: an answer or progress for a call another replica sent (its id names that replica, see
    * lib/serve/cluster/). True when it was taken; then the calls of this session never see it.
@@ -74,6 +89,8 @@ export interface ServerMessageSink {
  * another replica holds.
  */
 export interface CallTarget {
+  /** A per-client server (each MCP client session its own instance); false across replicas. */
+  readonly perClient: boolean;
   /** The server's `initialize` result, held. */
   initializeResult(): Promise<JsonRpcResponse>;
   readonly calls: {
@@ -82,7 +99,7 @@ export interface CallTarget {
       request: JsonRpcRequest,
       options: CallOptions,
     ): Promise<JsonRpcResponse | RawResponse | undefined>;
-    /** Sends a notification to the server; false when it cannot go out. */
-    notify(notification: JsonRpcNotification): boolean;
+    /** Sends a notification to the server (a per-client one's instance); false when it cannot go out. */
+    notify(notification: JsonRpcNotification, clientSession?: string): boolean;
   };
 }

@@ -1,6 +1,7 @@
-// What a tunneled server sends on its own reaches its MCP clients: notifications go to every client of
-// the server, and a server-initiated request (roots, sampling, elicitation) to the one client that can
-// answer it, with a deadline and cancellation both ways.
+// What a tunneled server sends on its own reaches its MCP clients. A shared server's notifications go to
+// every client of the server, and its requests (roots, sampling, elicitation) to the one client that can
+// answer; what a per-client instance sends goes to its own client session and to no other. Requests have
+// a deadline and cancellation both ways.
 
 import { ErrorCode, errorResponse } from "../protocol/jsonrpc.ts";
 import type { JsonRpcNotification, JsonRpcRequest, JsonRpcResponse } from "../protocol/jsonrpc.ts";
@@ -36,10 +37,21 @@ export class ClientRouter {
   }
 
   /**
-   * Sends a server notification to every client of that server: on their GET streams (kept for replay
-   * while a stream waits within its resume window) or legacy SSE connections.
+   * Sends a server notification to every client of that server, or to `clientSession` alone (a
+   * per-client instance's): on their GET streams (kept for replay while a stream waits within its resume
+   * window) or legacy SSE connections.
    */
-  notification(server: ServerRef, message: JsonRpcNotification): void {
+  notification(server: ServerRef, message: JsonRpcNotification, clientSession?: string): void {
+    if (clientSession !== undefined) {
+      const delivered = this.#own(server, clientSession)?.getStream?.send(message) === true;
+      log.debug("Notification {method} from {name} reached its client: {delivered}", {
+        event: "server_notification",
+        method: message.method,
+        name: server.name,
+        delivered,
+      });
+      return;
+    }
     let delivered = 0;
     // Encoded once: a flood of notifications to many clients holds one copy of each, not one per client.
     let event: Uint8Array | undefined;
@@ -67,15 +79,20 @@ export class ClientRouter {
     server: ServerRef,
     request: JsonRpcRequest,
     signal: AbortSignal,
+    clientSession?: string,
   ): Promise<JsonRpcResponse> {
     const capability = CAPABILITY_OF[request.method];
-    const target = this.#target(server, capability);
+    const target = clientSession === undefined
+      ? this.#target(server, capability)
+      : this.#ownTarget(server, clientSession, capability);
     if (target === undefined) {
       return Promise.resolve(
         errorResponse(
           request.id,
           ErrorCode.MethodNotFound,
-          capability === undefined
+          clientSession !== undefined
+            ? `The MCP client of this instance of server '${server.name}' is not connected, or did not declare the '${capability}' capability needed for '${request.method}'`
+            : capability === undefined
             ? `No MCP client of server '${server.name}' is connected to answer '${request.method}'`
             : `No connected MCP client of server '${server.name}' declared the '${capability}' capability`,
         ),
@@ -122,6 +139,32 @@ export class ClientRouter {
   /** Whether a client of `server` connected here could be asked `method` now. */
   canAnswer(server: ServerRef, method: string): boolean {
     return this.#target(server, CAPABILITY_OF[method]) !== undefined;
+  }
+
+  /** The client session `id` of `server`, when it is one of that server's. */
+  #own(server: ServerRef, id: string): McpClientSession | undefined {
+    const session = this.#sessions.get(id);
+    return session?.owner === server.owner && session.serverName === server.name
+      ? session
+      : undefined;
+  }
+
+  /**
+   * Where a per-client instance's request goes: its own client, on the stream of its latest call with a
+   * connection, else its GET stream (held for the client until it opens it: the instance may ask right
+   * after `initialized`, before the GET).
+   */
+  #ownTarget(
+    server: ServerRef,
+    id: string,
+    capability: string | undefined,
+  ): { session: McpClientSession; stream: ClientStream } | undefined {
+    const session = this.#own(server, id);
+    if (session === undefined || (capability !== undefined && !session.declares(capability))) {
+      return undefined;
+    }
+    const stream = session.latestStream() ?? session.getStream;
+    return stream === undefined ? undefined : { session, stream };
   }
 
   #target(

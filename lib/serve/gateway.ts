@@ -212,10 +212,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     limits: { maxFrameBytes, maxInflight, maxQueued, callTimeoutMs },
     ...(resume === undefined ? {} : { resume }),
     router: {
-      serverNotification: (session, message) =>
-        (messages ?? endpoint.router).notification(session, message),
-      serverRequest: (session, request, signal) =>
-        (messages ?? endpoint.router).request(session, request, signal),
+      serverNotification: (session, message, clientSession) =>
+        messages === undefined || clientSession !== undefined
+          ? endpoint.router.notification(session, message, clientSession)
+          : messages.notification(session, message),
+      serverRequest: (session, request, signal, clientSession) =>
+        messages === undefined || clientSession !== undefined
+          ? endpoint.router.request(session, request, signal, clientSession)
+          : messages.request(session, request, signal),
+      clientSessionsOf: (owner, name) => endpoint.clientSessionsOf(owner, name),
       ...(routing === undefined ? {} : {
         foreign: (session: TunnelSession, _type: string, payload: Payload) =>
           routing.foreign(session, payload),

@@ -25,6 +25,7 @@ import {
   callRefusal,
   clientNotification,
   clientResponse,
+  initializeOwn,
   runCall,
 } from "./mcp_dispatch.ts";
 import { acceptOf, readJsonBody, rpcError } from "./mcp_http.ts";
@@ -89,7 +90,8 @@ export class LegacySse {
       return new Response("GET needs Accept: text/event-stream", { status: 406 });
     }
     const { sessions, publicPath, replica } = this.#options;
-    if ((await this.#tunnel(identity.owner, serverName)) === undefined) {
+    const tunnel = await this.#tunnel(identity.owner, serverName);
+    if (tunnel === undefined) {
       return rpcError(
         404,
         null,
@@ -104,6 +106,7 @@ export class LegacySse {
       serverName,
       capabilities: {},
       protocolVersion: LEGACY_PROTOCOL_VERSION,
+      perClient: tunnel.perClient,
     }, { publish: false });
     if (session === undefined) {
       return rpcError(
@@ -249,6 +252,10 @@ export class LegacySse {
             `Server '${session.serverName}' is not connected`,
           ),
         );
+        return;
+      }
+      if (tunnel.perClient) {
+        stream.send(await initializeOwn(message, session, tunnel));
         return;
       }
       const { response, accepted } = await answerInitialize(message, tunnel);

@@ -63,6 +63,11 @@ export class McpClientSession {
       streams?: StreamSettings;
       /** Where the replay of its streams is charged, against the owner's memory share. */
       budget?: MemoryBudget | undefined;
+      /**
+       * It has a server instance of its own: what the instance sends before the client opens its GET
+       * stream is held for it (up to the replay bounds) instead of dropped.
+       */
+      perClient?: boolean;
     },
   ) {
     this.id = options.id ?? crypto.randomUUID();
@@ -76,6 +81,7 @@ export class McpClientSession {
       undefined,
       options.budget?.charge(options.owner, { what: "event replay" }),
     );
+    if (options.perClient === true) this.streams.standalone.hold();
   }
 
   /** What the client declared in `initialize`. */
@@ -235,6 +241,8 @@ export interface McpClientSessionsOptions {
   now: () => number;
   /** Where each session's event replay is charged. */
   budget?: MemoryBudget | undefined;
+  /** A session was deleted (by its client, for idleness, or for room): its per-client instance stops. */
+  onEnd?: (session: McpClientSession, reason: string) => void;
   /** Replicas: sessions shared with the others (see lib/serve/cluster/shared_sessions.ts). */
   shared?: SharedSessionHooks | undefined;
 }
@@ -355,9 +363,11 @@ export class McpClientSessions {
 
   /** Ends a session and forgets it; `byClient`: everywhere (the client's DELETE). */
   delete(session: McpClientSession, reason: string, byClient = false): void {
-    if (this.#sessions.get(session.id) === session) this.#sessions.delete(session.id);
+    if (this.#sessions.get(session.id) !== session) return;
+    this.#sessions.delete(session.id);
     if (byClient) this.#options.shared?.deleted(session.id);
     session.end(reason);
+    this.#options.onEnd?.(session, reason);
   }
 
   /** Forgets sessions idle for longer than the TTL. */

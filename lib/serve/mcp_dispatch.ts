@@ -1,6 +1,7 @@
 // What a message from an MCP client does, whatever transport brought it (Streamable HTTP or legacy
-// HTTP+SSE): notifications (cancellation), answers to server requests, `initialize` answered from the
-// server's held result, and calls through the tunnel, tracked as the session's calls.
+// HTTP+SSE): notifications (cancellation), answers to server requests, `initialize` answered from a shared
+// server's held result or passed to the client's own instance of a per-client server, and calls through
+// the tunnel, tracked as the session's calls.
 
 import { isObject, type JsonObject } from "../util/json_object.ts";
 import {
@@ -10,9 +11,9 @@ import {
   type JsonRpcRequest,
   type JsonRpcResponse,
 } from "../protocol/jsonrpc.ts";
-import { negotiateVersion } from "../protocol/mcp_versions.ts";
+import { negotiateVersion, SUPPORTED_PROTOCOL_VERSIONS } from "../protocol/mcp_versions.ts";
 import { logger } from "../util/log.ts";
-import type { RawResponse } from "./call_table.ts";
+import { RawResponse } from "./call_table.ts";
 import type { ClientCall, McpClientSession } from "./mcp_client_session.ts";
 import { type ClientStream, ResumableStream } from "./resumable_stream.ts";
 import type { CallTarget } from "./call_contract.ts";
@@ -22,13 +23,25 @@ const log = logger("serve", "mcp");
 /** A call's answer: parsed, kept as text, or undefined when the call was cancelled. */
 export type CallAnswer = JsonRpcResponse | RawResponse | undefined;
 
-/** Handles a notification from a client: cancellation of its own call, else passed to the server. */
+/** The client session a per-client server's frames must name; undefined for a shared server. */
+export function clientSessionOf(
+  session: McpClientSession,
+  tunnel: CallTarget,
+): string | undefined {
+  return tunnel.perClient ? session.id : undefined;
+}
+
+/**
+ * Handles a notification from a client: cancellation of its own call, else passed to the server (to its
+ * own instance of a per-client server, which also gets its `initialized`).
+ */
 export function clientNotification(
   message: JsonRpcNotification,
   session: McpClientSession,
   tunnel: CallTarget | undefined,
 ): void {
-  if (message.method === "notifications/initialized") return; // the gateway's own was sent already
+  // A shared server was initialized by the gateway, which sent its own `initialized`.
+  if (message.method === "notifications/initialized" && tunnel?.perClient !== true) return;
   if (message.method === "notifications/cancelled") {
     const params = isObject(message.params) ? message.params : {};
     const requestId = params.requestId;
@@ -41,7 +54,7 @@ export function clientNotification(
     }
     return;
   }
-  if (tunnel === undefined || !tunnel.calls.notify(message)) {
+  if (tunnel === undefined || !tunnel.calls.notify(message, clientSessionOf(session, tunnel))) {
     log.debug("Dropped client notification {method}: server not connected", {
       event: "client_notification_dropped",
       method: message.method,
@@ -87,6 +100,37 @@ export async function answerInitialize(
       protocolVersion,
     },
   };
+}
+
+/**
+ * Passes a client's `initialize` to its own instance of a per-client server (connect starts it with
+ * exactly these parameters; only the protocol version is one this gateway speaks), and records what the
+ * client declared and the version agreed on when it succeeded.
+ */
+export async function initializeOwn(
+  message: JsonRpcRequest,
+  session: McpClientSession,
+  tunnel: CallTarget,
+): Promise<JsonRpcResponse> {
+  const params = isObject(message.params) ? message.params : {};
+  const protocolVersion = negotiateVersion(params.protocolVersion);
+  const answer = await tunnel.calls.call(
+    { ...message, params: { ...params, protocolVersion } },
+    { clientSession: session.id },
+  );
+  const response = answer instanceof RawResponse
+    ? answer.parse()
+    : answer ?? errorResponse(message.id, ErrorCode.InternalError, "Initialize was cancelled");
+  if (response.error === undefined && isObject(response.result)) {
+    const agreed = response.result.protocolVersion;
+    session.initialized(
+      isObject(params.capabilities) ? params.capabilities : {},
+      typeof agreed === "string" && SUPPORTED_PROTOCOL_VERSIONS.includes(agreed)
+        ? agreed
+        : protocolVersion,
+    );
+  }
+  return response;
 }
 
 /** Why a request cannot go out now, as the error to answer; undefined when it can. */
@@ -158,10 +202,12 @@ export function runCall(
   const call: ClientCall = { request: message, controller, started: now };
   if (stream !== undefined) call.stream = stream;
   const forget = session.addCall(message.id, call);
+  const clientSession = clientSessionOf(session, tunnel);
   const answer = tunnel.calls.call(message, {
     signal: controller.signal,
     onProgress,
     raw: true,
+    ...(clientSession === undefined ? {} : { clientSession }),
   }).then((response) => {
     forget();
     return response;

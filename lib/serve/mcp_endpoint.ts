@@ -26,6 +26,7 @@ import {
   callRefusal,
   clientNotification,
   clientResponse,
+  initializeOwn,
   repeatedCall,
   runCall,
 } from "./mcp_dispatch.ts";
@@ -125,6 +126,12 @@ export class McpEndpoint {
       streams: this.#streamSettings,
       budget: options.budget,
       shared: options.shared,
+      // A per-client server's instance stops with its client's session (DELETE, TTL, room).
+      onEnd: (session, reason) =>
+        options.registry.find(session.owner, session.serverName)?.endClientSession(
+          session.id,
+          reason,
+        ),
       ...(options.maxSessionsPerOwner === undefined
         ? {}
         : { maxPerOwner: options.maxSessionsPerOwner }),
@@ -160,6 +167,11 @@ export class McpEndpoint {
   /** Number of MCP client sessions. */
   get sessionCount(): number {
     return this.#sessions.size;
+  }
+
+  /** The ids of the MCP client sessions of one owner's server (a per-client server's instances). */
+  clientSessionsOf(owner: string, serverName: string): string[] {
+    return [...this.#sessions.ofServer(owner, serverName)].map((session) => session.id);
   }
 
   /** UTF-8 bytes of SSE events kept for replay, over all sessions. */
@@ -311,13 +323,18 @@ export class McpEndpoint {
         `No server named '${serverName.slice(0, 128)}'`,
       );
     }
-    const { response, accepted } = await answerInitialize(message, tunnel);
-    if (accepted === undefined) return reply(response, accept, {});
+    // A per-client server's instance is initialized by its client itself, in a session opened first:
+    // the instance's frames name it.
+    const shared = tunnel.perClient ? undefined : await answerInitialize(message, tunnel);
+    if (shared !== undefined && shared.accepted === undefined) {
+      return reply(shared.response, accept, {});
+    }
     const session = this.#sessions.open({
       owner: identity.owner,
       serverName,
-      capabilities: accepted.capabilities,
-      protocolVersion: accepted.protocolVersion,
+      capabilities: shared?.accepted?.capabilities ?? {},
+      protocolVersion: shared?.accepted?.protocolVersion ?? "",
+      perClient: tunnel.perClient,
     });
     if (session === undefined) {
       return rpcError(
@@ -327,6 +344,11 @@ export class McpEndpoint {
         `Too many MCP sessions for owner ${identity.owner} (limit ${this.#sessions.maxPerOwner}, --max-mcp-sessions-per-owner); end some with DELETE`,
       );
     }
+    const response = shared?.response ?? await initializeOwn(message, session, tunnel);
+    if (response.error !== undefined) {
+      this.#sessions.delete(session, "its server instance did not initialize");
+      return reply(response, accept, {});
+    }
     // Replicas: the client's next request may land on another replica, which must find the session.
     await this.#options.shared?.published(session.id);
     log.info("MCP client session {mcpSession} of {owner} opened on {name}", {
@@ -334,6 +356,7 @@ export class McpEndpoint {
       mcpSession: session.id,
       owner: identity.owner,
       name: serverName,
+      ...(tunnel.perClient ? { isolation: "per-client" } : {}),
     });
     return reply(response, accept, { "mcp-session-id": session.id });
   }

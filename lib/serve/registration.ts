@@ -25,16 +25,27 @@ export const GATEWAY_EXTENSIONS: readonly string[] = [
   Extension.LargeFrames,
   Extension.EvictClose,
   Extension.Channels,
+  Extension.ClientSessions,
 ];
 
-/** Where a session's server messages go: the MCP endpoint. */
+/**
+ * Where a session's server messages go: the MCP endpoint. `clientSession` is set for the messages of a
+ * per-client instance.
+ */
 export interface ServerMessageRouter {
-  serverNotification(session: TunnelSession, message: JsonRpcNotification): void;
+  serverNotification(
+    session: TunnelSession,
+    message: JsonRpcNotification,
+    clientSession?: string,
+  ): void;
   serverRequest(
     session: TunnelSession,
     request: JsonRpcRequest,
     signal: AbortSignal,
+    clientSession?: string,
   ): Promise<JsonRpcResponse>;
+  /** The MCP client sessions open now for (owner, server name): a per-client server's instances. */
+  clientSessionsOf?(owner: string, name: string): string[];
   /** Replicas: a message for a call another replica sent (see `ServerMessageSink.foreign`). */
   foreign?(session: TunnelSession, type: string, payload: Payload): boolean;
 }
@@ -180,6 +191,14 @@ export class Registrar {
       protocol: frame.server.protocol,
       mcpUrl: `${link.baseUrl}/servers/${encodeURIComponent(name)}/mcp`,
       ...(channel === undefined ? {} : { channel }),
+      // Per-client only when the client asked for the extension it needs to carry client sessions.
+      ...(frame.server.isolation === "per-client" &&
+          frame.extensions.has(Extension.ClientSessions)
+        ? {
+          isolation: "per-client" as const,
+          clientSessions: () => router.clientSessionsOf?.(link.owner, name) ?? [],
+        }
+        : {}),
       limits,
       extensions: this.#extensions,
       version,
@@ -188,8 +207,10 @@ export class Registrar {
       ...(metrics === undefined ? {} : { metrics }),
       ...(budget === undefined ? {} : { budget }),
       host: {
-        serverNotification: (message) => router.serverNotification(session, message),
-        serverRequest: (request, signal) => router.serverRequest(session, request, signal),
+        serverNotification: (message, clientSession) =>
+          router.serverNotification(session, message, clientSession),
+        serverRequest: (request, signal, clientSession) =>
+          router.serverRequest(session, request, signal, clientSession),
         foreign: (type, payload) => router.foreign?.(session, type, payload) ?? false,
         sessionClosed: (closed, end) => this.#closed(closed, end),
         sessionDetached: (_detached, loss) => this.#detached(loss),
@@ -205,6 +226,7 @@ export class Registrar {
       name,
       url: session.mcpUrl,
       ...(name !== wanted ? { requested: wanted } : {}),
+      ...(session.perClient ? { isolation: "per-client" } : {}),
     });
   }
 

@@ -99,6 +99,8 @@ export class ResumableStream implements ClientStream {
   /** Events numbered up to this one are no longer kept. */
   #lostThrough = 0;
   #connection: SseStream | undefined;
+  /** False until a first connection: events kept before it are replayed to it. */
+  #attachedOnce = false;
   /** open: takes events; done: final event written; idle: nobody listens (standalone only); gone: forgotten. */
   #state: "open" | "done" | "idle" | "gone";
 
@@ -172,6 +174,14 @@ export class ResumableStream implements ClientStream {
     return true;
   }
 
+  /**
+   * Takes events before any client listens, for its first connection to replay: a per-client server may
+   * ask its one client something (roots) before that client opened its GET stream.
+   */
+  hold(): void {
+    if (this.#state === "idle" && !this.#attachedOnce) this.#state = "open";
+  }
+
   /** The final event was written: the connection ends, the events stay for the window, then go. */
   finish(): void {
     if (this.#state !== "open" && this.#state !== "idle") return;
@@ -201,7 +211,9 @@ export class ResumableStream implements ClientStream {
       this.#lost(connection);
       this.onOverflow?.();
     };
-    const from = after ?? this.#seq;
+    // A first connection gets what was held for it; a later fresh one starts from now.
+    const from = after ?? (this.#attachedOnce ? this.#seq : 0);
+    this.#attachedOnce = true;
     connection.write(
       encoder.encode(
         `id: ${this.id}:${from}\nretry: ${this.#streams.settings.retryMs}\ndata: \n\n`,

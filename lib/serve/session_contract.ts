@@ -1,6 +1,7 @@
 // The contract of a tunnel session: what it is given (options, its host) and what it reports (how it
 // ended, as a kind to switch on, and what it has done).
 
+import type { Isolation } from "../protocol/frames.ts";
 import type { ReplayLimits } from "../protocol/sequenced_channel.ts";
 import type { MemoryBudget } from "./memory_budget.ts";
 import type { ServeMetrics } from "./metrics.ts";
@@ -75,6 +76,10 @@ export interface TunnelSessionOptions {
   mcpUrl: string;
   /** The link's channel for this session ("" without channels). */
   channel?: string;
+  /** `per-client` when the client asked for it and for `client-sessions`; default shared. */
+  isolation?: Isolation;
+  /** A per-client server's MCP client sessions open now (listed in `register_ack`). */
+  clientSessions?: () => string[];
   limits: CallLimits & { maxFrameBytes: number };
   host: SessionHost;
   /** Extensions announced in `register_ack`. */

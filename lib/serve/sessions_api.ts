@@ -38,6 +38,10 @@ export interface SessionInfo {
   calls_in_flight: number;
   /** Present (true) while the session waits, without a link, to be resumed. */
   detached?: boolean;
+  /** `per-client` when each MCP client has a server instance of its own, else `shared`. */
+  isolation: "shared" | "per-client";
+  /** A per-client server's live instances, as connect reported them last. */
+  instances?: { client_session: string; pid?: number; started_at: string }[];
 }
 
 /** The sessions API's view of a session. */
@@ -59,6 +63,16 @@ export function sessionInfo(session: TunnelSession): SessionInfo {
     mcp_url: session.mcpUrl,
     calls_in_flight: stats.callsInFlight,
     ...(stats.detached ? { detached: true } : {}),
+    isolation: session.perClient ? "per-client" : "shared",
+    ...(session.perClient
+      ? {
+        instances: session.instances.map((instance) => ({
+          client_session: instance.clientSession,
+          ...(instance.pid === undefined ? {} : { pid: instance.pid }),
+          started_at: new Date(instance.startedAt).toISOString(),
+        })),
+      }
+      : {}),
   };
 }
 
@@ -124,6 +138,14 @@ export async function handleSessionsApi(
     return problem(405, "Use GET or DELETE on a session");
   }
   if (request.method !== "POST") return problem(405, "Use POST to send a request");
+  if (link.perClient) {
+    // Every message of a per-client server belongs to one MCP client's instance; this path has none.
+    await request.body?.cancel();
+    return problem(
+      409,
+      `Server '${link.name}' runs an instance per MCP client (isolation per-client): call it as an MCP client at ${link.mcpUrl}`,
+    );
+  }
   return await forward(request, link, options.maxBodyBytes);
 }
 

@@ -10,7 +10,6 @@ import {
   classify,
   ErrorCode,
   errorResponse,
-  idKey,
   type JsonObject,
   type JsonRpcId,
   type JsonRpcNotification,
@@ -23,6 +22,7 @@ import type { Payload } from "../protocol/payload.ts";
 import { WaitingCalls } from "./call_queue.ts";
 import type { Charge } from "./memory_budget.ts";
 import { CallTable, RawResponse, restoreProgress, restoreResponse } from "./call_table.ts";
+import { ServerRequests } from "./server_requests.ts";
 import type { ServeMetrics } from "./metrics.ts";
 import {
   type CallChannel,
@@ -37,6 +37,8 @@ const log = logger("serve", "calls");
 interface Route {
   settle(response: JsonRpcResponse | RawResponse | undefined): void;
   onProgress?: (notification: JsonObject) => void;
+  /** The per-client instance it went to: only that instance's progress reaches its caller. */
+  clientSession?: string;
 }
 
 /** Given-up tunnel ids remembered for their late answers, at most. */
@@ -62,7 +64,7 @@ export class TunnelCalls {
   #pumping = false;
   /** Call timeouts (tunnel ids in flight, entries waiting): one timer for all, not one per call. */
   #deadlines = new Deadlines<number>();
-  #serverRequests = new Map<string, AbortController>();
+  #requests: ServerRequests;
   #init: Promise<JsonRpcResponse> | undefined;
   /** Tunnel ids of calls given up (timed out, cancelled): a late answer for one is expected, not bad. */
   #givenUp = new Set<number>();
@@ -86,6 +88,7 @@ export class TunnelCalls {
       options.queueCharge,
     );
     this.#sink = options.sink;
+    this.#requests = new ServerRequests(channel, options.sink);
     this.#metrics = options.metrics;
   }
 
@@ -196,13 +199,14 @@ export class TunnelCalls {
     },
   ): void {
     const { timeoutMs = this.#limits.callTimeoutMs, signal, onProgress, raw = false } = options;
+    const { clientSession } = options;
     const { resolve, waitedMs } = how;
     const name = this.#channel.name;
     const onAbort = () => {
       if (this.#calls.take(entry.tunnelId) === undefined) return;
       this.#giveUp(entry.tunnelId);
       route.settle(undefined);
-      this.#sendCancel(entry.tunnelId, reasonText(signal?.reason));
+      this.#sendCancel(entry.tunnelId, reasonText(signal?.reason), clientSession);
     };
     const route: Route = {
       settle: (response) => {
@@ -213,6 +217,7 @@ export class TunnelCalls {
       },
     };
     if (onProgress !== undefined) route.onProgress = onProgress;
+    if (clientSession !== undefined) route.clientSession = clientSession;
     const { entry, message } = this.#calls.add(request, route);
     this.#deadlines.add(entry.tunnelId, Math.max(1, timeoutMs - waitedMs), () => {
       if (this.#calls.take(entry.tunnelId) === undefined) return;
@@ -226,11 +231,11 @@ export class TunnelCalls {
           `Call '${request.method}' to server '${name}' timed out after ${seconds} s`,
         ),
       );
-      this.#sendCancel(entry.tunnelId, `timed out after ${seconds} s`);
+      this.#sendCancel(entry.tunnelId, `timed out after ${seconds} s`, clientSession);
     });
     signal?.addEventListener("abort", onAbort, { once: true });
     if (
-      !this.#channel.sendData("request", message) &&
+      !this.#channel.sendData("request", message, clientSession) &&
       this.#calls.take(entry.tunnelId) !== undefined
     ) {
       route.settle(
@@ -280,10 +285,13 @@ export class TunnelCalls {
     return this.#init;
   }
 
-  /** Sends a notification to the server (buffered while detached). False if it cannot go out. */
-  notify(notification: JsonRpcNotification): boolean {
+  /**
+   * Sends a notification to the server (to `clientSession`'s instance, when given; buffered while
+   * detached). False if it cannot go out.
+   */
+  notify(notification: JsonRpcNotification, clientSession?: string): boolean {
     if (!this.#channel.registered) return false;
-    return this.#channel.sendData("request", notification);
+    return this.#channel.sendData("request", notification, clientSession);
   }
 
   /** Ends every call (waiting ones too) with a JSON-RPC error saying `reason`, and aborts the server's requests. */
@@ -305,15 +313,15 @@ export class TunnelCalls {
         ),
       );
     }
-    for (const controller of this.#serverRequests.values()) controller.abort("tunnel closed");
-    this.#serverRequests.clear();
+    this.#requests.abortAll("tunnel closed");
   }
 
   /**
    * Routes the payload of a data frame from the client. Returns the message of a bad frame, if it was one.
-   * A long answer is settled as text with the caller's id put in, never parsed.
+   * A long answer is settled as text with the caller's id put in, never parsed. `clientSession` names the
+   * per-client instance the message comes from, if any.
    */
-  onPayload(type: string, payload: Payload): string | undefined {
+  onPayload(type: string, payload: Payload, clientSession?: string): string | undefined {
     if (this.#sink.foreign?.(type, payload)) return undefined;
     if (payload.isText && type === "response") {
       const facts = payload.facts;
@@ -332,12 +340,12 @@ export class TunnelCalls {
       return undefined;
     }
     if (type === "request" && kind === "request") {
-      this.#onServerRequest(message as JsonRpcRequest);
+      this.#requests.take(message as JsonRpcRequest, clientSession);
       return undefined;
     }
     // A-style clients label everything loosely: take any notification or response, whatever the frame says.
     if (kind === "notification") {
-      this.#onServerNotification(message as JsonRpcNotification);
+      this.#onServerNotification(message as JsonRpcNotification, clientSession);
       return undefined;
     }
     if (kind === "response") {
@@ -389,19 +397,22 @@ export class TunnelCalls {
     );
   }
 
-  #sendCancel(tunnelId: JsonRpcId, reason: string): void {
+  #sendCancel(tunnelId: JsonRpcId, reason: string, clientSession: string | undefined): void {
     this.notify({
       jsonrpc: "2.0",
       method: "notifications/cancelled",
       params: { requestId: tunnelId, reason },
-    });
+    }, clientSession);
   }
 
-  #onServerNotification(message: JsonRpcNotification): void {
+  #onServerNotification(message: JsonRpcNotification, clientSession: string | undefined): void {
     const params = isObject(message.params) ? message.params : {};
     if (message.method === "notifications/progress") {
       const entry = this.#calls.byProgressToken(params.progressToken);
-      if (entry !== undefined && entry.progressToken !== undefined) {
+      if (
+        entry !== undefined && entry.progressToken !== undefined &&
+        entry.route.clientSession === clientSession
+      ) {
         entry.route.onProgress?.(restoreProgress(message, entry.progressToken));
       } else {
         log.debug("Dropped progress for unknown token on server {name}", {
@@ -414,30 +425,10 @@ export class TunnelCalls {
     if (message.method === "notifications/cancelled") {
       const requestId = params.requestId;
       if (typeof requestId === "string" || typeof requestId === "number") {
-        this.#serverRequests.get(idKey(requestId))?.abort(reasonText(params.reason));
+        this.#requests.cancel(requestId, clientSession, reasonText(params.reason));
       }
       return;
     }
-    this.#sink.serverNotification(message);
-  }
-
-  #onServerRequest(request: JsonRpcRequest): void {
-    if (request.method === "ping") {
-      this.#channel.sendData("response", { jsonrpc: "2.0", id: request.id, result: {} });
-      return;
-    }
-    const key = idKey(request.id);
-    this.#serverRequests.get(key)?.abort("superseded by a request with the same id");
-    const controller = new AbortController();
-    this.#serverRequests.set(key, controller);
-    this.#sink.serverRequest(request, controller.signal).then(
-      (response) => response,
-      (error: unknown) =>
-        errorResponse(request.id, ErrorCode.InternalError, `Gateway error: ${String(error)}`),
-    ).then((response) => {
-      if (this.#serverRequests.get(key) === controller) this.#serverRequests.delete(key);
-      if (controller.signal.aborted || !this.#channel.registered) return;
-      this.#channel.sendData("response", { ...response, id: request.id });
-    });
+    this.#sink.serverNotification(message, clientSession);
   }
 }

@@ -360,12 +360,13 @@ export class TunnelLink {
         return this.#onHeartbeat(frame);
       case "ack":
       case "unregister":
+      case "client_instances":
       case "response":
       case "notification":
       case "request": {
         const session = this.#sessions.get(frame.channel ?? "");
         if (session === undefined) {
-          if (frame.type === "ack") return;
+          if (frame.type === "ack" || frame.type === "client_instances") return;
           if (frame.type === "unregister") return this.close(CloseCode.Normal, "unregistered");
           this.badFrame(`Frame '${frame.type}' before 'register'; register first`);
           return;

@@ -4,16 +4,20 @@
 
 import { logger } from "../util/log.ts";
 import {
+  type ClientInstanceInfo,
   CloseCode,
   encodeAck,
+  encodeClientSessionEnd,
   encodeClose,
   encodeDataFrame,
   type Frame,
+  readClientInstances,
 } from "../protocol/frames.ts";
 import type { JsonObject, JsonRpcResponse } from "../protocol/jsonrpc.ts";
 import { encodeRegisterAck, type ResumeRequest } from "../protocol/registration.ts";
 import { newResumeToken, type ResumeError, sameSecret } from "./resume_credentials.ts";
 import { SessionSequence } from "./session_sequence.ts";
+import { logClosed, logDetached, logExpired, logResumed } from "./session_log.ts";
 import { TunnelCalls } from "./tunnel_calls.ts";
 import type { LinkedSession, LinkLoss } from "./link_contract.ts";
 import type { TunnelLink } from "./tunnel_link.ts";
@@ -36,6 +40,8 @@ export class TunnelSession implements LinkedSession {
   readonly mcpUrl: string;
   /** When the session registered (ms since epoch). */
   readonly connectedAt: number;
+  /** True when each MCP client gets a server instance of its own (`client-sessions` negotiated). */
+  readonly perClient: boolean;
   #options: TunnelSessionOptions;
   #now: () => number;
   #link: TunnelLink | undefined;
@@ -53,6 +59,8 @@ export class TunnelSession implements LinkedSession {
   #windowTimer: ReturnType<typeof setTimeout> | undefined;
   #detachedAt = 0;
   #end: SessionEnd | undefined;
+  /** The per-client instances connect reported last (`client_instances`). */
+  #instances: readonly ClientInstanceInfo[] = [];
 
   constructor(link: TunnelLink, options: TunnelSessionOptions) {
     this.#options = options;
@@ -62,6 +70,7 @@ export class TunnelSession implements LinkedSession {
     this.description = options.description;
     this.protocol = options.protocol;
     this.mcpUrl = options.mcpUrl;
+    this.perClient = options.isolation === "per-client";
     this.#now = options.now ?? Date.now;
     this.connectedAt = this.#now();
     this.#lastActivity = this.connectedAt;
@@ -130,10 +139,31 @@ export class TunnelSession implements LinkedSession {
     };
   }
 
-  /** Sends `register_ack` for a fresh registration and asks the server for its `initialize` result. */
+  /**
+   * Sends `register_ack` for a fresh registration and asks a shared server for its `initialize` result
+   * (a per-client server has none: each instance is initialized by its own client).
+   */
   acknowledge(extra: { resumed?: boolean; resumeError?: string } = {}): void {
     this.#sendRegisterAck(extra);
-    void this.initializeResult();
+    if (!this.perClient) void this.initializeResult();
+  }
+
+  /** The per-client instances connect reported last: client session, PID, start. */
+  get instances(): readonly ClientInstanceInfo[] {
+    return this.#instances;
+  }
+
+  /**
+   * An MCP client session of this per-client server ended (DELETE, TTL, eviction): connect stops its
+   * instance. Not sent while detached: the `register_ack` of the resume lists the sessions still open.
+   */
+  endClientSession(clientSession: string, reason: string): void {
+    if (!this.perClient || this.#state !== "registered") return;
+    const channel = this.#channel === "" ? undefined : this.#channel;
+    this.#link?.sendText(
+      encodeClientSessionEnd({ sessionId: this.id, channel, clientSession, reason }),
+      this,
+    );
   }
 
   /**
@@ -186,6 +216,10 @@ export class TunnelSession implements LinkedSession {
     this.#bytes += bytes;
     if (frame.ack !== undefined) this.#sequence?.peerAcked(frame.ack);
     if (frame.type === "ack") return;
+    if (frame.type === "client_instances") {
+      if (this.perClient) this.#instances = readClientInstances(frame);
+      return;
+    }
     if (frame.type === "unregister") {
       this.close(CloseCode.Normal, { kind: "unregistered", reason: "unregistered" });
       return;
@@ -194,7 +228,11 @@ export class TunnelSession implements LinkedSession {
     const payload = frame.payload;
     const problem = payload === undefined
       ? `Frame '${frame.type}' has no 'payload'`
-      : this.#calls.onPayload(frame.type, payload);
+      : this.#calls.onPayload(
+        frame.type,
+        payload,
+        this.perClient ? frame.clientSession : undefined,
+      );
     if (problem !== undefined) this.#link?.badFrame(problem, this.id);
     const ack = this.#sequence?.dueAck();
     if (ack !== undefined) this.#link?.sendText(encodeAck({ sessionId: this.id, ack }), this);
@@ -279,18 +317,11 @@ export class TunnelSession implements LinkedSession {
     this.#lastActivity = this.#now();
     this.#sendRegisterAck({ resumed: true, ack: grant.ack });
     for (const frame of replay) link.sendText(frame.text, this);
-    log.info(
-      "Session {session} of {owner} ({name}) resumed after {ms} ms: replayed {count} frame(s), {calls} call(s) in flight",
-      {
-        event: "session_resumed",
-        session: this.id,
-        owner: this.owner,
-        name: this.name,
-        ms: wasDetached ? this.#now() - this.#detachedAt : 0,
-        count: replay.length,
-        calls: this.#calls.size,
-      },
-    );
+    logResumed(this, {
+      ms: wasDetached ? this.#now() - this.#detachedAt : 0,
+      count: replay.length,
+      calls: this.#calls.size,
+    });
     return "resumed";
   }
 
@@ -305,14 +336,14 @@ export class TunnelSession implements LinkedSession {
    * Sends a data frame: with `seq` and `ack`, kept for replay, unless the client showed it does not
    * resume. While detached the frame is only kept. False when it cannot reach the client.
    */
-  sendData(type: "request" | "response", payload: JsonObject): boolean {
+  sendData(type: "request" | "response", payload: JsonObject, clientSession?: string): boolean {
     const payloadText = JSON.stringify(payload);
     const channel = this.#channel === "" ? undefined : this.#channel;
-    const stamped = this.#sequence?.send({ type, sessionId: this.id, channel, payloadText });
+    const parts = { type, sessionId: this.id, channel, clientSession, payloadText };
+    const stamped = this.#sequence?.send(parts);
     if (stamped === undefined) {
       const link = this.#link;
-      return link !== undefined &&
-        link.sendText(encodeDataFrame({ type, sessionId: this.id, channel, payloadText }), this);
+      return link !== undefined && link.sendText(encodeDataFrame(parts), this);
     }
     if (stamped.overflowedNow) {
       log.warning(
@@ -366,6 +397,7 @@ export class TunnelSession implements LinkedSession {
         mcpUrl: this.mcpUrl,
         extensions: new Set(this.#options.extensions),
         maxFrameBytes: this.#options.limits.maxFrameBytes,
+        ...(this.perClient ? { clientSessions: this.#options.clientSessions?.() ?? [] } : {}),
         ...(resume === undefined || this.#token === undefined
           ? {}
           : { resume: { token: this.#token, windowMs: resume.windowMs } }),
@@ -381,31 +413,14 @@ export class TunnelSession implements LinkedSession {
     const windowMs = this.#options.resume!.windowMs;
     this.#windowTimer = setTimeout(() => {
       this.#windowTimer = undefined;
-      log.warning(
-        "Session {session} of {owner} ({name}) was not resumed within {seconds} s: failing its {calls} call(s) in flight",
-        {
-          event: "session_expired",
-          session: this.id,
-          owner: this.owner,
-          name: this.name,
-          seconds: windowMs / 1000,
-          calls: this.#calls.size,
-        },
-      );
+      logExpired(this, { seconds: windowMs / 1000, calls: this.#calls.size });
       this.#finish({ kind: "expired", reason: `not resumed within ${windowMs / 1000} s` });
     }, windowMs);
-    log.info(
-      "Session {session} of {owner} ({name}) lost its link ({reason}); waiting up to {seconds} s for it to resume, {calls} call(s) in flight",
-      {
-        event: "session_detached",
-        session: this.id,
-        owner: this.owner,
-        name: this.name,
-        reason: loss.reason,
-        seconds: windowMs / 1000,
-        calls: this.#calls.size,
-      },
-    );
+    logDetached(this, {
+      reason: loss.reason,
+      seconds: windowMs / 1000,
+      calls: this.#calls.size,
+    });
     this.#options.host.sessionDetached?.(this, loss);
   }
 
@@ -420,14 +435,7 @@ export class TunnelSession implements LinkedSession {
     this.#link = undefined;
     link?.detach(this);
     this.#calls.failAll(end.reason);
-    log.info("Session {session} of {owner} ({name}) closed: {reason}", {
-      event: "session_closed",
-      session: this.id,
-      owner: this.owner,
-      name: this.name,
-      kind: end.kind,
-      reason: end.reason,
-    });
+    logClosed(this, end);
     this.#options.host.sessionClosed(this, end);
   }
 }

@@ -249,8 +249,10 @@ export const MUTANTS: Mutant[] = [
     id: "resume-replays-all",
     rule: "a stream resumed with Last-Event-ID gets every event after that id",
     file: "lib/serve/resumable_stream.ts",
-    find: "if (event.seq > from && !connection.write(event.chunk)) break;",
-    replace: "if (event.seq > from + 1 && !connection.write(event.chunk)) break;",
+    find:
+      "if (event.seq > from && !(connection.write(event.head) && connection.write(event.body))) {",
+    replace:
+      "if (event.seq > from + 1 && !(connection.write(event.head) && connection.write(event.body))) {",
     tests: ["tests/serve/stream_resume_test.ts"],
     filter: "POST stream cut",
   },
@@ -304,7 +306,7 @@ export const MUTANTS: Mutant[] = [
     id: "cancellation",
     rule: "a call its client cancels is cancelled on the server (notifications/cancelled)",
     file: "lib/serve/tunnel_calls.ts",
-    find: "this.#sendCancel(entry.tunnelId, reasonText(signal?.reason));",
+    find: "this.#sendCancel(entry.tunnelId, reasonText(signal?.reason), clientSession);",
     replace: "",
     tests: ["tests/serve/mcp_endpoint_test.ts"],
     filter: "cancellation",
@@ -521,6 +523,59 @@ export const MUTANTS: Mutant[] = [
     find: "    input.setRaw(false);\n",
     replace: "",
     tests: ["tests/util/interrupt_keys_test.ts"],
+  },
+  // -- per-client isolation --
+  {
+    id: "per-client-notifications-routed",
+    rule: "what a per-client instance notifies reaches its own MCP client session, no other",
+    file: "lib/serve/client_router.ts",
+    find: "    if (clientSession !== undefined) {\n      const delivered",
+    replace: '    if (clientSession === "(broadcast)") {\n      const delivered',
+    tests: ["tests/serve/per_client_test.ts"],
+  },
+  {
+    id: "per-client-requests-routed",
+    rule:
+      "a per-client instance's request (roots, sampling, elicitation) reaches its own client only",
+    file: "lib/serve/client_router.ts",
+    find: "    const target = clientSession === undefined\n",
+    replace: '    const target = clientSession !== "(own)"\n',
+    tests: ["tests/serve/per_client_test.ts"],
+  },
+  {
+    id: "per-client-request-keys",
+    rule: "server requests are known by client session and id: instances' equal ids do not collide",
+    file: "lib/serve/server_requests.ts",
+    find: 'return `${clientSession ?? ""}\\n${idKey(id)}`;',
+    replace: "return idKey(id);",
+    tests: ["tests/serve/per_client_test.ts"],
+  },
+  {
+    id: "per-client-instance-routing",
+    rule: "connect hands each message to the instance of the client session its frame names",
+    file: "lib/connect/client_instances.ts",
+    find:
+      "    const client = this.#clients.get(clientSession);\n    if (client === undefined) {\n      return id",
+    replace:
+      "    const client = this.#clients.values().next().value;\n    if (client === undefined) {\n      return id",
+    tests: ["tests/e2e/per_client_everything_test.ts"],
+  },
+  {
+    id: "per-client-cap",
+    rule: "at max_instances a new MCP client session is refused, not given an instance",
+    file: "lib/connect/client_instances.ts",
+    find: "if (this.live >= maxInstances) {",
+    replace: "if (this.live > maxInstances) {",
+    tests: ["tests/e2e/per_client_lifecycle_test.ts"],
+  },
+  {
+    id: "per-client-session-end-stops",
+    rule: "an instance stops when its MCP client session ends",
+    file: "lib/connect/client_instances.ts",
+    find:
+      "if (client !== undefined) void this.#forget(client, `its MCP client session ended (${reason})`);",
+    replace: "",
+    tests: ["tests/e2e/per_client_lifecycle_test.ts"],
   },
   {
     id: "unread-link-uncharged",

@@ -144,8 +144,20 @@ Deno.test("resolveConnectConfig() refuses bad server sets with a message that na
   await fails(["--server", "name=a,http=ftp://h/x"], /must be an http:\/\/ or https:\/\/ URL/);
   await fails(["--server", "name=a,http=http://u:p@h/x"], /carries a user or password/);
   await fails(
-    ["--server", "name=a,stdio=x,isolation=per-client"],
-    /per-client is not available yet/,
+    ["--server", "name=a,stdio=x,isolation=private"],
+    /isolation 'private' is not one of shared, per-client/,
+  );
+  await fails(
+    ["--server", "name=a,stdio=x,max-instances=4"],
+    /max_instances applies to isolation per-client \(this server is shared\)/,
+  );
+  await fails(
+    ["--server", "name=a,stdio=x,isolation=per-client,max-instances=0"],
+    /max_instances '0' must be a whole number from 1 to 1024/,
+  );
+  await fails(
+    ["--server", "name=a,stdio=x,isolation=per-client,instance-idle-timeout=soon"],
+    /instance_idle_timeout 'soon' must be a number of seconds from 0 \(never\) to 86400/,
   );
   await fails(
     ["--server", "name=a,http=http://h/x,timeout=0"],
@@ -193,4 +205,60 @@ Deno.test("fingerprint() tells a changed server from an unchanged one, whatever 
     await Deno.writeTextFile(join(dir, "key"), "two\n");
     assert.notEqual(fingerprint(before), fingerprint(await spec()), "a rotated secret is a change");
   });
+});
+
+Deno.test("isolation per-client: --server keys, servers: entries and the one-server flags resolve alike; defaults apply; a one-server form needs a name", async () => {
+  const flag = await run([
+    "--server",
+    "name=a,stdio=x,isolation=per-client,max-instances=4,instance-idle-timeout=60",
+  ]);
+  const spec = flag.settings.servers[0]!;
+  assert.deepEqual(
+    [spec.isolation, spec.maxInstances, spec.instanceIdleTimeout],
+    ["per-client", 4, 60],
+  );
+  const plain = (await run(["--server", "name=a,stdio=x,isolation=per-client"])).settings
+    .servers[0]!;
+  assert.deepEqual([plain.maxInstances, plain.instanceIdleTimeout], [undefined, undefined]);
+  assert.notEqual(
+    fingerprint(spec),
+    fingerprint(plain),
+    "a changed cap restarts the server on reload",
+  );
+  await withDir(async (dir) => {
+    const file = join(dir, "c.yaml");
+    await Deno.writeTextFile(
+      file,
+      "servers:\n  - name: a\n    command: x\n    isolation: per-client\n    max_instances: 4\n    instance_idle_timeout: 60\n",
+    );
+    const fromFile = (await run(["--config", file])).settings.servers[0]!;
+    assert.deepEqual(fingerprint(fromFile), fingerprint(spec));
+    await Deno.writeTextFile(
+      file,
+      "servers:\n  - name: a\n    command: x\n    isolation: per-client\n    max_instances: '4'\n",
+    );
+    await fails(["--config", file], /max_instances '4' \(a string\) must be a whole number/);
+  });
+  const one = await run([
+    "--isolation",
+    "per-client",
+    "--max-instances",
+    "3",
+    "--server-name",
+    "one",
+    "--local-stdio",
+    "x",
+  ]);
+  assert.deepEqual(
+    [one.settings.servers[0]!.isolation, one.settings.servers[0]!.maxInstances],
+    ["per-client", 3],
+  );
+  await fails(
+    ["--isolation", "per-client", "--local-stdio", "x"],
+    /needs a name to register.*--server-name/,
+  );
+  await fails(
+    ["--isolation", "per-client", "--server", "name=a,stdio=x"],
+    /--isolation applies to the one-server forms; .* give each server its isolation in its own entry/,
+  );
 });

@@ -187,3 +187,44 @@ Deno.test("our gateway: when the shared link drops, every server on it resumes i
     await gateway.close();
   }
 });
+
+for (const contract of ["A", "B"] as const) {
+  Deno.test(`contract ${contract}: a per-client server is refused alone with a clear error; the shared one runs; per-client alone exits 2`, async () => {
+    await using gateway = await startContractGateway({ contract, tokens: [TOKEN] });
+    const demo = JSON.stringify(joinCommand(DEMO_SERVER));
+    const connect = (servers: string[]) =>
+      startProxy([
+        "connect",
+        "--gateway",
+        gateway.url,
+        "--log-format",
+        "json",
+        "--reconnect-delay",
+        "0.05",
+        ...servers.flatMap((spec) => ["--server", spec]),
+      ], { env: { REVERSE_PROXY_TOKEN: TOKEN } });
+    {
+      await using proxy = connect([
+        `name=shared,stdio=${demo}`,
+        `name=mine,stdio=${demo},isolation=per-client`,
+      ]);
+      const refused = await proxy.waitForLine(
+        (l) => l.json?.event === "isolation_refused" && l.json.server === "mine",
+        30_000,
+      );
+      assert.match(String(refused.json?.reason), /per-client needs mcp-rproxy serve/);
+      assert.match(String(refused.json?.reason), new RegExp(`contract ${contract}`));
+      await proxy.waitForLine((l) => l.json?.event === "registered" && l.json.server === "shared");
+      // Never registered as shared behind the user's back (A's registration is withdrawn at once).
+      assert.ok(
+        !proxy.lines.some((l) => l.json?.event === "registered" && l.json.server === "mine"),
+      );
+      assert.equal(proxy.lines.filter((l) => l.json?.event === "isolation_refused").length, 1);
+      proxy.signal("SIGTERM");
+      assert.equal(await proxy.exitCode(15_000), 0);
+    }
+    await using alone = connect([`name=mine,stdio=${demo},isolation=per-client`]);
+    assert.equal(await alone.exitCode(30_000), 2, "nothing left to run: a setting to change");
+    assert.match(alone.text(), /isolation per-client needs mcp-rproxy serve/);
+  });
+}

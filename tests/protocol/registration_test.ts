@@ -90,7 +90,8 @@ Deno.test("encodeRegister() and readRegister() agree, extensions and resume incl
   assert.equal(register.channel, "git");
   assert.equal(register.server.isolation, "per-client");
   assert.deepEqual(register.resume, { sessionId: "s", token: "t", ack: 4, overflowed: false });
-  assert.deepEqual([...register.extensions], ["channels"]);
+  // A per-client server asks for the extension it cannot run without.
+  assert.deepEqual([...register.extensions], ["channels", "client-sessions"]);
 });
 
 Deno.test("encodeRegisterAck() and readRegisterAck() agree; a missing session id falls back", () => {

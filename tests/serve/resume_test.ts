@@ -321,6 +321,7 @@ Deno.test("with a resume window of 0 the extension is not announced and frames c
       "large-frames",
       "evict-close",
       "channels",
+      "client-sessions",
     ]);
     assert.equal(ack.resume, undefined);
     const init = await tunnel.next(isRequest("initialize"));

@@ -68,6 +68,7 @@ Deno.test("register is answered with register_ack carrying id, name, mcpUrl, ext
       "large-frames",
       "evict-close",
       "channels",
+      "client-sessions",
       "resume",
     ]);
     assert.equal(ack.maxFrameBytes, 8 * 1024 * 1024);

@@ -38,6 +38,8 @@ export interface ClusterRoutingOptions {
 
 /** A server another replica holds, as the MCP endpoint calls it. */
 class RemoteTunnel implements CallTarget {
+  /** Per-client servers are reached only on the replica holding them (docs/scaling.md). */
+  readonly perClient = false;
   readonly #route: CallRoute;
   readonly #routing: ClusterRouting;
   readonly calls: CallTarget["calls"];
@@ -58,6 +60,7 @@ class RemoteTunnel implements CallTarget {
 
 /** A server whose holder cannot be asked now (Redis down): every call gets the same clear error. */
 class UnreachableTunnel implements CallTarget {
+  readonly perClient = false;
   readonly #why: string;
   readonly calls: CallTarget["calls"];
 
