@@ -14,9 +14,6 @@ import {
   type JsonRpcResponse,
 } from "../protocol/jsonrpc.ts";
 import { logger } from "../util/log.ts";
-import { SUPPORTED_PROTOCOL_VERSIONS } from "../protocol/mcp_versions.ts";
-import type { MemoryBudget } from "./memory_budget.ts";
-import type { ServeMetrics } from "./metrics.ts";
 import { RawResponse } from "./call_table.ts";
 import { ClientRouter } from "./client_router.ts";
 import { CorsPolicy } from "./cors.ts";
@@ -30,73 +27,27 @@ import {
   repeatedCall,
   runCall,
 } from "./mcp_dispatch.ts";
-import { type LegacyForward, type LegacyReplica, LegacySse } from "./legacy_sse.ts";
+import { type LegacyForward, LegacySse } from "./legacy_sse.ts";
 import { STREAM_DEFAULTS, type StreamSettings } from "./resumable_stream.ts";
 import { McpStreams } from "./mcp_streams.ts";
-import type { TunnelSession } from "./tunnel_session.ts";
-import type { TunnelRegistry } from "./tunnel_registry.ts";
 import type { CallTarget } from "./call_contract.ts";
-import type { SharedSessionHooks } from "./mcp_client_session.ts";
 import { SSE_HEADERS } from "./sse_stream.ts";
-import { type Accept, acceptOf, readJsonBody, reply, rpcError, wantsStream } from "./mcp_http.ts";
+import {
+  type Accept,
+  acceptOf,
+  notAllowed,
+  readJsonBody,
+  reply,
+  rpcError,
+  versionRefusal,
+  wantsStream,
+} from "./mcp_http.ts";
 import type { Identity } from "./token_store.ts";
+import type { McpEndpointOptions, McpRequestContext } from "./mcp_contract.ts";
 
 const log = logger("serve", "mcp");
 
-/** What a client without an `MCP-Protocol-Version` header is assumed to speak. */
-const DEFAULT_HEADER_VERSION = "2025-03-26";
-
-/** Options of {@link McpEndpoint}. */
-export interface McpEndpointOptions {
-  /** Live tunnel sessions. */
-  registry: TunnelRegistry<TunnelSession>;
-  /** Deadline of a call and of a server-initiated request, in milliseconds. */
-  callTimeoutMs: number;
-  /** Largest POST body, in bytes. */
-  maxBodyBytes: number;
-  /** An MCP session idle this long (no request, no open stream) is forgotten, in milliseconds. */
-  sessionTtlMs: number;
-  /** MCP client sessions one owner may hold (default 1,024). */
-  maxSessionsPerOwner?: number;
-  /** Open GET streams one token may hold at once, so that one client cannot take its owner's share. */
-  maxStreamsPerToken?: number;
-  /** Origins allowed in an `Origin` header (`*` allows any); requests without `Origin` pass. */
-  allowedOrigins: ReadonlySet<string>;
-  /**
-   * Bytes one SSE connection (a GET stream or a POST's answer) may hold that its client has not read; past
-   * it the connection is cut (`slow_client`). Default unbounded.
-   */
-  maxClientBufferBytes?: number;
-  /** Replay buffer bounds, resume window and `retry:` of each session's streams. Default {@link STREAM_DEFAULTS}. */
-  streams?: StreamSettings;
-  /** Path prefix clients see before `/servers/…` (from `--public-url`), for the legacy `endpoint` event. */
-  publicPath?: string;
-  /** The clock. Default `Date.now`. */
-  now?: () => number;
-  /** Counts requests for unknown sessions (`no_session`) and streams closed on slow clients (`slow_client`). */
-  metrics?: ServeMetrics;
-  /** Where SSE replay and what clients have not read are charged, against each owner's memory share. */
-  budget?: MemoryBudget;
-  /** Replicas: a server another replica holds (lib/serve/cluster/routing.ts). */
-  remote?: (owner: string, name: string) => Promise<CallTarget | undefined>;
-  /** Replicas: MCP client sessions shared with the others. */
-  shared?: SharedSessionHooks;
-  /** Replicas: this replica, for the legacy sessions it holds and those of the others. */
-  replica?: LegacyReplica;
-}
-
-/** Which MCP path a request is for, and what the HTTP server knows of its client. */
-export interface McpRequestContext {
-  identity: Identity;
-  serverName: string;
-  /** `mcp` (Streamable HTTP, the default), or the legacy HTTP+SSE `sse` and `messages`. */
-  path?: "mcp" | "sse" | "messages";
-  /**
-   * Aborts when the client disconnects before its answer was written. A call answered as plain JSON is
-   * cancelled at once when it aborts (nothing could resume it). Listened to only until the answer is given.
-   */
-  clientGone?: AbortSignal;
-}
+export type { McpEndpointOptions, McpRequestContext } from "./mcp_contract.ts";
 
 /** The last path segments the MCP endpoint serves under `/servers/<name>/`. */
 export const MCP_PATHS: ReadonlySet<string> = new Set(["mcp", "sse", "messages"]);
@@ -248,17 +199,8 @@ export class McpEndpoint {
       this.#options.metrics?.errors.inc("no_session");
       return rpcError(404, null, ErrorCode.InvalidRequest, "Session not found; initialize again");
     }
-    const version = request.headers.get("mcp-protocol-version") ?? DEFAULT_HEADER_VERSION;
-    if (!SUPPORTED_PROTOCOL_VERSIONS.includes(version)) {
-      return rpcError(
-        400,
-        null,
-        ErrorCode.InvalidRequest,
-        `Unsupported MCP-Protocol-Version ${version.slice(0, 40)}; supported: ${
-          SUPPORTED_PROTOCOL_VERSIONS.join(", ")
-        }`,
-      );
-    }
+    const refused = versionRefusal(request);
+    if (refused !== undefined) return refused;
     session.touch(this.#now());
     return session;
   }
@@ -465,8 +407,4 @@ export class McpEndpoint {
     });
     return new Response(null, { status: 204 });
   }
-}
-
-function notAllowed(allow: string): Response {
-  return new Response("Method not allowed", { status: 405, headers: { allow } });
 }
