@@ -229,6 +229,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     version: denoJson.version,
     now,
     budget,
+    ...(routing === undefined
+      ? {}
+      : { claim: (session: TunnelSession) => routing.registered(session) }),
     ...(metrics === undefined ? {} : { metrics }),
   });
   const admission = new LinkAdmission({

@@ -68,6 +68,8 @@ export interface RegistrarOptions {
   metrics?: ServeMetrics;
   /** Where replay buffers are charged, against each owner's memory share. */
   budget?: MemoryBudget;
+  /** Replicas: claims a new session in Redis; its `register_ack` waits for it, so that all can find it. */
+  claim?: (session: TunnelSession) => Promise<void>;
 }
 
 /** The close reason of {@link CloseCode.TooManySessions}: the error frame before it names owner and limit. */
@@ -218,7 +220,12 @@ export class Registrar {
     });
     this.registry.add(session);
     metrics?.linksAccepted.inc();
-    session.acknowledge(resumeError === undefined ? {} : { resumed: false, resumeError });
+    const acknowledge = () => {
+      if (!session.closed) session.acknowledge(resumeError ? { resumed: false, resumeError } : {});
+    };
+    const claimed = this.#options.claim?.(session);
+    if (claimed === undefined) acknowledge();
+    else void claimed.then(acknowledge, acknowledge);
     log.info("Session {session} of {owner} registered {name} at {url}", {
       event: "session_registered",
       session: session.id,

@@ -751,4 +751,12 @@ export const MUTANTS: Mutant[] = [
     tests: ["tests/serve/cluster/routing_test.ts"],
     filter: "legacy SSE across replicas",
   },
+  {
+    id: "cluster-supersede-ignored",
+    rule: "a holder told of a newer generation closes its link with 4002 at once",
+    file: "lib/serve/cluster/cluster.ts",
+    find: "held.gen >= generation) return;",
+    replace: "held.gen >= 0) return;",
+    tests: ["tests/serve/cluster/takeover_test.ts"],
+  },
 ];

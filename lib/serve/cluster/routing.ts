@@ -294,9 +294,12 @@ export class ClusterRouting {
     return this.#holder.foreign(session, payload);
   }
 
-  /** A tunnel session registered (or resumed) here: claim it; close it with 4002 once superseded. */
-  registered(session: TunnelSession): void {
-    void this.cluster.hold(session.id, { owner: session.owner, name: session.name }, (by) => {
+  /**
+   * A tunnel session registered here: claim it (resolves once the claim landed or failed: a failed one
+   * is made again at the next beat); close it with 4002 once superseded.
+   */
+  registered(session: TunnelSession): Promise<void> {
+    return this.cluster.hold(session.id, { owner: session.owner, name: session.name }, (by) => {
       session.close(CloseCode.Superseded, {
         kind: "superseded",
         reason: by === undefined
@@ -344,8 +347,8 @@ export class ClusterRouting {
 }
 
 /**
- * The registry of a replica: a session added (registered here) is claimed in Redis, one removed is
- * released; the registration code itself does not know it runs in a cluster.
+ * The registry of a replica: a session removed (ended here) is released in Redis. (A registered one is
+ * claimed through the registrar's `claim`, before its `register_ack`.)
  */
 export class ClusterRegistry extends TunnelRegistry<TunnelSession> {
   #routing: ClusterRouting | undefined;
@@ -353,11 +356,6 @@ export class ClusterRegistry extends TunnelRegistry<TunnelSession> {
   /** Binds the routing once both exist (each needs the other). */
   bind(routing: ClusterRouting): void {
     this.#routing = routing;
-  }
-
-  override add(session: TunnelSession): void {
-    super.add(session);
-    this.#routing?.registered(session);
   }
 
   override remove(session: TunnelSession): boolean {
