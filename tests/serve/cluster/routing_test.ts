@@ -240,6 +240,7 @@ Deno.test("after Redis restarts empty, the replicas publish their sessions again
   try {
     const sessionId = (client.transport as { sessionId?: string }).sessionId!;
     await redis.restart();
+    for (const replica of replicas) await waitReadiness(replica.cluster, true);
     // Each replica re-asserts at its next beat: the tunnel's claim and directory, the sessions it knows.
     await claimed(holder, String(served.ack.sessionId));
     for (let i = 0;; i++) {
@@ -248,24 +249,35 @@ Deno.test("after Redis restarts empty, the replicas publish their sessions again
       if (known === 1) break;
       if (i > 10_000) assert.fail("the session was not published again");
     }
-    const response = await fetch(`${second.gateway.url}/servers/srv/mcp`, {
-      method: "POST",
-      headers: {
-        authorization: `Bearer ${TOKENS.alice}`,
-        "content-type": "application/json",
-        accept: "application/json",
-        "mcp-session-id": sessionId,
-        "mcp-protocol-version": "2025-11-25",
-      },
-      body: JSON.stringify({
-        jsonrpc: "2.0",
-        id: 1,
-        method: "tools/call",
-        params: { name: "echo", arguments: { text: "after the restart" } },
-      }),
-    });
-    assert.equal(response.status, 200, await response.clone().text());
-    assert.equal((await response.json()).result.content[0].text, "after the restart");
+    // Until every replica is back on Redis a cross-replica call is refused (fail closed): ask until
+    // the answer comes, each request pacing the next; a session not published again stays a 404.
+    const deadline = Date.now() + 10_000;
+    let body = "";
+    for (;;) {
+      const response = await fetch(`${second.gateway.url}/servers/srv/mcp`, {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${TOKENS.alice}`,
+          "content-type": "application/json",
+          accept: "application/json",
+          "mcp-session-id": sessionId,
+          "mcp-protocol-version": "2025-11-25",
+        },
+        body: JSON.stringify({
+          jsonrpc: "2.0",
+          id: 1,
+          method: "tools/call",
+          params: { name: "echo", arguments: { text: "after the restart" } },
+        }),
+      });
+      body = await response.text();
+      if (response.status === 200 && JSON.parse(body).result !== undefined) break;
+      if (Date.now() > deadline) {
+        assert.fail(`no answer after the restart: ${response.status} ${body}`);
+      }
+      await second.cluster.commands.ready(AbortSignal.timeout(5_000));
+    }
+    assert.equal(JSON.parse(body).result.content[0].text, "after the restart", body);
   } finally {
     await client.close();
     await served.close();
