@@ -24,14 +24,20 @@ COPY scripts/ scripts/
 # REQUIRE_COMPILE=1: a build that cannot fetch the Deno runtime fails instead of shipping nothing.
 RUN REQUIRE_COMPILE=1 deno task compile --target host \
   && cp "dist/mcp-rproxy-$(deno eval --quiet 'console.log(Deno.build.target)')" /mcp-rproxy \
-  && mkdir -p /home-app
+  && mkdir -p /home-app /state
 
 FROM ${RUNTIME_IMAGE} AS runtime
 COPY --from=build /mcp-rproxy /usr/local/bin/mcp-rproxy
 COPY --from=build --chown=65532:65532 /home-app /home/app
+# serve's state (sessions that survive a restart; docs/serve.md "State and restarts"): owned by the
+# runtime user, mode 0700, a volume so that it outlives the container. The compiled binary may write
+# here and nowhere else (scripts/permissions.ts, COMPILE_PERMISSIONS).
+COPY --from=build --chown=65532:65532 --chmod=0700 /state /var/lib/mcp-rproxy
+VOLUME ["/var/lib/mcp-rproxy"]
 # Numeric, so that it works on any base image; 65532 is distroless's "nonroot".
 USER 65532:65532
 ENV HOME=/home/app
+ENV MCP_RPROXY_STATE_DIR=/var/lib/mcp-rproxy
 # glibc hands freed buffers of 64 KiB and more back to the OS at once (mmap), instead of keeping them for
 # reuse: after a burst of large messages RSS returns to its baseline (docs/security.md, "Memory").
 ENV MALLOC_MMAP_THRESHOLD_=65536

@@ -10,7 +10,7 @@ import {
   ServerStartError,
 } from "./lib/connect/errors.ts";
 import { UnhealthyError } from "./lib/healthcheck/command.ts";
-import { TokenFileError } from "./lib/serve/errors.ts";
+import { StateInUseError, TokenFileError } from "./lib/serve/errors.ts";
 import type { Command, CommandContext } from "./lib/util/command.ts";
 import { closest } from "./lib/util/did_you_mean.ts";
 import { ConfigError, ListenError } from "./lib/util/errors.ts";
@@ -24,7 +24,10 @@ import { VERSION } from "./lib/util/version.ts";
 export const ExitCode = {
   /** Clean shutdown (signal, or the session ended normally); also after help and version. */
   Ok: 0,
-  /** Runtime failure: retries exhausted, the local server cannot start, cannot listen, unhealthy. */
+  /**
+   * Runtime failure: retries exhausted, the local server cannot start, cannot listen, the state file is
+   * held by another process, unhealthy.
+   */
   Failure: 1,
   /** Bad input: flags, environment, config file, a file they name, or a missing permission. */
   Usage: 2,
@@ -119,7 +122,7 @@ function describeFailure(error: unknown): { event: string; message: string } {
   if (error instanceof ConfigError) return { event: "bad_input", message: error.message };
   const expected = error instanceof RetriesExhaustedError || error instanceof ServerStartError ||
     error instanceof ListenError || error instanceof UnhealthyError ||
-    error instanceof TokenFileError;
+    error instanceof TokenFileError || error instanceof StateInUseError;
   if (expected) return { event: "fatal", message: error.message };
   const permission = permissionError(error);
   if (permission !== undefined) {

@@ -317,6 +317,9 @@ async function runServe(
     tokensFile,
     "--log-level",
     "warning",
+    // The figures are of the tunnel: sessions are not saved (the state store is off the hot path anyway).
+    "--state-dir",
+    "none",
   ], { denoFlags: programFlags });
   let connect: DenoProcess | undefined;
   try {

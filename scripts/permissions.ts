@@ -2,6 +2,7 @@
 // container and the end-to-end tests of the bundle all use.
 
 import { normalizeGatewayUrl } from "../lib/connect/link_url.ts";
+import { CONTAINER_STATE_DIR } from "../lib/serve/state/state_dir.ts";
 
 /**
  * Environment variables `connect` reads. Deno checks each name: one missing here fails at run time with
@@ -28,6 +29,10 @@ export const SERVE_ENV: readonly string[] = [
   "MCP_RPROXY_LOG_LEVEL",
   "MCP_RPROXY_LOG_FORMAT",
   "MCP_RPROXY_REDIS_URL",
+  "MCP_RPROXY_STATE_DIR",
+  // The default state directory (lib/serve/state/state_dir.ts); read only without --state-dir.
+  "XDG_STATE_HOME",
+  "HOME",
   "WS_NO_BUFFER_UTIL",
   "WS_NO_UTF_8_VALIDATE",
 ];
@@ -68,6 +73,11 @@ export interface ServePermissionOptions {
   tlsCertFile?: string;
   /** `--tls-key`, if any. */
   tlsKeyFile?: string;
+  /**
+   * The state directory serve will use (`--state-dir`, or the default it resolves to): read and
+   * written, nothing else. Leave it out for `--state-dir none`.
+   */
+  stateDir?: string;
   /**
    * A replica: Redis as `HOST:PORT` (from `--redis`). ioredis's `debug` dependency lists the whole
    * environment when it loads, so a replica needs unscoped `--allow-env`; the default replica id reads the
@@ -129,8 +139,8 @@ export function connectPermissions(options: ConnectPermissionOptions): string[] 
 }
 
 /**
- * The narrowest flags `serve` works with: listening on the given addresses, reading the named files and
- * the documented variables. No `--allow-run`.
+ * The narrowest flags `serve` works with: listening on the given addresses, reading the named files,
+ * reading and writing its state directory, and the documented variables. No `--allow-run`.
  *
  * @example
  * ```ts
@@ -150,8 +160,10 @@ export function servePermissions(options: ServePermissionOptions = {}): string[]
       options.jwtSecretFile,
       options.tlsCertFile,
       options.tlsKeyFile,
+      options.stateDir,
       options.clusterSecretFile,
     ]),
+    ...scoped("--allow-write", [options.stateDir]),
     ...(redis === undefined
       ? [`--allow-env=${SERVE_ENV.join(",")}`]
       : ["--allow-env", "--allow-sys=hostname"]),
@@ -162,12 +174,14 @@ export function servePermissions(options: ServePermissionOptions = {}): string[]
  * Flags baked into `deno compile` binaries, which serve both commands and cannot take flags at run time.
  * Broader than {@link connectPermissions} and {@link servePermissions}, since the gateway, the listen
  * address, the files and the server program are only known at run time: any host, any program, any file
- * read. Environment access stays limited to the named variables; there is no write, FFI or sys access.
+ * read. Writes go to the container's state directory only; environment access stays limited to the
+ * named variables; there is no FFI or sys access.
  */
 export const COMPILE_PERMISSIONS: readonly string[] = [
   "--allow-net",
   "--allow-run",
   "--allow-read",
+  `--allow-write=${CONTAINER_STATE_DIR}`,
   `--allow-env=${[...new Set([...CONNECT_ENV, ...SERVE_ENV])].join(",")}`,
 ];
 
@@ -219,6 +233,7 @@ if (import.meta.main) {
       listen: "0.0.0.0:8080",
       healthListen: "127.0.0.1:9091",
       tokensFile: "/etc/mcp-rproxy/tokens.txt",
+      stateDir: CONTAINER_STATE_DIR,
     }),
     [
       "serve",
@@ -228,6 +243,8 @@ if (import.meta.main) {
       "/etc/mcp-rproxy/tokens.txt",
       "--health-listen",
       "127.0.0.1:9091",
+      "--state-dir",
+      CONTAINER_STATE_DIR,
     ],
   ));
   console.log(`deno compile ${COMPILE_PERMISSIONS.map(shellQuote).join(" ")} …`);

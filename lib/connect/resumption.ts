@@ -74,6 +74,7 @@ export class Resumption {
       sessionId: state.sessionId,
       token: state.token,
       ack: state.channel.in.last,
+      acked: state.channel.out.acked,
       overflowed,
     };
     if (overflowed) {

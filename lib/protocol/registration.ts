@@ -38,6 +38,11 @@ export interface ResumeRequest {
   token: string;
   /** Highest `seq` the client received from the gateway in order. */
   ack: number;
+  /**
+   * Highest `seq` of the client's own frames the gateway acknowledged: they are no longer kept, so a
+   * gateway restarted from its state store takes them as received (docs/resume.md, Restart).
+   */
+  acked?: number;
   /** True when the client's own replay buffer overflowed: it cannot replay, so the session must end. */
   overflowed: boolean;
 }
@@ -138,11 +143,19 @@ export function readRegister(frame: Frame): RegisterFrame | Error {
  */
 export function readResumeRequest(value: unknown): ResumeRequest | undefined {
   if (!isObject(value)) return undefined;
-  const { sessionId, token, ack, overflowed } = value;
+  const { sessionId, token, ack, acked, overflowed } = value;
   if (typeof sessionId !== "string" || sessionId === "" || sessionId.length > 256) return undefined;
   if (typeof token !== "string" || token.length > 1024) return undefined;
-  if (typeof ack !== "number" || !Number.isSafeInteger(ack) || ack < 0) return undefined;
-  return { sessionId, token, ack, overflowed: overflowed === true };
+  const count = (n: unknown): n is number =>
+    typeof n === "number" && Number.isSafeInteger(n) && n >= 0;
+  if (!count(ack)) return undefined;
+  return {
+    sessionId,
+    token,
+    ack,
+    ...(count(acked) ? { acked } : {}),
+    overflowed: overflowed === true,
+  };
 }
 
 /** A `register_ack` frame's fields. */

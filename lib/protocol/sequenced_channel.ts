@@ -111,6 +111,21 @@ export class ReplayBuffer {
   }
 
   /**
+   * Continues a numbering that another process began and the peer saw up to `seq`: the next frame is
+   * `seq + 1`, and nothing up to `seq` can be replayed (a serve restarted from its state store). Only
+   * on a buffer that has not numbered anything yet.
+   */
+  restartAt(seq: number): void {
+    if (this.#lastSeq !== 0 || !Number.isSafeInteger(seq) || seq < 0) {
+      throw new RangeError(
+        `Cannot restart a replay buffer at ${seq}: it must be unused (last seq ${this.#lastSeq}) and the seq a whole number`,
+      );
+    }
+    this.#lastSeq = seq;
+    this.#acked = seq;
+  }
+
+  /**
    * Gives up keeping frames: drops them and marks the buffer overflowed, as when one did not fit. For a
    * keeper whose memory was refused elsewhere (serve's memory budget).
    */
@@ -174,8 +189,13 @@ export type Acceptance = "new" | "duplicate" | "gap";
  * ```
  */
 export class ReceiveWindow {
-  #last = 0;
+  #last: number;
   #unacked = 0;
+
+  /** `last`: frames up to it were received before (by a process this one was restored from). */
+  constructor(last = 0) {
+    this.#last = last;
+  }
 
   /** Highest sequence number received in order: the cumulative ack to send. */
   get last(): number {
@@ -229,10 +249,12 @@ export interface Stamped {
  */
 export class SequencedChannel {
   readonly out: ReplayBuffer;
-  readonly in: ReceiveWindow = new ReceiveWindow();
+  readonly in: ReceiveWindow;
 
-  constructor(limits: ReplayLimits = DEFAULT_REPLAY_LIMITS) {
+  /** `received`: the peer's frames up to it were received before (a serve restored from its store). */
+  constructor(limits: ReplayLimits = DEFAULT_REPLAY_LIMITS, received = 0) {
     this.out = new ReplayBuffer(limits);
+    this.in = new ReceiveWindow(received);
   }
 
   /** True once a frame could not be kept: the session can no longer be resumed without a gap. */

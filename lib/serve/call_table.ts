@@ -44,8 +44,18 @@ function isProgressToken(value: unknown): value is ProgressToken {
  * ```
  */
 export class CallTable<T> {
-  #next = 1;
+  #next: number;
   #calls = new Map<number, CallEntry<T>>();
+
+  /** `first`: the first tunnel id (past those an earlier process may have used). */
+  constructor(first = 1) {
+    this.#next = first;
+  }
+
+  /** The tunnel id the next call gets. */
+  get next(): number {
+    return this.#next;
+  }
 
   /** Number of calls in flight. */
   get size(): number {

@@ -17,6 +17,9 @@ import { JWT_SECRET_ENV, serveHelpText } from "./help.ts";
 import { createServeMetrics } from "./metrics.ts";
 import { createTokenStore, type TokenStore } from "./token_store.ts";
 import { reloadTokensOnRequest, type TokensReload } from "./tokens_reload.ts";
+import { ServeState } from "./state/serve_state.ts";
+import { SqliteStore } from "./state/sqlite_store.ts";
+import type { StateStore } from "./state/store.ts";
 
 const log = logger("serve");
 
@@ -102,6 +105,24 @@ async function readTls(
   };
 }
 
+/** Opens the state store `--state-dir` names; undefined for `none` (memory only, as before). */
+async function openState(settings: ServeSettings): Promise<StateStore | undefined> {
+  const { dir, setting } = settings.state;
+  if (dir === undefined) {
+    if (settings.cluster !== undefined) {
+      log.info("No state file: replicas share their state in Redis", { event: "state_in_redis" });
+      return undefined;
+    }
+    log.info("State is kept in memory only (--state-dir none): a restart forgets every session", {
+      event: "state_memory_only",
+    });
+    return undefined;
+  }
+  const store = await SqliteStore.open({ dir, setting });
+  log.info("State kept in {path}", { event: "state_opened", path: store.location, setting });
+  return store;
+}
+
 /** Joins the cluster when `--redis` is given: reads and checks the cluster secret first. */
 async function joinCluster(
   settings: ServeSettings,
@@ -133,6 +154,7 @@ async function joinCluster(
  *
  * @throws {ConfigError} Bad flags or environment, an unreadable or invalid file (exit code 2).
  * @throws {ListenError} The address is in use or needs privileges (exit code 1).
+ * @throws {StateInUseError} Another process holds the state file (exit code 1).
  *
  * @example
  * ```ts ignore
@@ -155,6 +177,7 @@ export async function serveCommand(args: string[], context: CommandContext): Pro
   let health: HealthServer | undefined;
   let reload: TokensReload | undefined;
   let cluster: Cluster | undefined;
+  let store: StateStore | undefined;
   const metrics = createServeMetrics({ version: VERSION });
   try {
     cluster = await joinCluster(settings, context, metrics);
@@ -172,8 +195,16 @@ export async function serveCommand(args: string[], context: CommandContext): Pro
     await Promise.allSettled(tokens.oauthIssuers.map((issuer) => issuer.discover()));
     const tls = await readTls(settings, context);
     if (signal.aborted) return;
+    store = await openState(settings);
+    const state = store === undefined ? undefined : new ServeState(store, {
+      clientTtlMs: settings.mcpSessionTtlMs,
+      // As long as the registrar remembers ended sessions (registration.ts).
+      endedKeepMs: Math.max(settings.resumeWindowMs, 60_000),
+      metrics,
+    });
     try {
       gateway = await startGateway({
+        ...(state === undefined ? {} : { state }),
         tokens,
         hostname: settings.hostname,
         port: settings.port,
@@ -240,6 +271,7 @@ export async function serveCommand(args: string[], context: CommandContext): Pro
     await reload?.close();
     await health?.close();
     await gateway?.close();
+    await store?.close();
     await cluster?.close();
   }
 }

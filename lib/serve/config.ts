@@ -23,10 +23,13 @@ import {
   MAX_BODY_RATE,
   MAX_BUFFER_BYTES,
   MAX_FRAME_BYTES,
+  positive,
   secondsMs,
   wholeNumber,
 } from "./config_values.ts";
 import { OAUTH_DEFAULTS } from "./token_store.ts";
+import { resolveStateDir, type StateDirChoice } from "./state/state_dir.ts";
+import { replicaStateDir } from "./cluster/cluster_config.ts";
 
 /** Settings of `serve`, validated, defaults applied. Secrets are read later from the files named here. */
 export interface ServeSettings {
@@ -91,6 +94,8 @@ export interface ServeSettings {
   logFormat: LogFormat;
   /** `HOST:PORT` of the health and metrics listener; undefined = off. */
   healthListen?: string;
+  /** Where sessions are kept across restarts (`--state-dir`); its `dir` undefined = memory only. */
+  state: StateDirChoice;
   /** Replicas sharing state in Redis (`--redis`); undefined = a single serve. */
   cluster?: ClusterSettings;
 }
@@ -141,6 +146,7 @@ export const SERVE_FLAGS = {
   "log-level": { type: "string" },
   "log-format": { type: "string" },
   "health-listen": { type: "string" },
+  "state-dir": { type: "string" },
   ...CLUSTER_FLAGS,
 } as const;
 
@@ -173,7 +179,8 @@ function machineHostname(): string {
  * @example
  * ```ts
  * import { parseServeArgs } from "./config.ts";
- * const settings = parseServeArgs(["--listen", "127.0.0.1:0", "--tokens-file", "tokens.yaml"], () => undefined);
+ * const args = ["--listen", "127.0.0.1:0", "--tokens-file", "tokens.yaml", "--state-dir", "none"];
+ * const settings = parseServeArgs(args, () => undefined);
  * if (typeof settings === "object") settings.port; // 0
  * ```
  */
@@ -248,6 +255,7 @@ export function parseServeArgs(
     const text = values[name];
     return typeof text === "string" ? parse(`--${name}`, text) : fallback;
   };
+  const cluster = parseClusterSettings(values, { env, hostname: machineName });
   const settings: ServeSettings = {
     hostname,
     port,
@@ -265,45 +273,33 @@ export function parseServeArgs(
       d.maxFrameBytes,
       (f, t) => byteSize(f, t, MAX_FRAME_BYTES),
     ),
-    maxSessionsPerOwner: option(
-      "max-sessions-per-owner",
-      d.maxSessionsPerOwner,
-      (f, t) => wholeNumber(f, t, 1),
-    ),
-    maxInflight: option("max-inflight", d.maxInflight, (f, t) => wholeNumber(f, t, 1)),
-    maxQueued: option("max-queued", d.maxQueued, (f, t) => wholeNumber(f, t, 1)),
-    callTimeoutMs: option("call-timeout", d.callTimeoutMs, (f, t) => secondsMs(f, t)),
-    heartbeatTimeoutMs: option(
-      "heartbeat-timeout",
-      d.heartbeatTimeoutMs,
-      (f, t) => secondsMs(f, t),
-    ),
+    maxSessionsPerOwner: option("max-sessions-per-owner", d.maxSessionsPerOwner, positive),
+    maxInflight: option("max-inflight", d.maxInflight, positive),
+    maxQueued: option("max-queued", d.maxQueued, positive),
+    callTimeoutMs: option("call-timeout", d.callTimeoutMs, secondsMs),
+    heartbeatTimeoutMs: option("heartbeat-timeout", d.heartbeatTimeoutMs, secondsMs),
     wsIdleTimeoutSeconds: option(
       "ws-idle-timeout",
       d.wsIdleTimeoutSeconds,
       (f, t) => wholeNumber(f, t, 0, " (0 = off)"),
     ),
-    registerTimeoutMs: option("register-timeout", d.registerTimeoutMs, (f, t) => secondsMs(f, t)),
-    headersTimeoutMs: option("headers-timeout", d.headersTimeoutMs, (f, t) => secondsMs(f, t)),
-    bodyTimeoutMs: option("body-timeout", d.bodyTimeoutMs, (f, t) => secondsMs(f, t)),
+    registerTimeoutMs: option("register-timeout", d.registerTimeoutMs, secondsMs),
+    headersTimeoutMs: option("headers-timeout", d.headersTimeoutMs, secondsMs),
+    bodyTimeoutMs: option("body-timeout", d.bodyTimeoutMs, secondsMs),
     bodyMinBytesPerSecond: option(
       "body-min-rate",
       d.bodyMinBytesPerSecond,
       (f, t) => byteSize(f, t, MAX_BODY_RATE),
     ),
-    keepAliveTimeoutMs: option(
-      "keepalive-timeout",
-      d.keepAliveTimeoutMs,
-      (f, t) => secondsMs(f, t),
-    ),
-    maxBadFrames: option("max-bad-frames", d.maxBadFrames, (f, t) => wholeNumber(f, t, 1)),
-    mcpSessionTtlMs: option("mcp-session-ttl", d.mcpSessionTtlMs, (f, t) => secondsMs(f, t)),
+    keepAliveTimeoutMs: option("keepalive-timeout", d.keepAliveTimeoutMs, secondsMs),
+    maxBadFrames: option("max-bad-frames", d.maxBadFrames, positive),
+    mcpSessionTtlMs: option("mcp-session-ttl", d.mcpSessionTtlMs, secondsMs),
     resumeWindowMs: option(
       "resume-window",
       d.resumeWindowMs,
       (f, t) => secondsMs(f, t, "turns resumption off"),
     ),
-    replayFrames: option("replay-frames", d.replayFrames, (f, t) => wholeNumber(f, t, 1)),
+    replayFrames: option("replay-frames", d.replayFrames, positive),
     replayBytes: option("replay-bytes", d.replayBytes, (f, t) => byteSize(f, t, MAX_BUFFER_BYTES)),
     maxClientBufferBytes: option(
       "max-client-buffer",
@@ -313,13 +309,9 @@ export function parseServeArgs(
     maxMcpSessionsPerOwner: option(
       "max-mcp-sessions-per-owner",
       d.maxMcpSessionsPerOwner,
-      (f, t) => wholeNumber(f, t, 1),
+      positive,
     ),
-    maxStreamsPerToken: option(
-      "max-streams-per-token",
-      d.maxStreamsPerToken,
-      (f, t) => wholeNumber(f, t, 1),
-    ),
+    maxStreamsPerToken: option("max-streams-per-token", d.maxStreamsPerToken, positive),
     memoryBudgetBytes: option(
       "memory-budget",
       d.memoryBudgetBytes,
@@ -331,8 +323,8 @@ export function parseServeArgs(
       (f, t) => byteSize(f, t, MAX_BUFFER_BYTES),
     ),
     sseReplayBytes: option("sse-replay-bytes", d.sseReplayBytes, bufferSize),
-    sseReplayEvents: option("sse-replay-events", d.sseReplayEvents, (f, t) => wholeNumber(f, t, 1)),
-    sseResumeWindowMs: option("sse-resume-window", d.sseResumeWindowMs, (f, t) => secondsMs(f, t)),
+    sseReplayEvents: option("sse-replay-events", d.sseReplayEvents, positive),
+    sseResumeWindowMs: option("sse-resume-window", d.sseResumeWindowMs, secondsMs),
     sseRetryMs: option("sse-retry", d.sseRetryMs, (f, t) => Math.ceil(secondsMs(f, t))),
     sseLinkKeepaliveMs: option(
       "sse-link-keepalive",
@@ -341,6 +333,9 @@ export function parseServeArgs(
     ),
     logLevel,
     logFormat,
+    state: cluster === undefined
+      ? resolveStateDir(values["state-dir"], env)
+      : replicaStateDir(values["state-dir"], env),
   };
   const paths = [
     ["tls-cert", "tlsCertFile"],
@@ -356,7 +351,6 @@ export function parseServeArgs(
     const value = values[flag];
     if (value !== undefined) settings[key] = value;
   }
-  const cluster = parseClusterSettings(values, { env, hostname: machineName });
   if (cluster !== undefined) settings.cluster = cluster;
   if (settings.memoryPerOwnerBytes > settings.memoryBudgetBytes) {
     throw invalidSetting({

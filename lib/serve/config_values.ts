@@ -63,6 +63,11 @@ export function byteSize(flag: string, text: string, max: number): number {
   return value;
 }
 
+/** A whole number of 1 or more. */
+export function positive(flag: string, text: string): number {
+  return wholeNumber(flag, text, 1);
+}
+
 /** A buffer size: up to {@link MAX_BUFFER_BYTES}. */
 export function bufferSize(flag: string, text: string): number {
   return byteSize(flag, text, MAX_BUFFER_BYTES);

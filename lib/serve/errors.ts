@@ -8,3 +8,14 @@ export class TokenFileError extends Error {
     this.name = "TokenFileError";
   }
 }
+
+/**
+ * `serve`: another process holds the state file (a second serve on the same `--state-dir`), exit code 1,
+ * like an address in use.
+ */
+export class StateInUseError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "StateInUseError";
+  }
+}

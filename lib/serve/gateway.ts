@@ -4,13 +4,14 @@
 
 import denoJson from "../../deno.json" with { type: "json" };
 import { CloseCode } from "../protocol/frames.ts";
-import type { Payload } from "../protocol/payload.ts";
 import { logger } from "../util/log.ts";
 import type { ServeMetrics } from "./metrics.ts";
 import type { WebSocketAccept } from "./peer_socket.ts";
 import { LinkAdmission } from "./link_admission.ts";
-import { type HttpServer, startHttpServer, UNAUTHENTICATED_LOG_CHARS } from "./http/server.ts";
-import { MCP_PATHS, McpEndpoint, type McpRequestContext } from "./mcp_endpoint.ts";
+import { type HttpServer, startHttpServer } from "./http/server.ts";
+import { bounded, decodeSegment, ownOrigins } from "./gateway_requests.ts";
+import { McpEndpoint } from "./mcp_endpoint.ts";
+import { MCP_PATHS, type McpRequestContext } from "./mcp_endpoint_contract.ts";
 import { Registrar } from "./registration.ts";
 import { RequestBodyTimeoutError } from "./request_body.ts";
 import { TunnelRegistry } from "./tunnel_registry.ts";
@@ -22,8 +23,9 @@ import { METADATA_PREFIX, protectedResourceMetadata } from "./protected_resource
 import { type GatewayLimits, LIMIT_DEFAULTS, resolveLimits } from "./gateway_limits.ts";
 import { MemoryBudget } from "./memory_budget.ts";
 import { IdleCollector } from "../util/idle_gc.ts";
+import type { ServeState } from "./state/serve_state.ts";
 import type { Cluster } from "./cluster/cluster.ts";
-import { ClusterRegistry, ClusterRouting } from "./cluster/routing.ts";
+import { ClusterRouting } from "./cluster/routing.ts";
 
 const log = logger("serve");
 
@@ -55,6 +57,11 @@ export interface GatewayOptions extends Partial<GatewayLimits> {
   now?: () => number;
   /** Metrics to keep up to date (see `createServeMetrics`). */
   metrics?: ServeMetrics;
+  /**
+   * Where sessions are saved (lib/serve/state/): what it holds is restored before listening, and on
+   * close sessions are kept there for the next gateway instead of ended. Undefined: memory only.
+   */
+  state?: ServeState;
   /** This gateway is one replica of many sharing state in Redis (`--redis`). */
   cluster?: Cluster;
 }
@@ -67,37 +74,6 @@ export interface Gateway {
   readonly port: number;
   /** Closes every link (1001), ends MCP streams, and stops the server. */
   close(): Promise<void>;
-}
-
-/** A path segment decoded; undefined when its percent-escapes are malformed (answered 400). */
-function decodeSegment(segment: string): string | undefined {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    return undefined;
-  }
-}
-
-function bounded(text: string): string {
-  return text.length <= UNAUTHENTICATED_LOG_CHARS
-    ? text
-    : `${text.slice(0, UNAUTHENTICATED_LOG_CHARS)}…`;
-}
-
-function isLoopback(hostname: string): boolean {
-  return hostname === "localhost" || hostname === "::1" || hostname.startsWith("127.");
-}
-
-/** Origins a browser shows for the gateway itself. */
-function ownOrigins(hostname: string, port: number, publicUrl: URL | undefined): string[] {
-  const hosts = isLoopback(hostname)
-    ? ["localhost", "127.0.0.1", "[::1]"]
-    : hostname === "0.0.0.0" || hostname === "::"
-    ? []
-    : [hostname.includes(":") ? `[${hostname}]` : hostname];
-  const origins = hosts.flatMap((h) => [`http://${h}:${port}`, `https://${h}:${port}`]);
-  if (publicUrl !== undefined) origins.push(publicUrl.origin);
-  return origins;
 }
 
 /**
@@ -121,6 +97,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     allowedOrigins = [],
     now = Date.now,
     metrics,
+    state,
   } = options;
   const {
     maxFrameBytes,
@@ -166,17 +143,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     windowMs: resumeWindowMs,
     limits: { maxFrames: replayFrames, maxBytes: replayBytes },
   };
-  const registry = options.cluster === undefined
-    ? new TunnelRegistry<TunnelSession>()
-    : new ClusterRegistry();
   const routing = options.cluster === undefined ? undefined : new ClusterRouting({
     cluster: options.cluster,
-    session: (id) => registry.get(id),
     callTimeoutMs,
     sessionTtlMs: mcpSessionTtlMs,
     metrics,
   });
-  if (registry instanceof ClusterRegistry && routing !== undefined) registry.bind(routing);
+  const registry = routing?.registry ?? new TunnelRegistry<TunnelSession>();
   const endpoint = new McpEndpoint({
     registry,
     callTimeoutMs,
@@ -196,44 +169,31 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     now,
     budget,
     ...(metrics === undefined ? {} : { metrics }),
-    ...(routing === undefined ? {} : {
-      remote: (owner: string, name: string) => routing.remote(owner, name),
-      shared: routing.shared,
-      replica: routing.legacyReplica(),
-    }),
+    ...(state === undefined ? {} : { state }),
+    ...routing?.endpointOptions(),
   });
-  routing?.onForward((post) => endpoint.forwarded(post));
-  // Replicas: what servers send on their own reaches clients on every replica.
-  const messages = routing?.attachClients(endpoint.router);
+  routing?.attach(endpoint);
   const registrar = new Registrar({
     registry,
     maxSessionsPerOwner,
     pendingLinks: (owner) => admission.pendingLinks(owner),
     limits: { maxFrameBytes, maxInflight, maxQueued, callTimeoutMs },
     ...(resume === undefined ? {} : { resume }),
-    router: {
+    router: routing?.router(endpoint) ?? {
       serverNotification: (session, message, clientSession) =>
-        messages === undefined || clientSession !== undefined
-          ? endpoint.router.notification(session, message, clientSession)
-          : messages.notification(session, message),
+        endpoint.router.notification(session, message, clientSession),
       serverRequest: (session, request, signal, clientSession) =>
-        messages === undefined || clientSession !== undefined
-          ? endpoint.router.request(session, request, signal, clientSession)
-          : messages.request(session, request, signal),
+        endpoint.router.request(session, request, signal, clientSession),
       clientSessionsOf: (owner, name) => endpoint.clientSessionsOf(owner, name),
-      ...(routing === undefined ? {} : {
-        foreign: (session: TunnelSession, _type: string, payload: Payload) =>
-          routing.foreign(session, payload),
-      }),
     },
     version: denoJson.version,
     now,
     budget,
-    ...(routing === undefined
-      ? {}
-      : { claim: (session: TunnelSession) => routing.registered(session) }),
+    ...routing?.registrarOptions(),
     ...(metrics === undefined ? {} : { metrics }),
+    ...(state === undefined ? {} : { state }),
   });
+  if (state !== undefined) await restore(state);
   const admission = new LinkAdmission({
     authorize: (request) => authorize(request, "connect"),
     registry,
@@ -275,19 +235,25 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (url.pathname === "/healthz") {
       return Response.json({ status: "ok", links: admission.links.size });
     }
+    if (stopped) {
+      // Sessions are being handed over to the state store (or ended): a request now could only find
+      // none. Retry-After tells clients to try again, which reaches the next gateway.
+      return Response.json(
+        {
+          jsonrpc: "2.0",
+          id: null,
+          error: { code: -32001, message: "The gateway is shutting down; retry in a moment" },
+        },
+        { status: 503, headers: { "retry-after": "1" } },
+      );
+    }
     if (url.pathname.startsWith(`${METADATA_PREFIX}/`) && tokens.oauthIssuers.length > 0) {
       const authorizationServers = tokens.oauthIssuers.map((issuer) => issuer.url);
       return protectedResourceMetadata(request, { base: oauthBase(), authorizationServers });
     }
     if (segments[0] === "reverse-proxy" && (segments[1] === "ws" || segments[1] === "sse")) {
-      const readiness = options.cluster?.readiness;
-      if (readiness !== undefined && !readiness.ready) {
-        // Fail closed: a session registered now could not be claimed or found by the other replicas.
-        return Response.json({
-          error:
-            `Registrations are refused while this replica cannot use Redis (${readiness.detail}); retry later`,
-        }, { status: 503, headers: { "retry-after": "5" } });
-      }
+      const refused = routing?.linkRefusal();
+      if (refused !== undefined) return refused;
       return await admission.route(request, segments.slice(1));
     }
     if (segments[0] === "reverse-proxy" && segments[1] === "sessions") {
@@ -324,34 +290,68 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     return Response.json({ error: "Not found" }, { status: 404 });
   }
 
+  /** What the gateway before this one saved, before anyone can reach this one. */
+  async function restore(state: ServeState): Promise<void> {
+    const saved = await state.load();
+    const tunnels = registrar.restore(saved);
+    const clients = endpoint.restore(saved.clients);
+    log.info(
+      "Restored {tunnels} tunnel session(s) and {clients} MCP client session(s) from {store}",
+      { event: "state_restored", tunnels, clients, store: state.store.location },
+    );
+  }
+
+  /** Ends what this process holds: kept in the store for the next gateway, or ended for good. */
+  async function endSessions(): Promise<void> {
+    if (state !== undefined) registrar.releaseAll("gateway shutting down");
+    // Sessions end (their calls fail at once) rather than wait to be resumed on a gateway that is going.
+    for (const session of registry.list()) {
+      session.close(CloseCode.GoingAway, { kind: "shutdown", reason: "gateway shutting down" });
+    }
+    // Once the failed calls' answers reached their streams (a turn of the event loop), so that a client
+    // waiting on an SSE stream gets its error rather than a cut.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    endpoint.close();
+  }
+
   let stopped = false;
-  const server: HttpServer = await startHttpServer({
-    hostname,
-    port,
-    ...(tls === undefined ? {} : { tls }),
-    timeouts: {
-      headersMs: headersTimeoutMs,
-      bodyMs: bodyTimeoutMs,
-      bodyMinBytesPerSecond,
-      keepAliveMs: keepAliveTimeoutMs,
-    },
-    maxFrameBytes,
-    wsIdleTimeoutMs: wsIdleTimeoutSeconds * 1000,
-    async handler(request) {
-      try {
-        return await route(request);
-      } catch (error) {
-        // The listener answers a body that came too slowly itself (408).
-        if (error instanceof RequestBodyTimeoutError) throw error;
-        log.error("Request to {path} failed: {error}", {
-          event: "internal_error",
-          path: bounded(new URL(request.url).pathname),
-          error: String(error),
-        });
-        return Response.json({ error: "Internal error" }, { status: 500 });
-      }
-    },
-  });
+  let server: HttpServer;
+  try {
+    server = await startServer();
+  } catch (error: unknown) {
+    await endSessions();
+    await state?.close(2_000);
+    throw error;
+  }
+  function startServer(): Promise<HttpServer> {
+    return startHttpServer({
+      hostname,
+      port,
+      ...(tls === undefined ? {} : { tls }),
+      timeouts: {
+        headersMs: headersTimeoutMs,
+        bodyMs: bodyTimeoutMs,
+        bodyMinBytesPerSecond,
+        keepAliveMs: keepAliveTimeoutMs,
+      },
+      maxFrameBytes,
+      wsIdleTimeoutMs: wsIdleTimeoutSeconds * 1000,
+      async handler(request) {
+        try {
+          return await route(request);
+        } catch (error) {
+          // The listener answers a body that came too slowly itself (408).
+          if (error instanceof RequestBodyTimeoutError) throw error;
+          log.error("Request to {path} failed: {error}", {
+            event: "internal_error",
+            path: bounded(new URL(request.url).pathname),
+            error: String(error),
+          });
+          return Response.json({ error: "Internal error" }, { status: 500 });
+        }
+      },
+    });
+  }
   if (metrics !== undefined) {
     metrics.listening.set(1);
     metrics.sessions.track(() => registry.list().length);
@@ -419,16 +419,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       closing ??= (async () => {
         stopped = true;
         clearTimeout(reaper);
-        // Sessions end (their calls fail at once) rather than wait to be resumed on a gateway that is going.
-        for (const session of registry.list()) {
-          session.close(CloseCode.GoingAway, { kind: "shutdown", reason: "gateway shutting down" });
-        }
-        endpoint.close();
+        await endSessions();
         routing?.close();
         // Let the 1001 reach the clients before the process goes away; a client that does not answer
         // the close within the wait is dropped by server.close().
         await admission.close(2_000);
         await server.close();
+        await state?.close(5_000);
         idle.close();
         metrics?.listening.set(0);
       })();

@@ -5,6 +5,7 @@ import { LEVEL_CHOICES } from "../util/log.ts";
 import { CLUSTER_DEFAULTS, REDIS_URL_ENV } from "./cluster/cluster_config.ts";
 import { GATEWAY_DEFAULTS } from "./gateway.ts";
 import { OAUTH_DEFAULTS } from "./token_store.ts";
+import { NO_STATE_DIR, STATE_DIR_ENV } from "./state/state_dir.ts";
 
 /** The environment variable that may hold the JWT secret instead of `--jwt-secret-file`. */
 export const JWT_SECRET_ENV = "MCP_RPROXY_JWT_SECRET";
@@ -143,6 +144,10 @@ Replicas (many serves share their state in Redis; docs/scaling.md)
 Operations
   --health-listen HOST:PORT     serve /healthz, /readyz and Prometheus /metrics on this address
                                 (default: off)
+  --state-dir DIR               keep MCP client sessions and tunnel sessions here (serve.sqlite), so
+                                that a restart keeps them; '${NO_STATE_DIR}' keeps them in memory only
+                                (default $XDG_STATE_HOME/mcp-rproxy or ~/.local/state/mcp-rproxy;
+                                env ${STATE_DIR_ENV})
 
 Logging
   --log-level LEVEL             ${LEVEL_CHOICES} (default ${SERVE_DEFAULTS.logLevel}; env ${LOG_LEVEL_ENV})
@@ -150,7 +155,8 @@ Logging
   -h, --help                    show this help and exit
   -V, --version                 show the version and exit
 
-Exit codes: 0 after SIGINT/SIGTERM (links are closed with 1001 first); 1 the gateway cannot listen;
-2 bad flags, environment or unreadable files; 130 a second signal during shutdown.
+Exit codes: 0 after SIGINT/SIGTERM (links are closed with 1001 first); 1 the gateway cannot listen, or
+another process holds the state file; 2 bad flags, environment, unreadable files or an unusable state
+directory; 130 a second signal during shutdown.
 `;
 }

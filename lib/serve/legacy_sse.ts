@@ -100,14 +100,16 @@ export class LegacySse {
       );
     }
     const session = sessions.open({
-      // A replica names itself in the id: a POST that lands on another replica is handed to this one.
-      ...(replica === undefined ? {} : { id: `${replica.id}.${crypto.randomUUID()}` }),
       owner: identity.owner,
       serverName,
       capabilities: {},
       protocolVersion: LEGACY_PROTOCOL_VERSION,
       perClient: tunnel.perClient,
-    }, { publish: false });
+    }, {
+      legacy: true,
+      // A replica names itself in the id: a POST that lands on another replica is handed to this one.
+      ...(replica === undefined ? {} : { id: `${replica.id}.${crypto.randomUUID()}` }),
+    });
     if (session === undefined) {
       return rpcError(
         429,

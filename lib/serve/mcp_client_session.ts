@@ -3,6 +3,9 @@
 // the table of them, bounded per owner.
 
 import type { MemoryBudget } from "./memory_budget.ts";
+import type { SharedSessionHooks } from "./shared_session_hooks.ts";
+import { type ClientRecord, RECORD_VERSION } from "./state/records.ts";
+import type { ServeState } from "./state/serve_state.ts";
 import { isObject, type JsonObject } from "../util/json_object.ts";
 import {
   ErrorCode,
@@ -11,15 +14,14 @@ import {
   type JsonRpcRequest,
   type JsonRpcResponse,
 } from "../protocol/jsonrpc.ts";
-import {
-  type ClientStream,
-  SessionStreams,
-  STREAM_DEFAULTS,
-  type StreamSettings,
-} from "./resumable_stream.ts";
+import { type ClientStream, STREAM_DEFAULTS, type StreamSettings } from "./resumable_stream.ts";
+import { SessionStreams } from "./session_streams.ts";
 
 /** MCP client sessions one owner may hold; past it the least recently used idle one is forgotten. */
 export const MAX_CLIENT_SESSIONS_PER_OWNER = 1024;
+
+/** POST streams numbered per process a session lives in: a restored one numbers past the earlier ones. */
+export const STREAMS_PER_EPOCH = 1_000_000_000;
 
 /** One call in flight from an MCP client. */
 export interface ClientCall {
@@ -41,6 +43,12 @@ export class McpClientSession {
   readonly id: string;
   readonly owner: string;
   readonly serverName: string;
+  /** Processes before this one the session lived in (restored from the state store that often). */
+  readonly epoch: number;
+  /** The session's server gives it an instance of its own (what it sends early is held for the client). */
+  readonly perClient: boolean;
+  /** Streams numbered below this were an earlier process's: their events are gone. */
+  readonly firstStream: number;
   /** Its resumable SSE streams (Streamable HTTP): the GET stream and one per POST answered with SSE. */
   readonly streams: SessionStreams;
   #capabilities: JsonObject;
@@ -50,11 +58,12 @@ export class McpClientSession {
   #getStreamCredential: string | undefined;
   #calls = new Map<string, ClientCall>();
   #serverRequests = new Map<string, (response: JsonRpcResponse) => void>();
+  /** Restored and its GET stream not resumed yet: it may name an event of the earlier process. */
+  #earlierGetStream: boolean;
+  #onTouch: (() => void) | undefined;
 
   constructor(
     options: {
-      /** The session's id; a fresh UUID when not given (a replica takes another's session with its id). */
-      id?: string;
       owner: string;
       serverName: string;
       capabilities: JsonObject;
@@ -67,10 +76,20 @@ export class McpClientSession {
        * It has a server instance of its own: what the instance sends before the client opens its GET
        * stream is held for it (up to the replay bounds) instead of dropped.
        */
-      perClient?: boolean;
+      perClient?: boolean | undefined;
+      /** Restored from the state store: its id, and the processes it lived in before. */
+      restored?: { id: string; epoch: number } | undefined;
+      id?: string | undefined; // replicas: see `McpClientSessions.open`
+      /** Runs when the client was heard from (the session's `lastSeen` is saved now and then). */
+      onTouch?: () => void;
     },
   ) {
-    this.id = options.id ?? crypto.randomUUID();
+    this.id = options.restored?.id ?? options.id ?? crypto.randomUUID();
+    this.epoch = options.restored?.epoch ?? 0;
+    this.perClient = options.perClient === true;
+    this.firstStream = this.epoch * STREAMS_PER_EPOCH + 1;
+    this.#earlierGetStream = options.restored !== undefined;
+    this.#onTouch = options.onTouch;
     this.owner = options.owner;
     this.serverName = options.serverName;
     this.#capabilities = options.capabilities;
@@ -81,7 +100,33 @@ export class McpClientSession {
       undefined,
       options.budget?.charge(options.owner, { what: "event replay" }),
     );
-    if (options.perClient === true) this.streams.standalone.hold();
+    if (this.perClient) this.streams.standalone.hold();
+    this.streams.numberFrom(this.firstStream);
+  }
+
+  /**
+   * True once for a restored session (then false): its client may resume the GET stream from an event
+   * the earlier process sent, which this one takes as the point to go on from.
+   */
+  takeEarlierGetStream(): boolean {
+    const earlier = this.#earlierGetStream;
+    this.#earlierGetStream = false;
+    return earlier;
+  }
+
+  /** The session as the state store keeps it. */
+  record(): ClientRecord {
+    return {
+      v: RECORD_VERSION,
+      id: this.id,
+      owner: this.owner,
+      serverName: this.serverName,
+      protocolVersion: this.#protocolVersion,
+      capabilities: this.#capabilities,
+      lastSeen: this.#lastSeen,
+      epoch: this.epoch,
+      ...(this.perClient ? { perClient: true } : {}),
+    };
   }
 
   /** What the client declared in `initialize`. */
@@ -113,6 +158,7 @@ export class McpClientSession {
   /** Records that the client was heard from. */
   touch(now: number): void {
     this.#lastSeen = now;
+    this.#onTouch?.();
   }
 
   /** True with no call in flight and no open GET stream: the session may be forgotten. */
@@ -243,36 +289,21 @@ export interface McpClientSessionsOptions {
   budget?: MemoryBudget | undefined;
   /** A session was deleted (by its client, for idleness, or for room): its per-client instance stops. */
   onEnd?: (session: McpClientSession, reason: string) => void;
+  /** Where sessions are saved, so that a restarted gateway knows them (Streamable HTTP only). */
+  state?: ServeState | undefined;
   /** Replicas: sessions shared with the others (see lib/serve/cluster/shared_sessions.ts). */
   shared?: SharedSessionHooks | undefined;
 }
 
-/** What a table of sessions shared between replicas tells and asks the others. */
-export interface SharedSessionHooks {
-  /** A session opened here. */
-  opened(fields: { id: string; owner: string; serverName: string } & SessionDeclared): void;
-  /** A session was used here. */
-  used(id: string): void;
-  /** The session another replica opened, if it is known. */
-  find(id: string): Promise<
-    ({ id: string; owner: string; serverName: string } & SessionDeclared) | undefined
-  >;
-  /** The client ended the session. */
-  deleted(id: string): void;
-  /** Resolves once the session opened here is published (or failed to be): before its id goes out. */
-  published(id: string): Promise<void>;
-}
-
-/** What a client declared in its `initialize`. */
-interface SessionDeclared {
-  capabilities: JsonObject;
-  protocolVersion: string;
-}
+/** How a session saved by an earlier gateway is restored. */
+type RestoredAs = { id: string; epoch: number; lastSeen: number };
 
 /** The MCP client sessions of the gateway, by id. */
 export class McpClientSessions {
   #sessions = new Map<string, McpClientSession>();
   #options: McpClientSessionsOptions;
+  /** When each session's `lastSeen` was last saved. */
+  #savedAt = new WeakMap<McpClientSession, number>();
 
   constructor(options: McpClientSessionsOptions) {
     this.#options = options;
@@ -293,20 +324,13 @@ export class McpClientSessions {
     return this.#sessions.get(id);
   }
 
-  /**
-   * The session with this id, here or (replicas) opened on another replica and taken here with its id.
-   * Undefined when no replica knows it.
-   */
+  /** The session with this id, here or (replicas) taken with its id from the replica that opened it. */
   async find(id: string): Promise<McpClientSession | undefined> {
-    const shared = this.#options.shared;
+    const { shared } = this.#options;
     const local = this.#sessions.get(id);
-    if (local !== undefined || shared === undefined) {
-      if (local !== undefined) shared?.used(id);
-      return local;
-    }
-    const record = await shared.find(id);
-    if (record === undefined) return undefined;
-    return this.#sessions.get(id) ?? this.open(record, { publish: false });
+    if (local !== undefined) shared?.used(id);
+    const record = local === undefined ? await shared?.find(id) : undefined;
+    return local ?? (record && (this.#sessions.get(id) ?? this.open(record, { id })));
   }
 
   /** Every session. */
@@ -326,8 +350,12 @@ export class McpClientSessions {
    * Undefined when the owner is at its cap with no idle session.
    */
   open(
-    fields: Omit<ConstructorParameters<typeof McpClientSession>[0], "now" | "streams" | "budget">,
-    options: { publish?: boolean } = {},
+    fields: Pick<
+      ConstructorParameters<typeof McpClientSession>[0],
+      "owner" | "serverName" | "capabilities" | "protocolVersion" | "perClient"
+    >,
+    // `id` (replicas): the id another replica gave it (not published again), or one naming this one.
+    how: { legacy?: boolean; restored?: RestoredAs; id?: string } = {},
   ): McpClientSession | undefined {
     let count = 0;
     let oldest: McpClientSession | undefined;
@@ -342,23 +370,40 @@ export class McpClientSessions {
       if (oldest === undefined) return undefined;
       this.delete(oldest, "too many sessions for the owner");
     }
-    const session = new McpClientSession({
+    const { legacy = false, restored } = how;
+    const session: McpClientSession = new McpClientSession({
       ...fields,
-      now: this.#options.now(),
+      now: restored?.lastSeen ?? this.#options.now(),
       ...(this.#options.streams === undefined ? {} : { streams: this.#options.streams }),
       budget: this.#options.budget,
+      restored,
+      id: how.id,
+      ...(legacy ? {} : { onTouch: () => this.#touched(session) }),
     });
     this.#sessions.set(session.id, session);
-    if (options.publish !== false) {
-      this.#options.shared?.opened({
-        id: session.id,
-        owner: session.owner,
-        serverName: session.serverName,
-        capabilities: fields.capabilities,
-        protocolVersion: fields.protocolVersion,
-      });
-    }
+    // A legacy session lives on its one SSE connection, which a restart ends: nothing to keep.
+    if (!legacy) this.#save(session);
+    const fresh = !legacy && how.restored === undefined && how.id === undefined;
+    if (fresh) this.#options.shared?.opened({ ...fields, id: session.id });
     return session;
+  }
+
+  /**
+   * Restores the sessions a gateway before this one saved: their clients go on with the same
+   * `Mcp-Session-Id`. Before the gateway listens. Returns how many were restored.
+   */
+  restore(records: readonly ClientRecord[]): number {
+    const now = this.#options.now();
+    let restored = 0;
+    for (const record of [...records].sort((a, b) => a.lastSeen - b.lastSeen)) {
+      if (this.#sessions.has(record.id) || now - record.lastSeen > this.#options.ttlMs) continue;
+      const { id, owner, serverName, capabilities, protocolVersion, lastSeen, perClient } = record;
+      const session = this.open({ owner, serverName, capabilities, protocolVersion, perClient }, {
+        restored: { id, epoch: record.epoch + 1, lastSeen },
+      });
+      if (session !== undefined) restored++;
+    }
+    return restored;
   }
 
   /** Ends a session and forgets it; `byClient`: everywhere (the client's DELETE). */
@@ -368,6 +413,20 @@ export class McpClientSessions {
     if (byClient) this.#options.shared?.deleted(session.id);
     session.end(reason);
     this.#options.onEnd?.(session, reason);
+    if (!session.legacy) this.#options.state?.dropClient(session.id);
+  }
+
+  #save(session: McpClientSession): void {
+    const state = this.#options.state;
+    if (state === undefined) return;
+    this.#savedAt.set(session, session.lastSeen);
+    state.saveClient(session.record());
+  }
+
+  /** Saves `lastSeen` now and then: often enough that a restart forgets no session early by much. */
+  #touched(session: McpClientSession): void {
+    const savedAt = this.#savedAt.get(session) ?? 0;
+    if (session.lastSeen - savedAt >= this.#options.ttlMs / 16) this.#save(session);
   }
 
   /** Forgets sessions idle for longer than the TTL. */
@@ -380,9 +439,12 @@ export class McpClientSessions {
     }
   }
 
-  /** Ends every session. */
+  /** Ends every session (the gateway stops); with a state store they are saved as they stand, for the next. */
   close(reason: string): void {
-    for (const session of this.#sessions.values()) session.end(reason);
+    for (const session of this.#sessions.values()) {
+      if (!session.legacy) this.#save(session);
+      session.end(reason);
+    }
     this.#sessions.clear();
   }
 }

@@ -14,6 +14,7 @@ import {
   type JsonRpcResponse,
 } from "../protocol/jsonrpc.ts";
 import { logger } from "../util/log.ts";
+import { SUPPORTED_PROTOCOL_VERSIONS } from "../protocol/mcp_versions.ts";
 import { RawResponse } from "./call_table.ts";
 import { ClientRouter } from "./client_router.ts";
 import { CorsPolicy } from "./cors.ts";
@@ -32,25 +33,15 @@ import { STREAM_DEFAULTS, type StreamSettings } from "./resumable_stream.ts";
 import { McpStreams } from "./mcp_streams.ts";
 import type { CallTarget } from "./call_contract.ts";
 import { SSE_HEADERS } from "./sse_stream.ts";
-import {
-  type Accept,
-  acceptOf,
-  notAllowed,
-  readJsonBody,
-  reply,
-  rpcError,
-  versionRefusal,
-  wantsStream,
-} from "./mcp_http.ts";
+import { type Accept, acceptOf, readJsonBody, reply, rpcError, wantsStream } from "./mcp_http.ts";
 import type { Identity } from "./token_store.ts";
-import type { McpEndpointOptions, McpRequestContext } from "./mcp_contract.ts";
+import type { ClientRecord } from "./state/records.ts";
+import type { McpEndpointOptions, McpRequestContext } from "./mcp_endpoint_contract.ts";
 
 const log = logger("serve", "mcp");
 
-export type { McpEndpointOptions, McpRequestContext } from "./mcp_contract.ts";
-
-/** The last path segments the MCP endpoint serves under `/servers/<name>/`. */
-export const MCP_PATHS: ReadonlySet<string> = new Set(["mcp", "sse", "messages"]);
+/** What a client without an `MCP-Protocol-Version` header is assumed to speak. */
+const DEFAULT_HEADER_VERSION = "2025-03-26";
 
 /**
  * The MCP endpoints of all registered servers. Sessions belong to (owner, server name), not to one tunnel
@@ -76,13 +67,14 @@ export class McpEndpoint {
       now: this.#now,
       streams: this.#streamSettings,
       budget: options.budget,
-      shared: options.shared,
       // A per-client server's instance stops with its client's session (DELETE, TTL, room).
       onEnd: (session, reason) =>
         options.registry.find(session.owner, session.serverName)?.endClientSession(
           session.id,
           reason,
         ),
+      state: options.state,
+      shared: options.shared,
       ...(options.maxSessionsPerOwner === undefined
         ? {}
         : { maxPerOwner: options.maxSessionsPerOwner }),
@@ -149,6 +141,11 @@ export class McpEndpoint {
     return this.#cors.apply(request, await this.#dispatch(request, context));
   }
 
+  /** Restores the MCP client sessions a gateway before this one saved; returns how many. */
+  restore(records: readonly ClientRecord[]): number {
+    return this.#sessions.restore(records);
+  }
+
   /** Forgets sessions idle for longer than the TTL. */
   sweep(): void {
     this.#sessions.sweep();
@@ -199,8 +196,17 @@ export class McpEndpoint {
       this.#options.metrics?.errors.inc("no_session");
       return rpcError(404, null, ErrorCode.InvalidRequest, "Session not found; initialize again");
     }
-    const refused = versionRefusal(request);
-    if (refused !== undefined) return refused;
+    const version = request.headers.get("mcp-protocol-version") ?? DEFAULT_HEADER_VERSION;
+    if (!SUPPORTED_PROTOCOL_VERSIONS.includes(version)) {
+      return rpcError(
+        400,
+        null,
+        ErrorCode.InvalidRequest,
+        `Unsupported MCP-Protocol-Version ${version.slice(0, 40)}; supported: ${
+          SUPPORTED_PROTOCOL_VERSIONS.join(", ")
+        }`,
+      );
+    }
     session.touch(this.#now());
     return session;
   }
@@ -407,4 +413,8 @@ export class McpEndpoint {
     });
     return new Response(null, { status: 204 });
   }
+}
+
+function notAllowed(allow: string): Response {
+  return new Response("Method not allowed", { status: 405, headers: { allow } });
 }

@@ -8,7 +8,6 @@ import {
   type JsonRpcRequest,
   type JsonRpcResponse,
 } from "../protocol/jsonrpc.ts";
-import { SUPPORTED_PROTOCOL_VERSIONS } from "../protocol/mcp_versions.ts";
 import type { McpClientSession } from "./mcp_client_session.ts";
 import { BodyTooLargeError, readBody } from "./request_body.ts";
 import { SSE_HEADERS, SseStream } from "./sse_stream.ts";
@@ -101,26 +100,4 @@ export async function readJsonBody(
       `Body is not JSON: ${(error as Error).message.slice(0, 200)}`,
     );
   }
-}
-
-/** What a client without an `MCP-Protocol-Version` header is assumed to speak. */
-const DEFAULT_HEADER_VERSION = "2025-03-26";
-
-/** A 400 for an `MCP-Protocol-Version` this gateway does not speak; undefined when it does. */
-export function versionRefusal(request: Request): Response | undefined {
-  const version = request.headers.get("mcp-protocol-version") ?? DEFAULT_HEADER_VERSION;
-  if (SUPPORTED_PROTOCOL_VERSIONS.includes(version)) return undefined;
-  return rpcError(
-    400,
-    null,
-    ErrorCode.InvalidRequest,
-    `Unsupported MCP-Protocol-Version ${version.slice(0, 40)}; supported: ${
-      SUPPORTED_PROTOCOL_VERSIONS.join(", ")
-    }`,
-  );
-}
-
-/** 405 with the methods a path allows. */
-export function notAllowed(allow: string): Response {
-  return new Response("Method not allowed", { status: 405, headers: { allow } });
 }

@@ -130,6 +130,29 @@ export class McpStreams {
       );
     }
     const stream = session.streams.get(eventId.stream);
+    if (
+      stream?.id === STANDALONE_STREAM && eventId.seq > stream.lastSeq &&
+      session.takeEarlierGetStream()
+    ) {
+      // The session was restored: the client resumes from an event the earlier process sent, and gets
+      // what this process holds from there on.
+      stream.skipTo(eventId.seq);
+    }
+    if (stream === undefined && Number(eventId.stream) < session.firstStream) {
+      // A stream of the process before a restart: this one holds nothing of it, which is the answer (an
+      // error would only make the client try again and again). Its call was answered, or lost, there.
+      log.info(
+        "MCP client session {mcpSession} of {owner} on {name} asked for stream {stream} of the gateway before a restart: nothing of it is held",
+        {
+          event: "stream_of_earlier_process",
+          mcpSession: session.id,
+          owner: session.owner,
+          name: session.serverName,
+          stream: eventId.stream,
+        },
+      );
+      return new Response(null, { status: 204, headers: { "mcp-session-id": session.id } });
+    }
     if (stream === undefined || stream.gone || eventId.seq > stream.lastSeq) {
       const window = this.#options.streams.resumeWindowMs / 1000;
       return rpcError(

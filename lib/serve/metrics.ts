@@ -31,7 +31,9 @@ export type ServeErrorKind =
   | "too_many_streams"
   | "memory"
   | "queue_full"
-  | "replay_gap";
+  | "replay_gap"
+  | "state_store"
+  | "state_dropped";
 
 const SERVE_ERROR_KINDS: readonly ServeErrorKind[] = [
   "auth",
@@ -47,6 +49,8 @@ const SERVE_ERROR_KINDS: readonly ServeErrorKind[] = [
   "memory",
   "queue_full",
   "replay_gap",
+  "state_store",
+  "state_dropped",
 ];
 
 /** Buckets of the time a call waits for a slot, in seconds: from a few milliseconds to the call timeout. */

@@ -10,11 +10,14 @@ import type { Payload } from "../protocol/payload.ts";
 import type { MemoryBudget } from "./memory_budget.ts";
 import type { ServeMetrics } from "./metrics.ts";
 import { EndedSessions, type ResumeError } from "./resume_credentials.ts";
+import type { EndedReason, TunnelRecord } from "./state/records.ts";
+import type { RestoredState, ServeState } from "./state/serve_state.ts";
+import { endedRecord, endedSession, restoredTunnel, tunnelRecord } from "./state/tunnel_records.ts";
 import type { CallLimits } from "./call_contract.ts";
 import type { LinkLoss } from "./link_contract.ts";
 import type { TunnelLink } from "./tunnel_link.ts";
 import { normalizeServerName, type TunnelRegistry } from "./tunnel_registry.ts";
-import type { ResumeSettings, SessionEnd } from "./session_contract.ts";
+import type { ResumeSettings, SessionEnd, TunnelSessionOptions } from "./session_contract.ts";
 import { TunnelSession } from "./tunnel_session.ts";
 
 const log = logger("serve", "registration");
@@ -68,6 +71,8 @@ export interface RegistrarOptions {
   metrics?: ServeMetrics;
   /** Where replay buffers are charged, against each owner's memory share. */
   budget?: MemoryBudget;
+  /** Where sessions are saved, so that a restarted gateway lets their clients resume them. */
+  state?: ServeState;
   /** Replicas: claims a new session in Redis; its `register_ack` waits for it, so that all can find it. */
   claim?: (session: TunnelSession) => Promise<void>;
 }
@@ -182,10 +187,9 @@ export class Registrar {
     wanted: string,
     resumeError: ResumeError | undefined,
   ): void {
-    const { limits, resume, version, now, metrics, router, budget } = this.#options;
     const name = this.registry.freeName(link.owner, wanted);
     const channel = link.channels ? frame.channel : undefined;
-    const session: TunnelSession = new TunnelSession(link, {
+    const session = this.#newSession(link, {
       owner: link.owner,
       name,
       requestedName: frame.server.name,
@@ -196,36 +200,18 @@ export class Registrar {
       // Per-client only when the client asked for the extension it needs to carry client sessions.
       ...(frame.server.isolation === "per-client" &&
           frame.extensions.has(Extension.ClientSessions)
-        ? {
-          isolation: "per-client" as const,
-          clientSessions: () => router.clientSessionsOf?.(link.owner, name) ?? [],
-        }
+        ? { isolation: "per-client" as const }
         : {}),
-      limits,
-      extensions: this.#extensions,
-      version,
-      ...(resume === undefined ? {} : { resume }),
-      ...(now === undefined ? {} : { now }),
-      ...(metrics === undefined ? {} : { metrics }),
-      ...(budget === undefined ? {} : { budget }),
-      host: {
-        serverNotification: (message, clientSession) =>
-          router.serverNotification(session, message, clientSession),
-        serverRequest: (request, signal, clientSession) =>
-          router.serverRequest(session, request, signal, clientSession),
-        foreign: (type, payload) => router.foreign?.(session, type, payload) ?? false,
-        sessionClosed: (closed, end) => this.#closed(closed, end),
-        sessionDetached: (_detached, loss) => this.#detached(loss),
-      },
     });
     this.registry.add(session);
-    metrics?.linksAccepted.inc();
+    this.#options.metrics?.linksAccepted.inc();
     const acknowledge = () => {
       if (!session.closed) session.acknowledge(resumeError ? { resumed: false, resumeError } : {});
     };
     const claimed = this.#options.claim?.(session);
     if (claimed === undefined) acknowledge();
     else void claimed.then(acknowledge, acknowledge);
+    this.#save(session);
     log.info("Session {session} of {owner} registered {name} at {url}", {
       event: "session_registered",
       session: session.id,
@@ -237,12 +223,135 @@ export class Registrar {
     });
   }
 
+  /** A new session on `link`, or restored from its record without one. */
+  #newSession(
+    link: TunnelLink | undefined,
+    what: Pick<
+      TunnelSessionOptions,
+      | "owner"
+      | "name"
+      | "requestedName"
+      | "description"
+      | "protocol"
+      | "mcpUrl"
+      | "channel"
+      | "isolation"
+    >,
+    restored?: TunnelRecord,
+  ): TunnelSession {
+    const { limits, resume, version, now, metrics, router, budget } = this.#options;
+    const session: TunnelSession = new TunnelSession(link, {
+      ...what,
+      ...(what.isolation === "per-client"
+        ? { clientSessions: () => router.clientSessionsOf?.(what.owner, what.name) ?? [] }
+        : {}),
+      limits,
+      extensions: this.#extensions,
+      version,
+      ...(resume === undefined ? {} : { resume }),
+      ...(restored === undefined ? {} : { restored: restoredTunnel(restored) }),
+      ...(now === undefined ? {} : { now }),
+      ...(metrics === undefined ? {} : { metrics }),
+      ...(budget === undefined ? {} : { budget }),
+      host: {
+        serverNotification: (message, clientSession) =>
+          router.serverNotification(session, message, clientSession),
+        serverRequest: (request, signal, clientSession) =>
+          router.serverRequest(session, request, signal, clientSession),
+        foreign: (type, payload) => router.foreign?.(session, type, payload) ?? false,
+        sessionClosed: (closed, end) => this.#closed(closed, end),
+        sessionDetached: (_detached, loss) => this.#detached(loss),
+        sessionChanged: (changed) => this.#save(changed),
+      },
+    });
+    return session;
+  }
+
   #detached(loss: LinkLoss): void {
     this.#options.metrics?.errors.inc(loss.dead ? "heartbeat_timeout" : "link_lost");
   }
 
+  /** Saves what a restarted gateway needs to let the session's client resume it. */
+  #save(session: TunnelSession): void {
+    const record = this.#options.state === undefined ? undefined : tunnelRecord(session);
+    if (record !== undefined && !session.closed) this.#options.state!.saveTunnel(record);
+  }
+
+  /** Forgets a closed session in the store, leaving the mark of how it ended when a resume must learn it. */
+  #forget(session: TunnelSession, end: SessionEnd): void {
+    const state = this.#options.state;
+    // A session released at shutdown stays in the store: the next gateway restores it.
+    if (state === undefined || end.kind === "shutdown") return;
+    const mark = REMEMBERED.has(end.kind)
+      ? endedRecord(session, end.kind as EndedReason, (this.#options.now ?? Date.now)())
+      : undefined;
+    if (mark === undefined) state.dropTunnel(session.id);
+    else state.endTunnel(mark);
+  }
+
+  /**
+   * Restores what a gateway before this one saved: sessions wait detached for their clients to resume
+   * them (their window starts now), ended sessions are remembered for the rest of their keep time.
+   * Before the gateway listens. Returns how many sessions were restored.
+   */
+  restore(saved: RestoredState): number {
+    for (const mark of [...saved.ended].sort((a, b) => a.endedAt - b.endedAt)) {
+      this.#ended.add(endedSession(mark), mark.reason, mark.endedAt);
+    }
+    let restored = 0;
+    for (const record of saved.tunnels) {
+      const taken = this.registry.find(record.owner, record.name) !== undefined;
+      if (this.#options.resume === undefined || taken || this.registry.get(record.id)) {
+        // Resumption is off now (nothing could resume it), or a record of the same name came first.
+        this.#options.state?.dropTunnel(record.id);
+        continue;
+      }
+      const { owner, name, requestedName, description, protocol, mcpUrl, channel, isolation } =
+        record;
+      const session = this.#newSession(
+        undefined,
+        {
+          owner,
+          name,
+          requestedName,
+          description,
+          protocol,
+          mcpUrl,
+          channel,
+          ...(isolation === undefined ? {} : { isolation }),
+        },
+        record,
+      );
+      this.registry.add(session);
+      restored++;
+      log.info(
+        "Session {session} of {owner} ({name}) restored: waiting for its client to resume it",
+        {
+          event: "session_restored",
+          session: session.id,
+          owner: session.owner,
+          name: session.name,
+        },
+      );
+    }
+    return restored;
+  }
+
+  /**
+   * The gateway stops with its state kept: every session is saved as it stands and released (its calls
+   * fail at once, its link is closed next without a word to it), so that its client resumes it on the
+   * next gateway.
+   */
+  releaseAll(reason: string): void {
+    for (const session of this.registry.list()) {
+      this.#save(session);
+      session.release(reason);
+    }
+  }
+
   #closed(session: TunnelSession, end: SessionEnd): void {
     this.registry.remove(session);
+    this.#forget(session, end);
     const metrics = this.#options.metrics;
     if (REMEMBERED.has(end.kind)) {
       this.#ended.add(session, end.kind as ResumeError);

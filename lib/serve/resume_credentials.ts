@@ -1,5 +1,8 @@
-// Resume credentials of the `resume` extension (docs/resume.md): the per-session secret, its constant-time
-// check, and a bounded memory of recently ended sessions so that a late resume learns why it cannot be.
+// Resume credentials of the `resume` extension (docs/resume.md): the per-session secret, its hash (all
+// that is ever stored), its constant-time check, and a bounded memory of recently ended sessions so that a
+// late resume learns why it cannot be.
+
+import { createHash } from "node:crypto";
 
 /** Why a requested resumption was refused, as `register_ack.resumeError` says it. */
 export type ResumeError =
@@ -27,6 +30,21 @@ export function newResumeToken(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(32));
   return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_")
     .replace(/=+$/, "");
+}
+
+/**
+ * The SHA-256 of a resume secret, base64url: what a session keeps to check a presented secret, and all
+ * that the state store ever holds of it. The secret has 256 random bits, so no salt or slow hash is
+ * needed: the hash cannot be reversed by guessing.
+ *
+ * @example
+ * ```ts
+ * import { hashToken } from "./resume_credentials.ts";
+ * hashToken("secret").length; // 43
+ * ```
+ */
+export function hashToken(token: string): string {
+  return createHash("sha256").update(token).digest("base64url");
 }
 
 /**
@@ -103,11 +121,11 @@ export class EndedSessions {
     return this.#entries.size;
   }
 
-  /** Remembers why a session ended. */
-  add(session: EndedSession, reason: ResumeError): void {
+  /** Remembers why a session ended, `at` then (default now; earlier for one restored from the store). */
+  add(session: EndedSession, reason: ResumeError, at = this.#now()): void {
     this.prune();
     this.#entries.delete(session.id);
-    this.#entries.set(session.id, { session, reason, at: this.#now() });
+    this.#entries.set(session.id, { session, reason, at });
     for (const id of this.#entries.keys()) {
       if (this.#entries.size <= this.#maxEntries) break;
       this.#entries.delete(id);

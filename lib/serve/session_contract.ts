@@ -2,6 +2,7 @@
 // ended, as a kind to switch on, and what it has done).
 
 import type { Isolation } from "../protocol/frames.ts";
+import type { JsonObject } from "../util/json_object.ts";
 import type { ReplayLimits } from "../protocol/sequenced_channel.ts";
 import type { MemoryBudget } from "./memory_budget.ts";
 import type { ServeMetrics } from "./metrics.ts";
@@ -63,6 +64,21 @@ export interface SessionHost extends ServerMessageSink {
   sessionClosed(session: TunnelSession, end: SessionEnd): void;
   /** The session lost its link and waits to be resumed. */
   sessionDetached?(session: TunnelSession, loss: LinkLoss): void;
+  /** Something the state store keeps changed (what was acknowledged, the held `initialize`, a resume). */
+  sessionChanged?(session: TunnelSession): void;
+}
+
+/** What a session restored from the state store starts from (serve restarted; lib/serve/state/). */
+export interface RestoredTunnel {
+  id: string;
+  connectedAt: number;
+  /** SHA-256 of the resume secret: the secret itself was never stored. */
+  tokenHash: string;
+  /** The client's data frames received in order by the process that saved it. */
+  seqIn: number;
+  /** Past every tunnel id that process could have used: answers to lower ids are late. */
+  firstTunnelId: number;
+  initializeResult: JsonObject | undefined;
 }
 
 /** Options of {@link TunnelSession}. */
@@ -86,6 +102,8 @@ export interface TunnelSessionOptions {
   extensions: readonly string[];
   /** Turns the `resume` extension on. */
   resume?: ResumeSettings;
+  /** A session restored from the state store, without a link (needs `resume`). */
+  restored?: RestoredTunnel;
   /** Where the replay buffer is charged, against the owner's memory share. */
   budget?: MemoryBudget;
   /** Version of this gateway, for the `clientInfo` of its `initialize`. */

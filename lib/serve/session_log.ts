@@ -55,3 +55,19 @@ export function logClosed(session: SessionRef, end: { kind: string; reason: stri
     reason: end.reason,
   });
 }
+
+/** The session's replay buffer overflowed: it cannot be resumed after a link drop. */
+export function logReplayOverflow(session: SessionRef): void {
+  log.warning(
+    "Session {session} of {owner} ({name}): the replay buffer overflowed; it cannot be resumed after a link drop",
+    { event: "replay_overflow", ...fields(session) },
+  );
+}
+
+/** A data frame arrived past a missing one: the link is dropped so that the client resumes. */
+export function logSequenceGap(session: SessionRef, detail: { seq: unknown; last: unknown }): void {
+  log.warning(
+    "Session {session}: frame {seq} arrived after {last}; a frame is missing, dropping the link so the client resumes",
+    { event: "sequence_gap", ...fields(session), ...detail },
+  );
+}

@@ -16,30 +16,69 @@ export type ReplayGrant =
   | { kind: "overflowed" }
   | { kind: "bad-ack"; kept: string };
 
+/** Parts of a data frame waiting for its number (see {@link SessionSequence} `restored`). */
+type Parts = Omit<DataFrameParts, "seq" | "ack">;
+
 /**
  * Numbers and keeps what the gateway sends to a client that resumes, and orders what it receives. A
  * client that sends a data frame without `seq` before any ack does not resume: nothing is kept for it.
+ *
+ * A sequence restored from the state store (serve restarted) knows what it had received (`received`) but
+ * not how far the client got with the old process's frames: what it sends before the client resumes is
+ * held unnumbered, and numbered after the client's ack once it does.
  */
 export class SessionSequence {
   #channel: SequencedChannel | undefined;
+  #limits: ReplayLimits;
   /** True once the client used `seq`/`ack`; false once it sent a data frame without `seq` first. */
   #resumable: boolean | undefined;
   /** What the replay buffer holds, charged against the owner's memory share. */
   #charge: Charge | undefined;
+  /** Restored and not resumed yet: frames to number once the client says what it received. */
+  #held: { parts: Parts; size: number }[] | undefined;
+  #heldBytes = 0;
 
-  constructor(limits: ReplayLimits, charge?: Charge) {
-    this.#channel = new SequencedChannel(limits);
+  constructor(limits: ReplayLimits, charge?: Charge, restored?: { received: number }) {
+    this.#limits = limits;
+    this.#channel = new SequencedChannel(limits, restored?.received);
     this.#charge = charge;
+    if (restored !== undefined) {
+      this.#resumable = true;
+      this.#held = [];
+    }
   }
 
   /** Charges what the replay buffer holds now; when the owner's share cannot hold it, gives it up. */
   #account(): boolean {
     const out = this.#channel?.out;
     if (this.#charge === undefined || out === undefined) return true;
-    if (this.#charge.resize(out.size)) return true;
+    if (this.#charge.resize(out.size + this.#heldBytes)) return true;
     out.abandon();
+    this.#dropHeld();
     this.#charge.resize(0);
     return false;
+  }
+
+  #dropHeld(): void {
+    if (this.#held !== undefined) this.#held = [];
+    this.#heldBytes = 0;
+  }
+
+  /** Holds a frame of a restored sequence until the client resumes; marks it overflowed past the bounds. */
+  #hold(held: { parts: Parts; size: number }[], parts: Parts): Stamped {
+    const channel = this.#channel!;
+    if (channel.overflowed) return { text: "", overflowedNow: false };
+    const size = parts.payloadText.length + 128;
+    if (
+      held.length + 1 > this.#limits.maxFrames || this.#heldBytes + size > this.#limits.maxBytes
+    ) {
+      channel.out.abandon();
+      this.#dropHeld();
+      return { text: "", overflowedNow: true };
+    }
+    held.push({ parts, size });
+    this.#heldBytes += size;
+    return { text: "", overflowedNow: !this.#account() };
   }
 
   /** True while a dropped link can be resumed without a gap. */
@@ -87,9 +126,13 @@ export class SessionSequence {
     return this.#channel?.in.last ?? 0;
   }
 
-  /** Numbers a data frame and keeps it; undefined when the client does not resume (send it plain). */
-  send(parts: Omit<DataFrameParts, "seq" | "ack">): Stamped | undefined {
+  /**
+   * Numbers a data frame and keeps it; undefined when the client does not resume (send it plain). A
+   * restored sequence not resumed yet holds it instead (its `text` is empty: nothing can be sent yet).
+   */
+  send(parts: Parts): Stamped | undefined {
     if (this.#channel === undefined || this.#resumable === false) return undefined;
+    if (this.#held !== undefined) return this.#hold(this.#held, parts);
     const wasOverflowed = this.#channel.overflowed;
     const stamped = this.#channel.send(parts);
     // Past the owner's memory share the session stops keeping frames, as if its own bound was reached.
@@ -114,11 +157,12 @@ export class SessionSequence {
    * What a client that resumes having received up to `ack` gets: the frames to replay, or why the session
    * can never be resumed without a gap.
    */
-  grant(ack: number, clientOverflowed: boolean): ReplayGrant {
-    const channel = this.#channel;
-    if (channel === undefined || channel.overflowed || clientOverflowed) {
+  grant(ack: number, clientOverflowed: boolean, clientAcked = 0): ReplayGrant {
+    if (this.#channel === undefined || this.#channel.overflowed || clientOverflowed) {
       return { kind: "overflowed" };
     }
+    if (this.#held !== undefined) this.#continue(this.#held, ack, clientAcked);
+    const channel = this.#channel;
     const frames = channel.replayAfter(ack);
     if (frames === undefined) {
       return { kind: "bad-ack", kept: `${channel.out.acked}..${channel.out.lastSeq}` };
@@ -129,9 +173,26 @@ export class SessionSequence {
     return { kind: "replay", frames, ack: last };
   }
 
+  /**
+   * A restored sequence meets its client: the old process's frames count as sent up to the client's
+   * `ack`, its own frames as received up to what was stored or what the old process acknowledged
+   * (`clientAcked`: the client no longer keeps those); the held frames are numbered after `ack`.
+   */
+  #continue(held: { parts: Parts }[], ack: number, clientAcked: number): void {
+    const received = Math.max(this.#channel!.in.last, clientAcked);
+    const channel = new SequencedChannel(this.#limits, received);
+    channel.out.restartAt(ack);
+    this.#held = undefined;
+    this.#heldBytes = 0;
+    this.#channel = channel;
+    for (const { parts } of held) channel.send(parts);
+    this.#account();
+  }
+
   /** Forgets everything kept (the session ended). */
   drop(): void {
     this.#channel = undefined;
+    this.#dropHeld();
     this.#charge?.release();
   }
 }

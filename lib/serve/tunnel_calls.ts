@@ -3,7 +3,6 @@
 // requests and notifications handed to the MCP side.
 
 import { Deadlines } from "../util/deadlines.ts";
-import { LogThrottle } from "../util/log_throttle.ts";
 import { isObject } from "../util/json_object.ts";
 import { logger } from "../util/log.ts";
 import {
@@ -20,6 +19,8 @@ import { isOneLine } from "../protocol/json_scan.ts";
 import { LATEST_PROTOCOL_VERSION } from "../protocol/mcp_versions.ts";
 import type { Payload } from "../protocol/payload.ts";
 import { WaitingCalls } from "./call_queue.ts";
+import { HeldInitialize } from "./held_initialize.ts";
+import { LateAnswers } from "./late_answers.ts";
 import type { Charge } from "./memory_budget.ts";
 import { CallTable, RawResponse, restoreProgress, restoreResponse } from "./call_table.ts";
 import { ServerRequests } from "./server_requests.ts";
@@ -41,11 +42,6 @@ interface Route {
   clientSession?: string;
 }
 
-/** Given-up tunnel ids remembered for their late answers, at most. */
-const MAX_GIVEN_UP = 4096;
-/** One warning line per this many milliseconds for answers to ids never asked. */
-const UNKNOWN_WARNING_INTERVAL_MS = 10_000;
-
 function reasonText(reason: unknown): string {
   if (typeof reason === "string") return reason;
   if (reason instanceof Error) return reason.message;
@@ -58,17 +54,16 @@ export class TunnelCalls {
   #limits: CallLimits;
   #sink: ServerMessageSink;
   #metrics: ServeMetrics | undefined;
-  #calls = new CallTable<Route>();
+  #calls: CallTable<Route>;
   /** Calls waiting for a slot. */
   #queue: WaitingCalls;
   #pumping = false;
   /** Call timeouts (tunnel ids in flight, entries waiting): one timer for all, not one per call. */
   #deadlines = new Deadlines<number>();
   #requests: ServerRequests;
-  #init: Promise<JsonRpcResponse> | undefined;
-  /** Tunnel ids of calls given up (timed out, cancelled): a late answer for one is expected, not bad. */
-  #givenUp = new Set<number>();
-  #unknownWarnings = new LogThrottle({ intervalMs: UNKNOWN_WARNING_INTERVAL_MS });
+  #init: HeldInitialize;
+  /** Answers no call waits for: late (given up, or asked by an earlier process) or bad. */
+  #late: LateAnswers;
 
   constructor(
     channel: CallChannel,
@@ -78,9 +73,19 @@ export class TunnelCalls {
       metrics?: ServeMetrics | undefined;
       /** Where the calls waiting for a slot are charged, against the owner's memory share. */
       queueCharge?: Charge | undefined;
+      /** Restored from the state store: the first tunnel id, and the held `initialize` result. */
+      restored?: { firstTunnelId: number; initializeResult: JsonObject | undefined } | undefined;
     },
   ) {
     this.#channel = channel;
+    const restored = options.restored;
+    this.#calls = new CallTable(restored?.firstTunnelId);
+    this.#late = new LateAnswers({
+      channel,
+      lateBelow: restored?.firstTunnelId ?? 1,
+      metrics: options.metrics,
+    });
+    this.#init = new HeldInitialize(restored?.initializeResult);
     this.#limits = options.limits;
     this.#queue = new WaitingCalls(
       options.limits.maxQueued ?? DEFAULT_MAX_QUEUED,
@@ -204,7 +209,7 @@ export class TunnelCalls {
     const name = this.#channel.name;
     const onAbort = () => {
       if (this.#calls.take(entry.tunnelId) === undefined) return;
-      this.#giveUp(entry.tunnelId);
+      this.#late.giveUp(entry.tunnelId);
       route.settle(undefined);
       this.#sendCancel(entry.tunnelId, reasonText(signal?.reason), clientSession);
     };
@@ -221,7 +226,7 @@ export class TunnelCalls {
     const { entry, message } = this.#calls.add(request, route);
     this.#deadlines.add(entry.tunnelId, Math.max(1, timeoutMs - waitedMs), () => {
       if (this.#calls.take(entry.tunnelId) === undefined) return;
-      this.#giveUp(entry.tunnelId);
+      this.#late.giveUp(entry.tunnelId);
       const seconds = timeoutMs / 1000;
       this.#metrics?.errors.inc("call_timeout");
       route.settle(
@@ -253,36 +258,31 @@ export class TunnelCalls {
    * gateway's client version. A failure is not held: the next caller asks again.
    */
   initializeResult(version: string): Promise<JsonRpcResponse> {
-    if (this.#init === undefined) {
-      const init = this.call({
-        jsonrpc: "2.0",
-        id: 0,
-        method: "initialize",
-        params: {
-          protocolVersion: LATEST_PROTOCOL_VERSION,
-          capabilities: {},
-          clientInfo: { name: "mcp-rproxy-serve", version },
-        },
-      }).then((response) => {
-        const answer = response ??
-          errorResponse(0, ErrorCode.TunnelUnavailable, "Initialize was cancelled");
-        if (answer.error !== undefined || !isObject(answer.result)) {
-          if (this.#init === init) this.#init = undefined;
-          log.warning("Server {name} did not initialize: {error}", {
-            event: "initialize_failed",
-            name: this.#channel.name,
-            error: answer.error?.message ?? "no result",
-          });
-          return answer.error !== undefined
-            ? answer
-            : errorResponse(0, ErrorCode.InternalError, "Initialize returned no result object");
-        }
-        this.notify({ jsonrpc: "2.0", method: "notifications/initialized" });
-        return answer;
-      });
-      this.#init = init;
-    }
-    return this.#init;
+    return this.#init.get(
+      this.#channel.name,
+      () =>
+        this.call({
+          jsonrpc: "2.0",
+          id: 0,
+          method: "initialize",
+          params: {
+            protocolVersion: LATEST_PROTOCOL_VERSION,
+            capabilities: {},
+            clientInfo: { name: "mcp-rproxy-serve", version },
+          },
+        }),
+      () => this.notify({ jsonrpc: "2.0", method: "notifications/initialized" }),
+    );
+  }
+
+  /** The server's `initialize` result, once held. */
+  get heldInitialize(): JsonObject | undefined {
+    return this.#init.result;
+  }
+
+  /** The tunnel id the next call gets (what a restarted serve must start past). */
+  get nextTunnelId(): number {
+    return this.#calls.next;
   }
 
   /**
@@ -327,7 +327,7 @@ export class TunnelCalls {
       const facts = payload.facts;
       if (facts !== "batch" && facts.kind === "response" && isOneLine(payload.text)) {
         const entry = this.#calls.take(facts.id);
-        if (entry === undefined) this.#unknownResponse(facts.id);
+        if (entry === undefined) this.#late.answer(facts.id);
         else entry.route.settle(new RawResponse(payload.textWithId(entry.originalId)!));
         return undefined;
       }
@@ -357,44 +357,8 @@ export class TunnelCalls {
 
   #onResponse(response: JsonRpcResponse): void {
     const entry = this.#calls.take(response.id);
-    if (entry === undefined) return this.#unknownResponse(response.id);
+    if (entry === undefined) return this.#late.answer(response.id);
     entry.route.settle(restoreResponse(response, entry.originalId));
-  }
-
-  #giveUp(tunnelId: number): void {
-    this.#givenUp.add(tunnelId);
-    if (this.#givenUp.size > MAX_GIVEN_UP) {
-      this.#givenUp.delete(this.#givenUp.values().next().value!);
-    }
-  }
-
-  /**
-   * An answer no call waits for. A late answer to a call given up is expected (debug); one for an id never
-   * asked is a bad frame, counted against the link, and warned about at most once per interval.
-   */
-  #unknownResponse(id: unknown): void {
-    const tunnelId = typeof id === "string" && /^\d+$/.test(id) ? Number(id) : id;
-    if (typeof tunnelId === "number" && this.#givenUp.delete(tunnelId)) {
-      this.#metrics?.errors.inc("late_response");
-      log.debug("Dropped a late answer for call {id} on server {name}: it was given up", {
-        event: "late_response",
-        id: tunnelId,
-        name: this.#channel.name,
-      });
-      return;
-    }
-    this.#channel.badFrame("Response for an id that was never asked");
-    const suppressed = this.#unknownWarnings.take();
-    if (suppressed === undefined) return;
-    log.warning(
-      "Dropped a response for unknown id {id} on server {name}{more}",
-      {
-        event: "unknown_response",
-        id: JSON.stringify(id ?? null).slice(0, 64),
-        name: this.#channel.name,
-        more: suppressed > 0 ? ` (and ${suppressed} more since the last warning)` : "",
-      },
-    );
   }
 
   #sendCancel(tunnelId: JsonRpcId, reason: string, clientSession: string | undefined): void {

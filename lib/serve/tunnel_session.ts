@@ -2,7 +2,6 @@
 // waits to be resumed), its calls, its held `initialize` result, and (with the `resume` extension) the
 // sequenced channel that lets it outlive a dropped link (docs/resume.md). Nothing outside writes its state.
 
-import { logger } from "../util/log.ts";
 import {
   type ClientInstanceInfo,
   CloseCode,
@@ -15,15 +14,14 @@ import {
 } from "../protocol/frames.ts";
 import type { JsonObject, JsonRpcResponse } from "../protocol/jsonrpc.ts";
 import { encodeRegisterAck, type ResumeRequest } from "../protocol/registration.ts";
-import { newResumeToken, type ResumeError, sameSecret } from "./resume_credentials.ts";
-import { SessionSequence } from "./session_sequence.ts";
-import { logClosed, logDetached, logExpired, logResumed } from "./session_log.ts";
+import type { ResumeError } from "./resume_credentials.ts";
+import { SessionResume } from "./session_resume.ts";
+import type { SessionSequence } from "./session_sequence.ts";
+import * as sessionLog from "./session_log.ts";
 import { TunnelCalls } from "./tunnel_calls.ts";
 import type { LinkedSession, LinkLoss } from "./link_contract.ts";
 import type { TunnelLink } from "./tunnel_link.ts";
 import type { SessionEnd, SessionStats, TunnelSessionOptions } from "./session_contract.ts";
-
-const log = logger("serve", "session");
 
 /**
  * One registered server. Created when a `register` is accepted, attached to the link it came on; it may
@@ -31,7 +29,7 @@ const log = logger("serve", "session");
  */
 export class TunnelSession implements LinkedSession {
   /** Session id minted by the gateway (what `register_ack` carries). */
-  readonly id: string = crypto.randomUUID();
+  readonly id: string;
   readonly owner: string;
   readonly name: string;
   readonly requestedName: string;
@@ -52,18 +50,20 @@ export class TunnelSession implements LinkedSession {
   #messages = 0;
   #bytes = 0;
   #resumes = 0;
-  /** The resume secret issued at registration (never logged). */
-  #token: string | undefined;
-  /** Numbering and replay for a client that resumes (the `resume` extension). */
-  #sequence: SessionSequence | undefined;
-  #windowTimer: ReturnType<typeof setTimeout> | undefined;
-  #detachedAt = 0;
+  /** Credential, numbering, replay and window for a client that resumes (the `resume` extension). */
+  #resume: SessionResume | undefined;
   #end: SessionEnd | undefined;
   /** The per-client instances connect reported last (`client_instances`). */
   #instances: readonly ClientInstanceInfo[] = [];
 
-  constructor(link: TunnelLink, options: TunnelSessionOptions) {
+  /**
+   * A session registered on `link` now, or, without a link, one restored from the state store
+   * (`options.restored`): detached, its resume window starting now.
+   */
+  constructor(link: TunnelLink | undefined, options: TunnelSessionOptions) {
     this.#options = options;
+    const restored = options.restored;
+    this.id = restored?.id ?? crypto.randomUUID();
     this.owner = options.owner;
     this.name = options.name;
     this.requestedName = options.requestedName;
@@ -72,21 +72,27 @@ export class TunnelSession implements LinkedSession {
     this.mcpUrl = options.mcpUrl;
     this.perClient = options.isolation === "per-client";
     this.#now = options.now ?? Date.now;
-    this.connectedAt = this.#now();
-    this.#lastActivity = this.connectedAt;
+    this.connectedAt = restored?.connectedAt ?? this.#now();
+    this.#lastActivity = this.#now();
     this.#channel = options.channel ?? "";
     this.#calls = new TunnelCalls(this, {
       limits: options.limits,
       sink: options.host,
       metrics: options.metrics,
       queueCharge: options.budget?.charge(options.owner, { what: "calls waiting for a slot" }),
+      restored,
     });
     if (options.resume !== undefined) {
-      this.#token = newResumeToken();
-      this.#sequence = new SessionSequence(
-        options.resume.limits,
-        options.budget?.charge(options.owner, { what: "replay buffer" }),
-      );
+      this.#resume = new SessionResume(options.resume, {
+        charge: options.budget?.charge(options.owner, { what: "replay buffer" }),
+        restored,
+        now: this.#now,
+      });
+    }
+    if (link === undefined) {
+      this.#state = "detached";
+      this.#startWindow();
+      return;
     }
     this.#link = link;
     link.attach(this, this.#channel);
@@ -122,9 +128,23 @@ export class TunnelSession implements LinkedSession {
     return this.#calls.size;
   }
 
-  /** True if `token` is this session's resume secret (constant time). */
+  /** True if `token` is this session's resume secret (constant time, on its hash). */
   matchesToken(token: string): boolean {
-    return this.#token !== undefined && sameSecret(this.#token, token);
+    return this.#resume?.matches(token) === true;
+  }
+
+  get #sequence(): SessionSequence | undefined {
+    return this.#resume?.sequence;
+  }
+
+  /** The session's channel on its link ("" without channels). */
+  get channel(): string {
+    return this.#channel;
+  }
+
+  /** What the state store keeps of its resumability (see {@link SessionResume.saved}). */
+  resumeState(): ReturnType<SessionResume["saved"]> | undefined {
+    return this.#resume?.saved(this.#calls.nextTunnelId);
   }
 
   /** What the session has done so far. */
@@ -139,13 +159,10 @@ export class TunnelSession implements LinkedSession {
     };
   }
 
-  /**
-   * Sends `register_ack` for a fresh registration and asks a shared server for its `initialize` result
-   * (a per-client server has none: each instance is initialized by its own client).
-   */
+  /** Sends `register_ack` for a fresh registration and asks the server for its `initialize` result. */
   acknowledge(extra: { resumed?: boolean; resumeError?: string } = {}): void {
     this.#sendRegisterAck(extra);
-    if (!this.perClient) void this.initializeResult();
+    if (!this.perClient) void this.initializeResult().then(() => this.#changed());
   }
 
   /** The per-client instances connect reported last: client session, PID, start. */
@@ -206,6 +223,17 @@ export class TunnelSession implements LinkedSession {
     this.#finish(end);
   }
 
+  /**
+   * Ends the session in this process only (a gateway stopping with its state kept): its calls fail, its
+   * link is not told (it is closed with 1001 next), so that its client resumes it on the next gateway.
+   */
+  release(reason: string): void {
+    if (this.#state === "closed") return;
+    this.#link?.detach(this);
+    this.#link = undefined;
+    this.#finish({ kind: "shutdown", reason });
+  }
+
   // -- LinkedSession: what the link calls --
 
   /** A frame for this session arrived on its link. */
@@ -235,7 +263,9 @@ export class TunnelSession implements LinkedSession {
       );
     if (problem !== undefined) this.#link?.badFrame(problem, this.id);
     const ack = this.#sequence?.dueAck();
-    if (ack !== undefined) this.#link?.sendText(encodeAck({ sessionId: this.id, ack }), this);
+    if (ack === undefined) return;
+    this.#link?.sendText(encodeAck({ sessionId: this.id, ack }), this);
+    this.#changed();
   }
 
   /** Counts a frame sent for this session. */
@@ -249,9 +279,12 @@ export class TunnelSession implements LinkedSession {
     this.#sequence?.peerAcked(ack);
   }
 
-  /** The ack a heartbeat reply carries. */
+  /** The ack a heartbeat reply carries (and a moment to save what it acknowledges). */
   heartbeatAck(): number | undefined {
-    return this.#state === "registered" ? this.#sequence?.heartbeatAck() : undefined;
+    if (this.#state !== "registered") return undefined;
+    const ack = this.#sequence?.heartbeatAck();
+    if (ack !== undefined) this.#changed();
+    return ack;
   }
 
   /**
@@ -261,7 +294,7 @@ export class TunnelSession implements LinkedSession {
   linkLost(loss: LinkLoss): void {
     if (this.#state !== "registered") return;
     this.#link = undefined;
-    if (this.#canResume()) return this.#detach(loss);
+    if (this.#sequence?.canResume === true) return this.#detach(loss);
     if (this.#sequence?.resumable === true) {
       return this.#finish({ kind: "overflowed", reason: loss.reason });
     }
@@ -282,23 +315,11 @@ export class TunnelSession implements LinkedSession {
     if (this.#state === "closed") return "unknown-session";
     if (link.owner !== this.owner) return "wrong-owner";
     if (!this.matchesToken(request.token)) return "bad-token";
-    const grant = this.#sequence?.grant(request.ack, request.overflowed) ??
-      { kind: "overflowed" };
-    if (grant.kind === "overflowed") {
-      const whose = request.overflowed ? "the client's" : "the gateway's";
-      this.close(CloseCode.GoingAway, {
-        kind: "overflowed",
-        reason: `${whose} replay buffer overflowed: resuming would lose messages`,
-      });
-      return "overflowed";
-    }
-    if (grant.kind === "bad-ack") {
-      this.close(CloseCode.GoingAway, {
-        kind: "bad-ack",
-        reason:
-          `the client acknowledged ${request.ack}, outside what was sent and kept (${grant.kept})`,
-      });
-      return "bad-ack";
+    const grant = this.#resume?.grant(request) ??
+      { kind: "ended", error: "overflowed", end: { kind: "overflowed", reason: "not resumable" } };
+    if (grant.kind === "ended") {
+      this.close(CloseCode.GoingAway, grant.end);
+      return grant.error;
     }
     const replay = grant.frames;
     const previous = this.#link;
@@ -306,9 +327,7 @@ export class TunnelSession implements LinkedSession {
       // Half-open on our side: the client gave up on that link first.
       previous.close(CloseCode.GoingAway, "superseded by a resumed link");
     }
-    clearTimeout(this.#windowTimer);
-    this.#windowTimer = undefined;
-    const wasDetached = this.#state === "detached";
+    const waited = this.#resume!.stopWaiting();
     this.#link = link;
     this.#channel = channel;
     link.attach(this, channel);
@@ -317,11 +336,8 @@ export class TunnelSession implements LinkedSession {
     this.#lastActivity = this.#now();
     this.#sendRegisterAck({ resumed: true, ack: grant.ack });
     for (const frame of replay) link.sendText(frame.text, this);
-    logResumed(this, {
-      ms: wasDetached ? this.#now() - this.#detachedAt : 0,
-      count: replay.length,
-      calls: this.#calls.size,
-    });
+    this.#changed();
+    sessionLog.logResumed(this, { ms: waited, count: replay.length, calls: this.#calls.size });
     return "resumed";
   }
 
@@ -337,6 +353,7 @@ export class TunnelSession implements LinkedSession {
    * resume. While detached the frame is only kept. False when it cannot reach the client.
    */
   sendData(type: "request" | "response", payload: JsonObject, clientSession?: string): boolean {
+    if (this.#resume?.idsRunningOut(this.#calls.nextTunnelId)) this.#changed();
     const payloadText = JSON.stringify(payload);
     const channel = this.#channel === "" ? undefined : this.#channel;
     const parts = { type, sessionId: this.id, channel, clientSession, payloadText };
@@ -346,10 +363,7 @@ export class TunnelSession implements LinkedSession {
       return link !== undefined && link.sendText(encodeDataFrame(parts), this);
     }
     if (stamped.overflowedNow) {
-      log.warning(
-        "Session {session} of {owner} ({name}): the replay buffer overflowed; it cannot be resumed after a link drop",
-        { event: "replay_overflow", session: this.id, owner: this.owner, name: this.name },
-      );
+      sessionLog.logReplayOverflow(this);
       if (this.#state === "detached") {
         this.#finish({
           kind: "overflowed",
@@ -359,7 +373,7 @@ export class TunnelSession implements LinkedSession {
       }
     }
     if (this.#state === "detached") return true;
-    return this.#link?.sendText(stamped.text, this) === true || this.#canResume();
+    return this.#link?.sendText(stamped.text, this) === true || this.#sequence?.canResume === true;
   }
 
   /** Checks a data frame's `seq`: false for a replayed duplicate (dropped) or a gap (the link is dropped). */
@@ -367,27 +381,15 @@ export class TunnelSession implements LinkedSession {
     const acceptance = this.#sequence?.receive(frame.seq) ?? "new";
     if (acceptance === "new") return true;
     if (acceptance === "gap") {
-      log.warning(
-        "Session {session}: frame {seq} arrived after {last}; a frame is missing, dropping the link so the client resumes",
-        {
-          event: "sequence_gap",
-          session: this.id,
-          seq: frame.seq,
-          last: this.#sequence?.lastReceived,
-        },
-      );
+      sessionLog.logSequenceGap(this, { seq: frame.seq, last: this.#sequence?.lastReceived });
       this.#link?.close(CloseCode.GoingAway, "sequence gap");
     }
     return false;
   }
 
-  #canResume(): boolean {
-    return this.#sequence?.canResume === true;
-  }
-
   /** `register_ack` for this session: where clients reach it, what it supports, its resume credential. */
   #sendRegisterAck(extra: { resumed?: boolean; ack?: number; resumeError?: string }): void {
-    const resume = this.#options.resume;
+    const token = this.#resume?.token;
     this.#link?.sendText(
       encodeRegisterAck({
         sessionId: this.id,
@@ -398,9 +400,8 @@ export class TunnelSession implements LinkedSession {
         extensions: new Set(this.#options.extensions),
         maxFrameBytes: this.#options.limits.maxFrameBytes,
         ...(this.perClient ? { clientSessions: this.#options.clientSessions?.() ?? [] } : {}),
-        ...(resume === undefined || this.#token === undefined
-          ? {}
-          : { resume: { token: this.#token, windowMs: resume.windowMs } }),
+        // A session restored from the store knows only the secret's hash: its client keeps the secret.
+        ...(token === undefined ? {} : { resume: { token, windowMs: this.#resume!.windowMs } }),
         ...extra,
       }),
       this,
@@ -409,33 +410,37 @@ export class TunnelSession implements LinkedSession {
 
   #detach(loss: LinkLoss): void {
     this.#state = "detached";
-    this.#detachedAt = this.#now();
-    const windowMs = this.#options.resume!.windowMs;
-    this.#windowTimer = setTimeout(() => {
-      this.#windowTimer = undefined;
-      logExpired(this, { seconds: windowMs / 1000, calls: this.#calls.size });
-      this.#finish({ kind: "expired", reason: `not resumed within ${windowMs / 1000} s` });
-    }, windowMs);
-    logDetached(this, {
-      reason: loss.reason,
-      seconds: windowMs / 1000,
-      calls: this.#calls.size,
-    });
+    this.#startWindow();
+    const seconds = this.#resume!.windowMs / 1000;
+    sessionLog.logDetached(this, { reason: loss.reason, seconds, calls: this.#calls.size });
     this.#options.host.sessionDetached?.(this, loss);
+  }
+
+  /** The resume window starts now: past it, the session expires. */
+  #startWindow(): void {
+    const seconds = this.#resume!.windowMs / 1000;
+    this.#resume!.wait(() => {
+      sessionLog.logExpired(this, { seconds, calls: this.#calls.size });
+      this.#finish({ kind: "expired", reason: `not resumed within ${seconds} s` });
+    });
+  }
+
+  /** Logs with the session's id, owner, name and calls in flight. */
+  /** Something worth saving changed (acknowledged frames, the held `initialize`, a resume). */
+  #changed(): void {
+    if (this.#state !== "closed") this.#options.host.sessionChanged?.(this);
   }
 
   #finish(end: SessionEnd): void {
     if (this.#state === "closed") return;
     this.#state = "closed";
     this.#end = end;
-    clearTimeout(this.#windowTimer);
-    this.#windowTimer = undefined;
-    this.#sequence?.drop();
+    this.#resume?.end();
     const link = this.#link;
     this.#link = undefined;
     link?.detach(this);
     this.#calls.failAll(end.reason);
-    logClosed(this, end);
+    sessionLog.logClosed(this, end);
     this.#options.host.sessionClosed(this, end);
   }
 }

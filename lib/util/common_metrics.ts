@@ -5,15 +5,15 @@ import type { Counter, CounterVec, MetricsRegistry } from "./prometheus.ts";
 
 /** Counts errors by kind; known kinds show 0 from the start. */
 export interface ErrorCounter<K extends string> {
-  /** Counts one error of `kind`. */
-  inc(kind: K | (string & Record<never, never>)): void;
+  /** Counts one error of `kind` (or `amount` of them). */
+  inc(kind: K | (string & Record<never, never>), amount?: number): void;
   /** The count of `kind`, for tests and logs. */
   value(kind: K | (string & Record<never, never>)): number;
 }
 
 export function errorCounter<K extends string>(vec: CounterVec): ErrorCounter<K> {
   return {
-    inc: (kind) => vec.labels(kind).inc(),
+    inc: (kind, amount = 1) => vec.labels(kind).inc(amount),
     value: (kind) => vec.labels(kind).value,
   };
 }

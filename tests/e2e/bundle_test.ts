@@ -148,9 +148,24 @@ Deno.test("serve and connect run from the bundle with the production permissions
     const tokensFile = `${dir}/tokens.txt`;
     await Deno.writeTextFile(tokensFile, `${TOKEN} alice\n`);
     const listen = `127.0.0.1:${freePort()}`;
+    // Its state directory is read and written with exactly that permission (the store is SQLite).
+    const stateDir = `${dir}/state`;
     await using serve = startProxy(
-      ["serve", "--listen", listen, "--tokens-file", tokensFile, "--log-format", "json"],
-      { script: BUNDLE, permissions: ["--no-prompt", ...servePermissions({ listen, tokensFile })] },
+      [
+        "serve",
+        "--listen",
+        listen,
+        "--tokens-file",
+        tokensFile,
+        "--state-dir",
+        stateDir,
+        "--log-format",
+        "json",
+      ],
+      {
+        script: BUNDLE,
+        permissions: ["--no-prompt", ...servePermissions({ listen, tokensFile, stateDir })],
+      },
     );
     await serve.waitForLine(
       (line) => /^Gateway listening/.test(String(line.json?.message)),
@@ -201,6 +216,7 @@ Deno.test("serve and connect run from the bundle with the production permissions
     serve.signal("SIGTERM");
     assert.equal(await serve.exitCode(15_000), 0);
     assert.doesNotMatch(serve.text() + connect.text(), new RegExp(TOKEN));
+    assert.ok((await Deno.stat(`${stateDir}/serve.sqlite`)).isFile, "serve wrote its state file");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

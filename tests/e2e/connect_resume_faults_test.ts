@@ -102,6 +102,8 @@ Deno.test("a resumed session: a replayed duplicate is dropped, a sequence gap re
     sessionId: "s1",
     token: "rt-s1",
     ack: 2,
+    // The scripted gateway acknowledged none of connect's frames on the first link.
+    acked: 0,
     overflowed: false,
   });
   // The gateway says it has connect's frames up to 1: connect replays b (its seq 2).
@@ -196,6 +198,7 @@ Deno.test("connect's own replay buffer overflows: it says so, and asks the gatew
     sessionId: "s1",
     token: "rt-s1",
     ack: 1,
+    acked: 0,
     overflowed: true,
   });
   const impossible = await proxy.waitForEvent("resume_impossible", WAIT_MS);

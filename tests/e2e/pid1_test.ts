@@ -199,17 +199,23 @@ Deno.test({
       const tokensFile = `${bundle}.tokens`;
       await Deno.writeTextFile(tokensFile, "pid1-test-token alice\n");
       const listen = "127.0.0.1:0";
-      await using proxy = startAsPid1(bundle, servePermissions({ listen, tokensFile }), [
+      // As in the container: a state directory, read and written with exactly that permission.
+      const stateDir = `${bundle}.state`;
+      const flags = servePermissions({ listen, tokensFile, stateDir });
+      await using proxy = startAsPid1(bundle, flags, [
         "serve",
         "--listen",
         listen,
         "--tokens-file",
         tokensFile,
+        "--state-dir",
+        stateDir,
         "--log-format",
         "json",
       ]);
       await proxy.waitForText("Gateway listening", 20_000);
       await assertStopsOnSigterm(proxy);
+      assert.ok((await Deno.stat(`${stateDir}/serve.sqlite`)).isFile, "the state file was written");
     }),
 });
 

@@ -293,7 +293,8 @@ async function startContextForgeStandIn(
     `cd ${standIn} && mcp-rproxy token new --owner admin@example.com 2>/dev/null`,
   );
   await quick.start(
-    `mcp-rproxy serve --listen 127.0.0.1:${port} --tokens-file ${standIn}/tokens.yaml`,
+    // Its own state directory: the README's serve keeps the default one in the same HOME.
+    `mcp-rproxy serve --listen 127.0.0.1:${port} --tokens-file ${standIn}/tokens.yaml --state-dir ${standIn}/state`,
     /listening on http:\/\/127\.0\.0\.1:\d+/i,
   );
   return token.trim();

@@ -130,12 +130,13 @@ Deno.test("chaos: the holder SIGKILLed twice and Redis restarted during 4 × N c
       } JSON-RPC errors, ${count("http-error")} HTTP errors (requests on a killed replica)`,
     );
     for (const [kind, n] of errors) console.log(`  ${n} × ${kind}`);
-    // Each error says what happened: Redis was down (fail closed), or the tunnel's replica died with
-    // the call; never a silent loss, never an unexplained failure.
+    // Each error says what happened: Redis was down (fail closed), the tunnel's replica died with the
+    // call, or the server was not in the directory (between an empty Redis coming back and its holder
+    // re-asserting it, at most a beat); never a silent loss, never an unexplained failure.
     for (const kind of errors.keys()) {
       assert.match(
         kind,
-        /Redis|ended before answering|holding (it|its tunnel) is gone|may or may not have run|Bad Gateway|fetch failed|HTTP 50\d/,
+        /Redis|ended before answering|holding (it|its tunnel) is gone|may or may not have run|is not connected|Bad Gateway|fetch failed|HTTP 50\d/,
       );
     }
     assert.ok(count("answered") > 2 * CALLS, "most calls were answered");

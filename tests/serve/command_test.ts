@@ -32,7 +32,8 @@ function contextFor(signal: AbortSignal, records: LogRecord[], onRecord = (_: Lo
   const out: string[] = [];
   const context: CommandContext = {
     signal,
-    env: () => undefined,
+    // State in memory: these tests are not about restarts and must not write to the home directory.
+    env: (name: string) => name === "MCP_RPROXY_STATE_DIR" ? "none" : undefined,
     readTextFile,
     stdout: (text) => out.push(text),
     stderr: () => {},

@@ -5,8 +5,9 @@ import { serveHelpText } from "../../lib/serve/help.ts";
 
 const noEnv = () => undefined;
 
+/** Parses with HOME set (the default state directory needs it), unless `env` says otherwise. */
 function parse(args: string[], env: (n: string) => string | undefined = noEnv): ServeSettings {
-  const settings = parseServeArgs(args, env);
+  const settings = parseServeArgs(args, (n) => env(n) ?? (n === "HOME" ? "/home/test" : undefined));
   assert.ok(typeof settings === "object", `settings, not ${settings}`);
   return settings;
 }
@@ -50,6 +51,7 @@ Deno.test("parseServeArgs() applies the documented defaults", () => {
     sseResumeWindowMs: 30_000,
     sseRetryMs: 1000,
     sseLinkKeepaliveMs: 15_000,
+    state: { dir: "/home/test/.local/state/mcp-rproxy", setting: "default, from HOME" },
     logLevel: "info",
     logFormat: "text",
   });
@@ -324,4 +326,50 @@ Deno.test("parseServeArgs() reads the register and slow-client timeouts", () => 
     () => parse(["--tokens-file=t.txt", "--body-min-rate=10"]),
     /Invalid --body-min-rate '10': expected a size from 1KiB/,
   );
+});
+
+Deno.test("parseServeArgs() --state-dir: the flag, else MCP_RPROXY_STATE_DIR, else the XDG state home, else ~/.local/state", () => {
+  const env = (values: Record<string, string>) => (name: string) => values[name];
+  const withState = (args: string[], values: Record<string, string>) =>
+    parseServeArgs(["--tokens-file=t", ...args], env(values)) as ServeSettings;
+  const home = { HOME: "/home/ada" };
+  assert.deepEqual(withState([], home).state, {
+    dir: "/home/ada/.local/state/mcp-rproxy",
+    setting: "default, from HOME",
+  });
+  assert.deepEqual(withState([], { ...home, XDG_STATE_HOME: "/var/state/" }).state, {
+    dir: "/var/state/mcp-rproxy",
+    setting: "default, from XDG_STATE_HOME",
+  });
+  // The spec ignores a relative XDG_STATE_HOME.
+  assert.equal(
+    withState([], { ...home, XDG_STATE_HOME: "state" }).state.dir,
+    "/home/ada/.local/state/mcp-rproxy",
+  );
+  const all = { ...home, XDG_STATE_HOME: "/x", MCP_RPROXY_STATE_DIR: "/srv/state" };
+  assert.deepEqual(withState([], all).state, {
+    dir: "/srv/state",
+    setting: "MCP_RPROXY_STATE_DIR",
+  });
+  assert.deepEqual(withState(["--state-dir", "/opt/s"], all).state, {
+    dir: "/opt/s",
+    setting: "--state-dir",
+  });
+  assert.equal(withState(["--state-dir=none"], all).state.dir, undefined);
+  assert.equal(withState(["--state-dir=NONE"], all).state.dir, undefined);
+  assert.equal(withState([], { MCP_RPROXY_STATE_DIR: "none" }).state.dir, undefined);
+  assert.throws(() => withState(["--state-dir="], home), /--state-dir is empty/);
+  assert.throws(
+    () => withState([], {}),
+    (error: unknown) =>
+      error instanceof ConfigError && /neither HOME nor XDG_STATE_HOME/.test(error.message) &&
+      /--state-dir none/.test(error.message),
+  );
+  // With the flag, the variables are not read: a least-privilege --allow-env need not name them.
+  const read: string[] = [];
+  parseServeArgs(["--tokens-file=t", "--state-dir=/s"], (name) => {
+    read.push(name);
+    return undefined;
+  });
+  assert.deepEqual(read.filter((name) => /STATE|HOME/.test(name)), []);
 });

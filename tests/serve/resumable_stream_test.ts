@@ -2,11 +2,8 @@
 // the bounds of the replay buffer (done streams first, then the oldest events), and the resume window.
 
 import assert from "node:assert/strict";
-import {
-  parseEventId,
-  SessionStreams,
-  type StreamSettings,
-} from "../../lib/serve/resumable_stream.ts";
+import { parseEventId, type StreamSettings } from "../../lib/serve/resumable_stream.ts";
+import { SessionStreams } from "../../lib/serve/session_streams.ts";
 import { SseStream } from "../../lib/serve/sse_stream.ts";
 import { parseSse, type SseEvent } from "../fixtures/mcp_http.ts";
 import { within } from "../fixtures/test_gateway.ts";

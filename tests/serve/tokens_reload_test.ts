@@ -31,7 +31,11 @@ function startServe(initial: string | undefined) {
     {
       signal: controller.signal,
       env: (name) =>
-        name === "MCP_RPROXY_JWT_SECRET" ? "jwt-secret-for-the-no-file-case" : undefined,
+        name === "MCP_RPROXY_JWT_SECRET"
+          ? "jwt-secret-for-the-no-file-case"
+          : name === "MCP_RPROXY_STATE_DIR"
+          ? "none"
+          : undefined,
       readTextFile: (path) => {
         const text = files.get(path);
         return text === undefined

@@ -3,6 +3,7 @@
 
 import { ConfigError, invalidSetting } from "../../util/errors.ts";
 import { flagOrEnv, wholeNumber } from "../config_values.ts";
+import { STATE_DIR_ENV } from "../state/state_dir.ts";
 
 /** The environment variable of `--redis`. */
 export const REDIS_URL_ENV = "MCP_RPROXY_REDIS_URL";
@@ -207,4 +208,26 @@ export function checkClusterSecret(
     };
   }
   return { secret };
+}
+
+/**
+ * A replica keeps no state file: what replicas share lives in Redis, and a file of its own would restore,
+ * after a restart, tunnel sessions that another replica holds by then. `--state-dir` (or its variable) is
+ * refused with `--redis` unless it says `none`.
+ *
+ * @throws {ConfigError} A state directory given together with `--redis`.
+ */
+export function replicaStateDir(
+  flag: string | undefined,
+  env: (name: string) => string | undefined,
+): { dir: undefined; setting: string } {
+  const given = flag ?? env(STATE_DIR_ENV)?.trim() ?? "";
+  if (given !== "" && given.toLowerCase() !== "none") {
+    throw new ConfigError(
+      `${
+        flag === undefined ? STATE_DIR_ENV : "--state-dir"
+      } does not apply with --redis: replicas share their state in Redis, and a state file of one replica would restore sessions that another holds by then; drop it (or give --state-dir none)`,
+    );
+  }
+  return { dir: undefined, setting: "--redis (replicas keep no state file)" };
 }

@@ -11,6 +11,9 @@ import { RawResponse } from "../call_table.ts";
 import type { ServeMetrics } from "../metrics.ts";
 import type { TunnelSession } from "../tunnel_session.ts";
 import type { LegacyForward, LegacyReplica } from "../legacy_sse.ts";
+import type { McpEndpoint } from "../mcp_endpoint.ts";
+import type { McpEndpointOptions } from "../mcp_endpoint_contract.ts";
+import type { RegistrarOptions, ServerMessageRouter } from "../registration.ts";
 import type { Cluster } from "./cluster.ts";
 import { type CallRoute, CrossCalls } from "./cross_calls.ts";
 import { Holder, redisDownError } from "./holder.ts";
@@ -27,8 +30,6 @@ const LOOKUP_CACHE_MS = 1_000;
 /** Options of {@link ClusterRouting}. */
 export interface ClusterRoutingOptions {
   cluster: Cluster;
-  /** The tunnel session with this id held here, if any (the gateway's registry). */
-  session: (sid: string) => TunnelSession | undefined;
   /** Default deadline of a call, in ms. */
   callTimeoutMs: number;
   /** MCP client sessions unused this long are forgotten, in ms. */
@@ -92,6 +93,8 @@ export class ClusterRouting {
   /** MCP client sessions shared with the other replicas. */
   readonly shared: SharedSessions;
   readonly #holder: Holder;
+  /** The gateway's registry: sessions ending here are released in Redis. */
+  readonly registry = new ClusterRegistry();
   readonly #lookups = new Map<string, { at: number; route: Promise<CallRoute | undefined> }>();
   readonly #initialized = new Map<string, Promise<JsonRpcResponse>>();
   readonly #forwards = new Map<string, (status: number) => void>();
@@ -110,7 +113,7 @@ export class ClusterRouting {
     });
     this.#holder = new Holder({
       replicaId: cluster.replicaId,
-      session: options.session,
+      session: (sid) => this.registry.get(sid),
       send,
       crossCalls: this.crossCalls,
       late: () => metrics?.errors.inc("late_response"),
@@ -126,6 +129,7 @@ export class ClusterRouting {
     }
     cluster.on("supersede", (e) => cluster.superseded(e.sid, e.generation, e.origin));
     this.shared = new SharedSessions({ commands: cluster.commands, ttlMs: options.sessionTtlMs });
+    this.registry.bind(this);
     let downAt = Infinity;
     cluster.events.addEventListener("readiness", () => {
       if (!cluster.commands.state.up) downAt = Math.min(downAt, performance.now());
@@ -278,6 +282,57 @@ export class ClusterRouting {
     this.cluster.on("forward_answer", (envelope) => {
       this.#forwards.get(envelope.id)?.(Number(envelope.payload) || 404);
     });
+  }
+
+  /** What the MCP endpoint of a replica adds: remote servers, shared sessions, legacy forwarding. */
+  endpointOptions(): Pick<McpEndpointOptions, "remote" | "shared" | "replica"> {
+    return {
+      remote: (owner, name) => this.remote(owner, name),
+      shared: this.shared,
+      replica: this.legacyReplica(),
+    };
+  }
+
+  /** Binds the endpoint: forwarded legacy POSTs and server-initiated messages reach its clients. */
+  attach(endpoint: McpEndpoint): void {
+    this.onForward((post) => endpoint.forwarded(post));
+    this.attachClients(endpoint.router);
+  }
+
+  /**
+   * The registrar's router on a replica: a message for one client session stays on this replica (a
+   * per-client instance's); the others reach clients on every replica; foreign answers go home.
+   */
+  router(endpoint: McpEndpoint): ServerMessageRouter {
+    const local = endpoint.router;
+    return {
+      serverNotification: (session, message, clientSession) =>
+        clientSession !== undefined || this.messages === undefined
+          ? local.notification(session, message, clientSession)
+          : this.messages.notification(session, message),
+      serverRequest: (session, request, signal, clientSession) =>
+        clientSession !== undefined || this.messages === undefined
+          ? local.request(session, request, signal, clientSession)
+          : this.messages.request(session, request, signal),
+      clientSessionsOf: (owner, name) => endpoint.clientSessionsOf(owner, name),
+      foreign: (session, _type, payload) => this.foreign(session, payload),
+    };
+  }
+
+  /** What the registrar adds on a replica: a registration is acknowledged once claimed. */
+  registrarOptions(): Pick<RegistrarOptions, "claim"> {
+    return { claim: (session) => this.registered(session) };
+  }
+
+  /** A 503 for a new link while Redis is unusable (fail closed), else undefined. */
+  linkRefusal(): Response | undefined {
+    const readiness = this.cluster.readiness;
+    if (readiness.ready) return undefined;
+    // A session registered now could not be claimed or found by the other replicas.
+    return Response.json({
+      error:
+        `Registrations are refused while this replica cannot use Redis (${readiness.detail}); retry later`,
+    }, { status: 503, headers: { "retry-after": "5" } });
   }
 
   /** Server notifications and requests across replicas, once the local clients are known. */

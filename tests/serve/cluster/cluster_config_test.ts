@@ -11,7 +11,11 @@ const noEnv = () => undefined;
 const SECRET = "s3cret-pa55";
 
 function serve(args: string[], env: (n: string) => string | undefined = noEnv): ServeSettings {
-  const settings = parseServeArgs(["--tokens-file", "t", ...args], env, () => "gw.example.com");
+  const settings = parseServeArgs(
+    ["--tokens-file", "t", "--state-dir", "none", ...args],
+    env,
+    () => "gw.example.com",
+  );
   assert.ok(typeof settings === "object");
   return settings;
 }
@@ -137,4 +141,20 @@ Deno.test("checkClusterSecret() refuses a short or empty secret without showing 
   });
   const open = checkClusterSecret(long, { path: "/s", mode: 0o100644 });
   assert.equal(open.warning, "/s can be read by other users (mode 644); run chmod 600 /s");
+});
+
+Deno.test("parseServeArgs() keeps a replica's state in Redis only: --state-dir is refused with --redis", () => {
+  const replica = ["--redis", "redis://h", "--cluster-secret-file", "f"];
+  const settings = parseServeArgs(["--tokens-file", "t", ...replica], noEnv, () => "gw");
+  assert.ok(typeof settings === "object");
+  assert.equal(settings.state.dir, undefined, "no state file, and no HOME needed");
+  assert.match(
+    refusal([...replica, "--state-dir", "/var/lib/x"]).replace("--state-dir none ", ""),
+    /--state-dir does not apply with --redis/,
+  );
+  const fromEnv = (n: string) => n === "MCP_RPROXY_STATE_DIR" ? "/var/lib/x" : undefined;
+  assert.throws(
+    () => parseServeArgs(["--tokens-file", "t", ...replica], fromEnv, () => "gw"),
+    /MCP_RPROXY_STATE_DIR does not apply with --redis/,
+  );
 });

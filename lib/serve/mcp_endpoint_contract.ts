@@ -1,15 +1,16 @@
-// The contract of the MCP endpoint: what it is given (its options, including what replicas add) and what a
-// request to it carries beside the HTTP request itself.
+// What the MCP endpoint is built from and what each request brings to it: its options (limits, stores,
+// budget) and the request context the HTTP server supplies (identity, server name, path, disconnect).
 
-import type { ServeMetrics } from "./metrics.ts";
 import type { MemoryBudget } from "./memory_budget.ts";
+import type { ServeMetrics } from "./metrics.ts";
 import type { StreamSettings } from "./resumable_stream.ts";
 import type { TunnelSession } from "./tunnel_session.ts";
 import type { TunnelRegistry } from "./tunnel_registry.ts";
-import type { CallTarget } from "./call_contract.ts";
-import type { SharedSessionHooks } from "./mcp_client_session.ts";
-import type { LegacyReplica } from "./legacy_sse.ts";
 import type { Identity } from "./token_store.ts";
+import type { ServeState } from "./state/serve_state.ts";
+import type { CallTarget } from "./call_contract.ts";
+import type { SharedSessionHooks } from "./shared_session_hooks.ts";
+import type { LegacyReplica } from "./legacy_sse.ts";
 
 /** Options of `McpEndpoint`. */
 export interface McpEndpointOptions {
@@ -42,6 +43,8 @@ export interface McpEndpointOptions {
   metrics?: ServeMetrics;
   /** Where SSE replay and what clients have not read are charged, against each owner's memory share. */
   budget?: MemoryBudget;
+  /** Where MCP client sessions are saved, so that a restarted gateway knows them. */
+  state?: ServeState;
   /** Replicas: a server another replica holds (lib/serve/cluster/routing.ts). */
   remote?: (owner: string, name: string) => Promise<CallTarget | undefined>;
   /** Replicas: MCP client sessions shared with the others. */
@@ -62,3 +65,6 @@ export interface McpRequestContext {
    */
   clientGone?: AbortSignal;
 }
+
+/** The last path segments the MCP endpoint serves under `/servers/<name>/`. */
+export const MCP_PATHS: ReadonlySet<string> = new Set(["mcp", "sse", "messages"]);
