@@ -28,6 +28,7 @@ export const SERVE_ENV: readonly string[] = [
   "MCP_RPROXY_JWT_SECRET",
   "MCP_RPROXY_LOG_LEVEL",
   "MCP_RPROXY_LOG_FORMAT",
+  "MCP_RPROXY_REDIS_URL",
   "MCP_RPROXY_STATE_DIR",
   // The default state directory (lib/serve/state/state_dir.ts); read only without --state-dir.
   "XDG_STATE_HOME",
@@ -77,6 +78,14 @@ export interface ServePermissionOptions {
    * written, nothing else. Leave it out for `--state-dir none`.
    */
   stateDir?: string;
+  /**
+   * A replica: Redis as `HOST:PORT` (from `--redis`). ioredis's `debug` dependency lists the whole
+   * environment when it loads, so a replica needs unscoped `--allow-env`; the default replica id reads the
+   * host name (`--allow-sys=hostname`).
+   */
+  redis?: string;
+  /** `--cluster-secret-file`, with `redis`. */
+  clusterSecretFile?: string;
 }
 
 /**
@@ -141,20 +150,23 @@ export function connectPermissions(options: ConnectPermissionOptions): string[] 
  * ```
  */
 export function servePermissions(options: ServePermissionOptions = {}): string[] {
-  const { listen, healthListen } = options;
+  const { listen, healthListen, redis } = options;
   return [
     listen === undefined
       ? "--allow-net"
-      : `--allow-net=${listen}${healthListen ? `,${healthListen}` : ""}`,
+      : `--allow-net=${[listen, healthListen, redis].filter((a) => a).join(",")}`,
     ...scoped("--allow-read", [
       options.tokensFile,
       options.jwtSecretFile,
       options.tlsCertFile,
       options.tlsKeyFile,
       options.stateDir,
+      options.clusterSecretFile,
     ]),
     ...scoped("--allow-write", [options.stateDir]),
-    `--allow-env=${SERVE_ENV.join(",")}`,
+    ...(redis === undefined
+      ? [`--allow-env=${SERVE_ENV.join(",")}`]
+      : ["--allow-env", "--allow-sys=hostname"]),
   ];
 }
 

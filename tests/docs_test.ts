@@ -165,6 +165,9 @@ const SERVE_NOT_LIMITS = [
   "log-format",
   "health-listen",
   "state-dir",
+  "redis",
+  "cluster-secret-file",
+  "replica-id",
 ];
 
 /**

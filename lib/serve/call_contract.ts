@@ -7,6 +7,8 @@ import type {
   JsonRpcRequest,
   JsonRpcResponse,
 } from "../protocol/jsonrpc.ts";
+import type { Payload } from "../protocol/payload.ts";
+import type { RawResponse } from "./call_table.ts";
 
 /** Options of `TunnelCalls.call`. */
 export interface CallOptions {
@@ -75,4 +77,29 @@ export interface ServerMessageSink {
     signal: AbortSignal,
     clientSession?: string,
   ): Promise<JsonRpcResponse>;
+  /**
+   * Replicas: an answer or progress for a call another replica sent (its id names that replica, see
+   * lib/serve/cluster/). True when it was taken; then the calls of this session never see it.
+   */
+  foreign?(type: string, payload: Payload): boolean;
+}
+
+/**
+ * What the MCP endpoint calls a server through: a tunnel session held here, or (replicas) one that
+ * another replica holds.
+ */
+export interface CallTarget {
+  /** A per-client server (each MCP client session its own instance); false across replicas. */
+  readonly perClient: boolean;
+  /** The server's `initialize` result, held. */
+  initializeResult(): Promise<JsonRpcResponse>;
+  readonly calls: {
+    /** As `TunnelCalls.call`: never rejects; cancellation resolves undefined. */
+    call(
+      request: JsonRpcRequest,
+      options: CallOptions,
+    ): Promise<JsonRpcResponse | RawResponse | undefined>;
+    /** Sends a notification to the server (a per-client one's instance); false when it cannot go out. */
+    notify(notification: JsonRpcNotification, clientSession?: string): boolean;
+  };
 }

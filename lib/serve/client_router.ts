@@ -136,6 +136,11 @@ export class ClientRouter {
     });
   }
 
+  /** Whether a client of `server` connected here could be asked `method` now. */
+  canAnswer(server: ServerRef, method: string): boolean {
+    return this.#target(server, CAPABILITY_OF[method]) !== undefined;
+  }
+
   /** The client session `id` of `server`, when it is one of that server's. */
   #own(server: ServerRef, id: string): McpClientSession | undefined {
     const session = this.#sessions.get(id);

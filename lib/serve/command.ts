@@ -8,6 +8,9 @@ import { type HealthServer, startHealthServer } from "../util/health_server.ts";
 import { formatHostPort } from "../util/host_port.ts";
 import { logger } from "../util/log.ts";
 import { VERSION } from "../util/version.ts";
+import { checkClusterSecret } from "./cluster/cluster_config.ts";
+import type { Cluster } from "./cluster/cluster.ts";
+import { registerClusterMetrics } from "./cluster/cluster_metrics.ts";
 import { parseServeArgs, type ServeSettings } from "./config.ts";
 import { type Gateway, startGateway } from "./gateway.ts";
 import { JWT_SECRET_ENV, serveHelpText } from "./help.ts";
@@ -106,6 +109,10 @@ async function readTls(
 async function openState(settings: ServeSettings): Promise<StateStore | undefined> {
   const { dir, setting } = settings.state;
   if (dir === undefined) {
+    if (settings.cluster !== undefined) {
+      log.info("No state file: replicas share their state in Redis", { event: "state_in_redis" });
+      return undefined;
+    }
     log.info("State is kept in memory only (--state-dir none): a restart forgets every session", {
       event: "state_memory_only",
     });
@@ -114,6 +121,31 @@ async function openState(settings: ServeSettings): Promise<StateStore | undefine
   const store = await SqliteStore.open({ dir, setting });
   log.info("State kept in {path}", { event: "state_opened", path: store.location, setting });
   return store;
+}
+
+/** Joins the cluster when `--redis` is given: reads and checks the cluster secret first. */
+async function joinCluster(
+  settings: ServeSettings,
+  context: CommandContext,
+  metrics: ReturnType<typeof createServeMetrics>,
+): Promise<Cluster | undefined> {
+  const cluster = settings.cluster;
+  if (cluster === undefined) return undefined;
+  const path = cluster.secretFile;
+  const setting = "--cluster-secret-file";
+  const text = await readNamedFile(context, { what: "cluster secret file", setting, path });
+  const mode = await Deno.stat(path).then((info) => info.mode, () => null);
+  const { secret, warning } = checkClusterSecret(text, { path, mode });
+  if (warning !== undefined) log.warning(warning, { event: "secret_file_mode" });
+  // Loaded only for replicas: ioredis (through its `debug` dependency) lists the whole environment when
+  // it loads, which a single serve's scoped --allow-env would refuse.
+  const { Cluster } = await import("./cluster/cluster.ts");
+  return await Cluster.start({
+    settings: cluster,
+    secret,
+    version: VERSION,
+    metrics: registerClusterMetrics(metrics.registry),
+  });
 }
 
 /**
@@ -144,9 +176,11 @@ export async function serveCommand(args: string[], context: CommandContext): Pro
   let gateway: Gateway | undefined;
   let health: HealthServer | undefined;
   let reload: TokensReload | undefined;
+  let cluster: Cluster | undefined;
   let store: StateStore | undefined;
   const metrics = createServeMetrics({ version: VERSION });
   try {
+    cluster = await joinCluster(settings, context, metrics);
     const tokens = await buildTokenStore(settings, context);
     if (context.subscribeReload !== undefined) {
       reload = reloadTokensOnRequest({
@@ -205,6 +239,7 @@ export async function serveCommand(args: string[], context: CommandContext): Pro
         sseRetryMs: settings.sseRetryMs,
         sseLinkKeepaliveMs: settings.sseLinkKeepaliveMs,
         metrics,
+        ...(cluster === undefined ? {} : { cluster }),
       });
     } catch (error: unknown) {
       const address = formatHostPort(settings);
@@ -212,9 +247,11 @@ export async function serveCommand(args: string[], context: CommandContext): Pro
     }
     if (settings.healthListen !== undefined) {
       const running = gateway;
+      const replica = cluster;
       health = await startHealthServer({
         listen: settings.healthListen,
-        ready: () => running !== undefined,
+        ready: () => running !== undefined && (replica?.readiness.ready ?? true),
+        ...(replica === undefined ? {} : { readyDetail: () => replica.readiness.detail }),
         metrics,
       });
       log.info("Health and metrics on {url}", { event: "health_listening", url: health.url });
@@ -235,5 +272,6 @@ export async function serveCommand(args: string[], context: CommandContext): Pro
     await health?.close();
     await gateway?.close();
     await store?.close();
+    await cluster?.close();
   }
 }

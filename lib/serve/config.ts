@@ -6,11 +6,17 @@ import { formatByteSize } from "../util/byte_size.ts";
 import { parseFlags } from "../util/cli_flags.ts";
 import { ConfigError, invalidSetting } from "../util/errors.ts";
 import { LEVEL_CHOICES, type LogFormat, parseLevel } from "../util/log.ts";
+import {
+  CLUSTER_FLAGS,
+  type ClusterSettings,
+  parseClusterSettings,
+} from "./cluster/cluster_config.ts";
 import { GATEWAY_DEFAULTS } from "./gateway.ts";
 import { JWT_SECRET_ENV, LOG_FORMAT_ENV, LOG_LEVEL_ENV, SERVE_DEFAULTS } from "./help.ts";
 import {
   bufferSize,
   byteSize,
+  flagOrEnv,
   hostPort,
   httpUrl,
   issuerUrl,
@@ -23,6 +29,7 @@ import {
 } from "./config_values.ts";
 import { OAUTH_DEFAULTS } from "./token_store.ts";
 import { resolveStateDir, type StateDirChoice } from "./state/state_dir.ts";
+import { replicaStateDir } from "./cluster/cluster_config.ts";
 
 /** Settings of `serve`, validated, defaults applied. Secrets are read later from the files named here. */
 export interface ServeSettings {
@@ -89,6 +96,8 @@ export interface ServeSettings {
   healthListen?: string;
   /** Where sessions are kept across restarts (`--state-dir`); its `dir` undefined = memory only. */
   state: StateDirChoice;
+  /** Replicas sharing state in Redis (`--redis`); undefined = a single serve. */
+  cluster?: ClusterSettings;
 }
 
 /** The flags of `serve`, for parseArgs. */
@@ -138,6 +147,7 @@ export const SERVE_FLAGS = {
   "log-format": { type: "string" },
   "health-listen": { type: "string" },
   "state-dir": { type: "string" },
+  ...CLUSTER_FLAGS,
 } as const;
 
 /**
@@ -151,15 +161,13 @@ function checkOAuthBase(hostname: string, publicUrl: string | undefined): void {
   );
 }
 
-/** A flag, else its environment variable (empty counts as unset), else the default; with its name. */
-function flagOrEnv(
-  flag: string,
-  value: string | undefined,
-  env: { name: string; read: (name: string) => string | undefined },
-): { setting: string; text: string } | undefined {
-  if (value !== undefined) return { setting: flag, text: value };
-  const fromEnv = env.read(env.name)?.trim();
-  return fromEnv === undefined || fromEnv === "" ? undefined : { setting: env.name, text: fromEnv };
+/** The host name, for a default replica id; without `--allow-sys=hostname` a neutral word. */
+function machineHostname(): string {
+  try {
+    return Deno.hostname();
+  } catch {
+    return "replica";
+  }
 }
 
 /**
@@ -179,6 +187,7 @@ function flagOrEnv(
 export function parseServeArgs(
   args: string[],
   env: (name: string) => string | undefined,
+  machineName: () => string = machineHostname,
 ): ServeSettings | "help" | "version" {
   const { values } = parseFlags(args, { command: "serve", flags: SERVE_FLAGS });
   if (values.help) return "help";
@@ -246,6 +255,7 @@ export function parseServeArgs(
     const text = values[name];
     return typeof text === "string" ? parse(`--${name}`, text) : fallback;
   };
+  const cluster = parseClusterSettings(values, { env, hostname: machineName });
   const settings: ServeSettings = {
     hostname,
     port,
@@ -323,7 +333,9 @@ export function parseServeArgs(
     ),
     logLevel,
     logFormat,
-    state: resolveStateDir(values["state-dir"], env),
+    state: cluster === undefined
+      ? resolveStateDir(values["state-dir"], env)
+      : replicaStateDir(values["state-dir"], env),
   };
   const paths = [
     ["tls-cert", "tlsCertFile"],
@@ -339,6 +351,7 @@ export function parseServeArgs(
     const value = values[flag];
     if (value !== undefined) settings[key] = value;
   }
+  if (cluster !== undefined) settings.cluster = cluster;
   if (settings.memoryPerOwnerBytes > settings.memoryBudgetBytes) {
     throw invalidSetting({
       setting: "--memory-per-owner",

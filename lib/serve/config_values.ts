@@ -121,3 +121,14 @@ export function issuerUrl(flag: string, text: string): string {
   }
   return text;
 }
+
+/** A flag, else its environment variable (empty counts as unset), else the default; with its name. */
+export function flagOrEnv(
+  flag: string,
+  value: string | undefined,
+  env: { name: string; read: (name: string) => string | undefined },
+): { setting: string; text: string } | undefined {
+  if (value !== undefined) return { setting: flag, text: value };
+  const fromEnv = env.read(env.name)?.trim();
+  return fromEnv === undefined || fromEnv === "" ? undefined : { setting: env.name, text: fromEnv };
+}

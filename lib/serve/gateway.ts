@@ -9,7 +9,8 @@ import { logger } from "../util/log.ts";
 import type { ServeMetrics } from "./metrics.ts";
 import type { WebSocketAccept } from "./peer_socket.ts";
 import { LinkAdmission } from "./link_admission.ts";
-import { type HttpServer, startHttpServer, UNAUTHENTICATED_LOG_CHARS } from "./http/server.ts";
+import { type HttpServer, startHttpServer } from "./http/server.ts";
+import { bounded, decodeSegment, ownOrigins } from "./gateway_requests.ts";
 import { McpEndpoint } from "./mcp_endpoint.ts";
 import { MCP_PATHS, type McpRequestContext } from "./mcp_endpoint_contract.ts";
 import { Registrar } from "./registration.ts";
@@ -26,6 +27,8 @@ import { chargedExchange } from "./exchange_charge.ts";
 import { rpcError } from "./mcp_http.ts";
 import { IdleCollector } from "../util/idle_gc.ts";
 import type { ServeState } from "./state/serve_state.ts";
+import type { Cluster } from "./cluster/cluster.ts";
+import { ClusterRouting } from "./cluster/routing.ts";
 
 const log = logger("serve");
 
@@ -62,6 +65,8 @@ export interface GatewayOptions extends Partial<GatewayLimits> {
    * close sessions are kept there for the next gateway instead of ended. Undefined: memory only.
    */
   state?: ServeState;
+  /** This gateway is one replica of many sharing state in Redis (`--redis`). */
+  cluster?: Cluster;
 }
 
 /** A running gateway. */
@@ -72,37 +77,6 @@ export interface Gateway {
   readonly port: number;
   /** Closes every link (1001), ends MCP streams, and stops the server. */
   close(): Promise<void>;
-}
-
-/** A path segment decoded; undefined when its percent-escapes are malformed (answered 400). */
-function decodeSegment(segment: string): string | undefined {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    return undefined;
-  }
-}
-
-function bounded(text: string): string {
-  return text.length <= UNAUTHENTICATED_LOG_CHARS
-    ? text
-    : `${text.slice(0, UNAUTHENTICATED_LOG_CHARS)}…`;
-}
-
-function isLoopback(hostname: string): boolean {
-  return hostname === "localhost" || hostname === "::1" || hostname.startsWith("127.");
-}
-
-/** Origins a browser shows for the gateway itself. */
-function ownOrigins(hostname: string, port: number, publicUrl: URL | undefined): string[] {
-  const hosts = isLoopback(hostname)
-    ? ["localhost", "127.0.0.1", "[::1]"]
-    : hostname === "0.0.0.0" || hostname === "::"
-    ? []
-    : [hostname.includes(":") ? `[${hostname}]` : hostname];
-  const origins = hosts.flatMap((h) => [`http://${h}:${port}`, `https://${h}:${port}`]);
-  if (publicUrl !== undefined) origins.push(publicUrl.origin);
-  return origins;
 }
 
 /**
@@ -172,7 +146,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     windowMs: resumeWindowMs,
     limits: { maxFrames: replayFrames, maxBytes: replayBytes },
   };
-  const registry = new TunnelRegistry<TunnelSession>();
+  const routing = options.cluster === undefined ? undefined : new ClusterRouting({
+    cluster: options.cluster,
+    callTimeoutMs,
+    sessionTtlMs: mcpSessionTtlMs,
+    metrics,
+  });
+  const registry = routing?.registry ?? new TunnelRegistry<TunnelSession>();
   const endpoint = new McpEndpoint({
     registry,
     callTimeoutMs,
@@ -193,14 +173,16 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     budget,
     ...(metrics === undefined ? {} : { metrics }),
     ...(state === undefined ? {} : { state }),
+    ...routing?.endpointOptions(),
   });
+  routing?.attach(endpoint);
   const registrar = new Registrar({
     registry,
     maxSessionsPerOwner,
     pendingLinks: (owner) => admission.pendingLinks(owner),
     limits: { maxFrameBytes, maxInflight, maxQueued, callTimeoutMs },
     ...(resume === undefined ? {} : { resume }),
-    router: {
+    router: routing?.router(endpoint) ?? {
       serverNotification: (session, message, clientSession) =>
         endpoint.router.notification(session, message, clientSession),
       serverRequest: (session, request, signal, clientSession) =>
@@ -210,6 +192,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     version: denoJson.version,
     now,
     budget,
+    ...routing?.registrarOptions(),
     ...(metrics === undefined ? {} : { metrics }),
     ...(state === undefined ? {} : { state }),
   });
@@ -266,6 +249,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       return protectedResourceMetadata(request, { base: oauthBase(), authorizationServers });
     }
     if (segments[0] === "reverse-proxy" && (segments[1] === "ws" || segments[1] === "sse")) {
+      const refused = routing?.linkRefusal();
+      if (refused !== undefined) return refused;
       return await admission.route(request, segments.slice(1));
     }
     if (segments[0] === "reverse-proxy" && segments[1] === "sessions") {
@@ -432,6 +417,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         stopped = true;
         clearTimeout(reaper);
         await endSessions();
+        routing?.close();
         // Let the 1001 reach the clients before the process goes away; a client that does not answer
         // the close within the wait is dropped by server.close().
         await admission.close(2_000);

@@ -2,6 +2,7 @@
 
 import { formatByteSize } from "../util/byte_size.ts";
 import { LEVEL_CHOICES } from "../util/log.ts";
+import { CLUSTER_DEFAULTS, REDIS_URL_ENV } from "./cluster/cluster_config.ts";
 import { GATEWAY_DEFAULTS } from "./gateway.ts";
 import { OAUTH_DEFAULTS } from "./token_store.ts";
 import { NO_STATE_DIR, STATE_DIR_ENV } from "./state/state_dir.ts";
@@ -127,6 +128,18 @@ Resumption (links that drop and come back lose nothing; docs/resume.md)
                                 (default ${d.replayFrames})
   --replay-bytes N              bytes kept per session for replay; suffixes KiB, MiB; at most 4096MiB
                                 (default ${formatByteSize(d.replayBytes)})
+
+Replicas (many serves share their state in Redis; docs/scaling.md)
+  --redis URL                   run as a replica: redis:// or rediss:// URL, password in it
+                                (env ${REDIS_URL_ENV})
+                                (default: off)
+  --cluster-secret-file FILE    shared secret the replicas sign their envelopes with; needed with
+                                --redis, the same file for every replica
+  --replica-id ID               this replica's name in Redis (default: host name + 6 random hex digits)
+  --cluster-max-nonces N        envelope nonces remembered per 30 s replay window; past it envelopes are
+                                refused (default ${CLUSTER_DEFAULTS.maxNonces})
+  --cluster-inbox-max N         envelopes an inbox keeps for a replica that does not read them
+                                (default ${CLUSTER_DEFAULTS.inboxMaxEntries})
 
 Operations
   --health-listen HOST:PORT     serve /healthz, /readyz and Prometheus /metrics on this address

@@ -33,6 +33,7 @@ import { acceptOf, readJsonBody, rpcError } from "./mcp_http.ts";
 import { SSE_HEADERS, type SseStream } from "./sse_stream.ts";
 import type { TunnelRegistry } from "./tunnel_registry.ts";
 import type { TunnelSession } from "./tunnel_session.ts";
+import type { CallTarget } from "./call_contract.ts";
 import type { Identity } from "./token_store.ts";
 
 const log = logger("serve", "mcp");
@@ -52,7 +53,29 @@ export interface LegacySseOptions {
   openStream(credential: string): (connection: SseStream) => void;
   /** A new SSE connection for `session`, bounded by `--max-client-buffer`. */
   connection(session: McpClientSession, what: string): SseStream;
+  /** Replicas: a server another replica holds. */
+  remote?: (owner: string, name: string) => Promise<CallTarget | undefined>;
+  /** Replicas: this replica's id (in the session ids it mints), and the way to the others' sessions. */
+  replica?: LegacyReplica;
 }
+
+/** A legacy POST for a session another replica holds the connection of (lib/serve/cluster/). */
+export interface LegacyForward {
+  owner: string;
+  serverName: string;
+  sessionId: string;
+  message: JsonObject;
+}
+
+/** How a replica reaches the legacy sessions of the others. */
+export interface LegacyReplica {
+  id: string;
+  /** Hands a POST to the replica holding its session's connection; resolves with the HTTP status. */
+  forward(rid: string, post: LegacyForward): Promise<number>;
+}
+
+/** A legacy session id minted by a replica: `<rid>.<uuid>`, so that any replica finds its holder. */
+const REPLICA_SESSION = /^([A-Za-z0-9_-]{1,64})\.[0-9a-f-]{36}$/;
 
 /** The two paths of the legacy transport. */
 export class LegacySse {
@@ -63,12 +86,12 @@ export class LegacySse {
   }
 
   /** `GET /servers/<serverName>/sse`: a new session, its SSE connection and its `endpoint` event. */
-  open(request: HttpRequest, identity: Identity, serverName: string): Response {
+  async open(request: HttpRequest, identity: Identity, serverName: string): Promise<Response> {
     if (!acceptOf(request).sse) {
       return new Response("GET needs Accept: text/event-stream", { status: 406 });
     }
-    const { sessions, registry, publicPath } = this.#options;
-    const tunnel = registry.find(identity.owner, serverName);
+    const { sessions, publicPath, replica } = this.#options;
+    const tunnel = await this.#tunnel(identity.owner, serverName);
     if (tunnel === undefined) {
       return rpcError(
         404,
@@ -83,7 +106,11 @@ export class LegacySse {
       capabilities: {},
       protocolVersion: LEGACY_PROTOCOL_VERSION,
       perClient: tunnel.perClient,
-    }, { legacy: true });
+    }, {
+      legacy: true,
+      // A replica names itself in the id: a POST that lands on another replica is handed to this one.
+      ...(replica === undefined ? {} : { id: `${replica.id}.${crypto.randomUUID()}` }),
+    });
     if (session === undefined) {
       return rpcError(
         429,
@@ -139,30 +166,67 @@ export class LegacySse {
   async post(request: HttpRequest, identity: Identity, serverName: string): Promise<Response> {
     const id = new URL(request.url).searchParams.get("sessionId");
     const session = id === null ? undefined : this.#options.sessions.get(id);
+    const holder = id === null ? undefined : REPLICA_SESSION.exec(id)?.[1];
+    const replica = this.#options.replica;
+    if (
+      session === undefined && replica !== undefined && holder !== undefined &&
+      holder !== replica.id
+    ) {
+      const body = await this.#message(request);
+      if (body instanceof Response) return body;
+      const status = await replica.forward(holder, {
+        owner: identity.owner,
+        serverName,
+        sessionId: id!,
+        message: body,
+      });
+      return status === 202 ? new Response("Accepted", { status }) : notFound();
+    }
     if (
       session === undefined || !session.legacy || session.owner !== identity.owner ||
       session.serverName !== serverName
     ) {
       await request.body?.cancel();
-      return rpcError(
-        404,
-        null,
-        ErrorCode.InvalidRequest,
-        "Session not found; open a new one with GET /servers/<name>/sse",
-      );
+      return notFound();
     }
+    const body = await this.#message(request);
+    if (body instanceof Response) return body;
+    return this.#deliver(session, body);
+  }
+
+  /**
+   * A POST another replica received for a session whose connection is here: 202 when its session is
+   * here and its owner's, else 404.
+   */
+  forwarded(post: LegacyForward): Promise<number> {
+    const session = this.#options.sessions.get(post.sessionId);
+    if (
+      session === undefined || !session.legacy || session.owner !== post.owner ||
+      session.serverName !== post.serverName
+    ) {
+      return Promise.resolve(404);
+    }
+    return this.#deliver(session, post.message).then((response) => response.status);
+  }
+
+  /** The body of a POST: one JSON-RPC message, or the error to answer. */
+  async #message(request: HttpRequest): Promise<JsonObject | Response> {
     const body = await readJsonBody(request, this.#options.maxBodyBytes);
     if (body instanceof Response) return body;
     if (Array.isArray(body)) {
       return rpcError(400, null, ErrorCode.InvalidRequest, "JSON-RPC batches are not supported");
     }
-    const kind = classify(body);
-    if (kind === "invalid") {
+    if (classify(body) === "invalid") {
       return rpcError(400, null, ErrorCode.InvalidRequest, "Body is not a JSON-RPC message");
     }
+    return body as JsonObject;
+  }
+
+  /** One message of `session`: its answer goes on the session's connection. */
+  async #deliver(session: McpClientSession, message: JsonObject): Promise<Response> {
+    const kind = classify(message);
     session.touch(this.#options.now());
-    const message = body as JsonObject;
-    const tunnel = this.#options.registry.find(identity.owner, serverName);
+    const tunnel = await this.#tunnel(session.owner, session.serverName);
     if (kind === "notification") {
       clientNotification(message as JsonRpcNotification, session, tunnel);
     } else if (kind === "response") clientResponse(message as JsonRpcResponse, session);
@@ -170,10 +234,15 @@ export class LegacySse {
     return new Response("Accepted", { status: 202 });
   }
 
+  /** The server here, else (replicas) held by another replica. */
+  async #tunnel(owner: string, name: string): Promise<CallTarget | undefined> {
+    return this.#options.registry.find(owner, name) ?? await this.#options.remote?.(owner, name);
+  }
+
   async #request(
     message: JsonRpcRequest,
     session: McpClientSession,
-    tunnel: TunnelSession | undefined,
+    tunnel: CallTarget | undefined,
   ): Promise<void> {
     const stream = session.getStream;
     if (stream === undefined) return;
@@ -215,4 +284,13 @@ export class LegacySse {
     if (response instanceof RawResponse) stream.sendText(response.text);
     else if (response !== undefined) stream.send(response);
   }
+}
+
+function notFound(): Response {
+  return rpcError(
+    404,
+    null,
+    ErrorCode.InvalidRequest,
+    "Session not found; open a new one with GET /servers/<name>/sse",
+  );
 }

@@ -3,6 +3,7 @@
 // the table of them, bounded per owner.
 
 import type { MemoryBudget } from "./memory_budget.ts";
+import type { SharedSessionHooks } from "./shared_session_hooks.ts";
 import { type ClientRecord, RECORD_VERSION } from "./state/records.ts";
 import type { ServeState } from "./state/serve_state.ts";
 import { isObject, type JsonObject } from "../util/json_object.ts";
@@ -78,11 +79,12 @@ export class McpClientSession {
       perClient?: boolean | undefined;
       /** Restored from the state store: its id, and the processes it lived in before. */
       restored?: { id: string; epoch: number } | undefined;
+      id?: string | undefined; // replicas: see `McpClientSessions.open`
       /** Runs when the client was heard from (the session's `lastSeen` is saved now and then). */
       onTouch?: () => void;
     },
   ) {
-    this.id = options.restored?.id ?? crypto.randomUUID();
+    this.id = options.restored?.id ?? options.id ?? crypto.randomUUID();
     this.epoch = options.restored?.epoch ?? 0;
     this.perClient = options.perClient === true;
     this.firstStream = this.epoch * STREAMS_PER_EPOCH + 1;
@@ -289,7 +291,12 @@ export interface McpClientSessionsOptions {
   onEnd?: (session: McpClientSession, reason: string) => void;
   /** Where sessions are saved, so that a restarted gateway knows them (Streamable HTTP only). */
   state?: ServeState | undefined;
+  /** Replicas: sessions shared with the others (see lib/serve/cluster/shared_sessions.ts). */
+  shared?: SharedSessionHooks | undefined;
 }
+
+/** How a session saved by an earlier gateway is restored. */
+type RestoredAs = { id: string; epoch: number; lastSeen: number };
 
 /** The MCP client sessions of the gateway, by id. */
 export class McpClientSessions {
@@ -317,6 +324,15 @@ export class McpClientSessions {
     return this.#sessions.get(id);
   }
 
+  /** The session with this id, here or (replicas) taken with its id from the replica that opened it. */
+  async find(id: string): Promise<McpClientSession | undefined> {
+    const { shared } = this.#options;
+    const local = this.#sessions.get(id);
+    if (local !== undefined) shared?.used(id);
+    const record = local === undefined ? await shared?.find(id) : undefined;
+    return local ?? (record && (this.#sessions.get(id) ?? this.open(record, { id })));
+  }
+
   /** Every session. */
   all(): Iterable<McpClientSession> {
     return this.#sessions.values();
@@ -338,7 +354,8 @@ export class McpClientSessions {
       ConstructorParameters<typeof McpClientSession>[0],
       "owner" | "serverName" | "capabilities" | "protocolVersion" | "perClient"
     >,
-    how: { legacy?: boolean; restored?: { id: string; epoch: number; lastSeen: number } } = {},
+    // `id` (replicas): the id another replica gave it (not published again), or one naming this one.
+    how: { legacy?: boolean; restored?: RestoredAs; id?: string } = {},
   ): McpClientSession | undefined {
     let count = 0;
     let oldest: McpClientSession | undefined;
@@ -360,11 +377,14 @@ export class McpClientSessions {
       ...(this.#options.streams === undefined ? {} : { streams: this.#options.streams }),
       budget: this.#options.budget,
       restored,
+      id: how.id,
       ...(legacy ? {} : { onTouch: () => this.#touched(session) }),
     });
     this.#sessions.set(session.id, session);
     // A legacy session lives on its one SSE connection, which a restart ends: nothing to keep.
     if (!legacy) this.#save(session);
+    const fresh = !legacy && how.restored === undefined && how.id === undefined;
+    if (fresh) this.#options.shared?.opened({ ...fields, id: session.id });
     return session;
   }
 
@@ -386,10 +406,11 @@ export class McpClientSessions {
     return restored;
   }
 
-  /** Ends a session and forgets it. */
-  delete(session: McpClientSession, reason: string): void {
+  /** Ends a session and forgets it; `byClient`: everywhere (the client's DELETE). */
+  delete(session: McpClientSession, reason: string, byClient = false): void {
     if (this.#sessions.get(session.id) !== session) return;
     this.#sessions.delete(session.id);
+    if (byClient) this.#options.shared?.deleted(session.id);
     session.end(reason);
     this.#options.onEnd?.(session, reason);
     if (!session.legacy) this.#options.state?.dropClient(session.id);

@@ -13,10 +13,10 @@ import {
 } from "../protocol/jsonrpc.ts";
 import { negotiateVersion, SUPPORTED_PROTOCOL_VERSIONS } from "../protocol/mcp_versions.ts";
 import { logger } from "../util/log.ts";
-import type { RawResponse } from "./call_table.ts";
+import { RawResponse } from "./call_table.ts";
 import type { ClientCall, McpClientSession } from "./mcp_client_session.ts";
 import { type ClientStream, ResumableStream } from "./resumable_stream.ts";
-import type { TunnelSession } from "./tunnel_session.ts";
+import type { CallTarget } from "./call_contract.ts";
 
 const log = logger("serve", "mcp");
 
@@ -26,7 +26,7 @@ export type CallAnswer = JsonRpcResponse | RawResponse | undefined;
 /** The client session a per-client server's frames must name; undefined for a shared server. */
 export function clientSessionOf(
   session: McpClientSession,
-  tunnel: TunnelSession,
+  tunnel: CallTarget,
 ): string | undefined {
   return tunnel.perClient ? session.id : undefined;
 }
@@ -38,7 +38,7 @@ export function clientSessionOf(
 export function clientNotification(
   message: JsonRpcNotification,
   session: McpClientSession,
-  tunnel: TunnelSession | undefined,
+  tunnel: CallTarget | undefined,
 ): void {
   // A shared server was initialized by the gateway, which sent its own `initialized`.
   if (message.method === "notifications/initialized" && tunnel?.perClient !== true) return;
@@ -85,7 +85,7 @@ export interface InitializeOutcome {
  */
 export async function answerInitialize(
   message: JsonRpcRequest,
-  tunnel: TunnelSession,
+  tunnel: CallTarget,
 ): Promise<InitializeOutcome> {
   const held = await tunnel.initializeResult();
   if (held.error !== undefined || !isObject(held.result)) {
@@ -110,14 +110,17 @@ export async function answerInitialize(
 export async function initializeOwn(
   message: JsonRpcRequest,
   session: McpClientSession,
-  tunnel: TunnelSession,
+  tunnel: CallTarget,
 ): Promise<JsonRpcResponse> {
   const params = isObject(message.params) ? message.params : {};
   const protocolVersion = negotiateVersion(params.protocolVersion);
-  const response = await tunnel.calls.call(
+  const answer = await tunnel.calls.call(
     { ...message, params: { ...params, protocolVersion } },
     { clientSession: session.id },
-  ) ?? errorResponse(message.id, ErrorCode.InternalError, "Initialize was cancelled");
+  );
+  const response = answer instanceof RawResponse
+    ? answer.parse()
+    : answer ?? errorResponse(message.id, ErrorCode.InternalError, "Initialize was cancelled");
   if (response.error === undefined && isObject(response.result)) {
     const agreed = response.result.protocolVersion;
     session.initialized(
@@ -134,7 +137,7 @@ export async function initializeOwn(
 export function callRefusal(
   message: JsonRpcRequest,
   session: McpClientSession,
-  tunnel: TunnelSession | undefined,
+  tunnel: CallTarget | undefined,
 ): JsonRpcResponse | undefined {
   if (tunnel === undefined) {
     return errorResponse(
@@ -177,7 +180,7 @@ export function repeatedCall(
 /** Options of {@link runCall}. */
 export interface RunCallOptions {
   session: McpClientSession;
-  tunnel: TunnelSession;
+  tunnel: CallTarget;
   /** Where its progress and server requests go, when the call has a stream. */
   stream?: ClientStream;
   /** Receives the call's progress. */

@@ -29,10 +29,10 @@ import {
   repeatedCall,
   runCall,
 } from "./mcp_dispatch.ts";
-import { LegacySse } from "./legacy_sse.ts";
+import { type LegacyForward, LegacySse } from "./legacy_sse.ts";
 import { STREAM_DEFAULTS, type StreamSettings } from "./resumable_stream.ts";
 import { McpStreams } from "./mcp_streams.ts";
-import type { TunnelSession } from "./tunnel_session.ts";
+import type { CallTarget } from "./call_contract.ts";
 import { SSE_HEADERS } from "./sse_stream.ts";
 import { type Accept, acceptOf, readJsonBody, reply, rpcError, wantsStream } from "./mcp_http.ts";
 import type { Identity } from "./token_store.ts";
@@ -76,6 +76,7 @@ export class McpEndpoint {
           reason,
         ),
       state: options.state,
+      shared: options.shared,
       ...(options.maxSessionsPerOwner === undefined
         ? {}
         : { maxPerOwner: options.maxSessionsPerOwner }),
@@ -98,7 +99,14 @@ export class McpEndpoint {
       now: this.#now,
       openStream: (credential) => this.#streams.count(credential),
       connection: (session, what) => this.#streams.connection(session, what),
+      ...(options.remote === undefined ? {} : { remote: options.remote }),
+      ...(options.replica === undefined ? {} : { replica: options.replica }),
     });
+  }
+
+  /** Replicas: a legacy POST another replica received for a session whose connection is here. */
+  forwarded(post: LegacyForward): Promise<number> {
+    return this.#legacy.forwarded(post);
   }
 
   /** Number of MCP client sessions. */
@@ -173,24 +181,24 @@ export class McpEndpoint {
       case "POST":
         return await this.#post(request, context);
       case "GET":
-        return this.#get(request, identity, serverName);
+        return await this.#get(request, identity, serverName);
       case "DELETE":
-        return this.#delete(request, identity, serverName);
+        return await this.#delete(request, identity, serverName);
       default:
         return notAllowed("GET, POST, DELETE, OPTIONS");
     }
   }
 
-  #session(
+  async #session(
     request: HttpRequest,
     identity: Identity,
     serverName: string,
-  ): McpClientSession | Response {
+  ): Promise<McpClientSession | Response> {
     const id = request.headers.get("mcp-session-id");
     if (id === null) {
       return rpcError(400, null, ErrorCode.InvalidRequest, "Mcp-Session-Id header is required");
     }
-    const session = this.#sessions.get(id);
+    const session = await this.#sessions.find(id);
     if (
       session === undefined || session.owner !== identity.owner ||
       session.serverName !== serverName || session.legacy
@@ -237,10 +245,10 @@ export class McpEndpoint {
     if (kind === "request" && message.method === "initialize") {
       return await this.#initialize(message as JsonRpcRequest, identity, serverName, accept);
     }
-    const session = this.#session(request, identity, serverName);
+    const session = await this.#session(request, identity, serverName);
     if (session instanceof Response) return session;
     const headers = { "mcp-session-id": session.id };
-    const tunnel = this.#options.registry.find(identity.owner, serverName);
+    const tunnel = await this.#tunnel(identity.owner, serverName);
     if (kind === "notification") {
       clientNotification(message as JsonRpcNotification, session, tunnel);
       return new Response(null, { status: 202, headers });
@@ -264,7 +272,7 @@ export class McpEndpoint {
     serverName: string,
     accept: Accept,
   ): Promise<Response> {
-    const tunnel = this.#options.registry.find(identity.owner, serverName);
+    const tunnel = await this.#tunnel(identity.owner, serverName);
     if (tunnel === undefined) {
       return rpcError(
         404,
@@ -299,6 +307,8 @@ export class McpEndpoint {
       this.#sessions.delete(session, "its server instance did not initialize");
       return reply(response, accept, {});
     }
+    // Replicas: the client's next request may land on another replica, which must find the session.
+    await this.#options.shared?.published(session.id);
     log.info("MCP client session {mcpSession} of {owner} opened on {name}", {
       event: "mcp_session_opened",
       mcpSession: session.id,
@@ -309,11 +319,16 @@ export class McpEndpoint {
     return reply(response, accept, { "mcp-session-id": session.id });
   }
 
+  /** The server here, else (replicas) held by another replica. */
+  async #tunnel(owner: string, name: string): Promise<CallTarget | undefined> {
+    return this.#options.registry.find(owner, name) ?? await this.#options.remote?.(owner, name);
+  }
+
   #call(
     message: JsonRpcRequest,
     context: {
       session: McpClientSession;
-      tunnel: TunnelSession | undefined;
+      tunnel: CallTarget | undefined;
       accept: Accept;
       headers: Record<string, string>;
       clientGone: AbortSignal | undefined;
@@ -387,19 +402,19 @@ export class McpEndpoint {
     });
   }
 
-  #get(request: HttpRequest, identity: Identity, serverName: string): Response {
+  async #get(request: HttpRequest, identity: Identity, serverName: string): Promise<Response> {
     if (!acceptOf(request).sse) {
       return new Response("GET needs Accept: text/event-stream", { status: 406 });
     }
-    const session = this.#session(request, identity, serverName);
+    const session = await this.#session(request, identity, serverName);
     if (session instanceof Response) return session;
     return this.#streams.get(session, identity, request.headers.get("last-event-id"));
   }
 
-  #delete(request: HttpRequest, identity: Identity, serverName: string): Response {
-    const session = this.#session(request, identity, serverName);
+  async #delete(request: HttpRequest, identity: Identity, serverName: string): Promise<Response> {
+    const session = await this.#session(request, identity, serverName);
     if (session instanceof Response) return session;
-    this.#sessions.delete(session, "deleted by the client");
+    this.#sessions.delete(session, "deleted by the client", true);
     log.info("MCP client session {mcpSession} of {owner} on {name} ended by the client", {
       event: "mcp_session_deleted",
       mcpSession: session.id,

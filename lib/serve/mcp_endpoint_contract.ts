@@ -8,6 +8,9 @@ import type { TunnelSession } from "./tunnel_session.ts";
 import type { TunnelRegistry } from "./tunnel_registry.ts";
 import type { Identity } from "./token_store.ts";
 import type { ServeState } from "./state/serve_state.ts";
+import type { CallTarget } from "./call_contract.ts";
+import type { SharedSessionHooks } from "./shared_session_hooks.ts";
+import type { LegacyReplica } from "./legacy_sse.ts";
 
 /** Options of `McpEndpoint`. */
 export interface McpEndpointOptions {
@@ -42,6 +45,12 @@ export interface McpEndpointOptions {
   budget?: MemoryBudget;
   /** Where MCP client sessions are saved, so that a restarted gateway knows them. */
   state?: ServeState;
+  /** Replicas: a server another replica holds (lib/serve/cluster/routing.ts). */
+  remote?: (owner: string, name: string) => Promise<CallTarget | undefined>;
+  /** Replicas: MCP client sessions shared with the others. */
+  shared?: SharedSessionHooks;
+  /** Replicas: this replica, for the legacy sessions it holds and those of the others. */
+  replica?: LegacyReplica;
 }
 
 /** Which MCP path a request is for, and what the HTTP server knows of its client. */

@@ -6,6 +6,7 @@ import { logger } from "../util/log.ts";
 import { CloseCode, encodeClose, encodeError, Extension } from "../protocol/frames.ts";
 import { encodeRegisterAck, type RegisterFrame } from "../protocol/registration.ts";
 import type { JsonRpcNotification, JsonRpcRequest, JsonRpcResponse } from "../protocol/jsonrpc.ts";
+import type { Payload } from "../protocol/payload.ts";
 import type { MemoryBudget } from "./memory_budget.ts";
 import type { ServeMetrics } from "./metrics.ts";
 import { EndedSessions, type ResumeError } from "./resume_credentials.ts";
@@ -48,6 +49,8 @@ export interface ServerMessageRouter {
   ): Promise<JsonRpcResponse>;
   /** The MCP client sessions open now for (owner, server name): a per-client server's instances. */
   clientSessionsOf?(owner: string, name: string): string[];
+  /** Replicas: a message for a call another replica sent (see `ServerMessageSink.foreign`). */
+  foreign?(session: TunnelSession, type: string, payload: Payload): boolean;
 }
 
 /** Options of {@link Registrar}. */
@@ -70,6 +73,8 @@ export interface RegistrarOptions {
   budget?: MemoryBudget;
   /** Where sessions are saved, so that a restarted gateway lets their clients resume them. */
   state?: ServeState;
+  /** Replicas: claims a new session in Redis; its `register_ack` waits for it, so that all can find it. */
+  claim?: (session: TunnelSession) => Promise<void>;
 }
 
 /** The close reason of {@link CloseCode.TooManySessions}: the error frame before it names owner and limit. */
@@ -200,7 +205,12 @@ export class Registrar {
     });
     this.registry.add(session);
     this.#options.metrics?.linksAccepted.inc();
-    session.acknowledge(resumeError === undefined ? {} : { resumed: false, resumeError });
+    const acknowledge = () => {
+      if (!session.closed) session.acknowledge(resumeError ? { resumed: false, resumeError } : {});
+    };
+    const claimed = this.#options.claim?.(session);
+    if (claimed === undefined) acknowledge();
+    else void claimed.then(acknowledge, acknowledge);
     this.#save(session);
     log.info("Session {session} of {owner} registered {name} at {url}", {
       event: "session_registered",
@@ -248,6 +258,7 @@ export class Registrar {
           router.serverNotification(session, message, clientSession),
         serverRequest: (request, signal, clientSession) =>
           router.serverRequest(session, request, signal, clientSession),
+        foreign: (type, payload) => router.foreign?.(session, type, payload) ?? false,
         sessionClosed: (closed, end) => this.#closed(closed, end),
         sessionDetached: (_detached, loss) => this.#detached(loss),
         sessionChanged: (changed) => this.#save(changed),

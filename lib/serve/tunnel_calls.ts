@@ -322,6 +322,7 @@ export class TunnelCalls {
    * per-client instance the message comes from, if any.
    */
   onPayload(type: string, payload: Payload, clientSession?: string): string | undefined {
+    if (this.#sink.foreign?.(type, payload)) return undefined;
     if (payload.isText && type === "response") {
       const facts = payload.facts;
       if (facts !== "batch" && facts.kind === "response" && isOneLine(payload.text)) {

@@ -176,7 +176,13 @@ export function sectionsReport(m: Repetition, reps: number): string {
           n(f.serveCpuUsPerCall, 1)
         }, connect RSS under load ${mib(f.connectLoadHwm)} MiB, launch → all registered ${
           n(f.launchToRegisteredMs, 1)
-        } ms; target: ${row.target}`,
+        } ms${
+          f.sameReplica === undefined
+            ? ""
+            : ` (same replica: p50 ${n(f.sameReplica.p50Us)} µs, ${
+              n(f.sameReplica.callsPerSecond)
+            } calls/s)`
+        }; target: ${row.target}`,
       );
     }
     out.push("");

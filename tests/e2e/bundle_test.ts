@@ -7,6 +7,7 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { startContractGateway } from "../fixtures/contract_gateway.ts";
 import { DEMO_SERVER, processAlive, startProxy } from "../fixtures/proxy_process.ts";
 import { buildBundle } from "../fixtures/bundle.ts";
+import { startRedis } from "../fixtures/redis_server.ts";
 import { family, parsePrometheus, sampleValue } from "../fixtures/prometheus_parser.ts";
 import {
   CONNECT_ENV,
@@ -324,6 +325,61 @@ Deno.test("every environment variable the program reads is in its --allow-env li
   const allowed = new Set([...CONNECT_ENV, ...SERVE_ENV]);
   const missing = [...names].filter((name) => !allowed.has(name));
   assert.deepEqual(missing, [], "add these to CONNECT_ENV or SERVE_ENV in scripts/permissions.ts");
+});
+
+Deno.test("a replica (serve --redis) runs from the bundle with the production permissions and gets ready", async () => {
+  const redis = await startRedis();
+  const dir = await Deno.makeTempDir({ prefix: "mcp-rproxy-bundle-" });
+  try {
+    const tokensFile = `${dir}/tokens.txt`;
+    const clusterSecretFile = `${dir}/cluster.secret`;
+    await Deno.writeTextFile(tokensFile, `${TOKEN} alice\n`);
+    await Deno.writeTextFile(clusterSecretFile, "c".repeat(40), { mode: 0o600 });
+    const listen = `127.0.0.1:${freePort()}`;
+    const healthListen = `127.0.0.1:${freePort()}`;
+    const flags = servePermissions({
+      listen,
+      healthListen,
+      tokensFile,
+      redis: `127.0.0.1:${redis.port}`,
+      clusterSecretFile,
+    });
+    await using serve = startProxy(
+      [
+        "serve",
+        "--listen",
+        listen,
+        "--health-listen",
+        healthListen,
+        "--tokens-file",
+        tokensFile,
+        "--redis",
+        redis.url,
+        "--cluster-secret-file",
+        clusterSecretFile,
+        "--log-format",
+        "json",
+      ],
+      { script: BUNDLE, permissions: ["--no-prompt", ...flags] },
+    );
+    await serve.waitForEvent("cluster_joining", 20_000);
+    await serve.waitForEvent("health_listening", 20_000);
+    for (let i = 0;; i++) {
+      const ready = await fetchText(`http://${healthListen}/readyz`);
+      if (ready.status === 200) {
+        assert.match(ready.body, /redis: up/);
+        break;
+      }
+      if (i > 400) assert.fail(`not ready: ${ready.body}`);
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    serve.signal("SIGTERM");
+    assert.equal(await serve.exitCode(15_000), 0);
+    assert.doesNotMatch(serve.text(), /PermissionDenied|Requires/);
+  } finally {
+    await redis.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("deno task compile skips when the Deno runtime cannot be downloaded, fails with REQUIRE_COMPILE=1", async () => {

@@ -1,0 +1,239 @@
+// Envelopes between replicas, written and read in one place: a header (kind, origin, target, deadline,
+// generation, sid, id, nonce, ts) and a payload carried as its own text, signed together with HMAC-SHA256
+// under the cluster secret, and checked against the replay guard when opened. The MAC is computed in the
+// calling thread (node:crypto), not by Web Crypto's asynchronous sign: envelopes must reach Redis in the
+// order they were sent (a call's progress notifications, then its answer), and an asynchronous sign let a
+// later envelope overtake an earlier one under load.
+
+import { createHmac, timingSafeEqual } from "node:crypto";
+import type { ReplayGuard, ReplayRefusal } from "./replay_guard.ts";
+
+/** What an envelope asks of its target. */
+export type EnvelopeKind =
+  /** A JSON-RPC request for a tunnel session the target holds; `id` is the call's tunnel id. */
+  | "call"
+  /** The answer of a call, back to its origin. */
+  | "answer"
+  /** A progress (or other call-bound) notification, back to the call's origin. */
+  | "progress"
+  /** The origin's client cancelled the call `id`. */
+  | "cancel"
+  /** The envelope `id` could not be delivered; the payload says why. */
+  | "undeliverable"
+  /** A server's notification for the target's clients of that server. */
+  | "notify"
+  /** A server-initiated request for a client on the target; its answer comes back as `server_answer`. */
+  | "server_request"
+  | "server_answer"
+  /** A newer generation took the tunnel session `sid` over: the target closes its link with 4002. */
+  | "supersede"
+  /** An HTTP request that belongs to a stream the target holds. */
+  | "forward"
+  | "forward_answer";
+
+/** What a sender fills in; the seal adds origin, nonce, ts and mac. */
+export interface EnvelopeDraft {
+  kind: EnvelopeKind;
+  /** Replica id of the receiver. */
+  target: string;
+  /** Wall-clock ms after which the receiver drops the work (and says so to the origin). 0 = none. */
+  deadline: number;
+  /** Ownership generation the sender acted under (0 when none applies). */
+  generation: number;
+  /** Tunnel session id (or MCP session id for client-side kinds); "" when none. */
+  sid: string;
+  /** Correlation id: a call's tunnel id, a request id; "" when none. */
+  id: string;
+  /** The message carried (a JSON-RPC message's text), or "". */
+  payload: string;
+}
+
+/** An envelope as received and checked. */
+export interface Envelope extends EnvelopeDraft {
+  origin: string;
+  nonce: string;
+  ts: number;
+  mac: string;
+}
+
+/** An envelope on the wire: the header JSON, the payload text, the MAC (base64). */
+export interface SealedEnvelope {
+  header: string;
+  payload: string;
+  mac: string;
+}
+
+/** Why an envelope was refused when opened. */
+export type EnvelopeRefusal = "malformed" | "bad_mac" | "wrong_target" | ReplayRefusal;
+
+/** The outcome of {@link EnvelopeSeal.open}. */
+export type OpenResult =
+  | { ok: true; envelope: Envelope }
+  | { ok: false; refusal: EnvelopeRefusal; detail: string };
+
+const KINDS: ReadonlySet<string> = new Set<EnvelopeKind>([
+  "call",
+  "answer",
+  "progress",
+  "cancel",
+  "undeliverable",
+  "notify",
+  "server_request",
+  "server_answer",
+  "supersede",
+  "forward",
+  "forward_answer",
+]);
+
+const encoder = new TextEncoder();
+
+function base64(bytes: ArrayBuffer | Uint8Array): string {
+  const view = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
+  let text = "";
+  for (const byte of view) text += String.fromCharCode(byte);
+  return btoa(text);
+}
+
+function unbase64(text: string): Uint8Array<ArrayBuffer> | undefined {
+  try {
+    return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The signed bytes: the header JSON holds no raw line feed, so the split is unambiguous. */
+function macOf(key: Uint8Array, header: string, payload: string): Uint8Array {
+  return createHmac("sha256", key).update(header).update("\n").update(payload).digest();
+}
+
+type Header = Omit<Envelope, "payload" | "mac">;
+
+function readHeader(text: string): Header | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== "object" || value === null) return undefined;
+  const h = value as Record<string, unknown>;
+  const strings = ["kind", "origin", "target", "sid", "id", "nonce"] as const;
+  const numbers = ["deadline", "generation", "ts"] as const;
+  if (strings.some((k) => typeof h[k] !== "string")) return undefined;
+  if (numbers.some((k) => typeof h[k] !== "number" || !Number.isFinite(h[k]))) return undefined;
+  if (!KINDS.has(h.kind as string)) return undefined;
+  return h as unknown as Header;
+}
+
+/** Options of {@link EnvelopeSeal.create}. */
+export interface EnvelopeSealOptions {
+  /** The shared cluster secret. */
+  secret: string;
+  /** This replica's id: the origin of what it seals, the only target it opens. */
+  replicaId: string;
+  /** Refuses replays and stale envelopes. */
+  guard: ReplayGuard;
+  /** Wall clock in ms. */
+  now?: () => number;
+}
+
+/**
+ * Seals envelopes this replica sends and opens those sent to it.
+ *
+ * @example
+ * ```ts
+ * import { EnvelopeSeal } from "./envelope.ts";
+ * import { ReplayGuard } from "./replay_guard.ts";
+ * const secret = "x".repeat(32);
+ * const a = await EnvelopeSeal.create({ secret, replicaId: "a", guard: new ReplayGuard({ maxNonces: 10 }) });
+ * const b = await EnvelopeSeal.create({ secret, replicaId: "b", guard: new ReplayGuard({ maxNonces: 10 }) });
+ * const sealed = a.seal({
+ *   kind: "call", target: "b", deadline: 0, generation: 1, sid: "s", id: "a.1", payload: "{}",
+ * });
+ * b.open(sealed).ok; // true
+ * ```
+ */
+export class EnvelopeSeal {
+  readonly #key: Uint8Array;
+  readonly #replicaId: string;
+  readonly #guard: ReplayGuard;
+  readonly #now: () => number;
+
+  private constructor(key: Uint8Array, options: EnvelopeSealOptions) {
+    this.#key = key;
+    this.#replicaId = options.replicaId;
+    this.#guard = options.guard;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Takes the secret as the HMAC-SHA256 key. */
+  static create(options: EnvelopeSealOptions): Promise<EnvelopeSeal> {
+    return Promise.resolve(new EnvelopeSeal(encoder.encode(options.secret), options));
+  }
+
+  /** This replica's id. */
+  get replicaId(): string {
+    return this.#replicaId;
+  }
+
+  /**
+   * Adds origin, a fresh nonce and the time, and signs header and payload, synchronously: envelopes
+   * sealed in order are sent in order.
+   */
+  seal(draft: EnvelopeDraft): SealedEnvelope {
+    const header: Header = {
+      kind: draft.kind,
+      origin: this.#replicaId,
+      target: draft.target,
+      deadline: draft.deadline,
+      generation: draft.generation,
+      sid: draft.sid,
+      id: draft.id,
+      nonce: base64(crypto.getRandomValues(new Uint8Array(16))),
+      ts: this.#now(),
+    };
+    const text = JSON.stringify(header);
+    return {
+      header: text,
+      payload: draft.payload,
+      mac: base64(macOf(this.#key, text, draft.payload)),
+    };
+  }
+
+  /**
+   * Checks the MAC first (nothing unsigned is parsed further), then the target, then the replay guard.
+   * A refusal says why; the caller counts and logs it.
+   */
+  open(sealed: SealedEnvelope): OpenResult {
+    const mac = unbase64(sealed.mac);
+    if (mac === undefined || mac.length !== 32) {
+      return { ok: false, refusal: "malformed", detail: "the MAC is not 32 bytes of base64" };
+    }
+    if (!timingSafeEqual(macOf(this.#key, sealed.header, sealed.payload), mac)) {
+      return { ok: false, refusal: "bad_mac", detail: "the MAC does not match (another secret?)" };
+    }
+    const header = readHeader(sealed.header);
+    if (header === undefined) {
+      return { ok: false, refusal: "malformed", detail: "the header is not an envelope header" };
+    }
+    if (header.target !== this.#replicaId) {
+      return {
+        ok: false,
+        refusal: "wrong_target",
+        detail: `it is for replica ${header.target}, from ${header.origin}`,
+      };
+    }
+    const replay = this.#guard.check(header.ts, header.nonce);
+    if (replay !== undefined) {
+      const skew = Math.round((this.#now() - header.ts) / 1000);
+      const detail = replay === "stale"
+        ? `its time is ${skew} s from this replica's clock, from ${header.origin}`
+        : replay === "replay"
+        ? `its nonce was seen already, from ${header.origin}`
+        : `more nonces than --cluster-max-nonces in one window, from ${header.origin}`;
+      return { ok: false, refusal: replay, detail };
+    }
+    return { ok: true, envelope: { ...header, payload: sealed.payload, mac: sealed.mac } };
+  }
+}

@@ -1,0 +1,421 @@
+// What the gateway asks of the cluster, in one place: the call target of a server held by another replica
+// (found through the directory, cached briefly), the routing of foreign answers on links held here, and
+// ownership of the tunnel sessions registered here (claimed, renewed, closed with 4002 once superseded).
+
+import { CloseCode } from "../../protocol/frames.ts";
+import { ErrorCode, errorResponse } from "../../protocol/jsonrpc.ts";
+import type { JsonRpcNotification, JsonRpcResponse } from "../../protocol/jsonrpc.ts";
+import type { Payload } from "../../protocol/payload.ts";
+import type { CallTarget } from "../call_contract.ts";
+import { RawResponse } from "../call_table.ts";
+import type { ServeMetrics } from "../metrics.ts";
+import type { TunnelSession } from "../tunnel_session.ts";
+import type { LegacyForward, LegacyReplica } from "../legacy_sse.ts";
+import type { McpEndpoint } from "../mcp_endpoint.ts";
+import type { McpEndpointOptions } from "../mcp_endpoint_contract.ts";
+import type { RegistrarOptions, ServerMessageRouter } from "../registration.ts";
+import type { Cluster } from "./cluster.ts";
+import { type CallRoute, CrossCalls } from "./cross_calls.ts";
+import { Holder, redisDownError } from "./holder.ts";
+import { SharedSessions } from "./shared_sessions.ts";
+import { type LocalClients, ServerMessages } from "./server_messages.ts";
+import { TunnelRegistry } from "../tunnel_registry.ts";
+
+/** How long a legacy POST forwarded to the replica holding its session may take, in ms. */
+const FORWARD_TIMEOUT_MS = 10_000;
+
+/** How long a directory answer is trusted before it is asked again, in ms. */
+const LOOKUP_CACHE_MS = 1_000;
+
+/** Options of {@link ClusterRouting}. */
+export interface ClusterRoutingOptions {
+  cluster: Cluster;
+  /** Default deadline of a call, in ms. */
+  callTimeoutMs: number;
+  /** MCP client sessions unused this long are forgotten, in ms. */
+  sessionTtlMs: number;
+  metrics?: ServeMetrics | undefined;
+}
+
+/** A server another replica holds, as the MCP endpoint calls it. */
+class RemoteTunnel implements CallTarget {
+  /** Per-client servers are reached only on the replica holding them (docs/scaling.md). */
+  readonly perClient = false;
+  readonly #route: CallRoute;
+  readonly #routing: ClusterRouting;
+  readonly calls: CallTarget["calls"];
+
+  constructor(route: CallRoute, routing: ClusterRouting, crossCalls: CrossCalls) {
+    this.#route = route;
+    this.#routing = routing;
+    this.calls = {
+      call: (request, options) => crossCalls.call(route, request, options),
+      notify: (notification) => routing.notify(route, notification),
+    };
+  }
+
+  initializeResult(): Promise<JsonRpcResponse> {
+    return this.#routing.initializeResult(this.#route);
+  }
+}
+
+/** A server whose holder cannot be asked now (Redis down): every call gets the same clear error. */
+class UnreachableTunnel implements CallTarget {
+  readonly perClient = false;
+  readonly #why: string;
+  readonly calls: CallTarget["calls"];
+
+  constructor(why: string) {
+    this.#why = why;
+    this.calls = {
+      call: (request) => Promise.resolve(redisDownError(request.id, why)),
+      notify: () => false,
+    };
+  }
+
+  initializeResult(): Promise<JsonRpcResponse> {
+    return Promise.resolve(redisDownError(0, this.#why));
+  }
+}
+
+/**
+ * The gateway's view of the cluster.
+ *
+ * @example
+ * ```ts ignore
+ * const routing = new ClusterRouting({ cluster, session: (id) => registry.get(id), callTimeoutMs });
+ * const target = registry.find(owner, name) ?? await routing.remote(owner, name);
+ * ```
+ */
+export class ClusterRouting {
+  readonly cluster: Cluster;
+  readonly crossCalls: CrossCalls;
+  /** MCP client sessions shared with the other replicas. */
+  readonly shared: SharedSessions;
+  readonly #holder: Holder;
+  /** The gateway's registry: sessions ending here are released in Redis. */
+  readonly registry = new ClusterRegistry();
+  readonly #lookups = new Map<string, { at: number; route: Promise<CallRoute | undefined> }>();
+  readonly #initialized = new Map<string, Promise<JsonRpcResponse>>();
+  readonly #forwards = new Map<string, (status: number) => void>();
+  #nextForward = 1;
+
+  constructor(options: ClusterRoutingOptions) {
+    const { cluster, metrics } = options;
+    this.cluster = cluster;
+    const send = cluster.inbox.send.bind(cluster.inbox);
+    this.crossCalls = new CrossCalls({
+      replicaId: cluster.replicaId,
+      send,
+      callTimeoutMs: options.callTimeoutMs,
+      metrics: cluster.metrics,
+      reroute: (route) => this.#lookup(route.owner, route.name, { fresh: true }),
+    });
+    this.#holder = new Holder({
+      replicaId: cluster.replicaId,
+      session: (sid) => this.registry.get(sid),
+      send,
+      crossCalls: this.crossCalls,
+      late: () => metrics?.errors.inc("late_response"),
+    });
+    cluster.on("call", (envelope) => this.#holder.onCall(envelope));
+    cluster.on("cancel", (envelope) => this.#holder.onCancel(envelope));
+    for (const kind of ["answer", "progress", "undeliverable"] as const) {
+      cluster.on(kind, (envelope) => {
+        if (!this.crossCalls.onEnvelope(envelope) && kind === "answer") {
+          metrics?.errors.inc("late_response");
+        }
+      });
+    }
+    cluster.on("supersede", (e) => cluster.superseded(e.sid, e.generation, e.origin));
+    this.shared = new SharedSessions({ commands: cluster.commands, ttlMs: options.sessionTtlMs });
+    this.registry.bind(this);
+    let downAt = Infinity;
+    cluster.events.addEventListener("readiness", () => {
+      if (!cluster.commands.state.up) downAt = Math.min(downAt, performance.now());
+    });
+    cluster.events.addEventListener("lost", () => {
+      this.shared.reassert();
+      // Envelopes on their way when Redis lost its data are gone with it: their calls cannot be
+      // answered. (A call the holder had passed on before still gets its answer, unless failed here.)
+      this.crossCalls.failSentBefore(
+        downAt,
+        "Redis restarted empty while the call was on its way; the call may or may not have run",
+      );
+      downAt = Infinity;
+    });
+    cluster.events.addEventListener("beat", () => void this.#failStale());
+  }
+
+  /**
+   * With each beat, the calls waiting on a holder that lost their tunnel session get a JSON-RPC error: the
+   * holder is no longer alive, or the directory names another session or owner (the tunnel registered
+   * afresh elsewhere after its replica died: the old session's calls cannot be answered any more).
+   */
+  async #failStale(): Promise<void> {
+    const routes = this.crossCalls.routes();
+    if (routes.length === 0) return;
+    const alive = this.cluster.liveness.replicas;
+    for (const route of routes) {
+      let why: string | undefined;
+      if (!alive.has(route.rid)) why = `replica ${route.rid} holding its tunnel is gone`;
+      else {
+        const found = await this.cluster.ownership.lookup(route).catch(() => null);
+        if (found === null) continue; // Redis down: no verdict now
+        if (
+          found?.sid !== route.sid || found.owner?.rid !== route.rid ||
+          found.owner.gen !== route.gen
+        ) {
+          why = `the tunnel it was sent to on replica ${route.rid} ended`;
+        }
+      }
+      if (why === undefined) continue;
+      this.crossCalls.failRoute(
+        route,
+        `Server '${route.name}': ${why} before answering; the call may or may not have run`,
+      );
+    }
+  }
+
+  /**
+   * The server `name` of `owner` when another replica holds it; undefined when no replica does. While
+   * Redis is down, a target whose every call is refused with the reason.
+   */
+  async remote(owner: string, name: string): Promise<CallTarget | undefined> {
+    const readiness = this.cluster.readiness;
+    if (!readiness.ready) return new UnreachableTunnel(readiness.detail);
+    const route = await this.#lookup(owner, name);
+    if (route === undefined || route.rid === this.cluster.replicaId) return undefined;
+    return new RemoteTunnel(route, this, this.crossCalls);
+  }
+
+  /** The held `initialize` result of a remote server, asked of its holder once per generation. */
+  initializeResult(route: CallRoute): Promise<JsonRpcResponse> {
+    const key = `${route.sid}:${route.gen}`;
+    let result = this.#initialized.get(key);
+    if (result === undefined) {
+      result = this.crossCalls.call(route, {
+        jsonrpc: "2.0",
+        id: 0,
+        method: "initialize",
+        params: {},
+      }, {}).then((answer) => {
+        const response = answer === undefined
+          ? errorResponse(0, ErrorCode.TunnelUnavailable, "Initialize was cancelled")
+          : answer instanceof RawResponse
+          ? answer.parse()
+          : answer;
+        if (response.error !== undefined) this.#initialized.delete(key);
+        return response;
+      });
+      this.#initialized.set(key, result);
+    }
+    return result;
+  }
+
+  /** Sends a client notification to the server of `route`. */
+  notify(route: CallRoute, notification: JsonRpcNotification): boolean {
+    this.cluster.inbox.send({
+      kind: "call",
+      target: route.rid,
+      deadline: 0,
+      generation: route.gen,
+      sid: route.sid,
+      id: "",
+      payload: JSON.stringify(notification),
+    }).catch(() => {});
+    return true;
+  }
+
+  /**
+   * Replicas: this replica for the legacy transport. A POST for a session whose connection another
+   * replica holds goes there (`forward`) and comes back with its HTTP status (404 when it is gone).
+   */
+  legacyReplica(): LegacyReplica {
+    return {
+      id: this.cluster.replicaId,
+      forward: (rid, post) =>
+        new Promise<number>((resolve) => {
+          const id = `${this.cluster.replicaId}.f${this.#nextForward++}`;
+          const timer = setTimeout(() => done(404), FORWARD_TIMEOUT_MS);
+          const done = (status: number) => {
+            clearTimeout(timer);
+            this.#forwards.delete(id);
+            resolve(status);
+          };
+          this.#forwards.set(id, done);
+          this.cluster.inbox.send({
+            kind: "forward",
+            target: rid,
+            deadline: Date.now() + FORWARD_TIMEOUT_MS,
+            generation: 0,
+            sid: "",
+            id,
+            payload: JSON.stringify(post),
+          }).catch(() => done(404));
+        }),
+    };
+  }
+
+  /** Where a forwarded legacy POST is delivered on this replica (the endpoint's). */
+  onForward(deliver: (post: LegacyForward) => Promise<number>): void {
+    this.cluster.on("forward", (envelope) => {
+      let post: LegacyForward | undefined;
+      try {
+        post = JSON.parse(envelope.payload) as LegacyForward;
+      } catch {
+        post = undefined;
+      }
+      const status = post === undefined ? Promise.resolve(400) : deliver(post);
+      void status.then((code) =>
+        this.cluster.inbox.send({
+          kind: "forward_answer",
+          target: envelope.origin,
+          deadline: 0,
+          generation: 0,
+          sid: "",
+          id: envelope.id,
+          payload: String(code),
+        }).catch(() => {})
+      );
+    });
+    this.cluster.on("forward_answer", (envelope) => {
+      this.#forwards.get(envelope.id)?.(Number(envelope.payload) || 404);
+    });
+  }
+
+  /** What the MCP endpoint of a replica adds: remote servers, shared sessions, legacy forwarding. */
+  endpointOptions(): Pick<McpEndpointOptions, "remote" | "shared" | "replica"> {
+    return {
+      remote: (owner, name) => this.remote(owner, name),
+      shared: this.shared,
+      replica: this.legacyReplica(),
+    };
+  }
+
+  /** Binds the endpoint: forwarded legacy POSTs and server-initiated messages reach its clients. */
+  attach(endpoint: McpEndpoint): void {
+    this.onForward((post) => endpoint.forwarded(post));
+    this.attachClients(endpoint.router);
+  }
+
+  /**
+   * The registrar's router on a replica: a message for one client session stays on this replica (a
+   * per-client instance's); the others reach clients on every replica; foreign answers go home.
+   */
+  router(endpoint: McpEndpoint): ServerMessageRouter {
+    const local = endpoint.router;
+    return {
+      serverNotification: (session, message, clientSession) =>
+        clientSession !== undefined || this.messages === undefined
+          ? local.notification(session, message, clientSession)
+          : this.messages.notification(session, message),
+      serverRequest: (session, request, signal, clientSession) =>
+        clientSession !== undefined || this.messages === undefined
+          ? local.request(session, request, signal, clientSession)
+          : this.messages.request(session, request, signal),
+      clientSessionsOf: (owner, name) => endpoint.clientSessionsOf(owner, name),
+      foreign: (session, _type, payload) => this.foreign(session, payload),
+    };
+  }
+
+  /** What the registrar adds on a replica: a registration is acknowledged once claimed. */
+  registrarOptions(): Pick<RegistrarOptions, "claim"> {
+    return { claim: (session) => this.registered(session) };
+  }
+
+  /** A 503 for a new link while Redis is unusable (fail closed), else undefined. */
+  linkRefusal(): Response | undefined {
+    const readiness = this.cluster.readiness;
+    if (readiness.ready) return undefined;
+    // A session registered now could not be claimed or found by the other replicas.
+    return Response.json({
+      error:
+        `Registrations are refused while this replica cannot use Redis (${readiness.detail}); retry later`,
+    }, { status: 503, headers: { "retry-after": "5" } });
+  }
+
+  /** Server notifications and requests across replicas, once the local clients are known. */
+  messages: ServerMessages | undefined;
+
+  /** Binds this replica's MCP clients (the endpoint's router), for server-initiated messages. */
+  attachClients(local: LocalClients): ServerMessages {
+    this.messages = new ServerMessages(this.cluster, local);
+    return this.messages;
+  }
+
+  /** A message on a link held here for a call another replica sent (`ServerMessageRouter.foreign`). */
+  foreign(session: TunnelSession, payload: Payload): boolean {
+    return this.#holder.foreign(session, payload);
+  }
+
+  /**
+   * A tunnel session registered here: claim it (resolves once the claim landed or failed: a failed one
+   * is made again at the next beat); close it with 4002 once superseded.
+   */
+  registered(session: TunnelSession): Promise<void> {
+    return this.cluster.hold(session.id, { owner: session.owner, name: session.name }, (by) => {
+      session.close(CloseCode.Superseded, {
+        kind: "superseded",
+        reason: by === undefined
+          ? "superseded by a newer registration"
+          : `superseded by a registration on replica ${by.rid}`,
+      });
+    });
+  }
+
+  /** A tunnel session held here ended: release it. */
+  closed(session: TunnelSession): void {
+    void this.cluster.drop(session.id);
+  }
+
+  /** Fails every cross-replica call waiting (shutdown). */
+  close(): void {
+    this.#holder.close();
+    this.crossCalls.failAll("the gateway is shutting down");
+  }
+
+  async #lookup(
+    owner: string,
+    name: string,
+    options: { fresh?: boolean } = {},
+  ): Promise<CallRoute | undefined> {
+    const key = `${owner}\u0000${name}`;
+    const now = performance.now();
+    const cached = this.#lookups.get(key);
+    if (cached !== undefined && now - cached.at < LOOKUP_CACHE_MS && !options.fresh) {
+      return await cached.route;
+    }
+    const route = this.cluster.ownership.lookup({ owner, name }).then((found) => {
+      if (found?.owner === undefined) return undefined;
+      return { sid: found.sid, rid: found.owner.rid, gen: found.owner.gen, owner, name };
+    });
+    this.#lookups.set(key, { at: now, route });
+    if (this.#lookups.size > 10_000) this.#lookups.delete(this.#lookups.keys().next().value!);
+    try {
+      return await route;
+    } catch (error) {
+      this.#lookups.delete(key);
+      throw error;
+    }
+  }
+}
+
+/**
+ * The registry of a replica: a session removed (ended here) is released in Redis. (A registered one is
+ * claimed through the registrar's `claim`, before its `register_ack`.)
+ */
+export class ClusterRegistry extends TunnelRegistry<TunnelSession> {
+  #routing: ClusterRouting | undefined;
+
+  /** Binds the routing once both exist (each needs the other). */
+  bind(routing: ClusterRouting): void {
+    this.#routing = routing;
+  }
+
+  override remove(session: TunnelSession): boolean {
+    const removed = super.remove(session);
+    if (removed) this.#routing?.closed(session);
+    return removed;
+  }
+}

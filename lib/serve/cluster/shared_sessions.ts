@@ -1,0 +1,131 @@
+// MCP client sessions shared by the replicas: `c:<id>` holds what any replica needs to take a request of
+// that session (owner, server, what the client declared), with the session TTL renewed as the session is
+// used; so no sticky sessions are needed at the load balancer.
+
+import { isObject, type JsonObject } from "../../util/json_object.ts";
+import type { RedisClient } from "./redis_client.ts";
+
+/** The key of MCP client session `id`. */
+export function clientKey(id: string): string {
+  return `c:${id}`;
+}
+
+/** What another replica needs to go on with an MCP client session. */
+export interface SharedClientSession {
+  id: string;
+  owner: string;
+  serverName: string;
+  capabilities: JsonObject;
+  protocolVersion: string;
+}
+
+/** Options of {@link SharedSessions}. */
+export interface SharedSessionsOptions {
+  commands: RedisClient;
+  /** An MCP client session unused this long is forgotten (`--mcp-session-ttl`), in ms. */
+  ttlMs: number;
+  /** Sessions remembered here (to renew and to publish again); past it the least recent are forgotten. */
+  maxTracked?: number;
+}
+
+/** Reads a record; undefined when it is not one. */
+function readRecord(text: string | null): SharedClientSession | undefined {
+  if (text === null) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (!isObject(value)) return undefined;
+  const { id, owner, serverName, capabilities, protocolVersion } = value;
+  if (
+    typeof id !== "string" || typeof owner !== "string" || typeof serverName !== "string" ||
+    !isObject(capabilities) || typeof protocolVersion !== "string"
+  ) return undefined;
+  return { id, owner, serverName, capabilities, protocolVersion };
+}
+
+/**
+ * The shared records of MCP client sessions. Writes never hold a request up: they go out and their
+ * failure is the record's loss (the client then initializes again), counted by the Redis client.
+ *
+ * @example
+ * ```ts ignore
+ * const shared = new SharedSessions({ commands, ttlMs: 3_600_000 });
+ * shared.opened({ id, owner, serverName, capabilities, protocolVersion });
+ * await shared.find(id); // on another replica
+ * ```
+ */
+export class SharedSessions {
+  readonly #options: SharedSessionsOptions;
+  /** Sessions known here, with when each record was last written or renewed (performance.now()). */
+  readonly #known = new Map<string, { record: SharedClientSession; renewed: number }>();
+  /** Records being written for sessions just opened here. */
+  readonly #publishing = new Map<string, Promise<void>>();
+
+  constructor(options: SharedSessionsOptions) {
+    this.#options = options;
+  }
+
+  /** Publishes a session opened here; {@link published} resolves once Redis has it (or refused). */
+  opened(session: SharedClientSession): void {
+    this.#mark(session);
+    const done = this.#publish(session).finally(() => this.#publishing.delete(session.id));
+    this.#publishing.set(session.id, done);
+  }
+
+  /** Resolves when the record of session `id` opened here is written (or could not be). */
+  published(id: string): Promise<void> {
+    return this.#publishing.get(id) ?? Promise.resolve();
+  }
+
+  /** The session was used here: renews its record at most every quarter TTL (writes it if it is gone). */
+  used(id: string): void {
+    const known = this.#known.get(id);
+    if (known === undefined) return;
+    if (performance.now() - known.renewed < this.#options.ttlMs / 4) return;
+    this.#mark(known.record);
+    this.#publish(known.record);
+  }
+
+  /** Redis lost its data: every session known here is published again. */
+  reassert(): void {
+    for (const { record } of this.#known.values()) this.#publish(record);
+  }
+
+  /** The session's record, when another replica opened it (and it is not past its TTL). */
+  async find(id: string): Promise<SharedClientSession | undefined> {
+    if (!this.#options.commands.state.up || id.length > 128) return undefined;
+    try {
+      const record = readRecord(await this.#options.commands.redis.get(clientKey(id)));
+      if (record !== undefined) this.#mark(record);
+      return record;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The client ended the session: every replica forgets it (each on its next lookup). */
+  deleted(id: string): void {
+    this.#known.delete(id);
+    this.#options.commands.redis.del(clientKey(id)).catch(() => {});
+  }
+
+  #publish(record: SharedClientSession): Promise<void> {
+    return this.#options.commands.redis.set(
+      clientKey(record.id),
+      JSON.stringify(record),
+      "PX",
+      this.#options.ttlMs,
+    ).then(() => {}, () => {});
+  }
+
+  /** Remembers `record` as just renewed, most recent last; the oldest go past `maxTracked`. */
+  #mark(record: SharedClientSession): void {
+    this.#known.delete(record.id);
+    this.#known.set(record.id, { record, renewed: performance.now() });
+    const max = this.#options.maxTracked ?? 100_000;
+    if (this.#known.size > max) this.#known.delete(this.#known.keys().next().value!);
+  }
+}

@@ -1,0 +1,26 @@
+// What a table of MCP client sessions asks of the replicas it shares them with (lib/serve/cluster/
+// shared_sessions.ts implements it): publish, renew, find, forget.
+
+import type { JsonObject } from "../util/json_object.ts";
+
+/** What a table of sessions shared between replicas tells and asks the others. */
+export interface SharedSessionHooks {
+  /** A session opened here. */
+  opened(fields: { id: string; owner: string; serverName: string } & SessionDeclared): void;
+  /** A session was used here. */
+  used(id: string): void;
+  /** The session another replica opened, if it is known. */
+  find(id: string): Promise<
+    ({ id: string; owner: string; serverName: string } & SessionDeclared) | undefined
+  >;
+  /** The client ended the session. */
+  deleted(id: string): void;
+  /** Resolves once the session opened here is published (or failed to be): before its id goes out. */
+  published(id: string): Promise<void>;
+}
+
+/** What a client declared in its `initialize`. */
+export interface SessionDeclared {
+  capabilities: JsonObject;
+  protocolVersion: string;
+}

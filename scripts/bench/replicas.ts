@@ -1,0 +1,104 @@
+// The bench's replica row: two `serve --redis` replicas on one redis-server, connect (demo server) on the
+// first; the same calls measured through the replica holding the tunnel (same-replica) and through the
+// other (cross-replica: envelopes through Redis both ways), in the same run, so the two compare.
+
+import { startRedis } from "../../tests/fixtures/redis_server.ts";
+import { HttpMcpClient } from "./clients.ts";
+import { DenoProcess, freePort, PATHS, waitHealthy } from "./children.ts";
+import type { ProgramOptions } from "./paths.ts";
+import { ids, INITIALIZE, START_TIMEOUT_MS, TOKEN } from "./servers.ts";
+import { type Figures, mcpMessages, measure, type MeasureOptions } from "./workload.ts";
+
+/** Both paths of one run. */
+export interface ReplicaFigures {
+  same: Figures;
+  cross: Figures;
+}
+
+/** Options of {@link runReplicas}. */
+export interface ReplicaRunOptions {
+  measure: MeasureOptions;
+  program: ProgramOptions;
+  tokensFile: string;
+  /** Measures cross-replica first (alternate it between repetitions). */
+  crossFirst: boolean;
+}
+
+/** Runs the replica row once. */
+export async function runReplicas(options: ReplicaRunOptions): Promise<ReplicaFigures> {
+  const redis = await startRedis();
+  const secretFile = await Deno.makeTempFile({ prefix: "mcp-rproxy-bench-", suffix: ".secret" });
+  const processes: DenoProcess[] = [];
+  const clients: HttpMcpClient[] = [];
+  try {
+    await Deno.writeTextFile(secretFile, `${crypto.randomUUID()}${crypto.randomUUID()}`);
+    const ports = [freePort(), freePort()];
+    for (const [i, port] of ports.entries()) {
+      processes.push(
+        new DenoProcess(options.program.script, [
+          "serve",
+          "--listen",
+          `127.0.0.1:${port}`,
+          "--tokens-file",
+          options.tokensFile,
+          "--redis",
+          redis.url,
+          "--cluster-secret-file",
+          secretFile,
+          "--replica-id",
+          `bench-${i + 1}`,
+          "--log-level",
+          "warning",
+        ], { denoFlags: options.program.denoFlags }),
+      );
+    }
+    for (const port of ports) {
+      await waitHealthy(`http://127.0.0.1:${port}/healthz`, START_TIMEOUT_MS);
+    }
+    const connect = new DenoProcess(options.program.script, [
+      "connect",
+      "--gateway",
+      `http://127.0.0.1:${ports[0]}`,
+      "--log-format",
+      "json",
+      "--server-name",
+      "bench-demo",
+      "--",
+      Deno.execPath(),
+      "run",
+      "--quiet",
+      PATHS.demoServer,
+    ], { env: { REVERSE_PROXY_TOKEN: TOKEN }, denoFlags: options.program.denoFlags });
+    processes.push(connect);
+    await connect.waitForEvent("registered", START_TIMEOUT_MS);
+    const url = (port: number) => `http://127.0.0.1:${port}/servers/bench-demo/mcp`;
+    const same = new HttpMcpClient(url(ports[0]!), TOKEN);
+    const cross = new HttpMcpClient(url(ports[1]!), TOKEN);
+    clients.push(same, cross);
+    await same.initialize(INITIALIZE);
+    // The registration is claimed in Redis just after it is acknowledged: ask until the other sees it.
+    const until = performance.now() + START_TIMEOUT_MS;
+    for (;;) {
+      try {
+        await cross.initialize(INITIALIZE);
+        break;
+      } catch (error) {
+        if (performance.now() > until) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    }
+    const run = (client: HttpMcpClient) =>
+      measure(client, mcpMessages(true), options.measure, ids());
+    if (options.crossFirst) {
+      const crossFigures = await run(cross);
+      return { cross: crossFigures, same: await run(same) };
+    }
+    const sameFigures = await run(same);
+    return { same: sameFigures, cross: await run(cross) };
+  } finally {
+    for (const client of clients) await client.close().catch(() => {});
+    for (const process of processes.reverse()) await process.stop();
+    await redis.stop();
+    await Deno.remove(secretFile).catch(() => {});
+  }
+}
