@@ -1061,4 +1061,23 @@ export const MUTANTS: Mutant[] = [
     replace: "held.gen >= 0) return;",
     tests: ["tests/serve/cluster/takeover_test.ts"],
   },
+  // -- connect's replay bound as flags --
+  {
+    id: "replay-frames-flag-ignored",
+    rule: "--max-replay-frames bounds connect's replay buffer",
+    file: "lib/connect/command.ts",
+    find: "maxFrames: settings.maxReplayFrames ?? CONNECT_DEFAULTS.maxReplayFrames,",
+    replace: "maxFrames: CONNECT_DEFAULTS.maxReplayFrames,",
+    tests: ["tests/e2e/connect_resume_faults_test.ts"],
+    filter: "--max-replay-frames",
+  },
+  {
+    id: "replay-bytes-flag-ignored",
+    rule: "--max-replay-bytes bounds connect's replay buffer",
+    file: "lib/connect/config.ts",
+    find: "settings.maxReplayBytes = byteSizeOf(replayBytes.value)!;",
+    replace: "settings.maxReplayBytes = undefined;",
+    tests: ["tests/e2e/connect_resume_faults_test.ts"],
+    filter: "--max-replay-frames",
+  },
 ];
