@@ -11,6 +11,7 @@ import { startTcpRelay } from "../fixtures/tcp_relay.ts";
 import { startTestGateway, TOKENS, within } from "../fixtures/test_gateway.ts";
 import {
   gone,
+  infoLogsOfSubscribing,
   metric,
   type RecordingClient,
   recordingClient,
@@ -18,8 +19,6 @@ import {
   waitInstances,
 } from "../fixtures/per_client.ts";
 import type { Gateway } from "../../lib/serve/gateway.ts";
-
-const STATIC = "demo://resource/static/document/architecture.md";
 
 /** Waits (bounded) until the sessions API's list of tunneled sessions passes `check`. */
 async function waitSessions(
@@ -38,27 +37,6 @@ async function waitSessions(
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   assert.fail(`the gateway never ${what}`);
-}
-
-/**
- * The info messages `client` gets from here on when it subscribes (server-everything logs each
- * subscription at info to the subscriber's own session), up to its first resource update: the update
- * comes after the log on the same stream, so a log that was to come has come.
- */
-async function infoLogsOfSubscribing(client: RecordingClient, label: string): Promise<number> {
-  const logs = client.received.logs.length;
-  const mark = client.received.notifications.length;
-  await within(client.client.subscribeResource({ uri: STATIC }), 10_000, `${label} subscribe`);
-  await within(
-    client.client.callTool({ name: "toggle-subscriber-updates", arguments: {} }),
-    10_000,
-    `${label} toggle`,
-  );
-  await client.waitFor(
-    `${label}'s resource update`,
-    (m, i) => i >= mark && m === "resources/updated",
-  );
-  return client.received.logs.slice(logs).filter((l) => l.level === "info").length;
 }
 
 /**
@@ -134,8 +112,12 @@ async function dropWhileSessionEnds(how: "resumed" | "expired"): Promise<void> {
     }
     assert.equal(await metric(proxy, stops), 1);
     // A's instance still holds A's level (a new one would send A every level); B's sends B info.
-    assert.equal(await infoLogsOfSubscribing(a, "A"), 0, "A's level error outlived the drop");
-    assert.equal(await infoLogsOfSubscribing(b, "B"), 1, "B's instance answers as before");
+    assert.equal(
+      (await infoLogsOfSubscribing(a, "A")).length,
+      0,
+      "A's level error outlived the drop",
+    );
+    assert.equal((await infoLogsOfSubscribing(b, "B")).length, 1, "B's instance answers as before");
   } finally {
     relay.restore();
     await Promise.all(clients.map((x) => x.client.close().catch(() => {})));
