@@ -604,6 +604,15 @@ export const MUTANTS: Mutant[] = [
     filter: "resumed link",
   },
   {
+    id: "per-client-open-list-cut",
+    rule:
+      "a register_ack's list of open client sessions longer than connect reads is not read, never cut short",
+    file: "lib/protocol/registration.ts",
+    find: "f.clientSessions.length <= MAX_LISTED_CLIENT_SESSIONS",
+    replace: "true",
+    tests: ["tests/protocol/registration_test.ts"],
+  },
+  {
     id: "per-client-http-session-deleted",
     rule: "a per-client instance over an HTTP upstream ends its upstream MCP session with DELETE",
     file: "lib/connect/http_upstream.ts",
