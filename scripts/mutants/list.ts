@@ -582,8 +582,7 @@ export const MUTANTS: Mutant[] = [
     file: "lib/serve/tunnel_session.ts",
     find: "...(this.perClient ? { clientSessions: this.#options.clientSessions?.() ?? [] } : {}),",
     replace: "",
-    tests: ["tests/e2e/per_client_link_test.ts"],
-    filter: "resumed link",
+    tests: ["tests/e2e/per_client_link_test.ts", "tests/e2e/per_client_restart_test.ts"],
   },
   {
     id: "per-client-ended-while-away-stops",
@@ -592,7 +591,7 @@ export const MUTANTS: Mutant[] = [
     file: "lib/connect/tunnel.ts",
     find: "    if (open !== undefined) this.#session?.retain?.(open);\n",
     replace: "",
-    tests: ["tests/e2e/per_client_link_test.ts"],
+    tests: ["tests/e2e/per_client_link_test.ts", "tests/e2e/per_client_restart_test.ts"],
   },
   {
     id: "per-client-open-instances-kept",

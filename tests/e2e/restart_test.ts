@@ -11,6 +11,7 @@ import { ListRootsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 import { ExitCode } from "../../main.ts";
 import { parsePrometheus, sampleValue } from "../fixtures/prometheus_parser.ts";
 import { DEMO_SERVER, type ProxyProcess, startProxy } from "../fixtures/proxy_process.ts";
+import { listening, startServe } from "../fixtures/serve_process.ts";
 import { TOKENS, TOKENS_FILE, within } from "../fixtures/test_gateway.ts";
 
 /** A port that was free a moment ago: the restarted serve must listen where the first one did. */
@@ -24,34 +25,6 @@ function freePort(): number {
 function textOf(result: unknown): string {
   const content = (result as { content?: { type: string; text: string }[] }).content;
   return content?.[0]?.text ?? "";
-}
-
-/** `serve` on `port` with its state in `stateDir` (or `none`), tokens from `tokensFile`. */
-function startServe(options: {
-  port: number;
-  healthPort: number;
-  tokensFile: string;
-  stateDir: string;
-}): ProxyProcess {
-  return startProxy([
-    "serve",
-    "--listen",
-    `127.0.0.1:${options.port}`,
-    "--health-listen",
-    `127.0.0.1:${options.healthPort}`,
-    "--tokens-file",
-    options.tokensFile,
-    "--state-dir",
-    options.stateDir,
-    "--sse-retry",
-    "0.1",
-    "--log-format",
-    "json",
-  ]);
-}
-
-async function listening(serve: ProxyProcess): Promise<void> {
-  await serve.waitForLine((line) => line.json?.event === "listening", 30_000);
 }
 
 /** What one SDK client's HTTP requests got: method, status, the Last-Event-ID it sent. */
