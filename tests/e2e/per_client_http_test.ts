@@ -56,6 +56,10 @@ Deno.test("per-client over an HTTP upstream: an upstream MCP session per client,
         from,
       });
       assert.equal(init.status, 200);
+      // The upstream session is initialized with this client's own parameters.
+      const params = (JSON.parse(init.body!) as { params: Record<string, unknown> }).params;
+      assert.deepEqual(params.clientInfo, { name: label, version: "1.0.0" });
+      assert.deepEqual(params.capabilities, {});
       assert.ok(init.given, "the upstream gave a session");
       upstreamOf.set(client, init.given);
       await tap.waitFor(

@@ -16,6 +16,7 @@ import {
   type RecordingClient,
   recordingClient,
   startPerClient,
+  textOf,
   waitInstances,
 } from "../fixtures/per_client.ts";
 import type { Gateway } from "../../lib/serve/gateway.ts";
@@ -71,6 +72,17 @@ async function dropWhileSessionEnds(how: "resumed" | "expired"): Promise<void> {
     // State kept by A's instance alone: it sends A nothing below error.
     await within(a.client.setLoggingLevel("error"), 10_000, "A setLevel");
 
+    // Resumed: B's call in flight across the drop is answered after it (its answer waits in connect's
+    // replay buffer). Past the window it cannot be.
+    const calls = 'mcp_rproxy_calls_in_flight{server="every"}';
+    const progressed = Promise.withResolvers<void>();
+    const slow = b.client.callTool(
+      { name: "trigger-long-running-operation", arguments: { duration: 1, steps: 2 } },
+      undefined,
+      { timeout: 30_000, onprogress: () => progressed.resolve() },
+    ).then((result: unknown) => textOf(result), (error: Error) => `error: ${error.message}`);
+    await within(progressed.promise, 10_000, "B's long call to run");
+
     // The link drops; connect's redial is held, so the gateway keeps the session detached (or, past
     // the window, ends it).
     relay.blackhole();
@@ -82,6 +94,13 @@ async function dropWhileSessionEnds(how: "resumed" | "expired"): Promise<void> {
     await within(c.transport.terminateSession(), 5_000, "C's DELETE");
     await c.client.close();
     clients.pop();
+    if (how === "resumed") {
+      // The instance answers B while the link is down: the answer waits for the link.
+      for (let i = 0; i < 200 && await metric(proxy, calls) > 0; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.equal(await metric(proxy, calls), 0, "B's instance answered while the link was down");
+    }
     const from = proxy.lines.length;
     relay.restore();
     if (how === "resumed") await proxy.waitForEvent("resumed", 20_000, from);
@@ -89,6 +108,11 @@ async function dropWhileSessionEnds(how: "resumed" | "expired"): Promise<void> {
       assert.equal((await proxy.waitForEvent("resume_refused", 20_000, from)).why, "expired");
       await proxy.waitForEvent("registered", 20_000, from);
     }
+
+    assert.match(
+      await within(slow, 20_000, "B's long call"),
+      how === "resumed" ? /^Long running operation completed/ : /^error: /,
+    );
 
     // Back: C's instance stops at once (its idle timeout is minutes away), A's and B's live on.
     const cPid = pidOf.get(sessionOf(c));
