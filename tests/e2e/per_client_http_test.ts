@@ -2,7 +2,7 @@
 // its streamableHttp mode, behind a recording tap), reached through a real serve by official SDK clients.
 // Each MCP client gets an upstream MCP session of its own: its state (log level) stays its own and what
 // the upstream sends for one session reaches that client alone; ending a client's session ends its
-// upstream session with a DELETE, and the other session goes on.
+// upstream session with a DELETE, and the other session goes on; connect's shutdown ends the rest.
 
 import assert from "node:assert/strict";
 import { HttpEverything } from "../fixtures/http_mcp_servers.ts";
@@ -33,7 +33,7 @@ async function pingUpstream(everything: HttpEverything, session: string): Promis
   return response.status;
 }
 
-Deno.test("per-client over an HTTP upstream: an upstream MCP session per client, state kept apart, and a client's DELETE ends its upstream session alone", async () => {
+Deno.test("per-client over an HTTP upstream: an upstream MCP session per client, state kept apart, a client's DELETE ends its upstream session alone, shutdown the rest", async () => {
   const gateway = await startTestGateway({ callTimeoutMs: 30_000 });
   await using everything = await HttpEverything.start("streamableHttp");
   await using tap = HttpTap.start(new URL(everything.url).origin);
@@ -110,6 +110,15 @@ Deno.test("per-client over an HTTP upstream: an upstream MCP session per client,
     await waitInstances(gateway, 1);
     assert.equal(await metric(proxy, 'mcp_rproxy_server_instances{server="web"}'), 1);
     assert.ok(!tap.records.slice(from).some((r) => r.method === "DELETE" && r.session === bUp));
+
+    // connect shuts down: B's upstream session is ended too.
+    proxy.signal("SIGTERM");
+    assert.equal(await proxy.exitCode(15_000), 0);
+    const last = await tap.waitFor("B's upstream session deleted", (r) => r.method === "DELETE", {
+      from: tap.records.indexOf(deleted) + 1,
+    });
+    assert.equal(last.session, bUp);
+    assert.equal(await pingUpstream(everything, bUp), 400, "the upstream forgot B's session");
   } finally {
     await Promise.all(clients.map((c) => c.client.close().catch(() => {})));
     await gateway.close();
