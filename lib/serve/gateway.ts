@@ -211,7 +211,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     now,
     budget,
     ...(metrics === undefined ? {} : { metrics }),
+    ...(routing === undefined ? {} : { sseReplica: routing.linkReplica() }),
   });
+  routing?.attachLinks(admission);
 
   /**
    * The base of OAuth resource URLs: fixed (the public URL, else the address listened on), never the

@@ -27,8 +27,10 @@ export type EnvelopeKind =
   | "server_answer"
   /** A newer generation took the tunnel session `sid` over: the target closes its link with 4002. */
   | "supersede"
-  /** An HTTP request that belongs to a stream the target holds. */
+  /** A legacy SSE POST for a session whose stream the target holds; answered by `forward_answer`. */
   | "forward"
+  /** A POST of an SSE link whose stream the target holds; answered by `forward_answer`. */
+  | "link_post"
   | "forward_answer";
 
 /** What a sender fills in; the seal adds origin, nonce, ts and mac. */
@@ -82,6 +84,7 @@ const KINDS: ReadonlySet<string> = new Set<EnvelopeKind>([
   "server_answer",
   "supersede",
   "forward",
+  "link_post",
   "forward_answer",
 ]);
 
