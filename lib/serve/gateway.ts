@@ -167,6 +167,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       replayEvents: sseReplayEvents,
       resumeWindowMs: sseResumeWindowMs,
       retryMs: sseRetryMs,
+      // Replicas: event ids name this replica, so that a resume landing elsewhere is sent here.
+      ...(options.cluster === undefined ? {} : { eventPrefix: `${options.cluster.replicaId}.` }),
     },
     publicPath: publicUrl === undefined ? "" : publicUrl.pathname.replace(/\/+$/, ""),
     now,

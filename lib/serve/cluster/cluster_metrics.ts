@@ -112,9 +112,9 @@ export function registerClusterMetrics(registry: MetricsRegistry): ClusterMetric
     streamForwards: errorCounter(registry.counterVec({
       name: "mcp_rproxy_stream_forwards_total",
       help:
-        "Requests forwarded to the replica holding their stream (legacy_post, link_post), by what they were.",
+        "Requests forwarded to the replica holding their stream (legacy_post, link_post, resume), by what they were.",
       labelNames: ["what"],
-      initial: [["legacy_post"], ["link_post"]],
+      initial: [["legacy_post"], ["link_post"], ["resume"]],
     })),
   };
 }

@@ -31,7 +31,15 @@ export type EnvelopeKind =
   | "forward"
   /** A POST of an SSE link whose stream the target holds; answered by `forward_answer`. */
   | "link_post"
-  | "forward_answer";
+  /** A client resumes a stream the target holds (its Last-Event-ID); answered by `forward_answer`. */
+  | "resume"
+  | "forward_answer"
+  /** Bytes of a resumed stream, from its holder to the replica holding the client's connection. */
+  | "stream_data"
+  /** The resumed stream's connection at its holder ended. */
+  | "stream_end"
+  /** The client's connection of a resumed stream ended: the holder stops relaying. */
+  | "stream_cancel";
 
 /** What a sender fills in; the seal adds origin, nonce, ts and mac. */
 export interface EnvelopeDraft {
@@ -85,7 +93,11 @@ const KINDS: ReadonlySet<string> = new Set<EnvelopeKind>([
   "supersede",
   "forward",
   "link_post",
+  "resume",
   "forward_answer",
+  "stream_data",
+  "stream_end",
+  "stream_cancel",
 ]);
 
 const encoder = new TextEncoder();

@@ -19,6 +19,7 @@ import { type CallRoute, CrossCalls } from "./cross_calls.ts";
 import { Holder, redisDownError } from "./holder.ts";
 import { SharedSessions } from "./shared_sessions.ts";
 import { StreamForwards } from "./stream_forwards.ts";
+import { StreamRelays } from "./stream_relays.ts";
 import { type LocalClients, ServerMessages } from "./server_messages.ts";
 import { TunnelRegistry } from "../tunnel_registry.ts";
 
@@ -97,6 +98,8 @@ export class ClusterRouting {
   readonly #initialized = new Map<string, Promise<JsonRpcResponse>>();
   /** Requests for streams other replicas hold, and those forwarded here. */
   readonly forwards: StreamForwards;
+  /** Streams resumed on another replica than the one holding them. */
+  readonly relays: StreamRelays;
 
   constructor(options: ClusterRoutingOptions) {
     const { cluster, metrics } = options;
@@ -127,6 +130,7 @@ export class ClusterRouting {
     }
     cluster.on("supersede", (e) => cluster.superseded(e.sid, e.generation, e.origin));
     this.forwards = new StreamForwards(cluster);
+    this.relays = new StreamRelays(cluster, this.forwards);
     this.shared = new SharedSessions({ commands: cluster.commands, ttlMs: options.sessionTtlMs });
     this.registry.bind(this);
     let downAt = Infinity;
@@ -236,18 +240,20 @@ export class ClusterRouting {
     this.forwards.serveLinks((post) => links.forwardedPost(post));
   }
 
-  /** What the MCP endpoint of a replica adds: remote servers, shared sessions, legacy forwarding. */
-  endpointOptions(): Pick<McpEndpointOptions, "remote" | "shared" | "replica"> {
+  /** What the MCP endpoint of a replica adds: remote servers, shared sessions, forwarded streams. */
+  endpointOptions(): Pick<McpEndpointOptions, "remote" | "shared" | "replica" | "streamReplica"> {
     return {
       remote: (owner, name) => this.remote(owner, name),
       shared: this.shared,
       replica: this.forwards.legacyReplica(),
+      streamReplica: this.relays.replica(),
     };
   }
 
   /** Binds the endpoint: forwarded legacy POSTs and server-initiated messages reach its clients. */
   attach(endpoint: McpEndpoint): void {
     this.forwards.serveLegacy((post) => endpoint.forwarded(post));
+    this.relays.serve((request) => endpoint.resumed(request));
     this.attachClients(endpoint.router);
   }
 

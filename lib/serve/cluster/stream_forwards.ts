@@ -5,18 +5,19 @@
 import type { LegacyForward, LegacyReplica } from "../legacy_sse.ts";
 import type { LinkPost, LinkPostAnswer, SseLinkReplica } from "../sse_link_endpoint.ts";
 import type { Cluster } from "./cluster.ts";
-import type { EnvelopeKind } from "./envelope.ts";
+import type { Envelope, EnvelopeKind } from "./envelope.ts";
 
-/** How long a POST forwarded to the replica holding its stream may take, in ms. */
-const FORWARD_TIMEOUT_MS = 10_000;
+/** How long a request forwarded to the replica holding its stream may take, in ms. */
+export const FORWARD_TIMEOUT_MS = 10_000;
 
 /** What a forwarded request is: counted by it in `mcp_rproxy_stream_forwards_total{what}`. */
-export type ForwardWhat = "legacy_post" | "link_post";
+export type ForwardWhat = "legacy_post" | "link_post" | "resume";
 
 /** The envelope kind of each forwarded request; every answer comes back as `forward_answer`. */
 const KIND: Record<ForwardWhat, EnvelopeKind> = {
   legacy_post: "forward",
   link_post: "link_post",
+  resume: "resume",
 };
 
 /** The outcome of {@link StreamForwards.ask}. */
@@ -35,6 +36,8 @@ export interface ForwardRequest {
   payload: string;
   /** How long to wait for the answer, in ms; past it the holder drops the request too. */
   timeoutMs: number;
+  /** The request's id, when the asker needs it before the answer ({@link StreamForwards.newId}). */
+  id?: string;
 }
 
 /**
@@ -64,10 +67,15 @@ export class StreamForwards {
     return this.#waiting.size;
   }
 
+  /** A new request id, unique on this replica. */
+  newId(): string {
+    return `${this.#cluster.replicaId}.f${this.#next++}`;
+  }
+
   /** Sends `request` to its holder and resolves with the answer, or why there is none. */
   ask(request: ForwardRequest): Promise<ForwardOutcome> {
     const cluster = this.#cluster;
-    const id = `${cluster.replicaId}.f${this.#next++}`;
+    const id = request.id ?? this.newId();
     cluster.metrics?.streamForwards.inc(request.what);
     return new Promise<ForwardOutcome>((resolve) => {
       const timer = setTimeout(() => done({ ok: false, why: "timeout" }), request.timeoutMs);
@@ -92,11 +100,11 @@ export class StreamForwards {
    * Serves the requests of `what` forwarded here: `handle` gets the payload and resolves with the answer.
    * A request whose deadline passed is dropped: its asker answered its client already.
    */
-  serve(what: ForwardWhat, handle: (payload: string, sid: string) => Promise<string>): void {
+  serve(what: ForwardWhat, handle: (payload: string, envelope: Envelope) => Promise<string>): void {
     const cluster = this.#cluster;
     cluster.on(KIND[what], (envelope) => {
       if (envelope.deadline !== 0 && envelope.deadline < Date.now()) return;
-      void handle(envelope.payload, envelope.sid).then((answer) =>
+      void handle(envelope.payload, envelope).then((answer) =>
         cluster.inbox.send({
           kind: "forward_answer",
           target: envelope.origin,
