@@ -1049,7 +1049,7 @@ export const MUTANTS: Mutant[] = [
       "a legacy SSE POST that lands on another replica is handed to the replica holding its stream",
     file: "lib/serve/legacy_sse.ts",
     find: "      holder !== replica.id\n",
-    replace: "      holder !== replica.id && false\n",
+    replace: '      holder !== replica.id && replica.id === ""\n',
     tests: ["tests/serve/cluster/routing_test.ts"],
     filter: "legacy SSE across replicas",
   },
@@ -1103,7 +1103,7 @@ export const MUTANTS: Mutant[] = [
     rule: "a resume landing on another replica than the stream's is sent to the stream's replica",
     file: "lib/serve/mcp_streams.ts",
     find: "eventId.replica !== replica.id) {",
-    replace: "eventId.replica !== replica.id && false) {",
+    replace: 'eventId.replica !== replica.id && replica.id === "") {',
     tests: ["tests/serve/cluster/stream_resume_test.ts"],
   },
   {
