@@ -1115,6 +1115,16 @@ export const MUTANTS: Mutant[] = [
     tests: ["tests/serve/cluster/stream_resume_test.ts"],
   },
   {
+    id: "cluster-resume-holder-dead",
+    rule:
+      "a client's connection fed by a replica that died ends at the next beat (it can resume again)",
+    file: "lib/serve/cluster/stream_relays.ts",
+    find: "if (cluster.liveness.alive(sink.rid)) continue;",
+    replace: "continue;",
+    tests: ["tests/serve/cluster/stream_resume_test.ts"],
+    filter: "replica that dies",
+  },
+  {
     id: "cluster-supersede-ignored",
     rule: "a holder told of a newer generation closes its link with 4002 at once",
     file: "lib/serve/cluster/cluster.ts",

@@ -15,7 +15,7 @@ import {
   type TestReplica,
 } from "../../fixtures/replicas.ts";
 import { startRedis } from "../../fixtures/redis_server.ts";
-import { serveTestServer, TOKENS } from "../../fixtures/test_gateway.ts";
+import { serveTestServer, TOKENS, within } from "../../fixtures/test_gateway.ts";
 
 function resumes(replica: TestReplica): number {
   const families = parsePrometheus(replica.metrics.registry.render());
@@ -127,6 +127,55 @@ Deno.test("a stream resumed on another replica: the missed progress, the rest an
     const unknown = await getSse(second.gateway, "srv", session, { lastEventId: "r2.999:1" });
     assert.equal(unknown.status, 410);
     assert.match(await unknown.response.text(), /cannot be resumed/);
+  } finally {
+    for (const reading of readings) await reading.close().catch(() => {});
+    await served.close();
+    await closeReplicas(replicas);
+    await redis.stop();
+  }
+});
+
+Deno.test("a stream relayed from a replica that dies: the client's connection on the other ends at a beat", async () => {
+  const redis = await startRedis();
+  // Short liveness, so that a replica gone is seen gone within a few seconds.
+  const replicas = await startReplicas(redis.url, 3, { ttlMs: 1_500, beatMs: 300 });
+  const [holder, first, second] = replicas as [TestReplica, TestReplica, TestReplica];
+  const served = await serveTestServer(holder.gateway, "srv");
+  const readings: { close(): Promise<void> }[] = [];
+  try {
+    await claimed(holder, String(served.ack.sessionId));
+    const session = await initializeMcp(first.gateway, "srv");
+    const call = await postMcp(
+      first.gateway,
+      "srv",
+      rpc(8, "tools/call", {
+        name: "slow",
+        arguments: { steps: 200, stepMs: 50 },
+        _meta: { progressToken: "q" },
+      }),
+      { session },
+    );
+    assert.equal(call.status, 200);
+    const before = readSse(call);
+    readings.push(before);
+    await before.events.waitFor(
+      (e) => e.data !== "" && progressOf(JSON.parse(e.data)) === 2,
+      10_000,
+      "progress 2 on the first replica",
+    );
+    await before.close();
+    const last = messages(before.events.items).at(-1)!;
+    const resumed = await getSse(second.gateway, "srv", session, { lastEventId: last.id });
+    readings.push(resumed.reading);
+    assert.equal(resumed.status, 200);
+    await resumed.reading.events.waitFor(
+      (e) => e.data !== "" && progressOf(JSON.parse(e.data)) === 4,
+      10_000,
+      "progress relayed to the second replica",
+    );
+    // The first replica drops out of the cluster (as a process that died would): it sends nothing more.
+    await first.cluster.close();
+    await within(resumed.reading.ended, 10_000, "the relayed connection to end");
   } finally {
     for (const reading of readings) await reading.close().catch(() => {});
     await served.close();
