@@ -1091,6 +1091,16 @@ export const MUTANTS: Mutant[] = [
     filter: "in order, from its owner only",
   },
   {
+    id: "cluster-link-post-uncharged",
+    rule:
+      "a link POST forwarded to another replica is charged to its owner where it landed, from its declared size",
+    file: "lib/serve/sse_link_endpoint.ts",
+    find: "if (charge !== undefined && !charge.resize(declared(request, maxFrameBytes))) {",
+    replace: "if (charge !== undefined && !charge.resize(0)) {",
+    tests: ["tests/serve/cluster/link_posts_test.ts"],
+    filter: "share cannot hold",
+  },
+  {
     id: "cluster-event-id-no-replica",
     rule: "on a replica, event ids name the replica holding the stream",
     file: "lib/serve/gateway.ts",

@@ -82,3 +82,31 @@ Deno.test("SSE link across replicas: a POST for a link whose replica is gone get
     await redis.stop();
   }
 });
+
+Deno.test("SSE link across replicas: a POST the owner's share cannot hold is refused 503 where it landed, before it is read", async () => {
+  const share = 256 * 1024;
+  const redis = await startRedis();
+  const replicas = await startReplicas(redis.url, 2, {
+    gateway: { memoryPerOwnerBytes: share, memoryBudgetBytes: 4 * share },
+  });
+  const [holder, other] = replicas as [TestReplica, TestReplica];
+  const link = await RawSseLink.open(holder.gateway, TOKENS.alice);
+  try {
+    assert.ok(link instanceof RawSseLink, "the stream opened");
+    const via = other.gateway.url;
+    assert.equal((await link.post(0, register("raw-share"), TOKENS.alice, via)).status, 202);
+    await link.frame("register_ack");
+    const big = JSON.stringify({ type: "notification", payload: { pad: "x".repeat(share) } });
+    const refused = await link.post(1, big, TOKENS.alice, via);
+    assert.equal(refused.status, 503, refused.text);
+    assert.match(refused.text, /memory share/);
+    // Refused before it was read or sent on: the holder never saw it, and the link goes on.
+    const next = await link.post(1, JSON.stringify({ type: "heartbeat" }), TOKENS.alice, via);
+    assert.equal(next.status, 202, next.text);
+    await link.frame("heartbeat");
+  } finally {
+    if (link instanceof RawSseLink) await link.close();
+    await closeReplicas(replicas);
+    await redis.stop();
+  }
+});
