@@ -167,6 +167,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       replayEvents: sseReplayEvents,
       resumeWindowMs: sseResumeWindowMs,
       retryMs: sseRetryMs,
+      // Replicas: event ids name this replica, so that a resume landing elsewhere is sent here.
+      ...(options.cluster === undefined ? {} : { eventPrefix: `${options.cluster.replicaId}.` }),
     },
     publicPath: publicUrl === undefined ? "" : publicUrl.pathname.replace(/\/+$/, ""),
     now,
@@ -211,7 +213,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     now,
     budget,
     ...(metrics === undefined ? {} : { metrics }),
+    ...(routing === undefined ? {} : { sseReplica: routing.linkReplica() }),
   });
+  routing?.attachLinks(admission);
 
   /**
    * The base of OAuth resource URLs: fixed (the public URL, else the address listened on), never the

@@ -31,7 +31,7 @@ import {
 } from "./mcp_dispatch.ts";
 import { type LegacyForward, LegacySse } from "./legacy_sse.ts";
 import { STREAM_DEFAULTS, type StreamSettings } from "./resumable_stream.ts";
-import { McpStreams } from "./mcp_streams.ts";
+import { McpStreams, type RelayOutcome, type StreamResume } from "./mcp_streams.ts";
 import type { CallTarget } from "./call_contract.ts";
 import { SSE_HEADERS } from "./sse_stream.ts";
 import { type Accept, acceptOf, readJsonBody, reply, rpcError, wantsStream } from "./mcp_http.ts";
@@ -89,6 +89,7 @@ export class McpEndpoint {
       now: this.#now,
       metrics: options.metrics,
       budget: options.budget,
+      replica: options.streamReplica,
     });
     this.router = new ClientRouter(this.#sessions, options.callTimeoutMs);
     this.#legacy = new LegacySse({
@@ -102,6 +103,18 @@ export class McpEndpoint {
       ...(options.remote === undefined ? {} : { remote: options.remote }),
       ...(options.replica === undefined ? {} : { replica: options.replica }),
     });
+  }
+
+  /** Replicas: a resume another replica took for a stream held here (its owner's session, its server). */
+  resumed(request: StreamResume): Promise<RelayOutcome> {
+    const session = this.#sessions.get(request.sessionId);
+    if (session?.owner !== request.owner || session.serverName !== request.serverName) {
+      return Promise.resolve({
+        status: 404,
+        body: '{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Session not found"}}',
+      });
+    }
+    return this.#streams.relayed(session, request.lastEventId);
   }
 
   /** Replicas: a legacy POST another replica received for a session whose connection is here. */
