@@ -112,6 +112,23 @@ export class ServeState {
     };
   }
 
+  /**
+   * Replicas: the record of one tunnel session and the mark of its end, read from the shared store when
+   * its client asks a replica that does not hold it to resume it. An unreadable record counts as none.
+   */
+  async findTunnel(id: string): Promise<{ tunnel?: TunnelRecord; ended?: EndedRecord }> {
+    const [tunnel, ended] = await Promise.all([
+      this.store.get(recordKey("tunnel", id)),
+      this.store.get(recordKey("ended", id)),
+    ]);
+    const found: { tunnel?: TunnelRecord; ended?: EndedRecord } = {};
+    const record = tunnel === undefined ? undefined : readTunnelRecord(tunnel);
+    const mark = ended === undefined ? undefined : readEndedRecord(ended);
+    if (record !== undefined) found.tunnel = record;
+    if (mark !== undefined) found.ended = mark;
+    return found;
+  }
+
   /** Saves a tunnel session (it lives until it ends: a restored one the client never resumes expires). */
   saveTunnel(record: TunnelRecord): void {
     this.#writer.set(recordKey("tunnel", record.id), JSON.stringify(record));
