@@ -211,6 +211,10 @@ export async function serveCommand(args: string[], context: CommandContext): Pro
       clientTtlMs: settings.mcpSessionTtlMs,
       // As long as the registrar remembers ended sessions (registration.ts).
       endedKeepMs: Math.max(settings.resumeWindowMs, 60_000),
+      // Replicas: a dead replica's records outlive its sessions' resume window, then go.
+      ...(cluster === undefined ? {} : {
+        tunnelTtlMs: 2 * Math.max(settings.resumeWindowMs, 60_000),
+      }),
       metrics,
     });
     try {

@@ -119,6 +119,7 @@ export class Registrar {
   /** Forgets ended sessions older than their keep time. */
   prune(): void {
     this.#ended.prune();
+    this.#options.state?.refresh();
   }
 
   /** Answers a `register` that arrived on `link`. */
@@ -358,7 +359,9 @@ export class Registrar {
     // A session released at shutdown stays in the store: the next gateway restores it. One superseded
     // by another replica lives on there, which keeps its record up to date.
     if (state === undefined || end.kind === "shutdown") return;
-    if (end.kind === "superseded" && this.#options.sharedState === true) return;
+    if (end.kind === "superseded" && this.#options.sharedState === true) {
+      return state.forgetTunnel(session.id);
+    }
     const mark = REMEMBERED.has(end.kind)
       ? endedRecord(session, end.kind as EndedReason, (this.#options.now ?? Date.now)())
       : undefined;
