@@ -201,8 +201,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     ...(metrics === undefined ? {} : { metrics }),
     ...(state === undefined ? {} : { state, sharedState: routing !== undefined }),
   });
-  // A replica restores nothing at start: its tunnels are looked up when their clients resume them.
+  // A replica restores nothing at start: its tunnels are looked up when their clients resume them. When
+  // Redis comes back empty, it saves their records again at once.
   if (state !== undefined && routing === undefined) await restore(state);
+  options.cluster?.events.addEventListener("lost", () => state?.refresh(true));
   const admission = new LinkAdmission({
     authorize: (request) => authorize(request, "connect"),
     registry,

@@ -1147,4 +1147,13 @@ export const MUTANTS: Mutant[] = [
     tests: ["tests/serve/state/serve_state_test.ts"],
     filter: "tunnel lifetime",
   },
+  {
+    id: "replica-records-lost-with-redis",
+    rule: "after Redis restarts empty a replica saves its tunnel records again at once",
+    file: "lib/serve/gateway.ts",
+    find: '  options.cluster?.events.addEventListener("lost", () => state?.refresh(true));',
+    replace: "",
+    tests: ["tests/serve/cluster/resume_elsewhere_test.ts"],
+    filter: "restarts empty",
+  },
 ];

@@ -53,6 +53,12 @@ interface Pending {
   method: string;
   progressToken?: string | number;
   route: CallRoute;
+  /**
+   * Where it was last sent. `route` may move on without it (`moveRoute`: the tunnel resumed elsewhere)
+   * while the envelope waits unread in a dead holder's inbox; if that one says it never took the call, it
+   * goes to the new holder.
+   */
+  sentTo: CallRoute;
   started: number;
   onProgress: ((notification: JsonObject) => void) | undefined;
   raw: boolean;
@@ -179,6 +185,7 @@ export class CrossCalls {
         originalId: request.id,
         method: request.method,
         route,
+        sentTo: route,
         started: this.#now(),
         onProgress,
         raw,
@@ -197,6 +204,7 @@ export class CrossCalls {
 
   #send(id: string, pending: Pending): void {
     const { route } = pending;
+    pending.sentTo = route;
     this.#options.send({
       kind: "call",
       target: route.rid,
@@ -216,12 +224,13 @@ export class CrossCalls {
   async #undelivered(id: string, why: string, elsewhere: boolean): Promise<boolean> {
     const pending = this.#pending.get(id);
     if (pending === undefined) return false;
+    const sent = pending.sentTo;
     const next = elsewhere && pending.rerouted === 0
-      ? await this.#options.reroute?.(pending.route).catch(() => undefined)
+      ? await this.#options.reroute?.(sent).catch(() => undefined)
       : undefined;
     if (
       next === undefined || this.#pending.get(id) !== pending ||
-      (next.sid === pending.route.sid && next.gen === pending.route.gen)
+      (next.sid === sent.sid && next.gen === sent.gen)
     ) {
       return this.fail(id, why);
     }

@@ -144,11 +144,14 @@ export class ServeState {
     if (ttlMs !== undefined) this.#living.set(record.id, { record, savedAt: this.#now() });
   }
 
-  /** Saves again the tunnel records a quarter through their lifetime (replicas; often, cheap). */
-  refresh(): void {
+  /**
+   * Saves again the tunnel records a quarter through their lifetime (replicas; often, cheap), or `all` of
+   * them (Redis came back empty).
+   */
+  refresh(all = false): void {
     const ttlMs = this.#options.tunnelTtlMs;
     if (ttlMs === undefined) return;
-    const due = this.#now() - ttlMs / 4;
+    const due = all ? Infinity : this.#now() - ttlMs / 4;
     for (const { record, savedAt } of [...this.#living.values()]) {
       if (savedAt <= due) this.saveTunnel(record);
     }

@@ -11,6 +11,7 @@ import {
   closeReplicas,
   startReplicas,
   type TestReplica,
+  waitReadiness,
 } from "../../fixtures/replicas.ts";
 import { startRedis } from "../../fixtures/redis_server.ts";
 import {
@@ -288,6 +289,48 @@ Deno.test("a call whose holder died with a tunnel that ended (no record left) ge
   } finally {
     await client.close().catch(() => {});
     res.tunnel.socket.close();
+    await closeReplicas(replicas);
+    await redis.stop();
+  }
+});
+
+Deno.test("after Redis restarts empty the holder saves its tunnel records again: the tunnel still resumes on another replica", async () => {
+  const redis = await startRedis();
+  const replicas = await startReplicas(redis.url, 2, {
+    ttlMs: 2_000,
+    beatMs: 100,
+    sharedState: true,
+  });
+  const [holder, taker] = replicas as [TestReplica, TestReplica];
+  const res = await registerResumable(holder.gateway, "res");
+  let resumed: Awaited<ReturnType<typeof resumeAs>> | undefined;
+  try {
+    await claimed(holder, res.sessionId);
+    const key = `st:tunnel:${res.sessionId}`;
+    await untilBeat(
+      holder,
+      "the tunnel record",
+      async () => (await holder.cluster.commands.redis.exists(key)) === 1,
+    );
+    await redis.restart();
+    for (const replica of replicas) await waitReadiness(replica.cluster, true);
+    await claimed(holder, res.sessionId);
+    await untilBeat(
+      holder,
+      "the tunnel record again",
+      async () => (await holder.cluster.commands.redis.exists(key)) === 1,
+    );
+    res.tunnel.socket.close();
+    resumed = await resumeAs(taker.gateway, TOKENS.alice, {
+      sessionId: res.sessionId,
+      token: res.token,
+      ack: 2,
+      acked: 1,
+    });
+    assert.equal(resumed.ack.resumed, true, JSON.stringify(resumed.ack));
+  } finally {
+    res.tunnel.socket.close();
+    resumed?.tunnel.socket.close();
     await closeReplicas(replicas);
     await redis.stop();
   }
