@@ -917,7 +917,7 @@ export const MUTANTS: Mutant[] = [
     id: "cluster-mac-unchecked",
     rule: "an envelope whose HMAC does not match is refused",
     file: "lib/serve/cluster/envelope.ts",
-    find: "    if (!valid) {",
+    find: "    if (!timingSafeEqual(macOf(this.#key, sealed.header, sealed.payload), mac)) {",
     replace: "    if (false) {",
     tests: ["tests/serve/cluster/envelope_test.ts"],
   },
@@ -1155,5 +1155,15 @@ export const MUTANTS: Mutant[] = [
     replace: "",
     tests: ["tests/serve/cluster/resume_elsewhere_test.ts"],
     filter: "restarts empty",
+  },
+  {
+    id: "replica-unread-call-not-resent",
+    rule:
+      "a call refused by a holder it waited on unread goes to the tunnel's new holder, though it moved",
+    file: "lib/serve/cluster/cross_calls.ts",
+    find: "      (next.sid === sent.sid && next.gen === sent.gen)",
+    replace: "      (next.sid === pending.route.sid && next.gen === pending.route.gen)",
+    tests: ["tests/serve/cluster/resume_elsewhere_test.ts"],
+    filter: "unread",
   },
 ];

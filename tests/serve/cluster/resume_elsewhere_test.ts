@@ -5,7 +5,15 @@
 
 import assert from "node:assert/strict";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { firstCallNumber, originOf } from "../../../lib/serve/cluster/cross_calls.ts";
+import {
+  type CallRoute,
+  CrossCalls,
+  encodeAnswer,
+  firstCallNumber,
+  originOf,
+} from "../../../lib/serve/cluster/cross_calls.ts";
+import type { EnvelopeDraft } from "../../../lib/serve/cluster/envelope.ts";
+import { Payload } from "../../../lib/protocol/payload.ts";
 import {
   claimed,
   closeReplicas,
@@ -334,4 +342,42 @@ Deno.test("after Redis restarts empty the holder saves its tunnel records again:
     await closeReplicas(replicas);
     await redis.stop();
   }
+});
+
+Deno.test("a call that waited unread in a dead holder's inbox while its tunnel moved goes to the new holder when refused", async () => {
+  const sent: EnvelopeDraft[] = [];
+  const old: CallRoute = { sid: "s", rid: "r1", gen: 1, owner: "alice", name: "srv" };
+  const moved: CallRoute = { ...old, rid: "r2", gen: 2 };
+  const calls = new CrossCalls({
+    replicaId: "r3",
+    send: (draft) => {
+      sent.push(draft);
+      return Promise.resolve();
+    },
+    callTimeoutMs: 5_000,
+    reroute: () => Promise.resolve(moved),
+  });
+  const answer = calls.call(old, { jsonrpc: "2.0", id: 7, method: "tools/call" }, {});
+  assert.deepEqual(sent.map((d) => d.target), ["r1"]);
+  // The tunnel resumed on r2 (a beat moved the call there) while the envelope sat in r1's inbox...
+  calls.moveRoute(old, moved);
+  // ...and r1, started again under its id, read it and refused it: it never reached the server.
+  calls.onEnvelope({
+    kind: "undeliverable",
+    origin: "r1",
+    target: "r3",
+    deadline: 0,
+    generation: 1,
+    sid: "s",
+    id: sent[0]!.id,
+    payload: JSON.stringify({ elsewhere: true, message: "not held by replica r1 any more" }),
+    nonce: "n",
+    ts: Date.now(),
+    mac: "",
+  });
+  for (let i = 0; i < 100 && sent.length < 2; i++) await Promise.resolve();
+  assert.deepEqual(sent.map((d) => d.target), ["r1", "r2"], "sent on to the new holder, once");
+  assert.equal(sent[1]!.generation, 2);
+  calls.answer(sent[1]!.id, encodeAnswer(Payload.fromValue({ jsonrpc: "2.0", id: 0, result: {} })));
+  assert.deepEqual(await answer, { jsonrpc: "2.0", id: 7, result: {} });
 });
