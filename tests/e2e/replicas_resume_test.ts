@@ -44,7 +44,7 @@ async function holderIndex(cluster: ServeCluster, except = -1, ms = 30_000): Pro
   }
 }
 
-Deno.test("replicas: the holder SIGKILLed, connect resumes on another replica through HAProxy, and a call in flight from a third completes", async () => {
+Deno.test("replicas: the holder SIGKILLed, connect resumes on another replica through HAProxy, and the calls in flight from the other two complete", async () => {
   const cluster = await startServeCluster({ serveArgs: ["--resume-window", "30"] });
   const clients: Client[] = [];
   try {
