@@ -1,8 +1,8 @@
 // Resume across replicas: connect (demo server) holds its tunnel on one of 3 replicas behind HAProxy, an SDK
 // client on each other replica has a slow call in flight through it, and the holder is SIGKILLed. connect
 // redials through HAProxy, lands on a live replica and RESUMES there from the session's record in Redis
-// (not a fresh registration), and the call completes with its real result, replayed by connect on the new
-// link and routed back to the caller's replica by its id. The server is initialized once and never restarted.
+// (not a fresh registration), and the calls complete with their real results, replayed by connect on the new
+// link and routed back to each caller's replica by its id. The server is initialized once, never restarted.
 
 import assert from "node:assert/strict";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
