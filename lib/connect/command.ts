@@ -9,7 +9,7 @@ import { logger } from "../util/log.ts";
 import { VERSION } from "../util/version.ts";
 import { resolveConnectConfig } from "./config.ts";
 import { createConnectMetrics } from "./metrics.ts";
-import type { ConnectSettings } from "./settings.ts";
+import { CONNECT_DEFAULTS, type ConnectSettings } from "./settings.ts";
 import { Supervisor } from "./supervisor.ts";
 
 /** Options of {@link connectCommand} beyond the shared context. */
@@ -33,6 +33,8 @@ const NOT_RELOADED: readonly (keyof ConnectSettings)[] = [
   "maxServerQueueBytes",
   "maxServerQueueMessages",
   "shutdownGrace",
+  "maxReplayBytes",
+  "maxReplayFrames",
 ];
 
 /**
@@ -88,6 +90,10 @@ export async function connectCommand(
       settings,
       signal: context.signal,
       metrics,
+      replayLimits: {
+        maxBytes: settings.maxReplayBytes ?? CONNECT_DEFAULTS.maxReplayBytes,
+        maxFrames: settings.maxReplayFrames ?? CONNECT_DEFAULTS.maxReplayFrames,
+      },
       ...(options.random === undefined ? {} : { random: options.random }),
     });
     const running = supervisor;

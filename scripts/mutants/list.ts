@@ -576,6 +576,50 @@ export const MUTANTS: Mutant[] = [
     tests: ["tests/e2e/per_client_lifecycle_test.ts"],
   },
   {
+    id: "per-client-open-sessions-listed",
+    rule:
+      "a per-client server's register_ack (fresh or resumed) lists the MCP client sessions still open",
+    file: "lib/serve/tunnel_session.ts",
+    find: "...(this.perClient ? { clientSessions: this.#options.clientSessions?.() ?? [] } : {}),",
+    replace: "",
+    tests: ["tests/e2e/per_client_link_test.ts", "tests/e2e/per_client_restart_test.ts"],
+  },
+  {
+    id: "per-client-ended-while-away-stops",
+    rule:
+      "back on a link, connect stops the instances of client sessions that ended while it was down",
+    file: "lib/connect/tunnel.ts",
+    find: "    if (open !== undefined) this.#session?.retain?.(open);\n",
+    replace: "",
+    tests: ["tests/e2e/per_client_link_test.ts", "tests/e2e/per_client_restart_test.ts"],
+  },
+  {
+    id: "per-client-open-instances-kept",
+    rule: "instances of client sessions still open outlive a dropped link, not restarted",
+    file: "lib/connect/client_instances.ts",
+    find: "if (!kept.has(client.id)) {",
+    replace: "if (kept.size >= 0) {",
+    tests: ["tests/e2e/per_client_link_test.ts"],
+    filter: "resumed link",
+  },
+  {
+    id: "per-client-open-list-cut",
+    rule:
+      "a register_ack's list of open client sessions longer than connect reads is not read, never cut short",
+    file: "lib/protocol/registration.ts",
+    find: "f.clientSessions.length <= MAX_LISTED_CLIENT_SESSIONS",
+    replace: "true",
+    tests: ["tests/protocol/registration_test.ts"],
+  },
+  {
+    id: "per-client-http-session-deleted",
+    rule: "a per-client instance over an HTTP upstream ends its upstream MCP session with DELETE",
+    file: "lib/connect/http_upstream.ts",
+    find: "    if (!this.#done && session !== undefined) {",
+    replace: "    if (!this.#done && session === undefined) {",
+    tests: ["tests/e2e/per_client_http_test.ts"],
+  },
+  {
     id: "unread-link-uncharged",
     rule:
       "what a link has not taken is charged to its owner; past the share the link is closed 1013",
@@ -722,8 +766,8 @@ export const MUTANTS: Mutant[] = [
     file: "lib/serve/gateway.ts",
     find: "    if (stopped) {",
     replace: "    if (false) {",
-    tests: ["tests/e2e/restart_test.ts"],
-    filter: "under load",
+    tests: ["tests/serve/restart_test.ts"],
+    filter: "while serve stops",
   },
   {
     id: "state-sqlite-exclusive",
@@ -1165,5 +1209,24 @@ export const MUTANTS: Mutant[] = [
     replace: "      (next.sid === pending.route.sid && next.gen === pending.route.gen)",
     tests: ["tests/serve/cluster/resume_elsewhere_test.ts"],
     filter: "unread",
+  },
+  // -- connect's replay bound as flags --
+  {
+    id: "replay-frames-flag-ignored",
+    rule: "--max-replay-frames bounds connect's replay buffer",
+    file: "lib/connect/command.ts",
+    find: "maxFrames: settings.maxReplayFrames ?? CONNECT_DEFAULTS.maxReplayFrames,",
+    replace: "maxFrames: CONNECT_DEFAULTS.maxReplayFrames,",
+    tests: ["tests/e2e/connect_resume_faults_test.ts"],
+    filter: "--max-replay-frames",
+  },
+  {
+    id: "replay-bytes-flag-ignored",
+    rule: "--max-replay-bytes bounds connect's replay buffer",
+    file: "lib/connect/config.ts",
+    find: "settings.maxReplayBytes = byteSizeOf(replayBytes.value)!;",
+    replace: "settings.maxReplayBytes = undefined;",
+    tests: ["tests/e2e/connect_resume_faults_test.ts"],
+    filter: "--max-replay-frames",
   },
 ];
