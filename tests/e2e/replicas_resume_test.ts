@@ -61,7 +61,7 @@ Deno.test("replicas: the holder SIGKILLed, connect resumes on another replica th
       "--",
       ...DEMO_SERVER,
     ], { env: { REVERSE_PROXY_TOKEN: TOKENS.alice } });
-    await connect.waitForEvent("registered", 60_000);
+    const first = await connect.waitForEvent("registered", 60_000);
     const holder = await holderIndex(cluster);
     // A caller on each of the other two replicas: whichever one connect resumes on, one call's answer comes
     // back on that replica and the other's crosses to its origin by envelope.
@@ -72,6 +72,7 @@ Deno.test("replicas: the holder SIGKILLed, connect resumes on another replica th
     // past the callers' next liveness beat (3 s), where a call waiting on a dead holder used to fail.
     const steps: number[][] = [[], []];
     const running: Promise<void>[] = [];
+    const failures: unknown[] = [];
     const calls = clients.map((client, c) => {
       let progressed: () => void = () => {};
       running.push(new Promise<void>((resolve) => progressed = resolve));
@@ -85,18 +86,18 @@ Deno.test("replicas: the holder SIGKILLed, connect resumes on another replica th
             progressed();
           },
         },
-      );
+      ).catch((error: unknown) => {
+        // Kept, not left dangling: a test that fails first closes the clients, which rejects these.
+        failures.push(error);
+        return { content: [{ text: `call ${c} failed: ${error}` }] };
+      });
     });
     await within(Promise.all(running), 10_000, "the calls to run");
     const linesBefore = connect.lines.length;
     await cluster.kill(holder);
 
     const resumed = await connect.waitForEvent("resumed", 30_000, linesBefore);
-    const after = connect.lines.slice(linesBefore);
-    assert.ok(
-      !after.some((l) => l.json?.event === "registered" || l.json?.event === "resume_refused"),
-      `connect resumed rather than registered afresh:\n${after.map((l) => l.raw).join("\n")}`,
-    );
+    assert.equal(resumed.session, first.session, "the same tunnel session");
     const results = await within(Promise.all(calls), 30_000, "the calls in flight to complete");
     for (const [c, result] of results.entries()) {
       assert.equal(textOf(result), "Long running operation completed: 80 steps of 100 ms.");
@@ -112,6 +113,15 @@ Deno.test("replicas: the holder SIGKILLed, connect resumes on another replica th
     assert.ok(took, "the new holder says it resumed the session from the shared store");
     assert.equal(took.json?.session, resumed.session);
 
+    // Resumed, never registered afresh: connect's "registered" lines all name its one session.
+    const after = connect.lines.slice(linesBefore);
+    assert.ok(
+      !after.some((l) =>
+        l.json?.event === "resume_refused" ||
+        (l.json?.event === "registered" && l.json.session !== first.session)
+      ),
+      `connect resumed rather than registered afresh:\n${after.map((l) => l.raw).join("\n")}`,
+    );
     // One server process, initialized once, before and after.
     const stats = JSON.parse(textOf(await clients[0]!.callTool({ name: "stats", arguments: {} })));
     assert.equal(stats.initializeCount, 1, "the server was initialized exactly once");
