@@ -37,6 +37,7 @@ import { SSE_HEADERS } from "./sse_stream.ts";
 import { type Accept, acceptOf, readJsonBody, reply, rpcError, wantsStream } from "./mcp_http.ts";
 import type { Identity } from "./token_store.ts";
 import type { ClientRecord } from "./state/records.ts";
+import { SessionsUnavailableError } from "./shared_session_hooks.ts";
 import { chargedExchange } from "./exchange_charge.ts";
 import type { McpEndpointOptions, McpRequestContext } from "./mcp_endpoint_contract.ts";
 
@@ -211,7 +212,12 @@ export class McpEndpoint {
     if (id === null) {
       return rpcError(400, null, ErrorCode.InvalidRequest, "Mcp-Session-Id header is required");
     }
-    const session = await this.#sessions.find(id);
+    const session = await this.#sessions.find(id).catch((error: unknown) => {
+      if (!(error instanceof SessionsUnavailableError)) throw error;
+      // -32001 and Retry-After, as while serve stops: the request reached no session; send it again.
+      return rpcError(503, null, -32001, error.message, { "retry-after": "1" });
+    });
+    if (session instanceof Response) return session;
     if (
       session === undefined || session.owner !== identity.owner ||
       session.serverName !== serverName || session.legacy

@@ -18,6 +18,7 @@ import type { Cluster } from "./cluster.ts";
 import { type CallRoute, CrossCalls } from "./cross_calls.ts";
 import { Holder, redisDownError } from "./holder.ts";
 import { SharedSessions } from "./shared_sessions.ts";
+import { StaleCalls } from "./stale_calls.ts";
 import { StreamForwards } from "./stream_forwards.ts";
 import { StreamRelays } from "./stream_relays.ts";
 import { type LocalClients, ServerMessages } from "./server_messages.ts";
@@ -33,6 +34,10 @@ export interface ClusterRoutingOptions {
   callTimeoutMs: number;
   /** MCP client sessions unused this long are forgotten, in ms. */
   sessionTtlMs: number;
+  /** How long calls wait on a tunnel whose holder is gone (`StaleCallsOptions`). */
+  resumeWindowMs: number;
+  /** Whether a tunnel session can still be resumed (`StaleCallsOptions`). */
+  resumable?: (sid: string) => Promise<boolean>;
   metrics?: ServeMetrics | undefined;
 }
 
@@ -118,6 +123,7 @@ export class ClusterRouting {
       send,
       crossCalls: this.crossCalls,
       late: () => metrics?.errors.inc("late_response"),
+      alive: (rid) => cluster.liveness.alive(rid),
     });
     cluster.on("call", (envelope) => this.#holder.onCall(envelope));
     cluster.on("cancel", (envelope) => this.#holder.onCancel(envelope));
@@ -147,37 +153,14 @@ export class ClusterRouting {
       );
       downAt = Infinity;
     });
-    cluster.events.addEventListener("beat", () => void this.#failStale());
-  }
-
-  /**
-   * With each beat, the calls waiting on a holder that lost their tunnel session get a JSON-RPC error: the
-   * holder is no longer alive, or the directory names another session or owner (the tunnel registered
-   * afresh elsewhere after its replica died: the old session's calls cannot be answered any more).
-   */
-  async #failStale(): Promise<void> {
-    const routes = this.crossCalls.routes();
-    if (routes.length === 0) return;
-    const alive = this.cluster.liveness.replicas;
-    for (const route of routes) {
-      let why: string | undefined;
-      if (!alive.has(route.rid)) why = `replica ${route.rid} holding its tunnel is gone`;
-      else {
-        const found = await this.cluster.ownership.lookup(route).catch(() => null);
-        if (found === null) continue; // Redis down: no verdict now
-        if (
-          found?.sid !== route.sid || found.owner?.rid !== route.rid ||
-          found.owner.gen !== route.gen
-        ) {
-          why = `the tunnel it was sent to on replica ${route.rid} ended`;
-        }
-      }
-      if (why === undefined) continue;
-      this.crossCalls.failRoute(
-        route,
-        `Server '${route.name}': ${why} before answering; the call may or may not have run`,
-      );
-    }
+    const stale = new StaleCalls({
+      crossCalls: this.crossCalls,
+      lookup: (server) => cluster.ownership.lookup(server),
+      alive: () => cluster.liveness.replicas,
+      resumeWindowMs: options.resumeWindowMs,
+      ...(options.resumable === undefined ? {} : { resumable: options.resumable }),
+    });
+    cluster.events.addEventListener("beat", () => void stale.check());
   }
 
   /**
