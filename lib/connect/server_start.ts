@@ -33,6 +33,8 @@ export interface StartServerOptions {
   onOversized: (id: JsonRpcId | undefined) => void;
   initTimeoutMs?: number;
   graceMs?: number;
+  /** A stdio server's process, spawned by the early start (early_servers.ts). */
+  spawned?: Deno.ChildProcess | undefined;
   /** A per-client instance: its client session and that client's `initialize` parameters. */
   instance?: LocalSessionOptions["instance"];
 }
@@ -54,6 +56,7 @@ function opener(spec: ServerSpec, options: StartServerOptions): OpenTransport {
         ...(transport.cwd === undefined ? {} : { cwd: transport.cwd }),
         graceMs: grace,
         queueLimits,
+        spawned: options.spawned,
         onLine: events.onLine,
         ...(events.onOversized === undefined ? {} : { onOversized: events.onOversized }),
         ...(events.onStderr === undefined ? {} : { onStderr: events.onStderr }),

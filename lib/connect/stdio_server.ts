@@ -3,6 +3,7 @@
 
 import { type Line, LineFramer, LineSplitter, type OversizedLine } from "../util/line_splitter.ts";
 import { logger } from "../util/log.ts";
+import { spawnServerProcess } from "./early_servers.ts";
 import { ServerStartError } from "./errors.ts";
 import { GroupWatchdog } from "./group_watchdog.ts";
 import type { LocalTransport } from "./local_transport.ts";
@@ -40,6 +41,8 @@ export interface StdioServerOptions {
   queueLimits?: StdinQueueLimits;
   /** Start the watchdog that stops the group if connect is killed (default true). */
   watchdog?: boolean;
+  /** The process, when the early start spawned it from `command` already (early_servers.ts). */
+  spawned?: Deno.ChildProcess | undefined;
 }
 
 /** How the server process ended. */
@@ -140,26 +143,19 @@ export class StdioServer implements LocalTransport {
 
   /**
    * Starts the server in a new process group, so that stopping it also stops whatever it launched (the
-   * real server behind `npx`/`uvx`), with a watchdog that stops that group if connect itself is killed.
+   * real server behind `npx`/`uvx`), with a watchdog that stops that group if connect itself is killed;
+   * or takes over the process the early start spawned (`spawned`).
    *
    * @throws {ServerStartError} when the program cannot be started
    */
   static spawn(options: StdioServerOptions): StdioServer {
-    const [program, ...args] = options.command;
+    const [program] = options.command;
     if (program === undefined) {
       throw new ServerStartError("Cannot start the local server: the command is empty");
     }
     let child: Deno.ChildProcess;
     try {
-      child = new Deno.Command(program, {
-        args,
-        stdin: "piped",
-        stdout: "piped",
-        stderr: "piped",
-        detached: true,
-        ...(options.env === undefined ? {} : { env: options.env }),
-        ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
-      }).spawn();
+      child = options.spawned ?? spawnServerProcess(options);
     } catch (error) {
       throw new ServerStartError(describeSpawnError(program, error, options.cwd), {
         cause: error,

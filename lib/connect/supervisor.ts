@@ -6,6 +6,7 @@
 import { logger } from "../util/log.ts";
 import { ConfigError } from "../util/errors.ts";
 import type { ReplayLimits } from "../protocol/sequenced_channel.ts";
+import type { EarlyServers } from "./early_servers.ts";
 import { EvictedError, ServerStartError } from "./errors.ts";
 import type { Registration } from "./link_outcome.ts";
 import type { ConnectMetrics } from "./metrics.ts";
@@ -37,6 +38,8 @@ export interface SupervisorOptions {
   replayLimits?: ReplayLimits;
   /** Called after every successful registration of any server. */
   onRegistered?: (registration: Registration) => void;
+  /** The servers' processes, spawned before the rest of connect was loaded (early_servers.ts). */
+  early?: EarlyServers;
 }
 
 /** What a reload did, by server name. */
@@ -220,7 +223,12 @@ export class Supervisor {
         const running = this.#running.get(key);
         if (running !== undefined) running.split = true;
       },
-      ...(how.first ? { onFirstStart: (error) => this.#firstStart(error) } : {}),
+      ...(how.first
+        ? {
+          onFirstStart: (error) => this.#firstStart(error),
+          takeSpawned: () => this.#options.early?.take(spec),
+        }
+        : {}),
       ...(onRegistered === undefined ? {} : { onRegistered }),
       metrics,
       random,

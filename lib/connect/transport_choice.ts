@@ -15,16 +15,13 @@ import {
 } from "./link_socket.ts";
 import { sseEndpointOf } from "./link_url.ts";
 import type { ConnectMetrics } from "./metrics.ts";
-import { CONNECT_DEFAULTS, type ConnectSettings } from "./settings.ts";
+import { CONNECT_DEFAULTS, type ConnectSettings, type TransportSetting } from "./settings.ts";
 import { openSseSocket } from "./sse_link_socket.ts";
 
 const log = logger("connect");
 
-/** `--transport`: a link transport, or `auto`. */
-export type TransportSetting = "auto" | LinkTransport;
-
-/** The values `--transport` takes. */
-export const TRANSPORT_SETTINGS: readonly TransportSetting[] = ["auto", "websocket", "sse"];
+// Defined with the settings, so that reading the command line does not load the link code.
+export { TRANSPORT_SETTINGS, type TransportSetting } from "./settings.ts";
 
 /** A WebSocket probe gets this long to open. */
 const PROBE_TIMEOUT_MS = 10_000;
