@@ -806,6 +806,23 @@ export const MUTANTS: Mutant[] = [
     tests: ["tests/connect/uplink_test.ts"],
     filter: "refuses every registration",
   },
+  // -- start-up (issue 17, target 3) --
+  {
+    id: "early-start-not-taken",
+    rule: "a server's first start runs the process the early start spawned, not a second one",
+    file: "lib/connect/server_runner.ts",
+    find: "spawned: instance === undefined ? this.#options.takeSpawned?.() : undefined,",
+    replace: "spawned: undefined,",
+    tests: ["tests/e2e/early_start_test.ts"],
+  },
+  {
+    id: "early-start-leftover",
+    rule: "a process of the early start that no server took is killed",
+    file: "lib/connect/early_servers.ts",
+    find: "    this.kill();\n    const left",
+    replace: "    const left",
+    tests: ["tests/connect/early_servers_test.ts"],
+  },
   // -- serve's request view (issue 17) --
   {
     id: "request-path-unparsed",
