@@ -296,17 +296,21 @@ export async function startServe(
   return { process, url };
 }
 
-/** serve + connect, an MCP client over Streamable HTTP in front (the MCP-client path). */
+/**
+ * serve + connect, an MCP client over Streamable HTTP in front (the MCP-client path); `connectFlags` are
+ * added to connect's command line (`--transport sse` for the SSE link row).
+ */
 export async function runServe(
   kind: ServerKind,
   options: MeasureOptions,
   programOptions: ProgramOptions,
   tokensFile: string,
+  connectFlags: string[] = [],
 ): Promise<TunnelFigures> {
   const serve = await startServe(programOptions, tokensFile);
   let connect: DenoProcess | undefined;
   try {
-    connect = new DenoProcess(programOptions.script, connectArgs(serve.url, kind), {
+    connect = new DenoProcess(programOptions.script, connectArgs(serve.url, kind, connectFlags), {
       env: { REVERSE_PROXY_TOKEN: TOKEN },
       denoFlags: programOptions.denoFlags,
     });
