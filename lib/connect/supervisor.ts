@@ -132,6 +132,8 @@ export class Supervisor {
     const { signal } = this.#options;
     const specs = this.#settings.servers;
     this.#firstStarts.pending = specs.length;
+    // The link's connection and upgrade overlap the servers' start-up; `register` waits for them.
+    if (specs.length > 0) this.#transport.preopen();
     for (const spec of specs) this.#start(spec, { first: true });
     const onAbort = () => this.#finished({});
     signal.addEventListener("abort", onAbort, { once: true });
@@ -146,6 +148,7 @@ export class Supervisor {
       await Promise.all([...this.#running.values()].map(({ done }) => done));
       this.#shared?.close();
       for (const uplink of this.#dedicated.values()) uplink.close();
+      this.#transport.close();
     }
   }
 

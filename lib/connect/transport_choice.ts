@@ -6,6 +6,7 @@ import type { LinkTransport } from "../protocol/frames.ts";
 import { delay } from "../util/delay.ts";
 import { logger } from "../util/log.ts";
 import type { Link } from "./link.ts";
+import { EarlySocket } from "./early_socket.ts";
 import { DialError } from "./link_outcome.ts";
 import {
   type LinkSocket,
@@ -88,6 +89,8 @@ export class TransportChoice {
   #resets = 0;
   /** The gateway has no SSE link (it spoke contract A or B, or answered the stream 404). */
   #noSse = false;
+  /** A WebSocket opened before the first dial (see {@link preopen}). */
+  #early: EarlySocket | undefined;
 
   constructor(options: TransportChoiceOptions) {
     this.#options = options;
@@ -98,6 +101,27 @@ export class TransportChoice {
   /** The transport the next dial uses. */
   get current(): LinkTransport {
     return this.#current;
+  }
+
+  /**
+   * Opens a WebSocket now, with the headers every dial sends, for the first dial to take: the connection
+   * and the upgrade then overlap the start of the local server. Only over WebSocket (an SSE link's stream
+   * is no plain socket to hand over); closed by {@link close} if no dial took it.
+   */
+  preopen(): void {
+    const { url, probeHeaders = {}, caCert } = this.#options;
+    if (this.#current !== "websocket" || this.#early !== undefined) return;
+    this.#early = EarlySocket.open(openWebSocket, {
+      url,
+      headers: probeHeaders,
+      ...(caCert === undefined ? {} : { caCert }),
+    });
+  }
+
+  /** Closes the socket of {@link preopen} if no dial took it. */
+  close(): void {
+    this.#early?.close();
+    this.#early = undefined;
   }
 
   /**
@@ -187,7 +211,16 @@ export class TransportChoice {
     const { url } = this.#options;
     return transport === "sse"
       ? { transport, url: sseEndpointOf(url), openSocket: openSseSocket }
-      : { transport, url, openSocket: openWebSocket };
+      : { transport, url, openSocket: (options, events) => this.#openWebSocket(options, events) };
+  }
+
+  /** The early socket when it fits this dial (then never again), else a new one. */
+  #openWebSocket(options: LinkSocketOptions, events: LinkSocketEvents): LinkSocket {
+    const early = this.#early;
+    this.#early = undefined;
+    if (early?.fits(options)) return early.take(events);
+    early?.close();
+    return openWebSocket(options, events);
   }
 
   #switchTo(transport: LinkTransport, why: string): void {

@@ -823,6 +823,25 @@ export const MUTANTS: Mutant[] = [
     replace: "    const left",
     tests: ["tests/connect/early_servers_test.ts"],
   },
+  {
+    id: "early-socket-sync-replay",
+    rule: "an early socket replays its events only once the link holds the socket",
+    file: "lib/connect/early_socket.ts",
+    find:
+      "    queueMicrotask(() => {\n      this.#events = events;\n      for (const replay of this.#held.splice(0)) replay(events);\n    });",
+    replace:
+      "    this.#events = events;\n    for (const replay of this.#held.splice(0)) replay(events);",
+    tests: ["tests/connect/early_socket_test.ts"],
+  },
+  {
+    id: "early-socket-refusal-redialed",
+    rule: "a token the gateway refused on the early socket is not tried a second time",
+    file: "lib/connect/early_socket.ts",
+    find: '(end === undefined || end.kind === "http-status")',
+    replace: "end === undefined",
+    tests: ["tests/e2e/connect_test.ts"],
+    filter: "refused token",
+  },
   // -- serve's request view (issue 17) --
   {
     id: "request-path-unparsed",
