@@ -34,6 +34,15 @@ export function spawnServerProcess(options: ServerProcessOptions): Deno.ChildPro
   }).spawn();
 }
 
+/** When each process of an early start was spawned (`performance.now()`), for the start-up log. */
+const spawnedAt = new WeakMap<Deno.ChildProcess, number>();
+
+/** How many milliseconds ago the early start spawned `child`; undefined for any other process. */
+export function spawnedMsAgo(child: Deno.ChildProcess): number | undefined {
+  const at = spawnedAt.get(child);
+  return at === undefined ? undefined : performance.now() - at;
+}
+
 /** The processes of the early start, each waiting for its server's first start to take it. */
 export class EarlyServers {
   #processes = new Map<ServerSpec, Deno.ChildProcess>();
@@ -50,7 +59,9 @@ export class EarlyServers {
       if (transport.kind !== "stdio" || spec.isolation === "per-client") continue;
       if (transport.command.length === 0) continue;
       try {
-        early.#processes.set(spec, spawnServerProcess(transport));
+        const child = spawnServerProcess(transport);
+        spawnedAt.set(child, performance.now());
+        early.#processes.set(spec, child);
       } catch {
         // reported by the server's first start
       }

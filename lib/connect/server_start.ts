@@ -3,6 +3,7 @@
 
 import { logger } from "../util/log.ts";
 import type { JsonRpcId } from "../protocol/jsonrpc.ts";
+import { spawnedMsAgo } from "./early_servers.ts";
 import { HttpUpstream } from "./http_upstream.ts";
 import {
   LocalSession,
@@ -96,7 +97,14 @@ export async function startServer(
   const starting = spec.transport.kind === "stdio"
     ? "Starting local server {server}: {command}"
     : "Connecting to local server {server} at {command}";
-  const about = { event: "server_starting", server: label, command: targetOf(spec) };
+  // A process of the early start is already running: say since when (the bench reads it).
+  const ago = options.spawned === undefined ? undefined : spawnedMsAgo(options.spawned);
+  const about = {
+    event: "server_starting",
+    server: label,
+    command: targetOf(spec),
+    ...(ago === undefined ? {} : { spawnedMsAgo: Math.round(ago * 10) / 10 }),
+  };
   // Per-client instances come and go with their clients: their own lines say so (client_instances.ts).
   if (instance === undefined) log.info(starting, about);
   else log.debug(starting, about);
