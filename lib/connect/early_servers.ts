@@ -1,8 +1,10 @@
-// The early start: connect spawns its stdio servers as soon as its settings are read, before it loads the
-// rest of its code (logging, the link, the tunnel), so that the servers' own start-up and connect's
-// loading overlap (docs/performance.md, target 3). Each server's first start then takes its process
-// instead of spawning one; a process nobody took is killed. This module loads nothing but the settings.
+// The early start: connect spawns its stdio servers as soon as its settings are read, and writes them its
+// `initialize`, before it loads the rest of its code (logging, the link, the tunnel), so that the servers'
+// own start-up and connect's loading overlap (docs/performance.md, target 3). Each server's first start
+// then takes its process instead of spawning one; a process nobody took is killed. This module loads
+// nothing but the settings and the request.
 
+import { initializeRequest } from "./init_request.ts";
 import type { ServerSpec } from "./settings.ts";
 
 /** What a stdio server is spawned from. */
@@ -43,6 +45,19 @@ export function spawnedMsAgo(child: Deno.ChildProcess): number | undefined {
   return at === undefined ? undefined : performance.now() - at;
 }
 
+/**
+ * Writes connect's own `initialize` to a process just spawned, so that the server answers it as soon as it
+ * is up, while connect still loads; the answer waits in the pipe for the handshake (which then sends
+ * nothing: `StdioServer.initializeSent`). The lock is released at once: the write stays queued, and the
+ * server's stdin queue writes after it.
+ */
+function sendInitialize(child: Deno.ChildProcess): void {
+  const writer = child.stdin.getWriter();
+  // A server that died at once fails its first start as it always did (its exit, not this write).
+  writer.write(new TextEncoder().encode(`${initializeRequest()}\n`)).catch(() => {});
+  writer.releaseLock();
+}
+
 /** The processes of the early start, each waiting for its server's first start to take it. */
 export class EarlyServers {
   #processes = new Map<ServerSpec, Deno.ChildProcess>();
@@ -62,6 +77,7 @@ export class EarlyServers {
         const child = spawnServerProcess(transport);
         spawnedAt.set(child, performance.now());
         early.#processes.set(spec, child);
+        sendInitialize(child);
       } catch {
         // reported by the server's first start
       }

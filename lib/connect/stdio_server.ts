@@ -41,7 +41,10 @@ export interface StdioServerOptions {
   queueLimits?: StdinQueueLimits;
   /** Start the watchdog that stops the group if connect is killed (default true). */
   watchdog?: boolean;
-  /** The process, when the early start spawned it from `command` already (early_servers.ts). */
+  /**
+   * The process, when the early start spawned it from `command` already, and wrote it connect's own
+   * `initialize` (early_servers.ts).
+   */
   spawned?: Deno.ChildProcess | undefined;
 }
 
@@ -99,6 +102,8 @@ export class StdioServer implements LocalTransport {
   readonly pid: number;
   /** A stdio server has no MCP session id. */
   readonly mcpSessionId = undefined;
+  /** The early start spawned it and wrote it connect's `initialize` (early_servers.ts). */
+  readonly initializeSent: boolean;
   /** Resolves when the process has exited and its output has been read to the end. */
   readonly exited: Promise<ServerExit>;
   /** {@link exited}, described: "code 1", "signal SIGKILL". */
@@ -112,6 +117,7 @@ export class StdioServer implements LocalTransport {
   private constructor(child: Deno.ChildProcess, options: StdioServerOptions) {
     this.#child = child;
     this.pid = child.pid;
+    this.initializeSent = options.spawned !== undefined;
     this.label = options.command.join(" ");
     this.#graceMs = options.graceMs ?? 5000;
     if (options.watchdog !== false) {

@@ -132,9 +132,10 @@ export class Supervisor {
     const { signal } = this.#options;
     const specs = this.#settings.servers;
     this.#firstStarts.pending = specs.length;
-    // The link's connection and upgrade overlap the servers' start-up; `register` waits for them.
-    if (specs.length > 0) this.#transport.preopen();
     for (const spec of specs) this.#start(spec, { first: true });
+    // Once the servers are on their way: the link's connection and upgrade overlap their start-up, and
+    // `register` waits for their names.
+    if (specs.length > 0) this.#transport.preopen();
     const onAbort = () => this.#finished({});
     signal.addEventListener("abort", onAbort, { once: true });
     if (signal.aborted) onAbort();

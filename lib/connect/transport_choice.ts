@@ -91,6 +91,8 @@ export class TransportChoice {
   #noSse = false;
   /** A WebSocket opened before the first dial (see {@link preopen}). */
   #early: EarlySocket | undefined;
+  /** A dial was made: too late to open one early. */
+  #dialed = false;
 
   constructor(options: TransportChoiceOptions) {
     this.#options = options;
@@ -106,11 +108,12 @@ export class TransportChoice {
   /**
    * Opens a WebSocket now, with the headers every dial sends, for the first dial to take: the connection
    * and the upgrade then overlap the start of the local server. Only over WebSocket (an SSE link's stream
-   * is no plain socket to hand over); closed by {@link close} if no dial took it.
+   * is no plain socket to hand over), and only before the first dial; closed by {@link close} if no dial
+   * took it.
    */
   preopen(): void {
     const { url, probeHeaders = {}, caCert } = this.#options;
-    if (this.#current !== "websocket" || this.#early !== undefined) return;
+    if (this.#current !== "websocket" || this.#early !== undefined || this.#dialed) return;
     this.#early = EarlySocket.open(openWebSocket, {
       url,
       headers: probeHeaders,
@@ -130,6 +133,7 @@ export class TransportChoice {
    * WebSocket's error is thrown (an auth refusal of the SSE link is thrown instead: it is the token's).
    */
   async dial(open: (dial: Dial) => Promise<Link>): Promise<Link> {
+    this.#dialed = true;
     const transport = this.#current;
     try {
       const link = await open(this.#dialOf(transport));

@@ -824,6 +824,14 @@ export const MUTANTS: Mutant[] = [
     tests: ["tests/connect/early_servers_test.ts"],
   },
   {
+    id: "early-start-initialize-twice",
+    rule: "the handshake of a server the early start wrote initialize to sends no second one",
+    file: "lib/connect/local_handshake.ts",
+    find: "params === undefined && transport.initializeSent === true",
+    replace: "false",
+    tests: ["tests/e2e/early_start_test.ts"],
+  },
+  {
     id: "early-socket-sync-replay",
     rule: "an early socket replays its events only once the link holds the socket",
     file: "lib/connect/early_socket.ts",
