@@ -39,14 +39,14 @@ Deno.test("an early socket replays what happened before it was taken, in order, 
   state.events!.onOpen();
   state.events!.onMessage("first");
   const seen: string[] = [];
-  let held: LinkSocket | undefined;
+  const link: { socket?: LinkSocket } = {};
   const events: LinkSocketEvents = {
-    onOpen: () => seen.push(`open (link holds the socket: ${held === socket})`),
+    onOpen: () => seen.push(`open (link holds the socket: ${link.socket === socket})`),
     onMessage: (data) => seen.push(String(data)),
     onEnd: (end: SocketEnd) => seen.push(`end ${end.kind}`),
   };
   assert.ok(early.fits(OPTIONS));
-  held = early.take(events);
+  link.socket = early.take(events);
   assert.deepEqual(seen, [], "nothing is delivered inside take");
   state.events!.onMessage("second");
   await Promise.resolve();
