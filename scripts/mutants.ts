@@ -67,6 +67,31 @@ async function runTests(dir: string, mutant: Mutant): Promise<"pass" | "fail" | 
   }
 }
 
+/**
+ * Runs `items` through `work` on `jobs` workers, each with a copy of the tree of its own (a mutant is
+ * written into its worker's copy, so two never meet).
+ */
+async function onWorkers<T>(
+  jobs: number,
+  items: T[],
+  work: (dir: string, item: T) => Promise<void>,
+): Promise<void> {
+  const queue = [...items];
+  const dirs = await Promise.all(Array.from({ length: Math.min(jobs, items.length) }, makeCopy));
+  try {
+    await Promise.all(dirs.map(async (dir) => {
+      for (let item = queue.shift(); item !== undefined; item = queue.shift()) {
+        await work(dir, item);
+      }
+    }));
+  } finally {
+    await Promise.all(dirs.map((dir) => Deno.remove(dir, { recursive: true })));
+  }
+}
+
+/** Workers at once: two, as the tests of one mutant mostly wait on processes and sockets. */
+const JOBS = 2;
+
 async function main(args: string[]): Promise<number> {
   const only = args[0];
   const chosen = only === undefined ? MUTANTS : MUTANTS.filter((m) => m.id.includes(only));
@@ -74,49 +99,48 @@ async function main(args: string[]): Promise<number> {
     console.error(`No mutant id contains '${only}'`);
     return 2;
   }
-  const dir = await makeCopy();
   const started = performance.now();
-  const results: { mutant: Mutant; outcome: Outcome; seconds: number }[] = [];
-  try {
-    // Without a bug in place every chosen test must pass, or a "killed" would mean nothing.
-    const baselines = new Map<string, Mutant>();
-    for (const mutant of chosen) {
-      baselines.set(`${mutant.tests.join(" ")}|${mutant.filter}`, mutant);
-    }
-    for (const mutant of baselines.values()) {
-      const run = await runTests(dir, mutant);
-      if (run !== "pass") {
-        console.error(
-          `The tests of ${mutant.id} (${mutant.tests.join(", ")}${
-            mutant.filter ? `, filter '${mutant.filter}'` : ""
-          }) ${run === "fail" ? "fail" : "time out"} without any bug in place: fix them first`,
-        );
-        return 1;
-      }
-    }
-    console.log(`${baselines.size} test selections pass unmutated\n`);
-    for (const mutant of chosen) {
-      const start = performance.now();
-      const original = await apply(dir, mutant);
-      let outcome: Outcome;
-      if (original === undefined) outcome = "not-applicable";
-      else {
-        try {
-          const run = await runTests(dir, mutant);
-          outcome = run === "pass" ? "survived" : run === "fail" ? "killed" : "timeout";
-        } finally {
-          await Deno.writeTextFile(`${dir}/${mutant.file}`, original);
-        }
-      }
-      const seconds = (performance.now() - start) / 1000;
-      results.push({ mutant, outcome, seconds });
-      console.log(
-        `${outcome.padEnd(14)} ${seconds.toFixed(1).padStart(5)} s  ${mutant.id}: ${mutant.rule}`,
+  // Without a bug in place every chosen test must pass, or a "killed" would mean nothing.
+  const baselines = new Map<string, Mutant>();
+  for (const mutant of chosen) {
+    baselines.set(`${mutant.tests.join(" ")}|${mutant.filter}`, mutant);
+  }
+  const broken: string[] = [];
+  await onWorkers(JOBS, [...baselines.values()], async (dir, mutant) => {
+    const run = await runTests(dir, mutant);
+    if (run !== "pass") {
+      broken.push(
+        `The tests of ${mutant.id} (${mutant.tests.join(", ")}${
+          mutant.filter ? `, filter '${mutant.filter}'` : ""
+        }) ${run === "fail" ? "fail" : "time out"} without any bug in place: fix them first`,
       );
     }
-  } finally {
-    await Deno.remove(dir, { recursive: true });
+  });
+  if (broken.length > 0) {
+    for (const line of broken) console.error(line);
+    return 1;
   }
+  console.log(`${baselines.size} test selections pass unmutated\n`);
+  const results: { mutant: Mutant; outcome: Outcome; seconds: number }[] = [];
+  await onWorkers(JOBS, chosen, async (dir, mutant) => {
+    const start = performance.now();
+    const original = await apply(dir, mutant);
+    let outcome: Outcome;
+    if (original === undefined) outcome = "not-applicable";
+    else {
+      try {
+        const run = await runTests(dir, mutant);
+        outcome = run === "pass" ? "survived" : run === "fail" ? "killed" : "timeout";
+      } finally {
+        await Deno.writeTextFile(`${dir}/${mutant.file}`, original);
+      }
+    }
+    const seconds = (performance.now() - start) / 1000;
+    results.push({ mutant, outcome, seconds });
+    console.log(
+      `${outcome.padEnd(14)} ${seconds.toFixed(1).padStart(5)} s  ${mutant.id}: ${mutant.rule}`,
+    );
+  });
   const bad = results.filter((r) => r.outcome === "survived" || r.outcome === "not-applicable");
   const total = ((performance.now() - started) / 1000).toFixed(0);
   console.log(

@@ -130,6 +130,10 @@ export async function resolveConnectConfig(
   if (queueBytes !== undefined) settings.maxServerQueueBytes = byteSizeOf(queueBytes.value)!;
   const queueMessages = numberOf(first("max_server_queue_messages"));
   if (queueMessages !== undefined) settings.maxServerQueueMessages = queueMessages;
+  const replayBytes = first("max_replay_bytes");
+  if (replayBytes !== undefined) settings.maxReplayBytes = byteSizeOf(replayBytes.value)!;
+  const replayFrames = numberOf(first("max_replay_frames"));
+  if (replayFrames !== undefined) settings.maxReplayFrames = replayFrames;
   const minReady = numberOf(first("min_ready_servers"));
   if (minReady !== undefined) {
     if (minReady > settings.servers.length) {

@@ -96,7 +96,16 @@ export function checkValue(given: Given): void {
       seconds(given, "5");
       return;
     case "max_server_queue_bytes":
+    case "max_replay_bytes":
       byteSize(given);
+      return;
+    case "max_replay_frames":
+      if (!((wholeNumber(given) ?? 0) >= 1)) {
+        throw invalidGiven(given, {
+          expected: "a whole number of frames, 1 or more",
+          sample: "10000",
+        });
+      }
       return;
     case "max_server_queue_messages":
       if (!((wholeNumber(given) ?? 0) >= 1)) {

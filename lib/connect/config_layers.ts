@@ -30,6 +30,8 @@ export type Key =
   | "max_server_queue_bytes"
   | "max_server_queue_messages"
   | "shutdown_grace"
+  | "max_replay_bytes"
+  | "max_replay_frames"
   | "transport"
   | "websocket_retry";
 
@@ -59,6 +61,8 @@ export const KEYS: readonly Key[] = [
   "max_server_queue_bytes",
   "max_server_queue_messages",
   "shutdown_grace",
+  "max_replay_bytes",
+  "max_replay_frames",
   "transport",
   "websocket_retry",
 ];

@@ -10,7 +10,7 @@ import { VERSION } from "../util/version.ts";
 import { resolveConnectConfig } from "./config.ts";
 import type { EarlyServers } from "./early_servers.ts";
 import { createConnectMetrics } from "./metrics.ts";
-import type { ConnectSettings } from "./settings.ts";
+import { CONNECT_DEFAULTS, type ConnectSettings } from "./settings.ts";
 import { Supervisor } from "./supervisor.ts";
 
 /** Options of `connectCommand` beyond the shared context. */
@@ -34,6 +34,8 @@ const NOT_RELOADED: readonly (keyof ConnectSettings)[] = [
   "maxServerQueueBytes",
   "maxServerQueueMessages",
   "shutdownGrace",
+  "maxReplayBytes",
+  "maxReplayFrames",
 ];
 
 /** What {@link runConnect} runs: the resolved settings, and the processes of the early start. */
@@ -79,6 +81,10 @@ export async function runConnect(
       signal: context.signal,
       metrics,
       early,
+      replayLimits: {
+        maxBytes: settings.maxReplayBytes ?? CONNECT_DEFAULTS.maxReplayBytes,
+        maxFrames: settings.maxReplayFrames ?? CONNECT_DEFAULTS.maxReplayFrames,
+      },
       ...(options.random === undefined ? {} : { random: options.random }),
     });
     const running = supervisor;

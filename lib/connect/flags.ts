@@ -32,6 +32,8 @@ export const CONNECT_FLAGS = {
   "max-server-queue-bytes": { type: "string" },
   "max-server-queue-messages": { type: "string" },
   "shutdown-grace": { type: "string" },
+  "max-replay-bytes": { type: "string" },
+  "max-replay-frames": { type: "string" },
   transport: { type: "string" },
   "websocket-retry": { type: "string" },
   help: { type: "boolean", short: "h" },

@@ -4,6 +4,7 @@
 
 import type { LogLevel } from "@logtape/logtape";
 import type { Isolation, LinkTransport } from "../protocol/frames.ts";
+import { DEFAULT_REPLAY_LIMITS } from "../protocol/sequenced_channel.ts";
 import type { LogFormat } from "../util/log_level.ts";
 
 /** One header sent to an HTTP upstream. Its value may be a secret: never logged, never in messages. */
@@ -105,6 +106,10 @@ export interface ConnectSettings {
   maxServerQueueMessages?: number;
   /** Seconds from the start of a local server's stop to SIGKILL of its process group. Default 5. */
   shutdownGrace?: number;
+  /** UTF-8 bytes of frames kept per link session until the gateway acknowledges them. Default 64 MiB. */
+  maxReplayBytes?: number;
+  /** Frames kept per link session until the gateway acknowledges them. Default 10,000. */
+  maxReplayFrames?: number;
   /** The link transport, or `auto` (WebSocket, SSE where WebSocket cannot pass). Default auto. */
   transport?: TransportSetting;
   /** While `auto` uses the SSE link, seconds between tries of WebSocket. Default 600. */
@@ -127,6 +132,8 @@ export const CONNECT_DEFAULTS = {
   maxServerQueueBytes: 64 * 1024 * 1024,
   maxServerQueueMessages: 10_000,
   shutdownGrace: 5,
+  maxReplayBytes: DEFAULT_REPLAY_LIMITS.maxBytes,
+  maxReplayFrames: DEFAULT_REPLAY_LIMITS.maxFrames,
   /** Seconds an HTTP upstream has to start answering a request. */
   upstreamTimeout: 30,
   transport: "auto",

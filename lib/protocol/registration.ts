@@ -15,7 +15,10 @@ export const MAX_DESCRIPTION_LENGTH = 1024;
 const MAX_PROTOCOL_LENGTH = 32;
 /** Extensions a client may ask for, at most; more are ignored. */
 const MAX_EXTENSIONS = 32;
-/** Client sessions a `register_ack` may list, at most; more are ignored (serve holds fewer per owner). */
+/**
+ * Client sessions a `register_ack` may list, at most. A longer list is not read: connect then keeps every
+ * instance (each stops at its session's `client_session_end` or its idle timeout).
+ */
 export const MAX_LISTED_CLIENT_SESSIONS = 4096;
 /** Longest client-session id read from a frame (ours are UUIDs; the id is opaque to connect). */
 export const MAX_CLIENT_SESSION_LENGTH = 256;
@@ -221,8 +224,9 @@ export function readRegisterAck(frame: Frame, clientSessionId: string): Register
   if (f.resumed === true) ack.resumed = true;
   if (frame.ack !== undefined) ack.ack = frame.ack;
   if (typeof f.resumeError === "string") ack.resumeError = f.resumeError;
-  if (Array.isArray(f.clientSessions)) {
-    ack.clientSessions = f.clientSessions.slice(0, MAX_LISTED_CLIENT_SESSIONS).filter((
+  // Cut short, a list would name open sessions as ended: a longer one is not read (none is ended).
+  if (Array.isArray(f.clientSessions) && f.clientSessions.length <= MAX_LISTED_CLIENT_SESSIONS) {
+    ack.clientSessions = f.clientSessions.filter((
       id,
     ): id is string => typeof id === "string" && id.length <= MAX_CLIENT_SESSION_LENGTH);
   }

@@ -8,7 +8,7 @@ import { type HealthServer, startHealthServer } from "../util/health_server.ts";
 import { formatHostPort } from "../util/host_port.ts";
 import { logger } from "../util/log.ts";
 import { VERSION } from "../util/version.ts";
-import { checkClusterSecret } from "./cluster/cluster_config.ts";
+import { checkClusterSecret, redactRedisUrl } from "./cluster/cluster_config.ts";
 import type { Cluster } from "./cluster/cluster.ts";
 import { registerClusterMetrics } from "./cluster/cluster_metrics.ts";
 import { parseServeArgs, type ServeSettings } from "./config.ts";
@@ -18,6 +18,7 @@ import { createServeMetrics } from "./metrics.ts";
 import { createTokenStore, type TokenStore } from "./token_store.ts";
 import { reloadTokensOnRequest, type TokensReload } from "./tokens_reload.ts";
 import { ServeState } from "./state/serve_state.ts";
+import { RedisStore } from "./state/redis_store.ts";
 import { SqliteStore } from "./state/sqlite_store.ts";
 import type { StateStore } from "./state/store.ts";
 
@@ -105,14 +106,24 @@ async function readTls(
   };
 }
 
-/** Opens the state store `--state-dir` names; undefined for `none` (memory only, as before). */
-async function openState(settings: ServeSettings): Promise<StateStore | undefined> {
+/**
+ * Opens the state store: Redis for a replica (on its own connection for commands), else the one
+ * `--state-dir` names; undefined for `none` (memory only, as before).
+ */
+async function openState(
+  settings: ServeSettings,
+  cluster: Cluster | undefined,
+): Promise<StateStore | undefined> {
   const { dir, setting } = settings.state;
+  if (cluster !== undefined) {
+    const location = redactRedisUrl(settings.cluster!.redisUrl);
+    log.info("State kept in Redis at {location}, shared by the replicas", {
+      event: "state_in_redis",
+      location,
+    });
+    return new RedisStore({ client: cluster.commands, location });
+  }
   if (dir === undefined) {
-    if (settings.cluster !== undefined) {
-      log.info("No state file: replicas share their state in Redis", { event: "state_in_redis" });
-      return undefined;
-    }
     log.info("State is kept in memory only (--state-dir none): a restart forgets every session", {
       event: "state_memory_only",
     });
@@ -195,11 +206,15 @@ export async function serveCommand(args: string[], context: CommandContext): Pro
     await Promise.allSettled(tokens.oauthIssuers.map((issuer) => issuer.discover()));
     const tls = await readTls(settings, context);
     if (signal.aborted) return;
-    store = await openState(settings);
+    store = await openState(settings, cluster);
     const state = store === undefined ? undefined : new ServeState(store, {
       clientTtlMs: settings.mcpSessionTtlMs,
       // As long as the registrar remembers ended sessions (registration.ts).
       endedKeepMs: Math.max(settings.resumeWindowMs, 60_000),
+      // Replicas: a dead replica's records outlive its sessions' resume window, then go.
+      ...(cluster === undefined ? {} : {
+        tunnelTtlMs: 2 * Math.max(settings.resumeWindowMs, 60_000),
+      }),
       metrics,
     });
     try {

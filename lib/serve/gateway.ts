@@ -150,6 +150,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     cluster: options.cluster,
     callTimeoutMs,
     sessionTtlMs: mcpSessionTtlMs,
+    resumeWindowMs,
+    ...(state === undefined ? {} : {
+      resumable: (sid) => state.findTunnel(sid).then((found) => found.tunnel !== undefined),
+    }),
     metrics,
   });
   const registry = routing?.registry ?? new TunnelRegistry<TunnelSession>();
@@ -167,12 +171,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       replayEvents: sseReplayEvents,
       resumeWindowMs: sseResumeWindowMs,
       retryMs: sseRetryMs,
+      // Replicas: event ids name this replica, so that a resume landing elsewhere is sent here.
+      ...(options.cluster === undefined ? {} : { eventPrefix: `${options.cluster.replicaId}.` }),
     },
     publicPath: publicUrl === undefined ? "" : publicUrl.pathname.replace(/\/+$/, ""),
     now,
     budget,
     ...(metrics === undefined ? {} : { metrics }),
-    ...(state === undefined ? {} : { state }),
+    // Replicas share MCP client sessions through the cluster (`c:` keys), not the state store.
+    ...(state === undefined || routing !== undefined ? {} : { state }),
     ...routing?.endpointOptions(),
   });
   routing?.attach(endpoint);
@@ -194,9 +201,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     budget,
     ...routing?.registrarOptions(),
     ...(metrics === undefined ? {} : { metrics }),
-    ...(state === undefined ? {} : { state }),
+    ...(state === undefined ? {} : { state, sharedState: routing !== undefined }),
   });
-  if (state !== undefined) await restore(state);
+  // A replica restores nothing at start: its tunnels are looked up when their clients resume them. When
+  // Redis comes back empty, it saves their records again at once.
+  if (state !== undefined && routing === undefined) await restore(state);
+  options.cluster?.events.addEventListener("lost", () => state?.refresh(true));
   const admission = new LinkAdmission({
     authorize: (request) => authorize(request, "connect"),
     registry,
@@ -211,7 +221,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     now,
     budget,
     ...(metrics === undefined ? {} : { metrics }),
+    ...(routing === undefined ? {} : { sseReplica: routing.linkReplica() }),
   });
+  routing?.attachLinks(admission);
 
   /**
    * The base of OAuth resource URLs: fixed (the public URL, else the address listened on), never the

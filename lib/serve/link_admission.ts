@@ -12,7 +12,13 @@ import type { MemoryBudget } from "./memory_budget.ts";
 import type { ServeMetrics } from "./metrics.ts";
 import type { WebSocketAccept } from "./peer_socket.ts";
 import { TOO_MANY_SESSIONS_REASON, tooManySessions } from "./registration.ts";
-import { type LinkGrant, SseLinkEndpoint } from "./sse_link_endpoint.ts";
+import {
+  type LinkGrant,
+  type LinkPost,
+  type LinkPostAnswer,
+  SseLinkEndpoint,
+  type SseLinkReplica,
+} from "./sse_link_endpoint.ts";
 import type { Identity } from "./token_store.ts";
 import type { LinkLimits } from "./link_contract.ts";
 import { TunnelLink } from "./tunnel_link.ts";
@@ -41,6 +47,8 @@ export interface LinkAdmissionOptions {
   metrics?: ServeMetrics;
   /** Where frames being received are charged, against each owner's memory share. */
   budget?: MemoryBudget;
+  /** Replicas: SSE link ids name this replica, and POSTs for others' links are forwarded to them. */
+  sseReplica?: SseLinkReplica;
 }
 
 /**
@@ -62,13 +70,15 @@ export class LinkAdmission {
 
   constructor(options: LinkAdmissionOptions) {
     this.#options = options;
-    const { metrics, sseKeepaliveMs } = options;
+    const { metrics, sseKeepaliveMs, budget, sseReplica } = options;
     this.#sse = new SseLinkEndpoint({
       grant: (request) => this.grant(request),
       authorize: options.authorize,
       maxFrameBytes: options.limits.maxFrameBytes,
       ...(sseKeepaliveMs === undefined ? {} : { keepaliveMs: sseKeepaliveMs }),
       ...(metrics === undefined ? {} : { metrics }),
+      ...(budget === undefined ? {} : { budget }),
+      ...(sseReplica === undefined ? {} : { replica: sseReplica }),
     });
     for (const transport of LINK_TRANSPORTS) {
       metrics?.links.labels(transport).track(() => {
@@ -87,6 +97,11 @@ export class LinkAdmission {
   /** Links of `owner` accepted and not registered yet. */
   pendingLinks(owner: string): number {
     return this.#pending.get(owner)?.size ?? 0;
+  }
+
+  /** A POST another replica took for an SSE link whose stream is here (lib/serve/cluster/). */
+  forwardedPost(post: LinkPost): LinkPostAnswer {
+    return this.#sse.forwarded(post);
   }
 
   /** Answers a request whose path continues with `rest` after `/reverse-proxy/` (`ws`, or `sse`…). */

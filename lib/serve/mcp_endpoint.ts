@@ -31,12 +31,13 @@ import {
 } from "./mcp_dispatch.ts";
 import { type LegacyForward, LegacySse } from "./legacy_sse.ts";
 import { STREAM_DEFAULTS, type StreamSettings } from "./resumable_stream.ts";
-import { McpStreams } from "./mcp_streams.ts";
+import { McpStreams, type RelayOutcome, type StreamResume } from "./mcp_streams.ts";
 import type { CallTarget } from "./call_contract.ts";
 import { SSE_HEADERS } from "./sse_stream.ts";
 import { type Accept, acceptOf, readJsonBody, reply, rpcError, wantsStream } from "./mcp_http.ts";
 import type { Identity } from "./token_store.ts";
 import type { ClientRecord } from "./state/records.ts";
+import { SessionsUnavailableError } from "./shared_session_hooks.ts";
 import { chargedExchange } from "./exchange_charge.ts";
 import type { McpEndpointOptions, McpRequestContext } from "./mcp_endpoint_contract.ts";
 
@@ -89,6 +90,7 @@ export class McpEndpoint {
       now: this.#now,
       metrics: options.metrics,
       budget: options.budget,
+      replica: options.streamReplica,
     });
     this.router = new ClientRouter(this.#sessions, options.callTimeoutMs);
     this.#legacy = new LegacySse({
@@ -102,6 +104,18 @@ export class McpEndpoint {
       ...(options.remote === undefined ? {} : { remote: options.remote }),
       ...(options.replica === undefined ? {} : { replica: options.replica }),
     });
+  }
+
+  /** Replicas: a resume another replica took for a stream held here (its owner's session, its server). */
+  resumed(request: StreamResume): Promise<RelayOutcome> {
+    const session = this.#sessions.get(request.sessionId);
+    if (session?.owner !== request.owner || session.serverName !== request.serverName) {
+      return Promise.resolve({
+        status: 404,
+        body: '{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Session not found"}}',
+      });
+    }
+    return this.#streams.relayed(session, request.lastEventId);
   }
 
   /** Replicas: a legacy POST another replica received for a session whose connection is here. */
@@ -198,7 +212,12 @@ export class McpEndpoint {
     if (id === null) {
       return rpcError(400, null, ErrorCode.InvalidRequest, "Mcp-Session-Id header is required");
     }
-    const session = await this.#sessions.find(id);
+    const session = await this.#sessions.find(id).catch((error: unknown) => {
+      if (!(error instanceof SessionsUnavailableError)) throw error;
+      // -32001 and Retry-After, as while serve stops: the request reached no session; send it again.
+      return rpcError(503, null, -32001, error.message, { "retry-after": "1" });
+    });
+    if (session instanceof Response) return session;
     if (
       session === undefined || session.owner !== identity.owner ||
       session.serverName !== serverName || session.legacy

@@ -11,6 +11,7 @@ import type { ServeState } from "./state/serve_state.ts";
 import type { CallTarget } from "./call_contract.ts";
 import type { SharedSessionHooks } from "./shared_session_hooks.ts";
 import type { LegacyReplica } from "./legacy_sse.ts";
+import type { StreamReplica } from "./mcp_streams.ts";
 
 /** Options of `McpEndpoint`. */
 export interface McpEndpointOptions {
@@ -51,6 +52,8 @@ export interface McpEndpointOptions {
   shared?: SharedSessionHooks;
   /** Replicas: this replica, for the legacy sessions it holds and those of the others. */
   replica?: LegacyReplica;
+  /** Replicas: this replica, for the streams it holds and those of the others. */
+  streamReplica?: StreamReplica;
 }
 
 /** Which MCP path a request is for, and what the HTTP server knows of its client. */

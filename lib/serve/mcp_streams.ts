@@ -8,6 +8,7 @@ import { rpcError } from "./mcp_http.ts";
 import type { MemoryBudget } from "./memory_budget.ts";
 import type { ServeMetrics } from "./metrics.ts";
 import {
+  type EventId,
   parseEventId,
   type ResumableStream,
   STANDALONE_STREAM,
@@ -32,6 +33,35 @@ export interface McpStreamsOptions {
   metrics: ServeMetrics | undefined;
   /** Where what clients have not read is charged, against their owner's memory share. */
   budget?: MemoryBudget | undefined;
+  /** Replicas: this replica's id, and the way to streams the others hold. */
+  replica?: StreamReplica | undefined;
+}
+
+/** A resume that landed on one replica, for the replica holding the stream (lib/serve/cluster/). */
+export interface StreamResume {
+  sessionId: string;
+  owner: string;
+  serverName: string;
+  lastEventId: string;
+}
+
+/** What the holder of a stream did with a {@link StreamResume}: the stream is on `connection`, or not. */
+export type RelayOutcome =
+  | { status: 200; connection: SseStream }
+  | { status: number; body?: string };
+
+/** How the MCP endpoint of a replica reaches streams the others hold. */
+export interface StreamReplica {
+  id: string;
+  /**
+   * Asks replica `rid` to resume the stream; on 200 it relays the stream's bytes into `connection` (the
+   * client's) until the stream ends or `connection` does. Otherwise its answer (status and JSON body).
+   */
+  resume(
+    rid: string,
+    request: StreamResume,
+    connection: SseStream,
+  ): Promise<{ status: number; body?: string }>;
 }
 
 /** The SSE connections of the MCP endpoint. */
@@ -114,11 +144,46 @@ export class McpStreams {
 
   /**
    * A GET of the session's stream: the standalone stream afresh without `lastEventId`, else the stream it
-   * names, resumed after that event (see docs/serve.md, Streams and resumption).
+   * names, resumed after that event (see docs/serve.md, Streams and resumption); on a replica, through the
+   * replica the event id names when that is another (docs/scaling.md, Streams).
    */
-  get(session: McpClientSession, identity: Identity, lastEventId: string | null): Response {
+  get(
+    session: McpClientSession,
+    identity: Identity,
+    lastEventId: string | null,
+  ): Response | Promise<Response> {
     if (lastEventId === null) return this.#getStream(session, identity, undefined);
     const eventId = parseEventId(lastEventId);
+    const replica = this.#options.replica;
+    if (eventId?.replica !== undefined && replica !== undefined && eventId.replica !== replica.id) {
+      return this.#remote(session, identity, { rid: eventId.replica, replica, lastEventId });
+    }
+    const plan = this.#plan(session, lastEventId, eventId);
+    if (plan instanceof Response) return plan;
+    if (plan.stream.id === STANDALONE_STREAM) return this.#getStream(session, identity, plan.after);
+    const connection = this.connection(session, `resumed stream ${plan.stream.id}`);
+    this.resume(session, plan.stream, connection, plan.after);
+    return streamResponse(session, connection);
+  }
+
+  /**
+   * Replicas: a resume another replica took for a stream held here. The stream goes on a new connection
+   * here (bounded and charged as any), whose bytes the caller relays; or the answer to give instead.
+   */
+  async relayed(session: McpClientSession, lastEventId: string): Promise<RelayOutcome> {
+    const plan = this.#plan(session, lastEventId, parseEventId(lastEventId));
+    if (plan instanceof Response) return { status: plan.status, body: await plan.text() };
+    const connection = this.connection(session, `stream ${plan.stream.id} resumed elsewhere`);
+    this.resume(session, plan.stream, connection, plan.after);
+    return { status: 200, connection };
+  }
+
+  /** The stream to resume after which event, or the answer when there is none. */
+  #plan(
+    session: McpClientSession,
+    lastEventId: string,
+    eventId: EventId | undefined,
+  ): Response | { stream: ResumableStream; after: number } {
     if (eventId === undefined) {
       return rpcError(
         400,
@@ -162,15 +227,39 @@ export class McpStreams {
         `Stream ${eventId.stream} of this session cannot be resumed from event ${eventId.seq}: a stream is kept ${window} s after its client left (--sse-resume-window) and within --sse-replay-bytes/--sse-replay-events`,
       );
     }
-    if (stream.id === STANDALONE_STREAM) return this.#getStream(session, identity, eventId.seq);
     if (stream.done && eventId.seq >= stream.lastSeq) {
       // Everything of a finished stream was seen: nothing more will come on it.
       return new Response(null, { status: 204, headers: { "mcp-session-id": session.id } });
     }
-    const connection = this.connection(session, `resumed stream ${stream.id}`);
-    this.resume(session, stream, connection, eventId.seq);
-    return new Response(connection.readable, {
-      headers: { ...SSE_HEADERS, "mcp-session-id": session.id },
+    return { stream, after: eventId.seq };
+  }
+
+  /**
+   * A resume for a stream `rid` holds: the client's new connection is here (bounded and charged here),
+   * and the holder relays the replay and what follows to it.
+   */
+  async #remote(
+    session: McpClientSession,
+    identity: Identity,
+    to: { rid: string; replica: StreamReplica; lastEventId: string },
+  ): Promise<Response> {
+    const standalone = parseEventId(to.lastEventId)?.stream === STANDALONE_STREAM;
+    const refused = standalone ? this.limit(identity.credential, false) : undefined;
+    if (refused !== undefined) return refused;
+    const connection = this.connection(session, `stream resumed from replica ${to.rid}`);
+    if (standalone) this.count(identity.credential)(connection);
+    const outcome = await to.replica.resume(to.rid, {
+      sessionId: session.id,
+      owner: session.owner,
+      serverName: session.serverName,
+      lastEventId: to.lastEventId,
+    }, connection);
+    if (outcome.status === 200) return streamResponse(session, connection);
+    connection.close();
+    const type = outcome.body ? { "content-type": "application/json" } : {};
+    return new Response(outcome.body || null, {
+      status: outcome.status,
+      headers: { ...type, "mcp-session-id": session.id },
     });
   }
 
@@ -193,9 +282,7 @@ export class McpStreams {
       lost?.();
       session.touch(this.#options.now());
     };
-    return new Response(connection.readable, {
-      headers: { ...SSE_HEADERS, "mcp-session-id": session.id },
-    });
+    return streamResponse(session, connection);
   }
 
   /** Puts `stream` on `connection` after event `after`; a gap is warned about and counted. */
@@ -219,4 +306,10 @@ export class McpStreams {
       },
     );
   }
+}
+
+function streamResponse(session: McpClientSession, connection: SseStream): Response {
+  return new Response(connection.readable, {
+    headers: { ...SSE_HEADERS, "mcp-session-id": session.id },
+  });
 }

@@ -9,7 +9,7 @@ import type { JsonRpcNotification, JsonRpcRequest, JsonRpcResponse } from "../pr
 import type { Payload } from "../protocol/payload.ts";
 import type { MemoryBudget } from "./memory_budget.ts";
 import type { ServeMetrics } from "./metrics.ts";
-import { EndedSessions, type ResumeError } from "./resume_credentials.ts";
+import { EndedSessions, hashToken, type ResumeError, sameSecret } from "./resume_credentials.ts";
 import type { EndedReason, TunnelRecord } from "./state/records.ts";
 import type { RestoredState, ServeState } from "./state/serve_state.ts";
 import { endedRecord, endedSession, restoredTunnel, tunnelRecord } from "./state/tunnel_records.ts";
@@ -73,6 +73,11 @@ export interface RegistrarOptions {
   budget?: MemoryBudget;
   /** Where sessions are saved, so that a restarted gateway lets their clients resume them. */
   state?: ServeState;
+  /**
+   * Replicas: `state` is shared with the other replicas. A resume for a session not held here is looked up
+   * in it; a session superseded by another replica's leaves its record to the new holder.
+   */
+  sharedState?: boolean;
   /** Replicas: claims a new session in Redis; its `register_ack` waits for it, so that all can find it. */
   claim?: (session: TunnelSession) => Promise<void>;
 }
@@ -114,6 +119,7 @@ export class Registrar {
   /** Forgets ended sessions older than their keep time. */
   prune(): void {
     this.#ended.prune();
+    this.#options.state?.refresh();
   }
 
   /** Answers a `register` that arrived on `link`. */
@@ -125,39 +131,109 @@ export class Registrar {
       link.refuse((error as Error).message);
       return;
     }
-    let resumeError: ResumeError | undefined;
     const channel = link.channels ? frame.channel : undefined;
     const request = this.#options.resume === undefined ? undefined : frame.resume;
-    if (request !== undefined) {
-      const target = this.registry.get(request.sessionId);
-      const outcome = target === undefined
-        ? this.#ended.why(request.sessionId, link.owner, request.token)
-        : target.adopt(link, request, channel);
-      if (outcome === "resumed") return;
-      if (outcome === "evicted") {
-        // An evicted session's client may not register again under its credential: say so twice (the
-        // answer and the close code), so that it exits even if one of them is lost.
-        link.sendText(encodeRegisterAck({
-          sessionId: request.sessionId,
-          status: "evicted",
-          resumed: false,
-          resumeError: outcome,
-          extensions: new Set(),
-        }));
-        link.close(CloseCode.Evicted, "session was evicted");
-        return;
-      }
-      resumeError = outcome;
-      log.warning(
-        "Could not resume session {resumeSession} for {owner} ({resumeError}); registering afresh",
-        {
-          event: "resume_refused",
-          resumeSession: request.sessionId,
-          owner: link.owner,
-          resumeError,
-        },
-      );
+    if (request === undefined) return this.#admit(link, frame, wanted, undefined);
+    const target = this.registry.get(request.sessionId);
+    if (target === undefined && this.#options.sharedState === true) {
+      // Another replica may have held it: its record in the shared store says (not waited on by others).
+      // A store that cannot be read (Redis down) leaves it unknown: the client registers afresh.
+      void this.#resumeShared(link, frame, wanted).catch(() => {
+        if (!link.closed) this.#resumed(link, frame, wanted, "unknown-session");
+      });
+      return;
     }
+    const outcome = target === undefined
+      ? this.#ended.why(request.sessionId, link.owner, request.token)
+      : target.adopt(link, request, channel);
+    this.#resumed(link, frame, wanted, outcome);
+  }
+
+  /**
+   * Replicas: a resume for a session this replica does not hold. Its record in the shared store (the
+   * holder's, alive or dead) restores it here, detached, and the link adopts it; the claim that follows
+   * takes a newer generation, and the old holder, if alive, closes its link with 4002.
+   */
+  async #resumeShared(link: TunnelLink, frame: RegisterFrame, wanted: string): Promise<void> {
+    const request = frame.resume!;
+    const found = await this.#options.state!.findTunnel(request.sessionId);
+    if (link.closed) return;
+    const channel = link.channels ? frame.channel : undefined;
+    const here = this.registry.get(request.sessionId); // resumed here meanwhile
+    if (here !== undefined) {
+      return this.#resumed(link, frame, wanted, here.adopt(link, request, channel));
+    }
+    const record = found.tunnel;
+    if (
+      record !== undefined && record.owner === link.owner &&
+      sameSecret(record.tokenHash, hashToken(request.token)) &&
+      this.registry.find(record.owner, record.name) === undefined
+    ) {
+      const session = this.#restoreOne(record);
+      const outcome = session.adopt(link, request, channel);
+      if (outcome === "resumed") {
+        void this.#options.claim?.(session).catch(() => {});
+        log.info("Session {session} of {owner} ({name}) resumed here from the shared state store", {
+          event: "session_resumed_elsewhere",
+          session: session.id,
+          owner: session.owner,
+          name: session.name,
+        });
+      }
+      return this.#resumed(link, frame, wanted, outcome);
+    }
+    if (found.ended !== undefined) {
+      this.#ended.add(endedSession(found.ended), found.ended.reason, found.ended.endedAt);
+    }
+    this.#resumed(
+      link,
+      frame,
+      wanted,
+      this.#ended.why(request.sessionId, link.owner, request.token),
+    );
+  }
+
+  /** What a resume request led to: nothing more, the evicted answer, or a fresh registration. */
+  #resumed(
+    link: TunnelLink,
+    frame: RegisterFrame,
+    wanted: string,
+    outcome: "resumed" | ResumeError,
+  ): void {
+    if (outcome === "resumed") return;
+    const request = frame.resume!;
+    if (outcome === "evicted") {
+      // An evicted session's client may not register again under its credential: say so twice (the
+      // answer and the close code), so that it exits even if one of them is lost.
+      link.sendText(encodeRegisterAck({
+        sessionId: request.sessionId,
+        status: "evicted",
+        resumed: false,
+        resumeError: outcome,
+        extensions: new Set(),
+      }));
+      link.close(CloseCode.Evicted, "session was evicted");
+      return;
+    }
+    log.warning(
+      "Could not resume session {resumeSession} for {owner} ({resumeError}); registering afresh",
+      {
+        event: "resume_refused",
+        resumeSession: request.sessionId,
+        owner: link.owner,
+        resumeError: outcome,
+      },
+    );
+    this.#admit(link, frame, wanted, outcome);
+  }
+
+  /** Registers afresh within the owner's limit. */
+  #admit(
+    link: TunnelLink,
+    frame: RegisterFrame,
+    wanted: string,
+    resumeError: ResumeError | undefined,
+  ): void {
     const { metrics, maxSessionsPerOwner, pendingLinks } = this.#options;
     // Other links still waiting to register hold their places; this one's place becomes the session.
     const waiting = (pendingLinks?.(link.owner) ?? 0) - (link.registered ? 0 : 1);
@@ -280,8 +356,12 @@ export class Registrar {
   /** Forgets a closed session in the store, leaving the mark of how it ended when a resume must learn it. */
   #forget(session: TunnelSession, end: SessionEnd): void {
     const state = this.#options.state;
-    // A session released at shutdown stays in the store: the next gateway restores it.
+    // A session released at shutdown stays in the store: the next gateway restores it. One superseded
+    // by another replica lives on there, which keeps its record up to date.
     if (state === undefined || end.kind === "shutdown") return;
+    if (end.kind === "superseded" && this.#options.sharedState === true) {
+      return state.forgetTunnel(session.id);
+    }
     const mark = REMEMBERED.has(end.kind)
       ? endedRecord(session, end.kind as EndedReason, (this.#options.now ?? Date.now)())
       : undefined;
@@ -306,35 +386,41 @@ export class Registrar {
         this.#options.state?.dropTunnel(record.id);
         continue;
       }
-      const { owner, name, requestedName, description, protocol, mcpUrl, channel, isolation } =
-        record;
-      const session = this.#newSession(
-        undefined,
-        {
-          owner,
-          name,
-          requestedName,
-          description,
-          protocol,
-          mcpUrl,
-          channel,
-          ...(isolation === undefined ? {} : { isolation }),
-        },
-        record,
-      );
-      this.registry.add(session);
+      this.#restoreOne(record);
       restored++;
-      log.info(
-        "Session {session} of {owner} ({name}) restored: waiting for its client to resume it",
-        {
-          event: "session_restored",
-          session: session.id,
-          owner: session.owner,
-          name: session.name,
-        },
-      );
     }
     return restored;
+  }
+
+  /** A session restored from its record, detached (its window starts now), in the registry. */
+  #restoreOne(record: TunnelRecord): TunnelSession {
+    const { owner, name, requestedName, description, protocol, mcpUrl, channel, isolation } =
+      record;
+    const session = this.#newSession(
+      undefined,
+      {
+        owner,
+        name,
+        requestedName,
+        description,
+        protocol,
+        mcpUrl,
+        channel,
+        ...(isolation === undefined ? {} : { isolation }),
+      },
+      record,
+    );
+    this.registry.add(session);
+    log.info(
+      "Session {session} of {owner} ({name}) restored: waiting for its client to resume it",
+      {
+        event: "session_restored",
+        session: session.id,
+        owner: session.owner,
+        name: session.name,
+      },
+    );
+    return session;
   }
 
   /**

@@ -34,6 +34,11 @@ export interface StreamSettings {
   resumeWindowMs: number;
   /** The SSE `retry:` field sent on every connection: how long a client waits before reconnecting. */
   retryMs: number;
+  /**
+   * Replicas: `<rid>.`, put before every event id, so that a client resuming on another replica is sent
+   * to this one (docs/scaling.md, Streams). Default "".
+   */
+  eventPrefix?: string;
 }
 
 /** Defaults of {@link StreamSettings}. */
@@ -47,11 +52,20 @@ export const STREAM_DEFAULTS: Readonly<StreamSettings> = {
 /** The number of the session's standalone stream (its GET stream); POST streams count up from 1. */
 export const STANDALONE_STREAM = "0";
 
-/** An event id of this gateway, `<stream>:<n>`, read back from a `Last-Event-ID` header. */
-export function parseEventId(text: string): { stream: string; seq: number } | undefined {
-  const match = /^(\d{1,15}):(\d{1,15})$/.exec(text.trim());
+/** An event id read back from a `Last-Event-ID` header. */
+export interface EventId {
+  /** The replica that sent it (replicas: `<rid>.<stream>:<n>`); undefined for `<stream>:<n>`. */
+  replica?: string;
+  stream: string;
+  seq: number;
+}
+
+/** An event id of this gateway, `<stream>:<n>` or (replicas) `<rid>.<stream>:<n>`. */
+export function parseEventId(text: string): EventId | undefined {
+  const match = /^(?:([A-Za-z0-9_-]{1,64})\.)?(\d{1,15}):(\d{1,15})$/.exec(text.trim());
   if (match === null) return undefined;
-  return { stream: String(Number(match[1])), seq: Number(match[2]) };
+  const id = { stream: String(Number(match[2])), seq: Number(match[3]) };
+  return match[1] === undefined ? id : { replica: match[1], ...id };
 }
 
 /** An event kept for replay. */
@@ -89,6 +103,8 @@ export function encodeMessageEvent(json: string): Uint8Array {
  */
 export class ResumableStream implements ClientStream {
   readonly id: string;
+  /** `id: <prefix><stream>:`, what every event's id line starts with. */
+  readonly #idLine: string;
   /** Runs when the window passed with no connection while the stream was still open (a POST's call is then cancelled). */
   onExpired: (() => void) | undefined;
   /** Runs when a connection was cut because its client did not read (`--max-client-buffer`). */
@@ -109,6 +125,7 @@ export class ResumableStream implements ClientStream {
   constructor(streams: SessionStreams, id: string, idle = false) {
     this.#streams = streams;
     this.id = id;
+    this.#idLine = `id: ${streams.settings.eventPrefix ?? ""}${id}:`;
     this.#state = idle ? "idle" : "open";
   }
 
@@ -165,7 +182,7 @@ export class ResumableStream implements ClientStream {
   #writeBody(body: Uint8Array): boolean {
     if (this.#state !== "open") return false;
     const seq = ++this.#seq;
-    const head = encoder.encode(`id: ${this.id}:${seq}\n`);
+    const head = encoder.encode(`${this.#idLine}${seq}\n`);
     // Kept and written are the same bytes: a connection's queue does not copy them.
     this.#streams.keep(this, { seq, head, body });
     const connection = this.#connection;
@@ -217,7 +234,7 @@ export class ResumableStream implements ClientStream {
     this.#attachedOnce = true;
     connection.write(
       encoder.encode(
-        `id: ${this.id}:${from}\nretry: ${this.#streams.settings.retryMs}\ndata: \n\n`,
+        `${this.#idLine}${from}\nretry: ${this.#streams.settings.retryMs}\ndata: \n\n`,
       ),
     );
     const complete = from >= this.#lostThrough;

@@ -6,6 +6,7 @@
 import type { HttpRequest } from "./http_request.ts";
 import { SSE_BATCH_BYTES, SSE_LINK_SEGMENT, SSE_POST_SEQ_HEADER } from "../protocol/sse_link.ts";
 import { logger } from "../util/log.ts";
+import type { MemoryBudget } from "./memory_budget.ts";
 import type { ServeMetrics } from "./metrics.ts";
 import type { WebSocketAccept } from "./peer_socket.ts";
 import { BodyTooLargeError, readBody, RequestBodyTimeoutError } from "./request_body.ts";
@@ -37,6 +38,35 @@ export interface SseLinkEndpointOptions {
   /** Comment line interval, in milliseconds. Default {@link SSE_LINK_DEFAULTS}. */
   keepaliveMs?: number;
   metrics?: ServeMetrics;
+  /** Where a POST for a link another replica holds is charged while read, against its owner's share. */
+  budget?: MemoryBudget;
+  /** Replicas: this replica's id (in the link ids it mints), and the way to the others' links. */
+  replica?: SseLinkReplica;
+}
+
+/** A POST of an SSE link, read on the replica it landed on, for the replica holding the link's stream. */
+export interface LinkPost {
+  link: string;
+  owner: string;
+  seq: number;
+  /** UTF-8 bytes of `body`. */
+  bytes: number;
+  /** The frames, one per line; absent when the body was refused: over the limit (`tooLarge`), or not UTF-8. */
+  body?: string;
+  tooLarge?: number;
+}
+
+/** The holder's answer to a {@link LinkPost}: the HTTP status, and the error's message. */
+export interface LinkPostAnswer {
+  status: number;
+  error?: string;
+}
+
+/** How the SSE link endpoint of a replica reaches the links whose streams the others hold. */
+export interface SseLinkReplica {
+  id: string;
+  /** Hands a POST to the replica holding its link; resolves with that replica's answer. */
+  forward(rid: string, post: LinkPost): Promise<LinkPostAnswer>;
 }
 
 function error(status: number, message: string, headers: Record<string, string> = {}): Response {
@@ -93,7 +123,9 @@ export class SseLinkEndpoint {
   async #open(request: HttpRequest): Promise<Response> {
     const grant = await this.#options.grant(request);
     if (grant instanceof Response) return grant;
-    const id = crypto.randomUUID();
+    // A replica names itself in the id: a POST that lands on another replica is handed to this one.
+    const replica = this.#options.replica;
+    const id = replica === undefined ? crypto.randomUUID() : `${replica.id}.${crypto.randomUUID()}`;
     const socket = new SsePeerSocket({
       id,
       owner: grant.identity.owner,
@@ -108,7 +140,7 @@ export class SseLinkEndpoint {
   }
 
   async #post(request: HttpRequest, id: string): Promise<Response> {
-    const { authorize, metrics } = this.#options;
+    const { authorize, metrics, replica } = this.#options;
     const identity = await authorize(request);
     if (identity instanceof Response) {
       metrics?.errors.inc("auth");
@@ -116,52 +148,86 @@ export class SseLinkEndpoint {
       return identity;
     }
     const socket = this.#sockets.get(id);
+    const holder = socket === undefined ? REPLICA_LINK.exec(id)?.[1] : undefined;
+    if (replica !== undefined && holder !== undefined && holder !== replica.id) {
+      // The link's stream is on another replica (its id names it): the POST is handed to that one.
+      return await this.#forward(request, { identity, id, holder, replica });
+    }
     if (socket === undefined) {
-      return error(404, "No such SSE link: it closed, or the id is wrong; open a new stream");
+      await request.body?.cancel();
+      return error(404, NO_SUCH_LINK);
     }
     if (socket.owner !== identity.owner) {
-      log.debug("Refused a POST to link {link} by another owner", {
-        event: "link_refused",
-        link: id,
-      });
-      metrics?.errors.inc("auth");
-      return error(403, "This link belongs to another owner");
+      await request.body?.cancel();
+      return answer(this.#wrongOwner(id));
     }
-    const seqText = request.headers.get(SSE_POST_SEQ_HEADER) ?? "";
-    const seq = Number(seqText);
-    if (!/^\d{1,15}$/.test(seqText)) {
-      return error(
-        400,
-        `Missing or malformed ${SSE_POST_SEQ_HEADER} header: give the POST's number`,
-      );
-    }
-    if (!socket.startPost()) {
-      return error(
-        409,
-        "A POST for this link is still being read: send the next when it is answered",
-      );
-    }
+    const seq = seqOf(request);
+    if (seq instanceof Response) return seq;
+    if (!socket.startPost()) return answer(BUSY);
     try {
-      return await this.#take(request, socket, seq);
+      const { maxFrameBytes } = this.#options;
+      if (!socket.admitBody(declared(request, maxFrameBytes), maxFrameBytes)) {
+        metrics?.errors.inc("memory");
+        await request.body?.cancel();
+        return answer(MEMORY);
+      }
+      const read = await this.#read(request);
+      if (read instanceof Response) return read;
+      return answer(this.#hand(socket, seq, read));
     } finally {
       socket.endPost();
     }
   }
 
-  /** Reads a POST's body (charged to the owner's memory share meanwhile) and hands its frames on. */
-  async #take(request: HttpRequest, socket: SsePeerSocket, seq: number): Promise<Response> {
-    const { maxFrameBytes, metrics } = this.#options;
-    const limit = maxFrameBytes + SSE_BATCH_BYTES;
-    const declared = Number(request.headers.get("content-length") ?? Number.NaN);
-    // Held while read, as a WebSocket frame is: the declared size, else as much as may come.
-    const held = Number.isFinite(declared) ? Math.min(declared, limit + 1) : limit;
-    if (!socket.admitBody(held, maxFrameBytes)) {
-      metrics?.errors.inc("memory");
-      await request.body?.cancel();
-      return error(503, "The memory share of this link's owner is used up: retry later", {
-        "retry-after": "1",
-      });
+  /**
+   * A POST another replica took for a link whose stream is here, checked as a local one: the link, its
+   * owner, one POST at a time, the owner's memory share, the POST's number.
+   */
+  forwarded(post: LinkPost): LinkPostAnswer {
+    const socket = this.#sockets.get(post.link);
+    if (socket === undefined) return { status: 404, error: NO_SUCH_LINK };
+    if (socket.owner !== post.owner) return this.#wrongOwner(post.link);
+    if (!socket.startPost()) return BUSY;
+    try {
+      const { maxFrameBytes, metrics } = this.#options;
+      if (post.body !== undefined && !socket.admitBody(post.bytes, maxFrameBytes)) {
+        metrics?.errors.inc("memory");
+        return MEMORY;
+      }
+      return this.#hand(socket, post.seq, post);
+    } finally {
+      socket.endPost();
     }
+  }
+
+  /** Reads a POST for a link another replica holds (charged here meanwhile) and forwards it there. */
+  async #forward(
+    request: HttpRequest,
+    to: { identity: Identity; id: string; holder: string; replica: SseLinkReplica },
+  ): Promise<Response> {
+    const { budget, maxFrameBytes, metrics } = this.#options;
+    const seq = seqOf(request);
+    if (seq instanceof Response) return seq;
+    const charge = budget?.charge(to.identity.owner, { what: "forwarded SSE link POST" });
+    try {
+      if (charge !== undefined && !charge.resize(declared(request, maxFrameBytes))) {
+        metrics?.errors.inc("memory");
+        await request.body?.cancel();
+        return answer(MEMORY);
+      }
+      const read = await this.#read(request);
+      if (read instanceof Response) return read;
+      charge?.resize(read.bytes);
+      const post: LinkPost = { link: to.id, owner: to.identity.owner, seq, ...read };
+      return answer(await to.replica.forward(to.holder, post));
+    } finally {
+      charge?.release();
+    }
+  }
+
+  /** Reads a POST's body, up to the frame limit plus a batch: its text, or why it is refused. */
+  async #read(request: HttpRequest): Promise<ReadPost | Response> {
+    const limit = this.#options.maxFrameBytes + SSE_BATCH_BYTES;
     let bytes: Uint8Array;
     try {
       bytes = await readBody(request, limit);
@@ -169,23 +235,92 @@ export class SseLinkEndpoint {
       // Too slow: the listener answers 408. Cut off: nothing was taken, the client may send it again.
       if (cause instanceof RequestBodyTimeoutError) throw cause;
       if (!(cause instanceof BodyTooLargeError)) return error(400, "The body was cut off");
-      metrics?.errors.inc("protocol");
-      socket.refuseTooLarge(cause.bytes, maxFrameBytes);
-      return error(413, `${cause.message}: frames over --max-frame-bytes are refused`);
+      return { bytes: 0, tooLarge: cause.bytes };
     }
-    let body: string;
     try {
-      body = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+      return {
+        bytes: bytes.byteLength,
+        body: new TextDecoder("utf-8", { fatal: true }).decode(bytes),
+      };
     } catch {
+      return { bytes: 0 };
+    }
+  }
+
+  /** Hands a POST's frames to its link (or refuses them as the link's protocol says). */
+  #hand(socket: SsePeerSocket, seq: number, read: ReadPost): LinkPostAnswer {
+    const { maxFrameBytes, metrics } = this.#options;
+    if (read.tooLarge !== undefined) {
+      metrics?.errors.inc("protocol");
+      socket.refuseTooLarge(read.tooLarge, maxFrameBytes);
+      const limit = maxFrameBytes + SSE_BATCH_BYTES;
+      return {
+        status: 413,
+        error:
+          `Body of ${read.tooLarge} bytes exceeds the limit of ${limit}: frames over --max-frame-bytes are refused`,
+      };
+    }
+    if (read.body === undefined) {
       metrics?.errors.inc("protocol");
       socket.close(1007, "frames must be UTF-8 text");
-      return error(400, "The body is not UTF-8 text: frames are JSON");
+      return { status: 400, error: "The body is not UTF-8 text: frames are JSON" };
     }
-    const outcome = socket.receive(seq, body);
-    if (outcome === "closed") return error(404, "The SSE link closed");
+    const outcome = socket.receive(seq, read.body);
+    if (outcome === "closed") return { status: 404, error: "The SSE link closed" };
     if (outcome === "gap") {
-      return error(409, `POST ${seq} skipped ${socket.nextPost}: the link is closed`);
+      return { status: 409, error: `POST ${seq} skipped ${socket.nextPost}: the link is closed` };
     }
-    return new Response(null, { status: 202 });
+    return { status: 202 };
   }
+
+  #wrongOwner(id: string): LinkPostAnswer {
+    log.debug("Refused a POST to link {link} by another owner", {
+      event: "link_refused",
+      link: id,
+    });
+    this.#options.metrics?.errors.inc("auth");
+    return { status: 403, error: "This link belongs to another owner" };
+  }
+}
+
+/** A link id minted by a replica: `<rid>.<uuid>`, so that a POST landing on any replica finds its stream. */
+const REPLICA_LINK = /^([A-Za-z0-9_-]{1,64})\.[0-9a-f-]{36}$/;
+
+const NO_SUCH_LINK = "No such SSE link: it closed, or the id is wrong; open a new stream";
+const BUSY: LinkPostAnswer = {
+  status: 409,
+  error: "A POST for this link is still being read: send the next when it is answered",
+};
+const MEMORY: LinkPostAnswer = {
+  status: 503,
+  error: "The memory share of this link's owner is used up: retry later",
+};
+
+/** A POST's body as read: its text, or why it was refused (over the limit; else, not UTF-8). */
+interface ReadPost {
+  /** UTF-8 bytes of `body`. */
+  bytes: number;
+  body?: string;
+  tooLarge?: number;
+}
+
+/** The number a POST carries in its header, or the 400 to answer. */
+function seqOf(request: HttpRequest): number | Response {
+  const text = request.headers.get(SSE_POST_SEQ_HEADER) ?? "";
+  if (/^\d{1,15}$/.test(text)) return Number(text);
+  return error(400, `Missing or malformed ${SSE_POST_SEQ_HEADER} header: give the POST's number`);
+}
+
+/** What a POST body is charged while read, as a WebSocket frame is: its declared size, else the most. */
+function declared(request: HttpRequest, maxFrameBytes: number): number {
+  const limit = maxFrameBytes + SSE_BATCH_BYTES;
+  const size = Number(request.headers.get("content-length") ?? Number.NaN);
+  return Number.isFinite(size) ? Math.min(size, limit + 1) : limit;
+}
+
+function answer(outcome: LinkPostAnswer): Response {
+  if (outcome.status === 202) return new Response(null, { status: 202 });
+  return error(outcome.status, outcome.error ?? `HTTP ${outcome.status}`, {
+    ...(outcome.status === 503 ? { "retry-after": "1" } : {}),
+  });
 }

@@ -17,7 +17,7 @@ const FAULT_SERVER = [
 ];
 const WAIT_MS = 10_000;
 
-function startConnect(url: string): ProxyProcess {
+function startConnect(url: string, flags: string[] = []): ProxyProcess {
   return startProxy([
     "connect",
     "--gateway",
@@ -26,6 +26,7 @@ function startConnect(url: string): ProxyProcess {
     "json",
     "--reconnect-delay",
     "0.05",
+    ...flags,
     "--",
     ...FAULT_SERVER,
   ]);
@@ -163,8 +164,12 @@ Deno.test("a resume refused for a bad ack: connect says why, fails the lost call
   );
 });
 
-Deno.test("connect's own replay buffer overflows: it says so, and asks the gateway to end the session instead of resuming", async () => {
-  const count = 10_050; // over the default of 10,000 frames kept for replay
+/**
+ * The gateway acknowledges nothing while the server sends `count` notifications of `bytes` each: connect's
+ * replay buffer overflows past its bound, it says so, and asks for a new session instead of resuming.
+ */
+async function replayOverflow(options: { count: number; bytes: number; flags: string[] }) {
+  const { count, bytes, flags } = options;
   await using gateway = startScriptedGateway({
     onFrame(frame, peer) {
       if (frame.type !== "register") return;
@@ -172,7 +177,7 @@ Deno.test("connect's own replay buffer overflows: it says so, and asks the gatew
       else peer.send(resumeAck("s2", { resumed: false, resumeError: "overflowed" }));
     },
   });
-  await using proxy = startConnect(gateway.url);
+  await using proxy = startConnect(gateway.url, flags);
   const first = await gateway.peers.waitFor(() => true, 20_000, "the first link");
   await proxy.waitForEvent("registered", 20_000);
   // The gateway never acknowledges: every frame connect sends stays in its replay buffer.
@@ -185,7 +190,7 @@ Deno.test("connect's own replay buffer overflows: it says so, and asks the gatew
       jsonrpc: "2.0",
       id: "flood-1",
       method: "tools/call",
-      params: { name: "flood", arguments: { count, bytes: 10 } },
+      params: { name: "flood", arguments: { count, bytes } },
     },
   });
   await first.frames.waitFor((f) => f.type === "response", 30_000, "the flood's answer");
@@ -209,6 +214,17 @@ Deno.test("connect's own replay buffer overflows: it says so, and asks the gatew
   );
   proxy.signal("SIGTERM");
   assert.equal(await proxy.exitCode(15_000), 0);
+}
+
+Deno.test("connect's own replay buffer overflows: it says so, and asks the gateway to end the session instead of resuming", async () => {
+  // Over the default of 10,000 frames kept for replay.
+  await replayOverflow({ count: 10_050, bytes: 10, flags: [] });
+});
+
+Deno.test("--max-replay-frames and --max-replay-bytes bound connect's replay buffer", async () => {
+  // 50 small frames: far below the defaults, over these bounds.
+  await replayOverflow({ count: 50, bytes: 10, flags: ["--max-replay-frames", "40"] });
+  await replayOverflow({ count: 50, bytes: 200, flags: ["--max-replay-bytes", "4KiB"] });
 });
 
 Deno.test("serve refuses a resume that acknowledges frames it never sent (bad-ack), and ends that session", async () => {

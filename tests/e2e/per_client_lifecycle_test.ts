@@ -6,65 +6,22 @@
 
 import assert from "node:assert/strict";
 import { CallToolResultSchema } from "@modelcontextprotocol/sdk/types.js";
-import { DEMO_SERVER, processAlive, type ProxyProcess } from "../fixtures/proxy_process.ts";
-import { startTestGateway, TOKENS, within } from "../fixtures/test_gateway.ts";
+import { DEMO_SERVER } from "../fixtures/proxy_process.ts";
+import { startTestGateway, within } from "../fixtures/test_gateway.ts";
 import {
   childrenOf,
+  gone,
+  instancesAt,
+  metric,
   type RecordingClient,
   recordingClient,
   startPerClient,
   textOf,
+  waitInstances,
 } from "../fixtures/per_client.ts";
-import type { Gateway } from "../../lib/serve/gateway.ts";
 
 /** A POSIX sh MCP server: 16 of them cost little next to 16 runtimes (tests run in parallel). */
 const TINY_SERVER = ["sh", new URL("../fixtures/tiny_mcp_server.sh", import.meta.url).pathname];
-
-interface Instance {
-  client_session: string;
-  pid?: number;
-}
-
-async function instancesAt(gateway: Gateway): Promise<Instance[]> {
-  const response = await fetch(`${gateway.url}/reverse-proxy/sessions`, {
-    headers: { Authorization: `Bearer ${TOKENS.alice}` },
-  });
-  const body = await response.json() as {
-    sessions: { isolation: string; instances: Instance[] }[];
-  };
-  assert.equal(body.sessions[0]?.isolation, "per-client");
-  return body.sessions[0]?.instances ?? [];
-}
-
-/** Waits (bounded) until the sessions API lists `count` instances; returns them. */
-async function waitInstances(gateway: Gateway, count: number, ms = 10_000): Promise<Instance[]> {
-  const deadline = Date.now() + ms;
-  let last: Instance[] = [];
-  while (Date.now() < deadline) {
-    last = await instancesAt(gateway);
-    if (last.length === count) return last;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  assert.fail(`expected ${count} instances, the sessions API lists ${last.length}`);
-}
-
-/** One sample of connect's metrics, by metric line prefix. */
-async function metric(proxy: ProxyProcess, line: string): Promise<number> {
-  const url = String((await proxy.waitForEvent("health_listening")).url);
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const found = text.split("\n").find((l) => l.startsWith(line));
-  return found === undefined ? NaN : Number(found.slice(found.lastIndexOf(" ") + 1));
-}
-
-async function gone(pid: number, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (processAlive(pid)) {
-    if (Date.now() > deadline) {
-      assert.fail(`process ${pid} still runs ${ms} ms after its session ended`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 Deno.test("per-client lifecycle: instances follow sessions, DELETE stops the process within 2 s, the 17th session is refused, a crash stays with its session, and the process count returns to baseline", async () => {
   const gateway = await startTestGateway({ callTimeoutMs: 20_000 });

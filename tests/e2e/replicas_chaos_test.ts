@@ -1,7 +1,9 @@
 // Chaos on 3 replicas behind HAProxy: while 4 SDK clients make their calls, the replica holding the tunnel
 // is SIGKILLed and started again, twice, and Redis restarts once (empty). Every call settles: an answer
 // (its own, never another's), a JSON-RPC error, or, for a request HAProxy had sent to the killed replica,
-// an HTTP error; none hangs, none is answered twice. The server behind connect is never restarted.
+// an HTTP error; none hangs, none is answered twice. After each kill connect resumes its one session on
+// another replica, and no call fails with a JSON-RPC error until Redis restarts. The server behind connect
+// is never restarted.
 
 import assert from "node:assert/strict";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -59,12 +61,15 @@ Deno.test("chaos: the holder SIGKILLed twice and Redis restarted during 4 × N c
       "--",
       ...EVERYTHING_SERVER,
     ], { env: { REVERSE_PROXY_TOKEN: TOKENS.alice } });
-    const registered = () => connect.lines.filter((l) => l.json?.event === "registered").length;
+    const count = (event: string) => connect.lines.filter((l) => l.json?.event === event).length;
     await connect.waitForEvent("registered", 60_000);
     for (let i = 0; i < 4; i++) clients.push(await mcpClient(cluster.url));
 
     const outcomes: Outcome[][] = clients.map(() => []);
     const errors = new Map<string, number>();
+    /** JSON-RPC errors before Redis restarts: while only replicas die, calls survive through resume. */
+    let earlyRpcErrors = 0;
+    let redisRestarting = false;
     let done = 0;
     const started = performance.now();
     const runs = clients.map(async (client, c) => {
@@ -90,6 +95,7 @@ Deno.test("chaos: the holder SIGKILLed twice and Redis restarted during 4 × N c
           }
           // A JSON-RPC error from the gateway, or an HTTP error (HAProxy's 502 for the killed replica).
           outcomes[c]!.push(error instanceof McpError ? "rpc-error" : "http-error");
+          if (error instanceof McpError && !redisRestarting) earlyRpcErrors++;
           const kind = why.replace(/[0-9a-f-]{36}|\b\d+(\.\d+)?\b/g, "#").slice(0, 160);
           errors.set(kind, (errors.get(kind) ?? 0) + 1);
         }
@@ -105,16 +111,17 @@ Deno.test("chaos: the holder SIGKILLed twice and Redis restarted during 4 × N c
       for (const round of [1, 2]) {
         await waitCalls(round * CALLS);
         const holder = await holderIndex(cluster);
-        const before = registered();
+        const before = count("resumed");
         await cluster.kill(holder);
-        // connect comes back through HAProxy on another replica.
+        // connect comes back through HAProxy on another replica and resumes its session there.
         await connect.waitForLine(
-          (l) => l.json?.event === "registered" && registered() > before,
+          (l) => l.json?.event === "resumed" && count("resumed") > before,
           30_000,
         );
         await cluster.restart(holder);
       }
       await waitCalls(3 * CALLS);
+      redisRestarting = true;
       await cluster.redis.restart();
       for (let i = 0; i < cluster.replicas.length; i++) await cluster.ready(i);
     })();
@@ -123,11 +130,11 @@ Deno.test("chaos: the holder SIGKILLed twice and Redis restarted during 4 × N c
 
     const all = outcomes.flat();
     assert.equal(all.length, 4 * CALLS, "every call settled once");
-    const count = (o: Outcome) => all.filter((x) => x === o).length;
+    const outcome = (o: Outcome) => all.filter((x) => x === o).length;
     console.log(
-      `chaos: ${4 * CALLS} calls in ${seconds.toFixed(1)} s: ${count("answered")} answered, ${
-        count("rpc-error")
-      } JSON-RPC errors, ${count("http-error")} HTTP errors (requests on a killed replica)`,
+      `chaos: ${4 * CALLS} calls in ${seconds.toFixed(1)} s: ${outcome("answered")} answered, ${
+        outcome("rpc-error")
+      } JSON-RPC errors, ${outcome("http-error")} HTTP errors (requests on a killed replica)`,
     );
     for (const [kind, n] of errors) console.log(`  ${n} × ${kind}`);
     // Each error says what happened: Redis was down (fail closed), the tunnel's replica died with the
@@ -139,7 +146,20 @@ Deno.test("chaos: the holder SIGKILLed twice and Redis restarted during 4 × N c
         /Redis|ended before answering|holding (it|its tunnel) is gone|may or may not have run|is not connected|Bad Gateway|fetch failed|HTTP 50\d/,
       );
     }
-    assert.ok(count("answered") > 2 * CALLS, "most calls were answered");
+    assert.ok(outcome("answered") > 2 * CALLS, "most calls were answered");
+    // A call waiting on the killed holder follows its tunnel to the replica it resumed on; one sent to the
+    // killed holder's inbox is refused by the restarted replica (same id) and sent there too.
+    assert.equal(
+      earlyRpcErrors,
+      0,
+      "no call failed with a JSON-RPC error while only replicas died",
+    );
+    // Each kill is a resume on another replica, never a fresh registration: one session throughout.
+    assert.equal(count("resumed"), 2, "connect resumed after each kill");
+    const sessions = connect.lines.filter((l) => l.json?.event === "registered")
+      .map((l) => l.json?.session);
+    assert.equal(new Set(sessions).size, 1, `one tunnel session throughout: ${sessions}`);
+    assert.equal(count("resume_refused"), 0);
     const pids = new Set(
       connect.lines.filter((l) => l.json?.event === "server_started").map((l) => l.json?.pid),
     );

@@ -6,6 +6,7 @@ import {
   encodeRegister,
   encodeRegisterAck,
   MAX_DESCRIPTION_LENGTH,
+  MAX_LISTED_CLIENT_SESSIONS,
   readRegister,
   readRegisterAck,
   readResumeRequest,
@@ -92,6 +93,21 @@ Deno.test("encodeRegister() and readRegister() agree, extensions and resume incl
   assert.deepEqual(register.resume, { sessionId: "s", token: "t", ack: 4, overflowed: false });
   // A per-client server asks for the extension it cannot run without.
   assert.deepEqual([...register.extensions], ["channels", "client-sessions"]);
+});
+
+Deno.test("readRegisterAck(): the open client sessions are read whole or not at all, never cut short", () => {
+  const ackListing = (clientSessions: unknown[]) =>
+    readRegisterAck(
+      frameOf({ type: "register_ack", status: "success", sessionId: "gw", clientSessions }),
+      "mine",
+    ).clientSessions;
+  const ids = (count: number) => Array.from({ length: count }, (_, i) => `s${i}`);
+  assert.deepEqual(ackListing([]), [], "none open: every instance may stop");
+  assert.deepEqual(ackListing(ids(MAX_LISTED_CLIENT_SESSIONS)), ids(MAX_LISTED_CLIENT_SESSIONS));
+  // Cut to its first entries, a longer list would make connect stop the instances of the others.
+  assert.equal(ackListing(ids(MAX_LISTED_CLIENT_SESSIONS + 1)), undefined);
+  // An id connect could never hold is not one of its instances.
+  assert.deepEqual(ackListing(["a", 7, "x".repeat(257), "b"]), ["a", "b"]);
 });
 
 Deno.test("encodeRegisterAck() and readRegisterAck() agree; a missing session id falls back", () => {

@@ -323,3 +323,25 @@ Deno.test("a record saved before the last acknowledgements (a crash) is correcte
     await store.close();
   }
 });
+
+Deno.test("a request that arrives while serve stops gets 503 with Retry-After, never a 404 for a session being saved", async () => {
+  const store = new MemoryStore();
+  const gateway = await gatewayOn(store);
+  const tunnels: TunnelClient[] = [];
+  let closing: Promise<void> | undefined;
+  try {
+    const raw = await registerResumable(gateway, "svc");
+    tunnels.push(raw.tunnel);
+    const mcpSession = await initializeMcp(gateway, "svc");
+    // The stop begins; the listener still accepts while sessions are handed to the store and the
+    // link is told 1001 (which this tunnel does not answer, so the stop waits for it).
+    closing = gateway.close();
+    const response = await postMcp(gateway, "svc", rpc(1, "tools/list"), { session: mcpSession });
+    assert.equal(response.status, 503);
+    assert.equal(response.headers.get("retry-after"), "1");
+    assert.match(JSON.stringify(await response.json()), /shutting down; retry/);
+  } finally {
+    for (const tunnel of tunnels) tunnel.socket.close();
+    await (closing ?? gateway.close());
+  }
+});

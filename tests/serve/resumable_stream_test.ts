@@ -29,10 +29,23 @@ function numbers(events: SseEvent[]): number[] {
   return events.filter((e) => e.data !== "").map((e) => JSON.parse(e.data).params.n as number);
 }
 
-Deno.test("parseEventId() reads STREAM:EVENT and refuses anything else", () => {
+Deno.test("parseEventId() reads STREAM:EVENT and REPLICA.STREAM:EVENT and refuses anything else", () => {
   assert.deepEqual(parseEventId("3:17"), { stream: "3", seq: 17 });
   assert.deepEqual(parseEventId(" 03:0 "), { stream: "3", seq: 0 });
-  for (const bad of ["", "3", "3:", ":1", "a:1", "1:2:3", "1:-1", "9999999999999999:1"]) {
+  assert.deepEqual(parseEventId("gw-1_a.3:17"), { replica: "gw-1_a", stream: "3", seq: 17 });
+  const bads = [
+    "",
+    "3",
+    "3:",
+    ":1",
+    "a:1",
+    "1:2:3",
+    "1:-1",
+    "9999999999999999:1",
+    ".3:1",
+    "a.b.3:1",
+  ];
+  for (const bad of [...bads, `${"r".repeat(65)}.3:1`]) {
     assert.equal(parseEventId(bad), undefined, bad);
   }
 });

@@ -2,6 +2,7 @@
 // replicas seen, tunnels owned, cross-replica calls and their latency, takeovers, refused envelopes.
 
 import { type ErrorCounter, errorCounter } from "../../util/common_metrics.ts";
+import type { ForwardWhat } from "./stream_forwards.ts";
 import type { Counter, Gauge, Histogram, MetricsRegistry } from "../../util/prometheus.ts";
 import type { EnvelopeRefusal } from "./envelope.ts";
 
@@ -50,6 +51,8 @@ export interface ClusterMetrics {
   takeovers: ErrorCounter<"taken" | "lost">;
   /** Envelopes refused by reason. */
   envelopesRefused: ErrorCounter<EnvelopeRefusal>;
+  /** Requests this replica forwarded to the replica holding their stream, by what they were. */
+  streamForwards: ErrorCounter<ForwardWhat>;
 }
 
 /**
@@ -105,6 +108,13 @@ export function registerClusterMetrics(registry: MetricsRegistry): ClusterMetric
       help: "Envelopes from other replicas refused, by reason (bad_mac, replay, stale, …).",
       labelNames: ["reason"],
       initial: REFUSALS.map((reason) => [reason]),
+    })),
+    streamForwards: errorCounter(registry.counterVec({
+      name: "mcp_rproxy_stream_forwards_total",
+      help:
+        "Requests forwarded to the replica holding their stream (legacy_post, link_post, resume), by what they were.",
+      labelNames: ["what"],
+      initial: [["legacy_post"], ["link_post"], ["resume"]],
     })),
   };
 }

@@ -14,7 +14,17 @@ import type { Envelope, EnvelopeDraft } from "./envelope.ts";
 import { UndeliverableError } from "./inbox.ts";
 
 /** A tunnel id minted by a replica: `<rid>.<n>`. */
-export const CROSS_ID = /^([A-Za-z0-9_-]{1,64})\.(\d{1,15})$/;
+export const CROSS_ID = /^([A-Za-z0-9_-]{1,64})\.(\d{1,16})$/;
+
+/**
+ * The first call number of a replica process: its start time in ms × 1000. A replica started again under
+ * the same id (`--replica-id`) numbers past every call its earlier process could have made (unless that one
+ * averaged over 1000 calls a millisecond), so an answer to an old call that a resumed tunnel replays never
+ * reaches a new caller.
+ */
+export function firstCallNumber(now = Date.now()): number {
+  return Math.floor(now) * 1000 + 1;
+}
 
 /** The replica a tunnel id or progress token names, if it is a cross-replica one. */
 export function originOf(id: unknown): string | undefined {
@@ -43,6 +53,12 @@ interface Pending {
   method: string;
   progressToken?: string | number;
   route: CallRoute;
+  /**
+   * Where it was last sent. `route` may move on without it (`moveRoute`: the tunnel resumed elsewhere)
+   * while the envelope waits unread in a dead holder's inbox; if that one says it never took the call, it
+   * goes to the new holder.
+   */
+  sentTo: CallRoute;
   started: number;
   onProgress: ((notification: JsonObject) => void) | undefined;
   raw: boolean;
@@ -78,7 +94,7 @@ export class CrossCalls {
   readonly #options: CrossCallsOptions;
   readonly #pending = new Map<string, Pending>();
   readonly #now: () => number;
-  #next = 1;
+  #next = firstCallNumber();
 
   constructor(options: CrossCallsOptions) {
     this.#options = options;
@@ -95,6 +111,16 @@ export class CrossCalls {
     const routes = new Map<string, CallRoute>();
     for (const { route } of this.#pending.values()) routes.set(`${route.sid}:${route.gen}`, route);
     return [...routes.values()];
+  }
+
+  /**
+   * The tunnel of `route` is held under `next` now (its client resumed it on another replica): the calls
+   * waiting on it wait there, for the answers the resumed link brings (cancellations go there too).
+   */
+  moveRoute(route: CallRoute, next: CallRoute): void {
+    for (const pending of this.#pending.values()) {
+      if (pending.route.sid === route.sid && pending.route.gen === route.gen) pending.route = next;
+    }
   }
 
   /** Fails every call waiting on `route`'s session under its generation, with `why`. */
@@ -136,7 +162,8 @@ export class CrossCalls {
         const cancelled = this.#take(id);
         if (cancelled === undefined) return;
         cancelled.settle(undefined);
-        this.#cancel(route, id, String(signal?.reason ?? "cancelled"));
+        // Where the tunnel is now: it may have moved since the call was sent (`moveRoute`).
+        this.#cancel(cancelled.route, id, String(signal?.reason ?? "cancelled"));
       };
       const timer = setTimeout(() => {
         const timedOut = this.#take(id);
@@ -149,7 +176,7 @@ export class CrossCalls {
             timeoutMs / 1000
           } s`,
         ));
-        this.#cancel(route, id, `timed out after ${timeoutMs / 1000} s`);
+        this.#cancel(timedOut.route, id, `timed out after ${timeoutMs / 1000} s`);
       }, timeoutMs);
       const pending: Pending = {
         message,
@@ -158,6 +185,7 @@ export class CrossCalls {
         originalId: request.id,
         method: request.method,
         route,
+        sentTo: route,
         started: this.#now(),
         onProgress,
         raw,
@@ -176,6 +204,7 @@ export class CrossCalls {
 
   #send(id: string, pending: Pending): void {
     const { route } = pending;
+    pending.sentTo = route;
     this.#options.send({
       kind: "call",
       target: route.rid,
@@ -195,12 +224,13 @@ export class CrossCalls {
   async #undelivered(id: string, why: string, elsewhere: boolean): Promise<boolean> {
     const pending = this.#pending.get(id);
     if (pending === undefined) return false;
+    const sent = pending.sentTo;
     const next = elsewhere && pending.rerouted === 0
-      ? await this.#options.reroute?.(pending.route).catch(() => undefined)
+      ? await this.#options.reroute?.(sent).catch(() => undefined)
       : undefined;
     if (
       next === undefined || this.#pending.get(id) !== pending ||
-      (next.sid === pending.route.sid && next.gen === pending.route.gen)
+      (next.sid === sent.sid && next.gen === sent.gen)
     ) {
       return this.fail(id, why);
     }

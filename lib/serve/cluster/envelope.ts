@@ -27,9 +27,19 @@ export type EnvelopeKind =
   | "server_answer"
   /** A newer generation took the tunnel session `sid` over: the target closes its link with 4002. */
   | "supersede"
-  /** An HTTP request that belongs to a stream the target holds. */
+  /** A legacy SSE POST for a session whose stream the target holds; answered by `forward_answer`. */
   | "forward"
-  | "forward_answer";
+  /** A POST of an SSE link whose stream the target holds; answered by `forward_answer`. */
+  | "link_post"
+  /** A client resumes a stream the target holds (its Last-Event-ID); answered by `forward_answer`. */
+  | "resume"
+  | "forward_answer"
+  /** Bytes of a resumed stream, from its holder to the replica holding the client's connection. */
+  | "stream_data"
+  /** The resumed stream's connection at its holder ended. */
+  | "stream_end"
+  /** The client's connection of a resumed stream ended: the holder stops relaying. */
+  | "stream_cancel";
 
 /** What a sender fills in; the seal adds origin, nonce, ts and mac. */
 export interface EnvelopeDraft {
@@ -82,7 +92,12 @@ const KINDS: ReadonlySet<string> = new Set<EnvelopeKind>([
   "server_answer",
   "supersede",
   "forward",
+  "link_post",
+  "resume",
   "forward_answer",
+  "stream_data",
+  "stream_end",
+  "stream_cancel",
 ]);
 
 const encoder = new TextEncoder();

@@ -28,6 +28,13 @@ export interface HolderOptions {
   crossCalls: CrossCalls;
   /** Counts an answer no one waits for any more (`late_response`). */
   late?: () => void;
+  /**
+   * Whether replica `rid` was alive at the last beat. An answer whose origin has no inbox and was not alive
+   * then has no caller (a resumed link replays the answers of calls a dead replica sent): dropped and
+   * counted at once rather than retried. (A replica started since the last beat may not be seen yet, so
+   * this is asked only once its inbox is found missing.) Default: every replica is.
+   */
+  alive?: (rid: string) => boolean;
   /** An answer that could not be sent is tried again this often, this many times; 1000 ms, 10. */
   retryMs?: number;
   retries?: number;
@@ -144,7 +151,7 @@ export class Holder {
       payload: wire,
     }).catch((error: unknown) => {
       this.#options.late?.();
-      log.info("Dropped the answer of call {id}: its origin replica {origin} is gone ({error})", {
+      log.debug("Dropped the answer of call {id}: its origin replica {origin} is gone ({error})", {
         event: "late_response",
         id,
         origin,
@@ -164,7 +171,9 @@ export class Holder {
       try {
         return await this.#options.send(draft);
       } catch (error: unknown) {
-        const again = error instanceof UndeliverableError;
+        const gone = error instanceof UndeliverableError && error.kind === "no-inbox" &&
+          this.#options.alive?.(draft.target) === false;
+        const again = error instanceof UndeliverableError && !gone;
         if (!again || attempt >= retries || this.#closing.signal.aborted) throw error;
         await delay(retryMs, this.#closing.signal);
       }

@@ -58,6 +58,7 @@ export class RedisClient {
   readonly #onState: ((state: RedisState) => void) | undefined;
   #state: RedisState = { up: false, reason: "connecting" };
   #downSince = performance.now();
+  #upSince = -Infinity;
   #waiters = new Set<() => void>();
   #closed = false;
 
@@ -98,6 +99,11 @@ export class RedisClient {
   /** Whether Redis answers on this connection, and why not. */
   get state(): RedisState {
     return this.#state;
+  }
+
+  /** When the connection last came up (performance.now()); -Infinity before the first time. */
+  get upSince(): number {
+    return this.#upSince;
   }
 
   /** Resolves once the connection is up; rejects with the signal's reason. */
@@ -144,6 +150,7 @@ export class RedisClient {
     }
     this.#state = state;
     if (state.up) {
+      this.#upSince = performance.now();
       const seconds = Math.round((performance.now() - this.#downSince) / 100) / 10;
       log.info("Redis reachable at {redis} ({connection}) after {seconds} s", {
         event: "redis_up",

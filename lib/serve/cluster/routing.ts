@@ -10,7 +10,7 @@ import type { CallTarget } from "../call_contract.ts";
 import { RawResponse } from "../call_table.ts";
 import type { ServeMetrics } from "../metrics.ts";
 import type { TunnelSession } from "../tunnel_session.ts";
-import type { LegacyForward, LegacyReplica } from "../legacy_sse.ts";
+import type { LinkPost, LinkPostAnswer, SseLinkReplica } from "../sse_link_endpoint.ts";
 import type { McpEndpoint } from "../mcp_endpoint.ts";
 import type { McpEndpointOptions } from "../mcp_endpoint_contract.ts";
 import type { RegistrarOptions, ServerMessageRouter } from "../registration.ts";
@@ -18,11 +18,11 @@ import type { Cluster } from "./cluster.ts";
 import { type CallRoute, CrossCalls } from "./cross_calls.ts";
 import { Holder, redisDownError } from "./holder.ts";
 import { SharedSessions } from "./shared_sessions.ts";
+import { StaleCalls } from "./stale_calls.ts";
+import { StreamForwards } from "./stream_forwards.ts";
+import { StreamRelays } from "./stream_relays.ts";
 import { type LocalClients, ServerMessages } from "./server_messages.ts";
 import { TunnelRegistry } from "../tunnel_registry.ts";
-
-/** How long a legacy POST forwarded to the replica holding its session may take, in ms. */
-const FORWARD_TIMEOUT_MS = 10_000;
 
 /** How long a directory answer is trusted before it is asked again, in ms. */
 const LOOKUP_CACHE_MS = 1_000;
@@ -34,6 +34,10 @@ export interface ClusterRoutingOptions {
   callTimeoutMs: number;
   /** MCP client sessions unused this long are forgotten, in ms. */
   sessionTtlMs: number;
+  /** How long calls wait on a tunnel whose holder is gone (`StaleCallsOptions`). */
+  resumeWindowMs: number;
+  /** Whether a tunnel session can still be resumed (`StaleCallsOptions`). */
+  resumable?: (sid: string) => Promise<boolean>;
   metrics?: ServeMetrics | undefined;
 }
 
@@ -97,8 +101,10 @@ export class ClusterRouting {
   readonly registry = new ClusterRegistry();
   readonly #lookups = new Map<string, { at: number; route: Promise<CallRoute | undefined> }>();
   readonly #initialized = new Map<string, Promise<JsonRpcResponse>>();
-  readonly #forwards = new Map<string, (status: number) => void>();
-  #nextForward = 1;
+  /** Requests for streams other replicas hold, and those forwarded here. */
+  readonly forwards: StreamForwards;
+  /** Streams resumed on another replica than the one holding them. */
+  readonly relays: StreamRelays;
 
   constructor(options: ClusterRoutingOptions) {
     const { cluster, metrics } = options;
@@ -117,6 +123,7 @@ export class ClusterRouting {
       send,
       crossCalls: this.crossCalls,
       late: () => metrics?.errors.inc("late_response"),
+      alive: (rid) => cluster.liveness.alive(rid),
     });
     cluster.on("call", (envelope) => this.#holder.onCall(envelope));
     cluster.on("cancel", (envelope) => this.#holder.onCancel(envelope));
@@ -128,6 +135,8 @@ export class ClusterRouting {
       });
     }
     cluster.on("supersede", (e) => cluster.superseded(e.sid, e.generation, e.origin));
+    this.forwards = new StreamForwards(cluster);
+    this.relays = new StreamRelays(cluster, this.forwards);
     this.shared = new SharedSessions({ commands: cluster.commands, ttlMs: options.sessionTtlMs });
     this.registry.bind(this);
     let downAt = Infinity;
@@ -144,37 +153,14 @@ export class ClusterRouting {
       );
       downAt = Infinity;
     });
-    cluster.events.addEventListener("beat", () => void this.#failStale());
-  }
-
-  /**
-   * With each beat, the calls waiting on a holder that lost their tunnel session get a JSON-RPC error: the
-   * holder is no longer alive, or the directory names another session or owner (the tunnel registered
-   * afresh elsewhere after its replica died: the old session's calls cannot be answered any more).
-   */
-  async #failStale(): Promise<void> {
-    const routes = this.crossCalls.routes();
-    if (routes.length === 0) return;
-    const alive = this.cluster.liveness.replicas;
-    for (const route of routes) {
-      let why: string | undefined;
-      if (!alive.has(route.rid)) why = `replica ${route.rid} holding its tunnel is gone`;
-      else {
-        const found = await this.cluster.ownership.lookup(route).catch(() => null);
-        if (found === null) continue; // Redis down: no verdict now
-        if (
-          found?.sid !== route.sid || found.owner?.rid !== route.rid ||
-          found.owner.gen !== route.gen
-        ) {
-          why = `the tunnel it was sent to on replica ${route.rid} ended`;
-        }
-      }
-      if (why === undefined) continue;
-      this.crossCalls.failRoute(
-        route,
-        `Server '${route.name}': ${why} before answering; the call may or may not have run`,
-      );
-    }
+    const stale = new StaleCalls({
+      crossCalls: this.crossCalls,
+      lookup: (server) => cluster.ownership.lookup(server),
+      alive: () => cluster.liveness.replicas,
+      resumeWindowMs: options.resumeWindowMs,
+      ...(options.resumable === undefined ? {} : { resumable: options.resumable }),
+    });
+    cluster.events.addEventListener("beat", () => void stale.check());
   }
 
   /**
@@ -227,75 +213,30 @@ export class ClusterRouting {
     return true;
   }
 
-  /**
-   * Replicas: this replica for the legacy transport. A POST for a session whose connection another
-   * replica holds goes there (`forward`) and comes back with its HTTP status (404 when it is gone).
-   */
-  legacyReplica(): LegacyReplica {
-    return {
-      id: this.cluster.replicaId,
-      forward: (rid, post) =>
-        new Promise<number>((resolve) => {
-          const id = `${this.cluster.replicaId}.f${this.#nextForward++}`;
-          const timer = setTimeout(() => done(404), FORWARD_TIMEOUT_MS);
-          const done = (status: number) => {
-            clearTimeout(timer);
-            this.#forwards.delete(id);
-            resolve(status);
-          };
-          this.#forwards.set(id, done);
-          this.cluster.inbox.send({
-            kind: "forward",
-            target: rid,
-            deadline: Date.now() + FORWARD_TIMEOUT_MS,
-            generation: 0,
-            sid: "",
-            id,
-            payload: JSON.stringify(post),
-          }).catch(() => done(404));
-        }),
-    };
+  /** Replicas: SSE link ids name this replica; a POST for another's link is forwarded there. */
+  linkReplica(): SseLinkReplica {
+    return this.forwards.linkReplica();
   }
 
-  /** Where a forwarded legacy POST is delivered on this replica (the endpoint's). */
-  onForward(deliver: (post: LegacyForward) => Promise<number>): void {
-    this.cluster.on("forward", (envelope) => {
-      let post: LegacyForward | undefined;
-      try {
-        post = JSON.parse(envelope.payload) as LegacyForward;
-      } catch {
-        post = undefined;
-      }
-      const status = post === undefined ? Promise.resolve(400) : deliver(post);
-      void status.then((code) =>
-        this.cluster.inbox.send({
-          kind: "forward_answer",
-          target: envelope.origin,
-          deadline: 0,
-          generation: 0,
-          sid: "",
-          id: envelope.id,
-          payload: String(code),
-        }).catch(() => {})
-      );
-    });
-    this.cluster.on("forward_answer", (envelope) => {
-      this.#forwards.get(envelope.id)?.(Number(envelope.payload) || 404);
-    });
+  /** Binds the link endpoint: POSTs forwarded here for SSE links whose streams are here reach them. */
+  attachLinks(links: { forwardedPost(post: LinkPost): LinkPostAnswer }): void {
+    this.forwards.serveLinks((post) => links.forwardedPost(post));
   }
 
-  /** What the MCP endpoint of a replica adds: remote servers, shared sessions, legacy forwarding. */
-  endpointOptions(): Pick<McpEndpointOptions, "remote" | "shared" | "replica"> {
+  /** What the MCP endpoint of a replica adds: remote servers, shared sessions, forwarded streams. */
+  endpointOptions(): Pick<McpEndpointOptions, "remote" | "shared" | "replica" | "streamReplica"> {
     return {
       remote: (owner, name) => this.remote(owner, name),
       shared: this.shared,
-      replica: this.legacyReplica(),
+      replica: this.forwards.legacyReplica(),
+      streamReplica: this.relays.replica(),
     };
   }
 
   /** Binds the endpoint: forwarded legacy POSTs and server-initiated messages reach its clients. */
   attach(endpoint: McpEndpoint): void {
-    this.onForward((post) => endpoint.forwarded(post));
+    this.forwards.serveLegacy((post) => endpoint.forwarded(post));
+    this.relays.serve((request) => endpoint.resumed(request));
     this.attachClients(endpoint.router);
   }
 

@@ -3,6 +3,8 @@
 // used; so no sticky sessions are needed at the load balancer.
 
 import { isObject, type JsonObject } from "../../util/json_object.ts";
+import { SessionsUnavailableError } from "../shared_session_hooks.ts";
+import { LIVENESS_DEFAULTS } from "./liveness.ts";
 import type { RedisClient } from "./redis_client.ts";
 
 /** The key of MCP client session `id`. */
@@ -26,6 +28,11 @@ export interface SharedSessionsOptions {
   ttlMs: number;
   /** Sessions remembered here (to renew and to publish again); past it the least recent are forgotten. */
   maxTracked?: number;
+  /**
+   * For this long after Redis came back, a missing record may be one an empty Redis lost and a replica
+   * has not published again yet (each does at its next beat), in ms. Default: two beats and a second.
+   */
+  recoveringMs?: number;
 }
 
 /** Reads a record; undefined when it is not one. */
@@ -94,16 +101,42 @@ export class SharedSessions {
     for (const { record } of this.#known.values()) this.#publish(record);
   }
 
-  /** The session's record, when another replica opened it (and it is not past its TTL). */
+  /**
+   * The session's record, when another replica opened it (and it is not past its TTL). While Redis is
+   * unreachable a session seen here before is taken as it was (a DELETE elsewhere meanwhile cannot be
+   * known); any other cannot be told from a gone one, and neither can a missing record just after Redis
+   * came back (it may have lost it): both throw rather than answer "no such session".
+   *
+   * @throws {SessionsUnavailableError} Whether the session exists cannot be known now.
+   */
   async find(id: string): Promise<SharedClientSession | undefined> {
-    if (!this.#options.commands.state.up || id.length > 128) return undefined;
+    if (id.length > 128) return undefined;
+    const { commands } = this.#options;
+    const known = this.#known.get(id)?.record;
+    let record: SharedClientSession | undefined;
     try {
-      const record = readRecord(await this.#options.commands.redis.get(clientKey(id)));
-      if (record !== undefined) this.#mark(record);
-      return record;
-    } catch {
-      return undefined;
+      const state = commands.state;
+      if (!state.up) throw new Error(state.reason);
+      record = readRecord(await commands.redis.get(clientKey(id)));
+    } catch (error: unknown) {
+      if (known !== undefined) return known;
+      throw new SessionsUnavailableError(
+        `Redis is unreachable (${
+          error instanceof Error ? error.message : String(error)
+        }), so this replica cannot find the MCP session; retry in a moment`,
+      );
     }
+    if (record !== undefined) {
+      this.#mark(record);
+      return record;
+    }
+    const recoveringMs = this.#options.recoveringMs ?? 2 * LIVENESS_DEFAULTS.beatMs + 1_000;
+    if (performance.now() - commands.upSince < recoveringMs) {
+      throw new SessionsUnavailableError(
+        "Redis came back a moment ago and the replicas are publishing their MCP sessions again; retry in a moment",
+      );
+    }
+    return undefined;
   }
 
   /** The client ended the session: every replica forgets it (each on its next lookup). */

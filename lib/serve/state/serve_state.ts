@@ -28,6 +28,12 @@ export interface ServeStateOptions {
   now?: () => number;
   /** Counts failed writes (`state_store`) and writes dropped while the store failed (`state_dropped`). */
   metrics?: ServeMetrics;
+  /**
+   * Replicas: a tunnel record lives this long after it was saved, and {@link ServeState.refresh} saves it
+   * again after a quarter of it, so that the records of a replica that died go away once no client can
+   * resume them any more. Undefined: a record lives until its session ends (one serve).
+   */
+  tunnelTtlMs?: number;
   /** Batching and retry of writes (tests shorten them). */
   writer?: Omit<StateWriterOptions, "onError" | "onDropped">;
 }
@@ -57,6 +63,8 @@ export class ServeState {
   #writer: StateWriter;
   #options: ServeStateOptions;
   #now: () => number;
+  /** The tunnel records saved with a lifetime, for {@link refresh}. */
+  #living = new Map<string, { record: TunnelRecord; savedAt: number }>();
 
   constructor(store: StateStore, options: ServeStateOptions) {
     this.store = store;
@@ -112,18 +120,57 @@ export class ServeState {
     };
   }
 
+  /**
+   * Replicas: the record of one tunnel session and the mark of its end, read from the shared store when
+   * its client asks a replica that does not hold it to resume it. An unreadable record counts as none.
+   */
+  async findTunnel(id: string): Promise<{ tunnel?: TunnelRecord; ended?: EndedRecord }> {
+    const [tunnel, ended] = await Promise.all([
+      this.store.get(recordKey("tunnel", id)),
+      this.store.get(recordKey("ended", id)),
+    ]);
+    const found: { tunnel?: TunnelRecord; ended?: EndedRecord } = {};
+    const record = tunnel === undefined ? undefined : readTunnelRecord(tunnel);
+    const mark = ended === undefined ? undefined : readEndedRecord(ended);
+    if (record !== undefined) found.tunnel = record;
+    if (mark !== undefined) found.ended = mark;
+    return found;
+  }
+
   /** Saves a tunnel session (it lives until it ends: a restored one the client never resumes expires). */
   saveTunnel(record: TunnelRecord): void {
-    this.#writer.set(recordKey("tunnel", record.id), JSON.stringify(record));
+    const ttlMs = this.#options.tunnelTtlMs;
+    this.#writer.set(recordKey("tunnel", record.id), JSON.stringify(record), ttlMs);
+    if (ttlMs !== undefined) this.#living.set(record.id, { record, savedAt: this.#now() });
+  }
+
+  /**
+   * Saves again the tunnel records a quarter through their lifetime (replicas; often, cheap), or `all` of
+   * them (Redis came back empty).
+   */
+  refresh(all = false): void {
+    const ttlMs = this.#options.tunnelTtlMs;
+    if (ttlMs === undefined) return;
+    const due = all ? Infinity : this.#now() - ttlMs / 4;
+    for (const { record, savedAt } of [...this.#living.values()]) {
+      if (savedAt <= due) this.saveTunnel(record);
+    }
+  }
+
+  /** Stops saving a tunnel record that another replica keeps now (its session was taken over). */
+  forgetTunnel(id: string): void {
+    this.#living.delete(id);
   }
 
   /** Forgets a tunnel session that ended without anything to tell a late resume. */
   dropTunnel(id: string): void {
+    this.#living.delete(id);
     this.#writer.delete(recordKey("tunnel", id));
   }
 
   /** Forgets a tunnel session and keeps the mark of how it ended, for the keep time. */
   endTunnel(record: EndedRecord): void {
+    this.#living.delete(record.id);
     this.#writer.delete(recordKey("tunnel", record.id));
     const left = record.endedAt + this.#options.endedKeepMs - this.#now();
     if (left >= 1) {
@@ -142,6 +189,11 @@ export class ServeState {
   /** Forgets an MCP client session (deleted by its client, or forgotten as idle). */
   dropClient(id: string): void {
     this.#writer.delete(recordKey("client", id));
+  }
+
+  /** Stores what is pending now; resolves once tried, stored or not. */
+  flush(): Promise<void> {
+    return this.#writer.flush();
   }
 
   /** Stores what is pending, within `timeoutMs`; the store stays open (its opener closes it). */

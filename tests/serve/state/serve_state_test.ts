@@ -115,3 +115,47 @@ Deno.test("ServeState.load() drops records it cannot read, and deletes them from
     await store.close();
   }
 });
+
+Deno.test("ServeState with a tunnel lifetime (replicas): records are saved again before it runs out, until dropped or taken over", async () => {
+  let clock = 0;
+  const store = new MemoryStore({ now: () => clock });
+  const state = new ServeState(store, {
+    clientTtlMs: 60_000,
+    endedKeepMs: 60_000,
+    tunnelTtlMs: 1_000,
+    now: () => clock,
+    writer: { delayMs: 0 },
+  });
+  const key = { space: "tunnel", id: tunnel.id };
+  const stored = () => state.flush();
+  try {
+    state.saveTunnel(tunnel);
+    await stored();
+    clock = 200;
+    state.refresh(); // not due: less than a quarter of its lifetime went by
+    clock = 300;
+    state.refresh(); // due: saved again, to live until 1300
+    await stored();
+    clock = 1_100;
+    assert.deepEqual(JSON.parse((await store.get(key))!), tunnel, "refreshed before it ran out");
+
+    // Taken over by another replica: no longer saved here, so it runs out (the new holder saves it).
+    state.forgetTunnel(tunnel.id);
+    clock = 1_300;
+    state.refresh();
+    assert.equal(state.pending, 0, "nothing saved for a session taken over");
+    assert.equal(await store.get(key), undefined);
+
+    // Dropped (ended): deleted, and not saved again.
+    state.saveTunnel(tunnel);
+    await stored();
+    state.dropTunnel(tunnel.id);
+    clock = 1_600;
+    state.refresh();
+    await stored();
+    assert.equal(await store.get(key), undefined, "a dropped session is not saved again");
+  } finally {
+    await state.close(1000);
+    await store.close();
+  }
+});

@@ -1,0 +1,96 @@
+// An SSE link (`connect --transport sse`) through HAProxy round-robin per request in front of three
+// `serve --redis` replicas: the link's stream stays on one replica while its POSTs land on all three, the
+// others forward theirs to the stream's replica, and every call of four SDK clients (also through
+// HAProxy) is answered.
+
+import assert from "node:assert/strict";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { parsePrometheus, sampleValue } from "../fixtures/prometheus_parser.ts";
+import { DEMO_SERVER, startProxy } from "../fixtures/proxy_process.ts";
+import { startServeCluster } from "../fixtures/serve_cluster.ts";
+import { TOKENS, within } from "../fixtures/test_gateway.ts";
+
+function textOf(result: unknown): string {
+  const content = (result as { content: { type: string; text: string }[] }).content;
+  return content[0]!.text;
+}
+
+async function metric(healthPort: number, name: string, labels = {}): Promise<number> {
+  const response = await fetch(`http://127.0.0.1:${healthPort}/metrics`);
+  return sampleValue(parsePrometheus(await response.text()), name, labels);
+}
+
+Deno.test("3 replicas behind HAProxy: an SSE link's POSTs reach its stream's replica from any replica; 100 calls succeed", async () => {
+  const cluster = await startServeCluster();
+  const clients: Client[] = [];
+  try {
+    await using connect = startProxy([
+      "connect",
+      "--gateway",
+      cluster.url,
+      "--transport",
+      "sse",
+      "--server",
+      `name=demo,stdio="${DEMO_SERVER.join(" ")}"`,
+      "--log-format",
+      "json",
+    ], { env: { REVERSE_PROXY_TOKEN: TOKENS.alice } });
+    const registered = await connect.waitForLine(
+      (l) => l.json?.event === "registered" && l.json.server === "demo",
+      60_000,
+    );
+    assert.equal(registered.json?.transport, "sse");
+
+    for (let i = 0; i < 4; i++) {
+      const client = new Client({ name: "replicas-sse-link-test", version: "1.0.0" });
+      const transport = new StreamableHTTPClientTransport(
+        new URL(`${cluster.url}/servers/demo/mcp`),
+        {
+          requestInit: { headers: { Authorization: `Bearer ${TOKENS.alice}` } },
+        },
+      );
+      await within(client.connect(transport), 20_000, "the MCP client to connect");
+      clients.push(client);
+    }
+    const calls = clients.flatMap((client, c) =>
+      Array.from(
+        { length: 25 },
+        (_, n) =>
+          client.callTool({ name: "echo", arguments: { message: `c${c}-n${n}` } }).then((
+            result: unknown,
+          ) => assert.equal(textOf(result), `Echo: c${c}-n${n}`)),
+      )
+    );
+    await within(Promise.all(calls), 60_000, "100 calls");
+
+    // The stream's replica holds the tunnel; the two others forwarded the link's POSTs they took.
+    const owned = await Promise.all(
+      cluster.replicas.map((r) => metric(r.healthPort, "mcp_rproxy_tunnels_owned")),
+    );
+    assert.deepEqual(owned.toSorted(), [0, 0, 1], `tunnels owned ${owned}`);
+    const holder = owned.indexOf(1);
+    const forwarded = await Promise.all(
+      cluster.replicas.map((r) =>
+        metric(r.healthPort, "mcp_rproxy_stream_forwards_total", { what: "link_post" })
+      ),
+    );
+    console.log(
+      `link POSTs forwarded per replica: ${forwarded.join(", ")} (holder r${holder + 1})`,
+    );
+    assert.equal(forwarded[holder], 0, "the holder takes its own link's POSTs");
+    assert.ok(
+      forwarded.filter((_, i) => i !== holder).every((n) => n > 0),
+      `forwarded link POSTs ${forwarded}`,
+    );
+    // One link the whole time: no POST was refused and nothing redialed.
+    assert.equal(
+      connect.lines.filter((l) => l.json?.event === "registered").length,
+      1,
+      "connect registered once",
+    );
+  } finally {
+    for (const client of clients) await client.close().catch(() => {});
+    await cluster.close();
+  }
+});

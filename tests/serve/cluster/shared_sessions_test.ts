@@ -1,0 +1,83 @@
+// MCP client sessions shared by replicas, against a real Redis: a session is "not found" (404, initialize
+// again) only when Redis can say so. While Redis is unreachable, or just after it came back empty (the
+// replicas publish their sessions again at their next beat), the answer is 503 with Retry-After.
+
+import assert from "node:assert/strict";
+import { RedisClient } from "../../../lib/serve/cluster/redis_client.ts";
+import { SharedSessions } from "../../../lib/serve/cluster/shared_sessions.ts";
+import { SessionsUnavailableError } from "../../../lib/serve/shared_session_hooks.ts";
+import { closeReplicas, startReplicas } from "../../fixtures/replicas.ts";
+import { freePort } from "../../fixtures/daemon.ts";
+import { initializeMcp, postMcp, rpc } from "../../fixtures/mcp_http.ts";
+import { startRedis } from "../../fixtures/redis_server.ts";
+import { serveTestServer } from "../../fixtures/test_gateway.ts";
+
+const RECORD = {
+  owner: "alice",
+  serverName: "srv",
+  capabilities: {},
+  protocolVersion: "2025-11-25",
+};
+
+function client(url: string): RedisClient {
+  return new RedisClient({ url, name: "commands", backoff: { baseMs: 20, maxMs: 200 } });
+}
+
+Deno.test("SharedSessions.find() while Redis is unreachable: a session seen here is taken as it was, any other cannot be told from a gone one", async () => {
+  // Nothing listens there: the connection never comes up.
+  const commands = client(`redis://127.0.0.1:${freePort()}`);
+  try {
+    const shared = new SharedSessions({ commands, ttlMs: 60_000 });
+    shared.opened({ id: "seen", ...RECORD });
+    assert.deepEqual(await shared.find("seen"), { id: "seen", ...RECORD });
+    await assert.rejects(shared.find("other"), SessionsUnavailableError);
+  } finally {
+    await commands.close();
+  }
+});
+
+Deno.test("SharedSessions.find() just after Redis came back empty says it cannot tell; past the recovery time a missing session is gone", async () => {
+  await using redis = await startRedis();
+  const commands = client(redis.url);
+  try {
+    await commands.ready(AbortSignal.timeout(5_000));
+    const shared = new SharedSessions({ commands, ttlMs: 60_000, recoveringMs: 300 });
+    await redis.restart();
+    await commands.ready(AbortSignal.timeout(10_000));
+    await assert.rejects(shared.find("lost"), SessionsUnavailableError);
+    // The recovery time is a duration: ask again until it has passed (bounded).
+    const until = performance.now() + 5_000;
+    let found: unknown = "unavailable";
+    while (found === "unavailable" && performance.now() < until) {
+      found = await shared.find("lost").catch((error: unknown) => {
+        if (error instanceof SessionsUnavailableError) return "unavailable";
+        throw error;
+      });
+    }
+    assert.equal(found, undefined);
+  } finally {
+    await commands.close();
+  }
+});
+
+Deno.test("a request of a session Redis just lost gets 503 with Retry-After on a replica that never saw it, not 404", async () => {
+  await using redis = await startRedis();
+  const replicas = await startReplicas(redis.url, 2);
+  const [opener, other] = replicas as [typeof replicas[0], typeof replicas[0]];
+  const served = await serveTestServer(other.gateway, "srv");
+  try {
+    const session = await initializeMcp(opener.gateway, "srv");
+    // The replica that opened the session stops (its clients went elsewhere): nobody publishes the
+    // session again after Redis comes back empty, and `other` never saw it.
+    await opener.close();
+    await redis.restart();
+    await other.cluster.commands.ready(AbortSignal.timeout(10_000));
+    const response = await postMcp(other.gateway, "srv", rpc(1, "tools/list"), { session });
+    assert.equal(response.status, 503);
+    assert.equal(response.headers.get("retry-after"), "1");
+    assert.match(JSON.stringify(await response.json()), /Redis came back a moment ago/);
+  } finally {
+    await served.close();
+    await closeReplicas(replicas);
+  }
+});
