@@ -2,7 +2,6 @@
 // command, and maps its outcome to the one exit code table. Nothing under lib/ touches Deno.args,
 // Deno.env or Deno.exit.
 
-import { connectCommand } from "./lib/connect/command.ts";
 import {
   AuthRefusedError,
   EvictedError,
@@ -15,10 +14,11 @@ import type { Command, CommandContext } from "./lib/util/command.ts";
 import { closest } from "./lib/util/did_you_mean.ts";
 import { ConfigError, ListenError } from "./lib/util/errors.ts";
 import { readInterruptKeys } from "./lib/util/interrupt_keys.ts";
-import { logger, setupLogging, shutdownLogging } from "./lib/util/log.ts";
 import { VERSION } from "./lib/util/version.ts";
-// `serve`, `demo` and `demo-server` are imported when chosen: `demo` pulls in the MCP SDK, and loading
-// it for `connect` cost ~70 ms of start-up and ~23 MiB of RSS (docs/performance.md).
+// Every command is imported when chosen: `demo` pulls in the MCP SDK, and loading it for `connect` cost
+// ~70 ms of start-up and ~23 MiB of RSS; `connect` spawns its servers before it loads logging (LogTape),
+// its link and its tunnel (docs/performance.md). So is the logging module: by the command that sets it up.
+type Logging = typeof import("./lib/util/log.ts");
 
 /** Process exit codes, documented in the README; {@link exitCodeFor} is the only map to them. */
 export const ExitCode = {
@@ -148,7 +148,7 @@ const REPEAT_WINDOW_MS = 500;
  */
 function installSignals(
   controller: AbortController,
-  options: { hardStop: () => void; keys: boolean },
+  options: { hardStop: () => void; keys: boolean; logging: () => Logging | undefined },
 ): () => void {
   const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
   let firstAt: number | undefined;
@@ -157,9 +157,13 @@ function installSignals(
     const now = performance.now();
     if (firstAt === undefined) {
       firstAt = now;
-      logger("main").info("Shutting down (send the signal again to stop at once)", {
-        event: "shutdown",
-      });
+      // Before logging is set up, a record would go nowhere anyway.
+      options.logging()?.logger("main").info(
+        "Shutting down (send the signal again to stop at once)",
+        {
+          event: "shutdown",
+        },
+      );
       controller.abort(new Error("shutdown requested"));
     } else if (now - firstAt >= repeatWindowMs) {
       restoreTerminal();
@@ -187,7 +191,7 @@ function writeAll(stream: { writeSync(bytes: Uint8Array): number }, text: string
 async function loadCommand(name: CommandName): Promise<Command> {
   switch (name) {
     case "connect":
-      return connectCommand;
+      return (await import("./lib/connect/command.ts")).connectCommand;
     case "serve":
       return (await import("./lib/serve/command.ts")).serveCommand;
     case "demo":
@@ -218,7 +222,7 @@ function pickCommand(args: string[]): { name: CommandName; rest: string[] } {
 }
 
 /** Runs one command to its end; resolves with nothing, or rejects with what the command threw. */
-async function run(args: string[], state: { logging: boolean }): Promise<void> {
+async function run(args: string[], state: { logging?: Logging }): Promise<void> {
   const first = args[0];
   if (first === "--help" || first === "-h" || first === "help") {
     writeAll(Deno.stdout, TOP_HELP);
@@ -250,7 +254,11 @@ async function run(args: string[], state: { logging: boolean }): Promise<void> {
   // healthcheck and token are short: a Ctrl-C should end them at once, as without listeners.
   const removeSignals = name === "healthcheck" || name === "token"
     ? () => {}
-    : installSignals(controller, { hardStop: () => hardStop(), keys: name === "demo" });
+    : installSignals(controller, {
+      hardStop: () => hardStop(),
+      keys: name === "demo",
+      logging: () => state.logging,
+    });
   const context: CommandContext = {
     signal: controller.signal,
     env: (variable) => Deno.env.get(variable),
@@ -258,8 +266,9 @@ async function run(args: string[], state: { logging: boolean }): Promise<void> {
     stdout: (text) => writeAll(Deno.stdout, text),
     stderr: (text) => writeAll(Deno.stderr, text),
     setupLogging: async (options) => {
-      await setupLogging(options);
-      state.logging = true;
+      const logging = await import("./lib/util/log.ts");
+      await logging.setupLogging(options);
+      state.logging = logging;
     },
     onHardStop: (stop) => hardStop = stop,
     // SIGHUP re-reads serve's tokens file and connect's config file; without a listener it would end
@@ -279,7 +288,7 @@ async function run(args: string[], state: { logging: boolean }): Promise<void> {
 }
 
 if (import.meta.main) {
-  const state = { logging: false };
+  const state: { logging?: Logging } = {};
   let failure: unknown;
   try {
     await run(Deno.args, state);
@@ -290,9 +299,9 @@ if (import.meta.main) {
   const code = exitCodeFor(failure);
   if (failure !== undefined) {
     const { event, message } = describeFailure(failure);
-    if (state.logging) logger("main").error("{error}", { event, error: message });
+    if (state.logging) state.logging.logger("main").error("{error}", { event, error: message });
     else console.error(`mcp-rproxy: ${message}`);
   }
-  await shutdownLogging().catch(() => {});
+  await state.logging?.shutdownLogging().catch(() => {});
   Deno.exit(code);
 }

@@ -132,11 +132,13 @@ async function main(args: string[]): Promise<number> {
   const earlier = config.compare === undefined ? undefined : await readBenchJson(config.compare);
   const program: ProgramOptions = {
     script: config.bundle ? PATHS.bundle : PATHS.main,
-    denoFlags: [],
+    // main.ts runs as the installed command runs it (scripts/install.ts): `serve` and the demo load only
+    // when chosen. The bundle runs as its least-privilege lines say, without the flag.
+    denoFlags: config.bundle ? [] : ["--unstable-lazy-dynamic-imports"],
   };
   if (config.profile !== undefined) {
     await Deno.mkdir(config.profile, { recursive: true });
-    program.denoFlags = ["--cpu-prof", `--cpu-prof-dir=${config.profile}`];
+    program.denoFlags.push("--cpu-prof", `--cpu-prof-dir=${config.profile}`);
   }
   const machine = machineInfo();
   const m = config.measure;
@@ -150,7 +152,11 @@ async function main(args: string[]): Promise<number> {
       config.mode === "peers"
         ? "no large result"
         : `${(m.bigBytes / 1024 / 1024).toFixed(0)} MiB result`
-    }; program ${config.bundle ? "dist/mcp-rproxy/main.js" : "main.ts"}. ${NOISE}`,
+    }; program ${
+      config.bundle
+        ? "dist/mcp-rproxy/main.js"
+        : "main.ts (as installed: --unstable-lazy-dynamic-imports)"
+    }. ${NOISE}`,
   );
 
   const tokensFile = await Deno.makeTempFile({ prefix: "mcp-rproxy-bench-", suffix: ".tokens" });

@@ -12,7 +12,7 @@ export const COMMAND_NAME = "mcp-rproxy";
 const HELP = `Usage: deno task install [--root DIR]
 
 Installs the '${COMMAND_NAME}' command from this checkout: DIR/bin/${COMMAND_NAME}, a shim that runs
-'deno run --allow-all --quiet' on this checkout's main.ts (run it again after changing deno.json).
+'deno run --allow-all --quiet --unstable-lazy-dynamic-imports' on this checkout's main.ts (run it again after changing deno.json).
 
   --root DIR   installation root (default: $DENO_INSTALL_ROOT, else ~/.deno)
   -h, --help   show this help and exit
@@ -25,6 +25,10 @@ export function installArgs(root: string): string[] {
     "--global",
     "--quiet",
     "--allow-all",
+    // Loads `serve` and the demo only when they run (without it, Deno reads their whole module graph,
+    // npm packages included, at every start: ≈ 25 ms before connect could spawn its server; see
+    // docs/performance.md). The bundle cannot use it: its chunks would then need --allow-read.
+    "--unstable-lazy-dynamic-imports",
     "--force",
     "--name",
     COMMAND_NAME,

@@ -1,41 +1,14 @@
-// `mcp-rproxy connect`: settings → logging → health listener → supervisor, until the signal aborts or
-// the supervisor ends; a reload request (SIGHUP, wired in main.ts) re-reads the config file and applies
-// its servers. Outcomes other than a clean end are thrown as typed errors for main.ts to map.
+// `mcp-rproxy connect`: settings → the servers' processes (the early start) → the rest of connect
+// (connect_run.ts), loaded only then. Outcomes other than a clean end are thrown as typed errors for
+// main.ts to map.
 
 import type { CommandContext } from "../util/command.ts";
-import { ConfigError } from "../util/errors.ts";
-import { type HealthServer, startHealthServer } from "../util/health_server.ts";
-import { logger } from "../util/log.ts";
 import { VERSION } from "../util/version.ts";
 import { resolveConnectConfig } from "./config.ts";
-import { createConnectMetrics } from "./metrics.ts";
-import { CONNECT_DEFAULTS, type ConnectSettings } from "./settings.ts";
-import { Supervisor } from "./supervisor.ts";
+import type { ConnectCommandOptions } from "./connect_run.ts";
+import { EarlyServers } from "./early_servers.ts";
 
-/** Options of {@link connectCommand} beyond the shared context. */
-export interface ConnectCommandOptions {
-  /** Returns a number in [0, 1) for backoff jitter; injected by tests. */
-  random?: () => number;
-}
-
-/** Settings a reload does not apply: they take effect at the next start of connect. */
-const NOT_RELOADED: readonly (keyof ConnectSettings)[] = [
-  "gateway",
-  "token",
-  "caCert",
-  "reconnectDelay",
-  "maxRetries",
-  "keepalive",
-  "logLevel",
-  "logFormat",
-  "healthListen",
-  "minReadyServers",
-  "maxServerQueueBytes",
-  "maxServerQueueMessages",
-  "shutdownGrace",
-  "maxReplayBytes",
-  "maxReplayFrames",
-];
+export type { ConnectCommandOptions } from "./connect_run.ts";
 
 /**
  * Runs `mcp-rproxy connect` with the arguments after `connect`. Resolves after a clean shutdown (the
@@ -68,109 +41,14 @@ export async function connectCommand(
     return;
   }
   const { settings, warnings } = result;
-  await context.setupLogging({ level: settings.logLevel, format: settings.logFormat });
-  const log = logger("main");
-  for (const warning of warnings) log.warning("{warning}", { event: "config_warning", warning });
-  let supervisor: Supervisor | undefined;
-  context.onHardStop(() => supervisor?.kill());
-  const metrics = createConnectMetrics({ version: VERSION });
-  let health: HealthServer | undefined;
-  let unsubscribe = () => {};
+  // The servers start first: their own start-up overlaps the loading of the rest of connect (logging,
+  // the link, the tunnel), which launch → registered waits for otherwise (docs/performance.md).
+  const early = EarlyServers.spawn(settings.servers);
+  context.onHardStop(() => early.kill());
   try {
-    if (settings.healthListen !== undefined) {
-      health = await startHealthServer({
-        listen: settings.healthListen,
-        ready: () => supervisor?.ready ?? false,
-        readyDetail: () => supervisor?.readiness() ?? "",
-        metrics,
-      });
-      log.info("Health and metrics on {url}", { event: "health_listening", url: health.url });
-    }
-    supervisor = new Supervisor({
-      settings,
-      signal: context.signal,
-      metrics,
-      replayLimits: {
-        maxBytes: settings.maxReplayBytes ?? CONNECT_DEFAULTS.maxReplayBytes,
-        maxFrames: settings.maxReplayFrames ?? CONNECT_DEFAULTS.maxReplayFrames,
-      },
-      ...(options.random === undefined ? {} : { random: options.random }),
-    });
-    const running = supervisor;
-    if (context.subscribeReload !== undefined) {
-      unsubscribe = context.subscribeReload(() =>
-        void reload(args, context, { running, settings }).catch((error: unknown) =>
-          log.error("Reload failed: {error}", { event: "reload_failed", error: String(error) })
-        )
-      );
-    }
-    await supervisor.run();
+    const { runConnect } = await import("./connect_run.ts");
+    await runConnect({ args, settings, warnings, early }, context, options);
   } finally {
-    unsubscribe();
-    await health?.close();
+    await early.killUntaken();
   }
-}
-
-/** Re-reads the configuration and applies its servers; a bad one is refused and changes nothing. */
-async function reload(
-  args: string[],
-  context: CommandContext,
-  current: { running: Supervisor; settings: ConnectSettings },
-): Promise<void> {
-  const log = logger("main");
-  const file = configPathOf(args);
-  if (file === undefined) {
-    log.info("Nothing to reload: connect was started without --config", {
-      event: "reload_skipped",
-    });
-    return;
-  }
-  let next: ConnectSettings;
-  try {
-    const result = await resolveConnectConfig(args, context);
-    if (result.kind !== "run") return;
-    next = result.settings;
-    for (const warning of result.warnings) {
-      log.warning("{warning}", { event: "config_warning", warning });
-    }
-  } catch (error: unknown) {
-    if (!(error instanceof ConfigError)) throw error;
-    log.error(
-      "Kept the running servers: the configuration in {file} is not valid: {error}; fix it and send SIGHUP again",
-      { event: "reload_refused", file, error: error.message },
-    );
-    return;
-  }
-  const ignored = NOT_RELOADED.filter((key) =>
-    JSON.stringify(next[key] ?? null) !== JSON.stringify(current.settings[key] ?? null)
-  );
-  if (ignored.length > 0) {
-    log.warning(
-      "Reloaded only the servers of {file}; {settings} changed too and take effect when connect restarts",
-      { event: "reload_partial", file, settings: ignored.join(", ") },
-    );
-  }
-  const summary = await current.running.reload(next);
-  log.info(
-    "Reloaded {file}: {added} added, {removed} removed, {changed} changed (restarted), {unchanged} untouched",
-    {
-      event: "reloaded",
-      file,
-      added: summary.added.length,
-      removed: summary.removed.length,
-      changed: summary.changed.length,
-      unchanged: summary.unchanged.length,
-      names: summary,
-    },
-  );
-}
-
-/** The `--config` path among the arguments, if any. */
-function configPathOf(args: string[]): string | undefined {
-  for (const [i, arg] of args.entries()) {
-    if (arg === "--") return undefined;
-    if (arg === "--config") return args[i + 1];
-    if (arg.startsWith("--config=")) return arg.slice("--config=".length);
-  }
-  return undefined;
 }

@@ -5,7 +5,7 @@ import { dirname, isAbsolute, join } from "node:path";
 import type { LogLevel } from "@logtape/logtape";
 import { wantsHelp } from "../util/cli_flags.ts";
 import { ConfigError, invalidSetting, unreadableFile } from "../util/errors.ts";
-import { type LogFormat, parseLevel } from "../util/log.ts";
+import { type LogFormat, parseLevel } from "../util/log_level.ts";
 import { byteSizeOf, checkTokenText, checkValue, parseGateway } from "./config_check.ts";
 import { configLayer } from "./config_file.ts";
 import { envLayer, type Given, type Key, type Layer } from "./config_layers.ts";
@@ -14,7 +14,7 @@ import { connectHelpText } from "./help.ts";
 import { isLoopbackHost } from "./link_url.ts";
 import { resolveServerSet } from "./server_set.ts";
 import { CONNECT_DEFAULTS, type ConnectSettings } from "./settings.ts";
-import type { TransportSetting } from "./transport_choice.ts";
+import type { TransportSetting } from "./settings.ts";
 
 /** What `connect` should do: print help, print the version, or run with these settings. */
 export type ConfigResult =

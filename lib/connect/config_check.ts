@@ -4,11 +4,11 @@
 import { parseByteSize } from "../util/byte_size.ts";
 import { describeKind, invalidSetting } from "../util/errors.ts";
 import { HOST_PORT_EXPECTED, parseHostPort } from "../util/host_port.ts";
-import { LEVEL_CHOICES, parseLevel } from "../util/log.ts";
+import { LEVEL_CHOICES, parseLevel } from "../util/log_level.ts";
 import { splitCommand } from "../util/shell_words.ts";
 import { normalizeGatewayUrl } from "./link_url.ts";
 import { type Given, invalidGiven } from "./config_layers.ts";
-import { TRANSPORT_SETTINGS } from "./transport_choice.ts";
+import { TRANSPORT_SETTINGS } from "./settings.ts";
 
 /** Longest delay or interval accepted, in seconds: beyond about 24.8 days timers overflow. */
 const MAX_SECONDS = 86_400;

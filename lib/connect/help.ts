@@ -2,7 +2,7 @@
 // code applies (a test compares it with the README and docs/configuration.md).
 
 import { formatByteSize } from "../util/byte_size.ts";
-import { LEVEL_CHOICES } from "../util/log.ts";
+import { LEVEL_CHOICES } from "../util/log_level.ts";
 import { CONNECT_DEFAULTS } from "./settings.ts";
 
 /**

@@ -5,35 +5,14 @@
 import { deadline } from "../util/delay.ts";
 import { logger, truncate } from "../util/log.ts";
 import { classify, type JsonObject, type JsonRpcResponse } from "../protocol/jsonrpc.ts";
-import { LATEST_PROTOCOL_VERSION } from "../protocol/mcp_versions.ts";
-import { VERSION } from "../util/version.ts";
 import { ServerStartError } from "./errors.ts";
+import { INIT_ID, initializeRequest } from "./init_request.ts";
 import type { LocalTransport } from "./local_transport.ts";
 
 const log = logger("server");
 
-/** Ids of connect's own requests to the server: no client's id can look like them. */
-export const INTERNAL_ID_PREFIX = `mcp-rproxy-${crypto.randomUUID()}-`;
-
-const INIT_ID = `${INTERNAL_ID_PREFIX}init`;
-
-/**
- * The `initialize` request connect sends: with `params` given (a per-client instance: its client's own),
- * or else connect's, which declare roots, sampling and elicitation so that a shared server offers its full
- * feature set; what the gateway cannot deliver is answered with an error at once (see Tunnel).
- */
-export function initializeRequest(params?: JsonObject): string {
-  return JSON.stringify({
-    jsonrpc: "2.0",
-    id: INIT_ID,
-    method: "initialize",
-    params: params ?? {
-      protocolVersion: LATEST_PROTOCOL_VERSION,
-      capabilities: { roots: { listChanged: true }, sampling: {}, elicitation: {} },
-      clientInfo: { name: "mcp-rproxy", version: VERSION },
-    },
-  });
-}
+// The request lives apart so that the early start can send it without loading logging (early_servers.ts).
+export { initializeRequest, INTERNAL_ID_PREFIX } from "./init_request.ts";
 
 /** Takes what the server writes before it is initialized, until the answer to `initialize` came. */
 export class InitReply {
@@ -98,7 +77,10 @@ export async function initializeServer(
   });
   aborted.catch(() => {});
   try {
-    const sent = transport.send(initializeRequest(params));
+    // The early start wrote connect's own initialize already (early_servers.ts): only its answer is awaited.
+    const sent = params === undefined && transport.initializeSent === true
+      ? Promise.resolve(true)
+      : transport.send(initializeRequest(params));
     const ended = transport.ended.then((why) => ({ ended: why }));
     const outcome = await deadline(
       Promise.race([

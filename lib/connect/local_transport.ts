@@ -19,6 +19,8 @@ export interface LocalTransport {
   readonly mcpSessionId: string | undefined;
   /** True until the transport ended (the process exited, the upstream is gone) or was stopped. */
   readonly writable: boolean;
+  /** connect's own `initialize` was written already (the early start's process): wait for its answer. */
+  readonly initializeSent?: boolean;
   /** Resolves once, when the transport ended, with what happened in a few words ("code 1"). */
   readonly ended: Promise<string>;
   /** Queues one message (JSON text) for the server, or says at once why not. */

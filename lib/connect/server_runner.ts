@@ -56,6 +56,8 @@ export interface ServerRunnerOptions {
   initTimeoutMs?: number | undefined;
   graceMs?: number | undefined;
   replayLimits?: ReplayLimits | undefined;
+  /** The process the early start spawned for this server, taken by its first start. */
+  takeSpawned?: (() => Deno.ChildProcess | undefined) | undefined;
 }
 
 type HoldOutcome =
@@ -401,6 +403,7 @@ export class ServerRunner implements UplinkMember {
       },
       onMessage: (message) => held!.fromServer(message),
       onOversized: (id) => this.tunnel.oversizedAnswer(id),
+      spawned: instance === undefined ? this.#options.takeSpawned?.() : undefined,
       ...instance,
       ...(initTimeoutMs === undefined ? {} : { initTimeoutMs }),
       ...(graceMs === undefined ? {} : { graceMs }),

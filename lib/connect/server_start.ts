@@ -3,6 +3,7 @@
 
 import { logger } from "../util/log.ts";
 import type { JsonRpcId } from "../protocol/jsonrpc.ts";
+import { spawnedMsAgo } from "./early_servers.ts";
 import { HttpUpstream } from "./http_upstream.ts";
 import {
   LocalSession,
@@ -33,6 +34,8 @@ export interface StartServerOptions {
   onOversized: (id: JsonRpcId | undefined) => void;
   initTimeoutMs?: number;
   graceMs?: number;
+  /** A stdio server's process, spawned by the early start (early_servers.ts). */
+  spawned?: Deno.ChildProcess | undefined;
   /** A per-client instance: its client session and that client's `initialize` parameters. */
   instance?: LocalSessionOptions["instance"];
 }
@@ -54,6 +57,7 @@ function opener(spec: ServerSpec, options: StartServerOptions): OpenTransport {
         ...(transport.cwd === undefined ? {} : { cwd: transport.cwd }),
         graceMs: grace,
         queueLimits,
+        spawned: options.spawned,
         onLine: events.onLine,
         ...(events.onOversized === undefined ? {} : { onOversized: events.onOversized }),
         ...(events.onStderr === undefined ? {} : { onStderr: events.onStderr }),
@@ -93,7 +97,14 @@ export async function startServer(
   const starting = spec.transport.kind === "stdio"
     ? "Starting local server {server}: {command}"
     : "Connecting to local server {server} at {command}";
-  const about = { event: "server_starting", server: label, command: targetOf(spec) };
+  // A process of the early start is already running: say since when (the bench reads it).
+  const ago = options.spawned === undefined ? undefined : spawnedMsAgo(options.spawned);
+  const about = {
+    event: "server_starting",
+    server: label,
+    command: targetOf(spec),
+    ...(ago === undefined ? {} : { spawnedMsAgo: Math.round(ago * 10) / 10 }),
+  };
   // Per-client instances come and go with their clients: their own lines say so (client_instances.ts).
   if (instance === undefined) log.info(starting, about);
   else log.debug(starting, about);

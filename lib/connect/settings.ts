@@ -3,10 +3,9 @@
 // `--local-sse`), any number for `--server` specs and the config file's `servers:`.
 
 import type { LogLevel } from "@logtape/logtape";
-import type { Isolation } from "../protocol/frames.ts";
+import type { Isolation, LinkTransport } from "../protocol/frames.ts";
 import { DEFAULT_REPLAY_LIMITS } from "../protocol/sequenced_channel.ts";
-import type { LogFormat } from "../util/log.ts";
-import type { TransportSetting } from "./transport_choice.ts";
+import type { LogFormat } from "../util/log_level.ts";
 
 /** One header sent to an HTTP upstream. Its value may be a secret: never logged, never in messages. */
 export interface HeaderSpec {
@@ -116,6 +115,12 @@ export interface ConnectSettings {
   /** While `auto` uses the SSE link, seconds between tries of WebSocket. Default 600. */
   websocketRetry?: number;
 }
+
+/** `--transport`: a link transport, or `auto`. */
+export type TransportSetting = "auto" | LinkTransport;
+
+/** The values `--transport` takes. */
+export const TRANSPORT_SETTINGS: readonly TransportSetting[] = ["auto", "websocket", "sse"];
 
 /** Defaults of the optional settings. */
 export const CONNECT_DEFAULTS = {

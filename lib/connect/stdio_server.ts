@@ -3,6 +3,7 @@
 
 import { type Line, LineFramer, LineSplitter, type OversizedLine } from "../util/line_splitter.ts";
 import { logger } from "../util/log.ts";
+import { spawnServerProcess } from "./early_servers.ts";
 import { ServerStartError } from "./errors.ts";
 import { GroupWatchdog } from "./group_watchdog.ts";
 import type { LocalTransport } from "./local_transport.ts";
@@ -40,6 +41,11 @@ export interface StdioServerOptions {
   queueLimits?: StdinQueueLimits;
   /** Start the watchdog that stops the group if connect is killed (default true). */
   watchdog?: boolean;
+  /**
+   * The process, when the early start spawned it from `command` already, and wrote it connect's own
+   * `initialize` (early_servers.ts).
+   */
+  spawned?: Deno.ChildProcess | undefined;
 }
 
 /** How the server process ended. */
@@ -96,6 +102,8 @@ export class StdioServer implements LocalTransport {
   readonly pid: number;
   /** A stdio server has no MCP session id. */
   readonly mcpSessionId = undefined;
+  /** The early start spawned it and wrote it connect's `initialize` (early_servers.ts). */
+  readonly initializeSent: boolean;
   /** Resolves when the process has exited and its output has been read to the end. */
   readonly exited: Promise<ServerExit>;
   /** {@link exited}, described: "code 1", "signal SIGKILL". */
@@ -109,6 +117,7 @@ export class StdioServer implements LocalTransport {
   private constructor(child: Deno.ChildProcess, options: StdioServerOptions) {
     this.#child = child;
     this.pid = child.pid;
+    this.initializeSent = options.spawned !== undefined;
     this.label = options.command.join(" ");
     this.#graceMs = options.graceMs ?? 5000;
     if (options.watchdog !== false) {
@@ -140,26 +149,19 @@ export class StdioServer implements LocalTransport {
 
   /**
    * Starts the server in a new process group, so that stopping it also stops whatever it launched (the
-   * real server behind `npx`/`uvx`), with a watchdog that stops that group if connect itself is killed.
+   * real server behind `npx`/`uvx`), with a watchdog that stops that group if connect itself is killed;
+   * or takes over the process the early start spawned (`spawned`).
    *
    * @throws {ServerStartError} when the program cannot be started
    */
   static spawn(options: StdioServerOptions): StdioServer {
-    const [program, ...args] = options.command;
+    const [program] = options.command;
     if (program === undefined) {
       throw new ServerStartError("Cannot start the local server: the command is empty");
     }
     let child: Deno.ChildProcess;
     try {
-      child = new Deno.Command(program, {
-        args,
-        stdin: "piped",
-        stdout: "piped",
-        stderr: "piped",
-        detached: true,
-        ...(options.env === undefined ? {} : { env: options.env }),
-        ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
-      }).spawn();
+      child = options.spawned ?? spawnServerProcess(options);
     } catch (error) {
       throw new ServerStartError(describeSpawnError(program, error, options.cwd), {
         cause: error,

@@ -6,6 +6,7 @@
 import { logger } from "../util/log.ts";
 import { ConfigError } from "../util/errors.ts";
 import type { ReplayLimits } from "../protocol/sequenced_channel.ts";
+import type { EarlyServers } from "./early_servers.ts";
 import { EvictedError, ServerStartError } from "./errors.ts";
 import type { Registration } from "./link_outcome.ts";
 import type { ConnectMetrics } from "./metrics.ts";
@@ -37,6 +38,8 @@ export interface SupervisorOptions {
   replayLimits?: ReplayLimits;
   /** Called after every successful registration of any server. */
   onRegistered?: (registration: Registration) => void;
+  /** The servers' processes, spawned before the rest of connect was loaded (early_servers.ts). */
+  early?: EarlyServers;
 }
 
 /** What a reload did, by server name. */
@@ -130,6 +133,9 @@ export class Supervisor {
     const specs = this.#settings.servers;
     this.#firstStarts.pending = specs.length;
     for (const spec of specs) this.#start(spec, { first: true });
+    // Once the servers are on their way: the link's connection and upgrade overlap their start-up, and
+    // `register` waits for their names.
+    if (specs.length > 0) this.#transport.preopen();
     const onAbort = () => this.#finished({});
     signal.addEventListener("abort", onAbort, { once: true });
     if (signal.aborted) onAbort();
@@ -143,6 +149,7 @@ export class Supervisor {
       await Promise.all([...this.#running.values()].map(({ done }) => done));
       this.#shared?.close();
       for (const uplink of this.#dedicated.values()) uplink.close();
+      this.#transport.close();
     }
   }
 
@@ -220,7 +227,12 @@ export class Supervisor {
         const running = this.#running.get(key);
         if (running !== undefined) running.split = true;
       },
-      ...(how.first ? { onFirstStart: (error) => this.#firstStart(error) } : {}),
+      ...(how.first
+        ? {
+          onFirstStart: (error) => this.#firstStart(error),
+          takeSpawned: () => this.#options.early?.take(spec),
+        }
+        : {}),
       ...(onRegistered === undefined ? {} : { onRegistered }),
       metrics,
       random,

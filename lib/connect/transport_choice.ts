@@ -6,6 +6,7 @@ import type { LinkTransport } from "../protocol/frames.ts";
 import { delay } from "../util/delay.ts";
 import { logger } from "../util/log.ts";
 import type { Link } from "./link.ts";
+import { EarlySocket } from "./early_socket.ts";
 import { DialError } from "./link_outcome.ts";
 import {
   type LinkSocket,
@@ -15,16 +16,13 @@ import {
 } from "./link_socket.ts";
 import { sseEndpointOf } from "./link_url.ts";
 import type { ConnectMetrics } from "./metrics.ts";
-import { CONNECT_DEFAULTS, type ConnectSettings } from "./settings.ts";
+import { CONNECT_DEFAULTS, type ConnectSettings, type TransportSetting } from "./settings.ts";
 import { openSseSocket } from "./sse_link_socket.ts";
 
 const log = logger("connect");
 
-/** `--transport`: a link transport, or `auto`. */
-export type TransportSetting = "auto" | LinkTransport;
-
-/** The values `--transport` takes. */
-export const TRANSPORT_SETTINGS: readonly TransportSetting[] = ["auto", "websocket", "sse"];
+// Defined with the settings, so that reading the command line does not load the link code.
+export { TRANSPORT_SETTINGS, type TransportSetting } from "./settings.ts";
 
 /** A WebSocket probe gets this long to open. */
 const PROBE_TIMEOUT_MS = 10_000;
@@ -91,6 +89,10 @@ export class TransportChoice {
   #resets = 0;
   /** The gateway has no SSE link (it spoke contract A or B, or answered the stream 404). */
   #noSse = false;
+  /** A WebSocket opened before the first dial (see {@link preopen}). */
+  #early: EarlySocket | undefined;
+  /** A dial was made: too late to open one early. */
+  #dialed = false;
 
   constructor(options: TransportChoiceOptions) {
     this.#options = options;
@@ -104,11 +106,34 @@ export class TransportChoice {
   }
 
   /**
+   * Opens a WebSocket now, with the headers every dial sends, for the first dial to take: the connection
+   * and the upgrade then overlap the start of the local server. Only over WebSocket (an SSE link's stream
+   * is no plain socket to hand over), and only before the first dial; closed by {@link close} if no dial
+   * took it.
+   */
+  preopen(): void {
+    const { url, probeHeaders = {}, caCert } = this.#options;
+    if (this.#current !== "websocket" || this.#early !== undefined || this.#dialed) return;
+    this.#early = EarlySocket.open(openWebSocket, {
+      url,
+      headers: probeHeaders,
+      ...(caCert === undefined ? {} : { caCert }),
+    });
+  }
+
+  /** Closes the socket of {@link preopen} if no dial took it. */
+  close(): void {
+    this.#early?.close();
+    this.#early = undefined;
+  }
+
+  /**
    * Dials with the current transport. In `auto` mode a WebSocket that cannot pass here is followed at once
    * by a dial of the SSE link, which becomes the transport only if it registers; otherwise the
    * WebSocket's error is thrown (an auth refusal of the SSE link is thrown instead: it is the token's).
    */
   async dial(open: (dial: Dial) => Promise<Link>): Promise<Link> {
+    this.#dialed = true;
     const transport = this.#current;
     try {
       const link = await open(this.#dialOf(transport));
@@ -190,7 +215,16 @@ export class TransportChoice {
     const { url } = this.#options;
     return transport === "sse"
       ? { transport, url: sseEndpointOf(url), openSocket: openSseSocket }
-      : { transport, url, openSocket: openWebSocket };
+      : { transport, url, openSocket: (options, events) => this.#openWebSocket(options, events) };
+  }
+
+  /** The early socket when it fits this dial (then never again), else a new one. */
+  #openWebSocket(options: LinkSocketOptions, events: LinkSocketEvents): LinkSocket {
+    const early = this.#early;
+    this.#early = undefined;
+    if (early?.fits(options)) return early.take(events);
+    early?.close();
+    return openWebSocket(options, events);
   }
 
   #switchTo(transport: LinkTransport, why: string): void {

@@ -10,9 +10,10 @@ import {
   type Sink,
 } from "@logtape/logtape";
 import { escapeControl } from "./text.ts";
+import type { LogFormat } from "./log_level.ts";
 
-/** Output format of log lines. */
-export type LogFormat = "text" | "json";
+// The level names and formats live apart so that parsing a command line does not load LogTape.
+export { LEVEL_CHOICES, type LogFormat, parseLevel } from "./log_level.ts";
 
 /** Options of {@link setupLogging}. */
 export interface LoggingOptions {
@@ -26,34 +27,6 @@ export interface LoggingOptions {
 
 const ROOT = "mcp-rproxy";
 const encoder = new TextEncoder();
-
-/** Names accepted for log levels: LogTape's and the old client's Python names, any case. */
-const LEVEL_NAMES: Record<string, LogLevel> = {
-  trace: "trace",
-  debug: "debug",
-  info: "info",
-  warn: "warning",
-  warning: "warning",
-  error: "error",
-  critical: "fatal",
-  fatal: "fatal",
-};
-
-/**
- * Parses a log level name; undefined if it is not one.
- *
- * @example
- * ```ts
- * import { parseLevel } from "./log.ts";
- * parseLevel("WARNING"); // "warning"
- * ```
- */
-export function parseLevel(name: string): LogLevel | undefined {
-  return LEVEL_NAMES[name.trim().toLowerCase()];
-}
-
-/** The level names accepted by {@link parseLevel}, for help and error messages. */
-export const LEVEL_CHOICES = "trace, debug, info, warning, error, critical";
 
 /** A value as text: strings as they are, anything else as JSON. */
 function valueText(value: unknown): string {

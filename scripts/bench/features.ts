@@ -3,9 +3,10 @@
 // an entry without `run`: the report lists it as not measured yet, and its issue adds `run` and `evaluate`
 // here, in one place (see docs/performance.md, "Adding a feature row").
 
-import { HttpMcpClient, type Json, type RpcClient } from "./clients.ts";
+import { HttpMcpClient } from "./clients.ts";
 import { DenoProcess } from "./children.ts";
 import { readCpuNs, readRss } from "./procfs.ts";
+import { PER_CLIENT_CLIENTS, RoundRobin, runPerClient, runSseLink } from "./link_rows.ts";
 import { runReplicas } from "./replicas.ts";
 import { type ProgramOptions, startServe, type TunnelFigures } from "./paths.ts";
 import {
@@ -30,6 +31,16 @@ export interface FeatureFigures extends Figures {
   launchToRegisteredMs?: number;
   /** The cross-replica row: the same calls through the replica that holds the tunnel. */
   sameReplica?: Figures;
+  /** The SSE link row: the same path over the WebSocket link, and the stdio floor of that run. */
+  webSocketLink?: Figures;
+  stdioFloor?: Figures;
+  /** The per-client row (its own figures are 8 clients, an instance each): 8 clients on one instance. */
+  sharedInstance?: Figures;
+  /** The per-client row: a new session's `initialize` + first echo, ms; and the server's own start. */
+  firstCallMs?: number;
+  firstCallSamples?: number[];
+  serverStartMs?: number;
+  serverStartSamples?: number[];
 }
 
 /** What a row may use: how to run the programs, the token file, the workload. */
@@ -58,20 +69,6 @@ export interface FeatureRow {
   run?: (context: FeatureContext) => Promise<FeatureFigures>;
   /** PASS/FAIL of the row against the same run's medians. */
   evaluate?: (row: FeatureFigures, baseline: FeatureBaseline) => Target[];
-}
-
-/** Spreads calls over several clients by id, so that one workload drives them all at once. */
-class RoundRobin implements RpcClient {
-  #clients: RpcClient[];
-  constructor(clients: RpcClient[]) {
-    this.#clients = clients;
-  }
-  call(id: number, text: string): Promise<Json> {
-    return this.#clients[id % this.#clients.length]!.call(id, text);
-  }
-  async close(): Promise<void> {
-    await Promise.all(this.#clients.map((c) => c.close()));
-  }
 }
 
 const MANY = 4;
@@ -134,6 +131,30 @@ async function runManyServers(context: FeatureContext): Promise<FeatureFigures> 
 }
 
 let replicaRuns = 0;
+let sseRuns = 0;
+let perClientRuns = 0;
+
+/** serve + connect over the SSE link, with the WebSocket link and the stdio floor of the same run. */
+async function runSseRow(context: FeatureContext): Promise<FeatureFigures> {
+  const { sse, webSocket, stdio } = await runSseLink({
+    ...context,
+    floorFirst: sseRuns++ % 2 === 0,
+  });
+  return { ...sse, webSocketLink: webSocket, stdioFloor: stdio };
+}
+
+/** 8 clients, an instance each, with 8 clients on one shared instance and the server's own start. */
+async function runPerClientRow(context: FeatureContext): Promise<FeatureFigures> {
+  const row = await runPerClient({ ...context, floorFirst: perClientRuns++ % 2 === 0 });
+  return {
+    ...row.perClient,
+    sharedInstance: row.shared,
+    firstCallMs: row.firstCallMs,
+    firstCallSamples: row.firstCallSamples,
+    serverStartMs: row.serverStartMs,
+    serverStartSamples: row.serverStartSamples,
+  };
+}
 
 /**
  * Two replicas on one redis-server, connect on the first: the cross-replica figures, with the
@@ -176,6 +197,31 @@ export const FEATURE_ROWS: FeatureRow[] = [
     issue: 16,
     title: "SSE link vs WebSocket link",
     target: "p50 added ≤ 2× the WebSocket link's, throughput ≥ 50 % of it, in the same run",
+    run: runSseRow,
+    evaluate(row) {
+      const ws = row.webSocketLink;
+      const floor = row.stdioFloor;
+      if (ws === undefined || floor === undefined) return [];
+      const path = "SSE link (serve + connect, demo)";
+      const added = row.p50Us - floor.p50Us;
+      const wsAdded = ws.p50Us - floor.p50Us;
+      const share = row.callsPerSecond / ws.callsPerSecond;
+      return [{
+        path,
+        name: "p50 added ≤ 2 × the WebSocket link's (issue 16)",
+        pass: added <= 2 * wsAdded,
+        detail: `${added.toFixed(0)} µs vs ${(2 * wsAdded).toFixed(0)} µs (2 × ${
+          wsAdded.toFixed(0)
+        }; stdio floor p50 ${floor.p50Us.toFixed(0)} µs)`,
+      }, {
+        path,
+        name: "throughput (16 in flight) ≥ 50 % of the WebSocket link's (issue 16)",
+        pass: share >= 0.5,
+        detail: `${row.callsPerSecond.toFixed(0)} vs ${ws.callsPerSecond.toFixed(0)} calls/s = ${
+          (share * 100).toFixed(1)
+        } %`,
+      }];
+    },
   },
   {
     id: "per-client",
@@ -183,6 +229,35 @@ export const FEATURE_ROWS: FeatureRow[] = [
     title: "per-client instances",
     target:
       "first call of a new per-client session ≤ the server's own start → initialize answer + 50 ms; 8 clients × 1 instance each ≥ the throughput of 8 clients on one shared instance",
+    run: runPerClientRow,
+    evaluate(row) {
+      const shared = row.sharedInstance;
+      const { firstCallMs, serverStartMs } = row;
+      if (shared === undefined || firstCallMs === undefined || serverStartMs === undefined) {
+        return [];
+      }
+      const path = "per-client instances (serve + connect, demo)";
+      const budget = serverStartMs + 50;
+      const share = row.callsPerSecond / shared.callsPerSecond;
+      return [{
+        path,
+        name: "first call of a new session ≤ the server's own start + 50 ms (issue 14)",
+        pass: firstCallMs <= budget,
+        detail: `${firstCallMs.toFixed(1)} ms (initialize + first echo) vs ${
+          budget.toFixed(1)
+        } ms (spawn → initialize ${serverStartMs.toFixed(1)} + 50)`,
+      }, {
+        path,
+        name:
+          `${PER_CLIENT_CLIENTS} clients × 1 instance ≥ ${PER_CLIENT_CLIENTS} clients on one instance (issue 14)`,
+        pass: share >= 1,
+        detail: `${row.callsPerSecond.toFixed(0)} vs ${
+          shared.callsPerSecond.toFixed(0)
+        } calls/s = ${(share * 100).toFixed(1)} % (p50 ${row.p50Us.toFixed(0)} vs ${
+          shared.p50Us.toFixed(0)
+        } µs)`,
+      }];
+    },
   },
   {
     id: "cross-replica",

@@ -33,7 +33,7 @@ export interface PeakRss {
 
 /** Where connect's start-up went, in ms from its launch (its own log events, read by the driver). */
 export interface Startup {
-  /** connect is up and spawns the server. */
+  /** connect spawns the server (its early start: before it loads the rest of itself). */
   serverStarting?: number;
   /** The server answered `initialize`. */
   serverStarted?: number;
@@ -161,7 +161,10 @@ export async function runBaseline(): Promise<{ hwm: number; rss: number }> {
 export async function startupOf(process: DenoProcess, registered: SeenEvent): Promise<Startup> {
   const at = async (event: string) => {
     const seen = await process.waitForEvent(event, 1).catch(() => undefined);
-    return seen === undefined ? undefined : seen.at - process.launchedAt;
+    if (seen === undefined) return undefined;
+    // A server spawned by connect's early start is logged once logging is up: the line says how long ago.
+    const ago = typeof seen.json.spawnedMsAgo === "number" ? seen.json.spawnedMsAgo : 0;
+    return seen.at - process.launchedAt - ago;
   };
   const startup: Startup = { registered: registered.at - process.launchedAt };
   for (
@@ -296,17 +299,21 @@ export async function startServe(
   return { process, url };
 }
 
-/** serve + connect, an MCP client over Streamable HTTP in front (the MCP-client path). */
+/**
+ * serve + connect, an MCP client over Streamable HTTP in front (the MCP-client path); `connectFlags` are
+ * added to connect's command line (`--transport sse` for the SSE link row).
+ */
 export async function runServe(
   kind: ServerKind,
   options: MeasureOptions,
   programOptions: ProgramOptions,
   tokensFile: string,
+  connectFlags: string[] = [],
 ): Promise<TunnelFigures> {
   const serve = await startServe(programOptions, tokensFile);
   let connect: DenoProcess | undefined;
   try {
-    connect = new DenoProcess(programOptions.script, connectArgs(serve.url, kind), {
+    connect = new DenoProcess(programOptions.script, connectArgs(serve.url, kind, connectFlags), {
       env: { REVERSE_PROXY_TOKEN: TOKEN },
       denoFlags: programOptions.denoFlags,
     });

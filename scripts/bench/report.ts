@@ -1,10 +1,11 @@
 // The printed report of `deno task bench`: one table of the paths (each tunnel figure beside its floor),
 // then re-registration, the feature rows, and what the layers under connect and serve cost in memory.
 
-import { FEATURE_ROWS } from "./features.ts";
+import { FEATURE_ROWS, type FeatureFigures } from "./features.ts";
 import { MEMORY_PROBES } from "./memory.ts";
 import type { Repetition } from "./results.ts";
 import type { ServerKind } from "./servers.ts";
+import type { Figures } from "./workload.ts";
 
 const MIB = 1024 * 1024;
 
@@ -141,6 +142,28 @@ export function pathsTable(m: Repetition): string {
   return rows.join("\n");
 }
 
+/** What a feature row measured beside its own path: the floor or the other path of the same run. */
+function beside(f: FeatureFigures): string {
+  const parts: string[] = [];
+  const path = (label: string, g: Figures | undefined) => {
+    if (g !== undefined) {
+      parts.push(`${label}: p50 ${n(g.p50Us)} µs, ${n(g.callsPerSecond)} calls/s`);
+    }
+  };
+  path("same replica", f.sameReplica);
+  path("WebSocket link", f.webSocketLink);
+  path("stdio floor", f.stdioFloor);
+  path("8 clients on one shared instance", f.sharedInstance);
+  if (f.firstCallMs !== undefined) {
+    parts.push(
+      `a new session's initialize + first call ${n(f.firstCallMs, 1)} ms (samples ${
+        (f.firstCallSamples ?? []).map((x) => n(x)).join(", ")
+      }), the server's own start ${n(f.serverStartMs, 1)} ms`,
+    );
+  }
+  return parts.length === 0 ? "" : ` (${parts.join("; ")})`;
+}
+
 /** Re-registration, the feature rows and the memory layers, as far as the run measured them. */
 export function sectionsReport(m: Repetition, reps: number): string {
   const out: string[] = [];
@@ -176,13 +199,7 @@ export function sectionsReport(m: Repetition, reps: number): string {
           n(f.serveCpuUsPerCall, 1)
         }, connect RSS under load ${mib(f.connectLoadHwm)} MiB, launch → all registered ${
           n(f.launchToRegisteredMs, 1)
-        } ms${
-          f.sameReplica === undefined
-            ? ""
-            : ` (same replica: p50 ${n(f.sameReplica.p50Us)} µs, ${
-              n(f.sameReplica.callsPerSecond)
-            } calls/s)`
-        }; target: ${row.target}`,
+        } ms${beside(f)}; target: ${row.target}`,
       );
     }
     out.push("");

@@ -33,8 +33,8 @@ export function ids(): () => number {
   return () => next++;
 }
 
-/** `connect` with one server (the one-server form), JSON logs at info. */
-export function connectArgs(gateway: string, kind: ServerKind): string[] {
+/** `connect` with one server (the one-server form), JSON logs at info; `extra` flags before `--`. */
+export function connectArgs(gateway: string, kind: ServerKind, extra: string[] = []): string[] {
   return [
     "connect",
     "--gateway",
@@ -43,6 +43,7 @@ export function connectArgs(gateway: string, kind: ServerKind): string[] {
     "json",
     "--log-level",
     "info",
+    ...extra,
     "--server-name",
     `bench-${kind}`,
     "--",

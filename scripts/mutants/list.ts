@@ -850,6 +850,50 @@ export const MUTANTS: Mutant[] = [
     tests: ["tests/connect/uplink_test.ts"],
     filter: "refuses every registration",
   },
+  // -- start-up (issue 17, target 3) --
+  {
+    id: "early-start-not-taken",
+    rule: "a server's first start runs the process the early start spawned, not a second one",
+    file: "lib/connect/server_runner.ts",
+    find: "spawned: instance === undefined ? this.#options.takeSpawned?.() : undefined,",
+    replace: "spawned: undefined,",
+    tests: ["tests/e2e/early_start_test.ts"],
+  },
+  {
+    id: "early-start-leftover",
+    rule: "a process of the early start that no server took is killed",
+    file: "lib/connect/early_servers.ts",
+    find: "    this.kill();\n    const left",
+    replace: "    const left",
+    tests: ["tests/connect/early_servers_test.ts"],
+  },
+  {
+    id: "early-start-initialize-twice",
+    rule: "the handshake of a server the early start wrote initialize to sends no second one",
+    file: "lib/connect/local_handshake.ts",
+    find: "params === undefined && transport.initializeSent === true",
+    replace: "false",
+    tests: ["tests/e2e/early_start_test.ts"],
+  },
+  {
+    id: "early-socket-sync-replay",
+    rule: "an early socket replays its events only once the link holds the socket",
+    file: "lib/connect/early_socket.ts",
+    find:
+      "    queueMicrotask(() => {\n      this.#events = events;\n      for (const replay of this.#held.splice(0)) replay(events);\n    });",
+    replace:
+      "    this.#events = events;\n    for (const replay of this.#held.splice(0)) replay(events);",
+    tests: ["tests/connect/early_socket_test.ts"],
+  },
+  {
+    id: "early-socket-refusal-redialed",
+    rule: "a token the gateway refused on the early socket is not tried a second time",
+    file: "lib/connect/early_socket.ts",
+    find: '(end === undefined || end.kind === "http-status")',
+    replace: "end === undefined",
+    tests: ["tests/e2e/connect_test.ts"],
+    filter: "refused token",
+  },
   // -- serve's request view (issue 17) --
   {
     id: "request-path-unparsed",
@@ -1295,7 +1339,7 @@ export const MUTANTS: Mutant[] = [
   {
     id: "replay-frames-flag-ignored",
     rule: "--max-replay-frames bounds connect's replay buffer",
-    file: "lib/connect/command.ts",
+    file: "lib/connect/connect_run.ts",
     find: "maxFrames: settings.maxReplayFrames ?? CONNECT_DEFAULTS.maxReplayFrames,",
     replace: "maxFrames: CONNECT_DEFAULTS.maxReplayFrames,",
     tests: ["tests/e2e/connect_resume_faults_test.ts"],

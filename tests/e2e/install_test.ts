@@ -44,7 +44,11 @@ Deno.test("deno task install writes one mcp-rproxy shim with all permissions, on
   assert.match(installed.stdout, new RegExp(`Installed ${installed.bin}/mcp-rproxy`));
   assert.match(installed.stdout, /export PATH=/, "says how to put it on the PATH");
   const shim = await Deno.readTextFile(`${installed.bin}/mcp-rproxy`);
-  assert.match(shim, /deno run --allow-all --quiet --config \S+ '?file:\/\/\S+main\.ts'? "\$@"/);
+  assert.match(
+    shim,
+    /deno run --allow-all --quiet --unstable-lazy-dynamic-imports --config \S+ '?file:\/\/\S+main\.ts'? "\$@"/,
+    "serve and the demo load only when they run (docs/performance.md)",
+  );
   assert.ok(shim.includes(MAIN_URL), `the shim runs ${MAIN_URL}:\n${shim}`);
 });
 
