@@ -167,14 +167,18 @@ Deno.test("a stream without a connection is given up after the window; a done on
     await within(expired, 5_000, "the window to pass");
     assert.equal(open.gone, true);
     assert.equal(streams.get(open.id), undefined);
-    await within(
-      new Promise<void>((resolve) => {
-        const check = () => (done.gone ? resolve() : setTimeout(check, 10));
-        check();
-      }),
-      5_000,
-      "the done stream to be forgotten",
-    );
+    // Each of these has its own window timer, started when its own cancel was processed: wait for each.
+    const settled = (what: string, holds: () => boolean) =>
+      within(
+        new Promise<void>((resolve) => {
+          const check = () => (holds() ? resolve() : setTimeout(check, 10));
+          check();
+        }),
+        5_000,
+        what,
+      );
+    await settled("the done stream to be forgotten", () => done.gone);
+    await settled("the GET stream to go idle", () => !streams.standalone.open);
     assert.equal(streams.standalone.gone, false);
     assert.equal(streams.standalone.open, false, "idle: nobody listens");
     assert.equal(streams.standalone.send(note(3)), false);
