@@ -132,6 +132,8 @@ export async function resolveConnectConfig(
   if (queueMessages !== undefined) settings.maxServerQueueMessages = queueMessages;
   const replayBytes = first("max_replay_bytes");
   if (replayBytes !== undefined) settings.maxReplayBytes = byteSizeOf(replayBytes.value)!;
+  const messageBytes = first("max_message_bytes");
+  if (messageBytes !== undefined) settings.maxMessageBytes = byteSizeOf(messageBytes.value)!;
   const replayFrames = numberOf(first("max_replay_frames"));
   if (replayFrames !== undefined) settings.maxReplayFrames = replayFrames;
   const minReady = numberOf(first("min_ready_servers"));

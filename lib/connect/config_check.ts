@@ -97,6 +97,7 @@ export function checkValue(given: Given): void {
       return;
     case "max_server_queue_bytes":
     case "max_replay_bytes":
+    case "max_message_bytes":
       byteSize(given);
       return;
     case "max_replay_frames":

@@ -32,6 +32,7 @@ export type Key =
   | "shutdown_grace"
   | "max_replay_bytes"
   | "max_replay_frames"
+  | "max_message_bytes"
   | "transport"
   | "websocket_retry";
 
@@ -63,6 +64,7 @@ export const KEYS: readonly Key[] = [
   "shutdown_grace",
   "max_replay_bytes",
   "max_replay_frames",
+  "max_message_bytes",
   "transport",
   "websocket_retry",
 ];

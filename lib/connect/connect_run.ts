@@ -36,6 +36,7 @@ const NOT_RELOADED: readonly (keyof ConnectSettings)[] = [
   "shutdownGrace",
   "maxReplayBytes",
   "maxReplayFrames",
+  "maxMessageBytes",
 ];
 
 /** What {@link runConnect} runs: the resolved settings, and the processes of the early start. */

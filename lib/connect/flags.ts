@@ -34,6 +34,7 @@ export const CONNECT_FLAGS = {
   "shutdown-grace": { type: "string" },
   "max-replay-bytes": { type: "string" },
   "max-replay-frames": { type: "string" },
+  "max-message-bytes": { type: "string" },
   transport: { type: "string" },
   "websocket-retry": { type: "string" },
   help: { type: "boolean", short: "h" },

@@ -10,6 +10,8 @@ import {
   type JsonRpcResponse,
 } from "../protocol/jsonrpc.ts";
 import { utf8Length } from "../util/utf8.ts";
+import { formatByteSize } from "../util/byte_size.ts";
+import { CONNECT_DEFAULTS, type ConnectSettings } from "./settings.ts";
 
 const log = logger("connect");
 
@@ -47,6 +49,29 @@ export function tooLargeError(id: JsonRpcId, what: string, size: Oversize): Json
     id,
     ErrorCode.MessageTooLarge,
     `${what} (${size.bytes} bytes) exceeds the gateway's message limit of ${size.limit} bytes (mcp-rproxy serve: --max-frame-bytes)`,
+  );
+}
+
+/** What a caller is told when the local server's answer was over connect's own bound. */
+export function oversizedText(limitBytes: number): string {
+  return `The local server's answer exceeded ${
+    formatByteSize(limitBytes)
+  }, the largest message connect takes from it (connect --max-message-bytes)`;
+}
+
+/**
+ * The local server wrote an answer over connect's own bound (`--max-message-bytes`): its caller, if it
+ * has one, gets `-32002` saying so instead of nothing.
+ */
+export function answerOversized(
+  tunnel: { oversizedAnswer(error: JsonRpcResponse, clientSession?: string): void },
+  about: { settings: ConnectSettings; id: JsonRpcId | undefined; clientSession?: string },
+): void {
+  if (about.id === undefined) return;
+  const limit = about.settings.maxMessageBytes ?? CONNECT_DEFAULTS.maxMessageBytes;
+  tunnel.oversizedAnswer(
+    errorResponse(about.id, ErrorCode.MessageTooLarge, oversizedText(limit)),
+    about.clientSession,
   );
 }
 

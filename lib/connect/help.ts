@@ -74,6 +74,11 @@ Local servers (give them one way):
   })
   --max-replay-frames N      The same bound in frames, 1 or more
                              (default ${CONNECT_DEFAULTS.maxReplayFrames})
+  --max-message-bytes SIZE   The largest message connect takes from a local server (a stdio line,
+                             an HTTP answer or event); past it the caller gets an error and the
+                             server goes on (default ${
+    formatByteSize(CONNECT_DEFAULTS.maxMessageBytes)
+  })
 
 Gateway:
   --gateway URL              Gateway address: https://host[:port][/prefix], wss://.../reverse-proxy/ws,
@@ -125,7 +130,7 @@ local_streamable_http, local_sse, gateway, token, token_file, server_name, serve
 isolation, max_instances, instance_idle_timeout (a server entry takes these three too),
 reconnect_delay, max_retries, keepalive, log_level, log_format, verbose (true/false), cert,
 health_listen, min_ready_servers, max_server_queue_bytes (a number of bytes, or text such as 64MiB),
-max_server_queue_messages, shutdown_grace, max_replay_bytes, max_replay_frames, transport,
+max_server_queue_messages, shutdown_grace, max_replay_bytes, max_replay_frames, max_message_bytes, transport,
 websocket_retry; or local-stdio,
 token-file, server-name, ...
 Relative paths in the file (token_file, cert, a server's cwd and files) are relative to the

@@ -16,7 +16,8 @@ import {
 } from "../protocol/jsonrpc.ts";
 import { SCAN_ABOVE_CHARS } from "../protocol/json_scan.ts";
 import type { LocalTransport, LocalTransportEvents } from "./local_transport.ts";
-import type { HeaderSpec } from "./settings.ts";
+import { CONNECT_DEFAULTS, type HeaderSpec } from "./settings.ts";
+import { oversizedText } from "./frame_limit.ts";
 import {
   DEFAULT_STDIN_QUEUE_LIMITS,
   type QueueOutcome,
@@ -34,8 +35,6 @@ import {
 const log = logger("server");
 const QUEUED: QueueOutcome = { kind: "queued" };
 const CLOSED: QueueOutcome = { kind: "closed" };
-/** Largest message taken from the upstream, as for a stdio server's line. */
-const MAX_MESSAGE_CHARS = 64 * 1024 * 1024;
 const INITIALIZED = '{"jsonrpc":"2.0","method":"notifications/initialized"}';
 
 /** Options of {@link HttpUpstream.open}. */
@@ -49,6 +48,8 @@ export interface HttpUpstreamOptions {
   queueLimits?: StdinQueueLimits;
   /** Time a DELETE of the session may take on stop, in milliseconds. */
   graceMs?: number;
+  /** Largest message taken from the upstream, in characters of its text. Default 64 Mi. */
+  maxMessageBytes?: number;
 }
 
 /** The facts of one message's text (batches count as having none). */
@@ -101,6 +102,9 @@ export class HttpUpstream implements LocalTransport {
   /** Aborted when the transport ends: ends the waits between reopenings of the GET stream. */
   #life = new AbortController();
 
+  /** Largest message taken from the upstream (`--max-message-bytes`), in characters of its text. */
+  readonly #maxMessage: number;
+
   private constructor(options: HttpUpstreamOptions, events: LocalTransportEvents) {
     this.#fetch = new UpstreamFetch(options);
     this.label = this.#fetch.label;
@@ -108,6 +112,7 @@ export class HttpUpstream implements LocalTransport {
     this.#limits = options.queueLimits ?? DEFAULT_STDIN_QUEUE_LIMITS;
     this.#graceMs = options.graceMs ?? 5000;
     this.#timeoutMs = options.timeoutMs;
+    this.#maxMessage = options.maxMessageBytes ?? CONNECT_DEFAULTS.maxMessageBytes;
     this.ended = new Promise((resolve) => this.#resolveEnded = resolve);
   }
 
@@ -294,10 +299,10 @@ export class HttpUpstream implements LocalTransport {
       }
       return true;
     }
-    const body = await readBounded(response, MAX_MESSAGE_CHARS);
+    const body = await readBounded(response, this.#maxMessage);
     if ("oversized" in body) {
       this.#events.onOversized?.({ head: "", bytes: body.oversized });
-      this.#answerError(facts, "The local server's answer exceeded 64 MiB");
+      this.#answerError(facts, oversizedText(this.#maxMessage));
       return false;
     }
     if (body.text.trim() !== "") await this.#deliver(body.text, facts);
@@ -325,7 +330,7 @@ export class HttpUpstream implements LocalTransport {
 
   #readerOptions() {
     return {
-      maxEventChars: MAX_MESSAGE_CHARS,
+      maxEventChars: this.#maxMessage,
       onOversized: (chars: number) => this.#events.onOversized?.({ head: "", bytes: chars }),
     };
   }

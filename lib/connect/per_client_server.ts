@@ -3,6 +3,7 @@
 // changes is routed through the tunnel with its client session.
 
 import { ClientInstances } from "./client_instances.ts";
+import { answerOversized } from "./frame_limit.ts";
 import type { LocalSession } from "./local_session.ts";
 import type { ServerMetrics } from "./metrics.ts";
 import type { StartServerOptions } from "./server_start.ts";
@@ -34,7 +35,8 @@ export function perClientInstances(spec: ServerSpec, wiring: PerClientWiring): C
       start({
         instance,
         onMessage,
-        onOversized: (id) => tunnel.oversizedAnswer(id, instance.clientSession),
+        onOversized: (id) =>
+          answerOversized(tunnel, { settings, id, clientSession: instance.clientSession }),
       }),
     onMessage: (message) => tunnel.fromServer(message),
     onLost: (calls, why) => tunnel.failCalls(calls, why),

@@ -1,7 +1,6 @@
-// One local server's life in connect: start it (or open its upstream), keep it registered on its uplink,
-// restart it with backoff when it dies or goes away, and decide from typed outcomes what ends it. Each
-// server runs alone: its failures touch no other server. A per-client server starts nothing itself: its
-// instances come with its MCP clients (ClientInstances).
+// One local server's life in connect: start it (or open its upstream), keep it registered, restart it
+// with backoff when it dies, decide from typed outcomes what ends it. Each server runs alone; a per-client
+// server starts nothing itself: its instances come with its MCP clients (ClientInstances).
 
 import { backoffDelay } from "../util/backoff.ts";
 import { delay } from "../util/delay.ts";
@@ -23,6 +22,7 @@ import { restartServer } from "./server_restart.ts";
 import type { ConnectMetrics, ServerMetrics } from "./metrics.ts";
 import { type ConnectSettings, serverKey, serverLabel, type ServerSpec } from "./settings.ts";
 import { Tunnel } from "./tunnel.ts";
+import { answerOversized } from "./frame_limit.ts";
 import { ChannelsRefused, type Uplink, type UplinkMember } from "./uplink.ts";
 
 const log = logger("connect");
@@ -402,7 +402,7 @@ export class ServerRunner implements UplinkMember {
         if (instance === undefined) this.#spawning = spawned;
       },
       onMessage: (message) => held!.fromServer(message),
-      onOversized: (id) => this.tunnel.oversizedAnswer(id),
+      onOversized: (id) => answerOversized(this.tunnel, { settings, id }),
       spawned: instance === undefined ? this.#options.takeSpawned?.() : undefined,
       ...instance,
       ...(initTimeoutMs === undefined ? {} : { initTimeoutMs }),

@@ -49,6 +49,7 @@ function opener(spec: ServerSpec, options: StartServerOptions): OpenTransport {
     maxMessages: settings.maxServerQueueMessages ?? CONNECT_DEFAULTS.maxServerQueueMessages,
   };
   const grace = graceMs ?? (settings.shutdownGrace ?? CONNECT_DEFAULTS.shutdownGrace) * 1000;
+  const maxMessageBytes = settings.maxMessageBytes ?? CONNECT_DEFAULTS.maxMessageBytes;
   if (transport.kind === "stdio") {
     return (events) =>
       StdioServer.spawn({
@@ -57,6 +58,7 @@ function opener(spec: ServerSpec, options: StartServerOptions): OpenTransport {
         ...(transport.cwd === undefined ? {} : { cwd: transport.cwd }),
         graceMs: grace,
         queueLimits,
+        maxLineBytes: maxMessageBytes,
         spawned: options.spawned,
         onLine: events.onLine,
         ...(events.onOversized === undefined ? {} : { onOversized: events.onOversized }),
@@ -69,6 +71,7 @@ function opener(spec: ServerSpec, options: StartServerOptions): OpenTransport {
     ...(transport.caCert === undefined ? {} : { caCert: transport.caCert }),
     timeoutMs: transport.timeoutMs,
     queueLimits,
+    maxMessageBytes,
   };
   return transport.kind === "http"
     ? (events) => HttpUpstream.open({ ...upstream, graceMs: grace }, events)

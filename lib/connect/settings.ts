@@ -110,6 +110,8 @@ export interface ConnectSettings {
   maxReplayBytes?: number;
   /** Frames kept per link session until the gateway acknowledges them. Default 10,000. */
   maxReplayFrames?: number;
+  /** The largest message taken from a local server (a stdio line, an HTTP answer). Default 64 MiB. */
+  maxMessageBytes?: number;
   /** The link transport, or `auto` (WebSocket, SSE where WebSocket cannot pass). Default auto. */
   transport?: TransportSetting;
   /** While `auto` uses the SSE link, seconds between tries of WebSocket. Default 600. */
@@ -134,6 +136,7 @@ export const CONNECT_DEFAULTS = {
   shutdownGrace: 5,
   maxReplayBytes: DEFAULT_REPLAY_LIMITS.maxBytes,
   maxReplayFrames: DEFAULT_REPLAY_LIMITS.maxFrames,
+  maxMessageBytes: 64 * 1024 * 1024,
   /** Seconds an HTTP upstream has to start answering a request. */
   upstreamTimeout: 30,
   transport: "auto",

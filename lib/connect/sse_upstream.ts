@@ -9,7 +9,7 @@ import { ErrorCode, errorResponse, type MessageFacts } from "../protocol/jsonrpc
 import { ServerStartError } from "./errors.ts";
 import { factsOfText } from "./http_upstream.ts";
 import type { LocalTransport, LocalTransportEvents } from "./local_transport.ts";
-import type { HeaderSpec } from "./settings.ts";
+import { CONNECT_DEFAULTS, type HeaderSpec } from "./settings.ts";
 import {
   DEFAULT_STDIN_QUEUE_LIMITS,
   type QueueOutcome,
@@ -26,7 +26,6 @@ import {
 const log = logger("server");
 const QUEUED: QueueOutcome = { kind: "queued" };
 const CLOSED: QueueOutcome = { kind: "closed" };
-const MAX_MESSAGE_CHARS = 64 * 1024 * 1024;
 
 /** Options of {@link SseUpstream.open}. */
 export interface SseUpstreamOptions {
@@ -37,6 +36,8 @@ export interface SseUpstreamOptions {
   timeoutMs: number;
   queueLimits?: StdinQueueLimits;
   signal?: AbortSignal;
+  /** Largest event taken from the stream, in characters. Default 64 Mi. */
+  maxMessageBytes?: number;
 }
 
 /** The way to one legacy SSE upstream. */
@@ -155,7 +156,7 @@ export class SseUpstream implements LocalTransport {
       );
     }
     const events = readSseEvents(response.body, {
-      maxEventChars: MAX_MESSAGE_CHARS,
+      maxEventChars: options.maxMessageBytes ?? CONNECT_DEFAULTS.maxMessageBytes,
       onOversized: (chars) => this.#events.onOversized?.({ head: "", bytes: chars }),
     });
     let timer: ReturnType<typeof setTimeout> | undefined;

@@ -305,14 +305,9 @@ export class Tunnel {
       this.#sendPayload("response", tooLargeError(id, "The result", size), clientSession);
   }
 
-  /** The server wrote an answer over its line limit: its caller gets an error instead of nothing. */
-  oversizedAnswer(id: JsonRpcId | undefined, clientSession?: string): void {
-    if (id === undefined) return;
-    this.#sendPayload(
-      "response",
-      errorResponse(id, ErrorCode.MessageTooLarge, "The local server's answer exceeded 64 MiB"),
-      clientSession,
-    );
+  /** The server wrote an answer over its size bound: its caller gets `error` (frame_limit.ts) instead. */
+  oversizedAnswer(error: JsonRpcResponse, clientSession?: string): void {
+    this.#sendPayload("response", error, clientSession);
   }
 
   /** Everything the local server writes, in order. May return a promise to pause reading. */

@@ -1380,4 +1380,13 @@ export const MUTANTS: Mutant[] = [
     replace: "      return undefined;",
     tests: ["tests/serve/cluster/shared_sessions_test.ts"],
   },
+  {
+    id: "message-bytes-flag-ignored",
+    rule: "--max-message-bytes bounds what connect takes of one message from a local server",
+    file: "lib/connect/server_start.ts",
+    find: "const maxMessageBytes = settings.maxMessageBytes ?? CONNECT_DEFAULTS.maxMessageBytes;",
+    replace: "const maxMessageBytes = CONNECT_DEFAULTS.maxMessageBytes;",
+    tests: ["tests/e2e/connect_protection_test.ts"],
+    filter: "--max-message-bytes",
+  },
 ];

@@ -138,11 +138,32 @@ Deno.test("a server line over 64 MiB gets its caller an error, and the link stay
     assert.equal(answer.id, 3);
     assert.deepEqual(answer.error, {
       code: -32002,
-      message: "The local server's answer exceeded 64 MiB",
+      message:
+        "The local server's answer exceeded 64MiB, the largest message connect takes from it (connect --max-message-bytes)",
     });
     const echo = await gateway.request(callTool(4, "echo", { message: "after" }), { sessionId });
     assert.equal(textOf(echo), "Echo: after");
     assert.equal(gateway.connections, 1);
+    proxy.signal("SIGTERM");
+    assert.equal(await proxy.exitCode(15_000), 0);
+  });
+});
+
+Deno.test("--max-message-bytes bounds a server's line: past it the caller gets an error naming the flag", async () => {
+  await withContract("A", async (gateway) => {
+    await using proxy = startProxy(connectArgs(gateway.url, ["--max-message-bytes", "1MiB"]));
+    const sessionId = await gateway.waitForRegistered(20_000);
+    const answer = await gateway.request(callTool(3, "huge", { bytes: 2 * 1024 * 1024 }), {
+      sessionId,
+      timeoutMs: 30_000,
+    });
+    assert.deepEqual(answer.error, {
+      code: -32002,
+      message:
+        "The local server's answer exceeded 1MiB, the largest message connect takes from it (connect --max-message-bytes)",
+    });
+    const echo = await gateway.request(callTool(4, "echo", { message: "after" }), { sessionId });
+    assert.equal(textOf(echo), "Echo: after");
     proxy.signal("SIGTERM");
     assert.equal(await proxy.exitCode(15_000), 0);
   });
