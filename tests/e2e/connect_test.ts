@@ -478,16 +478,19 @@ async function startWithSilentServer(
     await proxy.waitForEvent("server_starting");
     // The spawn follows the log line at once; there is no event for a process appearing, so look (bounded).
     let server: number | undefined;
-    // connect has other children (its group watchdog): the server is the one running the script.
-    const runsScript = (pid: number) => {
+    // connect has another child, its group watchdog (`sh -c … mcp-rproxy-watchdog`): the server is the
+    // other one (its script may have exec'd into another program already).
+    const isServer = (pid: number) => {
       try {
-        return Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0").includes(script);
+        return !Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0").includes(
+          "mcp-rproxy-watchdog",
+        );
       } catch {
         return false; // gone in between
       }
     };
     for (let i = 0; i < 200 && server === undefined; i++) {
-      server = childrenOf(proxy.pid).find(runsScript);
+      server = childrenOf(proxy.pid).find(isServer);
       if (server === undefined) await delay(10);
     }
     assert.ok(server !== undefined, "the server process never appeared");
