@@ -1344,6 +1344,16 @@ export const MUTANTS: Mutant[] = [
     tests: ["tests/serve/cluster/resend_test.ts", "tests/serve/cluster/resume_elsewhere_test.ts"],
   },
   {
+    id: "replica-answer-dropped-after-redis-loss",
+    rule:
+      "just after Redis came back empty, an answer for an origin not seen again yet is retried, not dropped",
+    file: "lib/serve/cluster/routing.ts",
+    find: "      lostAt = performance.now();\n",
+    replace: "",
+    tests: ["tests/serve/cluster/resend_test.ts"],
+    filter: "Redis came back",
+  },
+  {
     id: "connect-repeat-in-flight-runs",
     rule: "connect drops a cross-replica request whose id is in flight at its server",
     file: "lib/connect/repeated_requests.ts",

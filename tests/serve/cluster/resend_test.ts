@@ -145,3 +145,68 @@ Deno.test("CrossCalls.moveRoute() sends each waiting call again to the new holde
   calls.failAll("done");
   await other;
 });
+
+/** How many XADDs Redis has run: the envelopes sent, answers included. */
+async function xadds(replica: TestReplica): Promise<number> {
+  const info = String(await replica.cluster.commands.redis.info("commandstats"));
+  return Number(/cmdstat_xadd:calls=(\d+)/.exec(info)?.[1] ?? 0);
+}
+
+Deno.test("just after Redis came back empty, an answer for an origin that has not beaten again yet is retried, not dropped as for a replica gone", async () => {
+  const redis = await startRedis();
+  // No beats but those the test makes.
+  const replicas = await startReplicas(redis.url, 2, { ttlMs: 120_000, beatMs: 60_000 });
+  const [holder, origin] = replicas as [TestReplica, TestReplica];
+  const res = await registerResumable(holder.gateway, "res");
+  const client = await connectClient(origin.gateway, "res", TOKENS.alice);
+  try {
+    await claimed(holder, res.sessionId);
+    // The moment after Redis came back empty: the holder noticed (and published its records again);
+    // r2 has not yet, so it has no inbox and the holder's last beat did not see it.
+    const redisNow = holder.cluster.commands.redis;
+    const deadline = Date.now() + 5_000;
+    do {
+      if (Date.now() > deadline) throw new Error("Timed out waiting for r2 to be unseen");
+      await redisNow.multi().del("inbox:r2").zrem("replicas", "r2").exec();
+      await holder.cluster.liveness.beat();
+    } while (holder.cluster.liveness.alive("r2"));
+    holder.cluster.events.dispatchEvent(new Event("lost"));
+    const call = client.callTool({ name: "echo", arguments: { text: "x" } }).catch((
+      error: unknown,
+    ) => error as Error);
+    const request = await res.tunnel.next(isRequest("tools/call"), 5_000, "the call via r1");
+    const before = await xadds(holder);
+    res.tunnel.send({
+      type: "response",
+      sessionId: res.sessionId,
+      seq: 2,
+      ack: Number(request.seq),
+      payload: {
+        jsonrpc: "2.0",
+        id: payloadOf(request).id,
+        result: { content: [{ type: "text", text: "kept" }] },
+      },
+    });
+    // The holder tried r2's inbox, which is not there...
+    while ((await xadds(holder)) === before) {
+      if (Date.now() > deadline) {
+        throw new Error("Timed out waiting for the holder to send the answer");
+      }
+    }
+    assert.equal(await redisNow.exists("inbox:r2"), 0);
+    // ...then r2 makes its inbox again (as at its next beat): the answer, tried again, arrives.
+    await origin.cluster.inbox.upkeep();
+    const answer = await within(call, 5_000, "the call to be answered");
+    assert.equal(
+      (answer as { content?: { text: string }[] }).content?.[0]?.text,
+      "kept",
+      String(answer),
+    );
+    assert.equal(holder.metrics.errors.value("late_response"), 0);
+  } finally {
+    await client.close().catch(() => {});
+    res.tunnel.socket.close();
+    await closeReplicas(replicas);
+    await redis.stop();
+  }
+});
