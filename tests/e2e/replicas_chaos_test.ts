@@ -137,6 +137,14 @@ Deno.test("chaos: the holder SIGKILLed twice and Redis restarted during 4 × N c
       } JSON-RPC errors, ${outcome("http-error")} HTTP errors (requests on a killed replica)`,
     );
     for (const [kind, n] of errors) console.log(`  ${n} × ${kind}`);
+    let resent = 0;
+    for (const { healthPort } of cluster.replicas) {
+      const text = await (await fetch(`http://127.0.0.1:${healthPort}/metrics`)).text();
+      resent += Number(/^mcp_rproxy_cross_replica_calls_resent_total (\d+)/m.exec(text)?.[1] ?? 0);
+    }
+    console.log(
+      `  ${resent} call(s) sent again to a new holder (by the replicas alive at the end)`,
+    );
     // Each error says what happened: Redis was down (fail closed), the tunnel's replica died with the
     // call, or the server was not in the directory (between an empty Redis coming back and its holder
     // re-asserting it, at most a beat); never a silent loss, never an unexplained failure. Never a
