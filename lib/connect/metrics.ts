@@ -27,7 +27,8 @@ export type ConnectErrorKind =
   | "frame_too_large"
   | "too_many_sessions"
   | "server_queue_full"
-  | "response_dropped";
+  | "response_dropped"
+  | "repeated_request";
 
 const CONNECT_ERROR_KINDS: readonly ConnectErrorKind[] = [
   "dial",
@@ -40,6 +41,7 @@ const CONNECT_ERROR_KINDS: readonly ConnectErrorKind[] = [
   "too_many_sessions",
   "server_queue_full",
   "response_dropped",
+  "repeated_request",
 ];
 
 /** Errors by kind, and by server for the kinds that belong to one. */

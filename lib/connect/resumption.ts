@@ -2,7 +2,8 @@
 // channel, what the next dial asks for, the replay after a resumption, and the order of what arrives.
 
 import { logger } from "../util/log.ts";
-import type { DataFrameParts } from "../protocol/frames.ts";
+import { CloseCode, type DataFrameParts, encodeAck } from "../protocol/frames.ts";
+import type { LinkChannel } from "./link_channel.ts";
 import type { ResumeRequest } from "../protocol/registration.ts";
 import {
   type Acceptance,
@@ -149,6 +150,26 @@ export class Resumption {
       );
     }
     return acceptance;
+  }
+
+  /**
+   * Takes a frame's `seq` arriving on `link`: false when the frame must be skipped (a replayed one,
+   * delivered before; after a gap, whose link is then closed to resume); sends an ack when one is due.
+   */
+  accept(seq: number | undefined, link: LinkChannel): boolean {
+    const acceptance = this.receive(seq);
+    if (acceptance === "duplicate") return false;
+    if (acceptance === "gap") {
+      // 1000 with a reason: a WebSocket client may not send 1002, and a resumable session outlives
+      // the close of its link whatever the code (only an `unregister` ends it).
+      link.closeLink(CloseCode.Normal, "sequence gap");
+      return false;
+    }
+    const ack = this.dueAck();
+    if (ack !== undefined) {
+      link.sendText(encodeAck({ sessionId: this.sessionId!, channel: link.channel, ack }));
+    }
+    return true;
   }
 
   /** The ack to send on its own now, when enough frames arrived unacknowledged. */

@@ -5,9 +5,7 @@
 
 import { logger, truncate } from "../util/log.ts";
 import {
-  CloseCode,
   type DataFrameType,
-  encodeAck,
   encodeClientInstances,
   encodeDataFrame,
   encodeUnregister,
@@ -29,6 +27,7 @@ import type { LinkChannel } from "./link_channel.ts";
 import type { InFlight, ServerMessage } from "./local_session.ts";
 import type { LocalSide } from "./local_side.ts";
 import { RelayedRequests } from "./relayed_requests.ts";
+import { RepeatedRequests } from "./repeated_requests.ts";
 import type { ConnectMetrics, ServerMetrics } from "./metrics.ts";
 import { Resumption } from "./resumption.ts";
 import { drain, HIGH_WATER_BYTES } from "./backpressure.ts";
@@ -68,12 +67,17 @@ export class Tunnel {
   /** Characters sent to the link since its queue was last looked at (see fromServer). */
   #unchecked = 0;
   #resumption: Resumption;
+  /** Cross-replica calls in flight or answered lately: one sent again after a failover runs once. */
+  #repeats: RepeatedRequests;
   /** Payload logging costs a serialization per message: decide once whether anyone will read it. */
   #debug = log.isEnabledFor("debug");
 
   constructor(options: TunnelOptions) {
     this.#options = options;
     this.#resumption = new Resumption(options.replayLimits);
+    this.#repeats = new RepeatedRequests({
+      onRepeat: () => options.server?.error("repeated_request"),
+    });
   }
 
   /** The local side messages go to: one shared local session, or a per-client server's instances. */
@@ -317,6 +321,7 @@ export class Tunnel {
     if (message.kind === "response") {
       this.#options.server?.callsInFlight.set(this.#session?.inFlightCount ?? 0);
       const request = message.request;
+      this.#repeats.answered(message.id);
       // While a resumable link is down, answers are kept for replay; otherwise they cannot be routed.
       if (
         request === undefined || request.generation !== this.#generation || !this.#deliverable()
@@ -399,22 +404,11 @@ export class Tunnel {
       return;
     }
     const { clientSession } = frame;
-    const resumption = this.#resumption;
-    const acceptance = resumption.receive(frame.seq);
-    if (acceptance === "duplicate") return; // replayed, and delivered before
-    if (acceptance === "gap") {
-      // 1000 with a reason: a WebSocket client may not send 1002, and a resumable session outlives
-      // the close of its link whatever the code (only an `unregister` ends it).
-      link.closeLink(CloseCode.Normal, "sequence gap");
-      return;
-    }
-    const ack = resumption.dueAck();
-    if (ack !== undefined) {
-      link.sendText(encodeAck({ sessionId: resumption.sessionId!, channel: link.channel, ack }));
-    }
+    if (!this.#resumption.accept(frame.seq, link)) return;
     const generation = this.#generation;
     if (!isDataFrame(frame)) return;
     const payload = frame.payload;
+    if (frame.type === "request" && this.#repeats.repeats(payload.facts)) return;
     // A long request passes to the server as the text it came in, unless the proxy must act on it.
     if (frame.type === "request" && payload.isText) {
       const forwarded = session.forwardText(payload.text, payload.facts, generation, clientSession);

@@ -1326,14 +1326,50 @@ export const MUTANTS: Mutant[] = [
     filter: "restarts empty",
   },
   {
-    id: "replica-unread-call-not-resent",
+    id: "replica-moved-call-not-resent",
     rule:
-      "a call refused by a holder it waited on unread goes to the tunnel's new holder, though it moved",
+      "calls waiting on a tunnel resumed on another replica are sent there again (one its dead holder wrote to a link that lost it is not lost)",
     file: "lib/serve/cluster/cross_calls.ts",
-    find: "      (next.sid === sent.sid && next.gen === sent.gen)",
-    replace: "      (next.sid === pending.route.sid && next.gen === pending.route.gen)",
-    tests: ["tests/serve/cluster/resume_elsewhere_test.ts"],
-    filter: "unread",
+    find: "      this.#options.metrics?.crossCallsResent.inc();\n      this.#send(id, pending);\n",
+    replace: "      this.#options.metrics?.crossCallsResent.inc();\n",
+    tests: ["tests/serve/cluster/resend_test.ts"],
+  },
+  {
+    id: "replica-stale-refusal-heeded",
+    rule:
+      "a refusal from a holder a call was not last sent to changes nothing: the call went on to the tunnel's new holder",
+    file: "lib/serve/cluster/cross_calls.ts",
+    find: "    if (from.sid !== sent.sid || from.gen !== sent.gen) return false;\n",
+    replace: "",
+    tests: ["tests/serve/cluster/resend_test.ts", "tests/serve/cluster/resume_elsewhere_test.ts"],
+  },
+  {
+    id: "replica-answer-dropped-after-redis-loss",
+    rule:
+      "just after Redis came back empty, an answer for an origin not seen again yet is retried, not dropped",
+    file: "lib/serve/cluster/routing.ts",
+    find: "      lostAt = performance.now();\n",
+    replace: "",
+    tests: ["tests/serve/cluster/resend_test.ts"],
+    filter: "Redis came back",
+  },
+  {
+    id: "connect-repeat-in-flight-runs",
+    rule: "connect drops a cross-replica request whose id is in flight at its server",
+    file: "lib/connect/repeated_requests.ts",
+    find: "if (this.#inFlight.has(id) || this.#answered.has(id)) {",
+    replace: "if (this.#answered.has(id)) {",
+    tests: ["tests/e2e/connect_resume_faults_test.ts"],
+    filter: "runs once",
+  },
+  {
+    id: "connect-repeat-answered-runs",
+    rule: "connect drops a cross-replica request whose id it answered lately",
+    file: "lib/connect/repeated_requests.ts",
+    find: "if (this.#inFlight.has(id) || this.#answered.has(id)) {",
+    replace: "if (this.#inFlight.has(id)) {",
+    tests: ["tests/e2e/connect_resume_faults_test.ts"],
+    filter: "runs once",
   },
   // -- connect's replay bound as flags --
   {

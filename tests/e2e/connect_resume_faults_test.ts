@@ -288,3 +288,52 @@ Deno.test("serve refuses a resume that acknowledges frames it never sent (bad-ac
     await gateway.close();
   }
 });
+
+/** A sequenced request frame carrying a slow call (the server logs `call slow <id>` as it starts it). */
+function slow(sessionId: string, seq: number, id: string, ms: number): Record<string, unknown> {
+  return {
+    type: "request",
+    sessionId,
+    seq,
+    ack: 0,
+    payload: {
+      jsonrpc: "2.0",
+      id,
+      method: "tools/call",
+      params: { name: "slow", arguments: { ms, message: id } },
+    },
+  };
+}
+
+Deno.test("a cross-replica call sent again (a failover) runs once at the server: while in flight and once answered", async () => {
+  await using gateway = startScriptedGateway({
+    onFrame(frame, peer) {
+      if (frame.type === "register") peer.send(resumeAck("s1"));
+    },
+  });
+  await using proxy = startConnect(gateway.url, ["--log-level", "debug"]);
+  const link = await gateway.peers.waitFor(() => true, 20_000, "the link");
+  await proxy.waitForEvent("registered", 20_000);
+  // Ids as serve's replicas mint them (`<rid>.<n>`); new frames each (new seq), as a new holder sends them.
+  const [first, later] = ["r3.1796152033101001", "r3.1796152033101002"];
+  link.send(slow("s1", 1, first, 1_000));
+  await proxy.waitForLine((l) => l.json?.line === `call slow "${first}"`, WAIT_MS);
+  link.send(slow("s1", 2, first, 1_000)); // in flight at the server
+  await link.frames.waitFor(
+    (f) => f.type === "response" && idOf(f) === first,
+    WAIT_MS,
+    "its answer",
+  );
+  link.send(slow("s1", 3, first, 1_000)); // answered already
+  link.send(slow("s1", 4, later, 1));
+  // The server starts its calls in the order it reads them: a second run of the first would log before.
+  await proxy.waitForLine((l) => l.json?.line === `call slow "${later}"`, WAIT_MS);
+  await link.frames.waitFor((f) => f.type === "response" && idOf(f) === later, WAIT_MS, "later");
+  const runs = proxy.lines.filter((l) => l.json?.line === `call slow "${first}"`).length;
+  assert.equal(runs, 1, "the call ran again at the server");
+  assert.deepEqual(responses(link).map(idOf), [first, later]);
+  const dropped = proxy.lines.filter((l) => l.json?.event === "repeated_request");
+  assert.deepEqual(dropped.map((l) => l.json?.id), [first, first]);
+  proxy.signal("SIGTERM");
+  assert.equal(await proxy.exitCode(15_000), 0);
+});

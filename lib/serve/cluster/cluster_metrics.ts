@@ -45,6 +45,8 @@ export interface ClusterMetrics {
   tunnelsOwned: Gauge;
   /** Calls this replica sent to the replica holding their tunnel, by outcome. */
   crossCalls: ErrorCounter<"answered" | "failed">;
+  /** Calls sent again to the replica their tunnel resumed on (their holder died or lost the link). */
+  crossCallsResent: Counter;
   /** Seconds from sending a cross-replica call to its answer arriving back. */
   crossCallSeconds: Histogram;
   /** Tunnel sessions this replica took over from another, or lost to a newer generation. */
@@ -90,6 +92,11 @@ export function registerClusterMetrics(registry: MetricsRegistry): ClusterMetric
       labelNames: ["outcome"],
       initial: [["answered"], ["failed"]],
     })),
+    crossCallsResent: registry.counter({
+      name: "mcp_rproxy_cross_replica_calls_resent_total",
+      help:
+        "Calls sent again to the replica their tunnel resumed on; connect runs each once (docs/scaling.md).",
+    }),
     crossCallSeconds: registry.histogram({
       name: "mcp_rproxy_cross_replica_call_seconds",
       help:

@@ -12,9 +12,7 @@ import type { CallOptions } from "../call_contract.ts";
 import type { ClusterMetrics } from "./cluster_metrics.ts";
 import type { Envelope, EnvelopeDraft } from "./envelope.ts";
 import { UndeliverableError } from "./inbox.ts";
-
-/** A tunnel id minted by a replica: `<rid>.<n>`. */
-export const CROSS_ID = /^([A-Za-z0-9_-]{1,64})\.(\d{1,16})$/;
+import { CROSS_ID } from "../../protocol/cross_replica_id.ts";
 
 /**
  * The first call number of a replica process: its start time in ms × 1000. A replica started again under
@@ -115,11 +113,17 @@ export class CrossCalls {
 
   /**
    * The tunnel of `route` is held under `next` now (its client resumed it on another replica): the calls
-   * waiting on it wait there, for the answers the resumed link brings (cancellations go there too).
+   * waiting on it wait there (cancellations go there too), and each is sent there again. The dead holder
+   * may have written one to its link just before it died, where it was lost with its replay buffer; connect
+   * runs a request whose id it has in flight or answered lately only once, and a call that did run has its
+   * answer replayed by connect on the resumed link, whichever of the two comes first.
    */
   moveRoute(route: CallRoute, next: CallRoute): void {
-    for (const pending of this.#pending.values()) {
-      if (pending.route.sid === route.sid && pending.route.gen === route.gen) pending.route = next;
+    for (const [id, pending] of [...this.#pending]) {
+      if (pending.route.sid !== route.sid || pending.route.gen !== route.gen) continue;
+      pending.route = next;
+      this.#options.metrics?.crossCallsResent.inc();
+      this.#send(id, pending);
     }
   }
 
@@ -216,15 +220,24 @@ export class CrossCalls {
     }).catch((error: unknown) => {
       // A holder without an inbox got nothing: if the tunnel moved on, the call can go there.
       const gone = error instanceof UndeliverableError && error.kind === "no-inbox";
-      void this.#undelivered(id, describe(error, route), gone);
+      void this.#undelivered(id, describe(error, route), { elsewhere: gone, from: route });
     });
   }
 
-  /** The holder did not send call `id` to its server; `elsewhere`: the tunnel moved, try its new holder. */
-  async #undelivered(id: string, why: string, elsewhere: boolean): Promise<boolean> {
+  /**
+   * The holder `from` did not send call `id` to its server; `elsewhere`: the tunnel moved, try its new
+   * holder. A refusal by a holder the call was not last sent to changes nothing: it went on since.
+   */
+  async #undelivered(
+    id: string,
+    why: string,
+    options: { elsewhere: boolean; from: CallRoute | { sid: string; gen: number } },
+  ): Promise<boolean> {
+    const { elsewhere, from } = options;
     const pending = this.#pending.get(id);
     if (pending === undefined) return false;
     const sent = pending.sentTo;
+    if (from.sid !== sent.sid || from.gen !== sent.gen) return false;
     const next = elsewhere && pending.rerouted === 0
       ? await this.#options.reroute?.(sent).catch(() => undefined)
       : undefined;
@@ -232,7 +245,8 @@ export class CrossCalls {
       next === undefined || this.#pending.get(id) !== pending ||
       (next.sid === sent.sid && next.gen === sent.gen)
     ) {
-      return this.fail(id, why);
+      // Sent on meanwhile (its tunnel moved): it waits there.
+      return pending.sentTo === sent ? this.fail(id, why) : false;
     }
     pending.route = next;
     pending.rerouted++;
@@ -297,7 +311,10 @@ export class CrossCalls {
         } catch {
           reason = { message: envelope.payload };
         }
-        void this.#undelivered(envelope.id, String(reason.message), reason.elsewhere === true);
+        void this.#undelivered(envelope.id, String(reason.message), {
+          elsewhere: reason.elsewhere === true,
+          from: { sid: envelope.sid, gen: envelope.generation },
+        });
         return true;
       }
       default:

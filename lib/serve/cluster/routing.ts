@@ -17,6 +17,7 @@ import type { RegistrarOptions, ServerMessageRouter } from "../registration.ts";
 import type { Cluster } from "./cluster.ts";
 import { type CallRoute, CrossCalls } from "./cross_calls.ts";
 import { Holder, redisDownError } from "./holder.ts";
+import { LIVENESS_DEFAULTS } from "./liveness.ts";
 import { SharedSessions } from "./shared_sessions.ts";
 import { StaleCalls } from "./stale_calls.ts";
 import { StreamForwards } from "./stream_forwards.ts";
@@ -26,6 +27,8 @@ import { TunnelRegistry } from "../tunnel_registry.ts";
 
 /** How long a directory answer is trusted before it is asked again, in ms. */
 const LOOKUP_CACHE_MS = 1_000;
+/** After Redis came back empty, how long until every live replica has beaten again: two beats and a second. */
+const RECOVERING_MS = 2 * LIVENESS_DEFAULTS.beatMs + 1_000;
 
 /** Options of {@link ClusterRouting}. */
 export interface ClusterRoutingOptions {
@@ -110,6 +113,7 @@ export class ClusterRouting {
     const { cluster, metrics } = options;
     this.cluster = cluster;
     const send = cluster.inbox.send.bind(cluster.inbox);
+    let lostAt = -Infinity;
     this.crossCalls = new CrossCalls({
       replicaId: cluster.replicaId,
       send,
@@ -123,7 +127,9 @@ export class ClusterRouting {
       send,
       crossCalls: this.crossCalls,
       late: () => metrics?.errors.inc("late_response"),
-      alive: (rid) => cluster.liveness.alive(rid),
+      // Just after Redis came back empty, a live origin is missing from the last beat and has no inbox
+      // until its own next beat: its answers are retried, not dropped as for a replica gone.
+      alive: (rid) => cluster.liveness.alive(rid) || performance.now() - lostAt < RECOVERING_MS,
     });
     cluster.on("call", (envelope) => this.#holder.onCall(envelope));
     cluster.on("cancel", (envelope) => this.#holder.onCancel(envelope));
@@ -144,6 +150,7 @@ export class ClusterRouting {
       if (!cluster.commands.state.up) downAt = Math.min(downAt, performance.now());
     });
     cluster.events.addEventListener("lost", () => {
+      lostAt = performance.now();
       this.shared.reassert();
       // Envelopes on their way when Redis lost its data are gone with it: their calls cannot be
       // answered. (A call the holder had passed on before still gets its answer, unless failed here.)

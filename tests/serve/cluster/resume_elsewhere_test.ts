@@ -359,9 +359,11 @@ Deno.test("a call that waited unread in a dead holder's inbox while its tunnel m
   });
   const answer = calls.call(old, { jsonrpc: "2.0", id: 7, method: "tools/call" }, {});
   assert.deepEqual(sent.map((d) => d.target), ["r1"]);
-  // The tunnel resumed on r2 (a beat moved the call there) while the envelope sat in r1's inbox...
+  // The tunnel resumed on r2 (a beat moved the call there and sent it again) while the envelope sat
+  // in r1's inbox...
   calls.moveRoute(old, moved);
-  // ...and r1, started again under its id, read it and refused it: it never reached the server.
+  // ...and r1, started again under its id, read it and refused it: it never reached the server, and
+  // it went to r2 already.
   calls.onEnvelope({
     kind: "undeliverable",
     origin: "r1",
@@ -376,7 +378,7 @@ Deno.test("a call that waited unread in a dead holder's inbox while its tunnel m
     mac: "",
   });
   for (let i = 0; i < 100 && sent.length < 2; i++) await Promise.resolve();
-  assert.deepEqual(sent.map((d) => d.target), ["r1", "r2"], "sent on to the new holder, once");
+  assert.deepEqual(sent.map((d) => d.target), ["r1", "r2"], "sent to the new holder, once");
   assert.equal(sent[1]!.generation, 2);
   calls.answer(sent[1]!.id, encodeAnswer(Payload.fromValue({ jsonrpc: "2.0", id: 0, result: {} })));
   assert.deepEqual(await answer, { jsonrpc: "2.0", id: 7, result: {} });
