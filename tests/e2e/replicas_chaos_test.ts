@@ -23,6 +23,14 @@ async function mcpClient(url: string): Promise<Client> {
   const client = new Client({ name: "chaos", version: "1.0.0" });
   const transport = new StreamableHTTPClientTransport(new URL(`${url}/servers/everything/mcp`), {
     requestInit: { headers: { Authorization: `Bearer ${TOKENS.alice}` } },
+    // Only the calls matter here. A GET stream cut by a kill would try to come back, and the SDK's
+    // close() does not stop an attempt under way, whose failure arms a timer after the test.
+    reconnectionOptions: {
+      initialReconnectionDelay: 100,
+      maxReconnectionDelay: 100,
+      reconnectionDelayGrowFactor: 1,
+      maxRetries: 0,
+    },
   });
   await within(client.connect(transport), 20_000, "the MCP client to connect");
   return client;
