@@ -124,16 +124,19 @@ export const streamsPerToken: AttackScenario<StreamsPerTokenObserved> = {
       );
     }
     const open: Deno.TcpConn[] = [];
+    /** Sessions whose GET got a stream: never idle, so never the one forgotten for room below. */
+    const streamed: string[] = [];
     held.defer(() => open.forEach(closeQuietly));
     const statuses: Record<string, number> = {};
     for (let i = 0; i < sessions.length; i += BATCH) {
-      const batch = await Promise.all(
-        sessions.slice(i, i + BATCH).map((session) => getStream(serve, { token, session })),
-      );
-      for (const { conn, status } of batch) {
+      const slice = sessions.slice(i, i + BATCH);
+      const batch = await Promise.all(slice.map((session) => getStream(serve, { token, session })));
+      for (const [k, { conn, status }] of batch.entries()) {
         statuses[status] = (statuses[status] ?? 0) + 1;
-        if (status === "HTTP/1.1 200 OK") open.push(conn);
-        else closeQuietly(conn);
+        if (status === "HTTP/1.1 200 OK") {
+          open.push(conn);
+          streamed.push(slice[k]!);
+        } else closeQuietly(conn);
       }
     }
     const refusal = await deadline(
@@ -155,7 +158,9 @@ export const streamsPerToken: AttackScenario<StreamsPerTokenObserved> = {
     // The attacker lets go of its streams: its slots come back (serve counts a stream until it sees the
     // connection end, which no event here reports).
     open.splice(0).forEach(closeQuietly);
-    const again = sessions[0]!;
+    // A session that had a stream: one refused in the first batch may be the least recently used idle
+    // session, which the other token's new session above made serve forget (1,024 per owner).
+    const again = streamed[0]!;
     const slotBackMs = await pollUntil(async () => {
       const { conn, status } = await getStream(serve, { token, session: again });
       if (status === "HTTP/1.1 200 OK") {
