@@ -6,51 +6,16 @@
 // is never restarted.
 
 import assert from "node:assert/strict";
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { McpError } from "@modelcontextprotocol/sdk/types.js";
-import { parsePrometheus, sampleValue } from "../fixtures/prometheus_parser.ts";
 import { EVERYTHING_SERVER, startProxy } from "../fixtures/proxy_process.ts";
-import { type ServeCluster, startServeCluster } from "../fixtures/serve_cluster.ts";
+import { clusterClient, holderIndex, startServeCluster } from "../fixtures/serve_cluster.ts";
 import { TOKENS, within } from "../fixtures/test_gateway.ts";
 
 /** Calls per client: 4 × CALLS in all, the issue's 4 × 1,000. */
 const CALLS = 1000;
 
 type Outcome = "answered" | "rpc-error" | "http-error";
-
-async function mcpClient(url: string): Promise<Client> {
-  const client = new Client({ name: "chaos", version: "1.0.0" });
-  const transport = new StreamableHTTPClientTransport(new URL(`${url}/servers/everything/mcp`), {
-    requestInit: { headers: { Authorization: `Bearer ${TOKENS.alice}` } },
-    // Only the calls matter here. A GET stream cut by a kill would try to come back, and the SDK's
-    // close() does not stop an attempt under way, whose failure arms a timer after the test.
-    reconnectionOptions: {
-      initialReconnectionDelay: 100,
-      maxReconnectionDelay: 100,
-      reconnectionDelayGrowFactor: 1,
-      maxRetries: 0,
-    },
-  });
-  await within(client.connect(transport), 20_000, "the MCP client to connect");
-  return client;
-}
-
-/** The index of the replica holding the tunnel, from each replica's metrics. */
-async function holderIndex(cluster: ServeCluster): Promise<number> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    for (const [i, replica] of cluster.replicas.entries()) {
-      const owned = await fetch(`http://127.0.0.1:${replica.healthPort}/metrics`)
-        .then((r) => r.text())
-        .then((text) => sampleValue(parsePrometheus(text), "mcp_rproxy_tunnels_owned"))
-        .catch(() => 0);
-      if (owned === 1) return i;
-    }
-    if (Date.now() > deadline) throw new Error("No replica holds the tunnel");
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 Deno.test("chaos: the holder SIGKILLed twice and Redis restarted during 4 × N calls; every call settles once, the server keeps its PID", async () => {
   const cluster = await startServeCluster({ serveArgs: ["--call-timeout", "30"] });
@@ -71,7 +36,9 @@ Deno.test("chaos: the holder SIGKILLed twice and Redis restarted during 4 × N c
     ], { env: { REVERSE_PROXY_TOKEN: TOKENS.alice } });
     const count = (event: string) => connect.lines.filter((l) => l.json?.event === event).length;
     await connect.waitForEvent("registered", 60_000);
-    for (let i = 0; i < 4; i++) clients.push(await mcpClient(cluster.url));
+    for (let i = 0; i < 4; i++) {
+      clients.push(await clusterClient(cluster.url, { reconnect: false }));
+    }
 
     const outcomes: Outcome[][] = clients.map(() => []);
     const errors = new Map<string, number>();

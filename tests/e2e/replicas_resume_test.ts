@@ -5,44 +5,11 @@
 // link and routed back to each caller's replica by its id. The server is initialized once, never restarted.
 
 import assert from "node:assert/strict";
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { parsePrometheus, sampleValue } from "../fixtures/prometheus_parser.ts";
+import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { DEMO_SERVER, startProxy } from "../fixtures/proxy_process.ts";
-import { type ServeCluster, startServeCluster } from "../fixtures/serve_cluster.ts";
+import { clusterClient, holderIndex, startServeCluster } from "../fixtures/serve_cluster.ts";
+import { textOf } from "../fixtures/per_client.ts";
 import { TOKENS, within } from "../fixtures/test_gateway.ts";
-
-async function mcpClient(url: string): Promise<Client> {
-  const client = new Client({ name: "replicas-resume", version: "1.0.0" });
-  const transport = new StreamableHTTPClientTransport(new URL(`${url}/servers/demo/mcp`), {
-    requestInit: { headers: { Authorization: `Bearer ${TOKENS.alice}` } },
-  });
-  await within(client.connect(transport), 20_000, "the MCP client to connect");
-  return client;
-}
-
-function textOf(result: unknown): string {
-  return (result as { content: { text: string }[] }).content[0]!.text;
-}
-
-async function metric(port: number, name: string, labels = {}): Promise<number> {
-  const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text());
-  return sampleValue(parsePrometheus(text), name, labels);
-}
-
-/** The index of the replica holding the tunnel (its metrics say it owns one), polled until `ms`. */
-async function holderIndex(cluster: ServeCluster, except = -1, ms = 30_000): Promise<number> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    for (const [i, replica] of cluster.replicas.entries()) {
-      if (i === except) continue;
-      const owned = await metric(replica.healthPort, "mcp_rproxy_tunnels_owned").catch(() => 0);
-      if (owned === 1) return i;
-    }
-    if (Date.now() > deadline) throw new Error("No replica holds the tunnel");
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 Deno.test("replicas: the holder SIGKILLed, connect resumes on another replica through HAProxy, and the calls in flight from the other two complete", async () => {
   const cluster = await startServeCluster({ serveArgs: ["--resume-window", "30"] });
@@ -66,7 +33,9 @@ Deno.test("replicas: the holder SIGKILLed, connect resumes on another replica th
     // A caller on each of the other two replicas: whichever one connect resumes on, one call's answer comes
     // back on that replica and the other's crosses to its origin by envelope.
     const callers = [(holder + 1) % 3, (holder + 2) % 3];
-    for (const i of callers) clients.push(await mcpClient(cluster.replicas[i]!.url));
+    for (const i of callers) {
+      clients.push(await clusterClient(cluster.replicas[i]!.url, { server: "demo" }));
+    }
 
     // 80 steps of 100 ms: running at the server while its holder dies and connect resumes elsewhere, and
     // past the callers' next liveness beat (3 s), where a call waiting on a dead holder used to fail.
@@ -105,7 +74,7 @@ Deno.test("replicas: the holder SIGKILLed, connect resumes on another replica th
     }
 
     // The new holder took the session from the record in Redis.
-    const next = await holderIndex(cluster, holder);
+    const next = await holderIndex(cluster, { except: holder });
     assert.notEqual(next, holder);
     const took = cluster.replicas[next]!.process.lines.find((l) =>
       l.json?.event === "session_resumed_elsewhere"

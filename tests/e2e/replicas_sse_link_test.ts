@@ -6,20 +6,10 @@
 import assert from "node:assert/strict";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { parsePrometheus, sampleValue } from "../fixtures/prometheus_parser.ts";
 import { DEMO_SERVER, startProxy } from "../fixtures/proxy_process.ts";
-import { startServeCluster } from "../fixtures/serve_cluster.ts";
+import { replicaMetric, startServeCluster } from "../fixtures/serve_cluster.ts";
+import { textOf } from "../fixtures/per_client.ts";
 import { TOKENS, within } from "../fixtures/test_gateway.ts";
-
-function textOf(result: unknown): string {
-  const content = (result as { content: { type: string; text: string }[] }).content;
-  return content[0]!.text;
-}
-
-async function metric(healthPort: number, name: string, labels = {}): Promise<number> {
-  const response = await fetch(`http://127.0.0.1:${healthPort}/metrics`);
-  return sampleValue(parsePrometheus(await response.text()), name, labels);
-}
 
 Deno.test("3 replicas behind HAProxy: an SSE link's POSTs reach its stream's replica from any replica; 100 calls succeed", async () => {
   const cluster = await startServeCluster();
@@ -66,13 +56,13 @@ Deno.test("3 replicas behind HAProxy: an SSE link's POSTs reach its stream's rep
 
     // The stream's replica holds the tunnel; the two others forwarded the link's POSTs they took.
     const owned = await Promise.all(
-      cluster.replicas.map((r) => metric(r.healthPort, "mcp_rproxy_tunnels_owned")),
+      cluster.replicas.map((r) => replicaMetric(r, "mcp_rproxy_tunnels_owned")),
     );
     assert.deepEqual(owned.toSorted(), [0, 0, 1], `tunnels owned ${owned}`);
     const holder = owned.indexOf(1);
     const forwarded = await Promise.all(
       cluster.replicas.map((r) =>
-        metric(r.healthPort, "mcp_rproxy_stream_forwards_total", { what: "link_post" })
+        replicaMetric(r, "mcp_rproxy_stream_forwards_total", { what: "link_post" })
       ),
     );
     console.log(

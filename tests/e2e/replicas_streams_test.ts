@@ -7,16 +7,10 @@
 import assert from "node:assert/strict";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { parsePrometheus, sampleValue } from "../fixtures/prometheus_parser.ts";
 import { DEMO_SERVER, startProxy } from "../fixtures/proxy_process.ts";
-import { startServeCluster } from "../fixtures/serve_cluster.ts";
+import { replicaMetric, startServeCluster } from "../fixtures/serve_cluster.ts";
 import { startTcpRelay } from "../fixtures/tcp_relay.ts";
 import { TOKENS, within } from "../fixtures/test_gateway.ts";
-
-async function metric(healthPort: number, name: string, labels = {}): Promise<number> {
-  const response = await fetch(`http://127.0.0.1:${healthPort}/metrics`);
-  return sampleValue(parsePrometheus(await response.text()), name, labels);
-}
 
 Deno.test("3 replicas behind HAProxy: an SDK client cut mid-stream resumes on another replica and misses nothing", async () => {
   const cluster = await startServeCluster();
@@ -81,7 +75,7 @@ Deno.test("3 replicas behind HAProxy: an SDK client cut mid-stream resumes on an
     );
     const resumes = await Promise.all(
       cluster.replicas.map((r) =>
-        metric(r.healthPort, "mcp_rproxy_stream_forwards_total", { what: "resume" })
+        replicaMetric(r, "mcp_rproxy_stream_forwards_total", { what: "resume" })
       ),
     );
     console.log(`resumes forwarded per replica: ${resumes.join(", ")}`);

@@ -3,31 +3,11 @@
 // started on one replica goes on on the others, and a 16 MiB message crosses replicas both ways.
 
 import assert from "node:assert/strict";
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { parsePrometheus, sampleValue } from "../fixtures/prometheus_parser.ts";
+import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { DEMO_SERVER, EVERYTHING_SERVER, startProxy } from "../fixtures/proxy_process.ts";
-import { startServeCluster } from "../fixtures/serve_cluster.ts";
+import { clusterClient, replicaMetric, startServeCluster } from "../fixtures/serve_cluster.ts";
+import { textOf } from "../fixtures/per_client.ts";
 import { TOKENS, within } from "../fixtures/test_gateway.ts";
-
-function textOf(result: unknown): string {
-  const content = (result as { content: { type: string; text: string }[] }).content;
-  return content[0]!.text;
-}
-
-async function mcpClient(url: string, server = "everything"): Promise<Client> {
-  const client = new Client({ name: "replicas-test", version: "1.0.0" });
-  const transport = new StreamableHTTPClientTransport(new URL(`${url}/servers/${server}/mcp`), {
-    requestInit: { headers: { Authorization: `Bearer ${TOKENS.alice}` } },
-  });
-  await within(client.connect(transport), 20_000, "the MCP client to connect");
-  return client;
-}
-
-async function metric(healthPort: number, name: string, labels = {}): Promise<number> {
-  const response = await fetch(`http://127.0.0.1:${healthPort}/metrics`);
-  return sampleValue(parsePrometheus(await response.text()), name, labels);
-}
 
 Deno.test("3 replicas behind HAProxy: 4 SDK clients' calls all succeed, sessions move between replicas, 16 MiB crosses", async () => {
   const cluster = await startServeCluster();
@@ -55,7 +35,7 @@ Deno.test("3 replicas behind HAProxy: 4 SDK clients' calls all succeed, sessions
       60_000,
     );
 
-    for (let i = 0; i < 4; i++) clients.push(await mcpClient(cluster.url));
+    for (let i = 0; i < 4; i++) clients.push(await clusterClient(cluster.url));
     const calls = clients.flatMap((client, c) =>
       Array.from(
         { length: 25 },
@@ -70,11 +50,11 @@ Deno.test("3 replicas behind HAProxy: 4 SDK clients' calls all succeed, sessions
     // Every replica took requests, and the two that do not hold the tunnel sent theirs across.
     const crossed = await Promise.all(
       cluster.replicas.map((r) =>
-        metric(r.healthPort, "mcp_rproxy_cross_replica_calls_total", { outcome: "answered" })
+        replicaMetric(r, "mcp_rproxy_cross_replica_calls_total", { outcome: "answered" })
       ),
     );
     const owned = await Promise.all(
-      cluster.replicas.map((r) => metric(r.healthPort, "mcp_rproxy_tunnels_owned")),
+      cluster.replicas.map((r) => replicaMetric(r, "mcp_rproxy_tunnels_owned")),
     );
     assert.deepEqual(owned.toSorted(), [0, 0, 2], `tunnels owned ${owned}`);
     const holder = owned.indexOf(2);
@@ -110,7 +90,7 @@ Deno.test("3 replicas behind HAProxy: 4 SDK clients' calls all succeed, sessions
 
     // A 16 MiB result, through a replica that does not hold the tunnel.
     const other = cluster.replicas[(holder + 1) % 3]!;
-    const direct = await mcpClient(other.url, "demo");
+    const direct = await clusterClient(other.url, { server: "demo" });
     clients.push(direct);
     const started = performance.now();
     const big = await within(
