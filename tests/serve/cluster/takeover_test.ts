@@ -9,7 +9,9 @@ import { serveTestServer, within } from "../../fixtures/test_gateway.ts";
 
 Deno.test("a newer claim on another replica closes the holder's link with 4002 and counts a takeover on each", async () => {
   const redis = await startRedis();
-  const replicas = await startReplicas(redis.url, 2);
+  // A beat far longer than the wait below: only the supersede envelope can close the link in time, not
+  // the holder's next renewal finding the newer claim.
+  const replicas = await startReplicas(redis.url, 2, { ttlMs: 120_000, beatMs: 60_000 });
   const [holder, taker] = replicas as [typeof replicas[0], typeof replicas[0]];
   const served = await serveTestServer(holder.gateway, "srv");
   try {
@@ -19,7 +21,7 @@ Deno.test("a newer claim on another replica closes the holder's link with 4002 a
     // What a resume of this session on the other replica does first: claim it with a newer generation.
     let lost = false;
     await taker.cluster.hold(sid, { owner: "alice", name: "srv" }, () => lost = true);
-    // Within the beat (3 s): the envelope, not the next renewal, closes it.
+    // Long before the next beat: the envelope, not a renewal, closes it.
     const closed = await within(served.tunnel.closed, 2_500, "the old link to close");
     assert.equal(closed.code, 4002);
     assert.match(closed.reason, /superseded by a registration on replica r2/);
