@@ -72,6 +72,14 @@ export class Liveness {
     return this.#seen;
   }
 
+  /**
+   * After Redis came back empty, how long until every live replica has beaten again and published what
+   * it holds once more: two beats and a second, in ms.
+   */
+  get recoveringMs(): number {
+    return 2 * (this.#options.beatMs ?? LIVENESS_DEFAULTS.beatMs) + 1_000;
+  }
+
   /** Whether `rid` was alive at the last beat. */
   alive(rid: string): boolean {
     return this.#seen.has(rid);

@@ -17,7 +17,6 @@ import type { RegistrarOptions, ServerMessageRouter } from "../registration.ts";
 import type { Cluster } from "./cluster.ts";
 import { type CallRoute, CrossCalls } from "./cross_calls.ts";
 import { Holder, redisDownError } from "./holder.ts";
-import { LIVENESS_DEFAULTS } from "./liveness.ts";
 import { SharedSessions } from "./shared_sessions.ts";
 import { StaleCalls } from "./stale_calls.ts";
 import { StreamForwards } from "./stream_forwards.ts";
@@ -27,8 +26,8 @@ import { TunnelRegistry } from "../tunnel_registry.ts";
 
 /** How long a directory answer is trusted before it is asked again, in ms. */
 const LOOKUP_CACHE_MS = 1_000;
-/** After Redis came back empty, how long until every live replica has beaten again: two beats and a second. */
-const RECOVERING_MS = 2 * LIVENESS_DEFAULTS.beatMs + 1_000;
+/** Held `initialize` results of remote servers kept at most (the oldest go first). */
+const MAX_INITIALIZED = 4_096;
 
 /** Options of {@link ClusterRouting}. */
 export interface ClusterRoutingOptions {
@@ -103,7 +102,8 @@ export class ClusterRouting {
   /** The gateway's registry: sessions ending here are released in Redis. */
   readonly registry = new ClusterRegistry();
   readonly #lookups = new Map<string, { at: number; route: Promise<CallRoute | undefined> }>();
-  readonly #initialized = new Map<string, Promise<JsonRpcResponse>>();
+  /** By tunnel session: the generation asked, and its answer. */
+  readonly #initialized = new Map<string, { gen: number; result: Promise<JsonRpcResponse> }>();
   /** Requests for streams other replicas hold, and those forwarded here. */
   readonly forwards: StreamForwards;
   /** Streams resumed on another replica than the one holding them. */
@@ -129,7 +129,8 @@ export class ClusterRouting {
       late: () => metrics?.errors.inc("late_response"),
       // Just after Redis came back empty, a live origin is missing from the last beat and has no inbox
       // until its own next beat: its answers are retried, not dropped as for a replica gone.
-      alive: (rid) => cluster.liveness.alive(rid) || performance.now() - lostAt < RECOVERING_MS,
+      alive: (rid) =>
+        cluster.liveness.alive(rid) || performance.now() - lostAt < cluster.liveness.recoveringMs,
     });
     cluster.on("call", (envelope) => this.#holder.onCall(envelope));
     cluster.on("cancel", (envelope) => this.#holder.onCancel(envelope));
@@ -143,7 +144,11 @@ export class ClusterRouting {
     cluster.on("supersede", (e) => cluster.superseded(e.sid, e.generation, e.origin));
     this.forwards = new StreamForwards(cluster);
     this.relays = new StreamRelays(cluster, this.forwards);
-    this.shared = new SharedSessions({ commands: cluster.commands, ttlMs: options.sessionTtlMs });
+    this.shared = new SharedSessions({
+      commands: cluster.commands,
+      ttlMs: options.sessionTtlMs,
+      recoveringMs: cluster.liveness.recoveringMs,
+    });
     this.registry.bind(this);
     let downAt = Infinity;
     cluster.events.addEventListener("readiness", () => {
@@ -182,10 +187,14 @@ export class ClusterRouting {
     return new RemoteTunnel(route, this, this.crossCalls);
   }
 
-  /** The held `initialize` result of a remote server, asked of its holder once per generation. */
+  /**
+   * The held `initialize` result of a remote server, asked of its holder once per generation of its
+   * tunnel session (a newer one replaces it); at most {@link MAX_INITIALIZED} sessions are remembered.
+   */
   initializeResult(route: CallRoute): Promise<JsonRpcResponse> {
-    const key = `${route.sid}:${route.gen}`;
-    let result = this.#initialized.get(key);
+    const key = route.sid;
+    const known = this.#initialized.get(key);
+    let result = known?.gen === route.gen ? known.result : undefined;
     if (result === undefined) {
       result = this.crossCalls.call(route, {
         jsonrpc: "2.0",
@@ -198,10 +207,16 @@ export class ClusterRouting {
           : answer instanceof RawResponse
           ? answer.parse()
           : answer;
-        if (response.error !== undefined) this.#initialized.delete(key);
+        if (response.error !== undefined && this.#initialized.get(key)?.result === result) {
+          this.#initialized.delete(key);
+        }
         return response;
       });
-      this.#initialized.set(key, result);
+      this.#initialized.delete(key);
+      this.#initialized.set(key, { gen: route.gen, result });
+      if (this.#initialized.size > MAX_INITIALIZED) {
+        this.#initialized.delete(this.#initialized.keys().next().value!);
+      }
     }
     return result;
   }

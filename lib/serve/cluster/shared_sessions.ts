@@ -30,7 +30,8 @@ export interface SharedSessionsOptions {
   maxTracked?: number;
   /**
    * For this long after Redis came back, a missing record may be one an empty Redis lost and a replica
-   * has not published again yet (each does at its next beat), in ms. Default: two beats and a second.
+   * has not published again yet (each does at its next beat), in ms. Default: two default beats and a
+   * second (`Liveness.recoveringMs` for the beat in use).
    */
   recoveringMs?: number;
 }
