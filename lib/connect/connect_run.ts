@@ -37,6 +37,8 @@ const NOT_RELOADED: readonly (keyof ConnectSettings)[] = [
   "maxReplayBytes",
   "maxReplayFrames",
   "maxMessageBytes",
+  "transport",
+  "websocketRetry",
 ];
 
 /** What {@link runConnect} runs: the resolved settings, and the processes of the early start. */

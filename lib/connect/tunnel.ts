@@ -245,8 +245,12 @@ export class Tunnel {
     return this.#link?.isOpen === true || this.#resumption.deliverable;
   }
 
-  /** Sends a payload object (for `clientSession`'s instance); returns false if there is no link. */
+  /**
+   * Sends a payload object (for `clientSession`'s instance); returns false if there is no link. An answer
+   * connect makes itself (an error) ends its call as the server's answer does.
+   */
   #sendPayload(type: DataFrameType, payload: JsonObject, clientSession?: string): boolean {
+    if (type === "response") this.#repeats.answered(payload.id as JsonRpcId | undefined);
     return this.#sendText(type, JSON.stringify(payload), { clientSession });
   }
 
