@@ -146,12 +146,12 @@ export class Link {
     return answered;
   }
 
-  /** The contract, once known. */
   /** How the link travels: `websocket` or `sse`. */
   get transport(): LinkTransport {
     return this.#options.transport ?? "websocket";
   }
 
+  /** The contract, once known. */
   get contract(): Contract | undefined {
     return (this.#registration ?? this.#pendingB)?.contract;
   }

@@ -1,7 +1,5 @@
-// What the gateway reads of a request before routing it: path segments decoded (or refused), paths cut for
-// log lines, and the origins a browser shows for the gateway itself.
-
-import { UNAUTHENTICATED_LOG_CHARS } from "./http/server.ts";
+// What the gateway reads of a request before routing it: path segments decoded (or refused), and the origins
+// a browser shows for the gateway itself.
 
 /** A path segment decoded; undefined when its percent-escapes are malformed (answered 400). */
 export function decodeSegment(segment: string): string | undefined {
@@ -10,13 +8,6 @@ export function decodeSegment(segment: string): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** A path cut for a log line: unauthenticated clients choose it. */
-export function bounded(text: string): string {
-  return text.length <= UNAUTHENTICATED_LOG_CHARS
-    ? text
-    : `${text.slice(0, UNAUTHENTICATED_LOG_CHARS)}…`;
 }
 
 function isLoopback(hostname: string): boolean {

@@ -425,7 +425,6 @@ export class TunnelSession implements LinkedSession {
     });
   }
 
-  /** Logs with the session's id, owner, name and calls in flight. */
   /** Something worth saving changed (acknowledged frames, the held `initialize`, a resume). */
   #changed(): void {
     if (this.#state !== "closed") this.#options.host.sessionChanged?.(this);

@@ -87,7 +87,8 @@ function jsonResponse(status: number, body: unknown): Response {
   return Response.json(body, { status });
 }
 
-function bounded(text: string): string {
+/** `text` as an unauthenticated request's log line may carry it: cut to 200 characters, with its length. */
+export function bounded(text: string): string {
   return text.length <= UNAUTHENTICATED_LOG_CHARS
     ? text
     : `${text.slice(0, UNAUTHENTICATED_LOG_CHARS)}… (${text.length} chars)`;
