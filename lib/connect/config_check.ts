@@ -81,7 +81,7 @@ export function checkValue(given: Given): void {
     case "isolation":
     case "max_instances":
     case "instance_idle_timeout":
-      // Checked together with the server they apply to (isolation_settings.ts).
+      // Checked together with the server they apply to (isolation_settings.ts isolationOf).
       return;
     case "reconnect_delay":
       seconds(given, "2.5");

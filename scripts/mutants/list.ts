@@ -1425,4 +1425,12 @@ export const MUTANTS: Mutant[] = [
     tests: ["tests/e2e/connect_protection_test.ts"],
     filter: "--max-message-bytes",
   },
+  {
+    id: "early-start-group-spared",
+    rule: "a process of the early start that no server took is killed with its process group",
+    file: "lib/connect/early_servers.ts",
+    find: '        Deno.kill(-child.pid, "SIGKILL");',
+    replace: '        child.kill("SIGKILL");',
+    tests: ["tests/connect/early_servers_test.ts"],
+  },
 ];

@@ -64,20 +64,37 @@ Deno.test("the early start spawns shared stdio servers only, and hands each proc
   }
 });
 
-Deno.test("a process of the early start that nobody took is killed", async () => {
+Deno.test("a process of the early start that nobody took is killed with its group", async () => {
   const dir = await Deno.makeTempDir({ prefix: "mcp-rproxy-early-" });
   try {
-    const spec = stdio(["sh", "-c", `echo $$ > '${dir}/pid'; exec sleep 30`]);
+    // The server starts a program of its own (as npx does), then waits: both must go.
+    const spec = stdio([
+      "sh",
+      "-c",
+      `sleep 30 & echo $! > '${dir}/grandchild'; echo $$ > '${dir}/pid'; wait`,
+    ]);
     const early = EarlyServers.spawn([spec]);
-    let pid = "";
+    // The pid file is written by another process: no event says when, so look (bounded).
+    const pids = { server: "", grandchild: "" };
     const deadline = Date.now() + 5_000;
-    while (pid === "" && Date.now() < deadline) {
-      pid = (await Deno.readTextFile(`${dir}/pid`).catch(() => "")).trim();
-      if (pid === "") await new Promise((resolve) => setTimeout(resolve, 20));
+    while (pids.server === "" && Date.now() < deadline) {
+      pids.server = (await Deno.readTextFile(`${dir}/pid`).catch(() => "")).trim();
+      if (pids.server === "") await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    assert.notEqual(pid, "", "the server was spawned");
+    pids.grandchild = (await Deno.readTextFile(`${dir}/grandchild`)).trim();
+    assert.notEqual(pids.server, "", "the server was spawned");
     await within(early.killUntaken(), 5_000);
-    assert.equal(processAlive(Number(pid)), false, "the server outlived killUntaken");
+    assert.equal(processAlive(Number(pids.server)), false, "the server outlived killUntaken");
+    // SIGKILL reached the group; the kernel finishes the orphan a moment later.
+    const gone = Date.now() + 2_000;
+    while (processAlive(Number(pids.grandchild)) && Date.now() < gone) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.equal(
+      processAlive(Number(pids.grandchild)),
+      false,
+      "what the server started outlived it",
+    );
     assert.equal(early.take(spec), undefined, "nothing is left to take");
   } finally {
     await Deno.remove(dir, { recursive: true });
