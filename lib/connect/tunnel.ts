@@ -78,6 +78,8 @@ export class Tunnel {
     this.#repeats = new RepeatedRequests({
       onRepeat: () => options.server?.error("repeated_request"),
     });
+    // Read when scraped: a per-client server's count walks its clients, too dear for every message.
+    options.server?.callsInFlight.track(() => this.#session?.inFlightCount ?? 0);
   }
 
   /** The local side messages go to: one shared local session, or a per-client server's instances. */
@@ -198,7 +200,6 @@ export class Tunnel {
         );
       }
     }
-    this.#options.server?.callsInFlight.set(this.#session?.inFlightCount ?? 0);
   }
 
   /**
@@ -323,8 +324,7 @@ export class Tunnel {
     const link = this.#link;
     if (message.kind === "request") return this.#serverRequest(message);
     if (message.kind === "response") {
-      this.#options.server?.callsInFlight.set(this.#session?.inFlightCount ?? 0);
-      const request = message.request;
+        const request = message.request;
       this.#repeats.answered(message.id);
       // While a resumable link is down, answers are kept for replay; otherwise they cannot be routed.
       if (
@@ -420,7 +420,6 @@ export class Tunnel {
         this.#trace("← gateway request", payload.text);
         // A request the server's input queue had no room for is answered at once.
         if (forwarded !== true) this.#sendPayload("response", forwarded, clientSession);
-        this.#options.server?.callsInFlight.set(session.inFlightCount);
         return;
       }
     }
@@ -433,7 +432,6 @@ export class Tunnel {
         const immediate = session.fromTunnel(element as JsonObject, generation, clientSession);
         if (immediate) this.#sendPayload("response", immediate, clientSession);
       }
-      this.#options.server?.callsInFlight.set(session.inFlightCount);
       return;
     }
     // The answer to a server-initiated request (C's `server-requests` extension).
