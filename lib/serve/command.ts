@@ -246,6 +246,7 @@ export async function serveCommand(args: string[], context: CommandContext): Pro
         maxClientBufferBytes: settings.maxClientBufferBytes,
         maxMcpSessionsPerOwner: settings.maxMcpSessionsPerOwner,
         maxStreamsPerToken: settings.maxStreamsPerToken,
+        maxInitializeBytes: settings.maxInitializeBytes,
         memoryBudgetBytes: settings.memoryBudgetBytes,
         memoryPerOwnerBytes: settings.memoryPerOwnerBytes,
         sseReplayBytes: settings.sseReplayBytes,

@@ -79,6 +79,8 @@ export interface ServeSettings {
   maxMcpSessionsPerOwner: number;
   /** Open GET streams one token may hold. */
   maxStreamsPerToken: number;
+  /** UTF-8 bytes of an `initialize` request's params at most. */
+  maxInitializeBytes: number;
   /** Memory held for others in total, bytes. */
   memoryBudgetBytes: number;
   /** Memory held for one owner, bytes. */
@@ -136,6 +138,7 @@ export const SERVE_FLAGS = {
   "max-client-buffer": { type: "string" },
   "max-mcp-sessions-per-owner": { type: "string" },
   "max-streams-per-token": { type: "string" },
+  "max-initialize-bytes": { type: "string" },
   "memory-budget": { type: "string" },
   "memory-per-owner": { type: "string" },
   "sse-replay-bytes": { type: "string" },
@@ -312,6 +315,11 @@ export function parseServeArgs(
       positive,
     ),
     maxStreamsPerToken: option("max-streams-per-token", d.maxStreamsPerToken, positive),
+    maxInitializeBytes: option(
+      "max-initialize-bytes",
+      d.maxInitializeBytes,
+      (f, t) => byteSize(f, t, MAX_FRAME_BYTES),
+    ),
     memoryBudgetBytes: option(
       "memory-budget",
       d.memoryBudgetBytes,

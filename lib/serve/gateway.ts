@@ -123,6 +123,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     replayBytes,
     maxClientBufferBytes,
     maxStreamsPerToken,
+    maxInitializeBytes,
     sseReplayBytes,
     sseReplayEvents,
     sseResumeWindowMs,
@@ -166,6 +167,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     allowedOrigins: origins,
     maxClientBufferBytes,
     maxStreamsPerToken,
+    maxInitializeBytes,
     streams: {
       replayBytes: sseReplayBytes,
       replayEvents: sseReplayEvents,

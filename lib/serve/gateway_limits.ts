@@ -52,6 +52,11 @@ export interface GatewayLimits {
   maxClientBufferBytes: number;
   /** Open GET streams one token may hold at once. */
   maxStreamsPerToken: number;
+  /**
+   * UTF-8 bytes of an `initialize` request's params: what a session keeps of its client (capabilities,
+   * client info) for as long as it lives, in memory, in the state store and, with replicas, in Redis.
+   */
+  maxInitializeBytes: number;
   /** UTF-8 bytes of SSE events kept per MCP session so that a client can resume its streams. */
   sseReplayBytes: number;
   /** SSE events kept per MCP session so that a client can resume its streams. */
@@ -97,6 +102,7 @@ export const LIMIT_DEFAULTS = {
   replayBytes: 64 * MIB,
   maxClientBufferBytes: 16 * MIB,
   maxStreamsPerToken: 16,
+  maxInitializeBytes: 64 * 1024,
   sseReplayBytes: STREAM_DEFAULTS.replayBytes,
   sseReplayEvents: STREAM_DEFAULTS.replayEvents,
   sseResumeWindowMs: STREAM_DEFAULTS.resumeWindowMs,
@@ -128,6 +134,7 @@ const RULES: Record<keyof GatewayLimits, "integer" | "positive" | "non-negative"
   replayBytes: "integer",
   maxClientBufferBytes: "integer",
   maxStreamsPerToken: "integer",
+  maxInitializeBytes: "integer",
   sseReplayBytes: "integer",
   sseReplayEvents: "integer",
   sseResumeWindowMs: "positive",

@@ -89,6 +89,10 @@ Limits
   --max-mcp-sessions-per-owner N  MCP client sessions per owner; past it the oldest idle one is
                                 forgotten, and with none idle a new one gets 429 (default ${d.maxMcpSessionsPerOwner})
   --max-streams-per-token N     open GET streams one token may hold (default ${d.maxStreamsPerToken})
+  --max-initialize-bytes N      largest params of a client's initialize, which its session keeps while it
+                                lives; suffixes KiB, MiB (default ${
+    formatByteSize(d.maxInitializeBytes)
+  })
   --memory-budget N             memory held for all owners (frames being received, replay and SSE
                                 buffers, queues); suffixes KiB, MiB (default ${
     formatByteSize(d.memoryBudgetBytes)

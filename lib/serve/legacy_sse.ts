@@ -27,6 +27,7 @@ import {
   clientNotification,
   clientResponse,
   initializeOwn,
+  initializeRefusal,
   runCall,
 } from "./mcp_dispatch.ts";
 import { acceptOf, readJsonBody, rpcError } from "./mcp_http.ts";
@@ -45,7 +46,8 @@ const LEGACY_PROTOCOL_VERSION = "2024-11-05";
 export interface LegacySseOptions {
   sessions: McpClientSessions;
   registry: TunnelRegistry<TunnelSession>;
-  maxBodyBytes: number;
+  /** The largest POST body, and the largest `initialize` params (`--max-initialize-bytes`). */
+  limits: { maxBodyBytes: number; maxInitializeBytes?: number | undefined };
   /** Path prefix clients see before `/servers/…` ("" without one). */
   publicPath: string;
   now: () => number;
@@ -211,7 +213,7 @@ export class LegacySse {
 
   /** The body of a POST: one JSON-RPC message, or the error to answer. */
   async #message(request: HttpRequest): Promise<JsonObject | Response> {
-    const body = await readJsonBody(request, this.#options.maxBodyBytes);
+    const body = await readJsonBody(request, this.#options.limits.maxBodyBytes);
     if (body instanceof Response) return body;
     if (Array.isArray(body)) {
       return rpcError(400, null, ErrorCode.InvalidRequest, "JSON-RPC batches are not supported");
@@ -247,9 +249,10 @@ export class LegacySse {
     const stream = session.getStream;
     if (stream === undefined) return;
     if (message.method === "initialize") {
-      if (tunnel === undefined) {
+      const tooLarge = initializeRefusal(message, this.#options.limits.maxInitializeBytes);
+      if (tooLarge !== undefined || tunnel === undefined) {
         stream.send(
-          errorResponse(
+          tooLarge ?? errorResponse(
             message.id,
             ErrorCode.TunnelUnavailable,
             `Server '${session.serverName}' is not connected`,

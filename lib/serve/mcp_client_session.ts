@@ -283,7 +283,7 @@ export interface McpClientSessionsOptions {
   /** Bounds and timing of each session's resumable streams. Default {@link STREAM_DEFAULTS}. */
   streams?: StreamSettings;
   /** Sessions one owner may hold. Default {@link MAX_CLIENT_SESSIONS_PER_OWNER}. */
-  maxPerOwner?: number;
+  maxPerOwner?: number | undefined;
   now: () => number;
   /** Where each session's event replay is charged. */
   budget?: MemoryBudget | undefined;

@@ -13,6 +13,7 @@ import {
 } from "../protocol/jsonrpc.ts";
 import { negotiateVersion, SUPPORTED_PROTOCOL_VERSIONS } from "../protocol/mcp_versions.ts";
 import { logger } from "../util/log.ts";
+import { utf8Length } from "../util/utf8.ts";
 import { RawResponse } from "./call_table.ts";
 import type { ClientCall, McpClientSession } from "./mcp_client_session.ts";
 import { type ClientStream, ResumableStream } from "./resumable_stream.ts";
@@ -70,6 +71,26 @@ export function clientResponse(response: JsonRpcResponse, session: McpClientSess
       name: session.serverName,
     });
   }
+}
+
+/** The default of `--max-initialize-bytes`. */
+export const DEFAULT_MAX_INITIALIZE_BYTES = 64 * 1024;
+
+/**
+ * The error for an `initialize` whose params (what its session keeps of the client while it lives) are
+ * over `maxBytes` of JSON; undefined when they fit. Clients declare their capabilities in far less.
+ */
+export function initializeRefusal(
+  message: JsonRpcRequest,
+  maxBytes = DEFAULT_MAX_INITIALIZE_BYTES,
+): JsonRpcResponse | undefined {
+  const bytes = utf8Length(JSON.stringify(message.params ?? {}));
+  if (bytes <= maxBytes) return undefined;
+  return errorResponse(
+    message.id,
+    ErrorCode.InvalidParams,
+    `The initialize params are ${bytes} bytes, over this gateway's limit of ${maxBytes} (--max-initialize-bytes): declare fewer capabilities or less client info`,
+  );
 }
 
 /** What `initialize` gets: the answer, and what the client declared when it succeeded. */

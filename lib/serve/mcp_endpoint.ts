@@ -26,6 +26,7 @@ import {
   clientNotification,
   clientResponse,
   initializeOwn,
+  initializeRefusal,
   repeatedCall,
   runCall,
 } from "./mcp_dispatch.ts";
@@ -78,9 +79,7 @@ export class McpEndpoint {
         ),
       state: options.state,
       shared: options.shared,
-      ...(options.maxSessionsPerOwner === undefined
-        ? {}
-        : { maxPerOwner: options.maxSessionsPerOwner }),
+      maxPerOwner: options.maxSessionsPerOwner,
     });
     this.#cors = new CorsPolicy(options.allowedOrigins);
     this.#streams = new McpStreams({
@@ -96,7 +95,7 @@ export class McpEndpoint {
     this.#legacy = new LegacySse({
       sessions: this.#sessions,
       registry: options.registry,
-      maxBodyBytes: options.maxBodyBytes,
+      limits: options,
       publicPath: options.publicPath ?? "",
       now: this.#now,
       openStream: (credential) => this.#streams.count(credential),
@@ -291,6 +290,8 @@ export class McpEndpoint {
     serverName: string,
     accept: Accept,
   ): Promise<Response> {
+    const tooLarge = initializeRefusal(message, this.#options.maxInitializeBytes);
+    if (tooLarge !== undefined) return reply(tooLarge, accept, {});
     const tunnel = await this.#tunnel(identity.owner, serverName);
     if (tunnel === undefined) {
       return rpcError(

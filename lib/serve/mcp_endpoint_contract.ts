@@ -27,6 +27,8 @@ export interface McpEndpointOptions {
   maxSessionsPerOwner?: number;
   /** Open GET streams one token may hold at once, so that one client cannot take its owner's share. */
   maxStreamsPerToken?: number;
+  /** UTF-8 bytes of an `initialize` request's params at most (default 64 KiB). */
+  maxInitializeBytes?: number;
   /** Origins allowed in an `Origin` header (`*` allows any); requests without `Origin` pass. */
   allowedOrigins: ReadonlySet<string>;
   /**

@@ -193,6 +193,23 @@ export const MUTANTS: Mutant[] = [
     filter: "over the limit",
   },
   {
+    id: "initialize-limit",
+    rule:
+      "an initialize whose params pass --max-initialize-bytes is refused naming the flag (a session keeps them while it lives)",
+    file: "lib/serve/mcp_dispatch.ts",
+    find: "if (bytes <= maxBytes) return undefined;",
+    replace: "if (bytes <= maxBytes * 1000) return undefined;",
+    tests: ["tests/serve/initialize_limit_test.ts"],
+  },
+  {
+    id: "initialize-limit-legacy",
+    rule: "legacy SSE's initialize is held to --max-initialize-bytes too",
+    file: "lib/serve/legacy_sse.ts",
+    find: "initializeRefusal(message, this.#options.limits.maxInitializeBytes)",
+    replace: "initializeRefusal(message, Infinity)",
+    tests: ["tests/serve/initialize_limit_test.ts"],
+  },
+  {
     id: "body-limit",
     rule: "an HTTP body over the limit is refused while it is read",
     file: "lib/serve/request_body.ts",

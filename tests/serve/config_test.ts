@@ -27,6 +27,7 @@ Deno.test("parseServeArgs() applies the documented defaults", () => {
     maxFrameBytes: 48 * 1024 * 1024,
     maxSessionsPerOwner: 32,
     maxInflight: 64,
+    maxInitializeBytes: 65536,
     maxQueued: 4096,
     callTimeoutMs: 300_000,
     heartbeatTimeoutMs: 90_000,
