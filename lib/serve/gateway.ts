@@ -151,6 +151,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     cluster: options.cluster,
     callTimeoutMs,
     sessionTtlMs: mcpSessionTtlMs,
+    maxMcpSessionsPerOwner,
     resumeWindowMs,
     ...(state === undefined ? {} : {
       resumable: (sid) => state.findTunnel(sid).then((found) => found.tunnel !== undefined),

@@ -1247,6 +1247,15 @@ export const MUTANTS: Mutant[] = [
     replace: "held.gen >= 0) return;",
     tests: ["tests/serve/cluster/takeover_test.ts"],
   },
+  {
+    id: "cluster-sessions-per-owner",
+    rule:
+      "Redis keeps at most --max-mcp-sessions-per-owner MCP sessions of one owner for all replicas; the least recently used go",
+    file: "lib/serve/cluster/shared_sessions.ts",
+    find: "local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[4])",
+    replace: "local over = 0",
+    tests: ["tests/serve/cluster/shared_sessions_test.ts"],
+  },
   // -- resume across replicas (serve's state in Redis) --
   {
     id: "replica-resume-not-looked-up",

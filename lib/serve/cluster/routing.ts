@@ -23,6 +23,9 @@ import { StreamForwards } from "./stream_forwards.ts";
 import { StreamRelays } from "./stream_relays.ts";
 import { type LocalClients, ServerMessages } from "./server_messages.ts";
 import { TunnelRegistry } from "../tunnel_registry.ts";
+import { logger } from "../../util/log.ts";
+
+const log = logger("serve", "cluster");
 
 /** How long a directory answer is trusted before it is asked again, in ms. */
 const LOOKUP_CACHE_MS = 1_000;
@@ -36,6 +39,8 @@ export interface ClusterRoutingOptions {
   callTimeoutMs: number;
   /** MCP client sessions unused this long are forgotten, in ms. */
   sessionTtlMs: number;
+  /** MCP client sessions one owner keeps in Redis, for all replicas together. */
+  maxMcpSessionsPerOwner?: number;
   /** How long calls wait on a tunnel whose holder is gone (`StaleCallsOptions`). */
   resumeWindowMs: number;
   /** Whether a tunnel session can still be resumed (`StaleCallsOptions`). */
@@ -148,6 +153,14 @@ export class ClusterRouting {
       commands: cluster.commands,
       ttlMs: options.sessionTtlMs,
       recoveringMs: cluster.liveness.recoveringMs,
+      ...(options.maxMcpSessionsPerOwner === undefined
+        ? {}
+        : { maxPerOwner: options.maxMcpSessionsPerOwner }),
+      onEvicted: (owner, count) =>
+        log.info(
+          "Forgot {count} MCP session(s) of {owner} least recently used on any replica: past --max-mcp-sessions-per-owner",
+          { event: "mcp_sessions_evicted", owner, count },
+        ),
     });
     this.registry.bind(this);
     let downAt = Infinity;

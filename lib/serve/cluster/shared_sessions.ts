@@ -1,6 +1,9 @@
 // MCP client sessions shared by the replicas: `c:<id>` holds what any replica needs to take a request of
 // that session (owner, server, what the client declared), with the session TTL renewed as the session is
-// used; so no sticky sessions are needed at the load balancer.
+// used; so no sticky sessions are needed at the load balancer. `cs:<owner>` ranks an owner's sessions by
+// when they were last written, so that Redis holds at most `--max-mcp-sessions-per-owner` of them for the
+// whole cluster: each replica's own cap would let an owner keep that many per replica, and sessions a
+// replica forgot for room stayed in Redis for their whole TTL.
 
 import { isObject, type JsonObject } from "../../util/json_object.ts";
 import { SessionsUnavailableError } from "../shared_session_hooks.ts";
@@ -11,6 +14,31 @@ import type { RedisClient } from "./redis_client.ts";
 export function clientKey(id: string): string {
   return `c:${id}`;
 }
+
+/** The key ranking `owner`'s MCP client sessions by when their records were last written. */
+export function ownerSessionsKey(owner: string): string {
+  return `cs:${owner}`;
+}
+
+/**
+ * KEYS: the record, the owner's ranking; ARGV: record, ttl ms, id, limit. Writes the record, ranks it
+ * newest (Redis's clock), drops what expired, and past the limit forgets the owner's least recently
+ * written sessions, record and rank. Returns how many it forgot.
+ */
+const PUBLISH = `local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('ZADD', KEYS[2], now, ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[2]))
+local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[4])
+if over > 0 then
+  for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, over - 1)) do
+    redis.call('DEL', 'c:' .. id)
+    redis.call('ZREM', KEYS[2], id)
+  end
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+return math.max(over, 0)`;
 
 /** What another replica needs to go on with an MCP client session. */
 export interface SharedClientSession {
@@ -26,6 +54,13 @@ export interface SharedSessionsOptions {
   commands: RedisClient;
   /** An MCP client session unused this long is forgotten (`--mcp-session-ttl`), in ms. */
   ttlMs: number;
+  /**
+   * Sessions one owner keeps in Redis, for all replicas together (`--max-mcp-sessions-per-owner`); past
+   * it the least recently used are forgotten. Default 1024.
+   */
+  maxPerOwner?: number;
+  /** Sessions of `owner` were forgotten for room (logged by the caller). */
+  onEvicted?: (owner: string, count: number) => void;
   /** Sessions remembered here (to renew and to publish again); past it the least recent are forgotten. */
   maxTracked?: number;
   /**
@@ -142,17 +177,27 @@ export class SharedSessions {
 
   /** The client ended the session: every replica forgets it (each on its next lookup). */
   deleted(id: string): void {
+    const owner = this.#known.get(id)?.record.owner;
     this.#known.delete(id);
-    this.#options.commands.redis.del(clientKey(id)).catch(() => {});
+    const { redis } = this.#options.commands;
+    redis.del(clientKey(id)).catch(() => {});
+    if (owner !== undefined) redis.zrem(ownerSessionsKey(owner), id).catch(() => {});
   }
 
   #publish(record: SharedClientSession): Promise<void> {
-    return this.#options.commands.redis.set(
+    const { commands, ttlMs, maxPerOwner = 1024, onEvicted } = this.#options;
+    return commands.redis.eval(
+      PUBLISH,
+      2,
       clientKey(record.id),
+      ownerSessionsKey(record.owner),
       JSON.stringify(record),
-      "PX",
-      this.#options.ttlMs,
-    ).then(() => {}, () => {});
+      ttlMs,
+      record.id,
+      maxPerOwner,
+    ).then((evicted) => {
+      if (Number(evicted) > 0) onEvicted?.(record.owner, Number(evicted));
+    }, () => {});
   }
 
   /** Remembers `record` as just renewed, most recent last; the oldest go past `maxTracked`. */

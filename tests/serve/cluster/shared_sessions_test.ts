@@ -81,3 +81,82 @@ Deno.test("a request of a session Redis just lost gets 503 with Retry-After on a
     await closeReplicas(replicas);
   }
 });
+
+Deno.test("Redis keeps at most maxPerOwner MCP sessions per owner for the whole cluster: the least recently used go, other owners keep theirs", async () => {
+  await using redis = await startRedis();
+  const commands = client(redis.url);
+  try {
+    await commands.ready(AbortSignal.timeout(5_000));
+    const evicted: [string, number][] = [];
+    const shared = new SharedSessions({
+      commands,
+      ttlMs: 60_000,
+      maxPerOwner: 3,
+      onEvicted: (owner, count) => evicted.push([owner, count]),
+    });
+    for (const id of ["a1", "a2", "a3", "a4", "a5"]) {
+      shared.opened({ id, ...RECORD });
+      await shared.published(id);
+    }
+    for (const id of ["b1", "b2"]) {
+      shared.opened({ id, ...RECORD, owner: "bob" });
+      await shared.published(id);
+    }
+    const keys = (await commands.redis.keys("c:*")).sort();
+    assert.deepEqual(keys, ["c:a3", "c:a4", "c:a5", "c:b1", "c:b2"]);
+    assert.equal(await commands.redis.zcard("cs:alice"), 3);
+    assert.deepEqual(evicted, [["alice", 1], ["alice", 1]]);
+    // A client's DELETE takes its session out of the ranking too: the owner has room again.
+    shared.deleted("a5");
+    const until = performance.now() + 5_000;
+    while (await commands.redis.zcard("cs:alice") !== 2 && performance.now() < until) {
+      await commands.redis.ping();
+    }
+    assert.equal(await commands.redis.zcard("cs:alice"), 2);
+    assert.equal(await commands.redis.exists("c:a5"), 0);
+  } finally {
+    await commands.close();
+  }
+});
+
+Deno.test("replicas: an owner opening sessions on two replicas is held to --max-mcp-sessions-per-owner in Redis; a forgotten session gets 404 on a replica that does not hold it", async () => {
+  await using redis = await startRedis();
+  const replicas = await startReplicas(redis.url, 2, {
+    gateway: { maxMcpSessionsPerOwner: 4 },
+    ttlMs: 1_000,
+    beatMs: 200,
+  });
+  const [first, second] = replicas as [typeof replicas[0], typeof replicas[0]];
+  const served = await serveTestServer(first.gateway, "srv");
+  try {
+    const sessions: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      // Alternate replicas: each one alone holds 3, within its own cap of 4.
+      const replica = i % 2 === 0 ? first : second;
+      sessions.push(await initializeMcp(replica.gateway, "srv"));
+    }
+    const keys = await first.cluster.commands.redis.keys("c:*");
+    assert.equal(keys.length, 4, "Redis holds the owner's newest 4 sessions of 6");
+    // The oldest, opened on `first`, is gone for `second`: initialize again.
+    // (Just after a replica's Redis connection came up, a missing record may be one Redis lost: 503
+    // until the recovery time of two beats has passed.)
+    let status = 503;
+    const until = performance.now() + 10_000;
+    while (status === 503 && performance.now() < until) {
+      const response = await postMcp(second.gateway, "srv", rpc(1, "tools/list"), {
+        session: sessions[0]!,
+      });
+      status = response.status;
+      await response.body?.cancel();
+    }
+    assert.equal(status, 404);
+    const newest = await postMcp(first.gateway, "srv", rpc(2, "tools/list"), {
+      session: sessions[5]!,
+    });
+    assert.equal(newest.status, 200);
+    await newest.body?.cancel();
+  } finally {
+    await served.close();
+    await closeReplicas(replicas);
+  }
+});
