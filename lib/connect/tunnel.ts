@@ -324,7 +324,7 @@ export class Tunnel {
     const link = this.#link;
     if (message.kind === "request") return this.#serverRequest(message);
     if (message.kind === "response") {
-        const request = message.request;
+      const request = message.request;
       this.#repeats.answered(message.id);
       // While a resumable link is down, answers are kept for replay; otherwise they cannot be routed.
       if (

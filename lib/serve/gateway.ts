@@ -152,6 +152,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     callTimeoutMs,
     sessionTtlMs: mcpSessionTtlMs,
     maxMcpSessionsPerOwner,
+    maxSessionsPerOwner,
     resumeWindowMs,
     ...(state === undefined ? {} : {
       resumable: (sid) => state.findTunnel(sid).then((found) => found.tunnel !== undefined),

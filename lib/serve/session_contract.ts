@@ -19,6 +19,8 @@ export interface SessionEnd {
     | "evicted"
     /** A newer registration of the same server took over. */
     | "superseded"
+    /** Refused after all: its owner's sessions on all replicas filled `--max-sessions-per-owner`. */
+    | "refused"
     /** The gateway is shutting down. */
     | "shutdown"
     /** Its link closed or died and the session could not wait to be resumed. */

@@ -1256,6 +1256,23 @@ export const MUTANTS: Mutant[] = [
     replace: "local over = 0",
     tests: ["tests/serve/cluster/shared_sessions_test.ts"],
   },
+  {
+    id: "cluster-tunnels-per-owner",
+    rule:
+      "an owner's tunnel sessions on all replicas count against --max-sessions-per-owner: past it 4029",
+    file: "lib/serve/cluster/owner_tunnels.ts",
+    find: "and count >= tonumber(ARGV[3]) then",
+    replace: "and count >= tonumber(ARGV[3]) * 1000 then",
+    tests: ["tests/serve/cluster/owner_tunnels_test.ts"],
+  },
+  {
+    id: "cluster-tunnels-release",
+    rule: "a tunnel session that ends frees its owner's place on all replicas",
+    file: "lib/serve/cluster/routing.ts",
+    find: "this.#places?.release(session.owner, session.id);",
+    replace: "",
+    tests: ["tests/serve/cluster/owner_tunnels_test.ts"],
+  },
   // -- resume across replicas (serve's state in Redis) --
   {
     id: "replica-resume-not-looked-up",

@@ -72,6 +72,11 @@ export class Liveness {
     return this.#seen;
   }
 
+  /** How long a record renewed with each beat lives without one, in ms. */
+  get ttlMs(): number {
+    return this.#options.ttlMs ?? LIVENESS_DEFAULTS.ttlMs;
+  }
+
   /**
    * After Redis came back empty, how long until every live replica has beaten again and published what
    * it holds once more: two beats and a second, in ms.

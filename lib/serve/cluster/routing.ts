@@ -23,6 +23,7 @@ import { StreamForwards } from "./stream_forwards.ts";
 import { StreamRelays } from "./stream_relays.ts";
 import { type LocalClients, ServerMessages } from "./server_messages.ts";
 import { TunnelRegistry } from "../tunnel_registry.ts";
+import { OwnerTunnels } from "./owner_tunnels.ts";
 import { logger } from "../../util/log.ts";
 
 const log = logger("serve", "cluster");
@@ -41,6 +42,8 @@ export interface ClusterRoutingOptions {
   sessionTtlMs: number;
   /** MCP client sessions one owner keeps in Redis, for all replicas together. */
   maxMcpSessionsPerOwner?: number;
+  /** Tunnel sessions one owner may hold on all replicas together (`--max-sessions-per-owner`). */
+  maxSessionsPerOwner?: number;
   /** How long calls wait on a tunnel whose holder is gone (`StaleCallsOptions`). */
   resumeWindowMs: number;
   /** Whether a tunnel session can still be resumed (`StaleCallsOptions`). */
@@ -113,10 +116,19 @@ export class ClusterRouting {
   readonly forwards: StreamForwards;
   /** Streams resumed on another replica than the one holding them. */
   readonly relays: StreamRelays;
+  /** Each owner's tunnel sessions on all replicas, when limited. */
+  readonly #places: OwnerTunnels | undefined;
+  readonly #metrics: ServeMetrics | undefined;
 
   constructor(options: ClusterRoutingOptions) {
     const { cluster, metrics } = options;
     this.cluster = cluster;
+    this.#metrics = metrics;
+    this.#places = options.maxSessionsPerOwner === undefined ? undefined : new OwnerTunnels({
+      commands: cluster.commands,
+      maxPerOwner: options.maxSessionsPerOwner,
+      ttlMs: cluster.liveness.ttlMs,
+    });
     const send = cluster.inbox.send.bind(cluster.inbox);
     let lostAt = -Infinity;
     this.crossCalls = new CrossCalls({
@@ -185,7 +197,11 @@ export class ClusterRouting {
       resumeWindowMs: options.resumeWindowMs,
       ...(options.resumable === undefined ? {} : { resumable: options.resumable }),
     });
-    cluster.events.addEventListener("beat", () => void stale.check());
+    cluster.events.addEventListener("beat", () => {
+      void stale.check();
+      // Sessions held here keep their owners' places (put back after an empty Redis).
+      this.#places?.renewHeld(this.registry.list(), (sid) => cluster.generation(sid) !== undefined);
+    });
   }
 
   /**
@@ -326,22 +342,32 @@ export class ClusterRouting {
   }
 
   /**
-   * A tunnel session registered here: claim it (resolves once the claim landed or failed: a failed one
-   * is made again at the next beat); close it with 4002 once superseded.
+   * A tunnel session registered here: refused with 4029 when its owner's sessions on all replicas fill
+   * `--max-sessions-per-owner`, else claimed (resolves once the claim landed or failed: a failed one is
+   * made again at the next beat); closed with 4002 once superseded. A place that cannot be asked for
+   * (Redis failed this once) is not refused: this replica's own count held, and the next beat takes it.
    */
-  registered(session: TunnelSession): Promise<void> {
-    return this.cluster.hold(session.id, { owner: session.owner, name: session.name }, (by) => {
-      session.close(CloseCode.Superseded, {
-        kind: "superseded",
-        reason: by === undefined
-          ? "superseded by a newer registration"
-          : `superseded by a registration on replica ${by.rid}`,
-      });
-    });
+  async registered(session: TunnelSession): Promise<void> {
+    if (await this.#places?.refuses(session, this.#metrics)) return;
+    return await this.cluster.hold(
+      session.id,
+      { owner: session.owner, name: session.name },
+      (by) => {
+        session.close(CloseCode.Superseded, {
+          kind: "superseded",
+          reason: by === undefined
+            ? "superseded by a newer registration"
+            : `superseded by a registration on replica ${by.rid}`,
+        });
+      },
+    );
   }
 
-  /** A tunnel session held here ended: release it. */
+  /** A tunnel session held here ended: release it, and its owner's place (not if taken over). */
   closed(session: TunnelSession): void {
+    if (this.cluster.generation(session.id) !== undefined) {
+      this.#places?.release(session.owner, session.id);
+    }
     void this.cluster.drop(session.id);
   }
 
