@@ -9,7 +9,6 @@ import {
   type StateStore,
   StateStoreClosedError,
   type StateWrite,
-  type WriteOptions,
 } from "./store.ts";
 
 interface Held {
@@ -81,40 +80,6 @@ export class MemoryStore implements StateStore {
         if (write.op === "delete") this.#delete(write.key);
         else this.#set(write.key, write.value, write.ttlMs);
       }
-    });
-  }
-
-  compareAndSet(
-    key: StateKey,
-    expected: string | undefined,
-    next: string | undefined,
-    options: WriteOptions = {},
-  ): Promise<boolean> {
-    return this.#run(() => {
-      checkKey(key);
-      checkTtl(options.ttlMs);
-      if (this.#live(key)?.value !== expected) return false;
-      if (next === undefined) this.#delete(key);
-      else this.#set(key, next, options.ttlMs);
-      return true;
-    });
-  }
-
-  increment(key: StateKey, options: WriteOptions = {}): Promise<number> {
-    return this.#run(() => {
-      checkKey(key);
-      checkTtl(options.ttlMs);
-      const held = this.#live(key);
-      const current = held === undefined ? 0 : Number(held.value);
-      if (!Number.isSafeInteger(current)) {
-        throw new TypeError(
-          `Cannot increment state record ${key.space}/${key.id} as it holds no whole number`,
-        );
-      }
-      const next = current + 1;
-      const expiresAt = options.ttlMs === undefined ? held?.expiresAt : this.#now() + options.ttlMs;
-      this.#records(key.space).set(key.id, { value: String(next), expiresAt });
-      return next;
     });
   }
 

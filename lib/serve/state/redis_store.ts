@@ -1,6 +1,6 @@
 // The Redis state store: what the replicas share (`--redis`), on one connection of the replica's
 // (lib/serve/cluster/redis_client.ts). A record is one key `st:<space>:<id>` with Redis's own TTL; a batch
-// is one MULTI; compare-and-set and increment are one Lua script each, so each is atomic.
+// is one MULTI.
 
 import type { RedisClient } from "../cluster/redis_client.ts";
 import {
@@ -11,22 +11,7 @@ import {
   type StateStore,
   StateStoreClosedError,
   type StateWrite,
-  type WriteOptions,
 } from "./store.ts";
-
-/** KEYS[1]; ARGV: absent? ('1'/'0'), expected, delete? ('1'/'0'), next, ttl ms (0 = none). */
-const COMPARE_AND_SET = `local cur = redis.call('GET', KEYS[1])
-local match = (ARGV[1] == '1' and not cur) or (ARGV[1] == '0' and cur == ARGV[2])
-if not match then return 0 end
-if ARGV[3] == '1' then redis.call('DEL', KEYS[1])
-elseif tonumber(ARGV[5]) > 0 then redis.call('SET', KEYS[1], ARGV[4], 'PX', ARGV[5])
-else redis.call('SET', KEYS[1], ARGV[4]) end
-return 1`;
-
-/** KEYS[1]; ARGV[1]: ttl ms (0 = keep what the counter has). */
-const INCREMENT = `local value = redis.call('INCR', KEYS[1])
-if tonumber(ARGV[1]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return value`;
 
 /** Keys `list` reads per SCAN step and per MGET. */
 const SCAN_COUNT = 500;
@@ -125,39 +110,6 @@ export class RedisStore implements StateStore {
       const replies = await multi.exec();
       const failed = replies?.find(([error]) => error !== null)?.[0];
       if (replies === null || failed) throw failed ?? new Error("Redis aborted the state batch");
-    });
-  }
-
-  compareAndSet(
-    key: StateKey,
-    expected: string | undefined,
-    next: string | undefined,
-    options: WriteOptions = {},
-  ): Promise<boolean> {
-    return this.#run(async () => {
-      checkKey(key);
-      checkTtl(options.ttlMs);
-      const replaced = await this.#client.redis.eval(
-        COMPARE_AND_SET,
-        1,
-        this.#key(key),
-        expected === undefined ? "1" : "0",
-        expected ?? "",
-        next === undefined ? "1" : "0",
-        next ?? "",
-        options.ttlMs ?? 0,
-      );
-      return Number(replaced) === 1;
-    });
-  }
-
-  increment(key: StateKey, options: WriteOptions = {}): Promise<number> {
-    return this.#run(async () => {
-      checkKey(key);
-      checkTtl(options.ttlMs);
-      return Number(
-        await this.#client.redis.eval(INCREMENT, 1, this.#key(key), options.ttlMs ?? 0),
-      );
     });
   }
 

@@ -14,7 +14,6 @@ import {
   type StateStore,
   StateStoreClosedError,
   type StateWrite,
-  type WriteOptions,
 } from "./store.ts";
 
 /** The file's name inside the state directory. */
@@ -212,54 +211,6 @@ export class SqliteStore implements StateStore {
         }
       });
       if (this.#now() - this.#purgedAt >= PURGE_EVERY_MS) this.#purge();
-    });
-  }
-
-  compareAndSet(
-    key: StateKey,
-    expected: string | undefined,
-    next: string | undefined,
-    options: WriteOptions = {},
-  ): Promise<boolean> {
-    return this.#run(() => {
-      checkKey(key);
-      checkTtl(options.ttlMs);
-      return this.#transaction(() => {
-        const now = this.#now();
-        const row = this.#statements.get.get(key.space, key.id, now) as
-          | { value: Uint8Array }
-          | undefined;
-        if ((row === undefined ? undefined : text(row.value)) !== expected) return false;
-        if (next === undefined) this.#statements.delete.run(key.space, key.id);
-        else this.#set(key, next, options.ttlMs, now);
-        return true;
-      });
-    });
-  }
-
-  increment(key: StateKey, options: WriteOptions = {}): Promise<number> {
-    return this.#run(() => {
-      checkKey(key);
-      checkTtl(options.ttlMs);
-      return this.#transaction(() => {
-        const now = this.#now();
-        const row = this.#db.prepare(
-          "SELECT value, expires_at FROM records WHERE space = ? AND id = ? AND (expires_at IS NULL OR expires_at > ?)",
-        ).get(key.space, key.id, now) as
-          | { value: Uint8Array; expires_at: number | null }
-          | undefined;
-        const current = row === undefined ? 0 : Number(text(row.value));
-        if (!Number.isSafeInteger(current)) {
-          throw new TypeError(
-            `Cannot increment state record ${key.space}/${key.id} as it holds no whole number`,
-          );
-        }
-        const expiresAt = options.ttlMs === undefined
-          ? row?.expires_at ?? null
-          : now + options.ttlMs;
-        this.#statements.set.run(key.space, key.id, encoder.encode(String(current + 1)), expiresAt);
-        return current + 1;
-      });
     });
   }
 

@@ -13,12 +13,6 @@ export interface StateKey {
   readonly id: string;
 }
 
-/** How long a record lives: `ttlMs` after the write; absent = until it is deleted. */
-export interface WriteOptions {
-  /** Milliseconds after the write at which the record is gone for every read. A whole number ≥ 1. */
-  ttlMs?: number;
-}
-
 /** One write of a batch: set a record (replacing it, with a new TTL or none) or delete it. */
 export type StateWrite =
   | { op: "set"; key: StateKey; value: string; ttlMs?: number }
@@ -38,11 +32,9 @@ export interface StateEntry {
  *
  * Semantics every implementation keeps (tests/serve/state/store_contract.ts checks them, for each):
  * - Values are opaque strings, compared byte for byte.
- * - A record past its TTL is gone for `get`, `list` and `compareAndSet` alike, whether or not the store
- *   has reclaimed its space yet.
+ * - A record past its TTL is gone for `get` and `list` alike, whether or not the store has reclaimed
+ *   its space yet.
  * - `write` applies its batch in order; an embedded store applies it atomically.
- * - `compareAndSet` is atomic against every other call on the same store (Redis: one Lua script): it is
- *   what ownership of a tunnel by one replica is built on.
  * - After `close`, every method rejects.
  */
 export interface StateStore {
@@ -61,24 +53,6 @@ export interface StateStore {
 
   /** Applies writes in order. Setting replaces the value and the TTL; deleting a missing record is fine. */
   write(batch: readonly StateWrite[]): Promise<void>;
-
-  /**
-   * Replaces the record at `key` only if its current value is exactly `expected` (undefined: only if
-   * there is no live record). `next` undefined deletes it. Resolves true when it replaced, false when
-   * the current value differed (nothing written).
-   */
-  compareAndSet(
-    key: StateKey,
-    expected: string | undefined,
-    next: string | undefined,
-    options?: WriteOptions,
-  ): Promise<boolean>;
-
-  /**
-   * Adds 1 to the counter at `key` (a missing or expired one counts from 0) and resolves with the new
-   * value: fencing generations (Redis `INCR`). The counter keeps any TTL it had; `options.ttlMs` sets one.
-   */
-  increment(key: StateKey, options?: WriteOptions): Promise<number>;
 
   /** Releases the store (file lock, connection). Writes already resolved are kept. Idempotent. */
   close(): Promise<void>;

@@ -116,7 +116,7 @@ export function stateStoreContract(options: StateStoreContractOptions): void {
   });
 
   contractCase(
-    "a record past its TTL is gone for get, list and compareAndSet",
+    "a record past its TTL is gone for get and list",
     async (store, passTime) => {
       await store.write([
         { op: "set", key: key("client", "short"), value: "s", ttlMs: TTL },
@@ -128,11 +128,6 @@ export function stateStoreContract(options: StateStoreContractOptions): void {
       assert.equal(await store.get(key("client", "short")), undefined);
       const left = (await store.list("client")).map((entry) => entry.key.id).sort();
       assert.deepEqual(left, ["forever", "long"]);
-      // Gone means absent: a create-if-absent succeeds on it.
-      await store.write([{ op: "set", key: key("client", "short2"), value: "s", ttlMs: TTL }]);
-      await passTime(TTL + 1);
-      assert.equal(await store.compareAndSet(key("client", "short2"), undefined, "new"), true);
-      assert.equal(await store.get(key("client", "short2")), "new");
     },
   );
 
@@ -143,74 +138,6 @@ export function stateStoreContract(options: StateStoreContractOptions): void {
       await store.write([{ op: "set", key: key("client", "a"), value: "2" }]);
       await passTime(TTL + 1);
       assert.equal(await store.get(key("client", "a")), "2");
-    },
-  );
-
-  contractCase(
-    "compareAndSet replaces only what it expected, and deletes with next undefined",
-    async (store) => {
-      const k = key("owner", "s1");
-      assert.equal(await store.compareAndSet(k, undefined, "r1:1"), true, "created when absent");
-      assert.equal(await store.compareAndSet(k, undefined, "r2:1"), false, "not when present");
-      assert.equal(await store.compareAndSet(k, "r2:1", "r2:2"), false, "not on another value");
-      assert.equal(await store.get(k), "r1:1", "a failed compareAndSet wrote nothing");
-      assert.equal(await store.compareAndSet(k, "r1:1", "r1:2", { ttlMs: TTL }), true);
-      assert.equal(await store.get(k), "r1:2");
-      assert.equal(await store.compareAndSet(k, "r1:2", undefined), true, "deleted");
-      assert.equal(await store.get(k), undefined);
-      assert.equal(await store.compareAndSet(k, "r1:2", "again"), false, "nothing to compare with");
-    },
-  );
-
-  contractCase("compareAndSet with a TTL lets the record expire", async (store, passTime) => {
-    const k = key("owner", "s2");
-    assert.equal(await store.compareAndSet(k, undefined, "r1:1", { ttlMs: TTL }), true);
-    await passTime(TTL + 1);
-    assert.equal(await store.get(k), undefined);
-    assert.equal(await store.compareAndSet(k, undefined, "r2:1"), true, "another takes it over");
-  });
-
-  contractCase(
-    "of many compareAndSet racing on one expected value exactly one wins",
-    async (store) => {
-      const k = key("owner", "race");
-      await store.write([{ op: "set", key: k, value: "gen-0" }]);
-      const results = await Promise.all(
-        Array.from({ length: 20 }, (_, i) => store.compareAndSet(k, "gen-0", `gen-1-${i}`)),
-      );
-      assert.equal(results.filter(Boolean).length, 1);
-      const winner = results.indexOf(true);
-      assert.equal(await store.get(k), `gen-1-${winner}`);
-    },
-  );
-
-  contractCase("increment counts from 1 and keeps counting", async (store) => {
-    const k = key("generation", "s1");
-    assert.equal(await store.increment(k), 1);
-    assert.equal(await store.increment(k), 2);
-    assert.equal(await store.increment(key("generation", "s2")), 1, "counters are apart");
-    assert.equal(await store.increment(k), 3);
-    assert.equal(await store.get(k), "3", "a counter reads as its decimal text");
-  });
-
-  contractCase(
-    "increment on a record that holds no number rejects and leaves it",
-    async (store) => {
-      const k = key("generation", "text");
-      await store.write([{ op: "set", key: k, value: "not a number" }]);
-      await assert.rejects(() => store.increment(k));
-      assert.equal(await store.get(k), "not a number");
-    },
-  );
-
-  contractCase(
-    "an expired counter counts from 0 again; ttlMs on increment sets one",
-    async (store, passTime) => {
-      const k = key("generation", "ttl");
-      assert.equal(await store.increment(k, { ttlMs: TTL }), 1);
-      assert.equal(await store.increment(k), 2, "within the TTL it counts on");
-      await passTime(TTL + 1);
-      assert.equal(await store.increment(k), 1);
     },
   );
 
@@ -231,7 +158,7 @@ export function stateStoreContract(options: StateStoreContractOptions): void {
       );
       assert.equal(await store.get(key("tunnel", "ok")), undefined, "the batch was refused whole");
       await assert.rejects(
-        () => store.compareAndSet(key("tunnel", "x"), undefined, "v", { ttlMs: 1.5 }),
+        () => store.write([{ op: "set", key: key("tunnel", "x"), value: "v", ttlMs: 1.5 }]),
         RangeError,
       );
     },
@@ -245,8 +172,6 @@ export function stateStoreContract(options: StateStoreContractOptions): void {
       await assert.rejects(() => store.get(key("tunnel", "x")));
       await assert.rejects(() => store.list("tunnel"));
       await assert.rejects(() => store.write([{ op: "delete", key: key("tunnel", "x") }]));
-      await assert.rejects(() => store.compareAndSet(key("tunnel", "x"), undefined, "v"));
-      await assert.rejects(() => store.increment(key("generation", "x")));
     } finally {
       await store.close();
       await options.cleanup?.();
