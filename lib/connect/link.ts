@@ -22,6 +22,7 @@ import {
   type ResumeRequest,
 } from "../protocol/registration.ts";
 import { ChannelRegistrations } from "./channel_registrations.ts";
+import { dialHeaders } from "./link_url.ts";
 import { describeFailure } from "./dial_failure.ts";
 import { sharedOnly } from "./isolation_refusal.ts";
 import { LinkHeartbeat } from "./link_heartbeat.ts";
@@ -198,8 +199,7 @@ export class Link {
     const options = this.#options;
     const openTimeoutMs = options.openTimeoutMs ?? 10_000;
     const registerTimeoutMs = options.registerTimeoutMs ?? 60_000;
-    const headers: Record<string, string> = { "X-Session-ID": options.clientSessionId };
-    if (options.token !== undefined) headers.Authorization = `Bearer ${options.token}`;
+    const headers = dialHeaders(options.clientSessionId, options.token);
     return new Promise<void>((resolve, reject) => {
       let timer = setTimeout(
         () =>

@@ -141,3 +141,20 @@ export function isLoopbackHost(url: URL): boolean {
   // The URL parser writes ::ffff:127.x.y.z as ::ffff:7fxx:yyzz
   return /^\[::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}\]$/.test(host);
 }
+
+/**
+ * The headers every dial of the link sends, WebSocket upgrade or SSE stream, built in one place: a socket
+ * opened early (before the link dials) is taken by the first dial only if it sent what that dial would.
+ *
+ * @example
+ * ```ts
+ * import { dialHeaders } from "./link_url.ts";
+ * dialHeaders("s1", undefined); // { "X-Session-ID": "s1" }
+ * ```
+ */
+export function dialHeaders(sessionId: string, token: string | undefined): Record<string, string> {
+  return {
+    "X-Session-ID": sessionId,
+    ...(token === undefined ? {} : { Authorization: `Bearer ${token}` }),
+  };
+}

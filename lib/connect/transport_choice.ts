@@ -14,7 +14,7 @@ import {
   type LinkSocketOptions,
   openWebSocket,
 } from "./link_socket.ts";
-import { sseEndpointOf } from "./link_url.ts";
+import { dialHeaders, sseEndpointOf } from "./link_url.ts";
 import type { ConnectMetrics } from "./metrics.ts";
 import { CONNECT_DEFAULTS, type ConnectSettings, type TransportSetting } from "./settings.ts";
 import { openSseSocket } from "./sse_link_socket.ts";
@@ -294,10 +294,7 @@ export function transportChoiceFor(
     setting: settings.transport ?? CONNECT_DEFAULTS.transport,
     url: settings.gatewayUrl,
     retryMs: (settings.websocketRetry ?? CONNECT_DEFAULTS.websocketRetry) * 1000,
-    probeHeaders: {
-      "X-Session-ID": options.sessionId,
-      ...(token === undefined ? {} : { Authorization: `Bearer ${token}` }),
-    },
+    probeHeaders: dialHeaders(options.sessionId, token),
     ...(caCert === undefined ? {} : { caCert }),
     onTransport: (transport) => {
       for (const each of ["websocket", "sse"] as const) {
