@@ -232,10 +232,11 @@ Deno.test("OAuth tokens: wrong audience → 401, expired → 401, missing scope 
     );
 
     // Expired: the same kind of token as `good`, once its exp has passed on the gateway's clock.
-    await as.setAccessTokenTtl(1);
+    // (A minute to live, so that a loaded machine cannot expire it before the first request.)
+    await as.setAccessTokenTtl(60);
     const shortLived = (await as.mintToken({ resource: mcp, scope: "mcp:client" })).access_token;
     assert.equal((await request(gateway, "/servers/files/mcp", shortLived)).status, 200);
-    skewMs = 2_000;
+    skewMs = 120_000;
     const expired = await request(gateway, "/servers/files/mcp", shortLived);
     assert.equal(expired.status, 401);
     assert.equal(challenge(expired.headers.get("www-authenticate")).error, "invalid_token");
