@@ -1431,6 +1431,51 @@ export const MUTANTS: Mutant[] = [
     tests: ["tests/e2e/connect_resume_faults_test.ts"],
     filter: "--max-repeat-ids",
   },
+  // -- the cluster's limits as flags --
+  {
+    id: "cluster-forward-timeout-ignored",
+    rule:
+      "--cluster-forward-timeout bounds how long a forwarded stream request waits for its holder",
+    file: "lib/serve/cluster/stream_forwards.ts",
+    find: "    const timeoutMs = request.timeoutMs ?? this.timeoutMs;",
+    replace: "    const timeoutMs = request.timeoutMs ?? 10_000;",
+    tests: ["tests/e2e/replicas_sse_link_test.ts"],
+    filter: "--cluster-forward-timeout",
+  },
+  {
+    id: "cluster-forward-timeout-flag-unread",
+    rule: "--cluster-forward-timeout is read from the command line",
+    file: "lib/serve/cluster/cluster_config.ts",
+    find: '    forwardTimeoutMs: ms("cluster-forward-timeout", CLUSTER_DEFAULTS.forwardTimeoutMs),',
+    replace: "    forwardTimeoutMs: CLUSTER_DEFAULTS.forwardTimeoutMs,",
+    tests: ["tests/serve/cluster/cluster_config_test.ts", "tests/e2e/replicas_sse_link_test.ts"],
+  },
+  {
+    id: "cluster-command-timeout-ignored",
+    rule: "--cluster-command-timeout bounds how long a Redis command may go unanswered",
+    file: "lib/serve/cluster/cluster.ts",
+    find: "      commandTimeoutMs: this.settings.commandTimeoutMs,",
+    replace: "      commandTimeoutMs: 10_000,",
+    tests: ["tests/serve/cluster/cluster_limits_test.ts"],
+    filter: "--cluster-command-timeout",
+  },
+  {
+    id: "cluster-max-initialized-ignored",
+    rule: "--cluster-max-initialized bounds the held initialize results of remote servers",
+    file: "lib/serve/cluster/routing.ts",
+    find: "      if (this.#initialized.size > this.cluster.settings.maxInitialized) {",
+    replace: "      if (this.#initialized.size > 4_096) {",
+    tests: ["tests/serve/cluster/cluster_limits_test.ts"],
+    filter: "--cluster-max-initialized",
+  },
+  {
+    id: "cluster-max-initialized-flag-unread",
+    rule: "--cluster-max-initialized is read from the command line",
+    file: "lib/serve/cluster/cluster_config.ts",
+    find: '    maxInitialized: count("cluster-max-initialized", CLUSTER_DEFAULTS.maxInitialized),',
+    replace: "    maxInitialized: CLUSTER_DEFAULTS.maxInitialized,",
+    tests: ["tests/serve/cluster/cluster_config_test.ts"],
+  },
   // -- connect's replay bound as flags --
   {
     id: "replay-frames-flag-ignored",

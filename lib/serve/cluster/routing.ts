@@ -26,8 +26,6 @@ import { TunnelRegistry } from "../tunnel_registry.ts";
 
 /** How long a directory answer is trusted before it is asked again, in ms. */
 const LOOKUP_CACHE_MS = 1_000;
-/** Held `initialize` results of remote servers kept at most (the oldest go first). */
-const MAX_INITIALIZED = 4_096;
 
 /** Options of {@link ClusterRouting}. */
 export interface ClusterRoutingOptions {
@@ -189,7 +187,7 @@ export class ClusterRouting {
 
   /**
    * The held `initialize` result of a remote server, asked of its holder once per generation of its
-   * tunnel session (a newer one replaces it); at most {@link MAX_INITIALIZED} sessions are remembered.
+   * tunnel session (a newer one replaces it); at most `--cluster-max-initialized` sessions are remembered.
    */
   initializeResult(route: CallRoute): Promise<JsonRpcResponse> {
     const key = route.sid;
@@ -214,7 +212,7 @@ export class ClusterRouting {
       });
       this.#initialized.delete(key);
       this.#initialized.set(key, { gen: route.gen, result });
-      if (this.#initialized.size > MAX_INITIALIZED) {
+      if (this.#initialized.size > this.cluster.settings.maxInitialized) {
         this.#initialized.delete(this.#initialized.keys().next().value!);
       }
     }
