@@ -6,6 +6,7 @@ import { CloseCode } from "../../protocol/frames.ts";
 import { ErrorCode, errorResponse } from "../../protocol/jsonrpc.ts";
 import type { JsonRpcNotification, JsonRpcResponse } from "../../protocol/jsonrpc.ts";
 import type { Payload } from "../../protocol/payload.ts";
+import { MAX_NAME_LENGTH } from "../../protocol/registration.ts";
 import type { CallTarget } from "../call_contract.ts";
 import { RawResponse } from "../call_table.ts";
 import type { ServeMetrics } from "../metrics.ts";
@@ -180,6 +181,9 @@ export class ClusterRouting {
   async remote(owner: string, name: string): Promise<CallTarget | undefined> {
     const readiness = this.cluster.readiness;
     if (!readiness.ready) return new UnreachableTunnel(readiness.detail);
+    // No tunnel registers such a name: not asked of Redis, nor kept in the lookup cache (a URL's name
+    // can run to the header limit, and the cache holds 10,000).
+    if (name.length > MAX_NAME_LENGTH) return undefined;
     const route = await this.#lookup(owner, name);
     if (route === undefined || route.rid === this.cluster.replicaId) return undefined;
     return new RemoteTunnel(route, this, this.crossCalls);
