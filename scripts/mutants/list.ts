@@ -1379,6 +1379,15 @@ export const MUTANTS: Mutant[] = [
     tests: ["tests/connect/repeated_requests_test.ts", "tests/e2e/connect_resume_faults_test.ts"],
   },
   {
+    id: "connect-lost-answer-window",
+    rule:
+      "a call sent again after its holder acknowledged the answer and died before passing it on is answered, not left to --call-timeout",
+    file: "lib/connect/repeated_requests.ts",
+    find: "      this.#answerAgain?.(text, { id, clientSession });",
+    replace: "",
+    tests: ["tests/e2e/replicas_lost_answer_test.ts"],
+  },
+  {
     id: "connect-repeat-lost-silent",
     rule:
       "a repeat of an answered request whose answer is no longer kept gets an error at once, not silence",
