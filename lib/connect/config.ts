@@ -136,6 +136,10 @@ export async function resolveConnectConfig(
   if (messageBytes !== undefined) settings.maxMessageBytes = byteSizeOf(messageBytes.value)!;
   const replayFrames = numberOf(first("max_replay_frames"));
   if (replayFrames !== undefined) settings.maxReplayFrames = replayFrames;
+  const repeatIds = numberOf(first("max_repeat_ids"));
+  if (repeatIds !== undefined) settings.maxRepeatIds = repeatIds;
+  const repeatBytes = first("max_repeat_answer_bytes");
+  if (repeatBytes !== undefined) settings.maxRepeatAnswerBytes = byteSizeOf(repeatBytes.value)!;
   const minReady = numberOf(first("min_ready_servers"));
   if (minReady !== undefined) {
     if (minReady > settings.servers.length) {

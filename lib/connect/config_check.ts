@@ -98,12 +98,21 @@ export function checkValue(given: Given): void {
     case "max_server_queue_bytes":
     case "max_replay_bytes":
     case "max_message_bytes":
+    case "max_repeat_answer_bytes":
       byteSize(given);
       return;
     case "max_replay_frames":
       if (!((wholeNumber(given) ?? 0) >= 1)) {
         throw invalidGiven(given, {
           expected: "a whole number of frames, 1 or more",
+          sample: "10000",
+        });
+      }
+      return;
+    case "max_repeat_ids":
+      if (!((wholeNumber(given) ?? 0) >= 1)) {
+        throw invalidGiven(given, {
+          expected: "a whole number of request ids, 1 or more",
           sample: "10000",
         });
       }

@@ -33,6 +33,8 @@ export type Key =
   | "max_replay_bytes"
   | "max_replay_frames"
   | "max_message_bytes"
+  | "max_repeat_ids"
+  | "max_repeat_answer_bytes"
   | "transport"
   | "websocket_retry";
 
@@ -65,6 +67,8 @@ export const KEYS: readonly Key[] = [
   "max_replay_bytes",
   "max_replay_frames",
   "max_message_bytes",
+  "max_repeat_ids",
+  "max_repeat_answer_bytes",
   "transport",
   "websocket_retry",
 ];

@@ -37,6 +37,8 @@ const NOT_RELOADED: readonly (keyof ConnectSettings)[] = [
   "maxReplayBytes",
   "maxReplayFrames",
   "maxMessageBytes",
+  "maxRepeatIds",
+  "maxRepeatAnswerBytes",
   "transport",
   "websocketRetry",
 ];
@@ -87,6 +89,10 @@ export async function runConnect(
       replayLimits: {
         maxBytes: settings.maxReplayBytes ?? CONNECT_DEFAULTS.maxReplayBytes,
         maxFrames: settings.maxReplayFrames ?? CONNECT_DEFAULTS.maxReplayFrames,
+      },
+      repeatLimits: {
+        maxIds: settings.maxRepeatIds ?? CONNECT_DEFAULTS.maxRepeatIds,
+        maxAnswerBytes: settings.maxRepeatAnswerBytes ?? CONNECT_DEFAULTS.maxRepeatAnswerBytes,
       },
       ...(options.random === undefined ? {} : { random: options.random }),
     });

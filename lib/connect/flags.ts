@@ -35,6 +35,8 @@ export const CONNECT_FLAGS = {
   "max-replay-bytes": { type: "string" },
   "max-replay-frames": { type: "string" },
   "max-message-bytes": { type: "string" },
+  "max-repeat-ids": { type: "string" },
+  "max-repeat-answer-bytes": { type: "string" },
   transport: { type: "string" },
   "websocket-retry": { type: "string" },
   help: { type: "boolean", short: "h" },

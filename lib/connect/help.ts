@@ -79,6 +79,14 @@ Local servers (give them one way):
                              server goes on (default ${
     formatByteSize(CONNECT_DEFAULTS.maxMessageBytes)
   })
+  --max-repeat-ids N         With serve's replicas: ids of calls remembered per server (in flight,
+                             and answered), so that a call sent again after a replica died runs
+                             once (default ${CONNECT_DEFAULTS.maxRepeatIds})
+  --max-repeat-answer-bytes SIZE
+                             The answers kept, all servers together, to answer such a call again;
+                             one no longer kept gets an error saying so (default ${
+    formatByteSize(CONNECT_DEFAULTS.maxRepeatAnswerBytes)
+  })
 
 Gateway:
   --gateway URL              Gateway address: https://host[:port][/prefix], wss://.../reverse-proxy/ws,
@@ -130,8 +138,8 @@ local_streamable_http, local_sse, gateway, token, token_file, server_name, serve
 isolation, max_instances, instance_idle_timeout (a server entry takes these three too),
 reconnect_delay, max_retries, keepalive, log_level, log_format, verbose (true/false), cert,
 health_listen, min_ready_servers, max_server_queue_bytes (a number of bytes, or text such as 64MiB),
-max_server_queue_messages, shutdown_grace, max_replay_bytes, max_replay_frames, max_message_bytes, transport,
-websocket_retry; or local-stdio,
+max_server_queue_messages, shutdown_grace, max_replay_bytes, max_replay_frames, max_message_bytes,
+max_repeat_ids, max_repeat_answer_bytes, transport, websocket_retry; or local-stdio,
 token-file, server-name, ...
 Relative paths in the file (token_file, cert, a server's cwd and files) are relative to the
 file's directory. SIGHUP re-reads the config file and applies its servers: added ones start,

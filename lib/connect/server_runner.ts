@@ -21,7 +21,7 @@ import { startServer, type StartServerOptions } from "./server_start.ts";
 import { restartServer } from "./server_restart.ts";
 import type { ConnectMetrics, ServerMetrics } from "./metrics.ts";
 import { type ConnectSettings, serverKey, serverLabel, type ServerSpec } from "./settings.ts";
-import { Tunnel } from "./tunnel.ts";
+import { Tunnel, type TunnelOptions } from "./tunnel.ts";
 import { answerOversized } from "./frame_limit.ts";
 import { ChannelsRefused, type Uplink, type UplinkMember } from "./uplink.ts";
 
@@ -56,6 +56,7 @@ export interface ServerRunnerOptions {
   initTimeoutMs?: number | undefined;
   graceMs?: number | undefined;
   replayLimits?: ReplayLimits | undefined;
+  repeats?: TunnelOptions["repeats"];
   /** The process the early start spawned for this server, taken by its first start. */
   takeSpawned?: (() => Deno.ChildProcess | undefined) | undefined;
 }
@@ -95,12 +96,9 @@ export class ServerRunner implements UplinkMember {
     this.#metrics = options.metrics?.server(options.spec.name ?? "default");
     this.#queueFull = new QueueFullLog(this.#label, this.#metrics);
     this.#signal = AbortSignal.any([options.signal, this.#stop.signal]);
-    this.tunnel = new Tunnel({
-      signal: this.#signal,
-      metrics: options.metrics,
-      server: this.#metrics,
-      ...(options.replayLimits === undefined ? {} : { replayLimits: options.replayLimits }),
-    });
+    const { replayLimits, repeats } = options;
+    const tunnel = { signal: this.#signal, metrics: options.metrics, server: this.#metrics };
+    this.tunnel = new Tunnel({ ...tunnel, replayLimits, repeats });
     if (this.spec.isolation === "per-client") {
       this.tunnel.session = this.#instances = perClientInstances(this.spec, {
         settings: options.settings,

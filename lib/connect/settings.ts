@@ -5,6 +5,8 @@
 import type { LogLevel } from "@logtape/logtape";
 import type { Isolation, LinkTransport } from "../protocol/frames.ts";
 import { DEFAULT_REPLAY_LIMITS } from "../protocol/sequenced_channel.ts";
+import { DEFAULT_REPEAT_ANSWER_BYTES } from "./kept_answers.ts";
+import { REMEMBERED_IDS } from "./repeated_requests.ts";
 import type { LogFormat } from "../util/log_level.ts";
 
 /** One header sent to an HTTP upstream. Its value may be a secret: never logged, never in messages. */
@@ -112,6 +114,10 @@ export interface ConnectSettings {
   maxReplayFrames?: number;
   /** The largest message taken from a local server (a stdio line, an HTTP answer). Default 64 MiB. */
   maxMessageBytes?: number;
+  /** Cross-replica request ids remembered per server, in flight and answered (each). Default 10,000. */
+  maxRepeatIds?: number;
+  /** UTF-8 bytes of answers kept to answer a repeated request again, all servers together. Default 8 MiB. */
+  maxRepeatAnswerBytes?: number;
   /** The link transport, or `auto` (WebSocket, SSE where WebSocket cannot pass). Default auto. */
   transport?: TransportSetting;
   /** While `auto` uses the SSE link, seconds between tries of WebSocket. Default 600. */
@@ -137,6 +143,8 @@ export const CONNECT_DEFAULTS = {
   maxReplayBytes: DEFAULT_REPLAY_LIMITS.maxBytes,
   maxReplayFrames: DEFAULT_REPLAY_LIMITS.maxFrames,
   maxMessageBytes: 64 * 1024 * 1024,
+  maxRepeatIds: REMEMBERED_IDS,
+  maxRepeatAnswerBytes: DEFAULT_REPEAT_ANSWER_BYTES,
   /** Seconds an HTTP upstream has to start answering a request. */
   upstreamTimeout: 30,
   transport: "auto",

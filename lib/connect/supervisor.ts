@@ -10,6 +10,7 @@ import type { EarlyServers } from "./early_servers.ts";
 import { EvictedError, ServerStartError } from "./errors.ts";
 import type { Registration } from "./link_outcome.ts";
 import type { ConnectMetrics } from "./metrics.ts";
+import { KeptAnswers } from "./kept_answers.ts";
 import { type ConnectSettings, serverKey, serverLabel, type ServerSpec } from "./settings.ts";
 import { type RunnerEnd, ServerRunner } from "./server_runner.ts";
 import { fingerprint } from "./server_fingerprint.ts";
@@ -36,6 +37,11 @@ export interface SupervisorOptions {
   metrics?: ConnectMetrics;
   /** Bounds of the replay buffer kept for resumption (docs/resume.md). */
   replayLimits?: ReplayLimits;
+  /**
+   * Cross-replica request ids remembered per server (`--max-repeat-ids`), and the bytes of answers kept
+   * to answer a repeat again, for all servers together (`--max-repeat-answer-bytes`).
+   */
+  repeatLimits?: { maxIds: number; maxAnswerBytes: number };
   /** Called after every successful registration of any server. */
   onRegistered?: (registration: Registration) => void;
   /** The servers' processes, spawned before the rest of connect was loaded (early_servers.ts). */
@@ -79,10 +85,17 @@ export class Supervisor {
   #abort = new AbortController();
   #firstStarts = { pending: 0, failed: [] as ServerStartError[] };
   #reloading: Promise<unknown> = Promise.resolve();
+  /** The answers kept for repeated cross-replica requests: one store, so one bound, for every server. */
+  #repeats: { limit?: number; answers: KeptAnswers };
 
   constructor(options: SupervisorOptions) {
     this.#options = options;
     this.#settings = options.settings;
+    const { maxIds, maxAnswerBytes } = options.repeatLimits ?? {};
+    this.#repeats = {
+      ...(maxIds === undefined ? {} : { limit: maxIds }),
+      answers: new KeptAnswers(maxAnswerBytes === undefined ? {} : { maxBytes: maxAnswerBytes }),
+    };
     this.#transport = transportChoiceFor(options.settings, {
       sessionId: this.#clientSessionId,
       ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
@@ -239,6 +252,7 @@ export class Supervisor {
       initTimeoutMs,
       graceMs,
       replayLimits,
+      repeats: this.#repeats,
     });
     const running: Running = {
       runner,

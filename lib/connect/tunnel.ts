@@ -27,7 +27,7 @@ import type { LinkChannel } from "./link_channel.ts";
 import type { InFlight, ServerMessage } from "./local_session.ts";
 import type { LocalSide } from "./local_side.ts";
 import { RelayedRequests } from "./relayed_requests.ts";
-import { RepeatedRequests } from "./repeated_requests.ts";
+import { RepeatedRequests, type RepeatedRequestsOptions } from "./repeated_requests.ts";
 import type { ConnectMetrics, ServerMetrics } from "./metrics.ts";
 import { Resumption } from "./resumption.ts";
 import { drain, HIGH_WATER_BYTES } from "./backpressure.ts";
@@ -47,7 +47,9 @@ export interface TunnelOptions {
   /** This server's own metrics (calls in flight, its errors). */
   server?: ServerMetrics | undefined;
   /** Bounds of the replay buffer kept for resumption (docs/resume.md). */
-  replayLimits?: ReplayLimits;
+  replayLimits?: ReplayLimits | undefined;
+  /** `--max-repeat-ids` (as `limit`), and the answers kept for repeats (one store per connect). */
+  repeats?: Pick<RepeatedRequestsOptions, "limit" | "answers"> | undefined;
   /** Aborts the backpressure wait. */
   signal: AbortSignal;
 }
@@ -76,6 +78,8 @@ export class Tunnel {
     this.#options = options;
     this.#resumption = new Resumption(options.replayLimits);
     this.#repeats = new RepeatedRequests({
+      ...options.repeats,
+      answerAgain: (text, about) => this.#sendText("response", text, about),
       onRepeat: () => options.server?.error("repeated_request"),
     });
     // Read when scraped: a per-client server's count walks its clients, too dear for every message.
@@ -251,8 +255,9 @@ export class Tunnel {
    * connect makes itself (an error) ends its call as the server's answer does.
    */
   #sendPayload(type: DataFrameType, payload: JsonObject, clientSession?: string): boolean {
-    if (type === "response") this.#repeats.answered(payload.id as JsonRpcId | undefined);
-    return this.#sendText(type, JSON.stringify(payload), { clientSession });
+    const text = JSON.stringify(payload);
+    if (type === "response") this.#repeats.answered(payload.id as JsonRpcId | undefined, text);
+    return this.#sendText(type, text, { clientSession });
   }
 
   /** The frame's size and the gateway's limit when a payload would make a frame over that limit. */
@@ -325,7 +330,7 @@ export class Tunnel {
     if (message.kind === "request") return this.#serverRequest(message);
     if (message.kind === "response") {
       const request = message.request;
-      this.#repeats.answered(message.id);
+      this.#repeats.answered(message.id, message.text, message.bytes);
       // While a resumable link is down, answers are kept for replay; otherwise they cannot be routed.
       if (
         request === undefined || request.generation !== this.#generation || !this.#deliverable()
@@ -412,7 +417,7 @@ export class Tunnel {
     const generation = this.#generation;
     if (!isDataFrame(frame)) return;
     const payload = frame.payload;
-    if (frame.type === "request" && this.#repeats.repeats(payload.facts)) return;
+    if (frame.type === "request" && this.#repeats.repeats(payload.facts, clientSession)) return;
     // A long request passes to the server as the text it came in, unless the proxy must act on it.
     if (frame.type === "request" && payload.isText) {
       const forwarded = session.forwardText(payload.text, payload.facts, generation, clientSession);

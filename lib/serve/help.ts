@@ -144,6 +144,16 @@ Replicas (many serves share their state in Redis; docs/scaling.md)
                                 refused (default ${CLUSTER_DEFAULTS.maxNonces})
   --cluster-inbox-max N         envelopes an inbox keeps for a replica that does not read them
                                 (default ${CLUSTER_DEFAULTS.inboxMaxEntries})
+  --cluster-forward-timeout SECONDS
+                                how long a legacy SSE POST, an SSE link POST or a stream resume
+                                forwarded to the replica holding its stream waits for its answer
+                                (default ${CLUSTER_DEFAULTS.forwardTimeoutMs / 1000})
+  --cluster-command-timeout SECONDS
+                                a Redis command without an answer this long fails (Redis hung)
+                                (default ${CLUSTER_DEFAULTS.commandTimeoutMs / 1000})
+  --cluster-max-initialized N   held initialize results of servers other replicas hold, kept at
+                                most; the oldest is asked of its holder again
+                                (default ${CLUSTER_DEFAULTS.maxInitialized})
 
 Operations
   --health-listen HOST:PORT     serve /healthz, /readyz and Prometheus /metrics on this address

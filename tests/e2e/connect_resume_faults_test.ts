@@ -305,7 +305,7 @@ function slow(sessionId: string, seq: number, id: string, ms: number): Record<st
   };
 }
 
-Deno.test("a cross-replica call sent again (a failover) runs once at the server: while in flight and once answered", async () => {
+Deno.test("a cross-replica call sent again (a failover) runs once at the server: dropped while in flight, answered again with its answer once answered", async () => {
   await using gateway = startScriptedGateway({
     onFrame(frame, peer) {
       if (frame.type === "register") peer.send(resumeAck("s1"));
@@ -319,21 +319,105 @@ Deno.test("a cross-replica call sent again (a failover) runs once at the server:
   link.send(slow("s1", 1, first, 1_000));
   await proxy.waitForLine((l) => l.json?.line === `call slow "${first}"`, WAIT_MS);
   link.send(slow("s1", 2, first, 1_000)); // in flight at the server
-  await link.frames.waitFor(
+  const answer = await link.frames.waitFor(
     (f) => f.type === "response" && idOf(f) === first,
     WAIT_MS,
     "its answer",
   );
-  link.send(slow("s1", 3, first, 1_000)); // answered already
+  // Answered already: the holder that took the answer may have died with it, so it comes again.
+  link.send(slow("s1", 3, first, 1_000));
+  const again = await link.frames.waitFor(
+    (f) => f.type === "response" && idOf(f) === first && f !== answer,
+    WAIT_MS,
+    "its answer again",
+  );
+  assert.deepEqual(again.payload, answer.payload, "the same answer");
+  assert.ok(Number(again.seq) > Number(answer.seq), "in a fresh frame");
   link.send(slow("s1", 4, later, 1));
   // The server starts its calls in the order it reads them: a second run of the first would log before.
   await proxy.waitForLine((l) => l.json?.line === `call slow "${later}"`, WAIT_MS);
   await link.frames.waitFor((f) => f.type === "response" && idOf(f) === later, WAIT_MS, "later");
   const runs = proxy.lines.filter((l) => l.json?.line === `call slow "${first}"`).length;
   assert.equal(runs, 1, "the call ran again at the server");
-  assert.deepEqual(responses(link).map(idOf), [first, later]);
-  const dropped = proxy.lines.filter((l) => l.json?.event === "repeated_request");
-  assert.deepEqual(dropped.map((l) => l.json?.id), [first, first]);
+  assert.deepEqual(responses(link).map(idOf), [first, first, later]);
+  const repeats = proxy.lines.filter((l) => l.json?.event === "repeated_request");
+  assert.deepEqual(repeats.map((l) => [l.json?.id, l.json?.outcome]), [
+    [first, "dropped"],
+    [first, "answered_again"],
+  ]);
+  proxy.signal("SIGTERM");
+  assert.equal(await proxy.exitCode(15_000), 0);
+});
+
+Deno.test("--max-repeat-answer-bytes: a repeated call whose answer is no longer kept gets an error naming the flag, at once", async () => {
+  await using gateway = startScriptedGateway({
+    onFrame(frame, peer) {
+      if (frame.type === "register") peer.send(resumeAck("s1"));
+    },
+  });
+  await using proxy = startConnect(gateway.url, ["--max-repeat-answer-bytes", "1KiB"]);
+  const link = await gateway.peers.waitFor(() => true, 20_000, "the link");
+  await proxy.waitForEvent("registered", 20_000);
+  const [big, small] = ["r3.1796152033102001", "r3.1796152033102002"];
+  const call = (seq: number, id: string, message: string) => {
+    const frame = echo("s1", seq, id);
+    const payload = frame.payload as { params: { arguments: { message: string } } };
+    payload.params.arguments.message = message;
+    link.send(frame);
+  };
+  const answered = (id: string, what: string, after = 0) =>
+    link.frames.waitFor(
+      (f) => f.type === "response" && idOf(f) === id && Number(f.seq) > after,
+      WAIT_MS,
+      what,
+    );
+  // An answer over the whole bound is not kept; a small one is.
+  call(1, big, "m".repeat(2_000));
+  const bigAnswer = await answered(big, "the big answer");
+  call(2, small, "s");
+  const smallAnswer = await answered(small, "the small answer");
+  call(3, big, "m".repeat(2_000));
+  const lost = await answered(big, "an answer to the repeat", Number(smallAnswer.seq));
+  const error = (lost.payload as { error?: { code: number; message: string } }).error;
+  assert.equal(error?.code, -32001, JSON.stringify(lost.payload));
+  assert.match(error.message, /ran once at the MCP server, but its answer was lost/);
+  assert.match(error.message, /raise --max-repeat-answer-bytes \(now 1KiB\)/);
+  call(4, small, "s");
+  const again = await answered(small, "the small answer again", Number(lost.seq));
+  assert.deepEqual(again.payload, smallAnswer.payload);
+  assert.ok(!("error" in (bigAnswer.payload as object)), "the first answer was the server's");
+  const warned = proxy.lines.filter((l) => l.json?.outcome === "answer_lost");
+  assert.deepEqual(warned.map((l) => l.json?.id), [big]);
+  proxy.signal("SIGTERM");
+  assert.equal(await proxy.exitCode(15_000), 0);
+});
+
+Deno.test("--max-repeat-ids: connect remembers that many answered calls; a repeat of an older one runs again", async () => {
+  await using gateway = startScriptedGateway({
+    onFrame(frame, peer) {
+      if (frame.type === "register") peer.send(resumeAck("s1"));
+    },
+  });
+  await using proxy = startConnect(gateway.url, ["--max-repeat-ids", "2"]);
+  const link = await gateway.peers.waitFor(() => true, 20_000, "the link");
+  await proxy.waitForEvent("registered", 20_000);
+  const ids = ["r3.1796152033103001", "r3.1796152033103002", "r3.1796152033103003"];
+  let seq = 0;
+  const run = async (id: string) => {
+    const after = responses(link).length;
+    link.send(slow("s1", ++seq, id, 1));
+    await link.frames.waitFor(() => responses(link).length > after, WAIT_MS, `an answer for ${id}`);
+  };
+  for (const id of ids) await run(id);
+  await run(ids[2]!); // remembered: answered again
+  await run(ids[0]!); // forgotten: a new call
+  // The server logs its calls in order: once the last one's line is in, every earlier one is too.
+  const last = "r3.1796152033103004";
+  await run(last);
+  await proxy.waitForLine((l) => l.json?.line === `call slow "${last}"`, WAIT_MS);
+  const runs = (id: string) =>
+    proxy.lines.filter((l) => l.json?.line === `call slow "${id}"`).length;
+  assert.deepEqual(ids.map(runs), [2, 1, 1]);
   proxy.signal("SIGTERM");
   assert.equal(await proxy.exitCode(15_000), 0);
 });

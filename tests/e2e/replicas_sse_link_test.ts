@@ -7,7 +7,12 @@ import assert from "node:assert/strict";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { DEMO_SERVER, startProxy } from "../fixtures/proxy_process.ts";
-import { replicaMetric, startServeCluster } from "../fixtures/serve_cluster.ts";
+import { RawSseLink, register } from "../fixtures/raw_sse_link.ts";
+import {
+  replicaMetric,
+  type ReplicaProcess,
+  startServeCluster,
+} from "../fixtures/serve_cluster.ts";
 import { textOf } from "../fixtures/per_client.ts";
 import { TOKENS, within } from "../fixtures/test_gateway.ts";
 
@@ -81,6 +86,41 @@ Deno.test("3 replicas behind HAProxy: an SSE link's POSTs reach its stream's rep
     );
   } finally {
     for (const client of clients) await client.close().catch(() => {});
+    await cluster.close();
+  }
+});
+
+Deno.test("--cluster-forward-timeout: an SSE link POST forwarded to a frozen holder gets 504 naming the flag once it passed", async () => {
+  const cluster = await startServeCluster({
+    replicas: 2,
+    serveArgs: ["--cluster-forward-timeout", "1"],
+  });
+  const [holder, other] = cluster.replicas as [ReplicaProcess, ReplicaProcess];
+  let link: RawSseLink | Response | undefined;
+  let frozen = false;
+  try {
+    link = await RawSseLink.open({ url: holder.url }, TOKENS.alice);
+    assert.ok(link instanceof RawSseLink, "the stream opened");
+    const sent = await link.post(0, register("frozen-holder"), TOKENS.alice, other.url);
+    assert.equal(sent.status, 202, sent.text);
+    await link.frame("register_ack");
+    // The holder hangs (its liveness key lives on for its TTL): the forward gets no answer.
+    holder.process.signal("SIGSTOP");
+    frozen = true;
+    const started = performance.now();
+    const post = await within(
+      link.post(1, JSON.stringify({ type: "heartbeat" }), TOKENS.alice, other.url),
+      15_000,
+      "the forwarded POST's answer",
+    );
+    const elapsed = performance.now() - started;
+    assert.equal(post.status, 504, post.text);
+    assert.match(post.text, /Replica r1 holding this SSE link did not answer within 1 s/);
+    assert.match(post.text, /--cluster-forward-timeout/);
+    assert.ok(elapsed >= 900 && elapsed < 5_000, `answered after ${Math.round(elapsed)} ms`);
+  } finally {
+    if (frozen) holder.process.signal("SIGCONT");
+    if (link instanceof RawSseLink) await link.close();
     await cluster.close();
   }
 });

@@ -4,7 +4,7 @@
 
 import { logger } from "../../util/log.ts";
 import type { ClusterMetrics } from "./cluster_metrics.ts";
-import { redactRedisUrl } from "./cluster_config.ts";
+import { CLUSTER_DEFAULTS, redactRedisUrl } from "./cluster_config.ts";
 import type { ClusterSettings } from "./cluster_config.ts";
 import { type Envelope, type EnvelopeKind, EnvelopeSeal } from "./envelope.ts";
 import { Inbox } from "./inbox.ts";
@@ -64,6 +64,8 @@ export class Cluster {
   readonly inbox: Inbox;
   readonly ownership: Ownership;
   readonly liveness: Liveness;
+  /** The replica's settings, the `--cluster-*` bounds not given filled in with their defaults. */
+  readonly settings: Required<ClusterSettings>;
   /**
    * `readiness` fires when a Redis connection goes up or down, and after each liveness beat; `lost` when
    * Redis lost this replica's records (publish them again); `beat` after each liveness beat.
@@ -83,6 +85,8 @@ export class Cluster {
   private constructor(options: ClusterStartOptions, seal: EnvelopeSeal) {
     const { settings, metrics } = options;
     this.replicaId = settings.replicaId;
+    const { forwardTimeoutMs, commandTimeoutMs, maxInitialized } = CLUSTER_DEFAULTS;
+    this.settings = { forwardTimeoutMs, commandTimeoutMs, maxInitialized, ...settings };
     this.#metrics = metrics;
     const backoff = options.backoff ?? { baseMs: 100, maxMs: 5_000 };
     const ttlMs = options.ttlMs ?? LIVENESS_DEFAULTS.ttlMs;
@@ -97,7 +101,7 @@ export class Cluster {
       name: "commands",
       backoff,
       // An XADD of a 48 MiB envelope on a busy machine takes seconds; a hung Redis still shows in 10.
-      commandTimeoutMs: 10_000,
+      commandTimeoutMs: this.settings.commandTimeoutMs,
       onState,
       onError,
     });

@@ -2,7 +2,7 @@
 // ClusterSettings; a Redis URL's password never reaches a message or a log line (redactRedisUrl).
 
 import { ConfigError, invalidSetting } from "../../util/errors.ts";
-import { flagOrEnv, wholeNumber } from "../config_values.ts";
+import { flagOrEnv, secondsMs, wholeNumber } from "../config_values.ts";
 import { STATE_DIR_ENV } from "../state/state_dir.ts";
 
 /** The environment variable of `--redis`. */
@@ -15,6 +15,9 @@ export const CLUSTER_FLAGS = {
   "replica-id": { type: "string" },
   "cluster-max-nonces": { type: "string" },
   "cluster-inbox-max": { type: "string" },
+  "cluster-forward-timeout": { type: "string" },
+  "cluster-command-timeout": { type: "string" },
+  "cluster-max-initialized": { type: "string" },
 } as const;
 
 /** Defaults of {@link ClusterSettings}. */
@@ -23,6 +26,12 @@ export const CLUSTER_DEFAULTS = {
   maxNonces: 200_000,
   /** Entries an inbox stream keeps (MAXLEN ~) when its replica does not read them. */
   inboxMaxEntries: 10_000,
+  /** How long a request forwarded to the replica holding its stream waits for its answer, in ms. */
+  forwardTimeoutMs: 10_000,
+  /** How long a Redis command may go unanswered before it fails (Redis hung), in ms. */
+  commandTimeoutMs: 10_000,
+  /** Held `initialize` results of servers other replicas hold, kept at most (the oldest go first). */
+  maxInitialized: 4_096,
 } as const;
 
 /** Settings of a replica, present when `--redis` is given. */
@@ -37,6 +46,12 @@ export interface ClusterSettings {
   replicaId: string;
   maxNonces: number;
   inboxMaxEntries: number;
+  /** `--cluster-forward-timeout`; default {@link CLUSTER_DEFAULTS}'s. */
+  forwardTimeoutMs?: number;
+  /** `--cluster-command-timeout`; default {@link CLUSTER_DEFAULTS}'s. */
+  commandTimeoutMs?: number;
+  /** `--cluster-max-initialized`; default {@link CLUSTER_DEFAULTS}'s. */
+  maxInitialized?: number;
 }
 
 /** What a replica id may hold: it is a key suffix, and a tunnel id's prefix before a `.`. */
@@ -164,6 +179,10 @@ export function parseClusterSettings(
     const text = values[flag];
     return text === undefined ? fallback : wholeNumber(`--${flag}`, text, 1);
   };
+  const ms = (flag: keyof ClusterFlagValues, fallback: number) => {
+    const text = values[flag];
+    return text === undefined ? fallback : secondsMs(`--${flag}`, text);
+  };
   return {
     redisUrl: url,
     redisUrlSetting: source.setting,
@@ -171,6 +190,9 @@ export function parseClusterSettings(
     replicaId: rid ?? defaultReplicaId(options.hostname(), options.random),
     maxNonces: count("cluster-max-nonces", CLUSTER_DEFAULTS.maxNonces),
     inboxMaxEntries: count("cluster-inbox-max", CLUSTER_DEFAULTS.inboxMaxEntries),
+    forwardTimeoutMs: ms("cluster-forward-timeout", CLUSTER_DEFAULTS.forwardTimeoutMs),
+    commandTimeoutMs: ms("cluster-command-timeout", CLUSTER_DEFAULTS.commandTimeoutMs),
+    maxInitialized: count("cluster-max-initialized", CLUSTER_DEFAULTS.maxInitialized),
   };
 }
 

@@ -6,6 +6,7 @@ import { CloseCode } from "../../protocol/frames.ts";
 import { ErrorCode, errorResponse } from "../../protocol/jsonrpc.ts";
 import type { JsonRpcNotification, JsonRpcResponse } from "../../protocol/jsonrpc.ts";
 import type { Payload } from "../../protocol/payload.ts";
+import { MAX_NAME_LENGTH } from "../../protocol/registration.ts";
 import type { CallTarget } from "../call_contract.ts";
 import { RawResponse } from "../call_table.ts";
 import type { ServeMetrics } from "../metrics.ts";
@@ -30,8 +31,6 @@ const log = logger("serve", "cluster");
 
 /** How long a directory answer is trusted before it is asked again, in ms. */
 const LOOKUP_CACHE_MS = 1_000;
-/** Held `initialize` results of remote servers kept at most (the oldest go first). */
-const MAX_INITIALIZED = 4_096;
 
 /** Options of {@link ClusterRouting}. */
 export interface ClusterRoutingOptions {
@@ -211,6 +210,9 @@ export class ClusterRouting {
   async remote(owner: string, name: string): Promise<CallTarget | undefined> {
     const readiness = this.cluster.readiness;
     if (!readiness.ready) return new UnreachableTunnel(readiness.detail);
+    // No tunnel registers such a name: not asked of Redis, nor kept in the lookup cache (a URL's name
+    // can run to the header limit, and the cache holds 10,000).
+    if (name.length > MAX_NAME_LENGTH) return undefined;
     const route = await this.#lookup(owner, name);
     if (route === undefined || route.rid === this.cluster.replicaId) return undefined;
     return new RemoteTunnel(route, this, this.crossCalls);
@@ -218,7 +220,7 @@ export class ClusterRouting {
 
   /**
    * The held `initialize` result of a remote server, asked of its holder once per generation of its
-   * tunnel session (a newer one replaces it); at most {@link MAX_INITIALIZED} sessions are remembered.
+   * tunnel session (a newer one replaces it); at most `--cluster-max-initialized` sessions are remembered.
    */
   initializeResult(route: CallRoute): Promise<JsonRpcResponse> {
     const key = route.sid;
@@ -243,7 +245,7 @@ export class ClusterRouting {
       });
       this.#initialized.delete(key);
       this.#initialized.set(key, { gen: route.gen, result });
-      if (this.#initialized.size > MAX_INITIALIZED) {
+      if (this.#initialized.size > this.cluster.settings.maxInitialized) {
         this.#initialized.delete(this.#initialized.keys().next().value!);
       }
     }

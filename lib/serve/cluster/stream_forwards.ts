@@ -7,9 +7,6 @@ import type { LinkPost, LinkPostAnswer, SseLinkReplica } from "../sse_link_endpo
 import type { Cluster } from "./cluster.ts";
 import type { Envelope, EnvelopeKind } from "./envelope.ts";
 
-/** How long a request forwarded to the replica holding its stream may take, in ms. */
-export const FORWARD_TIMEOUT_MS = 10_000;
-
 /** What a forwarded request is: counted by it in `mcp_rproxy_stream_forwards_total{what}`. */
 export type ForwardWhat = "legacy_post" | "link_post" | "resume";
 
@@ -34,8 +31,11 @@ export interface ForwardRequest {
   /** The stream's id (a link id, a session id), for the holder's logs. */
   sid: string;
   payload: string;
-  /** How long to wait for the answer, in ms; past it the holder drops the request too. */
-  timeoutMs: number;
+  /**
+   * How long to wait for the answer, in ms; past it the holder drops the request too. Default
+   * `--cluster-forward-timeout` ({@link StreamForwards.timeoutMs}).
+   */
+  timeoutMs?: number;
   /** The request's id, when the asker needs it before the answer ({@link StreamForwards.newId}). */
   id?: string;
 }
@@ -47,7 +47,7 @@ export interface ForwardRequest {
  * ```ts ignore
  * const forwards = new StreamForwards(cluster);
  * forwards.serve("link_post", (envelope) => holderSide(envelope.payload));
- * const outcome = await forwards.ask({ what: "link_post", target: "r2", sid, payload, timeoutMs: 10_000 });
+ * const outcome = await forwards.ask({ what: "link_post", target: "r2", sid, payload });
  * ```
  */
 export class StreamForwards {
@@ -60,6 +60,16 @@ export class StreamForwards {
     cluster.on("forward_answer", (envelope) => {
       this.#waiting.get(envelope.id)?.({ ok: true, answer: envelope.payload });
     });
+  }
+
+  /** How long a forwarded request waits for its holder by default (`--cluster-forward-timeout`), in ms. */
+  get timeoutMs(): number {
+    return this.#cluster.settings.forwardTimeoutMs;
+  }
+
+  /** Why a forwarded request got no answer in time, naming the flag that bounds the wait. */
+  timedOut(holder: string): string {
+    return `${holder} did not answer within ${this.timeoutMs / 1000} s (--cluster-forward-timeout)`;
   }
 
   /** Requests waiting for their holder's answer. */
@@ -77,8 +87,9 @@ export class StreamForwards {
     const cluster = this.#cluster;
     const id = request.id ?? this.newId();
     cluster.metrics?.streamForwards.inc(request.what);
+    const timeoutMs = request.timeoutMs ?? this.timeoutMs;
     return new Promise<ForwardOutcome>((resolve) => {
-      const timer = setTimeout(() => done({ ok: false, why: "timeout" }), request.timeoutMs);
+      const timer = setTimeout(() => done({ ok: false, why: "timeout" }), timeoutMs);
       const done = (outcome: ForwardOutcome) => {
         clearTimeout(timer);
         if (this.#waiting.delete(id)) resolve(outcome);
@@ -87,7 +98,7 @@ export class StreamForwards {
       cluster.inbox.send({
         kind: KIND[request.what],
         target: request.target,
-        deadline: Date.now() + request.timeoutMs,
+        deadline: Date.now() + timeoutMs,
         generation: 0,
         sid: request.sid,
         id,
@@ -131,7 +142,6 @@ export class StreamForwards {
           target: rid,
           sid: post.sessionId,
           payload: JSON.stringify(post),
-          timeoutMs: FORWARD_TIMEOUT_MS,
         });
         return outcome.ok ? Number(outcome.answer) || 404 : 404;
       },
@@ -165,7 +175,6 @@ export class StreamForwards {
           target: rid,
           sid: post.link,
           payload: encodeLinkPost(post),
-          timeoutMs: FORWARD_TIMEOUT_MS,
         });
         if (outcome.ok) return decodeAnswer(outcome.answer);
         return outcome.why === "gone"
@@ -173,7 +182,7 @@ export class StreamForwards {
             status: 404,
             error: `No such SSE link: replica ${rid} holding it is gone; open a new stream`,
           }
-          : { status: 504, error: `Replica ${rid} holding this SSE link did not answer in time` };
+          : { status: 504, error: this.timedOut(`Replica ${rid} holding this SSE link`) };
       },
     };
   }

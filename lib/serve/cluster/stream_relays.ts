@@ -9,7 +9,7 @@ import type { RelayOutcome, StreamReplica, StreamResume } from "../mcp_streams.t
 import type { SseStream } from "../sse_stream.ts";
 import type { Cluster } from "./cluster.ts";
 import type { EnvelopeDraft } from "./envelope.ts";
-import { FORWARD_TIMEOUT_MS, type StreamForwards } from "./stream_forwards.ts";
+import type { StreamForwards } from "./stream_forwards.ts";
 
 const encoder = new TextEncoder();
 
@@ -121,14 +121,16 @@ export class StreamRelays {
       target: rid,
       sid: request.sessionId,
       payload: JSON.stringify(request),
-      timeoutMs: FORWARD_TIMEOUT_MS,
       id,
     });
     if (!outcome.ok) {
       this.#cancel(id);
       return outcome.why === "gone"
         ? problem(410, `replica ${rid} that held this stream is gone; open the stream anew`)
-        : problem(504, `replica ${rid} that holds this stream did not answer in time; retry`);
+        : problem(
+          504,
+          `${this.#forwards.timedOut(`replica ${rid} that holds this stream`)}; retry`,
+        );
     }
     let answer: { status: number; body?: string };
     try {

@@ -46,6 +46,12 @@ Deno.test("parseServeArgs() reads --redis, --cluster-secret-file, --replica-id a
     "5000",
     "--cluster-inbox-max",
     "77",
+    "--cluster-forward-timeout",
+    "2.5",
+    "--cluster-command-timeout",
+    "4",
+    "--cluster-max-initialized",
+    "12",
   ]);
   assert.deepEqual(s.cluster, {
     redisUrl: `rediss://app:${SECRET}@redis.internal:6380/2`,
@@ -54,6 +60,9 @@ Deno.test("parseServeArgs() reads --redis, --cluster-secret-file, --replica-id a
     replicaId: "gw-1",
     maxNonces: 5000,
     inboxMaxEntries: 77,
+    forwardTimeoutMs: 2_500,
+    commandTimeoutMs: 4_000,
+    maxInitialized: 12,
   });
 });
 
@@ -66,6 +75,24 @@ Deno.test("parseServeArgs() takes the Redis URL from MCP_RPROXY_REDIS_URL and de
   assert.match(c.replicaId, /^gw-example-com-[0-9a-f]{6}$/);
   assert.equal(c.maxNonces, 200_000);
   assert.equal(c.inboxMaxEntries, 10_000);
+  assert.equal(c.forwardTimeoutMs, 10_000);
+  assert.equal(c.commandTimeoutMs, 10_000);
+  assert.equal(c.maxInitialized, 4_096);
+});
+
+Deno.test("parseServeArgs() refuses a zero or non-numeric cluster timeout and bound, naming the flag", () => {
+  const base = ["--redis", "redis://r:6379", "--cluster-secret-file", "s"];
+  for (
+    const [flag, value] of [
+      ["--cluster-forward-timeout", "0"],
+      ["--cluster-command-timeout", "soon"],
+      ["--cluster-max-initialized", "0"],
+    ] as const
+  ) {
+    const message = refusal([...base, flag, value]);
+    assert.match(message, new RegExp(flag));
+    assert.match(message, new RegExp(`'?${value}'?`));
+  }
 });
 
 Deno.test("parseServeArgs() refuses --redis without --cluster-secret-file, saying how to make one", () => {
