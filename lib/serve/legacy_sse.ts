@@ -72,8 +72,11 @@ export interface LegacyForward {
 /** How a replica reaches the legacy sessions of the others. */
 export interface LegacyReplica {
   id: string;
-  /** Hands a POST to the replica holding its session's connection; resolves with the HTTP status. */
-  forward(rid: string, post: LegacyForward): Promise<number>;
+  /**
+   * Hands a POST to the replica holding its session's connection; resolves with the HTTP status, and why
+   * when that replica did not answer (504).
+   */
+  forward(rid: string, post: LegacyForward): Promise<{ status: number; why?: string }>;
 }
 
 /** A legacy session id minted by a replica: `<rid>.<uuid>`, so that any replica finds its holder. */
@@ -176,12 +179,13 @@ export class LegacySse {
     ) {
       const body = await this.#message(request);
       if (body instanceof Response) return body;
-      const status = await replica.forward(holder, {
+      const { status, why } = await replica.forward(holder, {
         owner: identity.owner,
         serverName,
         sessionId: id!,
         message: body,
       });
+      if (why !== undefined) return Response.json({ error: why }, { status });
       return status === 202 ? new Response("Accepted", { status }) : notFound();
     }
     if (

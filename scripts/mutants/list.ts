@@ -1495,6 +1495,16 @@ export const MUTANTS: Mutant[] = [
     filter: "--cluster-forward-timeout",
   },
   {
+    id: "legacy-forward-timeout-silent",
+    rule:
+      "a legacy SSE POST whose stream's holder does not answer gets 504 naming --cluster-forward-timeout",
+    file: "lib/serve/cluster/stream_forwards.ts",
+    find: 'return outcome.why === "timeout"',
+    replace: "return false",
+    tests: ["tests/e2e/replicas_sse_link_test.ts"],
+    filter: "--cluster-forward-timeout",
+  },
+  {
     id: "cluster-forward-timeout-flag-unread",
     rule: "--cluster-forward-timeout is read from the command line",
     file: "lib/serve/cluster/cluster_config.ts",

@@ -15,6 +15,7 @@ import {
 } from "../fixtures/serve_cluster.ts";
 import { textOf } from "../fixtures/per_client.ts";
 import { TOKENS, within } from "../fixtures/test_gateway.ts";
+import { readSse, type SseReading } from "../fixtures/mcp_http.ts";
 
 Deno.test("3 replicas behind HAProxy: an SSE link's POSTs reach its stream's replica from any replica; 100 calls succeed", async () => {
   const cluster = await startServeCluster();
@@ -90,13 +91,14 @@ Deno.test("3 replicas behind HAProxy: an SSE link's POSTs reach its stream's rep
   }
 });
 
-Deno.test("--cluster-forward-timeout: an SSE link POST forwarded to a frozen holder gets 504 naming the flag once it passed", async () => {
+Deno.test("--cluster-forward-timeout: an SSE link POST and a legacy SSE POST forwarded to a frozen holder get 504 naming the flag once it passed", async () => {
   const cluster = await startServeCluster({
     replicas: 2,
     serveArgs: ["--cluster-forward-timeout", "1"],
   });
   const [holder, other] = cluster.replicas as [ReplicaProcess, ReplicaProcess];
   let link: RawSseLink | Response | undefined;
+  let legacy: SseReading | undefined;
   let frozen = false;
   try {
     link = await RawSseLink.open({ url: holder.url }, TOKENS.alice);
@@ -104,6 +106,13 @@ Deno.test("--cluster-forward-timeout: an SSE link POST forwarded to a frozen hol
     const sent = await link.post(0, register("frozen-holder"), TOKENS.alice, other.url);
     assert.equal(sent.status, 202, sent.text);
     await link.frame("register_ack");
+    // A legacy SSE client's stream on the holder: its POSTs to the other replica are forwarded.
+    const stream = await fetch(`${holder.url}/servers/frozen-holder/sse`, {
+      headers: { authorization: `Bearer ${TOKENS.alice}`, accept: "text/event-stream" },
+    });
+    assert.equal(stream.status, 200);
+    legacy = readSse(stream);
+    const endpoint = await legacy.events.waitFor((e) => e.event === "endpoint", 5_000, "endpoint");
     // The holder hangs (its liveness key lives on for its TTL): the forward gets no answer.
     holder.process.signal("SIGSTOP");
     frozen = true;
@@ -118,8 +127,23 @@ Deno.test("--cluster-forward-timeout: an SSE link POST forwarded to a frozen hol
     assert.match(post.text, /Replica r1 holding this SSE link did not answer within 1 s/);
     assert.match(post.text, /--cluster-forward-timeout/);
     assert.ok(elapsed >= 900 && elapsed < 5_000, `answered after ${Math.round(elapsed)} ms`);
+
+    const legacyPost = await within(
+      fetch(new URL(endpoint.data, other.url), {
+        method: "POST",
+        headers: { authorization: `Bearer ${TOKENS.alice}`, "content-type": "application/json" },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }),
+      }),
+      15_000,
+      "the forwarded legacy POST's answer",
+    );
+    const legacyText = await legacyPost.text();
+    assert.equal(legacyPost.status, 504, legacyText);
+    assert.match(legacyText, /Replica r1 holding this session's stream did not answer within 1 s/);
+    assert.match(legacyText, /--cluster-forward-timeout/);
   } finally {
     if (frozen) holder.process.signal("SIGCONT");
+    await legacy?.close();
     if (link instanceof RawSseLink) await link.close();
     await cluster.close();
   }

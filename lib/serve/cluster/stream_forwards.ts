@@ -143,7 +143,11 @@ export class StreamForwards {
           sid: post.sessionId,
           payload: JSON.stringify(post),
         });
-        return outcome.ok ? Number(outcome.answer) || 404 : 404;
+        if (outcome.ok) return { status: Number(outcome.answer) || 404 };
+        // Gone: its session went with it (404, open a new one); silent: say so, naming the bound.
+        return outcome.why === "timeout"
+          ? { status: 504, why: this.timedOut(`Replica ${rid} holding this session's stream`) }
+          : { status: 404 };
       },
     };
   }
