@@ -71,11 +71,12 @@ export class McpEndpoint {
       streams: this.#streamSettings,
       budget: options.budget,
       // A per-client server's instance stops with its client's session (DELETE, TTL, room).
-      onEnd: (session, reason) =>
-        options.registry.find(session.owner, session.serverName)?.endClientSession(
-          session.id,
-          reason,
-        ),
+      onEnd: options.endClient ??
+        ((session, reason) =>
+          options.registry.find(session.owner, session.serverName)?.endClientSession(
+            session.id,
+            reason,
+          )),
       state: options.state,
       shared: options.shared,
       ...(options.maxSessionsPerOwner === undefined

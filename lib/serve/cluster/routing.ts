@@ -18,6 +18,7 @@ import type { Cluster } from "./cluster.ts";
 import { type CallRoute, CrossCalls } from "./cross_calls.ts";
 import { Holder, redisDownError } from "./holder.ts";
 import { SharedSessions } from "./shared_sessions.ts";
+import { PerClientSessions } from "./per_client.ts";
 import { StaleCalls } from "./stale_calls.ts";
 import { StreamForwards } from "./stream_forwards.ts";
 import { StreamRelays } from "./stream_relays.ts";
@@ -45,8 +46,8 @@ export interface ClusterRoutingOptions {
 
 /** A server another replica holds, as the MCP endpoint calls it. */
 class RemoteTunnel implements CallTarget {
-  /** Per-client servers are reached only on the replica holding them (docs/scaling.md). */
-  readonly perClient = false;
+  /** As its directory entry says: per-client calls name their client session, which the holder keeps. */
+  readonly perClient: boolean;
   readonly #route: CallRoute;
   readonly #routing: ClusterRouting;
   readonly calls: CallTarget["calls"];
@@ -54,9 +55,10 @@ class RemoteTunnel implements CallTarget {
   constructor(route: CallRoute, routing: ClusterRouting, crossCalls: CrossCalls) {
     this.#route = route;
     this.#routing = routing;
+    this.perClient = route.perClient === true;
     this.calls = {
       call: (request, options) => crossCalls.call(route, request, options),
-      notify: (notification) => routing.notify(route, notification),
+      notify: (notification, client) => routing.notify(route, notification, client),
     };
   }
 
@@ -108,6 +110,8 @@ export class ClusterRouting {
   readonly forwards: StreamForwards;
   /** Streams resumed on another replica than the one holding them. */
   readonly relays: StreamRelays;
+  /** Ends and lists the client sessions of per-client servers across replicas. */
+  readonly perClient: PerClientSessions;
 
   constructor(options: ClusterRoutingOptions) {
     const { cluster, metrics } = options;
@@ -126,6 +130,7 @@ export class ClusterRouting {
       session: (sid) => this.registry.get(sid),
       send,
       crossCalls: this.crossCalls,
+      clientSeen: (session, client) => this.perClient.seen(session, client),
       late: () => metrics?.errors.inc("late_response"),
       // Just after Redis came back empty, a live origin is missing from the last beat and has no inbox
       // until its own next beat: its answers are retried, not dropped as for a replica gone.
@@ -150,6 +155,12 @@ export class ClusterRouting {
       recoveringMs: cluster.liveness.recoveringMs,
     });
     this.registry.bind(this);
+    this.perClient = new PerClientSessions({
+      cluster,
+      shared: this.shared,
+      registry: this.registry,
+      lookup: (owner, name) => this.#lookup(owner, name),
+    });
     let downAt = Infinity;
     cluster.events.addEventListener("readiness", () => {
       if (!cluster.commands.state.up) downAt = Math.min(downAt, performance.now());
@@ -221,8 +232,8 @@ export class ClusterRouting {
     return result;
   }
 
-  /** Sends a client notification to the server of `route`. */
-  notify(route: CallRoute, notification: JsonRpcNotification): boolean {
+  /** Sends a client notification to the server of `route` (to `client`'s own instance, when given). */
+  notify(route: CallRoute, notification: JsonRpcNotification, client?: string): boolean {
     this.cluster.inbox.send({
       kind: "call",
       target: route.rid,
@@ -230,6 +241,7 @@ export class ClusterRouting {
       generation: route.gen,
       sid: route.sid,
       id: "",
+      client: client ?? "",
       payload: JSON.stringify(notification),
     }).catch(() => {});
     return true;
@@ -246,9 +258,13 @@ export class ClusterRouting {
   }
 
   /** What the MCP endpoint of a replica adds: remote servers, shared sessions, forwarded streams. */
-  endpointOptions(): Pick<McpEndpointOptions, "remote" | "shared" | "replica" | "streamReplica"> {
+  endpointOptions(): Pick<
+    McpEndpointOptions,
+    "remote" | "shared" | "replica" | "streamReplica" | "endClient"
+  > {
     return {
       remote: (owner, name) => this.remote(owner, name),
+      endClient: (session, reason, byClient) => this.perClient.ended(session, reason, byClient),
       shared: this.shared,
       replica: this.forwards.legacyReplica(),
       streamReplica: this.relays.replica(),
@@ -263,21 +279,23 @@ export class ClusterRouting {
   }
 
   /**
-   * The registrar's router on a replica: a message for one client session stays on this replica (a
-   * per-client instance's); the others reach clients on every replica; foreign answers go home.
+   * The registrar's router on a replica: server messages reach clients on every replica (a per-client
+   * instance's, its own client's, wherever its streams are); foreign answers go home; a per-client
+   * server's `register_ack` lists the client sessions of every replica (or none, when not known lately).
    */
   router(endpoint: McpEndpoint): ServerMessageRouter {
     const local = endpoint.router;
     return {
       serverNotification: (session, message, clientSession) =>
-        clientSession !== undefined || this.messages === undefined
+        this.messages === undefined
           ? local.notification(session, message, clientSession)
-          : this.messages.notification(session, message),
+          : this.messages.notification(session, message, clientSession),
       serverRequest: (session, request, signal, clientSession) =>
-        clientSession !== undefined || this.messages === undefined
+        this.messages === undefined
           ? local.request(session, request, signal, clientSession)
-          : this.messages.request(session, request, signal),
-      clientSessionsOf: (owner, name) => endpoint.clientSessionsOf(owner, name),
+          : this.messages.request(session, request, signal, clientSession),
+      clientSessionsOf: (owner, name) =>
+        this.perClient.list(owner, name, endpoint.clientSessionsOf(owner, name)),
       foreign: (session, _type, payload) => this.foreign(session, payload),
     };
   }
@@ -317,7 +335,8 @@ export class ClusterRouting {
    * is made again at the next beat); close it with 4002 once superseded.
    */
   registered(session: TunnelSession): Promise<void> {
-    return this.cluster.hold(session.id, { owner: session.owner, name: session.name }, (by) => {
+    const { owner, name, perClient } = session;
+    const held = this.cluster.hold(session.id, { owner, name, perClient }, (by) => {
       session.close(CloseCode.Superseded, {
         kind: "superseded",
         reason: by === undefined
@@ -325,10 +344,15 @@ export class ClusterRouting {
           : `superseded by a registration on replica ${by.rid}`,
       });
     });
+    // A per-client server's `register_ack` lists the client sessions of every replica: read them first.
+    return perClient
+      ? Promise.all([held, this.perClient.refresh(owner, name)]).then(() => {})
+      : held;
   }
 
   /** A tunnel session held here ended: release it. */
   closed(session: TunnelSession): void {
+    this.perClient.forgetServer(session.owner, session.name);
     void this.cluster.drop(session.id);
   }
 
@@ -351,7 +375,8 @@ export class ClusterRouting {
     }
     const route = this.cluster.ownership.lookup({ owner, name }).then((found) => {
       if (found?.owner === undefined) return undefined;
-      return { sid: found.sid, rid: found.owner.rid, gen: found.owner.gen, owner, name };
+      const { sid, perClient } = found;
+      return { sid, rid: found.owner.rid, gen: found.owner.gen, owner, name, perClient };
     });
     this.#lookups.set(key, { at: now, route });
     if (this.#lookups.size > 10_000) this.#lookups.delete(this.#lookups.keys().next().value!);

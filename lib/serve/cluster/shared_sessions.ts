@@ -1,16 +1,30 @@
 // MCP client sessions shared by the replicas: `c:<id>` holds what any replica needs to take a request of
 // that session (owner, server, what the client declared), with the session TTL renewed as the session is
-// used; so no sticky sessions are needed at the load balancer.
+// used; so no sticky sessions are needed at the load balancer. A per-client server's sessions are also
+// in `p:<owner>:<name>` (a sorted set scored by when each runs out), so that whichever replica holds its
+// tunnel can list them in `register_ack` (connect stops the instances of sessions not listed).
 
 import { isObject, type JsonObject } from "../../util/json_object.ts";
 import { SessionsUnavailableError } from "../shared_session_hooks.ts";
 import { LIVENESS_DEFAULTS } from "./liveness.ts";
 import type { RedisClient } from "./redis_client.ts";
+import { MAX_LISTED_CLIENT_SESSIONS } from "../../protocol/registration.ts";
 
 /** The key of MCP client session `id`. */
 export function clientKey(id: string): string {
   return `c:${id}`;
 }
+
+/** The key of the open MCP client sessions of a per-client server. */
+export function perClientKey(owner: string, serverName: string): string {
+  return `p:${owner}:${serverName}`;
+}
+
+/**
+ * Client sessions a per-client server's list is read up to: one past what a `register_ack` may list, so
+ * that a longer list reaches connect as one it does not read (it then keeps every instance).
+ */
+export const MAX_READ_OPEN = MAX_LISTED_CLIENT_SESSIONS + 1;
 
 /** What another replica needs to go on with an MCP client session. */
 export interface SharedClientSession {
@@ -19,6 +33,8 @@ export interface SharedClientSession {
   serverName: string;
   capabilities: JsonObject;
   protocolVersion: string;
+  /** Its server is per-client: the session is listed in `p:<owner>:<name>` too. */
+  perClient?: boolean | undefined;
 }
 
 /** Options of {@link SharedSessions}. */
@@ -46,12 +62,19 @@ function readRecord(text: string | null): SharedClientSession | undefined {
     return undefined;
   }
   if (!isObject(value)) return undefined;
-  const { id, owner, serverName, capabilities, protocolVersion } = value;
+  const { id, owner, serverName, capabilities, protocolVersion, perClient } = value;
   if (
     typeof id !== "string" || typeof owner !== "string" || typeof serverName !== "string" ||
     !isObject(capabilities) || typeof protocolVersion !== "string"
   ) return undefined;
-  return { id, owner, serverName, capabilities, protocolVersion };
+  return {
+    id,
+    owner,
+    serverName,
+    capabilities,
+    protocolVersion,
+    ...(perClient === true ? { perClient } : {}),
+  };
 }
 
 /**
@@ -129,7 +152,9 @@ export class SharedSessions {
     }
     if (record !== undefined) {
       this.#mark(record);
-      return record;
+      // Taken here without `perClient`: only the replica that opened it holds early messages for its GET.
+      const { perClient: _, ...taken } = record;
+      return taken;
     }
     const recoveringMs = this.#options.recoveringMs ?? 2 * LIVENESS_DEFAULTS.beatMs + 1_000;
     if (performance.now() - commands.upSince < recoveringMs) {
@@ -142,17 +167,59 @@ export class SharedSessions {
 
   /** The client ended the session: every replica forgets it (each on its next lookup). */
   deleted(id: string): void {
+    const record = this.#known.get(id)?.record;
     this.#known.delete(id);
-    this.#options.commands.redis.del(clientKey(id)).catch(() => {});
+    const multi = this.#options.commands.redis.multi().del(clientKey(id));
+    if (record?.perClient === true) multi.zrem(perClientKey(record.owner, record.serverName), id);
+    multi.exec().catch(() => {});
+  }
+
+  /**
+   * Whether session `id` lives on (its record was renewed within the TTL by some replica); undefined
+   * when Redis cannot say now.
+   */
+  async alive(id: string): Promise<boolean | undefined> {
+    try {
+      return await this.#options.commands.redis.exists(clientKey(id)) === 1;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * The open MCP client sessions of a per-client server, opened on any replica: at most
+   * {@link MAX_READ_OPEN}, those past their TTL left out.
+   */
+  async openOf(owner: string, serverName: string): Promise<string[]> {
+    return await this.#options.commands.redis.zrangebyscore(
+      perClientKey(owner, serverName),
+      Date.now(),
+      "+inf",
+      "LIMIT",
+      0,
+      MAX_READ_OPEN,
+    );
   }
 
   #publish(record: SharedClientSession): Promise<void> {
-    return this.#options.commands.redis.set(
+    const { commands, ttlMs } = this.#options;
+    const multi = commands.redis.multi().set(
       clientKey(record.id),
       JSON.stringify(record),
       "PX",
-      this.#options.ttlMs,
-    ).then(() => {}, () => {});
+      ttlMs,
+    );
+    if (record.perClient === true) {
+      // Scored by when it runs out; those past it are trimmed at each write, and the set goes with its
+      // last session: it holds no more than the server's sessions open within one TTL.
+      const key = perClientKey(record.owner, record.serverName);
+      const now = Date.now();
+      multi.zadd(key, now + ttlMs, record.id).zremrangebyscore(key, "-inf", now).pexpire(
+        key,
+        ttlMs,
+      );
+    }
+    return multi.exec().then(() => {}, () => {});
   }
 
   /** Remembers `record` as just renewed, most recent last; the oldest go past `maxTracked`. */
