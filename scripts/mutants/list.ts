@@ -580,7 +580,7 @@ export const MUTANTS: Mutant[] = [
     rule:
       "a per-client server's register_ack (fresh or resumed) lists the MCP client sessions still open",
     file: "lib/serve/tunnel_session.ts",
-    find: "...(this.perClient ? { clientSessions: this.#options.clientSessions?.() ?? [] } : {}),",
+    find: "...(this.perClient ? { clientSessions: this.#options.clientSessions?.() } : {}),",
     replace: "",
     tests: ["tests/e2e/per_client_link_test.ts", "tests/e2e/per_client_restart_test.ts"],
   },
@@ -1071,8 +1071,8 @@ export const MUTANTS: Mutant[] = [
     id: "cluster-cancel-dropped",
     rule: "a call cancelled on its origin replica is cancelled at the server behind the holder",
     file: "lib/serve/cluster/holder.ts",
-    find: "    this.#options.session(envelope.sid)?.calls.notify({",
-    replace: "    this.#options.session(`${envelope.sid}-x`)?.calls.notify({",
+    find: "    const session = this.#options.session(envelope.sid);\n    session?.calls.notify({",
+    replace: "    const session = this.#options.session(`${envelope.sid}-x`);\n    session?.calls.notify({",
     tests: ["tests/serve/cluster/routing_test.ts"],
     filter: "cancelling a call",
   },
@@ -1117,7 +1117,8 @@ export const MUTANTS: Mutant[] = [
     rule:
       "a server request no client on the holder can answer goes to a capable client on another replica",
     file: "lib/serve/cluster/server_messages.ts",
-    find: "    if (this.#local.canAnswer(server, request.method) || others.length === 0) {",
+    find:
+      "    if (this.#local.canAnswer(server, request.method, clientSession) || others.length === 0) {",
     replace: "    if (true) {",
     tests: ["tests/serve/cluster/routing_test.ts"],
     filter: "server request reaches",
