@@ -1523,8 +1523,18 @@ export const MUTANTS: Mutant[] = [
     rule:
       "a per-client server's register_ack lists the client sessions opened through other replicas",
     file: "lib/serve/cluster/per_client.ts",
-    find: "    return [...new Set([...local, ...list.ids])];",
+    find: "    return [...new Set([...local, ...list.ids, ...list.seen])];",
     replace: "    return local;",
+    tests: ["tests/e2e/replicas_per_client_test.ts"],
+    filter: "own instances",
+  },
+  {
+    id: "cluster-per-client-list-seen-dropped",
+    rule:
+      "a holder's register_ack lists the client sessions whose calls it passed on, Redis listing them or not",
+    file: "lib/serve/cluster/per_client.ts",
+    find: "    return [...new Set([...local, ...list.ids, ...list.seen])];",
+    replace: "    return [...new Set([...local, ...list.ids])];",
     tests: ["tests/e2e/replicas_per_client_test.ts"],
     filter: "own instances",
   },

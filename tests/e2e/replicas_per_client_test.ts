@@ -3,10 +3,12 @@
 // move it), and official SDK clients on r2 and r3, which do not hold the tunnel. Each client gets its own
 // instance (its own process and state), its calls, notifications and sampling requests cross replicas, a
 // DELETE on r2 stops its instance at connect, and neither a resumed link on r1 nor r1 killed (connect
-// resuming on r3) stops the instances of clients on the other replicas; a session that ended while the
-// link was down stops once it is back.
+// resuming on r3, then its link resumed there) stops the instances of clients on the other replicas; a
+// session that ended while the link was down stops once it is back.
 
 import assert from "node:assert/strict";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { SSEClientTransport } from "@modelcontextprotocol/sdk/client/sse.js";
 import { EVERYTHING_SERVER, processAlive } from "../fixtures/proxy_process.ts";
 import { holderIndex, startServeCluster } from "../fixtures/serve_cluster.ts";
 import { startTcpRelay } from "../fixtures/tcp_relay.ts";
@@ -57,6 +59,7 @@ Deno.test("replicas per-client: clients on replicas not holding the tunnel get t
   ];
   const relay = await startTcpRelay({ targetPort: r1.port });
   const clients: RecordingClient[] = [];
+  let legacyClient: Client | undefined;
   try {
     await using proxy = await startPerClient(r1, {
       name: "every",
@@ -74,15 +77,38 @@ Deno.test("replicas per-client: clients on replicas not holding the tunnel get t
     const c = await recordingClient(r3, "every", { label: "C", capabilities: {} });
     clients.push(c);
     const ids = new Map(clients.map((x) => [x, x.transport.sessionId!]));
-    const listed = await waitInstances(r1, 3);
+    // And a legacy HTTP+SSE client on r3: its session is not shared in Redis (its stream is on r3).
+    const legacy = new Client({ name: "L", version: "1" });
+    await within(
+      legacy.connect(
+        new SSEClientTransport(new URL(`${r3.url}/servers/every/sse`), {
+          requestInit: { headers: { Authorization: `Bearer ${TOKENS.alice}` } },
+        }),
+      ),
+      20_000,
+      "the legacy client to connect",
+    );
+    legacyClient = legacy;
+    const listed = await waitInstances(r1, 4);
     const pidOf = new Map(listed.map((i) => [i.client_session, i.pid!]));
+    const legacyId = [...pidOf.keys()].find((id) => ![...ids.values()].includes(id))!;
+    assert.match(legacyId, /^r3\./, "the legacy session's id names the replica of its stream");
     assert.deepEqual(
       new Set(pidOf.keys()),
-      new Set(ids.values()),
+      new Set([...ids.values(), legacyId]),
       "an instance per client session, named for it",
     );
-    assert.equal(new Set(pidOf.values()).size, 3, "three processes");
+    assert.equal(new Set(pidOf.values()).size, 4, "four processes");
     const pid = (x: RecordingClient) => pidOf.get(ids.get(x)!)!;
+    const legacyEcho = async (text: string) =>
+      textOf(
+        await within(
+          legacy.callTool({ name: "echo", arguments: { message: text } }),
+          15_000,
+          `legacy echo ${text}`,
+        ),
+      );
+    assert.equal(await legacyEcho("from L"), "Echo: from L");
 
     // Calls cross replicas to each client's own instance.
     assert.equal(await echo(a, "from A"), "Echo: from A");
@@ -145,11 +171,11 @@ Deno.test("replicas per-client: clients on replicas not holding the tunnel get t
     await gone(pid(b), 5_000);
     await b.client.close();
     clients.splice(clients.indexOf(b), 1);
-    await waitInstances(r1, 2);
+    await waitInstances(r1, 3);
 
     // The link drops (r1 keeps the session detached), C's session ends on r3 meanwhile, and the link
-    // resumes on r1: its register_ack lists A (opened through r2) but not C, so C's instance stops and
-    // A's lives on.
+    // resumes on r1: its register_ack lists A (opened through r2, listed in Redis) and L (whose calls r1
+    // passed on) but not C, so C's instance stops and A's and L's live on.
     relay.blackhole();
     relay.cut();
     await waitDetached(r1.url, true);
@@ -162,6 +188,8 @@ Deno.test("replicas per-client: clients on replicas not holding the tunnel get t
     await gone(pid(c), 5_000);
     assert.ok(processAlive(pid(a)), "A's instance outlived the resumed link");
     assert.equal(await echo(a, "after the resume"), "Echo: after the resume");
+    assert.ok(processAlive(pidOf.get(legacyId)!), "L's instance outlived the resumed link");
+    assert.equal(await legacyEcho("after the resume"), "Echo: after the resume");
 
     // r1 is killed; connect resumes on r3 (the relay now leads there). A's instance lives on, and A's
     // calls from r2 reach it through r3.
@@ -170,13 +198,22 @@ Deno.test("replicas per-client: clients on replicas not holding the tunnel get t
     await cluster.kill(0);
     await proxy.waitForEvent("resumed", 30_000, from);
     assert.equal(await holderIndex(cluster, { except: 0 }), 2, "r3 holds the tunnel now");
+    // The link drops again and resumes on r3, which has passed nothing of A's on yet: its register_ack
+    // lists A from Redis (p:), so connect keeps A's instance.
+    from = proxy.lines.length;
+    relay.cut();
+    await proxy.waitForEvent("resumed", 20_000, from);
     assert.equal(await echo(a, "after the kill"), "Echo: after the kill");
     assert.ok(processAlive(pid(a)), "A's instance outlived its holder");
-    const after = await waitInstances(r3, 1);
-    assert.deepEqual(after.map((i) => [i.client_session, i.pid]), [[ids.get(a), pid(a)]]);
+    assert.equal(await legacyEcho("after the kill"), "Echo: after the kill");
+    const after = await waitInstances(r3, 2);
+    assert.deepEqual(
+      new Map(after.map((i) => [i.client_session, i.pid])),
+      new Map([[ids.get(a), pid(a)], [legacyId, pidOf.get(legacyId)]]),
+    );
     assert.equal(
       await metric(proxy, 'mcp_rproxy_server_instance_starts_total{server="every"}'),
-      3,
+      4,
       "no instance was started again",
     );
     // A's level is still error: the same instance, with its state, sent A no info log since.
@@ -188,6 +225,7 @@ Deno.test("replicas per-client: clients on replicas not holding the tunnel get t
   } finally {
     relay.restore();
     await Promise.all(clients.map((x) => x.client.close().catch(() => {})));
+    await legacyClient?.close().catch(() => {});
     await relay.close();
     await cluster.close();
   }

@@ -24,18 +24,18 @@ export interface PerClientSessionsOptions {
   lookup: (owner: string, name: string) => Promise<CallRoute | undefined>;
 }
 
-/** What changed in a list while it was being read from Redis (applied over what was read). */
-interface Changes {
-  added: Set<string>;
-  dropped: Set<string>;
-}
-
-/** The open client sessions of one per-client server held here, as last read (plus what came since). */
+/**
+ * The open client sessions of one per-client server held here: as last read from Redis, and those whose
+ * messages this replica passed on to their instances (a session Redis does not list, such as a legacy
+ * SSE one, or one opened after the read), less those that ended.
+ */
 interface OpenList {
   ids: Set<string>;
+  seen: Set<string>;
   /** When it was read (performance.now()); -Infinity before the first read. */
   at: number;
-  changes?: Changes;
+  /** Sessions that ended while it was being read (Redis may have answered before they left it). */
+  dropped?: Set<string>;
 }
 
 /** The MCP client session a table of sessions ended. */
@@ -88,7 +88,7 @@ export class PerClientSessions {
       void this.refresh(owner, name);
       return undefined;
     }
-    return [...new Set([...local, ...list.ids])];
+    return [...new Set([...local, ...list.ids, ...list.seen])];
   }
 
   /** Reads the server's open client sessions from Redis (a failed read leaves the list as it was). */
@@ -96,33 +96,29 @@ export class PerClientSessions {
     const key = keyOf(owner, name);
     let list = this.#lists.get(key);
     if (list === undefined) {
-      list = { ids: new Set(), at: -Infinity };
+      list = { ids: new Set(), seen: new Set(), at: -Infinity };
       this.#lists.set(key, list);
       if (this.#lists.size > MAX_LISTS) this.#lists.delete(this.#lists.keys().next().value!);
     }
-    const changes: Changes = { added: new Set(), dropped: new Set() };
-    list.changes = changes;
+    const dropped = new Set<string>();
+    list.dropped = dropped;
     try {
       const ids = new Set(await this.#options.shared.openOf(owner, name));
-      for (const id of changes.dropped) ids.delete(id);
-      for (const id of changes.added) if (ids.size < MAX_READ_OPEN) ids.add(id);
+      for (const id of dropped) ids.delete(id);
       list.ids = ids;
       list.at = performance.now();
     } catch {
       // Redis cannot say now: the list grows stale, and is then not sent.
     } finally {
-      if (list.changes === changes) delete list.changes;
+      if (list.dropped === dropped) delete list.dropped;
     }
   }
 
   /** A message of client session `client` reached its instance of `session`'s server (held here). */
   seen(session: TunnelSession, client: string): void {
     const list = this.#lists.get(keyOf(session.owner, session.name));
-    if (list === undefined) return;
-    if (list.ids.size < MAX_READ_OPEN) list.ids.add(client);
-    if (list.changes !== undefined && list.changes.added.size < MAX_READ_OPEN) {
-      list.changes.added.add(client);
-    }
+    // Past the bound the list is one connect does not read (it keeps every instance).
+    if (list !== undefined && list.seen.size < MAX_READ_OPEN) list.seen.add(client);
   }
 
   /** The server's tunnel session is not held here any more. */
@@ -178,9 +174,7 @@ export class PerClientSessions {
     const list = this.#lists.get(keyOf(owner, name));
     if (list === undefined) return;
     list.ids.delete(id);
-    list.changes?.added.delete(id);
-    if (list.changes !== undefined && list.changes.dropped.size < MAX_READ_OPEN) {
-      list.changes.dropped.add(id);
-    }
+    list.seen.delete(id);
+    if (list.dropped !== undefined && list.dropped.size < MAX_READ_OPEN) list.dropped.add(id);
   }
 }
