@@ -60,7 +60,7 @@ export interface McpEndpointOptions {
    * it, the instance of a server held here stops.
    */
   endClient?: (
-    session: { id: string; owner: string; serverName: string },
+    session: { id: string; owner: string; serverName: string; legacy: boolean },
     reason: string,
     byClient: boolean,
   ) => void;

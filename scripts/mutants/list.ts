@@ -1513,7 +1513,7 @@ export const MUTANTS: Mutant[] = [
     rule:
       "an idle copy of a session ends its instance only once Redis says it ran out on every replica",
     file: "lib/serve/cluster/per_client.ts",
-    find: "    if (!byClient && await this.#options.shared.alive(id) !== false) return;",
+    find: "    if (!final && await this.#options.shared.alive(id) !== false) return;",
     replace: "",
     tests: ["tests/e2e/replicas_per_client_test.ts"],
     filter: "TTL",

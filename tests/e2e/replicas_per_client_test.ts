@@ -222,6 +222,10 @@ Deno.test("replicas per-client: clients on replicas not holding the tunnel get t
       [],
       "A was sent no info log after it set its level",
     );
+    // L leaves: its connection was its session, and its instance stops.
+    await legacy.close();
+    legacyClient = undefined;
+    await gone(pidOf.get(legacyId)!, 5_000);
   } finally {
     relay.restore();
     await Promise.all(clients.map((x) => x.client.close().catch(() => {})));

@@ -43,6 +43,8 @@ interface EndedSession {
   id: string;
   owner: string;
   serverName: string;
+  /** A legacy SSE session: it lives on its one connection, so its end is final (no record in Redis). */
+  legacy?: boolean;
 }
 
 function keyOf(owner: string, name: string): string {
@@ -141,7 +143,8 @@ export class PerClientSessions {
     const local = this.#options.registry.find(owner, serverName);
     const route = local === undefined ? await this.#options.lookup(owner, serverName) : undefined;
     if (local === undefined ? route?.perClient !== true : !local.perClient) return;
-    if (!byClient && await this.#options.shared.alive(id) !== false) return;
+    const final = byClient || session.legacy === true;
+    if (!final && await this.#options.shared.alive(id) !== false) return;
     if (local !== undefined) {
       this.#drop(owner, serverName, id);
       local.endClientSession(id, reason);
