@@ -1559,6 +1559,26 @@ export const MUTANTS: Mutant[] = [
     filter: "own instances",
   },
   {
+    id: "cluster-per-client-delete-listed",
+    rule:
+      "a per-client session DELETEd on any replica leaves the server's list of open sessions in Redis",
+    file: "lib/serve/cluster/shared_sessions.ts",
+    find: "    if (record?.perClient === true) multi.zrem(",
+    replace: "    if (record?.perClient === false) multi.zrem(",
+    tests: ["tests/serve/cluster/shared_sessions_test.ts"],
+    filter: "p:<owner>:<name>",
+  },
+  {
+    id: "cluster-per-client-taken-holds",
+    rule:
+      "a session another replica takes from Redis holds no early messages there (only its opener does)",
+    file: "lib/serve/cluster/shared_sessions.ts",
+    find: "      return taken;",
+    replace: "      return record;",
+    tests: ["tests/serve/cluster/shared_sessions_test.ts"],
+    filter: "p:<owner>:<name>",
+  },
+  {
     id: "message-bytes-flag-ignored",
     rule: "--max-message-bytes bounds what connect takes of one message from a local server",
     file: "lib/connect/server_start.ts",

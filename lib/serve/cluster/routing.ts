@@ -46,7 +46,7 @@ export interface ClusterRoutingOptions {
 
 /** A server another replica holds, as the MCP endpoint calls it. */
 class RemoteTunnel implements CallTarget {
-  /** As its directory entry says: per-client calls name their client session, which the holder keeps. */
+  /** As its directory entry says: a per-client server's calls name their client session. */
   readonly perClient: boolean;
   readonly #route: CallRoute;
   readonly #routing: ClusterRouting;
