@@ -187,7 +187,7 @@ export interface RegisterAck {
    * C with `client-sessions`, for a per-client server: the MCP client sessions open at the gateway now.
    * connect stops the instances of any other (they ended while it was away).
    */
-  clientSessions?: string[];
+  clientSessions?: string[] | undefined;
 }
 
 /** Encodes a `register_ack` frame. */

@@ -136,9 +136,15 @@ export class ClientRouter {
     });
   }
 
-  /** Whether a client of `server` connected here could be asked `method` now. */
-  canAnswer(server: ServerRef, method: string): boolean {
-    return this.#target(server, CAPABILITY_OF[method]) !== undefined;
+  /**
+   * Whether a client of `server` connected here (client session `clientSession`, when given) could be
+   * asked `method` now: with a client connection open, not only a stream held for it.
+   */
+  canAnswer(server: ServerRef, method: string, clientSession?: string): boolean {
+    if (clientSession === undefined) {
+      return this.#target(server, CAPABILITY_OF[method]) !== undefined;
+    }
+    return this.#ownTarget(server, clientSession, CAPABILITY_OF[method])?.stream.attached === true;
   }
 
   /** The client session `id` of `server`, when it is one of that server's. */

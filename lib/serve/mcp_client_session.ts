@@ -287,8 +287,8 @@ export interface McpClientSessionsOptions {
   now: () => number;
   /** Where each session's event replay is charged. */
   budget?: MemoryBudget | undefined;
-  /** A session was deleted (by its client, for idleness, or for room): its per-client instance stops. */
-  onEnd?: (session: McpClientSession, reason: string) => void;
+  /** A session was deleted (`byClient`, for idleness, or for room): its per-client instance stops. */
+  onEnd?: (session: McpClientSession, reason: string, byClient: boolean) => void;
   /** Where sessions are saved, so that a restarted gateway knows them (Streamable HTTP only). */
   state?: ServeState | undefined;
   /** Replicas: sessions shared with the others (see lib/serve/cluster/shared_sessions.ts). */
@@ -412,7 +412,7 @@ export class McpClientSessions {
     this.#sessions.delete(session.id);
     if (byClient) this.#options.shared?.deleted(session.id);
     session.end(reason);
-    this.#options.onEnd?.(session, reason);
+    this.#options.onEnd?.(session, reason, byClient);
     if (!session.legacy) this.#options.state?.dropClient(session.id);
   }
 

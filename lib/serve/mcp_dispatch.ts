@@ -18,6 +18,8 @@ import { RawResponse } from "./call_table.ts";
 import type { ClientCall, McpClientSession } from "./mcp_client_session.ts";
 import { type ClientStream, ResumableStream } from "./resumable_stream.ts";
 import type { CallTarget } from "./call_contract.ts";
+import type { TunnelRegistry } from "./tunnel_registry.ts";
+import type { TunnelSession } from "./tunnel_session.ts";
 
 const log = logger("serve", "mcp");
 
@@ -71,6 +73,17 @@ export function clientResponse(response: JsonRpcResponse, session: McpClientSess
       name: session.serverName,
     });
   }
+}
+
+/**
+ * How a per-client server's instance stops with its client's session (DELETE, TTL, room) when the tunnel
+ * is held here: the tunnel session tells connect. (Replicas pass the end on to the holder instead.)
+ */
+export function endOnLocalTunnel(
+  registry: TunnelRegistry<TunnelSession>,
+): (session: McpClientSession, reason: string) => void {
+  return (session, reason) =>
+    registry.find(session.owner, session.serverName)?.endClientSession(session.id, reason);
 }
 
 /** The default of `--max-initialize-bytes`. */

@@ -25,6 +25,7 @@ import {
   callRefusal,
   clientNotification,
   clientResponse,
+  endOnLocalTunnel,
   initializeOwn,
   initializeRefusal,
   repeatedCall,
@@ -72,11 +73,7 @@ export class McpEndpoint {
       streams: this.#streamSettings,
       budget: options.budget,
       // A per-client server's instance stops with its client's session (DELETE, TTL, room).
-      onEnd: (session, reason) =>
-        options.registry.find(session.owner, session.serverName)?.endClientSession(
-          session.id,
-          reason,
-        ),
+      onEnd: options.endClient ?? endOnLocalTunnel(options.registry),
       state: options.state,
       shared: options.shared,
       maxPerOwner: options.maxSessionsPerOwner,

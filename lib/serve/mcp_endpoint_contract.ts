@@ -56,6 +56,16 @@ export interface McpEndpointOptions {
   replica?: LegacyReplica;
   /** Replicas: this replica, for the streams it holds and those of the others. */
   streamReplica?: StreamReplica;
+  /**
+   * Replicas: an MCP client session ended here (`byClient`: its DELETE; else idleness or room). Stops a
+   * per-client server's instance wherever its tunnel is held (lib/serve/cluster/per_client.ts); without
+   * it, the instance of a server held here stops.
+   */
+  endClient?: (
+    session: { id: string; owner: string; serverName: string; legacy: boolean },
+    reason: string,
+    byClient: boolean,
+  ) => void;
 }
 
 /** Which MCP path a request is for, and what the HTTP server knows of its client. */

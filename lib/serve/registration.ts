@@ -47,8 +47,8 @@ export interface ServerMessageRouter {
     signal: AbortSignal,
     clientSession?: string,
   ): Promise<JsonRpcResponse>;
-  /** The MCP client sessions open now for (owner, server name): a per-client server's instances. */
-  clientSessionsOf?(owner: string, name: string): string[];
+  /** The MCP client sessions open now for (owner, server name); undefined when not known now. */
+  clientSessionsOf?(owner: string, name: string): string[] | undefined;
   /** Replicas: a message for a call another replica sent (see `ServerMessageSink.foreign`). */
   foreign?(session: TunnelSession, type: string, payload: Payload): boolean;
 }
@@ -319,7 +319,7 @@ export class Registrar {
     const session: TunnelSession = new TunnelSession(link, {
       ...what,
       ...(what.isolation === "per-client"
-        ? { clientSessions: () => router.clientSessionsOf?.(what.owner, what.name) ?? [] }
+        ? { clientSessions: () => router.clientSessionsOf?.(what.owner, what.name) }
         : {}),
       limits,
       extensions: this.#extensions,

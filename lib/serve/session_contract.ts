@@ -96,8 +96,11 @@ export interface TunnelSessionOptions {
   channel?: string;
   /** `per-client` when the client asked for it and for `client-sessions`; default shared. */
   isolation?: Isolation;
-  /** A per-client server's MCP client sessions open now (listed in `register_ack`). */
-  clientSessions?: () => string[];
+  /**
+   * A per-client server's MCP client sessions open now (listed in `register_ack`); undefined when they
+   * cannot be known now (none is listed: connect keeps every instance).
+   */
+  clientSessions?: () => string[] | undefined;
   limits: CallLimits & { maxFrameBytes: number };
   host: SessionHost;
   /** Extensions announced in `register_ack`. */

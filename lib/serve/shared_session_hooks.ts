@@ -5,8 +5,12 @@ import type { JsonObject } from "../util/json_object.ts";
 
 /** What a table of sessions shared between replicas tells and asks the others. */
 export interface SharedSessionHooks {
-  /** A session opened here. */
-  opened(fields: { id: string; owner: string; serverName: string } & SessionDeclared): void;
+  /** A session opened here (`perClient`: its server gives it an instance of its own). */
+  opened(
+    fields:
+      & { id: string; owner: string; serverName: string; perClient?: boolean | undefined }
+      & SessionDeclared,
+  ): void;
   /** A session was used here. */
   used(id: string): void;
   /**

@@ -399,7 +399,7 @@ export class TunnelSession implements LinkedSession {
         mcpUrl: this.mcpUrl,
         extensions: new Set(this.#options.extensions),
         maxFrameBytes: this.#options.limits.maxFrameBytes,
-        ...(this.perClient ? { clientSessions: this.#options.clientSessions?.() ?? [] } : {}),
+        ...(this.perClient ? { clientSessions: this.#options.clientSessions?.() } : {}),
         // A session restored from the store knows only the secret's hash: its client keeps the secret.
         ...(token === undefined ? {} : { resume: { token, windowMs: this.#resume!.windowMs } }),
         ...extra,

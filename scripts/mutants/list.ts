@@ -597,7 +597,7 @@ export const MUTANTS: Mutant[] = [
     rule:
       "a per-client server's register_ack (fresh or resumed) lists the MCP client sessions still open",
     file: "lib/serve/tunnel_session.ts",
-    find: "...(this.perClient ? { clientSessions: this.#options.clientSessions?.() ?? [] } : {}),",
+    find: "...(this.perClient ? { clientSessions: this.#options.clientSessions?.() } : {}),",
     replace: "",
     tests: ["tests/e2e/per_client_link_test.ts", "tests/e2e/per_client_restart_test.ts"],
   },
@@ -1088,8 +1088,9 @@ export const MUTANTS: Mutant[] = [
     id: "cluster-cancel-dropped",
     rule: "a call cancelled on its origin replica is cancelled at the server behind the holder",
     file: "lib/serve/cluster/holder.ts",
-    find: "    this.#options.session(envelope.sid)?.calls.notify({",
-    replace: "    this.#options.session(`${envelope.sid}-x`)?.calls.notify({",
+    find: "    const session = this.#options.session(envelope.sid);\n    session?.calls.notify({",
+    replace:
+      "    const session = this.#options.session(`${envelope.sid}-x`);\n    session?.calls.notify({",
     tests: ["tests/serve/cluster/routing_test.ts"],
     filter: "cancelling a call",
   },
@@ -1134,7 +1135,8 @@ export const MUTANTS: Mutant[] = [
     rule:
       "a server request no client on the holder can answer goes to a capable client on another replica",
     file: "lib/serve/cluster/server_messages.ts",
-    find: "    if (this.#local.canAnswer(server, request.method) || others.length === 0) {",
+    find:
+      "    if (this.#local.canAnswer(server, request.method, clientSession) || others.length === 0) {",
     replace: "    if (true) {",
     tests: ["tests/serve/cluster/routing_test.ts"],
     filter: "server request reaches",
@@ -1582,6 +1584,166 @@ export const MUTANTS: Mutant[] = [
     find: '      return rpcError(503, null, -32001, error.message, { "retry-after": "1" });',
     replace: "      return undefined;",
     tests: ["tests/serve/cluster/shared_sessions_test.ts"],
+  },
+  // -- per-client servers across replicas --
+  {
+    id: "cluster-per-client-directory-shared",
+    rule:
+      "a per-client server's directory entry says per-client, so that every replica serves it as such",
+    file: "lib/serve/cluster/ownership.ts",
+    find: "  return server.perClient === true ? `${sid}\\tper-client` : sid;",
+    replace: "  return sid;",
+    tests: ["tests/serve/cluster/ownership_test.ts"],
+    filter: "per-client server's directory entry",
+  },
+  {
+    id: "cluster-per-client-route-ignored",
+    rule:
+      "a replica not holding a per-client server serves its clients as per-client (their own instances)",
+    file: "lib/serve/cluster/routing.ts",
+    find: "    this.perClient = route.perClient === true;",
+    replace: "    this.perClient = false;",
+    tests: ["tests/e2e/replicas_per_client_test.ts"],
+    filter: "own instances",
+  },
+  {
+    id: "cluster-envelope-client-dropped",
+    rule: "an envelope carries its MCP client session in the signed header",
+    file: "lib/serve/cluster/envelope.ts",
+    find: '      client: draft.client ?? "",',
+    replace: '      client: "",',
+    tests: ["tests/serve/cluster/envelope_test.ts"],
+  },
+  {
+    id: "cluster-per-client-initialize-held",
+    rule:
+      "a client's initialize through another replica initializes its own instance, not the held result",
+    file: "lib/serve/cluster/holder.ts",
+    find:
+      '      kind === "request" && (message as JsonRpcRequest).method === "initialize" &&\n      client === undefined',
+    replace: '      kind === "request" && (message as JsonRpcRequest).method === "initialize"',
+    tests: ["tests/e2e/replicas_per_client_test.ts"],
+    filter: "own instances",
+  },
+  {
+    id: "cluster-per-client-frame-unnamed",
+    rule:
+      "the holder passes a call's client session on as its frame's, so it reaches that client's instance",
+    file: "lib/serve/cluster/holder.ts",
+    find:
+      '    if (!session.calls.notify(message as JsonRpcNotification, client) && kind === "request") {',
+    replace:
+      '    if (!session.calls.notify(message as JsonRpcNotification) && kind === "request") {',
+    tests: ["tests/e2e/replicas_per_client_test.ts"],
+    filter: "own instances",
+  },
+  {
+    id: "cluster-per-client-cancel-unnamed",
+    rule: "a per-client call cancelled on another replica is cancelled at its client's instance",
+    file: "lib/serve/cluster/holder.ts",
+    find: "    }, session.perClient && envelope.client ? envelope.client : undefined);",
+    replace: "    });",
+    tests: ["tests/e2e/replicas_per_client_test.ts"],
+    filter: "own instances",
+  },
+  {
+    id: "cluster-per-client-messages-local-only",
+    rule:
+      "a per-client instance's notifications reach its client on whichever replica has its stream",
+    file: "lib/serve/cluster/routing.ts",
+    find:
+      "        this.messages === undefined\n          ? local.notification(session, message, clientSession)",
+    replace:
+      "        this.messages === undefined || clientSession !== undefined\n          ? local.notification(session, message, clientSession)",
+    tests: ["tests/e2e/replicas_per_client_test.ts"],
+    filter: "own instances",
+  },
+  {
+    id: "cluster-per-client-request-held-stream",
+    rule: "a replica claims a per-client instance's request only with its client connected there",
+    file: "lib/serve/client_router.ts",
+    find: "CAPABILITY_OF[method])?.stream.attached === true;",
+    replace: "CAPABILITY_OF[method]) !== undefined;",
+    tests: ["tests/serve/client_router_test.ts"],
+  },
+  {
+    id: "cluster-per-client-delete-kept",
+    rule: "a per-client session DELETEd on a replica not holding its tunnel stops its instance",
+    file: "lib/serve/cluster/per_client.ts",
+    find: "    if (route === undefined || route.rid === cluster.replicaId) return;",
+    replace: "    return;",
+    tests: ["tests/e2e/replicas_per_client_test.ts"],
+    filter: "own instances",
+  },
+  {
+    id: "cluster-per-client-idle-copy-ends",
+    rule:
+      "an idle copy of a session ends its instance only once Redis says it ran out on every replica",
+    file: "lib/serve/cluster/per_client.ts",
+    find: "    if (!final && await this.#options.shared.alive(id) !== false) return;",
+    replace: "",
+    tests: ["tests/e2e/replicas_per_client_test.ts"],
+    filter: "TTL",
+  },
+  {
+    id: "cluster-per-client-list-local-only",
+    rule:
+      "a per-client server's register_ack lists the client sessions opened through other replicas",
+    file: "lib/serve/cluster/per_client.ts",
+    find: "    return [...new Set([...local, ...list.ids, ...list.seen])];",
+    replace: "    return local;",
+    tests: ["tests/e2e/replicas_per_client_test.ts"],
+    filter: "own instances",
+  },
+  {
+    id: "cluster-per-client-list-seen-dropped",
+    rule:
+      "a holder's register_ack lists the client sessions whose calls it passed on, Redis listing them or not",
+    file: "lib/serve/cluster/per_client.ts",
+    find: "    return [...new Set([...local, ...list.ids, ...list.seen])];",
+    replace: "    return [...new Set([...local, ...list.ids])];",
+    tests: ["tests/e2e/replicas_per_client_test.ts"],
+    filter: "own instances",
+  },
+  {
+    id: "cluster-per-client-list-unknown-empty",
+    rule:
+      "a register_ack without a recent list of open client sessions lists none (connect keeps them all)",
+    file: "lib/serve/cluster/per_client.ts",
+    find: "      void this.refresh(owner, name);\n      return undefined;",
+    replace: "      void this.refresh(owner, name);\n      return local;",
+    tests: ["tests/e2e/replicas_per_client_test.ts"],
+    filter: "own instances",
+  },
+  {
+    id: "cluster-per-client-set-unwritten",
+    rule:
+      "a per-client server's sessions are listed in Redis, for whichever replica holds its tunnel",
+    file: "lib/serve/cluster/shared_sessions.ts",
+    find: "    if (record.perClient === true) {\n      // Scored",
+    replace: "    if (record.perClient === false) {\n      // Scored",
+    tests: ["tests/e2e/replicas_per_client_test.ts"],
+    filter: "own instances",
+  },
+  {
+    id: "cluster-per-client-delete-listed",
+    rule:
+      "a per-client session DELETEd on any replica leaves the server's list of open sessions in Redis",
+    file: "lib/serve/cluster/shared_sessions.ts",
+    find: "    if (record?.perClient === true) multi.zrem(",
+    replace: "    if (record?.perClient === false) multi.zrem(",
+    tests: ["tests/serve/cluster/shared_sessions_test.ts"],
+    filter: "p:<owner>:<name>",
+  },
+  {
+    id: "cluster-per-client-taken-holds",
+    rule:
+      "a session another replica takes from Redis holds no early messages there (only its opener does)",
+    file: "lib/serve/cluster/shared_sessions.ts",
+    find: "      return taken;",
+    replace: "      return record;",
+    tests: ["tests/serve/cluster/shared_sessions_test.ts"],
+    filter: "p:<owner>:<name>",
   },
   {
     id: "message-bytes-flag-ignored",

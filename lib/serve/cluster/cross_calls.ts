@@ -39,6 +39,8 @@ export interface CallRoute {
   /** The server's owner (the token's) and name: its directory entry. */
   owner: string;
   name: string;
+  /** Its directory entry says per-client: each MCP client session has an instance of its own there. */
+  perClient?: boolean;
 }
 
 interface Pending {
@@ -60,6 +62,8 @@ interface Pending {
   started: number;
   onProgress: ((notification: JsonObject) => void) | undefined;
   raw: boolean;
+  /** The MCP client session whose instance takes it (per-client), or "". */
+  client: string;
   settle: (response: JsonRpcResponse | RawResponse | undefined) => void;
 }
 
@@ -167,7 +171,7 @@ export class CrossCalls {
         if (cancelled === undefined) return;
         cancelled.settle(undefined);
         // Where the tunnel is now: it may have moved since the call was sent (`moveRoute`).
-        this.#cancel(cancelled.route, id, String(signal?.reason ?? "cancelled"));
+        this.#cancel(cancelled, id, String(signal?.reason ?? "cancelled"));
       };
       const timer = setTimeout(() => {
         const timedOut = this.#take(id);
@@ -180,7 +184,7 @@ export class CrossCalls {
             timeoutMs / 1000
           } s`,
         ));
-        this.#cancel(timedOut.route, id, `timed out after ${timeoutMs / 1000} s`);
+        this.#cancel(timedOut, id, `timed out after ${timeoutMs / 1000} s`);
       }, timeoutMs);
       const pending: Pending = {
         message,
@@ -193,6 +197,7 @@ export class CrossCalls {
         started: this.#now(),
         onProgress,
         raw,
+        client: options.clientSession ?? "",
         settle: (response) => {
           clearTimeout(timer);
           signal?.removeEventListener("abort", onAbort);
@@ -216,6 +221,7 @@ export class CrossCalls {
       generation: route.gen,
       sid: route.sid,
       id,
+      client: pending.client,
       payload: JSON.stringify(pending.message),
     }).catch((error: unknown) => {
       // A holder without an inbox got nothing: if the tunnel moved on, the call can go there.
@@ -338,7 +344,9 @@ export class CrossCalls {
     return pending;
   }
 
-  #cancel(route: CallRoute, id: string, reason: string): void {
+  /** Tells the holder of the call's tunnel now (it may have moved since it was sent: `moveRoute`). */
+  #cancel(pending: Pending, id: string, reason: string): void {
+    const { route, client } = pending;
     this.#options.send({
       kind: "cancel",
       target: route.rid,
@@ -346,6 +354,7 @@ export class CrossCalls {
       generation: route.gen,
       sid: route.sid,
       id,
+      client,
       payload: reason,
     }).catch(() => {});
   }

@@ -1,5 +1,5 @@
 // Envelopes between replicas, written and read in one place: a header (kind, origin, target, deadline,
-// generation, sid, id, nonce, ts) and a payload carried as its own text, signed together with HMAC-SHA256
+// generation, sid, id, client, nonce, ts) and a payload carried as its own text, signed together with HMAC-SHA256
 // under the cluster secret, and checked against the replay guard when opened. The MAC is computed in the
 // calling thread (node:crypto), not by Web Crypto's asynchronous sign: envelopes must reach Redis in the
 // order they were sent (a call's progress notifications, then its answer), and an asynchronous sign let a
@@ -20,6 +20,8 @@ export type EnvelopeKind =
   | "cancel"
   /** The envelope `id` could not be delivered; the payload says why. */
   | "undeliverable"
+  /** The MCP client session `client` of a per-client server ended: the holder stops its instance. */
+  | "client_end"
   /** A server's notification for the target's clients of that server. */
   | "notify"
   /** A server-initiated request for a client on the target; its answer comes back as `server_answer`. */
@@ -54,6 +56,11 @@ export interface EnvelopeDraft {
   sid: string;
   /** Correlation id: a call's tunnel id, a request id; "" when none. */
   id: string;
+  /**
+   * The MCP client session a message belongs to, for a per-client server's instance ("" or absent when
+   * none): signed with the rest, as it decides which client's instance a message reaches.
+   */
+  client?: string;
   /** The message carried (a JSON-RPC message's text), or "". */
   payload: string;
 }
@@ -87,6 +94,7 @@ const KINDS: ReadonlySet<string> = new Set<EnvelopeKind>([
   "progress",
   "cancel",
   "undeliverable",
+  "client_end",
   "notify",
   "server_request",
   "server_answer",
@@ -122,7 +130,7 @@ function macOf(key: Uint8Array, header: string, payload: string): Uint8Array {
   return createHmac("sha256", key).update(header).update("\n").update(payload).digest();
 }
 
-type Header = Omit<Envelope, "payload" | "mac">;
+type Header = Omit<Envelope, "payload" | "mac"> & { client: string };
 
 function readHeader(text: string): Header | undefined {
   let value: unknown;
@@ -133,7 +141,7 @@ function readHeader(text: string): Header | undefined {
   }
   if (typeof value !== "object" || value === null) return undefined;
   const h = value as Record<string, unknown>;
-  const strings = ["kind", "origin", "target", "sid", "id", "nonce"] as const;
+  const strings = ["kind", "origin", "target", "sid", "id", "client", "nonce"] as const;
   const numbers = ["deadline", "generation", "ts"] as const;
   if (strings.some((k) => typeof h[k] !== "string")) return undefined;
   if (numbers.some((k) => typeof h[k] !== "number" || !Number.isFinite(h[k]))) return undefined;
@@ -205,6 +213,7 @@ export class EnvelopeSeal {
       generation: draft.generation,
       sid: draft.sid,
       id: draft.id,
+      client: draft.client ?? "",
       nonce: base64(crypto.getRandomValues(new Uint8Array(16))),
       ts: this.#now(),
     };

@@ -1,5 +1,6 @@
 // The holder's side of cross-replica calls: a `call` envelope for a tunnel session held here goes to its
-// server as it came (its id and progress token name the origin), a `cancel` becomes the server's
+// server as it came (its id and progress token name the origin; to its client's own instance when the
+// server is per-client and the envelope names an MCP client session), a `cancel` becomes the server's
 // `notifications/cancelled`, and every answer or progress the server sends for such an id goes back to the
 // replica its prefix names, whichever replica sent the call and whichever link it came back on.
 
@@ -26,6 +27,8 @@ export interface HolderOptions {
   send: (draft: EnvelopeDraft) => Promise<void>;
   /** This replica's own cross-replica calls: answers to them may arrive here after a failover. */
   crossCalls: CrossCalls;
+  /** A message of MCP client session `client` went to its per-client instance of `session`'s server. */
+  clientSeen?: (session: TunnelSession, client: string) => void;
   /** Counts an answer no one waits for any more (`late_response`). */
   late?: () => void;
   /**
@@ -77,7 +80,12 @@ export class Holder {
       return this.#undeliverable(envelope, "its payload is not JSON");
     }
     const kind = classify(message);
-    if (kind === "request" && (message as JsonRpcRequest).method === "initialize") {
+    // A per-client server's message of one MCP client session goes to that client's own instance.
+    const client = session.perClient && envelope.client ? envelope.client : undefined;
+    if (
+      kind === "request" && (message as JsonRpcRequest).method === "initialize" &&
+      client === undefined
+    ) {
       // The held result, answered here: the server is initialized once, by the holder.
       void session.initializeResult().then((response) =>
         this.#answer(envelope.origin, session, Payload.fromValue({ ...response, id: envelope.id }))
@@ -87,18 +95,20 @@ export class Holder {
     if (kind !== "request" && kind !== "notification") {
       return this.#undeliverable(envelope, "its payload is not a JSON-RPC request or notification");
     }
-    if (!session.calls.notify(message as JsonRpcNotification) && kind === "request") {
+    if (client !== undefined) this.#options.clientSeen?.(session, client);
+    if (!session.calls.notify(message as JsonRpcNotification, client) && kind === "request") {
       this.#undeliverable(envelope, `server '${session.name}' is not connected`);
     }
   }
 
   /** A `cancel` envelope: the origin's client gave the call up. */
   onCancel(envelope: Envelope): void {
-    this.#options.session(envelope.sid)?.calls.notify({
+    const session = this.#options.session(envelope.sid);
+    session?.calls.notify({
       jsonrpc: "2.0",
       method: "notifications/cancelled",
       params: { requestId: envelope.id, reason: envelope.payload || "cancelled" },
-    });
+    }, session.perClient && envelope.client ? envelope.client : undefined);
   }
 
   /**

@@ -1,7 +1,8 @@
 // Ownership of tunnel sessions across replicas: `o:<sid>` = `<rid>:<gen>` with a TTL, the generation from
 // `INCR g:<sid>`. A claim always takes a new generation (newest wins); the holder renews by compare-and-set
 // on its generation, and a write fenced by a generation is refused once a newer one exists. Every check is
-// one Lua script, so it is atomic in Redis.
+// one Lua script, so it is atomic in Redis. A directory entry `n:<owner>:<name>` names the session, and its
+// server's isolation after a tab when it is per-client (so that every replica serves its clients as such).
 
 import type { RedisClient } from "./redis_client.ts";
 
@@ -90,10 +91,11 @@ const RELEASE = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
 return redis.call('DEL', KEYS[1])`;
 
-/** The session a directory entry names, and its owner ('' when none). */
-const LOOKUP = `local sid = redis.call('GET', KEYS[1])
-if not sid then return false end
-return {sid, redis.call('GET', 'o:' .. sid) or ''}`;
+/** The session a directory entry names (before a tab), its owner ('' when none) and the entry. */
+const LOOKUP = `local entry = redis.call('GET', KEYS[1])
+if not entry then return false end
+local sid = string.match(entry, '^[^\t]*')
+return {sid, redis.call('GET', 'o:' .. sid) or '', entry}`;
 
 /** SETs KEYS[2] to ARGV[2] (with PX ARGV[3] when > 0) only while KEYS[1] holds ARGV[1]. */
 const FENCED_SET = `local cur = redis.call('GET', KEYS[1])
@@ -108,10 +110,17 @@ export function parseOwner(text: string | null | undefined): Owner | undefined {
   return match === null ? undefined : { rid: match[1]!, gen: Number(match[2]) };
 }
 
-/** A server as the directory names it: its owner (the token's) and its name. */
+/** A server as the directory names it: its owner (the token's) and its name; per-client or shared. */
 export interface Server {
   owner: string;
   name: string;
+  /** Each MCP client session has an instance of its own (frames name the client session). */
+  perClient?: boolean;
+}
+
+/** The directory entry of session `sid` of `server`: the sid, then a tab and `per-client` when it is. */
+export function directoryEntry(sid: string, server: Server): string {
+  return server.perClient === true ? `${sid}\tper-client` : sid;
 }
 
 /** Options of {@link Ownership}. */
@@ -158,7 +167,7 @@ export class Ownership {
       this.#rid,
       this.#ttlMs,
       GENERATION_TTL_MS,
-      sid,
+      directoryEntry(sid, server),
     ) as [number, string];
     return { gen: Number(gen), previous: parseOwner(previous) };
   }
@@ -179,7 +188,7 @@ export class Ownership {
         gen,
         this.#ttlMs,
         GENERATION_TTL_MS,
-        sid,
+        directoryEntry(sid, server),
       ),
     );
     if (reply === "renewed" || reply === "reasserted") return { kind: reply };
@@ -199,20 +208,26 @@ export class Ownership {
       ownerKey(sid),
       directoryKey(server.owner, server.name),
       `${this.#rid}:${gen}`,
-      sid,
+      directoryEntry(sid, server),
     );
     return Number(deleted) === 1;
   }
 
-  /** The tunnel session serving `owner`'s server `name`, and who holds it, if anyone. */
-  async lookup(server: Server): Promise<{ sid: string; owner: Owner | undefined } | undefined> {
+  /** The tunnel session serving `owner`'s server `name`, who holds it (if anyone), and its isolation. */
+  async lookup(
+    server: Server,
+  ): Promise<{ sid: string; owner: Owner | undefined; perClient: boolean } | undefined> {
     const reply = await this.#commands.redis.eval(
       LOOKUP,
       1,
       directoryKey(server.owner, server.name),
-    ) as [string, string] | null;
+    ) as [string, string, string] | null;
     if (reply === null) return undefined;
-    return { sid: reply[0], owner: parseOwner(reply[1]) };
+    return {
+      sid: reply[0],
+      owner: parseOwner(reply[1]),
+      perClient: reply[2] === directoryEntry(reply[0], { ...server, perClient: true }),
+    };
   }
 
   /**

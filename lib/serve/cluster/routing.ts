@@ -19,6 +19,7 @@ import type { Cluster } from "./cluster.ts";
 import { type CallRoute, CrossCalls } from "./cross_calls.ts";
 import { Holder, redisDownError } from "./holder.ts";
 import { SharedSessions } from "./shared_sessions.ts";
+import { PerClientSessions } from "./per_client.ts";
 import { StaleCalls } from "./stale_calls.ts";
 import { StreamForwards } from "./stream_forwards.ts";
 import { StreamRelays } from "./stream_relays.ts";
@@ -52,8 +53,8 @@ export interface ClusterRoutingOptions {
 
 /** A server another replica holds, as the MCP endpoint calls it. */
 class RemoteTunnel implements CallTarget {
-  /** Per-client servers are reached only on the replica holding them (docs/scaling.md). */
-  readonly perClient = false;
+  /** As its directory entry says: a per-client server's calls name their client session. */
+  readonly perClient: boolean;
   readonly #route: CallRoute;
   readonly #routing: ClusterRouting;
   readonly calls: CallTarget["calls"];
@@ -61,9 +62,10 @@ class RemoteTunnel implements CallTarget {
   constructor(route: CallRoute, routing: ClusterRouting, crossCalls: CrossCalls) {
     this.#route = route;
     this.#routing = routing;
+    this.perClient = route.perClient === true;
     this.calls = {
       call: (request, options) => crossCalls.call(route, request, options),
-      notify: (notification) => routing.notify(route, notification),
+      notify: (notification, client) => routing.notify(route, notification, client),
     };
   }
 
@@ -118,6 +120,8 @@ export class ClusterRouting {
   /** Each owner's tunnel sessions on all replicas, when limited. */
   readonly #places: OwnerTunnels | undefined;
   readonly #metrics: ServeMetrics | undefined;
+  /** Ends and lists the client sessions of per-client servers across replicas. */
+  readonly perClient: PerClientSessions;
 
   constructor(options: ClusterRoutingOptions) {
     const { cluster, metrics } = options;
@@ -142,6 +146,7 @@ export class ClusterRouting {
       session: (sid) => this.registry.get(sid),
       send,
       crossCalls: this.crossCalls,
+      clientSeen: (session, client) => this.perClient.seen(session, client),
       late: () => metrics?.errors.inc("late_response"),
       // Just after Redis came back empty, a live origin is missing from the last beat and has no inbox
       // until its own next beat: its answers are retried, not dropped as for a replica gone.
@@ -174,6 +179,12 @@ export class ClusterRouting {
         ),
     });
     this.registry.bind(this);
+    this.perClient = new PerClientSessions({
+      cluster,
+      shared: this.shared,
+      registry: this.registry,
+      lookup: (owner, name) => this.#lookup(owner, name),
+    });
     let downAt = Infinity;
     cluster.events.addEventListener("readiness", () => {
       if (!cluster.commands.state.up) downAt = Math.min(downAt, performance.now());
@@ -252,8 +263,8 @@ export class ClusterRouting {
     return result;
   }
 
-  /** Sends a client notification to the server of `route`. */
-  notify(route: CallRoute, notification: JsonRpcNotification): boolean {
+  /** Sends a client notification to the server of `route` (to `client`'s own instance, when given). */
+  notify(route: CallRoute, notification: JsonRpcNotification, client?: string): boolean {
     this.cluster.inbox.send({
       kind: "call",
       target: route.rid,
@@ -261,6 +272,7 @@ export class ClusterRouting {
       generation: route.gen,
       sid: route.sid,
       id: "",
+      client: client ?? "",
       payload: JSON.stringify(notification),
     }).catch(() => {});
     return true;
@@ -277,9 +289,13 @@ export class ClusterRouting {
   }
 
   /** What the MCP endpoint of a replica adds: remote servers, shared sessions, forwarded streams. */
-  endpointOptions(): Pick<McpEndpointOptions, "remote" | "shared" | "replica" | "streamReplica"> {
+  endpointOptions(): Pick<
+    McpEndpointOptions,
+    "remote" | "shared" | "replica" | "streamReplica" | "endClient"
+  > {
     return {
       remote: (owner, name) => this.remote(owner, name),
+      endClient: (session, reason, byClient) => this.perClient.ended(session, reason, byClient),
       shared: this.shared,
       replica: this.forwards.legacyReplica(),
       streamReplica: this.relays.replica(),
@@ -294,21 +310,23 @@ export class ClusterRouting {
   }
 
   /**
-   * The registrar's router on a replica: a message for one client session stays on this replica (a
-   * per-client instance's); the others reach clients on every replica; foreign answers go home.
+   * The registrar's router on a replica: server messages reach clients on every replica (a per-client
+   * instance's, its own client's, wherever its streams are); foreign answers go home; a per-client
+   * server's `register_ack` lists the client sessions of every replica (or none, when not known lately).
    */
   router(endpoint: McpEndpoint): ServerMessageRouter {
     const local = endpoint.router;
     return {
       serverNotification: (session, message, clientSession) =>
-        clientSession !== undefined || this.messages === undefined
+        this.messages === undefined
           ? local.notification(session, message, clientSession)
-          : this.messages.notification(session, message),
+          : this.messages.notification(session, message, clientSession),
       serverRequest: (session, request, signal, clientSession) =>
-        clientSession !== undefined || this.messages === undefined
+        this.messages === undefined
           ? local.request(session, request, signal, clientSession)
-          : this.messages.request(session, request, signal),
-      clientSessionsOf: (owner, name) => endpoint.clientSessionsOf(owner, name),
+          : this.messages.request(session, request, signal, clientSession),
+      clientSessionsOf: (owner, name) =>
+        this.perClient.list(owner, name, endpoint.clientSessionsOf(owner, name)),
       foreign: (session, _type, payload) => this.foreign(session, payload),
     };
   }
@@ -351,18 +369,17 @@ export class ClusterRouting {
    */
   async registered(session: TunnelSession): Promise<void> {
     if (await this.#places?.refuses(session, this.#metrics)) return;
-    return await this.cluster.hold(
-      session.id,
-      { owner: session.owner, name: session.name },
-      (by) => {
-        session.close(CloseCode.Superseded, {
-          kind: "superseded",
-          reason: by === undefined
-            ? "superseded by a newer registration"
-            : `superseded by a registration on replica ${by.rid}`,
-        });
-      },
-    );
+    const { owner, name, perClient } = session;
+    const held = this.cluster.hold(session.id, { owner, name, perClient }, (by) => {
+      session.close(CloseCode.Superseded, {
+        kind: "superseded",
+        reason: by === undefined
+          ? "superseded by a newer registration"
+          : `superseded by a registration on replica ${by.rid}`,
+      });
+    });
+    // A per-client server's `register_ack` lists the client sessions of every replica: read them first.
+    await (perClient ? Promise.all([held, this.perClient.refresh(owner, name)]) : held);
   }
 
   /** A tunnel session held here ended: release it, and its owner's place (not if taken over). */
@@ -370,6 +387,7 @@ export class ClusterRouting {
     if (this.cluster.generation(session.id) !== undefined) {
       this.#places?.release(session.owner, session.id);
     }
+    this.perClient.forgetServer(session.owner, session.name);
     void this.cluster.drop(session.id);
   }
 
@@ -392,7 +410,8 @@ export class ClusterRouting {
     }
     const route = this.cluster.ownership.lookup({ owner, name }).then((found) => {
       if (found?.owner === undefined) return undefined;
-      return { sid: found.sid, rid: found.owner.rid, gen: found.owner.gen, owner, name };
+      const { sid, perClient } = found;
+      return { sid, rid: found.owner.rid, gen: found.owner.gen, owner, name, perClient };
     });
     this.#lookups.set(key, { at: now, route });
     if (this.#lookups.size > 10_000) this.#lookups.delete(this.#lookups.keys().next().value!);

@@ -1,7 +1,10 @@
 // What a tunneled server sends on its own, across replicas: a notification goes to every live replica
 // (each hands it to its own clients of that server), and a request no client on the holder can answer
 // goes to the others; the first with a capable client to claim it in Redis (SET NX) answers it, the rest
-// decline, and with no taker it gets the same JSON-RPC error as on one replica.
+// decline, and with no taker it gets the same JSON-RPC error as on one replica. A per-client instance's
+// messages go the same way, named for its client session (the envelope's `client`): only a replica where
+// that session has a stream delivers them, for a request only one with a client connection now (else the
+// holder's own, which may hold it for the client's GET stream).
 
 import { ErrorCode, errorResponse } from "../../protocol/jsonrpc.ts";
 import type {
@@ -16,14 +19,15 @@ import type { Envelope } from "./envelope.ts";
 
 /** What this replica's MCP clients can be asked (the gateway's `ClientRouter`). */
 export interface LocalClients {
-  notification(server: ServerRef, message: JsonRpcNotification): void;
+  notification(server: ServerRef, message: JsonRpcNotification, clientSession?: string): void;
   request(
     server: ServerRef,
     request: JsonRpcRequest,
     signal: AbortSignal,
+    clientSession?: string,
   ): Promise<JsonRpcResponse>;
-  /** Whether a client of `server` here could answer `method` now. */
-  canAnswer(server: ServerRef, method: string): boolean;
+  /** Whether a client of `server` here (client session `clientSession`, if given) could answer `method` now. */
+  canAnswer(server: ServerRef, method: string, clientSession?: string): boolean;
 }
 
 interface Asked {
@@ -54,9 +58,12 @@ export class ServerMessages {
     cluster.on("server_answer", (e) => this.#onAnswer(e));
   }
 
-  /** Hands a server notification to this replica's clients and sends it to the other replicas. */
-  notification(server: ServerRef, message: JsonRpcNotification): void {
-    this.#local.notification(server, message);
+  /**
+   * Hands a server notification to this replica's clients (client session `clientSession` alone, when
+   * given) and sends it to the other replicas.
+   */
+  notification(server: ServerRef, message: JsonRpcNotification, clientSession?: string): void {
+    this.#local.notification(server, message, clientSession);
     const payload = JSON.stringify({ owner: server.owner, name: server.name, message });
     for (const rid of this.#others()) {
       this.#cluster.inbox.send({
@@ -66,20 +73,25 @@ export class ServerMessages {
         generation: 0,
         sid: "",
         id: "",
+        client: clientSession ?? "",
         payload,
       }).catch(() => {}); // a notification to a replica that just left has no one to reach
     }
   }
 
-  /** A server request: a capable client here answers it, else one on another replica. */
+  /**
+   * A server request: a capable client here answers it, else one on another replica (for a per-client
+   * instance, its own client session `clientSession`, wherever it is connected).
+   */
   request(
     server: ServerRef,
     request: JsonRpcRequest,
     signal: AbortSignal,
+    clientSession?: string,
   ): Promise<JsonRpcResponse> {
     const others = this.#others();
-    if (this.#local.canAnswer(server, request.method) || others.length === 0) {
-      return this.#local.request(server, request, signal);
+    if (this.#local.canAnswer(server, request.method, clientSession) || others.length === 0) {
+      return this.#local.request(server, request, signal, clientSession);
     }
     const id = `${this.#cluster.replicaId}.s${this.#next++}`;
     return new Promise((resolve) => {
@@ -88,8 +100,9 @@ export class ServerMessages {
         this.#asked.delete(id);
         signal.removeEventListener("abort", onAbort);
         // Nobody took it: ask here, which answers with the usual "no capable client" error.
-        if (response === undefined) resolve(this.#local.request(server, request, signal));
-        else resolve({ ...response, id: request.id });
+        if (response === undefined) {
+          resolve(this.#local.request(server, request, signal, clientSession));
+        } else resolve({ ...response, id: request.id });
       };
       const asked: Asked = { waiting: new Set(others), settle };
       const onAbort = () => settle(errorResponse(request.id, ErrorCode.InternalError, "Cancelled"));
@@ -104,6 +117,7 @@ export class ServerMessages {
           generation: 0,
           sid: "",
           id,
+          client: clientSession ?? "",
           payload,
         }).catch(() => this.#declined(id, rid));
       }
@@ -117,7 +131,8 @@ export class ServerMessages {
   #onNotify(envelope: Envelope): void {
     const body = parse(envelope.payload);
     if (body === undefined || !isObject(body.message)) return;
-    this.#local.notification(body.server, body.message as unknown as JsonRpcNotification);
+    const message = body.message as unknown as JsonRpcNotification;
+    this.#local.notification(body.server, message, envelope.client || undefined);
   }
 
   async #onRequest(envelope: Envelope): Promise<void> {
@@ -133,9 +148,10 @@ export class ServerMessages {
         id: envelope.id,
         payload: response === undefined ? "" : JSON.stringify(response),
       }).catch(() => {});
+    const client = envelope.client || undefined;
     if (
       body === undefined || !isObject(request) ||
-      !this.#local.canAnswer(body.server, request.method)
+      !this.#local.canAnswer(body.server, request.method, client)
     ) {
       return void reply(undefined);
     }
@@ -149,7 +165,7 @@ export class ServerMessages {
     ).catch(() => null);
     if (claimed !== "OK") return void reply(undefined);
     const controller = new AbortController();
-    void reply(await this.#local.request(body.server, request, controller.signal));
+    void reply(await this.#local.request(body.server, request, controller.signal, client));
   }
 
   #onAnswer(envelope: Envelope): void {

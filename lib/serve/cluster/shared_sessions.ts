@@ -3,12 +3,15 @@
 // used; so no sticky sessions are needed at the load balancer. `cs:<owner>` ranks an owner's sessions by
 // when they were last written, so that Redis holds at most `--max-mcp-sessions-per-owner` of them for the
 // whole cluster: each replica's own cap would let an owner keep that many per replica, and sessions a
-// replica forgot for room stayed in Redis for their whole TTL.
+// replica forgot for room stayed in Redis for their whole TTL. A per-client server's sessions are also in
+// `p:<owner>:<name>` (a sorted set scored by when each runs out), so that whichever replica holds its
+// tunnel can list them in `register_ack` (connect stops the instances of sessions not listed).
 
 import { isObject, type JsonObject } from "../../util/json_object.ts";
 import { SessionsUnavailableError } from "../shared_session_hooks.ts";
 import { LIVENESS_DEFAULTS } from "./liveness.ts";
 import type { RedisClient } from "./redis_client.ts";
+import { MAX_LISTED_CLIENT_SESSIONS } from "../../protocol/registration.ts";
 
 /** The key of MCP client session `id`. */
 export function clientKey(id: string): string {
@@ -23,7 +26,7 @@ export function ownerSessionsKey(owner: string): string {
 /**
  * KEYS: the record, the owner's ranking; ARGV: record, ttl ms, id, limit. Writes the record, ranks it
  * newest (Redis's clock), drops what expired, and past the limit forgets the owner's least recently
- * written sessions, record and rank. Returns how many it forgot.
+ * written sessions: record, rank and place in their per-client server's list. Returns how many it forgot.
  */
 const PUBLISH = `local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -33,12 +36,30 @@ redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[2]))
 local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[4])
 if over > 0 then
   for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, over - 1)) do
+    local text = redis.call('GET', 'c:' .. id)
+    if text then
+      local ok, record = pcall(cjson.decode, text)
+      if ok and type(record) == 'table' and record.perClient == true then
+        redis.call('ZREM', 'p:' .. record.owner .. ':' .. record.serverName, id)
+      end
+    end
     redis.call('DEL', 'c:' .. id)
     redis.call('ZREM', KEYS[2], id)
   end
 end
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 return math.max(over, 0)`;
+
+/** The key of the open MCP client sessions of a per-client server. */
+export function perClientKey(owner: string, serverName: string): string {
+  return `p:${owner}:${serverName}`;
+}
+
+/**
+ * Client sessions a per-client server's list is read up to: one past what a `register_ack` may list, so
+ * that a longer list reaches connect as one it does not read (it then keeps every instance).
+ */
+export const MAX_READ_OPEN = MAX_LISTED_CLIENT_SESSIONS + 1;
 
 /** What another replica needs to go on with an MCP client session. */
 export interface SharedClientSession {
@@ -47,6 +68,8 @@ export interface SharedClientSession {
   serverName: string;
   capabilities: JsonObject;
   protocolVersion: string;
+  /** Its server is per-client: the session is listed in `p:<owner>:<name>` too. */
+  perClient?: boolean | undefined;
 }
 
 /** Options of {@link SharedSessions}. */
@@ -81,12 +104,19 @@ function readRecord(text: string | null): SharedClientSession | undefined {
     return undefined;
   }
   if (!isObject(value)) return undefined;
-  const { id, owner, serverName, capabilities, protocolVersion } = value;
+  const { id, owner, serverName, capabilities, protocolVersion, perClient } = value;
   if (
     typeof id !== "string" || typeof owner !== "string" || typeof serverName !== "string" ||
     !isObject(capabilities) || typeof protocolVersion !== "string"
   ) return undefined;
-  return { id, owner, serverName, capabilities, protocolVersion };
+  return {
+    id,
+    owner,
+    serverName,
+    capabilities,
+    protocolVersion,
+    ...(perClient === true ? { perClient } : {}),
+  };
 }
 
 /**
@@ -164,7 +194,9 @@ export class SharedSessions {
     }
     if (record !== undefined) {
       this.#mark(record);
-      return record;
+      // Taken here without `perClient`: only the replica that opened it holds early messages for its GET.
+      const { perClient: _, ...taken } = record;
+      return taken;
     }
     const recoveringMs = this.#options.recoveringMs ?? 2 * LIVENESS_DEFAULTS.beatMs + 1_000;
     if (performance.now() - commands.upSince < recoveringMs) {
@@ -177,16 +209,44 @@ export class SharedSessions {
 
   /** The client ended the session: every replica forgets it (each on its next lookup). */
   deleted(id: string): void {
-    const owner = this.#known.get(id)?.record.owner;
+    const record = this.#known.get(id)?.record;
     this.#known.delete(id);
-    const { redis } = this.#options.commands;
-    redis.del(clientKey(id)).catch(() => {});
-    if (owner !== undefined) redis.zrem(ownerSessionsKey(owner), id).catch(() => {});
+    const multi = this.#options.commands.redis.multi().del(clientKey(id));
+    if (record !== undefined) multi.zrem(ownerSessionsKey(record.owner), id);
+    if (record?.perClient === true) multi.zrem(perClientKey(record.owner, record.serverName), id);
+    multi.exec().catch(() => {});
+  }
+
+  /**
+   * Whether session `id` lives on (its record was renewed within the TTL by some replica); undefined
+   * when Redis cannot say now.
+   */
+  async alive(id: string): Promise<boolean | undefined> {
+    try {
+      return await this.#options.commands.redis.exists(clientKey(id)) === 1;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * The open MCP client sessions of a per-client server, opened on any replica: at most
+   * {@link MAX_READ_OPEN}, those past their TTL left out.
+   */
+  async openOf(owner: string, serverName: string): Promise<string[]> {
+    return await this.#options.commands.redis.zrangebyscore(
+      perClientKey(owner, serverName),
+      Date.now(),
+      "+inf",
+      "LIMIT",
+      0,
+      MAX_READ_OPEN,
+    );
   }
 
   #publish(record: SharedClientSession): Promise<void> {
     const { commands, ttlMs, maxPerOwner = 1024, onEvicted } = this.#options;
-    return commands.redis.eval(
+    const multi = commands.redis.multi().eval(
       PUBLISH,
       2,
       clientKey(record.id),
@@ -195,8 +255,20 @@ export class SharedSessions {
       ttlMs,
       record.id,
       maxPerOwner,
-    ).then((evicted) => {
-      if (Number(evicted) > 0) onEvicted?.(record.owner, Number(evicted));
+    );
+    if (record.perClient === true) {
+      // Scored by when it runs out; those past it are trimmed at each write, and the set goes with its
+      // last session: it holds no more than the server's sessions open within one TTL.
+      const key = perClientKey(record.owner, record.serverName);
+      const now = Date.now();
+      multi.zadd(key, now + ttlMs, record.id).zremrangebyscore(key, "-inf", now).pexpire(
+        key,
+        ttlMs,
+      );
+    }
+    return multi.exec().then((replies) => {
+      const evicted = Number(replies?.[0]?.[1] ?? 0);
+      if (evicted > 0) onEvicted?.(record.owner, evicted);
     }, () => {});
   }
 

@@ -17,6 +17,7 @@ function draft(overrides: Partial<EnvelopeDraft> = {}): EnvelopeDraft {
     generation: 3,
     sid: "sess-1",
     id: "a.7",
+    client: "mcp-session-9",
     payload: '{"jsonrpc":"2.0","id":"a.7","method":"tools/list"}',
     ...overrides,
   };
@@ -72,6 +73,11 @@ Deno.test("EnvelopeSeal.open() refuses a changed payload, header or MAC, and ano
   );
   assert.equal(
     refusal(await tamper({ header: sealed.header.replace('"generation":3', '"generation":4') })),
+    "bad_mac",
+  );
+  // The client session decides which client's per-client instance a message reaches: signed too.
+  assert.equal(
+    refusal(tamper({ header: sealed.header.replace("mcp-session-9", "mcp-session-8") })),
     "bad_mac",
   );
   assert.equal(refusal(await tamper({ mac: btoa("x".repeat(32)) })), "bad_mac");

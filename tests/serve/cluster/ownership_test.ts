@@ -30,7 +30,11 @@ Deno.test("Ownership: newest wins, the old holder's renewal and fenced writes ar
     assert.equal(previous, undefined);
     assert.deepEqual(await a.renew("s1", genA, EV), { kind: "renewed" });
     assert.deepEqual(await b.owner("s1"), { rid: "a", gen: 1 });
-    assert.deepEqual(await b.lookup(EV), { sid: "s1", owner: { rid: "a", gen: 1 } });
+    assert.deepEqual(await b.lookup(EV), {
+      sid: "s1",
+      owner: { rid: "a", gen: 1 },
+      perClient: false,
+    });
     assert.equal(await b.lookup({ owner: "bob", name: "everything" }), undefined);
     await a.fencedSet({ sid: "s1", gen: genA }, { key: "t:s1", value: "from a" });
 
@@ -85,7 +89,7 @@ Deno.test("Ownership: after an empty Redis restart the holder re-asserts, and th
     assert.deepEqual(await a.renew("s1", gen, EV), { kind: "reasserted" });
     assert.deepEqual(
       await b.lookup(EV),
-      { sid: "s1", owner: { rid: "a", gen: 2 } },
+      { sid: "s1", owner: { rid: "a", gen: 2 }, perClient: false },
       "directory back",
     );
     assert.deepEqual(await b.owner("s1"), { rid: "a", gen: 2 });
@@ -100,6 +104,34 @@ Deno.test("Ownership: after an empty Redis restart the holder re-asserts, and th
   } finally {
     await ca.close();
     await cb.close();
+    await redis.stop();
+  }
+});
+
+Deno.test("Ownership: a per-client server's directory entry says so through claim, renewal and release", async () => {
+  const redis = await startRedis();
+  const ca = client(redis.url);
+  try {
+    await ca.ready(AbortSignal.timeout(5_000));
+    const a = new Ownership({ commands: ca, replicaId: "a" });
+    const pc = { ...EV, perClient: true };
+    const { gen } = await a.claim("s1", pc);
+    assert.deepEqual(await a.lookup(EV), { sid: "s1", owner: { rid: "a", gen }, perClient: true });
+    // Redis lost the entry: the renewal writes it again, per-client still.
+    await redisCommand(redis.port, ["DEL", "n:alice:everything"]);
+    assert.deepEqual(await a.renew("s1", gen, pc), { kind: "renewed" });
+    assert.equal((await a.lookup(EV))?.perClient, true);
+    // A shared server's claim of the same name says shared.
+    const { gen: next } = await a.claim("s2", EV);
+    assert.deepEqual(await a.lookup(EV), {
+      sid: "s2",
+      owner: { rid: "a", gen: next },
+      perClient: false,
+    });
+    assert.equal(await a.release("s2", next, EV), true);
+    assert.equal(await a.lookup(EV), undefined, "released with its entry");
+  } finally {
+    await ca.close();
     await redis.stop();
   }
 });

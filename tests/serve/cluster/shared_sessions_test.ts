@@ -160,3 +160,38 @@ Deno.test("replicas: an owner opening sessions on two replicas is held to --max-
     await closeReplicas(replicas);
   }
 });
+
+Deno.test("SharedSessions lists a per-client server's open sessions in p:<owner>:<name>: listed when opened, gone with DELETE or past their TTL, the set bounded in time", async () => {
+  await using redis = await startRedis();
+  const commands = client(redis.url);
+  try {
+    await commands.ready(AbortSignal.timeout(5_000));
+    const shared = new SharedSessions({ commands, ttlMs: 60_000 });
+    shared.opened({ id: "s1", ...RECORD, perClient: true });
+    shared.opened({ id: "s2", ...RECORD, perClient: true });
+    shared.opened({ id: "shared", ...RECORD }); // a shared server's session: not listed
+    await shared.published("s1");
+    await shared.published("s2");
+    await shared.published("shared");
+    assert.deepEqual((await shared.openOf("alice", "srv")).sort(), ["s1", "s2"]);
+    assert.equal(await shared.alive("s1"), true);
+    // Another replica takes the session without `perClient`: only the opener holds early messages.
+    const other = new SharedSessions({ commands, ttlMs: 60_000 });
+    assert.deepEqual(await other.find("s1"), { id: "s1", ...RECORD });
+    // A DELETE on that replica takes it off the list (it knows the record as per-client).
+    other.deleted("s1");
+    await commands.redis.ping();
+    assert.deepEqual(await shared.openOf("alice", "srv"), ["s2"]);
+    assert.equal(await shared.alive("s1"), false);
+    // An entry past its score is not listed, and the next write trims it; the set expires with its TTL.
+    await commands.redis.zadd("p:alice:srv", Date.now() - 1, "stale");
+    assert.deepEqual(await shared.openOf("alice", "srv"), ["s2"]);
+    shared.opened({ id: "s3", ...RECORD, perClient: true });
+    await shared.published("s3");
+    assert.equal(await commands.redis.zscore("p:alice:srv", "stale"), null, "trimmed");
+    const pttl = await commands.redis.pttl("p:alice:srv");
+    assert.ok(pttl > 0 && pttl <= 60_000, `PTTL ${pttl}`);
+  } finally {
+    await commands.close();
+  }
+});

@@ -37,6 +37,7 @@ Deno.test("a newer claim on another replica closes the holder's link with 4002 a
     assert.deepEqual(await holder.cluster.ownership.lookup({ owner: "alice", name: "srv" }), {
       sid,
       owner: { rid: "r2", gen: taker.cluster.generation(sid) },
+      perClient: false,
     });
   } finally {
     await served.close();
