@@ -429,13 +429,13 @@ export class McpClientSessions {
     if (session.lastSeen - savedAt >= this.#options.ttlMs / 16) this.#save(session);
   }
 
-  /** Forgets sessions idle for longer than the TTL. */
+  /** Forgets sessions idle for longer than the TTL; renews the shared records of those in use. */
   sweep(): void {
     const now = this.#options.now();
     for (const session of this.#sessions.values()) {
       if (session.idle && now - session.lastSeen > this.#options.ttlMs) {
         this.delete(session, "idle");
-      }
+      } else if (!session.idle) this.#options.shared?.used(session.id); // alive for the others too
     }
   }
 

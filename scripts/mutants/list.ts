@@ -1275,6 +1275,16 @@ export const MUTANTS: Mutant[] = [
     replace: "",
     tests: ["tests/serve/cluster/owner_tunnels_test.ts"],
   },
+  {
+    id: "cluster-busy-session-not-renewed",
+    rule:
+      "a session in use on one replica (an open GET stream) keeps its shared record alive for the others",
+    file: "lib/serve/mcp_client_session.ts",
+    find: "} else if (!session.idle) this.#options.shared?.used(session.id);",
+    replace: "}",
+    tests: ["tests/serve/cluster/shared_sessions_test.ts"],
+    filter: "GET stream",
+  },
   // -- resume across replicas (serve's state in Redis) --
   {
     id: "replica-resume-not-looked-up",

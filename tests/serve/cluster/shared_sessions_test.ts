@@ -8,7 +8,7 @@ import { SharedSessions } from "../../../lib/serve/cluster/shared_sessions.ts";
 import { SessionsUnavailableError } from "../../../lib/serve/shared_session_hooks.ts";
 import { closeReplicas, startReplicas } from "../../fixtures/replicas.ts";
 import { freePort } from "../../fixtures/daemon.ts";
-import { initializeMcp, postMcp, rpc } from "../../fixtures/mcp_http.ts";
+import { initializeMcp, openGetStream, postMcp, rpc } from "../../fixtures/mcp_http.ts";
 import { startRedis } from "../../fixtures/redis_server.ts";
 import { serveTestServer } from "../../fixtures/test_gateway.ts";
 
@@ -193,5 +193,38 @@ Deno.test("SharedSessions lists a per-client server's open sessions in p:<owner>
     assert.ok(pttl > 0 && pttl <= 60_000, `PTTL ${pttl}`);
   } finally {
     await commands.close();
+  }
+});
+
+Deno.test("replicas: a session whose only traffic is its open GET stream stays shared past --mcp-session-ttl, so another replica still serves it", async () => {
+  await using redis = await startRedis();
+  const ttlMs = 1_200;
+  const replicas = await startReplicas(redis.url, 2, {
+    gateway: { mcpSessionTtlMs: ttlMs },
+    ttlMs: 1_000,
+    beatMs: 200,
+  });
+  const [holder, other] = replicas as [typeof replicas[0], typeof replicas[0]];
+  const served = await serveTestServer(holder.gateway, "srv");
+  let stream: Awaited<ReturnType<typeof openGetStream>> | undefined;
+  try {
+    const session = await initializeMcp(holder.gateway, "srv");
+    stream = await openGetStream(holder.gateway, "srv", session);
+    assert.equal(stream.status, 200);
+    // Three TTLs with nothing but the open stream: the record must be there at every look.
+    const commands = holder.cluster.commands;
+    const until = performance.now() + 3 * ttlMs;
+    let looks = 0;
+    while (performance.now() < until) {
+      assert.equal(await commands.redis.exists(`c:${session}`), 1, `look ${looks}: record gone`);
+      looks++;
+    }
+    const response = await postMcp(other.gateway, "srv", rpc(1, "tools/list"), { session });
+    assert.equal(response.status, 200, "the other replica still serves the session");
+    await response.body?.cancel();
+  } finally {
+    await stream?.close();
+    await served.close();
+    await closeReplicas(replicas);
   }
 });
