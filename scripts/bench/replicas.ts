@@ -1,6 +1,7 @@
 // The bench's replica row: two `serve --redis` replicas on one redis-server, connect (demo server) on the
 // first; the same calls measured through the replica holding the tunnel (same-replica) and through the
-// other (cross-replica: envelopes through Redis both ways), in the same run, so the two compare.
+// other (cross-replica: envelopes through Redis both ways), in the same run, so the two compare; and the
+// floor under the difference: the same two hops through the same redis-server between two bare processes.
 
 import { startRedis } from "../../tests/fixtures/redis_server.ts";
 import { HttpMcpClient } from "./clients.ts";
@@ -9,10 +10,11 @@ import type { ProgramOptions } from "./paths.ts";
 import { ids, INITIALIZE, START_TIMEOUT_MS, TOKEN } from "./servers.ts";
 import { type Figures, mcpMessages, measure, type MeasureOptions } from "./workload.ts";
 
-/** Both paths of one run. */
+/** Both paths of one run, and the bare Redis round trip of the same run. */
 export interface ReplicaFigures {
   same: Figures;
   cross: Figures;
+  floor: Figures;
 }
 
 /** Options of {@link runReplicas}. */
@@ -90,15 +92,48 @@ export async function runReplicas(options: ReplicaRunOptions): Promise<ReplicaFi
     const run = (client: HttpMcpClient) =>
       measure(client, mcpMessages(true), options.measure, ids());
     if (options.crossFirst) {
+      const floor = await runRedisFloor(redis.url, options.measure);
       const crossFigures = await run(cross);
-      return { cross: crossFigures, same: await run(same) };
+      return { floor, cross: crossFigures, same: await run(same) };
     }
     const sameFigures = await run(same);
-    return { same: sameFigures, cross: await run(cross) };
+    const crossFigures = await run(cross);
+    return {
+      same: sameFigures,
+      cross: crossFigures,
+      floor: await runRedisFloor(redis.url, options.measure),
+    };
   } finally {
     for (const client of clients) await client.close().catch(() => {});
     for (const process of processes.reverse()) await process.stop();
     await redis.stop();
     await Deno.remove(secretFile).catch(() => {});
+  }
+}
+
+/**
+ * The Redis floor of the cross path: two bare processes (scripts/bench/redis_floor_child.ts) passing
+ * envelope-sized entries through two streams of `url`, as two replicas' inboxes do, timed as the paths are
+ * (sequential round trips, then calls in flight).
+ */
+export async function runRedisFloor(url: string, measure: MeasureOptions): Promise<Figures> {
+  const echo = new DenoProcess(PATHS.redisFloorChild, ["echo", url]);
+  let driver: DenoProcess | undefined;
+  try {
+    await echo.waitForEvent("ready", START_TIMEOUT_MS);
+    driver = new DenoProcess(PATHS.redisFloorChild, [
+      "driver",
+      url,
+      String(measure.calls),
+      String(measure.warmup),
+      String(measure.throughputCalls),
+      String(measure.inflight),
+    ]);
+    const { json } = await driver.waitForEvent("redis_floor", measure.phaseTimeoutMs);
+    const { p50Us, p90Us, p99Us, meanUs, callsPerSecond, echoCalls } = json as unknown as Figures;
+    return { p50Us, p90Us, p99Us, meanUs, callsPerSecond, echoCalls };
+  } finally {
+    await driver?.stop();
+    await echo.stop();
   }
 }

@@ -151,6 +151,13 @@ function beside(f: FeatureFigures): string {
     }
   };
   path("same replica", f.sameReplica);
+  if (f.redisFloor !== undefined) {
+    parts.push(
+      `Redis floor: p50 ${n(f.redisFloor.p50Us)} µs round trip, ${
+        n(f.redisFloor.callsPerSecond)
+      } round trips/s in flight (two bare processes, XADD → XREAD → XADD → XREAD)`,
+    );
+  }
   path("WebSocket link", f.webSocketLink);
   path("stdio floor", f.stdioFloor);
   path("8 clients on one shared instance", f.sharedInstance);
