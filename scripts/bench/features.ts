@@ -7,7 +7,7 @@ import { HttpMcpClient } from "./clients.ts";
 import { DenoProcess } from "./children.ts";
 import { readCpuNs, readRss } from "./procfs.ts";
 import { PER_CLIENT_CLIENTS, RoundRobin, runPerClient, runSseLink } from "./link_rows.ts";
-import { runReplicas } from "./replicas.ts";
+import { type ReplicaCpu, runReplicas } from "./replicas.ts";
 import { type ProgramOptions, startServe, type TunnelFigures } from "./paths.ts";
 import {
   ids,
@@ -30,7 +30,9 @@ export interface FeatureFigures extends Figures {
   /** Launch of connect → every server registered, ms. */
   launchToRegisteredMs?: number;
   /** The cross-replica row: the same calls through the replica that holds the tunnel. */
-  sameReplica?: Figures;
+  sameReplica?: Figures & { cpuUsPerCall?: ReplicaCpu };
+  /** The cross-replica row: CPU µs per call of each process on its path. */
+  cpuUsPerCall?: ReplicaCpu;
   /**
    * The cross-replica row: the bare Redis two-hop round trip between two processes (XADD → XREAD → XADD
    * back → XREAD), envelope-sized entries, on the same redis-server in the same run.

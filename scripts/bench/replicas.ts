@@ -7,13 +7,30 @@ import { startRedis } from "../../tests/fixtures/redis_server.ts";
 import { HttpMcpClient } from "./clients.ts";
 import { DenoProcess, freePort, PATHS, waitHealthy } from "./children.ts";
 import type { ProgramOptions } from "./paths.ts";
+import { readCpuNs } from "./procfs.ts";
 import { ids, INITIALIZE, START_TIMEOUT_MS, TOKEN } from "./servers.ts";
 import { type Figures, mcpMessages, measure, type MeasureOptions } from "./workload.ts";
 
+/**
+ * CPU µs per echo call (all echo phases) of each process on the path: less moved by other work on the
+ * machine than latency is, so an A/B of a change to our code shows in it first.
+ */
+export interface ReplicaCpu {
+  /** The replica holding the tunnel (it answers the same-replica calls itself). */
+  holder: number;
+  /** The other replica (idle on the same-replica path). */
+  origin: number;
+  connect: number;
+  redis: number;
+}
+
+/** One path's figures and its CPU per call. */
+export type PathFigures = Figures & { cpuUsPerCall: ReplicaCpu };
+
 /** Both paths of one run, and the bare Redis round trip of the same run. */
 export interface ReplicaFigures {
-  same: Figures;
-  cross: Figures;
+  same: PathFigures;
+  cross: PathFigures;
   floor: Figures;
 }
 
@@ -89,8 +106,38 @@ export async function runReplicas(options: ReplicaRunOptions): Promise<ReplicaFi
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
     }
-    const run = (client: HttpMcpClient) =>
-      measure(client, mcpMessages(true), options.measure, ids());
+    const pids = {
+      holder: processes[0]!.pid,
+      origin: processes[1]!.pid,
+      connect: connect.pid,
+      redis: redis.pid,
+    };
+    const run = async (client: HttpMcpClient): Promise<PathFigures> => {
+      let at: ReplicaCpu | undefined;
+      const cpu = {} as ReplicaCpu;
+      const read = () => {
+        const now = {} as ReplicaCpu;
+        for (const [name, pid] of Object.entries(pids)) {
+          now[name as keyof ReplicaCpu] = readCpuNs(pid);
+        }
+        return now;
+      };
+      const figures = await measure(client, mcpMessages(true), {
+        ...options.measure,
+        onStart: () => at = read(),
+        onPhaseEnd: (phase) => {
+          if (phase !== "load") return;
+          const now = read();
+          for (const name of Object.keys(pids) as (keyof ReplicaCpu)[]) {
+            cpu[name] = now[name] - at![name];
+          }
+        },
+      }, ids());
+      for (const name of Object.keys(pids) as (keyof ReplicaCpu)[]) {
+        cpu[name] = cpu[name] / 1000 / figures.echoCalls;
+      }
+      return { ...figures, cpuUsPerCall: cpu };
+    };
     if (options.crossFirst) {
       const floor = await runRedisFloor(redis.url, options.measure);
       const crossFigures = await run(cross);
