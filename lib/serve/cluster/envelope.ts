@@ -5,7 +5,8 @@
 // order they were sent (a call's progress notifications, then its answer), and an asynchronous sign let a
 // later envelope overtake an earlier one under load.
 
-import { createHmac, timingSafeEqual } from "node:crypto";
+import { Buffer } from "node:buffer";
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import type { ReplayGuard, ReplayRefusal } from "./replay_guard.ts";
 
 /** What an envelope asks of its target. */
@@ -100,25 +101,11 @@ const KINDS: ReadonlySet<string> = new Set<EnvelopeKind>([
   "stream_cancel",
 ]);
 
-const encoder = new TextEncoder();
-
-function base64(bytes: ArrayBuffer | Uint8Array): string {
-  const view = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
-  let text = "";
-  for (const byte of view) text += String.fromCharCode(byte);
-  return btoa(text);
-}
-
-function unbase64(text: string): Uint8Array<ArrayBuffer> | undefined {
-  try {
-    return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
-  } catch {
-    return undefined;
-  }
-}
+/** 32 bytes in base64 with its padding: what {@link EnvelopeSeal.seal} writes, and all `open` decodes. */
+const MAC_BASE64 = /^[A-Za-z0-9+/]{43}=$/;
 
 /** The signed bytes: the header JSON holds no raw line feed, so the split is unambiguous. */
-function macOf(key: Uint8Array, header: string, payload: string): Uint8Array {
+function macOf(key: Buffer, header: string, payload: string): Buffer {
   return createHmac("sha256", key).update(header).update("\n").update(payload).digest();
 }
 
@@ -161,8 +148,8 @@ export interface EnvelopeSealOptions {
  * import { EnvelopeSeal } from "./envelope.ts";
  * import { ReplayGuard } from "./replay_guard.ts";
  * const secret = "x".repeat(32);
- * const a = await EnvelopeSeal.create({ secret, replicaId: "a", guard: new ReplayGuard({ maxNonces: 10 }) });
- * const b = await EnvelopeSeal.create({ secret, replicaId: "b", guard: new ReplayGuard({ maxNonces: 10 }) });
+ * const a = EnvelopeSeal.create({ secret, replicaId: "a", guard: new ReplayGuard({ maxNonces: 10 }) });
+ * const b = EnvelopeSeal.create({ secret, replicaId: "b", guard: new ReplayGuard({ maxNonces: 10 }) });
  * const sealed = a.seal({
  *   kind: "call", target: "b", deadline: 0, generation: 1, sid: "s", id: "a.1", payload: "{}",
  * });
@@ -170,12 +157,12 @@ export interface EnvelopeSealOptions {
  * ```
  */
 export class EnvelopeSeal {
-  readonly #key: Uint8Array;
+  readonly #key: Buffer;
   readonly #replicaId: string;
   readonly #guard: ReplayGuard;
   readonly #now: () => number;
 
-  private constructor(key: Uint8Array, options: EnvelopeSealOptions) {
+  private constructor(key: Buffer, options: EnvelopeSealOptions) {
     this.#key = key;
     this.#replicaId = options.replicaId;
     this.#guard = options.guard;
@@ -183,8 +170,8 @@ export class EnvelopeSeal {
   }
 
   /** Takes the secret as the HMAC-SHA256 key. */
-  static create(options: EnvelopeSealOptions): Promise<EnvelopeSeal> {
-    return Promise.resolve(new EnvelopeSeal(encoder.encode(options.secret), options));
+  static create(options: EnvelopeSealOptions): EnvelopeSeal {
+    return new EnvelopeSeal(Buffer.from(options.secret, "utf8"), options);
   }
 
   /** This replica's id. */
@@ -205,14 +192,14 @@ export class EnvelopeSeal {
       generation: draft.generation,
       sid: draft.sid,
       id: draft.id,
-      nonce: base64(crypto.getRandomValues(new Uint8Array(16))),
+      nonce: randomBytes(16).toString("base64"),
       ts: this.#now(),
     };
     const text = JSON.stringify(header);
     return {
       header: text,
       payload: draft.payload,
-      mac: base64(macOf(this.#key, text, draft.payload)),
+      mac: macOf(this.#key, text, draft.payload).toString("base64"),
     };
   }
 
@@ -221,10 +208,10 @@ export class EnvelopeSeal {
    * A refusal says why; the caller counts and logs it.
    */
   open(sealed: SealedEnvelope): OpenResult {
-    const mac = unbase64(sealed.mac);
-    if (mac === undefined || mac.length !== 32) {
+    if (!MAC_BASE64.test(sealed.mac)) {
       return { ok: false, refusal: "malformed", detail: "the MAC is not 32 bytes of base64" };
     }
+    const mac = Buffer.from(sealed.mac, "base64");
     if (!timingSafeEqual(macOf(this.#key, sealed.header, sealed.payload), mac)) {
       return { ok: false, refusal: "bad_mac", detail: "the MAC does not match (another secret?)" };
     }
