@@ -7,7 +7,7 @@ import { HttpMcpClient } from "./clients.ts";
 import { DenoProcess } from "./children.ts";
 import { readCpuNs, readRss } from "./procfs.ts";
 import { PER_CLIENT_CLIENTS, RoundRobin, runPerClient, runSseLink } from "./link_rows.ts";
-import { type ReplicaCpu, runReplicas } from "./replicas.ts";
+import { type FloorFigures, type ReplicaCpu, runReplicas } from "./replicas.ts";
 import { type ProgramOptions, startServe, type TunnelFigures } from "./paths.ts";
 import {
   ids,
@@ -37,7 +37,7 @@ export interface FeatureFigures extends Figures {
    * The cross-replica row: the bare Redis two-hop round trip between two processes (XADD → XREAD → XADD
    * back → XREAD), envelope-sized entries, on the same redis-server in the same run.
    */
-  redisFloor?: Figures;
+  redisFloor?: FloorFigures;
   /** The SSE link row: the same path over the WebSocket link, and the stdio floor of that run. */
   webSocketLink?: Figures;
   stdioFloor?: Figures;

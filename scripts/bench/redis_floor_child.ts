@@ -3,9 +3,12 @@
 // its stream and XADDs an answer-sized entry to the driver's for each entry; `driver` times the two-hop
 // round trip (XADD → XREAD wakes at the echo → XADD back → XREAD wakes here), sequentially and with
 // calls in flight, and prints its figures as one JSON line on stderr (event `redis_floor`).
-// Usage: deno run -A scripts/bench/redis_floor_child.ts echo|driver REDIS_URL [CALLS WARMUP TOTAL INFLIGHT]
+// Usage: deno run -A scripts/bench/redis_floor_child.ts echo REDIS_URL
+//        deno run -A scripts/bench/redis_floor_child.ts driver REDIS_URL CALLS WARMUP TOTAL INFLIGHT PIDS
+// PIDS: the echo's and redis-server's, comma-separated: their CPU per round trip is reported with ours.
 
 import { Redis } from "ioredis";
+import { readCpuNs } from "./procfs.ts";
 import { percentile } from "./stats.ts";
 
 /** The stream keys of the two sides. */
@@ -83,8 +86,15 @@ async function echo(url: string): Promise<void> {
   await readLoop(reader, KEYS.echo, () => void add(commands, KEYS.driver, ANSWER), stop.signal);
 }
 
-async function driver(url: string, args: number[]): Promise<void> {
-  const [calls = 2000, warmup = 300, total = 6000, inflight = 16] = args;
+async function driver(url: string, args: string[]): Promise<void> {
+  const [calls, warmup, total, inflight] = args.slice(0, 4).map(Number) as [
+    number,
+    number,
+    number,
+    number,
+  ];
+  const [echoPid, redisPid] = (args[4] ?? "").split(",").map(Number);
+  const cpu = () => [Deno.pid, echoPid!, redisPid!].map(readCpuNs);
   const commands = connect(url, "driver-commands");
   const reader = connect(url, "driver-reader");
   const stop = new AbortController();
@@ -94,6 +104,7 @@ async function driver(url: string, args: number[]): Promise<void> {
   // answered.
   const waiting: (() => void)[] = [];
   const loop = readLoop(reader, KEYS.driver, () => waiting.shift()?.(), stop.signal);
+  const cpuAtStart = cpu();
   const call = () =>
     new Promise<void>((resolve) => {
       waiting.push(resolve);
@@ -120,6 +131,10 @@ async function driver(url: string, args: number[]): Promise<void> {
   const t0 = performance.now();
   await inFlight(total);
   const callsPerSecond = total / ((performance.now() - t0) / 1000);
+  const echoCalls = warmup + calls + total + Math.min(500, Math.ceil(total / 10));
+  const [driverNs, echoNs, redisNs] = cpu().map((ns, i) =>
+    (ns - cpuAtStart[i]!) / 1000 / echoCalls
+  );
   console.error(JSON.stringify({
     event: "redis_floor",
     p50Us: percentile(samples, 50),
@@ -127,7 +142,8 @@ async function driver(url: string, args: number[]): Promise<void> {
     p99Us: percentile(samples, 99),
     meanUs: samples.reduce((a, b) => a + b, 0) / samples.length,
     callsPerSecond,
-    echoCalls: warmup + calls + total + Math.min(500, Math.ceil(total / 10)),
+    echoCalls,
+    cpuUsPerCall: { driver: driverNs, echo: echoNs, redis: redisNs },
     envelopeBytes: { call: HEADER.length + CALL.length + MAC.length, answer: ANSWER.length },
   }));
   stop.abort();
@@ -143,4 +159,4 @@ if ((role !== "echo" && role !== "driver") || url === undefined) {
   );
 }
 if (role === "echo") await echo(url);
-else await driver(url, rest.map(Number));
+else await driver(url, rest);

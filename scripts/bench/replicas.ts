@@ -31,8 +31,13 @@ export type PathFigures = Figures & { cpuUsPerCall: ReplicaCpu };
 export interface ReplicaFigures {
   same: PathFigures;
   cross: PathFigures;
-  floor: Figures;
+  floor: FloorFigures;
 }
+
+/** The Redis floor's figures, with the CPU µs per round trip of its two processes and of redis-server. */
+export type FloorFigures = Figures & {
+  cpuUsPerCall: { driver: number; echo: number; redis: number };
+};
 
 /** Options of {@link runReplicas}. */
 export interface ReplicaRunOptions {
@@ -139,7 +144,7 @@ export async function runReplicas(options: ReplicaRunOptions): Promise<ReplicaFi
       return { ...figures, cpuUsPerCall: cpu };
     };
     if (options.crossFirst) {
-      const floor = await runRedisFloor(redis.url, options.measure);
+      const floor = await runRedisFloor(redis, options.measure);
       const crossFigures = await run(cross);
       return { floor, cross: crossFigures, same: await run(same) };
     }
@@ -148,7 +153,7 @@ export async function runReplicas(options: ReplicaRunOptions): Promise<ReplicaFi
     return {
       same: sameFigures,
       cross: crossFigures,
-      floor: await runRedisFloor(redis.url, options.measure),
+      floor: await runRedisFloor(redis, options.measure),
     };
   } finally {
     for (const client of clients) await client.close().catch(() => {});
@@ -163,22 +168,27 @@ export async function runReplicas(options: ReplicaRunOptions): Promise<ReplicaFi
  * envelope-sized entries through two streams of `url`, as two replicas' inboxes do, timed as the paths are
  * (sequential round trips, then calls in flight).
  */
-export async function runRedisFloor(url: string, measure: MeasureOptions): Promise<Figures> {
-  const echo = new DenoProcess(PATHS.redisFloorChild, ["echo", url]);
+export async function runRedisFloor(
+  redis: { url: string; pid: number },
+  measure: MeasureOptions,
+): Promise<FloorFigures> {
+  const echo = new DenoProcess(PATHS.redisFloorChild, ["echo", redis.url]);
   let driver: DenoProcess | undefined;
   try {
     await echo.waitForEvent("ready", START_TIMEOUT_MS);
     driver = new DenoProcess(PATHS.redisFloorChild, [
       "driver",
-      url,
+      redis.url,
       String(measure.calls),
       String(measure.warmup),
       String(measure.throughputCalls),
       String(measure.inflight),
+      `${echo.pid},${redis.pid}`,
     ]);
     const { json } = await driver.waitForEvent("redis_floor", measure.phaseTimeoutMs);
-    const { p50Us, p90Us, p99Us, meanUs, callsPerSecond, echoCalls } = json as unknown as Figures;
-    return { p50Us, p90Us, p99Us, meanUs, callsPerSecond, echoCalls };
+    const { p50Us, p90Us, p99Us, meanUs, callsPerSecond, echoCalls, cpuUsPerCall } =
+      json as unknown as FloorFigures;
+    return { p50Us, p90Us, p99Us, meanUs, callsPerSecond, echoCalls, cpuUsPerCall };
   } finally {
     await driver?.stop();
     await echo.stop();

@@ -167,7 +167,11 @@ function beside(f: FeatureFigures): string {
     parts.push(
       `Redis floor: p50 ${n(f.redisFloor.p50Us)} µs round trip, ${
         n(f.redisFloor.callsPerSecond)
-      } round trips/s in flight (two bare processes, XADD → XREAD → XADD → XREAD)`,
+      } round trips/s in flight, CPU µs per round trip ${
+        n(f.redisFloor.cpuUsPerCall.driver, 1)
+      } + ${n(f.redisFloor.cpuUsPerCall.echo, 1)} + redis ${
+        n(f.redisFloor.cpuUsPerCall.redis, 1)
+      } (two bare processes, XADD → XREAD → XADD → XREAD)`,
     );
   }
   path("WebSocket link", f.webSocketLink);
