@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
 import {
   type EnvelopeDraft,
   EnvelopeSeal,
@@ -142,4 +143,18 @@ Deno.test("EnvelopeSeal seals and opens a 16 MiB payload intact", () => {
   assert.ok(opened.ok);
   assert.equal(opened.envelope.payload.length, payload.length);
   assert.ok(opened.envelope.payload === payload);
+});
+
+Deno.test("EnvelopeSeal's MAC is HMAC-SHA256 of header, a line feed and payload, for short and long secrets", () => {
+  for (const secret of [SECRET, "s".repeat(64), `${"long secret ".repeat(12)}é`]) {
+    const seal = EnvelopeSeal.create({
+      secret,
+      replicaId: "a",
+      guard: new ReplayGuard({ maxNonces: 10 }),
+    });
+    const sealed = seal.seal(draft());
+    const expected = createHmac("sha256", secret).update(`${sealed.header}\n${sealed.payload}`)
+      .digest("base64");
+    assert.equal(sealed.mac, expected, `secret of ${secret.length} characters`);
+  }
 });
