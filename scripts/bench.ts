@@ -102,7 +102,9 @@ async function repetition(
   if (sections.has("features")) {
     result.features = {};
     for (const row of FEATURE_ROWS) {
-      if (row.run === undefined) continue;
+      if (row.run === undefined || (config.rows !== undefined && !config.rows.has(row.id))) {
+        continue;
+      }
       log(row.title);
       result.features[row.id] = await row.run({ program, tokensFile, options });
     }
@@ -169,7 +171,11 @@ async function main(args: string[]): Promise<number> {
     command: `deno task bench ${args.join(" ")}`.trim(),
     date: new Date().toISOString(),
     machine,
-    config: { ...config, sections: [...config.sections] },
+    config: {
+      ...config,
+      sections: [...config.sections],
+      ...(config.rows === undefined ? {} : { rows: [...config.rows] }),
+    },
     units: { latency: "µs", throughput: "calls/s", time: "ms", rss: "bytes" },
   };
   try {

@@ -151,7 +151,7 @@ async function joinCluster(
   // Loaded only for replicas: ioredis (through its `debug` dependency) lists the whole environment when
   // it loads, which a single serve's scoped --allow-env would refuse.
   const { Cluster } = await import("./cluster/cluster.ts");
-  return await Cluster.start({
+  return Cluster.start({
     settings: cluster,
     secret,
     version: VERSION,

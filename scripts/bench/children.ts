@@ -16,6 +16,7 @@ export const PATHS = {
   baselineChild: `${ROOT}scripts/bench/baseline_ws_child.ts`,
   bareRelayChild: `${ROOT}scripts/bench/bare_relay_child.ts`,
   memoryProbeChild: `${ROOT}scripts/bench/memory_probe_child.ts`,
+  redisFloorChild: `${ROOT}scripts/bench/redis_floor_child.ts`,
 };
 
 /** A JSON log event seen on a child's stderr, with the driver's clock when it was read. */

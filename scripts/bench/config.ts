@@ -2,6 +2,7 @@
 
 import { parseArgs } from "node:util";
 import { ROOT } from "./children.ts";
+import { FEATURE_ROWS } from "./features.ts";
 import { type ServerKind, SERVERS } from "./servers.ts";
 import type { MeasureOptions } from "./workload.ts";
 
@@ -27,6 +28,9 @@ Options:
   --big-mib N             size of the large result in MiB, 0 = skip (default 16)
   --servers LIST          comma-separated: demo, everything (default demo,everything)
   --sections LIST         comma-separated: paths, reconnect, features, memory (default all)
+  --rows LIST             comma-separated feature row ids (four-servers, sse-link, per-client,
+                          cross-replica): only these rows, and only the features section unless
+                          --sections says otherwise (for quick A/B runs of one row)
   --drops N               drops of a healthy link per repetition (default 3)
   --down-ms N             how long the gateway is down in the restart measure (default 2000)
   --bundle                run dist/mcp-rproxy/main.js (deno task bundle) instead of main.ts
@@ -51,6 +55,8 @@ export interface BenchConfig {
   measure: MeasureOptions;
   servers: ServerKind[];
   sections: Set<Section>;
+  /** Feature rows to run (ids); all when absent. */
+  rows?: Set<string>;
   drops: number;
   downMs: number;
   bundle: boolean;
@@ -98,6 +104,7 @@ export function parseBenchArgs(args: string[]): BenchConfig {
       "big-mib": { type: "string" },
       servers: { type: "string" },
       sections: { type: "string" },
+      rows: { type: "string" },
       drops: { type: "string" },
       "down-ms": { type: "string" },
       bundle: { type: "boolean" },
@@ -122,6 +129,10 @@ export function parseBenchArgs(args: string[]): BenchConfig {
     ? "peers"
     : "full";
   const kinds = Object.keys(SERVERS) as ServerKind[];
+  const rows = values.rows === undefined
+    ? undefined
+    : list("rows", values.rows, FEATURE_ROWS.map((row) => row.id));
+  const sections = values.sections ?? (rows === undefined ? SECTIONS.join(",") : "features");
   return {
     mode,
     reps: count("reps", values.reps, quick ? 1 : 3),
@@ -134,7 +145,8 @@ export function parseBenchArgs(args: string[]): BenchConfig {
       phaseTimeoutMs: 120_000,
     },
     servers: list("servers", values.servers ?? (quick ? "demo" : "demo,everything"), kinds),
-    sections: new Set(list("sections", values.sections ?? SECTIONS.join(","), SECTIONS)),
+    sections: new Set(list("sections", sections, SECTIONS)),
+    ...(rows === undefined ? {} : { rows: new Set(rows) }),
     drops: count("drops", values.drops, quick ? 2 : 3),
     downMs: count("down-ms", values["down-ms"], 2000, true),
     bundle: values.bundle === true,

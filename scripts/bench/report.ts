@@ -2,6 +2,7 @@
 // then re-registration, the feature rows, and what the layers under connect and serve cost in memory.
 
 import { FEATURE_ROWS, type FeatureFigures } from "./features.ts";
+import type { ReplicaCpu } from "./replicas.ts";
 import { MEMORY_PROBES } from "./memory.ts";
 import type { Repetition } from "./results.ts";
 import type { ServerKind } from "./servers.ts";
@@ -151,6 +152,28 @@ function beside(f: FeatureFigures): string {
     }
   };
   path("same replica", f.sameReplica);
+  const cpu = (c: ReplicaCpu | undefined) =>
+    c === undefined
+      ? "-"
+      : `holder ${n(c.holder, 1)} + origin ${n(c.origin, 1)} + connect ${n(c.connect, 1)} + redis ${
+        n(c.redis, 1)
+      }`;
+  if (f.cpuUsPerCall !== undefined) {
+    parts.push(
+      `CPU µs/call ${cpu(f.cpuUsPerCall)} (same replica: ${cpu(f.sameReplica?.cpuUsPerCall)})`,
+    );
+  }
+  if (f.redisFloor !== undefined) {
+    parts.push(
+      `Redis floor: p50 ${n(f.redisFloor.p50Us)} µs round trip, ${
+        n(f.redisFloor.callsPerSecond)
+      } round trips/s in flight, CPU µs per round trip ${
+        n(f.redisFloor.cpuUsPerCall.driver, 1)
+      } + ${n(f.redisFloor.cpuUsPerCall.echo, 1)} + redis ${
+        n(f.redisFloor.cpuUsPerCall.redis, 1)
+      } (two bare processes, XADD → XREAD → XADD → XREAD)`,
+    );
+  }
   path("WebSocket link", f.webSocketLink);
   path("stdio floor", f.stdioFloor);
   path("8 clients on one shared instance", f.sharedInstance);

@@ -52,7 +52,7 @@ export interface ClusterReadiness {
  *
  * @example
  * ```ts ignore
- * const cluster = await Cluster.start({ settings, secret, version: "1.0.0" });
+ * const cluster = Cluster.start({ settings, secret, version: "1.0.0" });
  * cluster.on("call", (envelope) => handleCall(envelope));
  * await cluster.hold("sess-1", { owner: "alice", name: "everything" }, () => closeLink(4002));
  * await cluster.close();
@@ -145,9 +145,9 @@ export class Cluster {
   }
 
   /** Connects (in the background: a Redis that is not up yet makes the replica unready, not fail). */
-  static async start(options: ClusterStartOptions): Promise<Cluster> {
+  static start(options: ClusterStartOptions): Cluster {
     const { settings } = options;
-    const seal = await EnvelopeSeal.create({
+    const seal = EnvelopeSeal.create({
       secret: options.secret,
       replicaId: settings.replicaId,
       guard: new ReplayGuard({ maxNonces: settings.maxNonces }),

@@ -13,6 +13,9 @@ const log = logger("serve", "cluster");
 /** ioredis's wait before it destroys a socket that did not close after QUIT/end. */
 const DISCONNECT_TIMEOUT_MS = 50;
 
+/** Commands a watchdog pass saw waiting (a WeakMap: ioredis's own objects are not ours to extend). */
+type Seen = WeakMap<object, number>;
+
 /** Reachable, or not and why. */
 export type RedisState = { up: true } | { up: false; reason: string };
 
@@ -61,6 +64,8 @@ export class RedisClient {
   #upSince = -Infinity;
   #waiters = new Set<() => void>();
   #closed = false;
+  readonly #watchdog: ReturnType<typeof setInterval>;
+  #seen: Seen = new WeakMap();
 
   constructor(options: RedisClientOptions) {
     const { baseMs = 100, maxMs = 5_000 } = options.backoff ?? {};
@@ -69,11 +74,13 @@ export class RedisClient {
     this.#onState = options.onState;
     this.redis = new Redis(options.url, {
       lazyConnect: true,
-      // Commands issued in one tick go out in one write: many small envelopes, fewer syscalls.
-      enableAutoPipelining: true,
+      // Off: autopipelining holds each command until a setImmediate to batch it with others; that turn
+      // cost more CPU and latency per envelope than the batching saved (docs/performance.md, round five).
+      enableAutoPipelining: false,
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
-      commandTimeout: options.commandTimeoutMs ?? 5_000,
+      // No `commandTimeout`: it arms and clears a timer per command, the watchdog below does the same
+      // job with one timer per connection.
       connectTimeout: 5_000,
       disconnectTimeout: DISCONNECT_TIMEOUT_MS,
       connectionName: `mcp-rproxy-${options.name}`,
@@ -94,6 +101,23 @@ export class RedisClient {
     this.redis.connect().catch(() => {
       // The error event said it; the retry strategy dials again.
     });
+    const timeoutMs = options.commandTimeoutMs ?? 5_000;
+    this.#watchdog = setInterval(() => this.#expire(), Math.max(1, timeoutMs / 2));
+  }
+
+  /**
+   * Fails each command seen waiting for its reply at three passes in a row, half the command timeout
+   * apart: it waited at least the timeout (at most 1.5 ×). Its reply, if it comes, is ignored.
+   */
+  #expire(): void {
+    const seen = this.#seen;
+    const next: Seen = new WeakMap();
+    for (const { command } of this.redis.commandQueue.toArray()) {
+      const passes = (seen.get(command) ?? 0) + 1;
+      if (passes >= 3) command.reject(new Error("Command timed out"));
+      else next.set(command, passes);
+    }
+    this.#seen = next;
   }
 
   /** Whether Redis answers on this connection, and why not. */
@@ -129,6 +153,7 @@ export class RedisClient {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearInterval(this.#watchdog);
     if (this.redis.status === "end") return;
     const ended = new Promise<void>((resolve) => this.redis.once("end", () => resolve()));
     this.redis.disconnect(false);

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
 import {
   type EnvelopeDraft,
   EnvelopeSeal,
@@ -23,15 +24,15 @@ function draft(overrides: Partial<EnvelopeDraft> = {}): EnvelopeDraft {
   };
 }
 
-async function pair(clock: { t: number }, options: { maxNonces?: number; secretB?: string } = {}) {
+function pair(clock: { t: number }, options: { maxNonces?: number; secretB?: string } = {}) {
   const now = () => clock.t;
-  const a = await EnvelopeSeal.create({
+  const a = EnvelopeSeal.create({
     secret: SECRET,
     replicaId: "a",
     guard: new ReplayGuard({ maxNonces: 100, now }),
     now,
   });
-  const b = await EnvelopeSeal.create({
+  const b = EnvelopeSeal.create({
     secret: options.secretB ?? SECRET,
     replicaId: "b",
     guard: new ReplayGuard({ maxNonces: options.maxNonces ?? 100, now }),
@@ -45,9 +46,9 @@ function refusal(result: OpenResult): string {
   return result.refusal;
 }
 
-Deno.test("EnvelopeSeal.open() returns what seal() signed, with origin, nonce and time", async () => {
+Deno.test("EnvelopeSeal.open() returns what seal() signed, with origin, nonce and time", () => {
   const clock = { t: 1_700_000_000_000 };
-  const { a, b } = await pair(clock);
+  const { a, b } = pair(clock);
   const sealed = a.seal(draft());
   const opened = b.open(sealed);
   assert.ok(opened.ok);
@@ -62,17 +63,17 @@ Deno.test("EnvelopeSeal.open() returns what seal() signed, with origin, nonce an
   );
 });
 
-Deno.test("EnvelopeSeal.open() refuses a changed payload, header or MAC, and another secret", async () => {
+Deno.test("EnvelopeSeal.open() refuses a changed payload, header or MAC, and another secret", () => {
   const clock = { t: 1_700_000_000_000 };
-  const { a, b } = await pair(clock);
+  const { a, b } = pair(clock);
   const sealed = a.seal(draft());
   const tamper = (change: Partial<SealedEnvelope>) => b.open({ ...sealed, ...change });
   assert.equal(
-    refusal(await tamper({ payload: sealed.payload.replace("list", "call") })),
+    refusal(tamper({ payload: sealed.payload.replace("list", "call") })),
     "bad_mac",
   );
   assert.equal(
-    refusal(await tamper({ header: sealed.header.replace('"generation":3', '"generation":4') })),
+    refusal(tamper({ header: sealed.header.replace('"generation":3', '"generation":4') })),
     "bad_mac",
   );
   // The client session decides which client's per-client instance a message reaches: signed too.
@@ -80,17 +81,17 @@ Deno.test("EnvelopeSeal.open() refuses a changed payload, header or MAC, and ano
     refusal(tamper({ header: sealed.header.replace("mcp-session-9", "mcp-session-8") })),
     "bad_mac",
   );
-  assert.equal(refusal(await tamper({ mac: btoa("x".repeat(32)) })), "bad_mac");
-  assert.equal(refusal(await tamper({ mac: "not base64!" })), "malformed");
-  const other = await pair(clock, { secretB: `${SECRET}-other` });
+  assert.equal(refusal(tamper({ mac: btoa("x".repeat(32)) })), "bad_mac");
+  assert.equal(refusal(tamper({ mac: "not base64!" })), "malformed");
+  const other = pair(clock, { secretB: `${SECRET}-other` });
   assert.equal(refusal(other.b.open(other.a.seal(draft()))), "bad_mac");
   // The untampered one still opens: the refusals did not use up its nonce.
   assert.ok((b.open(sealed)).ok);
 });
 
-Deno.test("EnvelopeSeal.open() refuses a duplicate, a stale or future time, and another target", async () => {
+Deno.test("EnvelopeSeal.open() refuses a duplicate, a stale or future time, and another target", () => {
   const clock = { t: 1_700_000_000_000 };
-  const { a, b } = await pair(clock);
+  const { a, b } = pair(clock);
   const sealed = a.seal(draft());
   assert.ok((b.open(sealed)).ok);
   const again = b.open(sealed);
@@ -140,12 +141,26 @@ Deno.test("ReplayGuard refuses bad bounds", () => {
   assert.throws(() => new ReplayGuard({ maxNonces: 1, windowMs: 0 }), /'windowMs' must be > 0/);
 });
 
-Deno.test("EnvelopeSeal seals and opens a 16 MiB payload intact", async () => {
+Deno.test("EnvelopeSeal seals and opens a 16 MiB payload intact", () => {
   const clock = { t: 1_700_000_000_000 };
-  const { a, b } = await pair(clock);
+  const { a, b } = pair(clock);
   const payload = JSON.stringify({ jsonrpc: "2.0", id: 1, result: { text: "é".repeat(8 << 20) } });
   const opened = b.open(a.seal(draft({ payload })));
   assert.ok(opened.ok);
   assert.equal(opened.envelope.payload.length, payload.length);
   assert.ok(opened.envelope.payload === payload);
+});
+
+Deno.test("EnvelopeSeal's MAC is HMAC-SHA256 of header, a line feed and payload, for short and long secrets", () => {
+  for (const secret of [SECRET, "s".repeat(64), `${"long secret ".repeat(12)}é`]) {
+    const seal = EnvelopeSeal.create({
+      secret,
+      replicaId: "a",
+      guard: new ReplayGuard({ maxNonces: 10 }),
+    });
+    const sealed = seal.seal(draft());
+    const expected = createHmac("sha256", secret).update(`${sealed.header}\n${sealed.payload}`)
+      .digest("base64");
+    assert.equal(sealed.mac, expected, `secret of ${secret.length} characters`);
+  }
 });

@@ -39,7 +39,7 @@ async function replica(
   });
   const received = new EventLog<Envelope>();
   const refused = new EventLog<EnvelopeRefusal>();
-  const seal = await EnvelopeSeal.create({
+  const seal = EnvelopeSeal.create({
     secret: options.secret ?? SECRET,
     replicaId: rid,
     guard: new ReplayGuard({ maxNonces: 10_000 }),
@@ -201,7 +201,7 @@ Deno.test("Inbox refuses a forged, a replayed and a foreign-secret entry, logs i
   const redis = await startRedis();
   const a = await replica(redis, "a");
   const b = await replica(redis, "b");
-  const mallory = await EnvelopeSeal.create({
+  const mallory = EnvelopeSeal.create({
     secret: `${SECRET}-not-ours`,
     replicaId: "a",
     guard: new ReplayGuard({ maxNonces: 10 }),

@@ -67,3 +67,30 @@ Deno.test("RedisClient with a wrong password stays down and says why", async () 
     await redis.stop();
   }
 });
+
+Deno.test("RedisClient fails a command Redis does not answer within commandTimeoutMs, and only then", async () => {
+  const redis = await startRedis();
+  const client = new RedisClient({ url: redis.url, name: "commands", commandTimeoutMs: 400 });
+  let stopped = false;
+  try {
+    await client.ready(AbortSignal.timeout(5_000));
+    // Slower than a watchdog pass (200 ms), quicker than the timeout: answered, not failed.
+    assert.equal(await client.redis.xread("BLOCK", 250, "STREAMS", "none", "$"), null);
+    Deno.kill(redis.pid, "SIGSTOP");
+    stopped = true;
+    const started = performance.now();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<"hung">((resolve) => timer = setTimeout(resolve, 3_000, "hung"));
+    const outcome = await Promise.race([
+      client.redis.get("k").then(() => "answered", (error: Error) => error.message),
+      deadline,
+    ]).finally(() => clearTimeout(timer));
+    const waited = performance.now() - started;
+    assert.equal(outcome, "Command timed out");
+    assert.ok(waited >= 400 && waited < 1_500, `failed after ${waited.toFixed(0)} ms`);
+  } finally {
+    if (stopped) Deno.kill(redis.pid, "SIGCONT");
+    await client.close();
+    await redis.stop();
+  }
+});
