@@ -89,8 +89,11 @@ async function onWorkers<T>(
   }
 }
 
-/** Workers at once: two, as the tests of one mutant mostly wait on processes and sockets. */
-const JOBS = 2;
+/**
+ * Workers at once: three on two cores, as the tests of one mutant mostly wait on processes and sockets
+ * (197 mutants: 466 s with two workers, 277 s with three, every one killed in both).
+ */
+const JOBS = 3;
 
 async function main(args: string[]): Promise<number> {
   const only = args[0];
