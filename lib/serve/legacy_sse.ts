@@ -76,7 +76,7 @@ export interface LegacyReplica {
    * Hands a POST to the replica holding its session's connection; resolves with the HTTP status, and why
    * when that replica did not answer (504).
    */
-  forward(rid: string, post: LegacyForward): Promise<{ status: number; why?: string }>;
+  forward(rid: string, post: LegacyForward): Promise<{ status: number; error?: string }>;
 }
 
 /** A legacy session id minted by a replica: `<rid>.<uuid>`, so that any replica finds its holder. */
@@ -179,13 +179,13 @@ export class LegacySse {
     ) {
       const body = await this.#message(request);
       if (body instanceof Response) return body;
-      const { status, why } = await replica.forward(holder, {
+      const { status, error } = await replica.forward(holder, {
         owner: identity.owner,
         serverName,
         sessionId: id!,
         message: body,
       });
-      if (why !== undefined) return Response.json({ error: why }, { status });
+      if (error !== undefined) return Response.json({ error }, { status });
       return status === 202 ? new Response("Accepted", { status }) : notFound();
     }
     if (

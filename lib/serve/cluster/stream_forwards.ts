@@ -131,7 +131,8 @@ export class StreamForwards {
 
   /**
    * The legacy transport's way to the others: a POST for a session whose connection another replica
-   * holds goes there and comes back with its HTTP status (404 when it is gone or does not answer).
+   * holds goes there and comes back with its HTTP status: 404 when that replica is gone (the session
+   * with it), 504 naming `--cluster-forward-timeout` when it does not answer in time.
    */
   legacyReplica(): LegacyReplica {
     return {
@@ -146,7 +147,7 @@ export class StreamForwards {
         if (outcome.ok) return { status: Number(outcome.answer) || 404 };
         // Gone: its session went with it (404, open a new one); silent: say so, naming the bound.
         return outcome.why === "timeout"
-          ? { status: 504, why: this.timedOut(`Replica ${rid} holding this session's stream`) }
+          ? { status: 504, error: this.timedOut(`Replica ${rid} holding this session's stream`) }
           : { status: 404 };
       },
     };

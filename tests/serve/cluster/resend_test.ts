@@ -10,31 +10,20 @@ import {
 } from "../../../lib/serve/cluster/cross_calls.ts";
 import type { EnvelopeDraft } from "../../../lib/serve/cluster/envelope.ts";
 import { Payload } from "../../../lib/protocol/payload.ts";
-import {
-  claimed,
-  closeReplicas,
-  startReplicas,
-  type TestReplica,
-} from "../../fixtures/replicas.ts";
-import { startRedis } from "../../fixtures/redis_server.ts";
-import {
-  isRequest,
-  payloadOf,
-  registerResumable,
-  resumeAs,
-} from "../../fixtures/resumable_tunnel.ts";
+import { claimed, type TestReplica } from "../../fixtures/replicas.ts";
+import { startResumableCluster } from "../../fixtures/resumable_cluster.ts";
+import { isRequest, payloadOf, resumeAs } from "../../fixtures/resumable_tunnel.ts";
 import { connectClient, TOKENS, within } from "../../fixtures/test_gateway.ts";
 
 Deno.test("a call the dead holder wrote to a link that lost it is sent again to the replica the tunnel resumed on, and answered once", async () => {
-  const redis = await startRedis();
-  const replicas = await startReplicas(redis.url, 3, {
+  await using cluster = await startResumableCluster(3, {
     ttlMs: 1_000,
     beatMs: 100,
     sharedState: true,
     gateway: { resumeWindowMs: 10_000 },
   });
-  const [holder, taker, origin] = replicas as [TestReplica, TestReplica, TestReplica];
-  const res = await registerResumable(holder.gateway, "res");
+  const { res } = cluster;
+  const [holder, taker, origin] = cluster.replicas as [TestReplica, TestReplica, TestReplica];
   const client = await connectClient(origin.gateway, "res", TOKENS.alice);
   let resumed: Awaited<ReturnType<typeof resumeAs>> | undefined;
   try {
@@ -82,10 +71,7 @@ Deno.test("a call the dead holder wrote to a link that lost it is sent again to 
     );
   } finally {
     await client.close().catch(() => {});
-    res.tunnel.socket.close();
     resumed?.tunnel.socket.close();
-    await closeReplicas(replicas);
-    await redis.stop();
   }
 });
 
@@ -153,11 +139,10 @@ async function xadds(replica: TestReplica): Promise<number> {
 }
 
 Deno.test("just after Redis came back empty, an answer for an origin that has not beaten again yet is retried, not dropped as for a replica gone", async () => {
-  const redis = await startRedis();
   // No beats but those the test makes.
-  const replicas = await startReplicas(redis.url, 2, { ttlMs: 120_000, beatMs: 60_000 });
-  const [holder, origin] = replicas as [TestReplica, TestReplica];
-  const res = await registerResumable(holder.gateway, "res");
+  await using cluster = await startResumableCluster(2, { ttlMs: 120_000, beatMs: 60_000 });
+  const { res } = cluster;
+  const [holder, origin] = cluster.replicas as [TestReplica, TestReplica];
   const client = await connectClient(origin.gateway, "res", TOKENS.alice);
   try {
     await claimed(holder, res.sessionId);
@@ -205,8 +190,5 @@ Deno.test("just after Redis came back empty, an answer for an origin that has no
     assert.equal(holder.metrics.errors.value("late_response"), 0);
   } finally {
     await client.close().catch(() => {});
-    res.tunnel.socket.close();
-    await closeReplicas(replicas);
-    await redis.stop();
   }
 });

@@ -14,20 +14,9 @@ import {
 } from "../../../lib/serve/cluster/cross_calls.ts";
 import type { EnvelopeDraft } from "../../../lib/serve/cluster/envelope.ts";
 import { Payload } from "../../../lib/protocol/payload.ts";
-import {
-  claimed,
-  closeReplicas,
-  startReplicas,
-  type TestReplica,
-  waitReadiness,
-} from "../../fixtures/replicas.ts";
-import { startRedis } from "../../fixtures/redis_server.ts";
-import {
-  isRequest,
-  payloadOf,
-  registerResumable,
-  resumeAs,
-} from "../../fixtures/resumable_tunnel.ts";
+import { claimed, type TestReplica, waitReadiness } from "../../fixtures/replicas.ts";
+import { startResumableCluster } from "../../fixtures/resumable_cluster.ts";
+import { isRequest, payloadOf, resumeAs } from "../../fixtures/resumable_tunnel.ts";
 import { connectClient, TOKENS, within } from "../../fixtures/test_gateway.ts";
 
 /** Polls `check`, each Redis round trip of a beat pacing the next, until it holds or `ms` ran out. */
@@ -40,15 +29,14 @@ async function untilBeat(replica: TestReplica, what: string, check: () => Promis
 }
 
 Deno.test("a tunnel resumed on another replica: answers reach live callers, one for a gone replica is dropped and counted at once", async () => {
-  const redis = await startRedis();
-  const replicas = await startReplicas(redis.url, 3, {
+  await using cluster = await startResumableCluster(3, {
     ttlMs: 1_000,
     beatMs: 100,
     sharedState: true,
   });
-  const [holder, taker, gone] = replicas as [TestReplica, TestReplica, TestReplica];
+  const { res } = cluster;
+  const [holder, taker, gone] = cluster.replicas as [TestReplica, TestReplica, TestReplica];
   const clients: Client[] = [];
-  const res = await registerResumable(holder.gateway, "res");
   // The gateway's last frame received (its initialize and notifications/initialized were 1 and 2).
   let lastSeq = 2;
   res.tunnel.onFrame = (frame) => lastSeq = Math.max(lastSeq, Number(frame.seq ?? 0));
@@ -137,23 +125,19 @@ Deno.test("a tunnel resumed on another replica: answers reach live callers, one 
     resumed.tunnel.socket.close();
   } finally {
     for (const client of clients) await client.close().catch(() => {});
-    res.tunnel.socket.close();
-    await closeReplicas(replicas);
-    await redis.stop();
   }
 });
 
 Deno.test("a call whose holder dies waits for the resume window, then gets a JSON-RPC error saying so", async () => {
-  const redis = await startRedis();
   const windowMs = 1_500;
-  const replicas = await startReplicas(redis.url, 2, {
+  await using cluster = await startResumableCluster(2, {
     ttlMs: 1_000,
     beatMs: 100,
     sharedState: true,
     gateway: { resumeWindowMs: windowMs },
   });
-  const [holder, origin] = replicas as [TestReplica, TestReplica];
-  const res = await registerResumable(holder.gateway, "res");
+  const { res } = cluster;
+  const [holder, origin] = cluster.replicas as [TestReplica, TestReplica];
   const client = await connectClient(origin.gateway, "res", TOKENS.alice);
   try {
     await claimed(holder, res.sessionId);
@@ -179,23 +163,19 @@ Deno.test("a call whose holder dies waits for the resume window, then gets a JSO
     assert.ok(waited >= windowMs, `failed after ${waited.toFixed(0)} ms, before the window`);
   } finally {
     await client.close().catch(() => {});
-    res.tunnel.socket.close();
-    await closeReplicas(replicas);
-    await redis.stop();
   }
 });
 
 Deno.test("a call whose holder dies follows its tunnel to the replica it resumed on, and completes past the resume window", async () => {
-  const redis = await startRedis();
   const windowMs = 1_000;
-  const replicas = await startReplicas(redis.url, 3, {
+  await using cluster = await startResumableCluster(3, {
     ttlMs: 1_000,
     beatMs: 100,
     sharedState: true,
     gateway: { resumeWindowMs: windowMs },
   });
-  const [holder, taker, origin] = replicas as [TestReplica, TestReplica, TestReplica];
-  const res = await registerResumable(holder.gateway, "res");
+  const { res } = cluster;
+  const [holder, taker, origin] = cluster.replicas as [TestReplica, TestReplica, TestReplica];
   let lastSeq = 2;
   res.tunnel.onFrame = (frame) => lastSeq = Math.max(lastSeq, Number(frame.seq ?? 0));
   const client = await connectClient(origin.gateway, "res", TOKENS.alice);
@@ -247,10 +227,7 @@ Deno.test("a call whose holder dies follows its tunnel to the replica it resumed
     );
   } finally {
     await client.close().catch(() => {});
-    res.tunnel.socket.close();
     resumed?.tunnel.socket.close();
-    await closeReplicas(replicas);
-    await redis.stop();
   }
 });
 
@@ -263,15 +240,14 @@ Deno.test("cross-replica call numbers of a replica started again under its id st
 });
 
 Deno.test("a call whose holder died with a tunnel that ended (no record left) gets its JSON-RPC error at once, not after the window", async () => {
-  const redis = await startRedis();
-  const replicas = await startReplicas(redis.url, 2, {
+  await using cluster = await startResumableCluster(2, {
     ttlMs: 1_000,
     beatMs: 100,
     sharedState: true,
     gateway: { resumeWindowMs: 60_000 },
   });
-  const [holder, origin] = replicas as [TestReplica, TestReplica];
-  const res = await registerResumable(holder.gateway, "res");
+  const { res } = cluster;
+  const [holder, origin] = cluster.replicas as [TestReplica, TestReplica];
   const client = await connectClient(origin.gateway, "res", TOKENS.alice);
   try {
     await claimed(holder, res.sessionId);
@@ -296,21 +272,17 @@ Deno.test("a call whose holder died with a tunnel that ended (no record left) ge
     );
   } finally {
     await client.close().catch(() => {});
-    res.tunnel.socket.close();
-    await closeReplicas(replicas);
-    await redis.stop();
   }
 });
 
 Deno.test("after Redis restarts empty the holder saves its tunnel records again: the tunnel still resumes on another replica", async () => {
-  const redis = await startRedis();
-  const replicas = await startReplicas(redis.url, 2, {
+  await using cluster = await startResumableCluster(2, {
     ttlMs: 2_000,
     beatMs: 100,
     sharedState: true,
   });
-  const [holder, taker] = replicas as [TestReplica, TestReplica];
-  const res = await registerResumable(holder.gateway, "res");
+  const { redis, res } = cluster;
+  const [holder, taker] = cluster.replicas as [TestReplica, TestReplica];
   let resumed: Awaited<ReturnType<typeof resumeAs>> | undefined;
   try {
     await claimed(holder, res.sessionId);
@@ -321,7 +293,7 @@ Deno.test("after Redis restarts empty the holder saves its tunnel records again:
       async () => (await holder.cluster.commands.redis.exists(key)) === 1,
     );
     await redis.restart();
-    for (const replica of replicas) await waitReadiness(replica.cluster, true);
+    for (const replica of cluster.replicas) await waitReadiness(replica.cluster, true);
     await claimed(holder, res.sessionId);
     await untilBeat(
       holder,
@@ -337,10 +309,7 @@ Deno.test("after Redis restarts empty the holder saves its tunnel records again:
     });
     assert.equal(resumed.ack.resumed, true, JSON.stringify(resumed.ack));
   } finally {
-    res.tunnel.socket.close();
     resumed?.tunnel.socket.close();
-    await closeReplicas(replicas);
-    await redis.stop();
   }
 });
 
