@@ -290,7 +290,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       const identity = await authorize(request, "client");
       if (identity instanceof Response) {
         metrics?.errors.inc("auth");
-        return endpoint.withCors(request, identity);
+        return endpoint.authRefusal(request, { response: identity, serverName: name });
       }
       return await endpoint.handle(request, {
         identity,

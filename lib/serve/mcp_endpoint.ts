@@ -136,9 +136,10 @@ export class McpEndpoint {
     return bytes;
   }
 
-  /** Adds CORS headers for an allowed browser origin (see {@link CorsPolicy.apply}). */
-  withCors(request: HttpRequest, response: Response): Response {
-    return this.#cors.apply(request, response);
+  /** A refused token's 401/403, with CORS headers; a refused `Origin` gets 403 instead (MCP transports). */
+  authRefusal(request: HttpRequest, refused: { response: Response; serverName: string }): Response {
+    const origin = this.#cors.refusal(request, refused.serverName, { authenticated: false });
+    return origin ?? this.#cors.apply(request, refused.response);
   }
 
   /** Answers a CORS preflight for `/servers/<serverName>/…` (see {@link CorsPolicy.preflight}). */

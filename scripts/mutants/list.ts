@@ -237,6 +237,16 @@ export const MUTANTS: Mutant[] = [
     filter: "own owner",
   },
   {
+    id: "origin-before-auth",
+    rule: "a refused Origin gets 403 even when the token is refused too (no 401 challenge for it)",
+    file: "lib/serve/mcp_endpoint.ts",
+    find:
+      "const origin = this.#cors.refusal(request, refused.serverName, { authenticated: false });",
+    replace: "const origin = undefined;",
+    tests: ["tests/serve/mcp_endpoint_test.ts"],
+    filter: "refused Origin",
+  },
+  {
     id: "owner-isolation-sessions-api",
     rule: "the sessions API shows and acts only on an owner's own sessions (admins excepted)",
     file: "lib/serve/sessions_api.ts",

@@ -438,6 +438,62 @@ Deno.test("the MCP endpoint checks Origin, session id, protocol version and ends
   }
 });
 
+Deno.test("a refused Origin gets 403, never the token's 401 or 403, on every MCP path", async () => {
+  // MCP 2025-11-25 transports: an invalid Origin MUST get 403. A 401 instead would hand a page at that
+  // origin a WWW-Authenticate challenge (with OAuth on, where to get a token).
+  const gateway = await startTestGateway({ allowedOrigins: ["https://app.example"] });
+  const served = await serveTestServer(gateway, "demo");
+  try {
+    const evil = "http://evil.example";
+    const cases: { what: string; path: string; init: RequestInit }[] = [
+      { what: "POST without a token", path: "mcp", init: { method: "POST" } },
+      {
+        what: "POST with an unknown token",
+        path: "mcp",
+        init: { method: "POST", headers: { authorization: "Bearer tok-unknown-0123456789" } },
+      },
+      {
+        what: "POST with a token lacking the client role",
+        path: "mcp",
+        init: { method: "POST", headers: { authorization: `Bearer ${TOKENS.aliceConnectOnly}` } },
+      },
+      { what: "GET without a token", path: "mcp", init: { method: "GET" } },
+      { what: "DELETE without a token", path: "mcp", init: { method: "DELETE" } },
+      { what: "legacy SSE without a token", path: "sse", init: { method: "GET" } },
+      { what: "legacy POST without a token", path: "messages", init: { method: "POST" } },
+    ];
+    for (const { what, path, init } of cases) {
+      const response = await fetch(`${gateway.url}/servers/demo/${path}`, {
+        ...init,
+        headers: {
+          origin: evil,
+          accept: "application/json, text/event-stream",
+          "content-type": "application/json",
+          ...init.headers as Record<string, string>,
+        },
+        ...(init.method === "POST" ? { body: '{"jsonrpc":"2.0","id":1,"method":"ping"}' } : {}),
+      });
+      assert.equal(response.status, 403, what);
+      assert.equal(response.headers.get("www-authenticate"), null, what);
+      assert.equal(response.headers.get("access-control-allow-origin"), null, what);
+      const body = await response.json();
+      assert.equal(body.error.message, `Origin ${evil} is not allowed`, what);
+    }
+    // An allowed origin without a token still gets the 401 challenge, readable by the page.
+    const allowed = await fetch(`${gateway.url}/servers/demo/mcp`, {
+      method: "POST",
+      headers: { origin: "https://app.example", "content-type": "application/json" },
+      body: '{"jsonrpc":"2.0","id":1,"method":"ping"}',
+    });
+    assert.equal(allowed.status, 401);
+    assert.equal(allowed.headers.get("access-control-allow-origin"), "https://app.example");
+    await allowed.body?.cancel();
+  } finally {
+    await served.close();
+    await gateway.close();
+  }
+});
+
 Deno.test("a call in flight when its tunnel dies fails with a JSON-RPC error", async () => {
   const gateway = await startTestGateway();
   const served = await serveTestServer(gateway, "demo");
