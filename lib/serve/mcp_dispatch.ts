@@ -36,13 +36,14 @@ export function clientSessionOf(
 
 /**
  * Handles a notification from a client: cancellation of its own call, else passed to the server (to its
- * own instance of a per-client server, which also gets its `initialized`).
+ * own instance of a per-client server, which also gets its `initialized`). Returns why it could not be
+ * passed on, or undefined once it was handled.
  */
 export function clientNotification(
   message: JsonRpcNotification,
   session: McpClientSession,
   tunnel: CallTarget | undefined,
-): void {
+): string | undefined {
   // A shared server was initialized by the gateway, which sent its own `initialized`.
   if (message.method === "notifications/initialized" && tunnel?.perClient !== true) return;
   if (message.method === "notifications/cancelled") {
@@ -62,7 +63,9 @@ export function clientNotification(
       event: "client_notification_dropped",
       method: message.method,
     });
+    return `Server '${session.serverName}' is not connected: the notification was not delivered`;
   }
+  return undefined;
 }
 
 /** Hands a client's answer to the server request that waits for it. */

@@ -266,8 +266,10 @@ export class McpEndpoint {
     const headers = { "mcp-session-id": session.id };
     const tunnel = await this.#tunnel(identity.owner, serverName);
     if (kind === "notification") {
-      clientNotification(message as JsonRpcNotification, session, tunnel);
-      return new Response(null, { status: 202, headers });
+      // A lost one is no 202: MCP says an input the server cannot accept gets an HTTP error status.
+      const lost = clientNotification(message as JsonRpcNotification, session, tunnel);
+      if (lost === undefined) return new Response(null, { status: 202, headers });
+      return rpcError(503, null, ErrorCode.TunnelUnavailable, lost, headers);
     }
     if (kind === "response") {
       clientResponse(message as JsonRpcResponse, session);

@@ -247,6 +247,16 @@ export const MUTANTS: Mutant[] = [
     filter: "refused Origin",
   },
   {
+    id: "lost-notification-202",
+    rule: "a notification for a server that is not connected gets an HTTP error, not 202",
+    file: "lib/serve/mcp_dispatch.ts",
+    find:
+      "return `Server '${session.serverName}' is not connected: the notification was not delivered`;",
+    replace: "",
+    tests: ["tests/serve/mcp_lifecycle_test.ts"],
+    filter: "went away",
+  },
+  {
     id: "owner-isolation-sessions-api",
     rule: "the sessions API shows and acts only on an owner's own sessions (admins excepted)",
     file: "lib/serve/sessions_api.ts",

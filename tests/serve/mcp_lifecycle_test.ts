@@ -478,7 +478,7 @@ Deno.test("sampling and elicitation with no client that declared them fail at on
   }
 });
 
-Deno.test("a call on an MCP session whose server went away gets -32001, and works again once it is back", async () => {
+Deno.test("a call on an MCP session whose server went away gets -32001, a notification 503, and both work again once it is back", async () => {
   const gateway = await startTestGateway();
   let served = await serveTestServer(gateway, "demo");
   try {
@@ -499,7 +499,18 @@ Deno.test("a call on an MCP session whose server went away gets -32001, and work
       assert.equal(error.code, ErrorCode.TunnelUnavailable, accept);
       assert.match(error.message, /Server 'demo' is not connected/);
     }
+    // MCP 2025-11-25 transports: a notification the server cannot accept gets an HTTP error status, not
+    // 202, so that its sender knows it was lost.
+    const changed = { jsonrpc: "2.0", method: "notifications/roots/list_changed" };
+    const lost = await postMcp(gateway, "demo", changed, { session });
+    assert.equal(lost.status, 503);
+    const refusal = await lost.json();
+    assert.equal(refusal.error.code, ErrorCode.TunnelUnavailable);
+    assert.match(refusal.error.message, /Server 'demo' is not connected: .*not delivered/);
     served = await serveTestServer(gateway, "demo");
+    const delivered = await postMcp(gateway, "demo", changed, { session });
+    assert.equal(delivered.status, 202, "the notification goes out again");
+    await delivered.body?.cancel();
     const again = await postMcp(gateway, "demo", rpc(2, "tools/list"), {
       session,
       accept: "application/json",
