@@ -350,3 +350,38 @@ Deno.test("testReferences() and testNames() read what docs/security.md and test 
     ['a \\"b\\"', "t ${x}", "n"],
   );
 });
+
+// -- paths --
+
+/** The repository paths (`tests/…`, `lib/…`, `scripts/…`, `docs/…` with an extension) a text names. */
+function repoPaths(text: string): string[] {
+  const found = text.match(
+    /(?<![\w/.-])(?:tests|lib|scripts|docs)\/[\w./-]+\.(?:ts|md|yaml|cfg|sh|service|json)\b/g,
+  );
+  return [...new Set(found ?? [])].sort();
+}
+
+Deno.test("every file of the repository that the README and docs/ name exists", async () => {
+  const docs = ["README.md", "CHANGELOG.md"];
+  for await (const entry of Deno.readDir(new URL("docs/", ROOT))) {
+    if (entry.name.endsWith(".md")) docs.push(`docs/${entry.name}`);
+  }
+  const missing: string[] = [];
+  for (const doc of docs) {
+    for (const path of repoPaths(await Deno.readTextFile(new URL(doc, ROOT)))) {
+      try {
+        await Deno.stat(new URL(path, ROOT));
+      } catch {
+        missing.push(`${doc} names ${path}`);
+      }
+    }
+  }
+  assert.deepEqual(missing, []);
+});
+
+Deno.test("repoPaths() reads the paths of a text, not parts of other paths", () => {
+  assert.deepEqual(
+    repoPaths("see `tests/e2e/x_test.ts`, lib/util/a.ts and /srv/lib/b.ts; docs/k8s/d.yaml."),
+    ["docs/k8s/d.yaml", "lib/util/a.ts", "tests/e2e/x_test.ts"],
+  );
+});
