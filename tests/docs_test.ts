@@ -385,3 +385,45 @@ Deno.test("repoPaths() reads the paths of a text, not parts of other paths", () 
     ["docs/k8s/d.yaml", "lib/util/a.ts", "tests/e2e/x_test.ts"],
   );
 });
+
+// -- docs/operations.md: log events --
+
+/** The event names a source logs as literals (`event: "name"`). */
+function loggedEvents(source: string): string[] {
+  return [...source.matchAll(/\bevent: "([a-z_]+)"/g)].map((m) => m[1]!);
+}
+
+/** Events connect logs under a name held in a variable: server_runner.ts's `#final(kind)`. */
+const CONNECT_DYNAMIC_EVENTS = ["evicted", "superseded"];
+
+Deno.test("docs/operations.md lists every event connect logs, and only those", async () => {
+  const text = await Deno.readTextFile(new URL("docs/operations.md", ROOT));
+  const paragraph = /Events of `connect`:([\s\S]*?)\n\n/.exec(text)?.[1];
+  assert.ok(paragraph !== undefined, "docs/operations.md has 'Events of `connect`:'");
+  const documented = new Set([...paragraph.matchAll(/`([a-z_]+)`/g)].map((m) => m[1]!));
+  const logged = new Set<string>(CONNECT_DYNAMIC_EVENTS);
+  const runner = await Deno.readTextFile(new URL("lib/connect/server_runner.ts", ROOT));
+  for (const name of CONNECT_DYNAMIC_EVENTS) assert.ok(runner.includes(`"${name}"`), name);
+  const files = [new URL("main.ts", ROOT)];
+  for await (const entry of Deno.readDir(new URL("lib/connect/", ROOT))) {
+    if (entry.name.endsWith(".ts")) files.push(new URL(`lib/connect/${entry.name}`, ROOT));
+  }
+  for (const file of files) {
+    for (const name of loggedEvents(await Deno.readTextFile(file))) logged.add(name);
+  }
+  assert.deepEqual([...logged].filter((e) => !documented.has(e)).sort(), [], "not documented");
+  assert.deepEqual([...documented].filter((e) => !logged.has(e)).sort(), [], "not logged");
+});
+
+Deno.test("docs/operations.md's events of serve's start and stop are logged by serve or main.ts", async () => {
+  const text = await Deno.readTextFile(new URL("docs/operations.md", ROOT));
+  const paragraph = /Events of `serve`'s start and stop:([\s\S]*?)\n\n/.exec(text)?.[1];
+  assert.ok(paragraph !== undefined);
+  const logged = new Set([
+    ...loggedEvents(await Deno.readTextFile(new URL("main.ts", ROOT))),
+    ...loggedEvents(await Deno.readTextFile(new URL("lib/serve/command.ts", ROOT))),
+  ]);
+  const documented = [...paragraph.matchAll(/`([a-z_]+)`/g)].map((m) => m[1]!);
+  assert.ok(documented.length >= 5);
+  assert.deepEqual(documented.filter((e) => !logged.has(e)), []);
+});
