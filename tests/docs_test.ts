@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { connectHelpText } from "../lib/connect/help.ts";
 import { CONNECT_FLAGS } from "../lib/connect/flags.ts";
+import { KEYS } from "../lib/connect/config_layers.ts";
 import { parseServeArgs, SERVE_FLAGS, type ServeSettings } from "../lib/serve/config.ts";
 import { type GatewayLimits, LIMIT_DEFAULTS } from "../lib/serve/gateway_limits.ts";
 import { serveHelpText } from "../lib/serve/help.ts";
@@ -427,3 +428,29 @@ Deno.test("docs/operations.md's events of serve's start and stop are logged by s
   assert.ok(documented.length >= 5);
   assert.deepEqual(documented.filter((e) => !logged.has(e)), []);
 });
+
+const KEY_TABLES: [path: string, heading: string][] = [
+  ["docs/configuration.md", "## Settings"],
+  ["README.md", "## connect"],
+];
+for (const [path, heading] of KEY_TABLES) {
+  Deno.test(`${path} gives each flag of connect its config keys, and every key connect reads`, async () => {
+    const { header, rows } = await tableAfter(path, heading);
+    const column = header.findIndex((cell) => /^config key/i.test(cell));
+    assert.notEqual(column, -1, "a config key column");
+    const documented = new Set<string>();
+    for (const row of rows) {
+      const flag = /--[a-z][a-z-]*/.exec(row[0]!)?.[0];
+      const keys = [...row[column]!.matchAll(/`([a-z][a-z_-]*)`/g)].map((m) => m[1]!)
+        .filter((word) => !["true", "false", "snake_case", "kebab-case"].includes(word));
+      for (const key of keys) {
+        const snake = key.replaceAll("-", "_");
+        assert.ok((KEYS as readonly string[]).includes(snake), `${key} is no key of connect`);
+        const expected = flag === "--server" ? "servers" : flag?.slice(2).replaceAll("-", "_");
+        assert.equal(snake, expected, `the key ${key} in the row of ${flag}`);
+        documented.add(snake);
+      }
+    }
+    assert.deepEqual(KEYS.filter((key) => !documented.has(key)), [], "keys without a row");
+  });
+}
