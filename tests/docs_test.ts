@@ -11,6 +11,8 @@ import { parseServeArgs, SERVE_FLAGS, type ServeSettings } from "../lib/serve/co
 import { type GatewayLimits, LIMIT_DEFAULTS } from "../lib/serve/gateway_limits.ts";
 import { serveHelpText } from "../lib/serve/help.ts";
 import { ATTACKS } from "./attack/scenarios/all.ts";
+import { CONNECT_ENV, SERVE_ENV } from "../scripts/permissions.ts";
+import { commands, shellBlocks } from "./fixtures/readme.ts";
 
 const ROOT = new URL("../", import.meta.url);
 
@@ -454,3 +456,39 @@ for (const [path, heading] of KEY_TABLES) {
     assert.deepEqual(KEYS.filter((key) => !documented.has(key)), [], "keys without a row");
   });
 }
+
+// -- least-privilege lines --
+
+/** The `deno run --no-prompt …` commands of a markdown file, continuation lines joined. */
+async function denoRunLines(path: string): Promise<string[]> {
+  const text = await Deno.readTextFile(new URL(path, ROOT));
+  return shellBlocks(text).flatMap(commands).filter((c) => c.startsWith("deno run --no-prompt"))
+    .map((c) => c.replace(/\s+/g, " "));
+}
+
+/** The names a `--allow-env=A,B` flag of a command line allows. */
+function allowedEnv(line: string): string[] {
+  return (/--allow-env=(\S+)/.exec(line)?.[1] ?? "").split(",").sort();
+}
+
+Deno.test("docs/operations.md's permission lines are what scripts/permissions.ts prints", async () => {
+  const printed = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--quiet", "--allow-read", new URL("scripts/permissions.ts", ROOT).pathname],
+    stdout: "piped",
+  }).outputSync();
+  assert.ok(printed.success);
+  const lines = new TextDecoder().decode(printed.stdout).split("\n")
+    .filter((line) => line.startsWith("deno run"));
+  assert.equal(lines.length, 2);
+  assert.deepEqual(await denoRunLines("docs/operations.md"), lines);
+});
+
+Deno.test("the README's least-privilege lines allow exactly the variables each command reads", async () => {
+  const lines = await denoRunLines("README.md");
+  assert.equal(lines.length, 2);
+  const [connect, serve] = lines;
+  assert.match(connect!, / connect /);
+  assert.deepEqual(allowedEnv(connect!), [...CONNECT_ENV].sort());
+  assert.match(serve!, / serve /);
+  assert.deepEqual(allowedEnv(serve!), [...SERVE_ENV].sort());
+});
