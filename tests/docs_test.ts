@@ -4,6 +4,7 @@
 // exists under that name.
 
 import assert from "node:assert/strict";
+import { resolveConnectConfig } from "../lib/connect/config.ts";
 import { connectHelpText } from "../lib/connect/help.ts";
 import { CONNECT_FLAGS } from "../lib/connect/flags.ts";
 import { KEYS } from "../lib/connect/config_layers.ts";
@@ -491,4 +492,27 @@ Deno.test("the README's least-privilege lines allow exactly the variables each c
   assert.deepEqual(allowedEnv(connect!), [...CONNECT_ENV].sort());
   assert.match(serve!, / serve /);
   assert.deepEqual(allowedEnv(serve!), [...SERVE_ENV].sort());
+});
+
+Deno.test("every YAML and JSON config file of docs/configuration.md resolves as connect reads it", async () => {
+  const text = await Deno.readTextFile(new URL("docs/configuration.md", ROOT));
+  const blocks = [...text.matchAll(/^```(yaml|json)\n([\s\S]*?)^```$/gm)];
+  assert.ok(blocks.length >= 3, `only ${blocks.length} config examples found`);
+  for (const [i, [, format, body]] of blocks.entries()) {
+    const path = `/etc/mcp-rproxy/example${i}.${format}`;
+    // The files the examples name (tokens, header values, CAs) are stand-ins with valid content.
+    const readTextFile = (file: string) =>
+      Promise.resolve(
+        file === path
+          ? body!
+          : file.endsWith(".pem")
+          ? "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n"
+          : "stand-in-secret",
+      );
+    const result = await resolveConnectConfig(["--config", path], {
+      env: (name) => name === "DOCS_API_KEY" ? "stand-in-key" : undefined,
+      readTextFile,
+    });
+    assert.equal(result.kind, "run", `example ${i}`);
+  }
 });
