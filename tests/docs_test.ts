@@ -516,3 +516,52 @@ Deno.test("every YAML and JSON config file of docs/configuration.md resolves as 
     assert.equal(result.kind, "run", `example ${i}`);
   }
 });
+
+/** The lines of the first unlabelled fenced block after `heading` (quoted program output). */
+async function quotedAfter(path: string, heading: string): Promise<string[]> {
+  const text = await Deno.readTextFile(new URL(path, ROOT));
+  const from = text.indexOf(heading);
+  assert.notEqual(from, -1, `${path} has ${heading}`);
+  const block = /^```\n([\s\S]*?)^```$/m.exec(text.slice(from));
+  assert.ok(block !== null, `a quoted block after ${heading} in ${path}`);
+  return block[1]!.trim().split("\n");
+}
+
+/** The line connect prints for bad input: `mcp-rproxy: ` and the message of its ConfigError. */
+async function badInputLine(
+  args: string[],
+  inputs: { env?: Record<string, string>; files?: Record<string, string> } = {},
+): Promise<string> {
+  const { env = {}, files = {} } = inputs;
+  try {
+    await resolveConnectConfig(args, {
+      env: (name) => env[name],
+      readTextFile: (path) =>
+        path in files ? Promise.resolve(files[path]!) : Deno.readTextFile(path),
+    });
+  } catch (error: unknown) {
+    return `mcp-rproxy: ${(error as Error).message}`;
+  }
+  throw new Error(`no error for ${args.join(" ")}`);
+}
+
+Deno.test("the bad-input lines docs/configuration.md and the README quote are what connect prints", async () => {
+  const cmd = ["--gateway", "http://x", "--", "true"];
+  assert.deepEqual(
+    await quotedAfter("docs/configuration.md", "## Errors and exit codes"),
+    [
+      await badInputLine(["--max-retries", "x", ...cmd]),
+      await badInputLine(["--config", "cfg.yaml", ...cmd], {
+        files: { "cfg.yaml": "max_retries: five\n" },
+      }),
+      await badInputLine(["--health-listen", "::1:9464", ...cmd]),
+      await badInputLine(cmd, { env: { REVERSE_PROXY_TOKEN: "Bearer abc" } }),
+    ],
+  );
+  assert.deepEqual(await quotedAfter("README.md", "Bad input exits with code"), [
+    await badInputLine(["--max-retries", "x", ...cmd]),
+    await badInputLine(["--config", "/etc/mcp-rproxy.yaml", ...cmd], {
+      files: { "/etc/mcp-rproxy.yaml": 'max_retries: "5"\n' },
+    }),
+  ]);
+});
