@@ -6,6 +6,8 @@
 import assert from "node:assert/strict";
 import { resolveConnectConfig } from "../lib/connect/config.ts";
 import { connectHelpText } from "../lib/connect/help.ts";
+import { createConnectMetrics } from "../lib/connect/metrics.ts";
+import { createServeMetrics } from "../lib/serve/metrics.ts";
 import { CONNECT_FLAGS } from "../lib/connect/flags.ts";
 import { KEYS } from "../lib/connect/config_layers.ts";
 import { parseServeArgs, SERVE_FLAGS, type ServeSettings } from "../lib/serve/config.ts";
@@ -564,4 +566,37 @@ Deno.test("the bad-input lines docs/configuration.md and the README quote are wh
       files: { "/etc/mcp-rproxy.yaml": 'max_retries: "5"\n' },
     }),
   ]);
+});
+
+// -- docs/operations.md: metrics --
+
+/** The metric families a registry exposes, and the `kind`s its errors_total starts with. */
+function exposed(text: string): { names: string[]; kinds: string[] } {
+  const names = [...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]!);
+  const kinds = [...text.matchAll(/^mcp_rproxy_errors_total\{[^}]*kind="([^"]+)"/gm)].map((m) =>
+    m[1]!
+  );
+  return { names, kinds: [...new Set(kinds)] };
+}
+
+Deno.test("docs/operations.md names every metric and every error kind connect and serve expose", async () => {
+  const text = await Deno.readTextFile(new URL("docs/operations.md", ROOT));
+  const section = text.slice(text.indexOf("## Metrics"), text.indexOf("## Logs"));
+  for (
+    const [command, registry] of [
+      ["connect", createConnectMetrics().registry],
+      ["serve", createServeMetrics().registry],
+    ] as const
+  ) {
+    const { names, kinds } = exposed(registry.render());
+    assert.ok(names.length > 10 && kinds.length > 5, `${command}: metrics read`);
+    assert.deepEqual(names.filter((n) => !section.includes(`\`${n}`)), [], `${command}: metrics`);
+    const errors = new RegExp(`\`errors_total\` kinds of \`${command}\`:([\\s\\S]*?)\\n\\n`)
+      .exec(section)?.[1] ?? "";
+    assert.deepEqual(
+      kinds.filter((k) => !errors.includes(`\`${k}\``)),
+      [],
+      `${command}: error kinds`,
+    );
+  }
 });
