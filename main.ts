@@ -108,7 +108,7 @@ function permissionHint(error: Error): string {
   const target = /"([^"]+)"/.exec(message)?.[1];
   return `missing permission: ${
     message.replace(/, run again with.*$/s, "")
-  }; run again with ${flag}${target ? `=${target}` : ""} (see README, "Permissions")`;
+  }; run again with ${flag}${target ? `=${target}` : ""} (see docs/operations.md, "Permissions")`;
 }
 
 /** The line that reports a failed command, and the event name it is logged with. */

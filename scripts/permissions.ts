@@ -6,7 +6,7 @@ import { CONTAINER_STATE_DIR } from "../lib/serve/state/state_dir.ts";
 
 /**
  * Environment variables `connect` reads. Deno checks each name: one missing here fails at run time with
- * "Requires env access to …". `tests/bundle_test.ts` checks that every such name in the source is listed.
+ * "Requires env access to …". `tests/e2e/bundle_test.ts` checks that every such name in the source is listed.
  */
 export const CONNECT_ENV: readonly string[] = [
   "REVERSE_PROXY_GATEWAY",

@@ -4,12 +4,18 @@
 // exists under that name.
 
 import assert from "node:assert/strict";
+import { resolveConnectConfig } from "../lib/connect/config.ts";
 import { connectHelpText } from "../lib/connect/help.ts";
+import { createConnectMetrics } from "../lib/connect/metrics.ts";
+import { createServeMetrics } from "../lib/serve/metrics.ts";
 import { CONNECT_FLAGS } from "../lib/connect/flags.ts";
+import { KEYS } from "../lib/connect/config_layers.ts";
 import { parseServeArgs, SERVE_FLAGS, type ServeSettings } from "../lib/serve/config.ts";
 import { type GatewayLimits, LIMIT_DEFAULTS } from "../lib/serve/gateway_limits.ts";
 import { serveHelpText } from "../lib/serve/help.ts";
 import { ATTACKS } from "./attack/scenarios/all.ts";
+import { CONNECT_ENV, SERVE_ENV } from "../scripts/permissions.ts";
+import { commands, shellBlocks } from "./fixtures/readme.ts";
 
 const ROOT = new URL("../", import.meta.url);
 
@@ -349,4 +355,248 @@ Deno.test("testReferences() and testNames() read what docs/security.md and test 
     ),
     ['a \\"b\\"', "t ${x}", "n"],
   );
+});
+
+// -- paths --
+
+/** The repository paths (`tests/…`, `lib/…`, `scripts/…`, `docs/…` with an extension) a text names. */
+function repoPaths(text: string): string[] {
+  const found = text.match(
+    /(?<![\w/.-])(?:tests|lib|scripts|docs)\/[\w./-]+\.(?:ts|md|yaml|cfg|sh|service|json)\b/g,
+  );
+  return [...new Set(found ?? [])].sort();
+}
+
+Deno.test("every file of the repository that the README and docs/ name exists", async () => {
+  const docs = ["README.md", "CHANGELOG.md"];
+  for await (const entry of Deno.readDir(new URL("docs/", ROOT))) {
+    if (entry.name.endsWith(".md")) docs.push(`docs/${entry.name}`);
+  }
+  const missing: string[] = [];
+  for (const doc of docs) {
+    for (const path of repoPaths(await Deno.readTextFile(new URL(doc, ROOT)))) {
+      try {
+        await Deno.stat(new URL(path, ROOT));
+      } catch {
+        missing.push(`${doc} names ${path}`);
+      }
+    }
+  }
+  assert.deepEqual(missing, []);
+});
+
+Deno.test("repoPaths() reads the paths of a text, not parts of other paths", () => {
+  assert.deepEqual(
+    repoPaths("see `tests/e2e/x_test.ts`, lib/util/a.ts and /srv/lib/b.ts; docs/k8s/d.yaml."),
+    ["docs/k8s/d.yaml", "lib/util/a.ts", "tests/e2e/x_test.ts"],
+  );
+});
+
+// -- docs/operations.md: log events --
+
+/** The event names a source logs as literals (`event: "name"`). */
+function loggedEvents(source: string): string[] {
+  return [...source.matchAll(/\bevent: "([a-z_]+)"/g)].map((m) => m[1]!);
+}
+
+/** Events connect logs under a name held in a variable: server_runner.ts's `#final(kind)`. */
+const CONNECT_DYNAMIC_EVENTS = ["evicted", "superseded"];
+
+Deno.test("docs/operations.md lists every event connect logs, and only those", async () => {
+  const text = await Deno.readTextFile(new URL("docs/operations.md", ROOT));
+  const paragraph = /Events of `connect`:([\s\S]*?)\n\n/.exec(text)?.[1];
+  assert.ok(paragraph !== undefined, "docs/operations.md has 'Events of `connect`:'");
+  const documented = new Set([...paragraph.matchAll(/`([a-z_]+)`/g)].map((m) => m[1]!));
+  const logged = new Set<string>(CONNECT_DYNAMIC_EVENTS);
+  const runner = await Deno.readTextFile(new URL("lib/connect/server_runner.ts", ROOT));
+  for (const name of CONNECT_DYNAMIC_EVENTS) assert.ok(runner.includes(`"${name}"`), name);
+  const files = [new URL("main.ts", ROOT)];
+  for await (const entry of Deno.readDir(new URL("lib/connect/", ROOT))) {
+    if (entry.name.endsWith(".ts")) files.push(new URL(`lib/connect/${entry.name}`, ROOT));
+  }
+  for (const file of files) {
+    for (const name of loggedEvents(await Deno.readTextFile(file))) logged.add(name);
+  }
+  assert.deepEqual([...logged].filter((e) => !documented.has(e)).sort(), [], "not documented");
+  assert.deepEqual([...documented].filter((e) => !logged.has(e)).sort(), [], "not logged");
+});
+
+Deno.test("docs/operations.md's events of serve's start and stop are logged by serve or main.ts", async () => {
+  const text = await Deno.readTextFile(new URL("docs/operations.md", ROOT));
+  const paragraph = /Events of `serve`'s start and stop:([\s\S]*?)\n\n/.exec(text)?.[1];
+  assert.ok(paragraph !== undefined);
+  const logged = new Set([
+    ...loggedEvents(await Deno.readTextFile(new URL("main.ts", ROOT))),
+    ...loggedEvents(await Deno.readTextFile(new URL("lib/serve/command.ts", ROOT))),
+  ]);
+  const documented = [...paragraph.matchAll(/`([a-z_]+)`/g)].map((m) => m[1]!);
+  assert.ok(documented.length >= 5);
+  assert.deepEqual(documented.filter((e) => !logged.has(e)), []);
+});
+
+const KEY_TABLES: [path: string, heading: string][] = [
+  ["docs/configuration.md", "## Settings"],
+  ["README.md", "## connect"],
+];
+for (const [path, heading] of KEY_TABLES) {
+  Deno.test(`${path} gives each flag of connect its config keys, and every key connect reads`, async () => {
+    const { header, rows } = await tableAfter(path, heading);
+    const column = header.findIndex((cell) => /^config key/i.test(cell));
+    assert.notEqual(column, -1, "a config key column");
+    const documented = new Set<string>();
+    for (const row of rows) {
+      const flag = /--[a-z][a-z-]*/.exec(row[0]!)?.[0];
+      const keys = [...row[column]!.matchAll(/`([a-z][a-z_-]*)`/g)].map((m) => m[1]!)
+        .filter((word) => !["true", "false", "snake_case", "kebab-case"].includes(word));
+      for (const key of keys) {
+        const snake = key.replaceAll("-", "_");
+        assert.ok((KEYS as readonly string[]).includes(snake), `${key} is no key of connect`);
+        const expected = flag === "--server" ? "servers" : flag?.slice(2).replaceAll("-", "_");
+        assert.equal(snake, expected, `the key ${key} in the row of ${flag}`);
+        documented.add(snake);
+      }
+    }
+    assert.deepEqual(KEYS.filter((key) => !documented.has(key)), [], "keys without a row");
+  });
+}
+
+// -- least-privilege lines --
+
+/** The `deno run --no-prompt …` commands of a markdown file, continuation lines joined. */
+async function denoRunLines(path: string): Promise<string[]> {
+  const text = await Deno.readTextFile(new URL(path, ROOT));
+  return shellBlocks(text).flatMap(commands).filter((c) => c.startsWith("deno run --no-prompt"))
+    .map((c) => c.replace(/\s+/g, " "));
+}
+
+/** The names a `--allow-env=A,B` flag of a command line allows. */
+function allowedEnv(line: string): string[] {
+  return (/--allow-env=(\S+)/.exec(line)?.[1] ?? "").split(",").sort();
+}
+
+Deno.test("docs/operations.md's permission lines are what scripts/permissions.ts prints", async () => {
+  const printed = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--quiet", "--allow-read", new URL("scripts/permissions.ts", ROOT).pathname],
+    stdout: "piped",
+  }).outputSync();
+  assert.ok(printed.success);
+  const lines = new TextDecoder().decode(printed.stdout).split("\n")
+    .filter((line) => line.startsWith("deno run"));
+  assert.equal(lines.length, 2);
+  assert.deepEqual(await denoRunLines("docs/operations.md"), lines);
+});
+
+Deno.test("the README's least-privilege lines allow exactly the variables each command reads", async () => {
+  const lines = await denoRunLines("README.md");
+  assert.equal(lines.length, 2);
+  const [connect, serve] = lines;
+  assert.match(connect!, / connect /);
+  assert.deepEqual(allowedEnv(connect!), [...CONNECT_ENV].sort());
+  assert.match(serve!, / serve /);
+  assert.deepEqual(allowedEnv(serve!), [...SERVE_ENV].sort());
+});
+
+Deno.test("every YAML and JSON config file of docs/configuration.md resolves as connect reads it", async () => {
+  const text = await Deno.readTextFile(new URL("docs/configuration.md", ROOT));
+  const blocks = [...text.matchAll(/^```(yaml|json)\n([\s\S]*?)^```$/gm)];
+  assert.ok(blocks.length >= 3, `only ${blocks.length} config examples found`);
+  for (const [i, [, format, body]] of blocks.entries()) {
+    const path = `/etc/mcp-rproxy/example${i}.${format}`;
+    // The files the examples name (tokens, header values, CAs) are stand-ins with valid content.
+    const readTextFile = (file: string) =>
+      Promise.resolve(
+        file === path
+          ? body!
+          : file.endsWith(".pem")
+          ? "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n"
+          : "stand-in-secret",
+      );
+    const result = await resolveConnectConfig(["--config", path], {
+      env: (name) => name === "DOCS_API_KEY" ? "stand-in-key" : undefined,
+      readTextFile,
+    });
+    assert.equal(result.kind, "run", `example ${i}`);
+  }
+});
+
+/** The lines of the first unlabelled fenced block after `heading` (quoted program output). */
+async function quotedAfter(path: string, heading: string): Promise<string[]> {
+  const text = await Deno.readTextFile(new URL(path, ROOT));
+  const from = text.indexOf(heading);
+  assert.notEqual(from, -1, `${path} has ${heading}`);
+  const block = /^```\n([\s\S]*?)^```$/m.exec(text.slice(from));
+  assert.ok(block !== null, `a quoted block after ${heading} in ${path}`);
+  return block[1]!.trim().split("\n");
+}
+
+/** The line connect prints for bad input: `mcp-rproxy: ` and the message of its ConfigError. */
+async function badInputLine(
+  args: string[],
+  inputs: { env?: Record<string, string>; files?: Record<string, string> } = {},
+): Promise<string> {
+  const { env = {}, files = {} } = inputs;
+  try {
+    await resolveConnectConfig(args, {
+      env: (name) => env[name],
+      readTextFile: (path) =>
+        path in files ? Promise.resolve(files[path]!) : Deno.readTextFile(path),
+    });
+  } catch (error: unknown) {
+    return `mcp-rproxy: ${(error as Error).message}`;
+  }
+  throw new Error(`no error for ${args.join(" ")}`);
+}
+
+Deno.test("the bad-input lines docs/configuration.md and the README quote are what connect prints", async () => {
+  const cmd = ["--gateway", "http://x", "--", "true"];
+  assert.deepEqual(
+    await quotedAfter("docs/configuration.md", "## Errors and exit codes"),
+    [
+      await badInputLine(["--max-retries", "x", ...cmd]),
+      await badInputLine(["--config", "cfg.yaml", ...cmd], {
+        files: { "cfg.yaml": "max_retries: five\n" },
+      }),
+      await badInputLine(["--health-listen", "::1:9464", ...cmd]),
+      await badInputLine(cmd, { env: { REVERSE_PROXY_TOKEN: "Bearer abc" } }),
+    ],
+  );
+  assert.deepEqual(await quotedAfter("README.md", "Bad input exits with code"), [
+    await badInputLine(["--max-retries", "x", ...cmd]),
+    await badInputLine(["--config", "/etc/mcp-rproxy.yaml", ...cmd], {
+      files: { "/etc/mcp-rproxy.yaml": 'max_retries: "5"\n' },
+    }),
+  ]);
+});
+
+// -- docs/operations.md: metrics --
+
+/** The metric families a registry exposes, and the `kind`s its errors_total starts with. */
+function exposed(text: string): { names: string[]; kinds: string[] } {
+  const names = [...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]!);
+  const kinds = [...text.matchAll(/^mcp_rproxy_errors_total\{[^}]*kind="([^"]+)"/gm)].map((m) =>
+    m[1]!
+  );
+  return { names, kinds: [...new Set(kinds)] };
+}
+
+Deno.test("docs/operations.md names every metric and every error kind connect and serve expose", async () => {
+  const text = await Deno.readTextFile(new URL("docs/operations.md", ROOT));
+  const section = text.slice(text.indexOf("## Metrics"), text.indexOf("## Logs"));
+  for (
+    const [command, registry] of [
+      ["connect", createConnectMetrics().registry],
+      ["serve", createServeMetrics().registry],
+    ] as const
+  ) {
+    const { names, kinds } = exposed(registry.render());
+    assert.ok(names.length > 10 && kinds.length > 5, `${command}: metrics read`);
+    assert.deepEqual(names.filter((n) => !section.includes(`\`${n}`)), [], `${command}: metrics`);
+    const errors = new RegExp(`\`errors_total\` kinds of \`${command}\`:([\\s\\S]*?)\\n\\n`)
+      .exec(section)?.[1] ?? "";
+    assert.deepEqual(
+      kinds.filter((k) => !errors.includes(`\`${k}\``)),
+      [],
+      `${command}: error kinds`,
+    );
+  }
 });

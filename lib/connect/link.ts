@@ -178,6 +178,11 @@ export class Link {
     return this.#socket.send(text);
   }
 
+  /** Resolves once the socket is done with the network after the link ended; see LinkSocket.settled. */
+  get settled(): Promise<void> {
+    return this.#socket?.settled ?? Promise.resolve();
+  }
+
   /** Closes the link (without waiting for the peer: a silent peer never answers a close). */
   close(code: number = CloseCode.Normal, reason = ""): void {
     this.#finish({ kind: "local", code, reason });

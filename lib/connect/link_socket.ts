@@ -53,6 +53,11 @@ export interface LinkSocket {
   send(text: string): boolean;
   /** Starts the close without waiting for the peer (a silent peer never answers a close). */
   close(code: number, reason: string): void;
+  /**
+   * Resolves once the socket is done with the network after it ended: what was sent before the close,
+   * and the close itself, went out. A silent peer may never settle it: whoever waits bounds the wait.
+   */
+  readonly settled: Promise<void>;
 }
 
 /**
@@ -134,6 +139,8 @@ export function openWebSocket(options: LinkSocketOptions, events: LinkSocketEven
   let opened = false;
   let ended = false;
   let errorText = "";
+  // WebSocket's close event comes once the close handshake is done or the connection dropped.
+  const settled = Promise.withResolvers<void>();
   const end = (result: SocketEnd) => {
     if (ended) return;
     ended = true;
@@ -149,6 +156,7 @@ export function openWebSocket(options: LinkSocketOptions, events: LinkSocketEven
     errorText = (event as ErrorEvent).message ?? "";
   };
   ws.onclose = (event) => {
+    settled.resolve();
     if (opened) return end({ kind: "closed", code: event.code, reason: event.reason || errorText });
     const status = statusOf(errorText);
     if (status !== undefined) return end({ kind: "http-status", status });
@@ -172,6 +180,7 @@ export function openWebSocket(options: LinkSocketOptions, events: LinkSocketEven
     }
   };
   return {
+    settled: settled.promise,
     get bufferedAmount() {
       return ws.bufferedAmount;
     },

@@ -19,6 +19,25 @@ import { Uplink } from "./uplink.ts";
 
 const log = logger("connect");
 
+/**
+ * How long a stop waits for the links' last frames (`unregister`) and closes to go out before the process
+ * may exit; a gateway that never answers the close costs this much at most.
+ */
+const CLOSE_SETTLE_MS = 1_000;
+
+/** Waits for every promise, or `ms`, whichever comes first (the timer is cleared either way). */
+async function settledWithin(promises: Promise<void>[], ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([
+      Promise.all(promises),
+      new Promise<void>((resolve) => timer = setTimeout(resolve, ms)),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Options of {@link Supervisor}. */
 export interface SupervisorOptions {
   settings: ConnectSettings;
@@ -163,6 +182,10 @@ export class Supervisor {
       this.#shared?.close();
       for (const uplink of this.#dedicated.values()) uplink.close();
       this.#transport.close();
+      await settledWithin(
+        [this.#shared, ...this.#dedicated.values()].flatMap((u) => u ? [u.settled] : []),
+        CLOSE_SETTLE_MS,
+      );
     }
   }
 

@@ -82,6 +82,8 @@ export class Uplink {
   #fatal: Error | undefined;
   /** The link is being closed by us (nothing left on it): its end is no failure. */
   #closing = false;
+  /** The last link this uplink closed, done with the network (see {@link settled}). */
+  #settling: Promise<void> = Promise.resolve();
 
   constructor(options: UplinkOptions) {
     this.#options = options;
@@ -162,7 +164,17 @@ export class Uplink {
     if (this.#members.size === 0 && link !== undefined && this.#opening === undefined) {
       this.#closing = true;
       link.close(CloseCode.Normal, reason);
+      this.#settling = link.settled;
     }
+  }
+
+  /**
+   * Resolves once the link this uplink closed last has sent what it had (the `unregister`) and its close.
+   * The process must not exit before: the gateway would see the connection drop (1006) and keep the
+   * session, and its server's name, for its resume window. Bound the wait: a silent peer never settles it.
+   */
+  get settled(): Promise<void> {
+    return this.#settling;
   }
 
   /** Shutdown: every waiter fails, the link closes. */
@@ -170,7 +182,10 @@ export class Uplink {
     for (const waiter of this.#waiting.values()) waiter.reject(this.#options.signal.reason);
     this.#waiting.clear();
     this.#closing = true;
-    this.#link?.close(CloseCode.Normal, "shutting down");
+    const link = this.#link;
+    if (link === undefined) return;
+    link.close(CloseCode.Normal, "shutting down");
+    this.#settling = link.settled;
   }
 
   async #dialLoop(): Promise<void> {

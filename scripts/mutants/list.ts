@@ -455,6 +455,15 @@ export const MUTANTS: Mutant[] = [
     tests: ["tests/e2e/many_servers_contracts_test.ts"],
     filter: "shared link drops",
   },
+  {
+    id: "stop-waits-for-unregister",
+    rule: "a stop lets the links' unregister and close reach the gateway before the process exits",
+    file: "lib/connect/supervisor.ts",
+    find: "await settledWithin(",
+    replace: "void settledWithin(",
+    tests: ["tests/e2e/per_client_lifecycle_test.ts"],
+    filter: "no instance running",
+  },
   // -- the SSE link --
   {
     id: "sse-post-duplicate",

@@ -1086,3 +1086,72 @@ Deno.test("resolveConnectConfig() wraps gateway URL errors with the setting's na
     );
   });
 });
+
+Deno.test("resolveConnectConfig() takes the old Python client's whole surface: its nine flags, five variables and file keys", async () => {
+  // The flags of mcpgateway.reverse_proxy's argparse, written as its users write them.
+  const fromFlags = await run([
+    "--local-stdio",
+    "srv --x",
+    "--gateway",
+    "https://gw.example.com/prefix",
+    "--token",
+    TOKEN,
+    "--reconnect-delay",
+    "1.0",
+    "--max-retries",
+    "5",
+    "--keepalive",
+    "20",
+    "--log-level",
+    "CRITICAL",
+    "--verbose",
+  ]);
+  assert.deepEqual(stdio(fromFlags.settings).command, ["srv", "--x"]);
+  assert.equal(fromFlags.settings.gatewayUrl.href, "wss://gw.example.com/prefix/reverse-proxy/ws");
+  assert.equal(fromFlags.settings.token, TOKEN);
+  assert.deepEqual(
+    [
+      fromFlags.settings.reconnectDelay,
+      fromFlags.settings.maxRetries,
+      fromFlags.settings.keepalive,
+    ],
+    [1, 5, 20],
+  );
+  assert.equal(fromFlags.settings.logLevel, "debug", "--verbose wins, as in the old client");
+  const fromEnv = await run(["--local-stdio", "srv"], {
+    REVERSE_PROXY_GATEWAY: "https://gw.example.com",
+    REVERSE_PROXY_TOKEN: TOKEN,
+    REVERSE_PROXY_RECONNECT_DELAY: "2.5",
+    REVERSE_PROXY_MAX_RETRIES: "3",
+    REVERSE_PROXY_LOG_LEVEL: "WARNING",
+  });
+  assert.deepEqual(
+    [fromEnv.settings.token, fromEnv.settings.reconnectDelay, fromEnv.settings.maxRetries],
+    [TOKEN, 2.5, 3],
+  );
+  assert.equal(fromEnv.settings.logLevel, "warning");
+  await withDir(async (dir) => {
+    // The old client read every name of its argparse namespace from the file (and JSON when the name
+    // does not end in .yaml or .yml).
+    const json = await write(
+      dir,
+      "old.json",
+      JSON.stringify({
+        local_stdio: "srv",
+        gateway: "https://gw.example.com",
+        token: TOKEN,
+        reconnect_delay: 1.5,
+        max_retries: 2,
+        keepalive: 15,
+        log_level: "ERROR",
+        verbose: false,
+      }),
+    );
+    const { settings } = await run(["--config", json]);
+    assert.deepEqual(
+      [settings.token, settings.reconnectDelay, settings.maxRetries, settings.keepalive],
+      [TOKEN, 1.5, 2, 15],
+    );
+    assert.equal(settings.logLevel, "error");
+  });
+});

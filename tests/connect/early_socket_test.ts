@@ -25,6 +25,7 @@ function opener() {
     close: () => {
       state.closes++;
     },
+    settled: Promise.resolve(),
   };
   const open = (_options: LinkSocketOptions, events: LinkSocketEvents) => {
     state.events = events;

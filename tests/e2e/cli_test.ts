@@ -108,3 +108,22 @@ Deno.test("a bad token is refused without showing it, from a flag or the environ
   assert.match(fromEnv.text(), /^mcp-rproxy: Invalid REVERSE_PROXY_TOKEN \(value hidden\)/);
   assert.ok(!fromEnv.text().includes(secret));
 });
+
+Deno.test("a missing permission exits 2 with one line naming the flag to add and where the docs explain it", async () => {
+  const demoServer = new URL("../fixtures/demo_server_main.ts", import.meta.url).pathname;
+  await using proxy = startProxy(
+    ["connect", "--gateway", "http://127.0.0.1:9", "--", Deno.execPath(), "run", "-q", demoServer],
+    { permissions: ["--no-prompt", "--allow-read", "--allow-env", "--allow-run"] },
+  );
+  assert.equal(await proxy.exitCode(20_000), 2, proxy.text());
+  const line = proxy.text().split("\n").find((l) => l.includes("event=missing_permission"));
+  assert.ok(line !== undefined, proxy.text());
+  assert.match(
+    line,
+    /missing permission: Requires net access to "127\.0\.0\.1:9"; run again with --allow-net=127\.0\.0\.1:9 \(see docs\/operations\.md, "Permissions"\)/,
+  );
+  // The place the line sends the user to exists, and says the same.
+  const operations = await Deno.readTextFile(new URL("../../docs/operations.md", import.meta.url));
+  assert.match(operations, /^## Permissions$/m);
+  assert.match(operations, /event `missing_permission`[\s\S]{0,200}and exits 2/);
+});

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { CallToolResultSchema } from "@modelcontextprotocol/sdk/types.js";
 import { DEMO_SERVER } from "../fixtures/proxy_process.ts";
-import { startTestGateway, within } from "../fixtures/test_gateway.ts";
+import { startTestGateway, TOKENS, within } from "../fixtures/test_gateway.ts";
 import {
   childrenOf,
   gone,
@@ -157,6 +157,26 @@ Deno.test("per-client idle timeout: a quiet instance stops, its process gone; th
     assert.notEqual(second!.pid, first!.pid);
   } finally {
     await client?.client.close().catch(() => {});
+    await gateway.close();
+  }
+});
+
+Deno.test("per-client stop with no instance running: the unregister reaches the gateway before connect exits, so the session ends at once and the next connect gets the same name", async () => {
+  const gateway = await startTestGateway();
+  try {
+    for (const round of [1, 2]) {
+      await using proxy = await startPerClient(gateway, { name: "idle", command: DEMO_SERVER });
+      const registered = await proxy.waitForEvent("registered");
+      assert.match(String(registered.mcpUrl), /\/servers\/idle\/mcp$/, `round ${round}: its name`);
+      proxy.signal("SIGTERM");
+      assert.equal(await proxy.exitCode(10_000), 0);
+      // Not kept detached for the resume window (as after a dropped connection, 1006), holding the name.
+      const response = await fetch(`${gateway.url}/reverse-proxy/sessions`, {
+        headers: { Authorization: `Bearer ${TOKENS.alice}` },
+      });
+      assert.deepEqual((await response.json() as { sessions: unknown[] }).sessions, []);
+    }
+  } finally {
     await gateway.close();
   }
 });
