@@ -22,11 +22,20 @@ function fail(origin: IsolationOrigin, problem: string): ConfigError {
   return new ConfigError(`Invalid ${origin.where}: ${problem}`);
 }
 
+/** The keys of a server's isolation settings. */
+export type IsolationKey = "isolation" | "max_instances" | "instance_idle_timeout";
+
 /** The isolation settings of a server, as the keys name them (a flag layer gives text). */
 export interface IsolationKeys {
   isolation?: unknown;
   max_instances?: unknown;
   instance_idle_timeout?: unknown;
+  /**
+   * Where each key was written, when they come from different places (the one-server forms take each
+   * from a flag, a variable or a file): a message names that place, and a value is read as text or
+   * typed by its own layer. A key not listed was written at the `origin` of {@link isolationOf}.
+   */
+  origins?: Partial<Record<IsolationKey, IsolationOrigin>>;
 }
 
 /**
@@ -39,10 +48,11 @@ export function isolationOf(
   origin: IsolationOrigin,
   keys: IsolationKeys,
 ): Pick<ServerSpec, "isolation" | "maxInstances" | "instanceIdleTimeout"> {
+  const at = (key: IsolationKey): IsolationOrigin => keys.origins?.[key] ?? origin;
   const value = keys.isolation ?? "shared";
   if (typeof value !== "string" || !ISOLATIONS.includes(value.trim() as Isolation)) {
     throw fail(
-      origin,
+      at("isolation"),
       `isolation ${describeValue(value)} is not one of ${ISOLATIONS.join(", ")}`,
     );
   }
@@ -50,7 +60,7 @@ export function isolationOf(
   if (isolation === "shared") {
     for (const key of ["max_instances", "instance_idle_timeout"] as const) {
       if (keys[key] !== undefined) {
-        throw fail(origin, `${key} applies to isolation per-client (this server is shared)`);
+        throw fail(at(key), `${key} applies to isolation per-client (this server is shared)`);
       }
     }
     return { isolation };
@@ -59,24 +69,26 @@ export function isolationOf(
     isolation,
   };
   if (keys.max_instances !== undefined) {
-    const max = numberOf(origin, keys.max_instances);
+    const where = at("max_instances");
+    const max = numberOf(where, keys.max_instances);
     if (!(Number.isSafeInteger(max) && max >= 1 && max <= MAX_INSTANCES)) {
       throw fail(
-        origin,
+        where,
         `max_instances ${
-          describeValue(keys.max_instances, { typed: origin.layer === "config" })
+          describeValue(keys.max_instances, { typed: where.layer === "config" })
         } must be a whole number from 1 to ${MAX_INSTANCES}`,
       );
     }
     spec.maxInstances = max;
   }
   if (keys.instance_idle_timeout !== undefined) {
-    const seconds = numberOf(origin, keys.instance_idle_timeout);
+    const where = at("instance_idle_timeout");
+    const seconds = numberOf(where, keys.instance_idle_timeout);
     if (!(seconds >= 0 && seconds <= MAX_SECONDS)) {
       throw fail(
-        origin,
+        where,
         `instance_idle_timeout ${
-          describeValue(keys.instance_idle_timeout, { typed: origin.layer === "config" })
+          describeValue(keys.instance_idle_timeout, { typed: where.layer === "config" })
         } must be a number of seconds from 0 (never) to ${MAX_SECONDS}`,
       );
     }

@@ -6,7 +6,7 @@ import { ConfigError } from "../util/errors.ts";
 import { joinCommand } from "../util/shell_words.ts";
 import { commandFromString } from "./config_check.ts";
 import type { Given, Key, Layer } from "./config_layers.ts";
-import { isolationOf } from "./isolation_settings.ts";
+import { isolationOf, type IsolationOrigin } from "./isolation_settings.ts";
 import { type EntrySources, resolveEntry, upstreamUrl } from "./server_entries.ts";
 import { parseServerSpec } from "./server_flag.ts";
 import { CONNECT_DEFAULTS, type ServerSpec } from "./settings.ts";
@@ -102,16 +102,23 @@ function oneServer(
     }
     return undefined;
   };
+  // Each of the three may come from its own layer (`isolation` in a file, `--max-instances` as a flag).
   const isolation = first("isolation");
-  const origin = {
-    where: isolation?.where ?? context.origin,
-    layer: isolation?.layer === "config" ? "config" as const : "flag" as const,
-  };
+  const maxInstances = first("max_instances");
+  const idleTimeout = first("instance_idle_timeout");
+  const originOf = (given: Given | undefined): IsolationOrigin => ({
+    where: given?.where ?? context.origin,
+    layer: given?.layer === "config" ? "config" : "flag",
+  });
   const spec: ServerSpec = {
-    ...isolationOf(origin, {
+    ...isolationOf(originOf(isolation), {
       isolation: isolation?.value,
-      max_instances: first("max_instances")?.value,
-      instance_idle_timeout: first("instance_idle_timeout")?.value,
+      max_instances: maxInstances?.value,
+      instance_idle_timeout: idleTimeout?.value,
+      origins: {
+        max_instances: originOf(maxInstances),
+        instance_idle_timeout: originOf(idleTimeout),
+      },
     }),
     transport,
     origin: context.origin,

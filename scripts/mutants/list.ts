@@ -570,6 +570,16 @@ export const MUTANTS: Mutant[] = [
   },
   // -- per-client isolation --
   {
+    id: "isolation-key-origin",
+    rule:
+      "each isolation key of the one-server forms is read and named by its own layer (a flag beside a file's isolation)",
+    file: "lib/connect/isolation_settings.ts",
+    find: "keys.origins?.[key] ?? origin;",
+    replace: "origin;",
+    tests: ["tests/connect/server_entries_test.ts"],
+    filter: "isolation per-client",
+  },
+  {
     id: "per-client-notifications-routed",
     rule: "what a per-client instance notifies reaches its own MCP client session, no other",
     file: "lib/serve/client_router.ts",

@@ -257,6 +257,32 @@ Deno.test("isolation per-client: --server keys, servers: entries and the one-ser
     ["--isolation", "per-client", "--local-stdio", "x"],
     /needs a name to register.*--server-name/,
   );
+  // The one-server forms take each key from its own layer, and a message names where the bad one was.
+  await withDir(async (dir) => {
+    const file = join(dir, "one.yaml");
+    await Deno.writeTextFile(file, "isolation: per-client\nserver_name: one\n");
+    const mixed = await run([
+      "--config",
+      file,
+      "--instance-idle-timeout",
+      "90",
+      "--local-stdio",
+      "x",
+    ]);
+    assert.equal(mixed.settings.servers[0]!.instanceIdleTimeout, 90, "a flag's text beside a file");
+    await fails(
+      ["--config", file, "--max-instances", "0", "--local-stdio", "x"],
+      /^Invalid --max-instances: max_instances '0' must be a whole number from 1 to 1024/,
+    );
+  });
+  await fails(
+    ["--isolation", "per-client", "--instance-idle-timeout", "90000", "--local-stdio", "x"],
+    /^Invalid --instance-idle-timeout: instance_idle_timeout '90000' must be a number of seconds/,
+  );
+  await fails(
+    ["--max-instances", "4", "--local-stdio", "x"],
+    /^Invalid --max-instances: max_instances applies to isolation per-client/,
+  );
   await fails(
     ["--isolation", "per-client", "--server", "name=a,stdio=x"],
     /--isolation applies to the one-server forms; .* give each server its isolation in its own entry/,
