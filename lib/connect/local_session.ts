@@ -108,15 +108,29 @@ function openStdio(options: LocalSessionOptions): OpenTransport {
     });
 }
 
-/** Finds a top-level-looking `"id"` in the first bytes of a line that was too long to parse. */
-function sniffId(head: string): JsonRpcId | undefined {
-  const match = /"id"\s*:\s*(-?\d+(?:\.\d+)?|"(?:[^"\\]|\\.)*")/.exec(head);
+/** A JSON-RPC id (number or string) as it appears in JSON text. */
+const ID_VALUE = String.raw`(-?\d+(?:\.\d+)?|"(?:[^"\\]|\\.)*")`;
+/** `"id"` as the last member of the line's object: top-level for sure (a nested one has more braces after). */
+const ID_AT_END = new RegExp(String.raw`"id"\s*:\s*${ID_VALUE}\s*\}\s*$`);
+/** The first `"id"` of a head: top-level when the serializer writes it first, as most do. */
+const ID_IN_HEAD = new RegExp(String.raw`"id"\s*:\s*${ID_VALUE}`);
+
+function parseId(match: RegExpExecArray | null): JsonRpcId | undefined {
   if (!match?.[1]) return undefined;
   try {
     return JSON.parse(match[1]) as JsonRpcId;
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The ids a line too long to parse may answer, most certain first: one that ends the line (the MCP
+ * TypeScript SDK writes `{"result":…,"jsonrpc":"2.0","id":7}`), then one near its start.
+ */
+function sniffIds(line: OversizedLine): JsonRpcId[] {
+  const ids = [parseId(ID_AT_END.exec(line.tail)), parseId(ID_IN_HEAD.exec(line.head))];
+  return ids.filter((id) => id !== undefined);
 }
 
 /** The local server and the MCP session the proxy holds with it. */
@@ -188,7 +202,7 @@ export class LocalSession {
     const events: LocalTransportEvents = {
       onLine: (line) => session ? session.#onLine(line.text, line.bytes) : reply.take(line),
       onOversized: (line) => {
-        const id = sniffId(line.head);
+        const id = session === undefined ? undefined : session.#oversizedCall(line);
         log.error(
           "Local server wrote a message of {bytes} bytes, over the limit; not forwarded{idText}",
           {
@@ -235,6 +249,18 @@ export class LocalSession {
   get serverInfo(): { name?: string; title?: string; version?: string } {
     const info = this.initializeResult.serverInfo;
     return typeof info === "object" && info !== null ? info as Record<string, string> : {};
+  }
+
+  /**
+   * The call in flight a line too long to pass answers, taken out of flight (its caller gets an error
+   * instead); undefined when no id found in the line's head or tail is in flight (a nested `"id"`, a
+   * server request's own id).
+   */
+  #oversizedCall(line: OversizedLine): JsonRpcId | undefined {
+    for (const id of sniffIds(line)) {
+      if (this.#inFlight.delete(idKey(id))) return id;
+    }
+    return undefined;
   }
 
   /** Requests from the tunnel the server has not answered. */

@@ -1799,6 +1799,35 @@ export const MUTANTS: Mutant[] = [
     filter: "--max-message-bytes",
   },
   {
+    id: "oversized-tail-lost",
+    rule:
+      "an oversized line is reported with its last bytes, where an id written after the result is",
+    file: "lib/util/line_splitter.ts",
+    find: "const tail = decoder.decode(this.#tail.subarray(0, this.#tailBytes));",
+    replace: 'const tail = "";',
+    tests: ["tests/util/line_splitter_test.ts", "tests/e2e/connect_protection_test.ts"],
+    filter: "id written",
+  },
+  {
+    id: "oversized-id-at-end-ignored",
+    rule:
+      "an oversized answer whose id ends the line (the TypeScript SDK's order) gets its caller an error",
+    file: "lib/connect/local_session.ts",
+    find: "const ids = [parseId(ID_AT_END.exec(line.tail)), parseId(ID_IN_HEAD.exec(line.head))];",
+    replace: "const ids = [parseId(ID_IN_HEAD.exec(line.head))];",
+    tests: ["tests/e2e/connect_protection_test.ts"],
+    filter: "id written last",
+  },
+  {
+    id: "oversized-answers-any-id",
+    rule: "an oversized line answers only a call in flight, never an id of the server's own",
+    file: "lib/connect/local_session.ts",
+    find: "if (this.#inFlight.delete(idKey(id))) return id;",
+    replace: "return id;",
+    tests: ["tests/e2e/connect_protection_test.ts"],
+    filter: "answers only a call in flight",
+  },
+  {
     id: "early-start-group-spared",
     rule: "a process of the early start that no server took is killed with its process group",
     file: "lib/connect/early_servers.ts",

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { parsePrometheus } from "../fixtures/prometheus_parser.ts";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { type ContractGateway, startContractGateway } from "../fixtures/contract_gateway.ts";
-import { type ProxyProcess, startProxy } from "../fixtures/proxy_process.ts";
+import { EVERYTHING_SERVER, type ProxyProcess, startProxy } from "../fixtures/proxy_process.ts";
 import { startTcpRelay } from "../fixtures/tcp_relay.ts";
 import { connectClient, startTestGateway, TOKENS, within } from "../fixtures/test_gateway.ts";
 import type { JsonObject } from "../../lib/protocol/jsonrpc.ts";
@@ -164,6 +164,45 @@ Deno.test("--max-message-bytes bounds a server's line: past it the caller gets a
     });
     const echo = await gateway.request(callTool(4, "echo", { message: "after" }), { sessionId });
     assert.equal(textOf(echo), "Echo: after");
+    proxy.signal("SIGTERM");
+    assert.equal(await proxy.exitCode(15_000), 0);
+  });
+});
+
+Deno.test("--max-message-bytes: a TypeScript SDK server's answer, its id written last, gets its caller an error", async () => {
+  // The SDK writes `{"result":…,"jsonrpc":"2.0","id":3}`: the id is past the head of the line.
+  await withContract("A", async (gateway) => {
+    await using proxy = startProxy(
+      connectArgs(gateway.url, ["--max-message-bytes", "4KiB"], EVERYTHING_SERVER),
+    );
+    const sessionId = await gateway.waitForRegistered(60_000);
+    const answer = await gateway.request(callTool(3, "echo", { message: "m".repeat(8000) }), {
+      sessionId,
+      timeoutMs: 10_000,
+    });
+    assert.equal(answer.id, 3);
+    assert.equal((answer.error as JsonObject | undefined)?.code, -32002);
+    const echo = await gateway.request(callTool(4, "echo", { message: "after" }), { sessionId });
+    assert.equal(textOf(echo), "Echo: after");
+    proxy.signal("SIGTERM");
+    assert.equal(await proxy.exitCode(15_000), 0);
+  });
+});
+
+Deno.test("--max-message-bytes: an oversized line answers only a call in flight, never an id of the server's own", async () => {
+  await withContract("A", async (gateway) => {
+    await using proxy = startProxy(connectArgs(gateway.url, ["--max-message-bytes", "4KiB"]));
+    const sessionId = await gateway.waitForRegistered(20_000);
+    const from = gateway.frames.length;
+    // The server's request `ask-3` is over the bound: its id is the server's, not a caller's.
+    const answer = await gateway.request(callTool(3, "ask", { bytes: 8000 }), { sessionId });
+    assert.equal(textOf(answer), "asked");
+    const echo = await gateway.request(callTool(4, "echo", { message: "after" }), { sessionId });
+    assert.equal(textOf(echo), "Echo: after");
+    const answered = gateway.frames.slice(from).filter((f) =>
+      f.direction === "in" && f.frame?.type === "response"
+    ).map((f) => (f.frame!.payload as JsonObject).id);
+    assert.deepEqual(answered, [3, 4]);
     proxy.signal("SIGTERM");
     assert.equal(await proxy.exitCode(15_000), 0);
   });
