@@ -17,6 +17,7 @@ import {
   scanFacts,
 } from "../protocol/jsonrpc.ts";
 import { isOneLine, SCAN_ABOVE_CHARS } from "../protocol/json_scan.ts";
+import { isObject } from "../util/json_object.ts";
 import type { OversizedLine } from "../util/line_splitter.ts";
 import { logger, truncate } from "../util/log.ts";
 import { initializeServer, InitReply, INTERNAL_ID_PREFIX } from "./local_handshake.ts";
@@ -368,7 +369,8 @@ export class LocalSession {
       return this.#write(JSON.stringify(payload), "response", undefined);
     }
     log.warn("Gateway sent a payload that is not JSON-RPC 2.0; not forwarded");
-    const id = payload.id;
+    // An element of a batch may be any JSON value, null included.
+    const id = isObject(payload) ? payload.id : undefined;
     return typeof id === "string" || typeof id === "number"
       ? errorResponse(id, ErrorCode.InvalidRequest, "Invalid JSON-RPC request")
       : undefined;

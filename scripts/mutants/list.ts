@@ -1828,6 +1828,15 @@ export const MUTANTS: Mutant[] = [
     filter: "answers only a call in flight",
   },
   {
+    id: "batch-null-element-crash",
+    rule: "a request batch from the gateway with a null element does not crash connect",
+    file: "lib/connect/local_session.ts",
+    find: "const id = isObject(payload) ? payload.id : undefined;",
+    replace: "const id = payload.id;",
+    tests: ["tests/e2e/connect_protection_test.ts"],
+    filter: "request batch from the gateway",
+  },
+  {
     id: "early-start-group-spared",
     rule: "a process of the early start that no server took is killed with its process group",
     file: "lib/connect/early_servers.ts",

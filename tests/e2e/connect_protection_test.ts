@@ -208,6 +208,27 @@ Deno.test("--max-message-bytes: an oversized line answers only a call in flight,
   });
 });
 
+Deno.test("a request batch from the gateway with null and scalar elements: those are not forwarded, the rest is served, connect stays up", async () => {
+  await withContract("A", async (gateway) => {
+    await using proxy = startProxy(connectArgs(gateway.url));
+    const sessionId = await gateway.waitForRegistered(20_000);
+    gateway.send({
+      type: "request",
+      sessionId,
+      payload: [null, 1, "x", callTool(7, "echo", { message: "in a batch" })],
+    });
+    const answer = await gateway.waitForFrame(
+      (f) => f.direction === "in" && (f.frame?.payload as JsonObject | undefined)?.id === 7,
+      10_000,
+    );
+    assert.equal(textOf(answer.frame!.payload as JsonObject), "Echo: in a batch");
+    const echo = await gateway.request(callTool(8, "echo", { message: "after" }), { sessionId });
+    assert.equal(textOf(echo), "Echo: after");
+    proxy.signal("SIGTERM");
+    assert.equal(await proxy.exitCode(15_000), 0);
+  });
+});
+
 Deno.test("frame_too_large: a notification over B's 1 MiB is not forwarded, logged and counted; the call goes on", async () => {
   await withContract("B", async (gateway) => {
     await using proxy = startProxy(connectArgs(gateway.url));
