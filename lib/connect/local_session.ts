@@ -21,6 +21,7 @@ import { isObject } from "../util/json_object.ts";
 import type { OversizedLine } from "../util/line_splitter.ts";
 import { logger, truncate } from "../util/log.ts";
 import { initializeServer, InitReply, INTERNAL_ID_PREFIX } from "./local_handshake.ts";
+import { readOversized } from "./oversized_line.ts";
 import type {
   LocalTransport,
   LocalTransportEvents,
@@ -109,31 +110,6 @@ function openStdio(options: LocalSessionOptions): OpenTransport {
     });
 }
 
-/** A JSON-RPC id (number or string) as it appears in JSON text. */
-const ID_VALUE = String.raw`(-?\d+(?:\.\d+)?|"(?:[^"\\]|\\.)*")`;
-/** `"id"` as the last member of the line's object: top-level for sure (a nested one has more braces after). */
-const ID_AT_END = new RegExp(String.raw`"id"\s*:\s*${ID_VALUE}\s*\}\s*$`);
-/** The first `"id"` of a head: top-level when the serializer writes it first, as most do. */
-const ID_IN_HEAD = new RegExp(String.raw`"id"\s*:\s*${ID_VALUE}`);
-
-function parseId(match: RegExpExecArray | null): JsonRpcId | undefined {
-  if (!match?.[1]) return undefined;
-  try {
-    return JSON.parse(match[1]) as JsonRpcId;
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * The ids a line too long to parse may answer, most certain first: one that ends the line (the MCP
- * TypeScript SDK writes `{"result":…,"jsonrpc":"2.0","id":7}`), then one near its start.
- */
-function sniffIds(line: OversizedLine): JsonRpcId[] {
-  const ids = [parseId(ID_AT_END.exec(line.tail)), parseId(ID_IN_HEAD.exec(line.head))];
-  return ids.filter((id) => id !== undefined);
-}
-
 /** The local server and the MCP session the proxy holds with it. */
 export class LocalSession {
   /** The server's `initialize` result, held for the life of the process. */
@@ -203,15 +179,29 @@ export class LocalSession {
     const events: LocalTransportEvents = {
       onLine: (line) => session ? session.#onLine(line.text, line.bytes) : reply.take(line),
       onOversized: (line) => {
-        const id = session === undefined ? undefined : session.#oversizedCall(line);
+        const { request, ids } = readOversized(line);
+        const id = session === undefined ? undefined : session.#oversizedCall(ids);
+        const answered = request?.id ?? id;
         log.error(
           "Local server wrote a message of {bytes} bytes, over the limit; not forwarded{idText}",
           {
+            event: "message_too_large",
             bytes: line.bytes,
-            idText: id === undefined ? "" : ` (answering id ${JSON.stringify(id)} with an error)`,
+            idText: answered === undefined
+              ? ""
+              : ` (answering id ${JSON.stringify(answered)} with an error)`,
           },
         );
-        if (session) options.onOversized?.(line, id);
+        if (session === undefined) return;
+        options.onOversized?.(line, id);
+        // The server's own request: it learns why at once instead of waiting for an answer.
+        if (request !== undefined) {
+          session.reply(errorResponse(
+            request.id,
+            ErrorCode.MessageTooLarge,
+            `mcp-rproxy cannot deliver '${request.method}': the request (${line.bytes} bytes) exceeds the largest message connect takes from the server (connect --max-message-bytes)`,
+          ));
+        }
       },
       ...(options.onStderr === undefined ? {} : { onStderr: options.onStderr }),
     };
@@ -254,11 +244,10 @@ export class LocalSession {
 
   /**
    * The call in flight a line too long to pass answers, taken out of flight (its caller gets an error
-   * instead); undefined when no id found in the line's head or tail is in flight (a nested `"id"`, a
-   * server request's own id).
+   * instead); undefined when none of the ids read in the line is in flight.
    */
-  #oversizedCall(line: OversizedLine): JsonRpcId | undefined {
-    for (const id of sniffIds(line)) {
+  #oversizedCall(ids: JsonRpcId[]): JsonRpcId | undefined {
+    for (const id of ids) {
       if (this.#inFlight.delete(idKey(id))) return id;
     }
     return undefined;

@@ -189,20 +189,69 @@ Deno.test("--max-message-bytes: a TypeScript SDK server's answer, its id written
   });
 });
 
-Deno.test("--max-message-bytes: an oversized line answers only a call in flight, never an id of the server's own", async () => {
+Deno.test("--max-message-bytes: a server request over it is answered to the server at once, never taken for a caller's answer", async () => {
   await withContract("A", async (gateway) => {
     await using proxy = startProxy(connectArgs(gateway.url, ["--max-message-bytes", "4KiB"]));
     const sessionId = await gateway.waitForRegistered(20_000);
     const from = gateway.frames.length;
-    // The server's request `ask-3` is over the bound: its id is the server's, not a caller's.
+    // The server's request `ask-3` ({"jsonrpc":"2.0","id":"ask-3","method":…}) is over the bound.
     const answer = await gateway.request(callTool(3, "ask", { bytes: 8000 }), { sessionId });
     assert.equal(textOf(answer), "asked");
+    const told = await proxy.waitForLine(
+      (l) => String(l.json?.line).startsWith("answer "),
+      5_000,
+    );
+    assert.match(
+      String(told.json!.line),
+      /^answer "ask-3" \{"code":-32002,"message":"mcp-rproxy cannot deliver 'sampling\/createMessage': the request \(\d+ bytes\) exceeds the largest message connect takes from the server \(connect --max-message-bytes\)"\}$/,
+    );
     const echo = await gateway.request(callTool(4, "echo", { message: "after" }), { sessionId });
     assert.equal(textOf(echo), "Echo: after");
     const answered = gateway.frames.slice(from).filter((f) =>
       f.direction === "in" && f.frame?.type === "response"
     ).map((f) => (f.frame!.payload as JsonObject).id);
     assert.deepEqual(answered, [3, 4]);
+    proxy.signal("SIGTERM");
+    assert.equal(await proxy.exitCode(15_000), 0);
+  });
+});
+
+Deno.test("--max-message-bytes: a TypeScript SDK server's request over it, its id written last, is answered to the server at once", async () => {
+  // Without that answer the server waits for one (the SDK's 60 s), and so does the call that asked it.
+  await withContract("A", async (gateway) => {
+    await using proxy = startProxy(
+      connectArgs(gateway.url, ["--max-message-bytes", "4KiB"], EVERYTHING_SERVER),
+    );
+    const sessionId = await gateway.waitForRegistered(60_000);
+    const answer = await gateway.request(
+      callTool(5, "trigger-sampling-request", { prompt: "p".repeat(8000) }),
+      { sessionId, timeoutMs: 10_000 },
+    );
+    assert.match(textOf(answer), /^MCP error -32002: .*connect --max-message-bytes/);
+    proxy.signal("SIGTERM");
+    assert.equal(await proxy.exitCode(15_000), 0);
+  });
+});
+
+Deno.test("--max-message-bytes: a notification over it is dropped, logged and counted; an answer over it is counted too", async () => {
+  await withContract("A", async (gateway) => {
+    await using proxy = startProxy(connectArgs(gateway.url, ["--max-message-bytes", "4KiB"]));
+    const sessionId = await gateway.waitForRegistered(20_000);
+    const from = gateway.frames.length;
+    const answer = await gateway.request(callTool(3, "notify", { bytes: 8000 }), { sessionId });
+    assert.equal(textOf(answer), "notified");
+    assert.ok(
+      !gateway.frames.slice(from).some((f) =>
+        f.direction === "in" && f.frame?.type === "notification"
+      ),
+      "an oversized notification reached the gateway",
+    );
+    const logged = await proxy.waitForEvent("message_too_large", 5_000);
+    assert.ok(Number(logged.bytes) > 8000, `bytes ${logged.bytes}`);
+    assert.equal(await metric(proxy, 'errors_total{kind="message_too_large"}'), 1);
+    const huge = await gateway.request(callTool(4, "huge", { bytes: 8000 }), { sessionId });
+    assert.equal((huge.error as JsonObject | undefined)?.code, -32002);
+    assert.equal(await metric(proxy, 'errors_total{kind="message_too_large"}'), 2);
     proxy.signal("SIGTERM");
     assert.equal(await proxy.exitCode(15_000), 0);
   });
