@@ -1864,6 +1864,25 @@ export const MUTANTS: Mutant[] = [
     filter: "request batch from the gateway",
   },
   {
+    id: "overridden-servers-unchecked",
+    rule: "the file's servers: that flags override are checked all the same",
+    file: "lib/connect/server_set.ts",
+    find: "if (commandArgs !== undefined || flagForms.length > 0) await checkOverridden(file);",
+    replace: "",
+    tests: ["tests/connect/server_entries_test.ts"],
+    filter: "checks the file's servers",
+  },
+  {
+    id: "overridden-servers-secrets-read",
+    rule: "checking overridden servers: entries reads none of the secrets they name",
+    file: "lib/connect/server_set.ts",
+    find: "{ flags: new Map(), file: new Map() }, UNREAD);",
+    replace:
+      "{ flags: new Map(), file: new Map() }, { env: () => undefined, readTextFile: Deno.readTextFile });",
+    tests: ["tests/connect/server_entries_test.ts"],
+    filter: "checks the file's servers",
+  },
+  {
     id: "early-start-group-spared",
     rule: "a process of the early start that no server took is killed with its process group",
     file: "lib/connect/early_servers.ts",
