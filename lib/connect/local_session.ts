@@ -192,7 +192,7 @@ export class LocalSession {
               : ` (answering id ${JSON.stringify(answered)} with an error)`,
           },
         );
-        if (session === undefined) return;
+        if (session === undefined) return reply.tooLong(ids, line.bytes);
         options.onOversized?.(line, id);
         // The server's own request: it learns why at once instead of waiting for an answer.
         if (request !== undefined) {

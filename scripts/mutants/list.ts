@@ -1855,6 +1855,15 @@ export const MUTANTS: Mutant[] = [
     filter: "dropped, logged and counted",
   },
   {
+    id: "oversized-initialize-waited-out",
+    rule: "an initialize answer over --max-message-bytes fails start-up at once, naming the flag",
+    file: "lib/connect/local_handshake.ts",
+    find: "if (ids.includes(INIT_ID)) this.#resolveOversized(bytes);",
+    replace: "",
+    tests: ["tests/e2e/connect_protection_test.ts"],
+    filter: "initialize answer over it",
+  },
+  {
     id: "batch-null-element-crash",
     rule: "a request batch from the gateway with a null element does not crash connect",
     file: "lib/connect/local_session.ts",

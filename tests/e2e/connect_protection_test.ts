@@ -257,6 +257,21 @@ Deno.test("--max-message-bytes: a notification over it is dropped, logged and co
   });
 });
 
+Deno.test("--max-message-bytes: an initialize answer over it fails start-up at once, naming the flag, not blaming the server", async () => {
+  // server-everything's initialize result (its instructions) is about 2 KiB.
+  await withContract("A", async (gateway) => {
+    await using proxy = startProxy(
+      connectArgs(gateway.url, ["--max-message-bytes", "1KiB"], EVERYTHING_SERVER),
+    );
+    assert.equal(await proxy.exitCode(20_000), 1);
+    const fatal = await proxy.waitForEvent("fatal", 1_000);
+    assert.match(
+      String(fatal.error),
+      /answered initialize with \d+ bytes, more than connect takes of one message: raise --max-message-bytes$/,
+    );
+  });
+});
+
 Deno.test("a request batch from the gateway with null and scalar elements: those are not forwarded, the rest is served, connect stays up", async () => {
   await withContract("A", async (gateway) => {
     await using proxy = startProxy(connectArgs(gateway.url));
