@@ -134,7 +134,7 @@ export async function initializeServer(
     if (error instanceof ServerStartError || signal?.aborted) throw error;
     if (error instanceof DOMException && error.name === "TimeoutError") {
       throw new ServerStartError(
-        `Local server '${label}' did not answer initialize within ${initTimeoutMs} ms; is it an MCP ${
+        `Local server '${label}' did not answer initialize within ${initTimeoutMs} ms (connect --init-timeout); is it an MCP ${
           transport.kind === "stdio"
             ? "stdio"
             : transport.kind === "http"

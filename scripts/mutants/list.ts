@@ -1864,6 +1864,16 @@ export const MUTANTS: Mutant[] = [
     filter: "initialize answer over it",
   },
   {
+    id: "init-timeout-flag-ignored",
+    rule: "--init-timeout bounds the wait for a local server's answer to initialize",
+    file: "lib/connect/server_start.ts",
+    find:
+      "initTimeoutMs: initTimeoutMs ?? (settings.initTimeout ?? CONNECT_DEFAULTS.initTimeout) * 1000,",
+    replace: "initTimeoutMs: initTimeoutMs ?? CONNECT_DEFAULTS.initTimeout * 1000,",
+    tests: ["tests/e2e/connect_protection_test.ts"],
+    filter: "--init-timeout",
+  },
+  {
     id: "batch-null-element-crash",
     rule: "a request batch from the gateway with a null element does not crash connect",
     file: "lib/connect/local_session.ts",

@@ -437,7 +437,7 @@ Deno.test("LocalSession.start() fails with ServerStartError when the server neve
       assert.ok(error instanceof ServerStartError, String(error));
       assert.equal(
         error.message,
-        "Local server 'sh -c echo $$ >&2; exec cat >/dev/null' did not answer initialize within 500 ms; is it an MCP stdio server?",
+        "Local server 'sh -c echo $$ >&2; exec cat >/dev/null' did not answer initialize within 500 ms (connect --init-timeout); is it an MCP stdio server?",
       );
       return true;
     },

@@ -272,6 +272,21 @@ Deno.test("--max-message-bytes: an initialize answer over it fails start-up at o
   });
 });
 
+Deno.test("--init-timeout bounds the wait for initialize, and the message names the flag", async () => {
+  await withContract("A", async (gateway) => {
+    const silent = ["sh", "-c", "exec cat >/dev/null"];
+    const started = performance.now();
+    await using proxy = startProxy(connectArgs(gateway.url, ["--init-timeout", "0.5"], silent));
+    assert.equal(await proxy.exitCode(20_000), 1);
+    assert.ok(performance.now() - started < 10_000, "waited past --init-timeout");
+    const fatal = await proxy.waitForEvent("fatal", 1_000);
+    assert.match(
+      String(fatal.error),
+      /did not answer initialize within 500 ms \(connect --init-timeout\)/,
+    );
+  });
+});
+
 Deno.test("a request batch from the gateway with null and scalar elements: those are not forwarded, the rest is served, connect stays up", async () => {
   await withContract("A", async (gateway) => {
     await using proxy = startProxy(connectArgs(gateway.url));
