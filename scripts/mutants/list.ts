@@ -1874,6 +1874,15 @@ export const MUTANTS: Mutant[] = [
     filter: "--init-timeout",
   },
   {
+    id: "server-spec-separator-message",
+    rule:
+      "a --server env or header item without its separator is told so, not that its name is missing",
+    file: "lib/connect/server_flag.ts",
+    find: "at < 0 ? `no '${separator}'` : ",
+    replace: "",
+    tests: ["tests/connect/server_flag_test.ts"],
+  },
+  {
     id: "batch-null-element-crash",
     rule: "a request batch from the gateway with a null element does not crash connect",
     file: "lib/connect/local_session.ts",
