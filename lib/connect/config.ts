@@ -153,6 +153,8 @@ export async function resolveConnectConfig(
   }
   const grace = numberOf(first("shutdown_grace"));
   if (grace !== undefined) settings.shutdownGrace = grace;
+  const initTimeout = numberOf(first("init_timeout"));
+  if (initTimeout !== undefined) settings.initTimeout = initTimeout;
   const transport = first("transport");
   if (transport !== undefined) {
     settings.transport = String(transport.value).trim().toLowerCase() as TransportSetting;

@@ -95,6 +95,9 @@ export function checkValue(given: Given): void {
     case "shutdown_grace":
       seconds(given, "5");
       return;
+    case "init_timeout":
+      seconds(given, "120");
+      return;
     case "max_server_queue_bytes":
     case "max_replay_bytes":
     case "max_message_bytes":

@@ -30,6 +30,7 @@ export type Key =
   | "max_server_queue_bytes"
   | "max_server_queue_messages"
   | "shutdown_grace"
+  | "init_timeout"
   | "max_replay_bytes"
   | "max_replay_frames"
   | "max_message_bytes"
@@ -64,6 +65,7 @@ export const KEYS: readonly Key[] = [
   "max_server_queue_bytes",
   "max_server_queue_messages",
   "shutdown_grace",
+  "init_timeout",
   "max_replay_bytes",
   "max_replay_frames",
   "max_message_bytes",

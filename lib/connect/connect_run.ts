@@ -34,6 +34,7 @@ const NOT_RELOADED: readonly (keyof ConnectSettings)[] = [
   "maxServerQueueBytes",
   "maxServerQueueMessages",
   "shutdownGrace",
+  "initTimeout",
   "maxReplayBytes",
   "maxReplayFrames",
   "maxMessageBytes",

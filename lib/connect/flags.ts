@@ -32,6 +32,7 @@ export const CONNECT_FLAGS = {
   "max-server-queue-bytes": { type: "string" },
   "max-server-queue-messages": { type: "string" },
   "shutdown-grace": { type: "string" },
+  "init-timeout": { type: "string" },
   "max-replay-bytes": { type: "string" },
   "max-replay-frames": { type: "string" },
   "max-message-bytes": { type: "string" },

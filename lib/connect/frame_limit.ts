@@ -60,13 +60,19 @@ export function oversizedText(limitBytes: number): string {
 }
 
 /**
- * The local server wrote an answer over connect's own bound (`--max-message-bytes`): its caller, if it
- * has one, gets `-32002` saying so instead of nothing.
+ * The local server wrote a message over connect's own bound (`--max-message-bytes`): it is counted, and
+ * its caller, if it has one, gets `-32002` saying so instead of nothing.
  */
 export function answerOversized(
   tunnel: { oversizedAnswer(error: JsonRpcResponse, clientSession?: string): void },
-  about: { settings: ConnectSettings; id: JsonRpcId | undefined; clientSession?: string },
+  about: {
+    settings: ConnectSettings;
+    id: JsonRpcId | undefined;
+    clientSession?: string;
+    metrics?: { error(kind: "message_too_large"): void } | undefined;
+  },
 ): void {
+  about.metrics?.error("message_too_large");
   if (about.id === undefined) return;
   const limit = about.settings.maxMessageBytes ?? CONNECT_DEFAULTS.maxMessageBytes;
   tunnel.oversizedAnswer(

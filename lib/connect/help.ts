@@ -67,6 +67,9 @@ Local servers (give them one way):
                              (default ${CONNECT_DEFAULTS.maxServerQueueMessages})
   --shutdown-grace SECONDS   On shutdown, time from closing the server's stdin to SIGKILL of its
                              process group, > 0 (default ${CONNECT_DEFAULTS.shutdownGrace})
+  --init-timeout SECONDS     Time a local server has to answer connect's initialize (a first
+                             npx/uvx start may download for longer), > 0
+                             (default ${CONNECT_DEFAULTS.initTimeout})
   --max-replay-bytes SIZE    What connect keeps per link session until the gateway acknowledges it,
                              to replay after a drop; past it the session cannot be resumed and
                              starts afresh (default ${
@@ -138,8 +141,8 @@ local_streamable_http, local_sse, gateway, token, token_file, server_name, serve
 isolation, max_instances, instance_idle_timeout (a server entry takes these three too),
 reconnect_delay, max_retries, keepalive, log_level, log_format, verbose (true/false), cert,
 health_listen, min_ready_servers, max_server_queue_bytes (a number of bytes, or text such as 64MiB),
-max_server_queue_messages, shutdown_grace, max_replay_bytes, max_replay_frames, max_message_bytes,
-max_repeat_ids, max_repeat_answer_bytes, transport, websocket_retry; or local-stdio,
+max_server_queue_messages, shutdown_grace, init_timeout, max_replay_bytes, max_replay_frames,
+max_message_bytes, max_repeat_ids, max_repeat_answer_bytes, transport, websocket_retry; or local-stdio,
 token-file, server-name, ...
 Relative paths in the file (token_file, cert, a server's cwd and files) are relative to the
 file's directory. SIGHUP re-reads the config file and applies its servers: added ones start,

@@ -301,7 +301,7 @@ export class HttpUpstream implements LocalTransport {
     }
     const body = await readBounded(response, this.#maxMessage);
     if ("oversized" in body) {
-      this.#events.onOversized?.({ head: "", bytes: body.oversized });
+      this.#events.onOversized?.({ head: "", tail: "", bytes: body.oversized });
       this.#answerError(facts, oversizedText(this.#maxMessage));
       return false;
     }
@@ -331,7 +331,8 @@ export class HttpUpstream implements LocalTransport {
   #readerOptions() {
     return {
       maxEventChars: this.#maxMessage,
-      onOversized: (chars: number) => this.#events.onOversized?.({ head: "", bytes: chars }),
+      onOversized: (chars: number) =>
+        this.#events.onOversized?.({ head: "", tail: "", bytes: chars }),
     };
   }
 

@@ -17,10 +17,19 @@ export { initializeRequest, INTERNAL_ID_PREFIX } from "./init_request.ts";
 /** Takes what the server writes before it is initialized, until the answer to `initialize` came. */
 export class InitReply {
   readonly answer: Promise<JsonRpcResponse>;
+  /** The size of an answer to `initialize` that was too long to pass, in bytes. */
+  readonly oversized: Promise<number>;
   #resolve!: (response: JsonRpcResponse) => void;
+  #resolveOversized!: (bytes: number) => void;
 
   constructor() {
     this.answer = new Promise((resolve) => this.#resolve = resolve);
+    this.oversized = new Promise((resolve) => this.#resolveOversized = resolve);
+  }
+
+  /** A line too long to pass during start-up, with the ids read in it: it may be the answer awaited. */
+  tooLong(ids: readonly unknown[], bytes: number): void {
+    if (ids.includes(INIT_ID)) this.#resolveOversized(bytes);
   }
 
   /** One line from the server during start-up. */
@@ -86,6 +95,7 @@ export async function initializeServer(
       Promise.race([
         reply.answer,
         ended,
+        reply.oversized.then((bytes) => ({ tooLong: bytes })),
         // A refused write means the transport is ending: its end says why.
         sent.then((ok) => ok ? new Promise<never>(() => {}) : ended),
         aborted,
@@ -93,6 +103,12 @@ export async function initializeServer(
       initTimeoutMs,
       "initialize",
     );
+    if ("tooLong" in outcome) {
+      // Waiting on would end in a time-out that blames the server for an answer it gave.
+      throw new ServerStartError(
+        `Local server '${label}' answered initialize with ${outcome.tooLong} bytes, more than connect takes of one message: raise --max-message-bytes`,
+      );
+    }
     if ("ended" in outcome) {
       throw new ServerStartError(
         `Local server '${label}' ${
@@ -118,7 +134,7 @@ export async function initializeServer(
     if (error instanceof ServerStartError || signal?.aborted) throw error;
     if (error instanceof DOMException && error.name === "TimeoutError") {
       throw new ServerStartError(
-        `Local server '${label}' did not answer initialize within ${initTimeoutMs} ms; is it an MCP ${
+        `Local server '${label}' did not answer initialize within ${initTimeoutMs} ms (connect --init-timeout); is it an MCP ${
           transport.kind === "stdio"
             ? "stdio"
             : transport.kind === "http"

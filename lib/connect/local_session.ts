@@ -17,9 +17,11 @@ import {
   scanFacts,
 } from "../protocol/jsonrpc.ts";
 import { isOneLine, SCAN_ABOVE_CHARS } from "../protocol/json_scan.ts";
+import { isObject } from "../util/json_object.ts";
 import type { OversizedLine } from "../util/line_splitter.ts";
 import { logger, truncate } from "../util/log.ts";
 import { initializeServer, InitReply, INTERNAL_ID_PREFIX } from "./local_handshake.ts";
+import { readOversized } from "./oversized_line.ts";
 import type {
   LocalTransport,
   LocalTransportEvents,
@@ -108,17 +110,6 @@ function openStdio(options: LocalSessionOptions): OpenTransport {
     });
 }
 
-/** Finds a top-level-looking `"id"` in the first bytes of a line that was too long to parse. */
-function sniffId(head: string): JsonRpcId | undefined {
-  const match = /"id"\s*:\s*(-?\d+(?:\.\d+)?|"(?:[^"\\]|\\.)*")/.exec(head);
-  if (!match?.[1]) return undefined;
-  try {
-    return JSON.parse(match[1]) as JsonRpcId;
-  } catch {
-    return undefined;
-  }
-}
-
 /** The local server and the MCP session the proxy holds with it. */
 export class LocalSession {
   /** The server's `initialize` result, held for the life of the process. */
@@ -188,15 +179,29 @@ export class LocalSession {
     const events: LocalTransportEvents = {
       onLine: (line) => session ? session.#onLine(line.text, line.bytes) : reply.take(line),
       onOversized: (line) => {
-        const id = sniffId(line.head);
+        const { request, ids } = readOversized(line);
+        const id = session === undefined ? undefined : session.#oversizedCall(ids);
+        const answered = request?.id ?? id;
         log.error(
           "Local server wrote a message of {bytes} bytes, over the limit; not forwarded{idText}",
           {
+            event: "message_too_large",
             bytes: line.bytes,
-            idText: id === undefined ? "" : ` (answering id ${JSON.stringify(id)} with an error)`,
+            idText: answered === undefined
+              ? ""
+              : ` (answering id ${JSON.stringify(answered)} with an error)`,
           },
         );
-        if (session) options.onOversized?.(line, id);
+        if (session === undefined) return reply.tooLong(ids, line.bytes);
+        options.onOversized?.(line, id);
+        // The server's own request: it learns why at once instead of waiting for an answer.
+        if (request !== undefined) {
+          session.reply(errorResponse(
+            request.id,
+            ErrorCode.MessageTooLarge,
+            `mcp-rproxy cannot deliver '${request.method}': the request (${line.bytes} bytes) exceeds the largest message connect takes from the server (connect --max-message-bytes)`,
+          ));
+        }
       },
       ...(options.onStderr === undefined ? {} : { onStderr: options.onStderr }),
     };
@@ -235,6 +240,17 @@ export class LocalSession {
   get serverInfo(): { name?: string; title?: string; version?: string } {
     const info = this.initializeResult.serverInfo;
     return typeof info === "object" && info !== null ? info as Record<string, string> : {};
+  }
+
+  /**
+   * The call in flight a line too long to pass answers, taken out of flight (its caller gets an error
+   * instead); undefined when none of the ids read in the line is in flight.
+   */
+  #oversizedCall(ids: JsonRpcId[]): JsonRpcId | undefined {
+    for (const id of ids) {
+      if (this.#inFlight.delete(idKey(id))) return id;
+    }
+    return undefined;
   }
 
   /** Requests from the tunnel the server has not answered. */
@@ -342,7 +358,8 @@ export class LocalSession {
       return this.#write(JSON.stringify(payload), "response", undefined);
     }
     log.warn("Gateway sent a payload that is not JSON-RPC 2.0; not forwarded");
-    const id = payload.id;
+    // An element of a batch may be any JSON value, null included.
+    const id = isObject(payload) ? payload.id : undefined;
     return typeof id === "string" || typeof id === "number"
       ? errorResponse(id, ErrorCode.InvalidRequest, "Invalid JSON-RPC request")
       : undefined;

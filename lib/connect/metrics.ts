@@ -25,6 +25,7 @@ export type ConnectErrorKind =
   | "server_start"
   | "server_exit"
   | "frame_too_large"
+  | "message_too_large"
   | "too_many_sessions"
   | "server_queue_full"
   | "response_dropped"
@@ -38,6 +39,7 @@ const CONNECT_ERROR_KINDS: readonly ConnectErrorKind[] = [
   "server_start",
   "server_exit",
   "frame_too_large",
+  "message_too_large",
   "too_many_sessions",
   "server_queue_full",
   "response_dropped",

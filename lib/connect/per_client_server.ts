@@ -36,7 +36,12 @@ export function perClientInstances(spec: ServerSpec, wiring: PerClientWiring): C
         instance,
         onMessage,
         onOversized: (id) =>
-          answerOversized(tunnel, { settings, id, clientSession: instance.clientSession }),
+          answerOversized(tunnel, {
+            settings,
+            id,
+            clientSession: instance.clientSession,
+            metrics,
+          }),
       }),
     onMessage: (message) => tunnel.fromServer(message),
     onLost: (calls, why) => tunnel.failCalls(calls, why),

@@ -111,7 +111,7 @@ function splitAt(
     throw specError(
       what.where,
       `${what.key} needs ${what.sample} (got ${
-        value === "" ? "nothing" : "no name before a '" + separator + "'"
+        value === "" ? "nothing" : at < 0 ? `no '${separator}'` : `no name before a '${separator}'`
       })`,
     );
   }

@@ -400,7 +400,7 @@ export class ServerRunner implements UplinkMember {
         if (instance === undefined) this.#spawning = spawned;
       },
       onMessage: (message) => held!.fromServer(message),
-      onOversized: (id) => answerOversized(this.tunnel, { settings, id }),
+      onOversized: (id) => answerOversized(this.tunnel, { settings, id, metrics: this.#metrics }),
       spawned: instance === undefined ? this.#options.takeSpawned?.() : undefined,
       ...instance,
       ...(initTimeoutMs === undefined ? {} : { initTimeoutMs }),

@@ -35,6 +35,8 @@ export async function resolveServerSet(
 ): Promise<ServerSet> {
   const { flags, file, commandArgs } = layers;
   const flagForms = FORMS.filter((key) => flags.has(key));
+  // The file's set is overridden whole, but checked all the same: a typo there bites the day the flags go.
+  if (commandArgs !== undefined || flagForms.length > 0) await checkOverridden(file);
   if (commandArgs !== undefined) {
     if (flagForms.length > 0) {
       throw new ConfigError(
@@ -86,6 +88,29 @@ export async function resolveServerSet(
         },
         { origin: given.where, layers: [flags, file] },
       );
+    }
+  }
+}
+
+/**
+ * What resolving an overridden set may read: nothing. Its entries are checked for what they say, not for
+ * the secret files and variables they name (which need not exist where the flags are used instead).
+ */
+const UNREAD: EntrySources = {
+  env: () => "unread",
+  readTextFile: () => Promise.resolve("-----BEGIN CERTIFICATE-----"),
+};
+
+/** Checks the file's server set that flags override: its entries, its names, its URLs. */
+async function checkOverridden(file: Layer): Promise<void> {
+  const servers = file.get("servers");
+  if (servers !== undefined) {
+    await manyServers(servers, { flags: new Map(), file: new Map() }, UNREAD);
+  }
+  for (const key of ["local_streamable_http", "local_sse"] as const) {
+    const given = file.get(key);
+    if (given !== undefined) {
+      upstreamUrl({ where: given.where, layer: "config" }, given.name, given.value);
     }
   }
 }

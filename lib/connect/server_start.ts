@@ -127,7 +127,7 @@ export async function startServer(
           }),
       }
       : {}),
-    ...(initTimeoutMs === undefined ? {} : { initTimeoutMs }),
+    initTimeoutMs: initTimeoutMs ?? (settings.initTimeout ?? CONNECT_DEFAULTS.initTimeout) * 1000,
     onMessage: options.onMessage,
     onOversized: (_line, id) => options.onOversized(id),
     ...(instance === undefined ? {} : { instance }),

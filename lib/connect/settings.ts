@@ -108,6 +108,8 @@ export interface ConnectSettings {
   maxServerQueueMessages?: number;
   /** Seconds from the start of a local server's stop to SIGKILL of its process group. Default 5. */
   shutdownGrace?: number;
+  /** Seconds a local server has to answer connect's `initialize`. Default 30. */
+  initTimeout?: number;
   /** UTF-8 bytes of frames kept per link session until the gateway acknowledges them. Default 64 MiB. */
   maxReplayBytes?: number;
   /** Frames kept per link session until the gateway acknowledges them. Default 10,000. */
@@ -140,6 +142,7 @@ export const CONNECT_DEFAULTS = {
   maxServerQueueBytes: 64 * 1024 * 1024,
   maxServerQueueMessages: 10_000,
   shutdownGrace: 5,
+  initTimeout: 30,
   maxReplayBytes: DEFAULT_REPLAY_LIMITS.maxBytes,
   maxReplayFrames: DEFAULT_REPLAY_LIMITS.maxFrames,
   maxMessageBytes: 64 * 1024 * 1024,

@@ -6,11 +6,16 @@ export interface Line {
   bytes: number;
 }
 
-/** Raised (as a line event, not thrown) when a line exceeds the limit. */
+/** Raised (as a line event, not thrown) when a line that exceeded the limit ends. */
 export interface OversizedLine {
   /** The first bytes of the line, decoded, so that a caller can try to find a request id in it. */
   head: string;
-  /** How many bytes the line had when it was given up on (at least the limit). */
+  /**
+   * The last bytes of the line, decoded: serializers that write `id` after `result` (the MCP TypeScript
+   * SDK does) leave it only here.
+   */
+  tail: string;
+  /** How many bytes the line had (more than the limit). */
   bytes: number;
 }
 
@@ -18,13 +23,14 @@ export interface OversizedLine {
 export interface LineSplitterOptions {
   /** Longest line kept, in bytes. Longer lines are reported through `onOversized` and skipped. */
   maxLineBytes?: number;
-  /** Called once for each line that exceeded `maxLineBytes`. */
+  /** Called once for each line that exceeded `maxLineBytes`, when it ends. */
   onOversized?: (line: OversizedLine) => void;
 }
 
 const NEWLINE = 0x0a;
 const CARRIAGE_RETURN = 0x0d;
 const HEAD_BYTES = 256;
+const TAIL_BYTES = 256;
 
 /**
  * The framing core: feed it chunks, it calls back with each complete line. A line that spans chunks is
@@ -50,7 +56,11 @@ export class LineFramer {
   #pendingBytes = 0;
   /** The first bytes of the unfinished line, for {@link OversizedLine.head}. */
   #head: Uint8Array | undefined;
-  #skipping = false;
+  /** The last bytes of the unfinished line (a ring would save a copy; 256 bytes a chunk is nothing). */
+  #tail = new Uint8Array(TAIL_BYTES);
+  #tailBytes = 0;
+  /** The line being skipped, reported when it ends. */
+  #skipped: { head: Uint8Array; bytes: number } | undefined;
 
   constructor(onLine: (line: Line) => void, options: LineSplitterOptions = {}) {
     this.#onLine = onLine;
@@ -65,11 +75,12 @@ export class LineFramer {
       const newline = chunk.indexOf(NEWLINE, start);
       const end = newline === -1 ? chunk.length : newline;
       const piece = chunk.subarray(start, end);
-      if (this.#skipping) {
-        if (newline !== -1) this.#skipping = false;
+      if (this.#skipped !== undefined) {
+        this.#skip(piece);
+        if (newline !== -1) this.#endSkip();
       } else if (this.#pendingBytes + piece.length > this.#maxLineBytes) {
         this.#giveUp(piece);
-        if (newline !== -1) this.#skipping = false;
+        if (newline !== -1) this.#endSkip();
       } else if (newline === -1) {
         this.#keep(piece);
       } else {
@@ -79,9 +90,23 @@ export class LineFramer {
     }
   }
 
-  /** Ends the input: an unterminated last line is passed on. */
+  /** Ends the input: an unterminated last line is passed on (or reported, when oversized). */
   finish(): void {
-    if (!this.#skipping && this.#pendingBytes > 0) this.#emit(new Uint8Array(0));
+    if (this.#skipped !== undefined) this.#endSkip();
+    else if (this.#pendingBytes > 0) this.#emit(new Uint8Array(0));
+  }
+
+  /** Keeps the last {@link TAIL_BYTES} bytes seen of the current line. */
+  #remember(piece: Uint8Array): void {
+    if (piece.length >= TAIL_BYTES) {
+      this.#tail.set(piece.subarray(piece.length - TAIL_BYTES));
+      this.#tailBytes = TAIL_BYTES;
+      return;
+    }
+    const kept = Math.min(this.#tailBytes, TAIL_BYTES - piece.length);
+    this.#tail.copyWithin(0, this.#tailBytes - kept, this.#tailBytes);
+    this.#tail.set(piece, kept);
+    this.#tailBytes = kept + piece.length;
   }
 
   #keep(piece: Uint8Array): void {
@@ -91,6 +116,7 @@ export class LineFramer {
       head.set(piece.subarray(0, head.length - this.#pendingBytes), this.#pendingBytes);
       this.#head = head;
     }
+    this.#remember(piece);
     this.#pending.push(this.#decoder.decode(piece, { stream: true }));
     this.#pendingBytes += piece.length;
   }
@@ -122,15 +148,33 @@ export class LineFramer {
     const kept = this.#head?.length ?? 0;
     if (kept < head.length) head.set(tail.subarray(0, head.length - kept), kept);
     this.#decoder.decode(); // drops a character cut at the end of the last piece
-    this.#reset();
-    this.#onOversized?.({ head: new TextDecoder().decode(head), bytes: total });
-    this.#skipping = true;
+    this.#remember(tail);
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    this.#head = undefined;
+    this.#skipped = { head, bytes: total };
+  }
+
+  #skip(piece: Uint8Array): void {
+    this.#remember(piece);
+    this.#skipped!.bytes += piece.length;
+  }
+
+  /** The skipped line has ended: reports it with its head and tail, which may hold its id. */
+  #endSkip(): void {
+    const { head, bytes } = this.#skipped!;
+    const decoder = new TextDecoder();
+    const tail = decoder.decode(this.#tail.subarray(0, this.#tailBytes));
+    this.#skipped = undefined;
+    this.#tailBytes = 0;
+    this.#onOversized?.({ head: decoder.decode(head), tail, bytes });
   }
 
   #reset(): void {
     this.#pending = [];
     this.#pendingBytes = 0;
     this.#head = undefined;
+    this.#tailBytes = 0;
   }
 }
 

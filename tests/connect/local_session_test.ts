@@ -11,6 +11,8 @@ import {
   type LocalSessionOptions,
   type ServerMessage,
 } from "../../lib/connect/local_session.ts";
+import { StdioServer } from "../../lib/connect/stdio_server.ts";
+import type { JsonRpcId } from "../../lib/protocol/jsonrpc.ts";
 import { Collector } from "../fixtures/collector.ts";
 import { DEMO_SERVER, processGroupMembers } from "../fixtures/proxy_process.ts";
 
@@ -241,6 +243,27 @@ Deno.test("LocalSession.fromTunnel() forgets a request the tunnel cancelled and 
   }
 });
 
+Deno.test("LocalSession onOversized names a call only while it is in flight, and takes it out of flight", async () => {
+  const oversized = new Collector<JsonRpcId | undefined>();
+  const { session } = await start(scripted(), {
+    open: (events) => StdioServer.spawn({ command: scripted(), maxLineBytes: 1000, ...events }),
+    onOversized: (_line, id) => oversized.push(id),
+  });
+  try {
+    const big = { text: "x".repeat(2000) };
+    await session.fromTunnel(request(1, "echo", big), 1);
+    await oversized.waitForCount(1, WAIT_MS, "the first oversized answer");
+    // Cancelled before its answer came: nobody waits for it any more.
+    await session.fromTunnel(request(2, "echo", big), 1);
+    await session.fromTunnel(notification("notifications/cancelled", { requestId: 2 }), 1);
+    await oversized.waitForCount(2, WAIT_MS, "the second oversized answer");
+    assert.deepEqual(oversized.items, [1, undefined]);
+    assert.equal(session.inFlightCount, 0);
+  } finally {
+    await deadline(session.stop(), WAIT_MS, "stop");
+  }
+});
+
 Deno.test("LocalSession.fromTunnel() answers an invalid payload with an id with InvalidRequest", async () => {
   const { session } = await start(scripted());
   try {
@@ -414,7 +437,7 @@ Deno.test("LocalSession.start() fails with ServerStartError when the server neve
       assert.ok(error instanceof ServerStartError, String(error));
       assert.equal(
         error.message,
-        "Local server 'sh -c echo $$ >&2; exec cat >/dev/null' did not answer initialize within 500 ms; is it an MCP stdio server?",
+        "Local server 'sh -c echo $$ >&2; exec cat >/dev/null' did not answer initialize within 500 ms (connect --init-timeout); is it an MCP stdio server?",
       );
       return true;
     },

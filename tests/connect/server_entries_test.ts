@@ -116,6 +116,42 @@ Deno.test("resolveConnectConfig() takes --server specs over the file's servers:,
   });
 });
 
+Deno.test("resolveConnectConfig() checks the file's servers: and URL forms when flags give the servers, without reading their secrets", async () => {
+  await withDir(async (dir) => {
+    const file = join(dir, "connect.yaml");
+    const flagForms = [
+      ["--server", "name=a,stdio=srv-a"],
+      ["--local-stdio", "srv-a"],
+      ["--", "srv-a"],
+    ];
+    for (
+      const [text, pattern] of [
+        [
+          "servers:\n  - {name: a, command: x, bogus: 1}\n",
+          /servers\[0\] in .*unknown key 'bogus'/,
+        ],
+        [
+          "servers:\n  - {name: a, command: x}\n  - {name: A, command: y}\n",
+          /Two servers are named A/,
+        ],
+        ["local_sse: ftp://127.0.0.1/sse\n", /local_sse/],
+      ] as const
+    ) {
+      await Deno.writeTextFile(file, text);
+      for (const flags of flagForms) await fails(["--config", file, ...flags], pattern);
+    }
+    // Overridden entries are checked for what they say, not for the files and variables they name.
+    await Deno.writeTextFile(
+      file,
+      "servers:\n  - {name: a, http: http://127.0.0.1:1/mcp, bearer_env: UNSET_VARIABLE, cert: /no/such.pem}\n",
+    );
+    for (const flags of flagForms) {
+      const { settings } = await run(["--config", file, ...flags]);
+      assert.deepEqual(settings.servers.map((s) => s.transport.kind), ["stdio"]);
+    }
+  });
+});
+
 Deno.test("resolveConnectConfig() reads the one-server URL forms", async () => {
   const http = await run(["--local-streamable-http", "http://127.0.0.1:9000/mcp"]);
   assert.equal(http.settings.manyServers, false);

@@ -79,8 +79,9 @@ Deno.test("parseServerSpec() refuses unknown, repeated and malformed keys, namin
   refused('name=a,stdio="x"y', /a comma must follow the quoted value of 'stdio'/);
   refused("name=a,,stdio=x", /an empty item/);
   refused("justtext", /'justtext' is not key=value/);
-  refused("name=a,env=NOEQUALS", /env needs NAME=VALUE/);
-  refused("name=a,header=NoColon", /header needs 'Name: value'/);
+  refused("name=a,env=NOEQUALS", /env needs NAME=VALUE \(got no '='\)/);
+  refused("name=a,env==x", /env needs NAME=VALUE \(got no name before a '='\)/);
+  refused("name=a,header=NoColon", /header needs 'Name: value' \(got no ':'\)/);
   refused('name=a,header="X: 1",header-env="x: V"', /header x is given twice/);
   refused("", /it is empty/);
 });

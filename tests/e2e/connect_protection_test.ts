@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { parsePrometheus } from "../fixtures/prometheus_parser.ts";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { type ContractGateway, startContractGateway } from "../fixtures/contract_gateway.ts";
-import { type ProxyProcess, startProxy } from "../fixtures/proxy_process.ts";
+import { EVERYTHING_SERVER, type ProxyProcess, startProxy } from "../fixtures/proxy_process.ts";
 import { startTcpRelay } from "../fixtures/tcp_relay.ts";
 import { connectClient, startTestGateway, TOKENS, within } from "../fixtures/test_gateway.ts";
 import type { JsonObject } from "../../lib/protocol/jsonrpc.ts";
@@ -163,6 +163,145 @@ Deno.test("--max-message-bytes bounds a server's line: past it the caller gets a
         "The local server's answer exceeded 1MiB, the largest message connect takes from it (connect --max-message-bytes)",
     });
     const echo = await gateway.request(callTool(4, "echo", { message: "after" }), { sessionId });
+    assert.equal(textOf(echo), "Echo: after");
+    proxy.signal("SIGTERM");
+    assert.equal(await proxy.exitCode(15_000), 0);
+  });
+});
+
+Deno.test("--max-message-bytes: a TypeScript SDK server's answer, its id written last, gets its caller an error", async () => {
+  // The SDK writes `{"result":…,"jsonrpc":"2.0","id":3}`: the id is past the head of the line.
+  await withContract("A", async (gateway) => {
+    await using proxy = startProxy(
+      connectArgs(gateway.url, ["--max-message-bytes", "4KiB"], EVERYTHING_SERVER),
+    );
+    const sessionId = await gateway.waitForRegistered(60_000);
+    const answer = await gateway.request(callTool(3, "echo", { message: "m".repeat(8000) }), {
+      sessionId,
+      timeoutMs: 10_000,
+    });
+    assert.equal(answer.id, 3);
+    assert.equal((answer.error as JsonObject | undefined)?.code, -32002);
+    const echo = await gateway.request(callTool(4, "echo", { message: "after" }), { sessionId });
+    assert.equal(textOf(echo), "Echo: after");
+    proxy.signal("SIGTERM");
+    assert.equal(await proxy.exitCode(15_000), 0);
+  });
+});
+
+Deno.test("--max-message-bytes: a server request over it is answered to the server at once, never taken for a caller's answer", async () => {
+  await withContract("A", async (gateway) => {
+    await using proxy = startProxy(connectArgs(gateway.url, ["--max-message-bytes", "4KiB"]));
+    const sessionId = await gateway.waitForRegistered(20_000);
+    const from = gateway.frames.length;
+    // The server's request `ask-3` ({"jsonrpc":"2.0","id":"ask-3","method":…}) is over the bound.
+    const answer = await gateway.request(callTool(3, "ask", { bytes: 8000 }), { sessionId });
+    assert.equal(textOf(answer), "asked");
+    const told = await proxy.waitForLine(
+      (l) => String(l.json?.line).startsWith("answer "),
+      5_000,
+    );
+    assert.match(
+      String(told.json!.line),
+      /^answer "ask-3" \{"code":-32002,"message":"mcp-rproxy cannot deliver 'sampling\/createMessage': the request \(\d+ bytes\) exceeds the largest message connect takes from the server \(connect --max-message-bytes\)"\}$/,
+    );
+    const echo = await gateway.request(callTool(4, "echo", { message: "after" }), { sessionId });
+    assert.equal(textOf(echo), "Echo: after");
+    const answered = gateway.frames.slice(from).filter((f) =>
+      f.direction === "in" && f.frame?.type === "response"
+    ).map((f) => (f.frame!.payload as JsonObject).id);
+    assert.deepEqual(answered, [3, 4]);
+    proxy.signal("SIGTERM");
+    assert.equal(await proxy.exitCode(15_000), 0);
+  });
+});
+
+Deno.test("--max-message-bytes: a TypeScript SDK server's request over it, its id written last, is answered to the server at once", async () => {
+  // Without that answer the server waits for one (the SDK's 60 s), and so does the call that asked it.
+  await withContract("A", async (gateway) => {
+    await using proxy = startProxy(
+      connectArgs(gateway.url, ["--max-message-bytes", "4KiB"], EVERYTHING_SERVER),
+    );
+    const sessionId = await gateway.waitForRegistered(60_000);
+    const answer = await gateway.request(
+      callTool(5, "trigger-sampling-request", { prompt: "p".repeat(8000) }),
+      { sessionId, timeoutMs: 10_000 },
+    );
+    assert.match(textOf(answer), /^MCP error -32002: .*connect --max-message-bytes/);
+    proxy.signal("SIGTERM");
+    assert.equal(await proxy.exitCode(15_000), 0);
+  });
+});
+
+Deno.test("--max-message-bytes: a notification over it is dropped, logged and counted; an answer over it is counted too", async () => {
+  await withContract("A", async (gateway) => {
+    await using proxy = startProxy(connectArgs(gateway.url, ["--max-message-bytes", "4KiB"]));
+    const sessionId = await gateway.waitForRegistered(20_000);
+    const from = gateway.frames.length;
+    const answer = await gateway.request(callTool(3, "notify", { bytes: 8000 }), { sessionId });
+    assert.equal(textOf(answer), "notified");
+    assert.ok(
+      !gateway.frames.slice(from).some((f) =>
+        f.direction === "in" && f.frame?.type === "notification"
+      ),
+      "an oversized notification reached the gateway",
+    );
+    const logged = await proxy.waitForEvent("message_too_large", 5_000);
+    assert.ok(Number(logged.bytes) > 8000, `bytes ${logged.bytes}`);
+    assert.equal(await metric(proxy, 'errors_total{kind="message_too_large"}'), 1);
+    const huge = await gateway.request(callTool(4, "huge", { bytes: 8000 }), { sessionId });
+    assert.equal((huge.error as JsonObject | undefined)?.code, -32002);
+    assert.equal(await metric(proxy, 'errors_total{kind="message_too_large"}'), 2);
+    proxy.signal("SIGTERM");
+    assert.equal(await proxy.exitCode(15_000), 0);
+  });
+});
+
+Deno.test("--max-message-bytes: an initialize answer over it fails start-up at once, naming the flag, not blaming the server", async () => {
+  // server-everything's initialize result (its instructions) is about 2 KiB.
+  await withContract("A", async (gateway) => {
+    await using proxy = startProxy(
+      connectArgs(gateway.url, ["--max-message-bytes", "1KiB"], EVERYTHING_SERVER),
+    );
+    assert.equal(await proxy.exitCode(20_000), 1);
+    const fatal = await proxy.waitForEvent("fatal", 1_000);
+    assert.match(
+      String(fatal.error),
+      /answered initialize with \d+ bytes, more than connect takes of one message: raise --max-message-bytes$/,
+    );
+  });
+});
+
+Deno.test("--init-timeout bounds the wait for initialize, and the message names the flag", async () => {
+  await withContract("A", async (gateway) => {
+    const silent = ["sh", "-c", "exec cat >/dev/null"];
+    const started = performance.now();
+    await using proxy = startProxy(connectArgs(gateway.url, ["--init-timeout", "0.5"], silent));
+    assert.equal(await proxy.exitCode(20_000), 1);
+    assert.ok(performance.now() - started < 10_000, "waited past --init-timeout");
+    const fatal = await proxy.waitForEvent("fatal", 1_000);
+    assert.match(
+      String(fatal.error),
+      /did not answer initialize within 500 ms \(connect --init-timeout\)/,
+    );
+  });
+});
+
+Deno.test("a request batch from the gateway with null and scalar elements: those are not forwarded, the rest is served, connect stays up", async () => {
+  await withContract("A", async (gateway) => {
+    await using proxy = startProxy(connectArgs(gateway.url));
+    const sessionId = await gateway.waitForRegistered(20_000);
+    gateway.send({
+      type: "request",
+      sessionId,
+      payload: [null, 1, "x", callTool(7, "echo", { message: "in a batch" })],
+    });
+    const answer = await gateway.waitForFrame(
+      (f) => f.direction === "in" && (f.frame?.payload as JsonObject | undefined)?.id === 7,
+      10_000,
+    );
+    assert.equal(textOf(answer.frame!.payload as JsonObject), "Echo: in a batch");
+    const echo = await gateway.request(callTool(8, "echo", { message: "after" }), { sessionId });
     assert.equal(textOf(echo), "Echo: after");
     proxy.signal("SIGTERM");
     assert.equal(await proxy.exitCode(15_000), 0);

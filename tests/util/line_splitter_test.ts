@@ -1,7 +1,12 @@
 // Unit tests of LineSplitter: chunk boundaries, CRLF, empty lines, huge lines, the line limit, the last line.
 
 import assert from "node:assert/strict";
-import { type Line, LineSplitter, type LineSplitterOptions } from "../../lib/util/line_splitter.ts";
+import {
+  type Line,
+  LineSplitter,
+  type LineSplitterOptions,
+  type OversizedLine,
+} from "../../lib/util/line_splitter.ts";
 
 const encoder = new TextEncoder();
 
@@ -116,6 +121,27 @@ Deno.test("LineSplitter() reports an oversized line once with its head and skips
     `head ${JSON.stringify(oversized[0]!.head)}`,
   );
   assert.ok(long.startsWith(oversized[0]!.head));
+});
+
+Deno.test("LineSplitter() reports an oversized line's last bytes, where an id written after the result is", async () => {
+  // The MCP TypeScript SDK writes `{"result":…,"jsonrpc":"2.0","id":7}`: the id is only at the end.
+  const long = `{"result":{"text":"${"é".repeat(300)}"},"jsonrpc":"2.0","id":7}`;
+  for (const size of [7, 64, 4096]) {
+    const oversized: OversizedLine[] = [];
+    const lines = await split(chunksOf(`${long}\r\nafter\n`, size), {
+      maxLineBytes: 100,
+      onOversized: (line) => oversized.push(line),
+    });
+    assert.deepEqual(lines.map((l) => l.text), ["after"], `chunks of ${size}`);
+    assert.equal(oversized.length, 1, `chunks of ${size}`);
+    const { tail, bytes } = oversized[0]!;
+    assert.ok(
+      tail.endsWith('"jsonrpc":"2.0","id":7}\r'),
+      `chunks of ${size}: ${JSON.stringify(tail)}`,
+    );
+    assert.ok(`${long}\r`.endsWith(tail.replace(/^\uFFFD/, "")), `chunks of ${size}: not the end`);
+    assert.equal(bytes, encoder.encode(`${long}\r`).length, `chunks of ${size}`);
+  }
 });
 
 Deno.test("LineSplitter() reports an oversized line that arrives in one chunk", async () => {
