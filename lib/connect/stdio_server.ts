@@ -129,6 +129,7 @@ export class StdioServer implements LocalTransport {
     const stdin = new StdinQueue(writer, options.queueLimits ?? DEFAULT_STDIN_QUEUE_LIMITS);
     this.#stdin = stdin;
     const stdoutDone = this.#pumpStdout(options);
+    stdoutDone.then(() => this.#onStdoutEnd(), () => {});
     const stderrDone = this.#pumpStderr(options.onStderr ?? writeStderrLine);
     this.exited = (async () => {
       const status = await child.status;
@@ -215,6 +216,27 @@ export class StdioServer implements LocalTransport {
     } finally {
       reader.releaseLock();
     }
+  }
+
+  /**
+   * stdout ended. A server that lives on past that can answer nothing more, and its callers would wait
+   * for ever: unless it exits by itself within a moment (as a crashing one does), it is stopped like any
+   * server (stdin closed, SIGTERM, SIGKILL after the grace), and its exit is handled as a crash is.
+   */
+  async #onStdoutEnd(): Promise<void> {
+    if (this.#stopping !== undefined) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const alive = await Promise.race([
+      this.#child.status.then(() => false),
+      new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(true), EOF_WAIT_MS)),
+    ]);
+    clearTimeout(timer);
+    if (!alive || this.#stopping !== undefined) return;
+    log.warn(
+      "Local server closed its stdout but kept running: stopping it, as it can answer nothing more",
+      { event: "server_stdout_closed", pid: this.pid },
+    );
+    await this.stop();
   }
 
   async #pumpStderr(onStderr: (line: string) => void): Promise<void> {

@@ -1950,6 +1950,16 @@ export const MUTANTS: Mutant[] = [
     filter: "checks the file's servers",
   },
   {
+    id: "stdout-closed-server-kept",
+    rule:
+      "a server that closes its stdout and keeps running is stopped (its callers get an error, it starts again)",
+    file: "lib/connect/stdio_server.ts",
+    find: "    stdoutDone.then(() => this.#onStdoutEnd(), () => {});\n",
+    replace: "",
+    tests: ["tests/e2e/connect_protection_test.ts"],
+    filter: "closes its stdout",
+  },
+  {
     id: "early-start-group-spared",
     rule: "a process of the early start that no server took is killed with its process group",
     file: "lib/connect/early_servers.ts",

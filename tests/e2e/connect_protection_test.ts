@@ -17,6 +17,9 @@ const FAULT_SERVER = [
   new URL("../fixtures/fault_server.ts", import.meta.url).pathname,
 ];
 
+/** A POSIX sh MCP server (tests/fixtures/tiny_mcp_server.sh): a call that mentions "mute" closes its stdout. */
+const TINY_SERVER = ["sh", new URL("../fixtures/tiny_mcp_server.sh", import.meta.url).pathname];
+
 function connectArgs(url: string, extra: string[] = [], server = FAULT_SERVER): string[] {
   return [
     "connect",
@@ -441,6 +444,31 @@ Deno.test("a server restart that fails is retried with backoff and counted, unti
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("a server that closes its stdout and keeps running is stopped: its caller gets an error, the server starts again", async () => {
+  await withContract("A", async (gateway) => {
+    await using proxy = startProxy(connectArgs(gateway.url, [], TINY_SERVER));
+    const firstPid = Number((await proxy.waitForEvent("server_started", 20_000)).pid);
+    await gateway.waitForRegistered(20_000);
+    const from = proxy.lines.length;
+    // Without the stop, the call would wait for an answer nothing can write any more.
+    const muted = await gateway.request(callTool(1, "mute", {}), { timeoutMs: 15_000 });
+    assert.equal((muted.error as JsonObject | undefined)?.code, -32000, JSON.stringify(muted));
+    const closed = await proxy.waitForEvent("server_stdout_closed", 5_000);
+    assert.equal(closed.pid, firstPid);
+    const restarted = await proxy.waitForEvent("server_started", 20_000, from);
+    assert.notEqual(restarted.pid, firstPid);
+    // The server started again registers afresh (contract A).
+    const second = await gateway.waitForRegistered(20_000, { after: 1 });
+    const again = await gateway.request(callTool(2, "echo", {}), {
+      timeoutMs: 15_000,
+      sessionId: second,
+    });
+    assert.deepEqual(again.result, {}, JSON.stringify(again));
+    proxy.signal("SIGTERM");
+    assert.equal(await proxy.exitCode(15_000), 0);
+  });
 });
 
 Deno.test("a 1008 close in mid-session exits 3 and stops the server", async () => {
