@@ -40,6 +40,8 @@ export async function configLayer(
   } catch (error: unknown) {
     throw unreadableFile({ what: "config file", path, setting: "--config", cause: error });
   }
+  // A byte-order mark (Windows editors write one) is no part of the settings; JSON.parse refuses it.
+  if (text.startsWith("\uFEFF")) text = text.slice(1);
   const format = formatOf(path, text);
   const data = format === "json" ? parseJson(text, path) : await parseYaml(text, path);
   if (data === null || typeof data !== "object" || Array.isArray(data)) {

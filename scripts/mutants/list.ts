@@ -1960,6 +1960,15 @@ export const MUTANTS: Mutant[] = [
     filter: "closes its stdout",
   },
   {
+    id: "config-bom-kept",
+    rule: "a config file's byte-order mark is no part of its settings (JSON and YAML read alike)",
+    file: "lib/connect/config_file.ts",
+    find: '  if (text.startsWith("\\uFEFF")) text = text.slice(1);\n',
+    replace: "",
+    tests: ["tests/connect/config_test.ts"],
+    filter: "guesses the format",
+  },
+  {
     id: "early-start-group-spared",
     rule: "a process of the early start that no server took is killed with its process group",
     file: "lib/connect/early_servers.ts",

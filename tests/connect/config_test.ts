@@ -838,6 +838,14 @@ Deno.test("resolveConnectConfig() guesses the format of other file names from th
     assert.equal((await run(["--config", json])).settings.gateway, "gw.example.com");
     const yaml = await write(dir, "cfg", "gateway: gw.example.com\nlocal_stdio: srv\n");
     assert.equal((await run(["--config", yaml])).settings.gateway, "gw.example.com");
+    // Windows editors start a file with a byte-order mark: it is no part of the settings.
+    for (const name of ["bom.json", "bom.conf", "bom.yaml"]) {
+      const text = name.endsWith(".yaml")
+        ? "gateway: gw.example.com\nlocal_stdio: srv\n"
+        : `{"gateway": "gw.example.com", "local_stdio": "srv"}`;
+      const file = await write(dir, name, `\uFEFF${text}`);
+      assert.equal((await run(["--config", file])).settings.gateway, "gw.example.com", name);
+    }
   });
 });
 
