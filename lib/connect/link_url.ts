@@ -6,20 +6,26 @@
 const SCHEME = /^([a-z][a-z0-9+.-]*):\/\//i;
 const WS_SCHEMES: Record<string, string> = { http: "ws", https: "wss", ws: "ws", wss: "wss" };
 const ENDPOINT = "/reverse-proxy/ws";
-/** Query parameter names (lower case, `-`/`_` removed) that carry credentials besides any `*token*`. */
+/** Query parameter names (lower case, `-`/`_` removed) that carry credentials, whole. */
 const SECRET_PARAMS = new Set([
   "auth",
   "authorization",
   "bearer",
   "jwt",
-  "apikey",
   "key",
+  "sig",
+]);
+/** Parts of a parameter name that make it a credential (`x-api-key`, `client_secret`, `X-Amz-Signature`). */
+const SECRET_PARTS = [
+  "token",
+  "apikey",
+  "accesskey",
   "password",
   "passwd",
   "secret",
   "credential",
-  "credentials",
-]);
+  "signature",
+];
 
 /** The address without query, fragment or user:password, safe to repeat in a message. */
 function shown(text: string): string {
@@ -29,7 +35,7 @@ function shown(text: string): string {
 
 function isSecretParam(name: string): boolean {
   const flat = name.toLowerCase().replaceAll(/[-_]/g, "");
-  return flat.includes("token") || SECRET_PARAMS.has(flat);
+  return SECRET_PARAMS.has(flat) || SECRET_PARTS.some((part) => flat.includes(part));
 }
 
 /**

@@ -1969,6 +1969,15 @@ export const MUTANTS: Mutant[] = [
     filter: "guesses the format",
   },
   {
+    id: "gateway-url-secret-parts",
+    rule:
+      "a gateway URL whose query names a credential by a part (x-api-key, client_secret, a signature) is refused",
+    file: "lib/connect/link_url.ts",
+    find: " || SECRET_PARTS.some((part) => flat.includes(part));",
+    replace: ' || flat.includes("token");',
+    tests: ["tests/connect/link_url_test.ts"],
+  },
+  {
     id: "early-start-group-spared",
     rule: "a process of the early start that no server took is killed with its process group",
     file: "lib/connect/early_servers.ts",

@@ -97,6 +97,11 @@ Deno.test("normalizeGatewayUrl() refuses tokens in the query string without repe
       "api_key",
       "apikey",
       "id-token",
+      "X-Api-Key",
+      "client_secret",
+      "sig",
+      "X-Amz-Signature",
+      "db_password",
     ]
   ) {
     const error = rejects(`https://h/p?x=1&${name}=s3cr3t-value`, new RegExp(`'${name}'`));
