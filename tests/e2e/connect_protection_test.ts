@@ -264,7 +264,12 @@ Deno.test("--max-message-bytes: an initialize answer over it fails start-up at o
   // server-everything's initialize result (its instructions) is about 2 KiB.
   await withContract("A", async (gateway) => {
     await using proxy = startProxy(
-      connectArgs(gateway.url, ["--max-message-bytes", "1KiB"], EVERYTHING_SERVER),
+      // --init-timeout 10: a connect that waited the answer out (the bug) fails in 10 s, not 30.
+      connectArgs(
+        gateway.url,
+        ["--max-message-bytes", "1KiB", "--init-timeout", "10"],
+        EVERYTHING_SERVER,
+      ),
     );
     assert.equal(await proxy.exitCode(20_000), 1);
     const fatal = await proxy.waitForEvent("fatal", 1_000);
