@@ -6,7 +6,7 @@
 
 import { delay } from "../util/delay.ts";
 import { logger } from "../util/log.ts";
-import { readSseEvents } from "../util/sse_reader.ts";
+import { type OversizedEnds, readSseEvents } from "../util/sse_reader.ts";
 import {
   ErrorCode,
   errorResponse,
@@ -331,8 +331,8 @@ export class HttpUpstream implements LocalTransport {
   #readerOptions() {
     return {
       maxEventChars: this.#maxMessage,
-      onOversized: (chars: number) =>
-        this.#events.onOversized?.({ head: "", tail: "", bytes: chars }),
+      onOversized: (chars: number, ends: OversizedEnds) =>
+        this.#events.onOversized?.({ ...ends, bytes: chars }),
     };
   }
 

@@ -157,7 +157,7 @@ export class SseUpstream implements LocalTransport {
     }
     const events = readSseEvents(response.body, {
       maxEventChars: options.maxMessageBytes ?? CONNECT_DEFAULTS.maxMessageBytes,
-      onOversized: (chars) => this.#events.onOversized?.({ head: "", tail: "", bytes: chars }),
+      onOversized: (chars, ends) => this.#events.onOversized?.({ ...ends, bytes: chars }),
     });
     let timer: ReturnType<typeof setTimeout> | undefined;
     const first = await Promise.race([

@@ -1,6 +1,7 @@
 // Reads a `text/event-stream` body into events, as the WHATWG "server-sent events" parsing rules say:
 // lines end in CRLF, LF or CR; `data:` lines join with LF; an empty line ends an event; comments are
-// skipped. An event over the size bound is dropped whole and reported, so memory stays bounded.
+// skipped. An event over the size bound is dropped whole and reported with its first and last characters
+// (where a JSON-RPC message keeps its id), so memory stays bounded.
 
 /** One event: its type (`message` when none was given), its data, and its id when one was set. */
 export interface SseEvent {
@@ -14,8 +15,17 @@ export interface SseReaderOptions {
   /** Largest event kept, in UTF-16 code units of its data (about bytes for JSON). Default 64 MiB. */
   maxEventChars?: number;
   /** Called for each event dropped for its size. */
-  onOversized?: (chars: number) => void;
+  onOversized?: (chars: number, ends: OversizedEnds) => void;
 }
+
+/** What is kept of an event dropped for its size: the first and the last characters of its data. */
+export interface OversizedEnds {
+  head: string;
+  tail: string;
+}
+
+/** Characters kept of each end of an event dropped for its size. */
+const ENDS_CHARS = 256;
 
 /**
  * The events of an event-stream body, in order, until it ends. The caller cancels the body to stop early
@@ -46,10 +56,28 @@ export async function* readSseEvents(
   let id: string | undefined;
   let lastId: string | undefined;
   let dropping = false;
+  /** Of the event being dropped: its first characters (set when the drop begins) and its last ones. */
+  let head = "";
+  let tail = "";
   const ready: SseEvent[] = [];
+  /** The event's data is past the bound from here on: keep its head (what it had, then `more`). */
+  const startDrop = (more: string) => {
+    if (dropping) return;
+    dropping = true;
+    const before = data.join("\n").slice(0, ENDS_CHARS);
+    head = (data.length > 0 ? `${before}\n${more.slice(0, ENDS_CHARS)}` : more).slice(
+      0,
+      ENDS_CHARS,
+    );
+    tail = "";
+    data = [];
+  };
+  const keepTail = (text: string) => {
+    tail = (tail + text.slice(-ENDS_CHARS)).slice(-ENDS_CHARS);
+  };
 
   const endEvent = () => {
-    if (dropping) onOversized?.(dataChars);
+    if (dropping) onOversized?.(dataChars, { head, tail });
     else if (data.length > 0) {
       const event: SseEvent = { event: type || "message", data: data.join("\n") };
       if (id !== undefined) lastId = id;
@@ -61,6 +89,8 @@ export async function* readSseEvents(
     type = "";
     id = undefined;
     dropping = false;
+    head = "";
+    tail = "";
   };
   const line = (text: string) => {
     if (text === "") return endEvent();
@@ -71,10 +101,11 @@ export async function* readSseEvents(
     if (value.startsWith(" ")) value = value.slice(1);
     if (field === "data") {
       dataChars += value.length + 1;
-      if (dataChars > maxEventChars) {
-        dropping = true;
-        data = [];
-      } else if (!dropping) data.push(value);
+      if (dropping) keepTail(`\n${value}`);
+      else if (dataChars > maxEventChars) {
+        startDrop(value);
+        keepTail(value);
+      } else data.push(value);
     } else if (field === "event") type = value;
     else if (field === "id" && !value.includes("\0")) id = value;
   };
@@ -85,9 +116,7 @@ export async function* readSseEvents(
     pieces = [];
     lineChars = 0;
     if (lineTooLong) {
-      lineTooLong = false;
-      dropping = true;
-      data = [];
+      lineTooLong = false; // its head and tail were kept as it came
       return;
     }
     line(text);
@@ -100,6 +129,7 @@ export async function* readSseEvents(
       const c = chunk.charCodeAt(i);
       if (c !== 10 && c !== 13) continue;
       if (!lineTooLong) pieces.push(chunk.slice(start, i));
+      else keepTail(chunk.slice(Math.max(start, i - ENDS_CHARS), i));
       endLine();
       if (c === 13) {
         if (i + 1 === chunk.length) afterCR = true;
@@ -107,12 +137,17 @@ export async function* readSseEvents(
       }
       start = i + 1;
     }
-    if (start >= chunk.length || lineTooLong) return;
+    if (start >= chunk.length) return;
+    if (lineTooLong) return keepTail(chunk.slice(Math.max(start, chunk.length - ENDS_CHARS)));
     const rest = chunk.slice(start);
     lineChars += rest.length;
     if (dataChars + lineChars > maxEventChars) {
       lineTooLong = true;
       dataChars += lineChars;
+      // A line this long is a data line (a field name is short): its value starts after `data:`.
+      const sofar = pieces.join("") + rest;
+      startDrop(sofar.slice(0, ENDS_CHARS + 6).replace(/^data: ?/, ""));
+      keepTail(sofar);
       pieces = [];
     } else pieces.push(rest);
   };

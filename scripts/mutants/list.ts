@@ -1978,6 +1978,26 @@ export const MUTANTS: Mutant[] = [
     tests: ["tests/connect/link_url_test.ts"],
   },
   {
+    id: "sse-oversized-tail-lost",
+    rule:
+      "an SSE event dropped for its size is reported with its last characters, read across chunks (where its id is)",
+    file: "lib/util/sse_reader.ts",
+    find:
+      "    if (lineTooLong) return keepTail(chunk.slice(Math.max(start, chunk.length - ENDS_CHARS)));",
+    replace: "    if (lineTooLong) return;",
+    tests: ["tests/util/sse_reader_test.ts"],
+  },
+  {
+    id: "http-upstream-oversized-ends-dropped",
+    rule:
+      "an HTTP upstream's server request over --max-message-bytes is answered to the server at once",
+    file: "lib/connect/http_upstream.ts",
+    find: "this.#events.onOversized?.({ ...ends, bytes: chars }),",
+    replace: 'this.#events.onOversized?.({ head: "", tail: "", bytes: chars }),',
+    tests: ["tests/connect/http_upstream_test.ts"],
+    filter: "http upstream: a server request over",
+  },
+  {
     id: "early-start-group-spared",
     rule: "a process of the early start that no server took is killed with its process group",
     file: "lib/connect/early_servers.ts",

@@ -13,8 +13,13 @@ import { HttpEverything } from "../fixtures/http_mcp_servers.ts";
 const WAIT_MS = 15_000;
 
 /** Starts a session over `open` and collects the answers by id. */
-async function open(kind: "http" | "sse", url: string) {
+async function open(kind: "http" | "sse", url: string, maxMessageBytes?: number) {
   const answers = new Map<string | number, (message: JsonObject) => void>();
+  const upstream = {
+    headers: [],
+    timeoutMs: 5_000,
+    ...(maxMessageBytes ? { maxMessageBytes } : {}),
+  };
   const onMessage = (message: ServerMessage) => {
     if (message.kind !== "response") return;
     const value = JSON.parse(message.text) as JsonObject;
@@ -24,8 +29,8 @@ async function open(kind: "http" | "sse", url: string) {
     LocalSession.start({
       open: (events) =>
         kind === "http"
-          ? HttpUpstream.open({ url: new URL(url), headers: [], timeoutMs: 5_000 }, events)
-          : SseUpstream.open({ url: new URL(url), headers: [], timeoutMs: 5_000 }, events),
+          ? HttpUpstream.open({ ...upstream, url: new URL(url) }, events)
+          : SseUpstream.open({ ...upstream, url: new URL(url) }, events),
       onMessage,
     }),
     WAIT_MS,
@@ -105,3 +110,17 @@ Deno.test("SseUpstream speaks the legacy transport: endpoint event, POSTs, answe
     await session.stop();
   }
 });
+
+for (const kind of ["http", "sse"] as const) {
+  Deno.test(`${kind} upstream: a server request over --max-message-bytes (its id written last) is answered to the server at once`, async () => {
+    // Without that answer, server-everything waits its SDK's 60 s for one, and so does the call.
+    await using server = await HttpEverything.start(kind === "http" ? "streamableHttp" : "sse");
+    const { session, call } = await open(kind, server.url, 4096);
+    try {
+      const answer = await call(1, "trigger-sampling-request", { prompt: "p".repeat(8000) });
+      assert.match(text(answer), /^MCP error -32002: .*connect --max-message-bytes/);
+    } finally {
+      await session.stop();
+    }
+  });
+}
