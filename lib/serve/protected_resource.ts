@@ -52,7 +52,12 @@ export function protectedResourceOf(base: string, path: string): ProtectedResour
     scopes,
     name,
   });
-  if (segments[0] === "servers" && segments[2] === "mcp" && segments.length === 3) {
+  const endpoint = segments[2];
+  if (segments[0] === "servers" && endpoint !== undefined && segments.length === 3) {
+    // The legacy transport is a resource of its own, named by its `/sse` URL: the one its clients ask
+    // a token for (the SDK refuses metadata naming another resource). Its POSTs to `/messages` use it.
+    const legacy = endpoint === "sse" || endpoint === "messages";
+    if (endpoint !== "mcp" && !legacy) return undefined;
     let name: string;
     try {
       name = decodeURIComponent(segments[1]!);
@@ -60,10 +65,10 @@ export function protectedResourceOf(base: string, path: string): ProtectedResour
       return undefined;
     }
     return make(
-      `/servers/${encodeURIComponent(name)}/mcp`,
+      `/servers/${encodeURIComponent(name)}/${legacy ? "sse" : "mcp"}`,
       "client",
       [ROLE_SCOPES.client],
-      `MCP server ${name} (mcp-rproxy)`,
+      `MCP server ${name}${legacy ? ", legacy HTTP+SSE" : ""} (mcp-rproxy)`,
     );
   }
   if (segments[0] === "reverse-proxy" && segments[1] === "sessions") {

@@ -2005,4 +2005,14 @@ export const MUTANTS: Mutant[] = [
     replace: '        child.kill("SIGKILL");',
     tests: ["tests/connect/early_servers_test.ts"],
   },
+  {
+    id: "oauth-legacy-sse-no-resource",
+    rule:
+      "the legacy HTTP+SSE transport is an OAuth resource (its /sse URL): OAuth tokens and challenges work there",
+    file: "lib/serve/protected_resource.ts",
+    find: 'const legacy = endpoint === "sse" || endpoint === "messages";',
+    replace: "const legacy = false;",
+    tests: ["tests/serve/gateway_oauth_test.ts"],
+    filter: "legacy HTTP+SSE is an OAuth resource",
+  },
 ];

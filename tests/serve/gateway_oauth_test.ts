@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
+import { SSEClientTransport } from "@modelcontextprotocol/sdk/client/sse.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { type Gateway, type GatewayOptions, startGateway } from "../../lib/serve/gateway.ts";
 import { createTokenStore } from "../../lib/serve/token_store.ts";
@@ -428,6 +429,74 @@ Deno.test("tokens-file tokens and HS256 JWTs keep working beside OAuth, and the 
   } finally {
     for (const client of clients) await client.close();
     for (const server of served) await server.close();
+    await gateway.close();
+    await as.stop();
+  }
+});
+
+Deno.test("legacy HTTP+SSE is an OAuth resource of its own: a token for its /sse URL runs a tool through the SDK's SSEClientTransport, and its 401 points to its metadata", async () => {
+  const as = await startOAuthServer();
+  const gateway = await startOAuthGateway(as);
+  let served: ServedServer | undefined;
+  let client: Client | undefined;
+  try {
+    const connectToken = await as.mintToken({
+      resource: `${gateway.url}/reverse-proxy/ws`,
+      scope: "mcp:connect",
+    });
+    served = await serveTestServer(gateway, "files", connectToken.access_token);
+    const sse = `${gateway.url}/servers/files/sse`;
+    const metadataUrl = `${gateway.url}/.well-known/oauth-protected-resource/servers/files/sse`;
+
+    // No token: the challenge an OAuth client starts from, naming the legacy resource's metadata.
+    const refused = await within(
+      fetch(sse, { headers: { accept: "text/event-stream" } }),
+      5_000,
+      "the unauthenticated GET",
+    );
+    await refused.body?.cancel();
+    assert.equal(refused.status, 401);
+    assert.equal(challenge(refused.headers.get("www-authenticate")).resource_metadata, metadataUrl);
+    const metadata = await request(
+      gateway,
+      "/.well-known/oauth-protected-resource/servers/files/sse",
+    );
+    assert.equal(metadata.body.resource, sse);
+    assert.deepEqual(metadata.body.scopes_supported, ["mcp:client"]);
+
+    // A token for the legacy resource opens the stream, and its POSTs to /messages are taken too.
+    const token = (await as.mintToken({ resource: sse, scope: "mcp:client" })).access_token;
+    client = new Client({ name: "legacy-oauth", version: "1" });
+    await within(
+      client.connect(
+        new SSEClientTransport(new URL(sse), {
+          requestInit: { headers: { Authorization: `Bearer ${token}` } },
+        }),
+      ),
+      10_000,
+      "the legacy client to connect",
+    );
+    const echoed = await client.callTool({ name: "echo", arguments: { text: "legacy oauth" } });
+    assert.deepEqual(echoed.content, [{ type: "text", text: "legacy oauth" }]);
+
+    // The Streamable HTTP endpoint is another resource: its token does not open the legacy one.
+    const mcpToken =
+      (await as.mintToken({ resource: `${gateway.url}/servers/files/mcp`, scope: "mcp:client" }))
+        .access_token;
+    const other = await within(
+      fetch(sse, { headers: { accept: "text/event-stream", authorization: `Bearer ${mcpToken}` } }),
+      5_000,
+      "the GET with the /mcp token",
+    );
+    await other.body?.cancel();
+    assert.equal(other.status, 401);
+    assert.match(
+      challenge(other.headers.get("www-authenticate")).error_description ?? "",
+      /must have the audience .*\/servers\/files\/sse/,
+    );
+  } finally {
+    await client?.close();
+    await served?.close();
     await gateway.close();
     await as.stop();
   }
