@@ -79,7 +79,12 @@ export function protectedResourceOf(base: string, path: string): ProtectedResour
       "mcp-rproxy sessions API",
     );
   }
-  if (segments[0] === "reverse-proxy" && segments[1] === "ws" && segments.length === 2) {
+  // An SSE link (its stream and its POSTs) is the tunnel endpoint by another transport: connect falls
+  // back to it with the token it has, so it is the same resource.
+  const sseLink = segments[1] === "sse" && segments.length <= 3;
+  if (
+    segments[0] === "reverse-proxy" && ((segments[1] === "ws" && segments.length === 2) || sseLink)
+  ) {
     return make("/reverse-proxy/ws", "connect", [ROLE_SCOPES.connect], "mcp-rproxy tunnel links");
   }
   return undefined;

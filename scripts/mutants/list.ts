@@ -2015,4 +2015,14 @@ export const MUTANTS: Mutant[] = [
     tests: ["tests/serve/gateway_oauth_test.ts"],
     filter: "legacy HTTP+SSE is an OAuth resource",
   },
+  {
+    id: "oauth-sse-link-no-resource",
+    rule:
+      "an SSE link is the tunnel endpoint's OAuth resource: a connect token for it opens the link",
+    file: "lib/serve/protected_resource.ts",
+    find: 'const sseLink = segments[1] === "sse" && segments.length <= 3;',
+    replace: "const sseLink = false;",
+    tests: ["tests/serve/gateway_oauth_test.ts"],
+    filter: "also opens and feeds an SSE link",
+  },
 ];

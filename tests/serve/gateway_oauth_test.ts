@@ -14,6 +14,7 @@ import { decodeJwt } from "../fixtures/jwt_check.ts";
 import { completeAuthorization } from "../fixtures/oauth_flow.ts";
 import { InMemoryOAuthProvider } from "../fixtures/oauth_client_provider.ts";
 import { type OAuthServer, startOAuthServer } from "../fixtures/oauth_server.ts";
+import { RawSseLink, register } from "../fixtures/raw_sse_link.ts";
 import {
   connectClient,
   type ServedServer,
@@ -497,6 +498,43 @@ Deno.test("legacy HTTP+SSE is an OAuth resource of its own: a token for its /sse
   } finally {
     await client?.close();
     await served?.close();
+    await gateway.close();
+    await as.stop();
+  }
+});
+
+Deno.test("an OAuth connect token for the tunnel endpoint also opens and feeds an SSE link, as connect's fallback uses it", async () => {
+  const as = await startOAuthServer();
+  const gateway = await startOAuthGateway(as);
+  let link: RawSseLink | Response | undefined;
+  try {
+    const token = (await as.mintToken({
+      resource: `${gateway.url}/reverse-proxy/ws`,
+      scope: "mcp:connect",
+    })).access_token;
+    link = await within(RawSseLink.open(gateway, token), 5_000, "the SSE link to open");
+    if (link instanceof Response) {
+      assert.fail(`the SSE link was refused ${link.status}: ${await link.text()}`);
+    }
+    const sent = await link.post(0, register("files"), token);
+    assert.equal(sent.status, 202, sent.text);
+    const ack = await link.frame("register_ack");
+    assert.equal(ack.status, "success");
+    const sessions = await request(
+      gateway,
+      "/reverse-proxy/sessions",
+      (await as.mintToken({
+        resource: `${gateway.url}/reverse-proxy/sessions`,
+        scope: "mcp:client",
+      })).access_token,
+    );
+    assert.deepEqual(
+      (sessions.body.sessions as { user: string }[]).map((s) => s.user),
+      [`oauth:${as.issuer}#${as.m2mClient.clientId}`],
+    );
+  } finally {
+    if (link instanceof RawSseLink) await link.close();
+    else await link?.body?.cancel();
     await gateway.close();
     await as.stop();
   }
