@@ -110,6 +110,14 @@ export function parseTokensFile(text: string): TokenEntry[] {
     const line = raw.trim();
     if (line === "" || line.startsWith("#")) continue;
     const [token = "", owner, ...rest] = line.split(/\s+/);
+    if (token === "-") {
+      // A YAML list of tokens would make "-" a token, for an owner named after the real one.
+      throw new SyntaxError(
+        `Line ${
+          index + 1
+        }: a YAML list item ('- …') is no entry; write one 'TOKEN OWNER' per line, or a YAML map of 'TOKEN: OWNER'`,
+      );
+    }
     if (rest.length > 0) {
       throw new SyntaxError(
         `Line ${index + 1}: expected 'TOKEN' or 'TOKEN OWNER', found ${rest.length + 2} words`,

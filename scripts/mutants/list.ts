@@ -2025,4 +2025,13 @@ export const MUTANTS: Mutant[] = [
     tests: ["tests/serve/gateway_oauth_test.ts"],
     filter: "also opens and feeds an SSE link",
   },
+  {
+    id: "tokens-file-yaml-list-dash-token",
+    rule: "a tokens file written as a YAML list is refused, not read with '-' as a token",
+    file: "lib/serve/tokens_file.ts",
+    find: 'if (token === "-") {',
+    replace: "if (false) {",
+    tests: ["tests/serve/tokens_file_test.ts"],
+    filter: "refuses a YAML list of tokens",
+  },
 ];

@@ -7,6 +7,7 @@ import {
   parseTokensFile,
   tokensFileFormat,
 } from "../../lib/serve/tokens_file.ts";
+import { createTokenStore } from "../../lib/serve/token_store.ts";
 
 Deno.test("parseTokensFile() reads one token per line with optional owner and comments", () => {
   const entries = parseTokensFile("# comment\n\ntok-a\ntok-b bob\n");
@@ -36,6 +37,18 @@ Deno.test("parseTokensFile() refuses unknown roles and missing owners without ec
   );
   assert.throws(() => parseTokensFile("secret-tok: {roles: [client]}"), SyntaxError);
   assert.throws(() => parseTokensFile("a b c"), /expected 'TOKEN' or 'TOKEN OWNER'/);
+});
+
+Deno.test("parseTokensFile() refuses a YAML list of tokens instead of making '-' a token for an owner named after the real one", async () => {
+  const list = "- secret-tok-abc\n- secret-tok-def\n";
+  assert.throws(
+    () => parseTokensFile(list),
+    (error: Error) =>
+      error instanceof SyntaxError && /^Line 1: .*YAML list item/.test(error.message) &&
+      /TOKEN: OWNER/.test(error.message) && !error.message.includes("secret-tok"),
+  );
+  // Before, the store let anyone in with the one-character token "-".
+  await assert.rejects(() => createTokenStore({ tokensFile: list }), SyntaxError);
 });
 
 Deno.test("tokensFileFormat() tells YAML, lines and a file with no entry yet apart", () => {
