@@ -1,7 +1,7 @@
 // The tokens file of `serve`: its two formats (one token per line, or a YAML map), parsed into entries and
 // written one entry at a time (`mcp-rproxy token new`).
 
-import { load } from "js-yaml";
+import { load, YAMLException } from "js-yaml";
 import { isObject } from "../util/json_object.ts";
 import { type Role, ROLES } from "./identity.ts";
 
@@ -30,6 +30,27 @@ function loadYaml(text: string): unknown {
   } catch {
     return undefined; // not YAML: the lines format
   }
+}
+
+/**
+ * The refusal of a file whose line `index` starts a YAML map entry (`TOKEN: …`) though the whole is not
+ * valid YAML: read as lines, `TOKEN:` would be the token. Names the parser's reason and line, never the
+ * text (js-yaml's message quotes it).
+ */
+function notYaml(text: string, index: number): SyntaxError {
+  let why = "";
+  try {
+    load(text);
+  } catch (error) {
+    if (error instanceof YAMLException) {
+      why = `${error.mark === undefined ? "" : `line ${error.mark.line + 1}: `}${error.reason}; `;
+    }
+  }
+  return new SyntaxError(
+    `Line ${
+      index + 1
+    }: reads as a YAML map entry ('TOKEN: OWNER'), but the file is not valid YAML (${why}fix it)`,
+  );
 }
 
 /**
@@ -110,6 +131,7 @@ export function parseTokensFile(text: string): TokenEntry[] {
     const line = raw.trim();
     if (line === "" || line.startsWith("#")) continue;
     const [token = "", owner, ...rest] = line.split(/\s+/);
+    if (token.endsWith(":")) throw notYaml(text, index);
     if (token === "-") {
       // A YAML list of tokens would make "-" a token, for an owner named after the real one.
       throw new SyntaxError(

@@ -2034,4 +2034,14 @@ export const MUTANTS: Mutant[] = [
     tests: ["tests/serve/tokens_file_test.ts"],
     filter: "refuses a YAML list of tokens",
   },
+  {
+    id: "tokens-file-broken-yaml-as-lines",
+    rule:
+      "a YAML tokens map that is not valid YAML is refused with the parser's reason, not read as lines",
+    file: "lib/serve/tokens_file.ts",
+    find: 'if (token.endsWith(":")) throw notYaml(text, index);',
+    replace: "",
+    tests: ["tests/serve/tokens_file_test.ts"],
+    filter: "refuses a YAML map that is not valid YAML",
+  },
 ];

@@ -51,6 +51,23 @@ Deno.test("parseTokensFile() refuses a YAML list of tokens instead of making '-'
   await assert.rejects(() => createTokenStore({ tokensFile: list }), SyntaxError);
 });
 
+Deno.test("parseTokensFile() refuses a YAML map that is not valid YAML, naming the parser's reason, instead of reading 'TOKEN:' as the token", async () => {
+  const cases = [
+    ["secret-tok-a: alice\nsecret-tok-a: bob\n", /line 2: duplicated mapping key/],
+    ["secret-tok-a: alice\n\tsecret-tok-b: bob\n", /line 2: tab characters/],
+  ] as const;
+  for (const [text, reason] of cases) {
+    assert.throws(
+      () => parseTokensFile(text),
+      (error: Error) =>
+        error instanceof SyntaxError && /^Line 1: reads as a YAML map entry/.test(error.message) &&
+        reason.test(error.message) && !error.message.includes("secret-tok"),
+    );
+    // Before, serve started with the token "secret-tok-a:" and refused "secret-tok-a".
+    await assert.rejects(() => createTokenStore({ tokensFile: text }), SyntaxError);
+  }
+});
+
 Deno.test("tokensFileFormat() tells YAML, lines and a file with no entry yet apart", () => {
   assert.equal(tokensFileFormat("tok-a: alice\n"), "yaml");
   assert.equal(tokensFileFormat("# tokens\ntok-a: {owner: a}\n"), "yaml");
