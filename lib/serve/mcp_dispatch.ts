@@ -13,6 +13,7 @@ import {
 } from "../protocol/jsonrpc.ts";
 import { negotiateVersion, SUPPORTED_PROTOCOL_VERSIONS } from "../protocol/mcp_versions.ts";
 import { logger } from "../util/log.ts";
+import { LogThrottle } from "../util/log_throttle.ts";
 import { utf8Length } from "../util/utf8.ts";
 import { RawResponse } from "./call_table.ts";
 import type { ClientCall, McpClientSession } from "./mcp_client_session.ts";
@@ -68,14 +69,23 @@ export function clientNotification(
   return undefined;
 }
 
+/** Warnings about a session's answers to nothing: a client can send them at will, so one per interval. */
+const unknownAnswers = new WeakMap<McpClientSession, LogThrottle>();
+
 /** Hands a client's answer to the server request that waits for it. */
 export function clientResponse(response: JsonRpcResponse, session: McpClientSession): void {
-  if (!session.answer(response)) {
-    log.warning("Dropped a client response for unknown id on {name}", {
-      event: "unknown_client_response",
-      name: session.serverName,
-    });
+  if (session.answer(response)) return;
+  let throttle = unknownAnswers.get(session);
+  if (throttle === undefined) {
+    unknownAnswers.set(session, throttle = new LogThrottle({ intervalMs: 10_000 }));
   }
+  const suppressed = throttle.take();
+  if (suppressed === undefined) return;
+  log.warning("Dropped a client response for unknown id on {name}{more}", {
+    event: "unknown_client_response",
+    name: session.serverName,
+    more: suppressed > 0 ? ` (and ${suppressed} more since the last warning)` : "",
+  });
 }
 
 /**

@@ -2044,4 +2044,14 @@ export const MUTANTS: Mutant[] = [
     tests: ["tests/serve/tokens_file_test.ts"],
     filter: "refuses a YAML map that is not valid YAML",
   },
+  {
+    id: "unknown-client-answers-unthrottled",
+    rule:
+      "answers a client sends for server requests never asked are warned about once per interval",
+    file: "lib/serve/mcp_dispatch.ts",
+    find: "if (suppressed === undefined) return;",
+    replace: "",
+    tests: ["tests/serve/mcp_endpoint_test.ts"],
+    filter: "warned about once per interval",
+  },
 ];

@@ -1,6 +1,7 @@
 // End to end with the official MCP SDK client: Streamable HTTP clients sharing one tunneled SDK server.
 
 import assert from "node:assert/strict";
+import type { LogRecord } from "@logtape/logtape";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { ErrorCode, type JsonObject } from "../../lib/protocol/jsonrpc.ts";
 import type { Gateway } from "../../lib/serve/gateway.ts";
@@ -13,6 +14,7 @@ import {
   within,
 } from "../fixtures/test_gateway.ts";
 import { parseSse } from "../fixtures/mcp_http.ts";
+import { setupLogging, shutdownLogging } from "../../lib/util/log.ts";
 
 function textOf(result: unknown): string {
   const content = (result as { content: { type: string; text: string }[] }).content;
@@ -620,5 +622,31 @@ Deno.test("a long answer reaches the MCP client as the tunnel wrote it with the 
   } finally {
     await tunnel.close();
     await gateway.close();
+  }
+});
+
+Deno.test("answers a client POSTs for server requests never asked are warned about once per interval, not once each", async () => {
+  const records: LogRecord[] = [];
+  await setupLogging({ level: "warning", format: "json", sink: (r) => records.push(r) });
+  const gateway = await startTestGateway();
+  const served = await serveTestServer(gateway, "demo");
+  try {
+    const { session } = await rawInitialize(gateway, "demo");
+    for (let id = 0; id < 50; id++) {
+      const answered = await within(
+        post(gateway, "demo", { jsonrpc: "2.0", id: `never-${id}`, result: {} }, { session }),
+        5_000,
+        `the unknown answer ${id}`,
+      );
+      await answered.body?.cancel();
+      assert.equal(answered.status, 202);
+    }
+    const warnings = records.filter((r) => r.properties.event === "unknown_client_response");
+    assert.equal(warnings.length, 1, "one warning line for 50 unknown answers");
+    assert.equal(warnings[0]!.properties.name, "demo");
+  } finally {
+    await served.close();
+    await gateway.close();
+    await shutdownLogging();
   }
 });
