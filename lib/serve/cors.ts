@@ -4,6 +4,7 @@
 import type { HttpRequest } from "./http_request.ts";
 import { ErrorCode, errorResponse } from "../protocol/jsonrpc.ts";
 import { logger } from "../util/log.ts";
+import { LogThrottle } from "../util/log_throttle.ts";
 
 const log = logger("serve", "cors");
 
@@ -32,6 +33,8 @@ const CORS_PREFLIGHT = {
  */
 export class CorsPolicy {
   #allowed: ReadonlySet<string>;
+  /** A token holder can send refused origins at will: one warning per interval, with a count. */
+  #warnings = new LogThrottle({ intervalMs: 10_000 });
 
   /** `allowed`: origins allowed in an `Origin` header (`*` allows any). The set may grow later. */
   constructor(allowed: ReadonlySet<string>) {
@@ -61,7 +64,13 @@ export class CorsPolicy {
       name: serverName.slice(0, 200),
     };
     if (options.authenticated === false) log.debug("Refused origin {origin} for {name}", fields);
-    else log.warning("Refused origin {origin} for {name}", fields);
+    else {
+      const suppressed = this.#warnings.take();
+      if (suppressed !== undefined) {
+        const more = suppressed > 0 ? ` (and ${suppressed} more since the last warning)` : "";
+        log.warning("Refused origin {origin} for {name}{more}", { ...fields, more });
+      }
+    }
     return Response.json(
       errorResponse(
         null,

@@ -2054,4 +2054,13 @@ export const MUTANTS: Mutant[] = [
     tests: ["tests/serve/mcp_endpoint_test.ts"],
     filter: "warned about once per interval",
   },
+  {
+    id: "origin-refusals-unthrottled",
+    rule: "authenticated requests from a refused origin are warned about once per interval",
+    file: "lib/serve/cors.ts",
+    find: "const suppressed = this.#warnings.take();",
+    replace: "const suppressed: number | undefined = 0;",
+    tests: ["tests/serve/cors_test.ts"],
+    filter: "refused origin are warned about once per interval",
+  },
 ];

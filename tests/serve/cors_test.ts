@@ -2,6 +2,8 @@
 // headers a browser needs to read answers, only for allowed origins.
 
 import assert from "node:assert/strict";
+import type { LogRecord } from "@logtape/logtape";
+import { setupLogging, shutdownLogging } from "../../lib/util/log.ts";
 import type { Gateway } from "../../lib/serve/gateway.ts";
 import { serveTestServer, startTestGateway, TOKENS } from "../fixtures/test_gateway.ts";
 
@@ -137,5 +139,24 @@ Deno.test("with --allowed-origin '*' any origin is echoed back, never a wildcard
   } finally {
     await served.close();
     await gateway.close();
+  }
+});
+
+Deno.test("requests with a token from a refused origin are warned about once per interval, not once each", async () => {
+  const records: LogRecord[] = [];
+  await setupLogging({ level: "warning", format: "json", sink: (r) => records.push(r) });
+  const gateway = await startTestGateway({ allowedOrigins: [APP] });
+  try {
+    for (let i = 0; i < 30; i++) {
+      const refused = await initialize(gateway, "https://evil.example");
+      await refused.body?.cancel();
+      assert.equal(refused.status, 403);
+    }
+    const warnings = records.filter((r) => r.properties.event === "origin_refused");
+    assert.equal(warnings.length, 1, "one warning line for 30 refused requests");
+    assert.equal(warnings[0]!.properties.origin, "https://evil.example");
+  } finally {
+    await gateway.close();
+    await shutdownLogging();
   }
 });
