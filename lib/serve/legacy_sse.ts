@@ -31,7 +31,8 @@ import {
   runCall,
 } from "./mcp_dispatch.ts";
 import { acceptOf, readJsonBody, rpcError } from "./mcp_http.ts";
-import { SSE_HEADERS, type SseStream } from "./sse_stream.ts";
+import type { McpStreams } from "./mcp_streams.ts";
+import { SSE_HEADERS } from "./sse_stream.ts";
 import type { TunnelRegistry } from "./tunnel_registry.ts";
 import type { TunnelSession } from "./tunnel_session.ts";
 import type { CallTarget } from "./call_contract.ts";
@@ -51,10 +52,11 @@ export interface LegacySseOptions {
   /** Path prefix clients see before `/servers/…` ("" without one). */
   publicPath: string;
   now: () => number;
-  /** Counts a GET stream of `credential` against `--max-streams-per-token` until its connection ends. */
-  openStream(credential: string): (connection: SseStream) => void;
-  /** A new SSE connection for `session`, bounded by `--max-client-buffer`. */
-  connection(session: McpClientSession, what: string): SseStream;
+  /**
+   * New SSE connections for sessions, bounded by `--max-client-buffer`, and counted against
+   * `--max-streams-per-token` until they end.
+   */
+  streams: Pick<McpStreams, "connection" | "count" | "limit">;
   /** Replicas: a server another replica holds. */
   remote?: (owner: string, name: string) => Promise<CallTarget | undefined>;
   /** Replicas: this replica's id (in the session ids it mints), and the way to the others' sessions. */
@@ -105,6 +107,10 @@ export class LegacySse {
         `No server named '${serverName.slice(0, 128)}'`,
       );
     }
+    // Checked again after the lookup, which may wait (a server another replica holds): GETs of one
+    // token that all passed the check before it must not all open.
+    const tooMany = this.#options.streams.limit(identity.credential, false);
+    if (tooMany !== undefined) return tooMany;
     const session = sessions.open({
       owner: identity.owner,
       serverName,
@@ -124,8 +130,8 @@ export class LegacySse {
         `Too many MCP sessions for owner ${identity.owner} (limit ${sessions.maxPerOwner}, --max-mcp-sessions-per-owner); close some`,
       );
     }
-    const connection = this.#options.connection(session, "legacy SSE stream");
-    this.#options.openStream(identity.credential)(connection);
+    const connection = this.#options.streams.connection(session, "legacy SSE stream");
+    this.#options.streams.count(identity.credential)(connection);
     const legacy: LegacyConnection = {
       send: (message) => connection.send(message),
       sendEncoded: (event) => connection.write(event),

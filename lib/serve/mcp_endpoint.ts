@@ -95,8 +95,7 @@ export class McpEndpoint {
       limits: options,
       publicPath: options.publicPath ?? "",
       now: this.#now,
-      openStream: (credential) => this.#streams.count(credential),
-      connection: (session, what) => this.#streams.connection(session, what),
+      streams: this.#streams,
       ...(options.remote === undefined ? {} : { remote: options.remote }),
       ...(options.replica === undefined ? {} : { replica: options.replica }),
     });

@@ -2063,4 +2063,14 @@ export const MUTANTS: Mutant[] = [
     tests: ["tests/serve/cors_test.ts"],
     filter: "refused origin are warned about once per interval",
   },
+  {
+    id: "legacy-sse-streams-checked-before-lookup-only",
+    rule:
+      "legacy /sse GETs of one token sent at once open no more than --max-streams-per-token, however long the server lookup waits",
+    file: "lib/serve/legacy_sse.ts",
+    find: "const tooMany = this.#options.streams.limit(identity.credential, false);",
+    replace: "const tooMany = undefined;",
+    tests: ["tests/serve/cluster/cluster_limits_test.ts"],
+    filter: "legacy /sse GETs of one token sent at once",
+  },
 ];

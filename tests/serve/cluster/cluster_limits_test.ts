@@ -1,6 +1,7 @@
 // The cluster's bounds as set by their flags, in process against a real Redis: a Redis command that gets
 // no answer fails after --cluster-command-timeout (Redis frozen by SIGSTOP), and the held `initialize`
-// results of servers other replicas hold are at most --cluster-max-initialized.
+// results of servers other replicas hold are at most --cluster-max-initialized; and --max-streams-per-token
+// holds for legacy /sse GETs sent at once to a replica that must look the server up.
 
 import assert from "node:assert/strict";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -73,6 +74,37 @@ Deno.test("--cluster-max-initialized: an origin keeps that many held initialize 
   } finally {
     for (const client of clients) await client.close().catch(() => {});
     for (const { tunnel } of tunnels) tunnel.socket.close();
+    await closeReplicas(replicas);
+    await redis.stop();
+  }
+});
+
+Deno.test("--max-streams-per-token: legacy /sse GETs of one token sent at once to a replica that does not hold the server open no more than the limit", async () => {
+  const redis = await startRedis();
+  const replicas = await startReplicas(redis.url, 2, { gateway: { maxStreamsPerToken: 2 } });
+  const [holder, origin] = replicas as [TestReplica, TestReplica];
+  let tunnel: ResumableTunnel | undefined;
+  const controller = new AbortController();
+  try {
+    tunnel = await registerResumable(holder.gateway, "files");
+    await claimed(holder, tunnel.sessionId);
+    // All at once: each waits for the lookup of a server another replica holds.
+    const answers = await Promise.all(Array.from({ length: 8 }, async () => {
+      const response = await fetch(`${origin.gateway.url}/servers/files/sse`, {
+        signal: controller.signal,
+        headers: { accept: "text/event-stream", authorization: `Bearer ${TOKENS.alice}` },
+      });
+      const text = response.status === 200 ? "" : await response.text();
+      return { status: response.status, text };
+    }));
+    assert.deepEqual(
+      answers.map((a) => a.status).sort(),
+      [200, 200, 429, 429, 429, 429, 429, 429],
+    );
+    assert.match(answers.find((a) => a.status === 429)!.text, /--max-streams-per-token/);
+  } finally {
+    controller.abort();
+    tunnel?.tunnel.socket.close();
     await closeReplicas(replicas);
     await redis.stop();
   }
