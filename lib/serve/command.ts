@@ -24,6 +24,9 @@ import type { StateStore } from "./state/store.ts";
 
 const log = logger("serve");
 
+/** The shortest HS256 secret accepted, in characters. */
+const MIN_JWT_SECRET_CHARS = 32;
+
 /** Reads a file a flag names; a failure is the user's to fix (exit code 2). */
 async function readNamedFile(
   context: CommandContext,
@@ -60,6 +63,20 @@ async function buildTokenStore(
     }
   } else if (settings.jwtSecretFromEnv) {
     secret = context.env(JWT_SECRET_ENV)?.trim();
+  }
+  if (secret !== undefined && secret.length < MIN_JWT_SECRET_CHARS) {
+    // Whoever holds one of its JWTs can try secrets offline, and with the right one sign any JWT,
+    // `is_admin: true` included. 32 characters, as for the cluster secret.
+    const file = settings.jwtSecretFile;
+    throw invalidSetting({
+      setting: file === undefined ? JWT_SECRET_ENV : "--jwt-secret-file",
+      ...(file === undefined ? { secret: true } : { value: file }),
+      problem:
+        `the HS256 secret has ${secret.length} characters, fewer than ${MIN_JWT_SECRET_CHARS}: a client holding one of its JWTs could guess it and sign its own`,
+      expected:
+        `a secret of at least ${MIN_JWT_SECRET_CHARS} characters (the same as ContextForge's JWT_SECRET_KEY)`,
+      example: "openssl rand -base64 48",
+    });
   }
   try {
     return await createTokenStore({

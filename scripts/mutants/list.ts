@@ -2073,4 +2073,14 @@ export const MUTANTS: Mutant[] = [
     tests: ["tests/serve/cluster/cluster_limits_test.ts"],
     filter: "legacy /sse GETs of one token sent at once",
   },
+  {
+    id: "jwt-secret-any-length",
+    rule:
+      "an HS256 secret shorter than 32 characters is refused at start, from a file or the environment",
+    file: "lib/serve/command.ts",
+    find: "const MIN_JWT_SECRET_CHARS = 32;",
+    replace: "const MIN_JWT_SECRET_CHARS = 1;",
+    tests: ["tests/serve/command_test.ts"],
+    filter: "shorter than 32 characters",
+  },
 ];

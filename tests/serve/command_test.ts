@@ -13,6 +13,7 @@ const FILES: Record<string, string> = {
   "/tokens.yaml": TOKENS_FILE,
   "/secret": "s3cret\n",
   "/empty": " \n",
+  "/short-jwt-secret": "my-test-key\n",
 };
 
 async function readTextFile(path: string): Promise<string> {
@@ -162,6 +163,46 @@ Deno.test("serveCommand() rejects bad input with a ConfigError naming the flag, 
       (error: unknown) => error instanceof ConfigError && pattern.test(error.message),
       args.join(" "),
     );
+  }
+});
+
+Deno.test("serveCommand() refuses an HS256 secret shorter than 32 characters, from a file or the environment, without showing it", async () => {
+  // A refusal comes before serve listens: 2 s is ample, and a serve that starts anyway is stopped.
+  const controller = new AbortController();
+  const signal = controller.signal;
+  try {
+    const { done } = run(
+      ["--listen", "127.0.0.1:0", "--jwt-secret-file", "/short-jwt-secret"],
+      signal,
+    );
+    await assert.rejects(
+      within(done, 2_000, "serveCommand"),
+      (error: unknown) =>
+        error instanceof ConfigError &&
+        /^Invalid --jwt-secret-file '\/short-jwt-secret': the HS256 secret has 11 characters, fewer than 32: .*could guess it.*openssl rand/
+          .test(error.message) &&
+        !error.message.includes("my-test-key"),
+    );
+    const { context } = contextFor(signal, []);
+    const fromEnv = serveCommand(["--listen", "127.0.0.1:0"], {
+      ...context,
+      env: (name) =>
+        name === "MCP_RPROXY_JWT_SECRET"
+          ? "my-test-key"
+          : name === "MCP_RPROXY_STATE_DIR"
+          ? "none"
+          : undefined,
+    }).finally(() => shutdownLogging());
+    await assert.rejects(
+      within(fromEnv, 2_000, "serveCommand"),
+      (error: unknown) =>
+        error instanceof ConfigError &&
+        /^Invalid MCP_RPROXY_JWT_SECRET \(value hidden\): the HS256 secret has 11 characters/.test(
+          error.message,
+        ) && !error.message.includes("my-test-key"),
+    );
+  } finally {
+    controller.abort();
   }
 });
 

@@ -32,7 +32,7 @@ function startServe(initial: string | undefined) {
       signal: controller.signal,
       env: (name) =>
         name === "MCP_RPROXY_JWT_SECRET"
-          ? "jwt-secret-for-the-no-file-case"
+          ? "jwt-secret-for-the-no-file-case-0123"
           : name === "MCP_RPROXY_STATE_DIR"
           ? "none"
           : undefined,
