@@ -623,6 +623,15 @@ export const MUTANTS: Mutant[] = [
     tests: ["tests/e2e/per_client_lifecycle_test.ts"],
   },
   {
+    id: "per-client-cap-counts-stopping",
+    rule: "an instance still stopping holds its slot under max_instances until its process is gone",
+    file: "lib/connect/client_instances.ts",
+    find: "let live = this.#leaving.size;",
+    replace: "let live = 0;",
+    tests: ["tests/e2e/per_client_cap_test.ts"],
+    filter: "still stopping",
+  },
+  {
     id: "per-client-session-end-stops",
     rule: "an instance stops when its MCP client session ends",
     file: "lib/connect/client_instances.ts",
