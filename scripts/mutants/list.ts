@@ -623,6 +623,14 @@ export const MUTANTS: Mutant[] = [
     tests: ["tests/e2e/per_client_lifecycle_test.ts"],
   },
   {
+    id: "reload-in-order",
+    rule: "SIGHUP reloads run one at a time: a slow one is never applied after a later one",
+    file: "lib/connect/connect_run.ts",
+    find: "reloads = reloads.then(() => {",
+    replace: "reloads = Promise.resolve().then(() => {",
+    tests: ["tests/e2e/reload_order_test.ts"],
+  },
+  {
     id: "per-client-cap-counts-stopping",
     rule: "an instance still stopping holds its slot under max_instances until its process is gone",
     file: "lib/connect/client_instances.ts",
