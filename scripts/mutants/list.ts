@@ -623,6 +623,14 @@ export const MUTANTS: Mutant[] = [
     tests: ["tests/e2e/per_client_lifecycle_test.ts"],
   },
   {
+    id: "child-env-no-token",
+    rule: "the servers connect starts do not get its gateway token in their environment",
+    file: "lib/connect/early_servers.ts",
+    find: "env: { ...WITHHELD_ENV, ...options.env },",
+    replace: "env: { ...options.env },",
+    tests: ["tests/e2e/child_env_test.ts"],
+  },
+  {
     id: "reload-in-order",
     rule: "SIGHUP reloads run one at a time: a slow one is never applied after a later one",
     file: "lib/connect/connect_run.ts",
