@@ -623,6 +623,24 @@ export const MUTANTS: Mutant[] = [
     tests: ["tests/e2e/per_client_lifecycle_test.ts"],
   },
   {
+    id: "sse-link-413-answered",
+    rule:
+      "an answer a proxy refuses as too large (413) on the SSE link is answered with -32002, not resent forever",
+    file: "lib/connect/sse_link_socket.ts",
+    find: 'if (status === 413) return "too-large";',
+    replace: "",
+    tests: ["tests/e2e/sse_link_body_limit_test.ts"],
+  },
+  {
+    id: "sse-link-413-split",
+    rule:
+      "a batch a proxy refuses as too large (413) on the SSE link is sent again one frame per POST",
+    file: "lib/connect/sse_link_socket.ts",
+    find: "if (count > 1) single = true;\n          else if (answer === undefined) {",
+    replace: "if (answer === undefined) {",
+    tests: ["tests/e2e/sse_link_body_limit_test.ts"],
+  },
+  {
     id: "child-env-no-token",
     rule: "the servers connect starts do not get its gateway token in their environment",
     file: "lib/connect/early_servers.ts",
