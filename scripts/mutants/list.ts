@@ -623,6 +623,15 @@ export const MUTANTS: Mutant[] = [
     tests: ["tests/e2e/per_client_lifecycle_test.ts"],
   },
   {
+    id: "sse-upstream-endpoint-origin",
+    rule: "a legacy SSE upstream's POSTs (with its headers) go only to the stream's own origin",
+    file: "lib/connect/sse_upstream.ts",
+    find: "if (postUrl === null || postUrl.origin !== this.#fetch.url.origin) {",
+    replace: "if (postUrl === null) {",
+    tests: ["tests/connect/http_upstream_test.ts"],
+    filter: "another origin",
+  },
+  {
     id: "sse-link-413-answered",
     rule:
       "an answer a proxy refuses as too large (413) on the SSE link is answered with -32002, not resent forever",
