@@ -623,6 +623,14 @@ export const MUTANTS: Mutant[] = [
     tests: ["tests/e2e/per_client_lifecycle_test.ts"],
   },
   {
+    id: "upstream-redirect-origin",
+    rule: "an HTTP upstream's redirect to another origin is refused: its headers never go there",
+    file: "lib/connect/upstream_fetch.ts",
+    find: "if (next === null || next.origin !== this.url.origin || hops === MAX_REDIRECTS) {",
+    replace: "if (next === null || hops === MAX_REDIRECTS) {",
+    tests: ["tests/connect/upstream_fetch_test.ts"],
+  },
+  {
     id: "sse-upstream-endpoint-origin",
     rule: "a legacy SSE upstream's POSTs (with its headers) go only to the stream's own origin",
     file: "lib/connect/sse_upstream.ts",
