@@ -82,6 +82,8 @@ interface Client {
 export class ClientInstances implements LocalSide {
   #options: ClientInstancesOptions;
   #clients = new Map<string, Client>();
+  /** Forgotten sessions whose instance still starts or stops: it holds its slot until its process is gone. */
+  #leaving = new Set<Client>();
   #closed = false;
 
   constructor(options: ClientInstancesOptions) {
@@ -90,7 +92,7 @@ export class ClientInstances implements LocalSide {
 
   /** Instances running or starting. */
   get live(): number {
-    let live = 0;
+    let live = this.#leaving.size;
     for (const client of this.#clients.values()) if (this.#hasInstance(client)) live++;
     return live;
   }
@@ -287,13 +289,12 @@ export class ClientInstances implements LocalSide {
     return undefined;
   }
 
-  #started(client: Client, session: LocalSession): void {
+  #started(client: Client, session: LocalSession): Promise<void> | void {
     client.starting = undefined;
     if (this.#clients.get(client.id) !== client || client.stopping !== undefined) {
-      // Its session ended while it started.
+      // Its session ended while it started: whoever waits for the start waits for the stop too.
       this.#options.metrics?.instanceStops.inc("session_end");
-      void session.stop();
-      return;
+      return session.stop().then(() => session.transport.ended).then(() => {});
     }
     client.session = session;
     client.startedAt = Date.now();
@@ -345,7 +346,8 @@ export class ClientInstances implements LocalSide {
   #ended(client: Client, session: LocalSession, why: string): void {
     if (client.session !== session) return;
     client.session = undefined;
-    this.#clearIdle(client);
+    clearTimeout(client.idleTimer);
+    client.idleTimer = undefined;
     const { metrics, label } = this.#options;
     metrics?.instances.dec();
     const reason = client.stopping;
@@ -376,19 +378,17 @@ export class ClientInstances implements LocalSide {
     client.stopping = reason;
     this.#failWaiting(client, `The instance was stopped: ${reason}`);
     const session = client.session;
-    if (session !== undefined) {
-      await session.stop();
-      await session.transport.ended;
-    } else await client.starting;
-  }
-
-  #clearIdle(client: Client): void {
-    clearTimeout(client.idleTimer);
-    client.idleTimer = undefined;
+    const gone = session === undefined
+      ? client.starting
+      : session.stop().then(() => session.transport.ended);
+    if (gone === undefined) return;
+    this.#leaving.add(client);
+    await gone.finally(() => this.#leaving.delete(client));
   }
 
   #drop(client: Client): void {
-    this.#clearIdle(client);
+    clearTimeout(client.idleTimer);
+    client.idleTimer = undefined;
     if (this.#clients.get(client.id) === client) this.#clients.delete(client.id);
   }
 

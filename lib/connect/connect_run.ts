@@ -98,12 +98,21 @@ export async function runConnect(
       ...(options.random === undefined ? {} : { random: options.random }),
     });
     const running = supervisor;
+    // One reload at a time, each reading the file when its turn comes: one that reads slowly is never
+    // applied after a later one. SIGHUPs while one waits make no more: it reads the file as it is then.
+    let reloads = Promise.resolve();
+    let waiting = false;
     if (context.subscribeReload !== undefined) {
-      unsubscribe = context.subscribeReload(() =>
-        void reload(args, context, { running, settings }).catch((error: unknown) =>
+      unsubscribe = context.subscribeReload(() => {
+        if (waiting) return;
+        waiting = true;
+        reloads = reloads.then(() => {
+          waiting = false;
+          return reload(args, context, { running, settings });
+        }).catch((error: unknown) =>
           log.error("Reload failed: {error}", { event: "reload_failed", error: String(error) })
-        )
-      );
+        );
+      });
     }
     await supervisor.run();
   } finally {

@@ -18,6 +18,13 @@ export interface ServerProcessOptions {
 }
 
 /**
+ * connect's gateway token, which its servers have no use for (often a package from npx or uvx, that could
+ * register or evict as its owner with it): they get it empty. Left out it cannot be, as that means listing
+ * the whole environment, which the production permissions (a scoped --allow-env) do not allow.
+ */
+const WITHHELD_ENV = { REVERSE_PROXY_TOKEN: "" };
+
+/**
  * Spawns a stdio server in a new process group (it leads it: stopping the group stops whatever it
  * launched), its three standard streams piped.
  *
@@ -31,7 +38,7 @@ export function spawnServerProcess(options: ServerProcessOptions): Deno.ChildPro
     stdout: "piped",
     stderr: "piped",
     detached: true,
-    ...(options.env === undefined ? {} : { env: options.env }),
+    env: { ...WITHHELD_ENV, ...options.env },
     ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
   }).spawn();
 }

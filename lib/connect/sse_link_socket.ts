@@ -13,6 +13,9 @@ import {
   SSE_POST_SEQ_HEADER,
 } from "../protocol/sse_link.ts";
 import { WEBSOCKET_MAX_MESSAGE_BYTES } from "../protocol/frames.ts";
+import { ErrorCode, errorResponse } from "../protocol/jsonrpc.ts";
+import { isObject } from "../util/json_object.ts";
+import { utf8Length } from "../util/utf8.ts";
 import { delay } from "../util/delay.ts";
 import { readSseEvents, type SseEvent } from "../util/sse_reader.ts";
 import {
@@ -61,6 +64,30 @@ function postRefusal(status: number): { code: number; reason: string } {
 }
 
 /**
+ * A response frame that a proxy on the way refused as too large (413), made to answer its call with
+ * `-32002` instead: sent again, as a resumed link would, it would be refused again, and again. Undefined
+ * for any other frame.
+ */
+function refusedAnswer(text: string): string | undefined {
+  let frame: unknown;
+  try {
+    frame = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (!isObject(frame) || frame.type !== "response" || !isObject(frame.payload)) return undefined;
+  const id = frame.payload.id;
+  if (typeof id !== "string" && typeof id !== "number") return undefined;
+  const message = `The answer (${
+    utf8Length(text)
+  } bytes) was refused by a proxy on the way to the gateway (HTTP 413): raise that proxy's body limit (nginx: client_max_body_size), or let WebSocket pass it`;
+  return JSON.stringify({
+    ...frame,
+    payload: errorResponse(id, ErrorCode.MessageTooLarge, message),
+  });
+}
+
+/**
  * Dials the gateway's SSE link endpoint (`options.url`, ending in `/reverse-proxy/sse`).
  * {@link LinkSocketEvents.onOpen} is called when the stream names where to POST;
  * {@link LinkSocketEvents.onEnd} exactly once, typed as for a WebSocket (an HTTP status other than 200,
@@ -79,6 +106,8 @@ export function openSseSocket(options: SseSocketOptions, events: LinkSocketEvent
   let nextSeq = 0;
   /** A POST was refused for good: nothing more is sent, the link is ending. */
   let refused = false;
+  /** A body was refused as too large (413): one frame per POST from now on. */
+  let single = false;
   let graceTimer: ReturnType<typeof setTimeout> | undefined;
   const fetchOptions = (init: RequestInit): RequestInit & { client?: Deno.HttpClient } =>
     client === undefined
@@ -207,7 +236,7 @@ export function openSseSocket(options: SseSocketOptions, events: LinkSocketEvent
   };
 
   /** POSTs one batch, again after a network error; true once the gateway took it. */
-  const post = async (body: string, seq: number): Promise<boolean> => {
+  const post = async (body: string, seq: number): Promise<boolean | "too-large"> => {
     for (let attempt = 0;; attempt++) {
       let status: number;
       try {
@@ -244,6 +273,8 @@ export function openSseSocket(options: SseSocketOptions, events: LinkSocketEvent
         await delay(POST_RETRY_MS[attempt]!, abort.signal).catch(() => {});
         continue;
       }
+      // Over the body limit of a proxy on the way (the gateway's own is never met: frames are checked).
+      if (status === 413) return "too-large";
       const refusal = postRefusal(status);
       refused = true;
       if (status === 404 || status === 409 || status === 503) {
@@ -268,14 +299,30 @@ export function openSseSocket(options: SseSocketOptions, events: LinkSocketEvent
         let count = 0;
         let bytes = 0;
         while (
-          count < queue.length && count < maxBatchFrames &&
+          count < queue.length && count < (single ? 1 : maxBatchFrames) &&
           (count === 0 || bytes + queue[count]!.length <= SSE_BATCH_BYTES)
         ) {
           bytes += queue[count]!.length;
           count++;
         }
         const batch = queue.slice(0, count);
-        if (!(await post(joinBatch(batch), nextSeq))) return;
+        const sent = await post(joinBatch(batch), nextSeq);
+        if (sent === "too-large") {
+          // Not taken: the frames go again, one per POST; one alone too large is answered instead.
+          const answer = count === 1 ? refusedAnswer(queue[0]!) : undefined;
+          if (count > 1) single = true;
+          else if (answer === undefined) {
+            refused = true;
+            end({ kind: "closed", ...postRefusal(413) });
+            release();
+            return;
+          } else {
+            queuedBytes += answer.length - queue[0]!.length;
+            queue[0] = answer;
+          }
+          continue;
+        }
+        if (!sent) return;
         nextSeq++;
         queue = queue.slice(count);
         queuedBytes -= bytes;

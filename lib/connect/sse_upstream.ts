@@ -174,7 +174,17 @@ export class SseUpstream implements LocalTransport {
           : "its first event is not the endpoint event (is it a 2024-11-05 SSE server?)",
       );
     }
-    this.#postUrl = new URL(first.value.data.trim(), this.#fetch.url);
+    const postUrl = URL.parse(first.value.data.trim(), this.#fetch.url);
+    // Its headers (a bearer token) go with every POST: never to another origin than the stream's.
+    if (postUrl === null || postUrl.origin !== this.#fetch.url.origin) {
+      await events.return(undefined);
+      throw new Error(
+        `its endpoint event names ${
+          postUrl === null ? "no valid URL" : `another origin (${postUrl.origin})`
+        }; messages go only to the server's own origin`,
+      );
+    }
+    this.#postUrl = postUrl;
     this.#sessionId = this.#postUrl.searchParams.get("sessionId") ??
       this.#postUrl.searchParams.get("session_id") ?? undefined;
     void this.#pump(events);

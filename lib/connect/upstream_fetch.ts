@@ -32,6 +32,9 @@ export class UpstreamRequestFailed extends Error {
   }
 }
 
+/** Redirects on the upstream's own origin followed for one request, at most. */
+const MAX_REDIRECTS = 5;
+
 /** What fetch reports, without its prefixes: the reason is in the cause. */
 function reasonOf(error: unknown): string {
   const cause = error instanceof Error && error.cause instanceof Error ? error.cause : error;
@@ -62,7 +65,8 @@ export class UpstreamFetch {
    * Sends a request; resolves once the status and headers came.
    *
    * @throws {UpstreamUnreachable} when the connection cannot be made
-   * @throws {UpstreamRequestFailed} when no answer starts within the timeout, or the exchange broke
+   * @throws {UpstreamRequestFailed} when no answer starts within the timeout, the exchange broke, or
+   * the upstream redirects to another origin (its headers, secrets among them, go to its own only)
    * @throws the signal's reason when it aborts
    */
   async request(init: {
@@ -78,15 +82,35 @@ export class UpstreamFetch {
     const signal = init.signal === undefined
       ? timeout.signal
       : AbortSignal.any([init.signal, timeout.signal]);
+    let url = init.url ?? this.url;
     try {
-      return await fetch(init.url ?? this.url, {
-        method: init.method,
-        headers: { ...this.#headers, ...init.headers },
-        ...(init.body === undefined ? {} : { body: init.body }),
-        signal,
-        ...(this.#client === undefined ? {} : { client: this.#client }),
-      });
+      // Redirects are followed here: fetch would send the headers (all but Authorization) elsewhere too.
+      for (let hops = 0;; hops++) {
+        const response = await fetch(url, {
+          method: init.method,
+          headers: { ...this.#headers, ...init.headers },
+          ...(init.body === undefined ? {} : { body: init.body }),
+          signal,
+          redirect: "manual",
+          ...(this.#client === undefined ? {} : { client: this.#client }),
+        });
+        const location = response.headers.get("location");
+        if (response.status < 300 || response.status > 399 || location === null) return response;
+        await response.body?.cancel();
+        const next = URL.parse(location, url);
+        if (next === null || next.origin !== this.url.origin || hops === MAX_REDIRECTS) {
+          throw new UpstreamRequestFailed(
+            next === null || next.origin !== this.url.origin
+              ? `it redirected to another origin (${
+                next?.origin ?? location.slice(0, 100)
+              }), where its headers are not sent: give the URL it redirects to`
+              : `it redirected more than ${MAX_REDIRECTS} times`,
+          );
+        }
+        url = next;
+      }
     } catch (error: unknown) {
+      if (error instanceof UpstreamRequestFailed) throw error;
       if (init.signal?.aborted) throw init.signal.reason;
       if (timeout.signal.aborted) {
         throw new UpstreamRequestFailed(

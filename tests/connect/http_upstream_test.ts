@@ -124,3 +124,52 @@ for (const kind of ["http", "sse"] as const) {
     }
   });
 }
+
+Deno.test("SseUpstream refuses an endpoint event on another origin: the upstream's headers (its bearer token) never go there", async () => {
+  const seen: string[] = [];
+  const elsewhere = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    (request) => {
+      seen.push(request.headers.get("authorization") ?? "");
+      return new Response(null, { status: 202 });
+    },
+  );
+  const streams = new AbortController();
+  const upstream = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {}, signal: streams.signal },
+    () => {
+      const body = new ReadableStream<Uint8Array>({
+        start(controller) {
+          const post = `http://127.0.0.1:${elsewhere.addr.port}/messages?sessionId=s1`;
+          controller.enqueue(new TextEncoder().encode(`event: endpoint\ndata: ${post}\n\n`));
+          streams.signal.addEventListener("abort", () => controller.close(), { once: true });
+        },
+      });
+      return new Response(body, { headers: { "content-type": "text/event-stream" } });
+    },
+  );
+  let opened: SseUpstream | undefined;
+  try {
+    const outcome = await deadline(
+      SseUpstream.open({
+        url: new URL(`http://127.0.0.1:${upstream.addr.port}/sse`),
+        headers: [{ name: "Authorization", value: "Bearer upstream-secret", source: "test" }],
+        timeoutMs: 5_000,
+      }, { onLine: () => {} }).then((transport) => {
+        opened = transport;
+        return opened.send('{"jsonrpc":"2.0","method":"notifications/initialized"}')
+          .then(() => "opened");
+      }, (error: Error) => error.message),
+      WAIT_MS,
+      "open",
+    );
+    assert.match(outcome, /another origin/);
+    assert.doesNotMatch(outcome, /upstream-secret/);
+    assert.deepEqual(seen, [], "the bearer token went to the other origin");
+  } finally {
+    await opened?.stop();
+    streams.abort();
+    await upstream.finished;
+    await elsewhere.shutdown();
+  }
+});
