@@ -73,6 +73,8 @@ export class TunnelCalls {
       metrics?: ServeMetrics | undefined;
       /** Where the calls waiting for a slot are charged, against the owner's memory share. */
       queueCharge?: Charge | undefined;
+      /** Where the server's requests waiting for an MCP client's answer are charged. */
+      requestsCharge?: Charge | undefined;
       /** Restored from the state store: the first tunnel id, and the held `initialize` result. */
       restored?: { firstTunnelId: number; initializeResult: JsonObject | undefined } | undefined;
     },
@@ -93,7 +95,7 @@ export class TunnelCalls {
       options.queueCharge,
     );
     this.#sink = options.sink;
-    this.#requests = new ServerRequests(channel, options.sink);
+    this.#requests = new ServerRequests(channel, options.sink, { charge: options.requestsCharge });
     this.#metrics = options.metrics;
   }
 
@@ -340,7 +342,7 @@ export class TunnelCalls {
       return undefined;
     }
     if (type === "request" && kind === "request") {
-      this.#requests.take(message as JsonRpcRequest, clientSession);
+      this.#requests.take(message as JsonRpcRequest, clientSession, payload.text.length);
       return undefined;
     }
     // A-style clients label everything loosely: take any notification or response, whatever the frame says.

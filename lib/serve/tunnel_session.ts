@@ -80,6 +80,7 @@ export class TunnelSession implements LinkedSession {
       sink: options.host,
       metrics: options.metrics,
       queueCharge: options.budget?.charge(options.owner, { what: "calls waiting for a slot" }),
+      requestsCharge: options.budget?.charge(options.owner, { what: "server requests waiting" }),
       restored,
     });
     if (options.resume !== undefined) {

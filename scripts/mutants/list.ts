@@ -165,6 +165,16 @@ export const MUTANTS: Mutant[] = [
     filter: "replay buffer",
   },
   {
+    id: "memory-server-requests",
+    rule:
+      "a server's requests waiting for an MCP client's answer are charged against its owner's share",
+    file: "lib/serve/server_requests.ts",
+    find: "if (this.#charge !== undefined && !this.#charge.resize(this.#bytes + bytes)) {",
+    replace: "if (false) {",
+    tests: ["tests/serve/memory_share_test.ts"],
+    filter: "server requests waiting",
+  },
+  {
     id: "memory-owner-isolation",
     rule: "room for one owner is never made by cutting another owner's holders",
     file: "lib/serve/memory_budget.ts",
