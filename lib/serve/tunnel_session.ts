@@ -316,6 +316,8 @@ export class TunnelSession implements LinkedSession {
     if (this.#state === "closed") return "unknown-session";
     if (link.owner !== this.owner) return "wrong-owner";
     if (!this.matchesToken(request.token)) return "bad-token";
+    // Its own link (channels) resumes it on another channel: it moves, and that link must stay open.
+    if (this.#link === link && link.detach(this)) this.#link = undefined;
     const grant = this.#resume?.grant(request) ??
       { kind: "ended", error: "overflowed", end: { kind: "overflowed", reason: "not resumable" } };
     if (grant.kind === "ended") {

@@ -147,6 +147,15 @@ export const MUTANTS: Mutant[] = [
     tests: ["tests/serve/channels_test.ts"],
   },
   {
+    id: "channels-self-resume",
+    rule: "a link with channels that resumes its own session on another channel is not closed",
+    file: "lib/serve/tunnel_session.ts",
+    find: "if (this.#link === link && link.detach(this)) this.#link = undefined;",
+    replace: "",
+    tests: ["tests/serve/channels_test.ts"],
+    filter: "resumes its own session",
+  },
+  {
     id: "memory-frames",
     rule: "a frame being received is charged against its owner's memory share from its header",
     file: "lib/serve/tunnel_link.ts",
