@@ -156,6 +156,15 @@ export const MUTANTS: Mutant[] = [
     filter: "resumes its own session",
   },
   {
+    id: "register-channel-length",
+    rule: "a register's channel is refused past 256 characters, so a session keeps no huge string",
+    file: "lib/protocol/registration.ts",
+    find: "if (channel !== undefined && channel.length > MAX_CHANNEL_LENGTH) {",
+    replace: "if (false) {",
+    tests: ["tests/serve/channels_test.ts"],
+    filter: "over 256 characters",
+  },
+  {
     id: "memory-frames",
     rule: "a frame being received is charged against its owner's memory share from its header",
     file: "lib/serve/tunnel_link.ts",

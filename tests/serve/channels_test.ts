@@ -337,3 +337,31 @@ Deno.test("a link with channels that resumes its own session that cannot be resu
     await gateway.close();
   }
 });
+
+Deno.test("a register whose channel is over 256 characters is refused naming its length and the limit, and nothing is kept", async () => {
+  const gateway = await startTestGateway();
+  const tunnel = await TunnelClient.open(gateway, TOKENS.alice);
+  try {
+    tunnel.send({
+      type: "register",
+      sessionId: "client",
+      channel: "c".repeat(257),
+      extensions: ["channels"],
+      server: { name: "srv", description: "", protocol: "mcp" },
+    });
+    const refusal = await tunnel.next(
+      (f) => f.type === "error" || f.type === "register_ack",
+      5_000,
+      "the answer",
+    );
+    assert.equal(refusal.type, "error");
+    assert.match(String(refusal.message), /Channel is 257 characters long; at most 256/);
+    const listed = await fetch(`${gateway.url}/reverse-proxy/sessions`, {
+      headers: { authorization: `Bearer ${TOKENS.alice}` },
+    });
+    assert.equal((await listed.json()).total, 0);
+  } finally {
+    await tunnel.close();
+    await gateway.close();
+  }
+});
