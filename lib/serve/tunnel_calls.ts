@@ -75,6 +75,8 @@ export class TunnelCalls {
       queueCharge?: Charge | undefined;
       /** Where the server's requests waiting for an MCP client's answer are charged. */
       requestsCharge?: Charge | undefined;
+      /** Where the server's held `initialize` result is charged. */
+      initializeCharge?: Charge | undefined;
       /** Restored from the state store: the first tunnel id, and the held `initialize` result. */
       restored?: { firstTunnelId: number; initializeResult: JsonObject | undefined } | undefined;
     },
@@ -87,7 +89,7 @@ export class TunnelCalls {
       lateBelow: restored?.firstTunnelId ?? 1,
       metrics: options.metrics,
     });
-    this.#init = new HeldInitialize(restored?.initializeResult);
+    this.#init = new HeldInitialize(restored?.initializeResult, options.initializeCharge);
     this.#limits = options.limits;
     this.#queue = new WaitingCalls(
       options.limits.maxQueued ?? DEFAULT_MAX_QUEUED,
@@ -316,6 +318,7 @@ export class TunnelCalls {
       );
     }
     this.#requests.abortAll("tunnel closed");
+    this.#init.release();
   }
 
   /**

@@ -81,6 +81,7 @@ export class TunnelSession implements LinkedSession {
       metrics: options.metrics,
       queueCharge: options.budget?.charge(options.owner, { what: "calls waiting for a slot" }),
       requestsCharge: options.budget?.charge(options.owner, { what: "server requests waiting" }),
+      initializeCharge: options.budget?.charge(options.owner, { what: "held initialize result" }),
       restored,
     });
     if (options.resume !== undefined) {

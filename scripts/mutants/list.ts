@@ -193,6 +193,26 @@ export const MUTANTS: Mutant[] = [
     filter: "server requests waiting",
   },
   {
+    id: "memory-held-initialize",
+    rule: "a server's held initialize result is charged against its owner's share",
+    file: "lib/serve/held_initialize.ts",
+    find:
+      "return this.#charge === undefined || this.#charge.resize(JSON.stringify(result).length);",
+    replace: "return true;",
+    tests: ["tests/serve/memory_share_test.ts"],
+    filter: "held initialize",
+  },
+  {
+    id: "memory-held-initialize-release",
+    rule:
+      "a held initialize result stops counting against its owner's share once its session ended",
+    file: "lib/serve/tunnel_calls.ts",
+    find: "this.#init.release();",
+    replace: "",
+    tests: ["tests/serve/memory_share_test.ts"],
+    filter: "held initialize",
+  },
+  {
     id: "memory-owner-isolation",
     rule: "room for one owner is never made by cutting another owner's holders",
     file: "lib/serve/memory_budget.ts",

@@ -245,3 +245,59 @@ Deno.test("server requests waiting for an MCP client's answer count against thei
     await gateway.close();
   }
 });
+
+/** Registers `name` on a raw link and answers the gateway's `initialize` with `instructions` of `bytes`. */
+async function registerWithInstructions(
+  tunnel: TunnelClient,
+  name: string,
+  bytes: number,
+): Promise<void> {
+  const ack = await tunnel.register(name);
+  const init = await tunnel.next(isRequest("initialize"), 5_000, `initialize of ${name}`);
+  tunnel.send({
+    type: "response",
+    sessionId: ack.sessionId,
+    payload: {
+      jsonrpc: "2.0",
+      id: payloadOf(init).id,
+      result: { ...RAW_INIT_RESULT, instructions: "i".repeat(bytes) },
+    },
+  });
+}
+
+Deno.test("a server's held initialize result counts against its owner's share until its session ends: another that does not fit is refused (1013)", async () => {
+  const gateway = await startTestGateway({
+    memoryBudgetBytes: 64 * MIB,
+    memoryPerOwnerBytes: 1 * MIB,
+  });
+  const tunnels: TunnelClient[] = [];
+  const open = async () => {
+    const tunnel = await TunnelClient.open(gateway, TOKENS.alice);
+    tunnels.push(tunnel);
+    return tunnel;
+  };
+  try {
+    const first = await open();
+    await registerWithInstructions(first, "first", 600 * 1024);
+    await first.next(isRequest("notifications/initialized"), 5_000, "the first result held");
+    // 600 KiB more cannot come in while the first server's 600 KiB are held in a 1 MiB share.
+    const second = await open();
+    await registerWithInstructions(second, "second", 600 * 1024);
+    const closed = await within(second.closed, 2_000, "the second link to close");
+    assert.equal(closed.code, 1013);
+    // Once the first session ended, its result no longer counts.
+    await first.close();
+    await until("the first session to end", async () => {
+      const listed = await fetch(`${gateway.url}/reverse-proxy/sessions`, {
+        headers: { authorization: `Bearer ${TOKENS.alice}` },
+      });
+      return (await listed.json()).total === 0;
+    });
+    const third = await open();
+    await registerWithInstructions(third, "third", 600 * 1024);
+    await third.next(isRequest("notifications/initialized"), 5_000, "the third result held");
+  } finally {
+    for (const tunnel of tunnels) await tunnel.close();
+    await gateway.close();
+  }
+});
