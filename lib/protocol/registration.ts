@@ -15,6 +15,8 @@ export const MAX_DESCRIPTION_LENGTH = 1024;
 const MAX_PROTOCOL_LENGTH = 32;
 /** Extensions a client may ask for, at most; more are ignored. */
 const MAX_EXTENSIONS = 32;
+/** Longest `channel` a `register` may name: the gateway keeps it, as the name, for the session's life. */
+export const MAX_CHANNEL_LENGTH = 256;
 /**
  * Client sessions a `register_ack` may list, at most. A longer list is not read: connect then keeps every
  * instance (each stops at its session's `client_session_end` or its idle timeout).
@@ -103,6 +105,12 @@ export function readRegister(frame: Frame): RegisterFrame | Error {
       `Server name is ${trimmed.length} characters long; at most ${MAX_NAME_LENGTH} are allowed`,
     );
   }
+  const channel = frame.channel;
+  if (channel !== undefined && channel.length > MAX_CHANNEL_LENGTH) {
+    return new RangeError(
+      `Channel is ${channel.length} characters long; at most ${MAX_CHANNEL_LENGTH} are allowed`,
+    );
+  }
   const isolation = server.isolation;
   if (isolation !== undefined && !ISOLATIONS.includes(isolation as Isolation)) {
     return new RangeError(`Unknown isolation; expected one of ${ISOLATIONS.join(", ")}`);
@@ -127,7 +135,8 @@ export function readRegister(frame: Frame): RegisterFrame | Error {
   const resume = readResumeRequest(frame.fields.resume);
   return {
     sessionId: frame.sessionId ?? "",
-    ...(frame.channel === undefined ? {} : { channel: frame.channel }),
+    // Copied, not trimmed: frames name the channel exactly as registered.
+    ...(channel === undefined ? {} : { channel: JSON.parse(JSON.stringify(channel)) as string }),
     server: description,
     ...(resume === undefined ? {} : { resume }),
     extensions,

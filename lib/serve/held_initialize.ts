@@ -4,6 +4,7 @@
 
 import { isObject } from "../util/json_object.ts";
 import { logger } from "../util/log.ts";
+import type { Charge } from "./memory_budget.ts";
 import {
   ErrorCode,
   errorResponse,
@@ -27,9 +28,16 @@ export class HeldInitialize {
   #answer: Promise<JsonRpcResponse> | undefined;
   #result: JsonObject | undefined;
 
-  /** `restored`: a result held by an earlier process (from the state store). */
-  constructor(restored?: JsonObject) {
-    if (restored !== undefined) {
+  /** Where the result is charged: a server's answer is held for the session's life, so it must fit. */
+  #charge: Charge | undefined;
+
+  /**
+   * `restored`: a result held by an earlier process (from the state store); not held when its owner's
+   * share cannot take it (it is asked again). `charge`: where the held result is charged.
+   */
+  constructor(restored?: JsonObject, charge?: Charge) {
+    this.#charge = charge;
+    if (restored !== undefined && this.#fits(restored)) {
       this.#result = restored;
       this.#answer = Promise.resolve({ jsonrpc: "2.0", id: 0, result: restored });
     }
@@ -53,16 +61,25 @@ export class HeldInitialize {
     const answer: Promise<JsonRpcResponse> = ask().then((response) => {
       const got = response ??
         errorResponse(0, ErrorCode.TunnelUnavailable, "Initialize was cancelled");
-      if (got.error !== undefined || !isObject(got.result)) {
+      const refused = got.error === undefined && isObject(got.result) && !this.#fits(got.result)
+        ? errorResponse(
+          0,
+          ErrorCode.InternalError,
+          `Server '${server}' answered initialize with more than its owner's memory share holds now (--memory-per-owner); retry later`,
+        )
+        : undefined;
+      if (refused !== undefined || got.error !== undefined || !isObject(got.result)) {
         if (this.#answer === answer) this.#answer = undefined;
+        const failed = refused ??
+          (got.error !== undefined
+            ? got
+            : errorResponse(0, ErrorCode.InternalError, "Initialize returned no result object"));
         log.warning("Server {name} did not initialize: {error}", {
           event: "initialize_failed",
           name: server,
-          error: got.error?.message ?? "no result",
+          error: failed.error?.message ?? "no result",
         });
-        return got.error !== undefined
-          ? got
-          : errorResponse(0, ErrorCode.InternalError, "Initialize returned no result object");
+        return failed;
       }
       this.#result = got.result;
       initialized();
@@ -70,5 +87,15 @@ export class HeldInitialize {
     });
     this.#answer = answer;
     return answer;
+  }
+
+  /** The session ended: the result is no longer charged. */
+  release(): void {
+    this.#charge?.release();
+  }
+
+  /** Charges `result` (its JSON text) to its owner; false when the owner's share cannot hold it now. */
+  #fits(result: JsonObject): boolean {
+    return this.#charge === undefined || this.#charge.resize(JSON.stringify(result).length);
   }
 }

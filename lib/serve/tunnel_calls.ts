@@ -73,6 +73,10 @@ export class TunnelCalls {
       metrics?: ServeMetrics | undefined;
       /** Where the calls waiting for a slot are charged, against the owner's memory share. */
       queueCharge?: Charge | undefined;
+      /** Where the server's requests waiting for an MCP client's answer are charged. */
+      requestsCharge?: Charge | undefined;
+      /** Where the server's held `initialize` result is charged. */
+      initializeCharge?: Charge | undefined;
       /** Restored from the state store: the first tunnel id, and the held `initialize` result. */
       restored?: { firstTunnelId: number; initializeResult: JsonObject | undefined } | undefined;
     },
@@ -85,7 +89,7 @@ export class TunnelCalls {
       lateBelow: restored?.firstTunnelId ?? 1,
       metrics: options.metrics,
     });
-    this.#init = new HeldInitialize(restored?.initializeResult);
+    this.#init = new HeldInitialize(restored?.initializeResult, options.initializeCharge);
     this.#limits = options.limits;
     this.#queue = new WaitingCalls(
       options.limits.maxQueued ?? DEFAULT_MAX_QUEUED,
@@ -93,7 +97,7 @@ export class TunnelCalls {
       options.queueCharge,
     );
     this.#sink = options.sink;
-    this.#requests = new ServerRequests(channel, options.sink);
+    this.#requests = new ServerRequests(channel, options.sink, { charge: options.requestsCharge });
     this.#metrics = options.metrics;
   }
 
@@ -314,6 +318,7 @@ export class TunnelCalls {
       );
     }
     this.#requests.abortAll("tunnel closed");
+    this.#init.release();
   }
 
   /**
@@ -340,7 +345,7 @@ export class TunnelCalls {
       return undefined;
     }
     if (type === "request" && kind === "request") {
-      this.#requests.take(message as JsonRpcRequest, clientSession);
+      this.#requests.take(message as JsonRpcRequest, clientSession, payload.text.length);
       return undefined;
     }
     // A-style clients label everything loosely: take any notification or response, whatever the frame says.

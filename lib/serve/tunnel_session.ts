@@ -80,6 +80,8 @@ export class TunnelSession implements LinkedSession {
       sink: options.host,
       metrics: options.metrics,
       queueCharge: options.budget?.charge(options.owner, { what: "calls waiting for a slot" }),
+      requestsCharge: options.budget?.charge(options.owner, { what: "server requests waiting" }),
+      initializeCharge: options.budget?.charge(options.owner, { what: "held initialize result" }),
       restored,
     });
     if (options.resume !== undefined) {
@@ -315,6 +317,8 @@ export class TunnelSession implements LinkedSession {
     if (this.#state === "closed") return "unknown-session";
     if (link.owner !== this.owner) return "wrong-owner";
     if (!this.matchesToken(request.token)) return "bad-token";
+    // Its own link (channels) resumes it on another channel: it moves, and that link must stay open.
+    if (this.#link === link && link.detach(this)) this.#link = undefined;
     const grant = this.#resume?.grant(request) ??
       { kind: "ended", error: "overflowed", end: { kind: "overflowed", reason: "not resumable" } };
     if (grant.kind === "ended") {

@@ -147,6 +147,24 @@ export const MUTANTS: Mutant[] = [
     tests: ["tests/serve/channels_test.ts"],
   },
   {
+    id: "channels-self-resume",
+    rule: "a link with channels that resumes its own session on another channel is not closed",
+    file: "lib/serve/tunnel_session.ts",
+    find: "if (this.#link === link && link.detach(this)) this.#link = undefined;",
+    replace: "",
+    tests: ["tests/serve/channels_test.ts"],
+    filter: "resumes its own session",
+  },
+  {
+    id: "register-channel-length",
+    rule: "a register's channel is refused past 256 characters, so a session keeps no huge string",
+    file: "lib/protocol/registration.ts",
+    find: "if (channel !== undefined && channel.length > MAX_CHANNEL_LENGTH) {",
+    replace: "if (false) {",
+    tests: ["tests/serve/channels_test.ts"],
+    filter: "over 256 characters",
+  },
+  {
     id: "memory-frames",
     rule: "a frame being received is charged against its owner's memory share from its header",
     file: "lib/serve/tunnel_link.ts",
@@ -163,6 +181,36 @@ export const MUTANTS: Mutant[] = [
     replace: "return true;",
     tests: ["tests/serve/memory_share_test.ts"],
     filter: "replay buffer",
+  },
+  {
+    id: "memory-server-requests",
+    rule:
+      "a server's requests waiting for an MCP client's answer are charged against its owner's share",
+    file: "lib/serve/server_requests.ts",
+    find: "if (this.#charge !== undefined && !this.#charge.resize(this.#bytes + bytes)) {",
+    replace: "if (false) {",
+    tests: ["tests/serve/memory_share_test.ts"],
+    filter: "server requests waiting",
+  },
+  {
+    id: "memory-held-initialize",
+    rule: "a server's held initialize result is charged against its owner's share",
+    file: "lib/serve/held_initialize.ts",
+    find:
+      "return this.#charge === undefined || this.#charge.resize(JSON.stringify(result).length);",
+    replace: "return true;",
+    tests: ["tests/serve/memory_share_test.ts"],
+    filter: "held initialize",
+  },
+  {
+    id: "memory-held-initialize-release",
+    rule:
+      "a held initialize result stops counting against its owner's share once its session ended",
+    file: "lib/serve/tunnel_calls.ts",
+    find: "this.#init.release();",
+    replace: "",
+    tests: ["tests/serve/memory_share_test.ts"],
+    filter: "held initialize",
   },
   {
     id: "memory-owner-isolation",

@@ -202,3 +202,166 @@ Deno.test("a register past the owner's limit on a link with channels is refused 
     await gateway.close();
   }
 });
+
+/**
+ * Registers `name` on `channel` with `resume` in use (the initialize answered with `seq` and `ack`); the
+ * `register_ack` and the last `seq` received, once `notifications/initialized` came.
+ */
+async function registerResumableChannel(
+  tunnel: TunnelClient,
+  channel: string,
+  name: string,
+): Promise<{ ack: WireFrame; last: number }> {
+  tunnel.send({
+    type: "register",
+    sessionId: "client",
+    channel,
+    extensions: ["channels", "resume"],
+    server: { name, description: "", protocol: "mcp" },
+  });
+  const ack = await tunnel.next(
+    (f) => f.type === "register_ack" && f.channel === channel,
+    5_000,
+    `register_ack of ${channel}`,
+  );
+  const init = await tunnel.next(
+    (f) => f.channel === channel && payloadOf(f)?.method === "initialize",
+    5_000,
+    `initialize on ${channel}`,
+  );
+  tunnel.send({
+    type: "response",
+    sessionId: ack.sessionId,
+    channel,
+    seq: 1,
+    ack: init.seq,
+    payload: {
+      jsonrpc: "2.0",
+      id: payloadOf(init).id,
+      result: { protocolVersion: "2025-11-25", capabilities: {}, serverInfo: { name } },
+    },
+  });
+  const initialized = await tunnel.next(
+    (f) => f.channel === channel && payloadOf(f)?.method === "notifications/initialized",
+    5_000,
+    `notifications/initialized on ${channel}`,
+  );
+  return { ack, last: Number(initialized.seq) };
+}
+
+/** Sends a `register` on `channel` that resumes the session of `ack`, having received up to `last`. */
+function resumeOn(
+  tunnel: TunnelClient,
+  channel: string,
+  resumed: { ack: WireFrame; last: number },
+): Promise<WireFrame> {
+  const { ack, last } = resumed;
+  tunnel.send({
+    type: "register",
+    sessionId: "client",
+    channel,
+    extensions: ["channels", "resume"],
+    server: { name: "srv", description: "", protocol: "mcp" },
+    resume: { sessionId: ack.sessionId, token: (ack.resume as JsonObject).token, ack: last },
+  });
+  return tunnel.next(
+    (f) => f.type === "register_ack" && f.channel === channel,
+    5_000,
+    `register_ack of ${channel}`,
+  );
+}
+
+Deno.test("a link with channels that resumes its own session on another channel keeps the link, and calls reach the session there", async () => {
+  const gateway = await startTestGateway({ callTimeoutMs: 3_000 });
+  const tunnel = await TunnelClient.open(gateway, TOKENS.alice);
+  try {
+    const { ack, last } = await registerResumableChannel(tunnel, "c-a", "srv");
+    const resumed = await resumeOn(tunnel, "c-b", { ack, last });
+    assert.equal(resumed.resumeError, undefined);
+    assert.equal(resumed.sessionId, ack.sessionId);
+    assert.equal(resumed.resumed, true);
+    assert.equal(tunnel.socket.readyState, WebSocket.OPEN, "the link stays open");
+    const pending = callThroughApi(gateway, ack.sessionId, 7);
+    const request = await tunnel.next(
+      (f) => f.type === "request" && payloadOf(f)?.method === "tools/list",
+      5_000,
+      "the call",
+    );
+    assert.equal(request.channel, "c-b");
+    tunnel.send({
+      type: "response",
+      sessionId: ack.sessionId,
+      channel: "c-b",
+      seq: 2,
+      payload: { jsonrpc: "2.0", id: payloadOf(request).id, result: { tools: [] } },
+    });
+    const answer = await within(pending, 5_000, "the answer");
+    assert.equal(answer.status, 200);
+    assert.deepEqual((await answer.json()).result, { tools: [] });
+  } finally {
+    await tunnel.close();
+    await gateway.close();
+  }
+});
+
+Deno.test("a link with channels that resumes its own session that cannot be resumed gets a fresh session on the new channel and stays open", async () => {
+  const gateway = await startTestGateway({ callTimeoutMs: 3_000 });
+  const tunnel = await TunnelClient.open(gateway, TOKENS.alice);
+  try {
+    // Answered without `seq`: the client showed it does not resume, so the session cannot be.
+    const ack = await registerChannel(tunnel, "c-a", "srv");
+    const fresh = await resumeOn(tunnel, "c-b", { ack, last: 0 });
+    assert.notEqual(fresh.sessionId, ack.sessionId);
+    assert.equal(fresh.resumed, false);
+    assert.equal(tunnel.socket.readyState, WebSocket.OPEN, "the link stays open");
+    const old = await callThroughApi(gateway, ack.sessionId, 7);
+    assert.equal(old.status, 404, "the old session ended");
+    await old.body?.cancel();
+    const pending = callThroughApi(gateway, fresh.sessionId, 8);
+    const request = await tunnel.next(
+      (f) => f.type === "request" && f.channel === "c-b" && payloadOf(f)?.method === "tools/list",
+      5_000,
+      "the call on the fresh session",
+    );
+    tunnel.send({
+      type: "response",
+      sessionId: fresh.sessionId,
+      channel: "c-b",
+      payload: { jsonrpc: "2.0", id: payloadOf(request).id, result: { tools: [] } },
+    });
+    const answer = await within(pending, 5_000, "the answer");
+    assert.equal(answer.status, 200);
+    await answer.body?.cancel();
+  } finally {
+    await tunnel.close();
+    await gateway.close();
+  }
+});
+
+Deno.test("a register whose channel is over 256 characters is refused naming its length and the limit, and nothing is kept", async () => {
+  const gateway = await startTestGateway();
+  const tunnel = await TunnelClient.open(gateway, TOKENS.alice);
+  try {
+    tunnel.send({
+      type: "register",
+      sessionId: "client",
+      channel: "c".repeat(257),
+      extensions: ["channels"],
+      server: { name: "srv", description: "", protocol: "mcp" },
+    });
+    const refusal = await tunnel.next(
+      (f) => f.type === "error" || f.type === "register_ack",
+      5_000,
+      "the answer",
+    );
+    assert.equal(refusal.type, "error");
+    assert.match(String(refusal.message), /Channel is 257 characters long; at most 256/);
+    const listed = await fetch(`${gateway.url}/reverse-proxy/sessions`, {
+      headers: { authorization: `Bearer ${TOKENS.alice}` },
+    });
+    assert.equal((await listed.json()).total, 0);
+  } finally {
+    await tunnel.close();
+    await gateway.close();
+  }
+});

@@ -1,15 +1,43 @@
 // The memory budget on the wire: a frame being received is charged from its header, so an owner cannot
 // hold more than its share in half-received frames, and another owner is not affected; a replay buffer
 // past the share stops being kept (the session can no longer resume) instead of growing; a call that
-// would take the owner's queue past its share is refused instead of waiting.
+// would take the owner's queue past its share is refused instead of waiting; so is a server's request that
+// would take its owner past its share while it waits for an MCP client's answer.
 
 import assert from "node:assert/strict";
 import { frameHeader, Opcode, RawWebSocket } from "../fixtures/raw_websocket.ts";
-import { serveTestServer, startTestGateway, TOKENS, within } from "../fixtures/test_gateway.ts";
+import {
+  serveTestServer,
+  startTestGateway,
+  TOKENS,
+  TunnelClient,
+  within,
+} from "../fixtures/test_gateway.ts";
 import { initializeMcp, postMcp, rpc } from "../fixtures/mcp_http.ts";
-import { registerResumable, resumeAs, sessionInfo, until } from "../fixtures/resumable_tunnel.ts";
+import {
+  isRequest,
+  payloadOf,
+  RAW_INIT_RESULT,
+  registerResumable,
+  resumeAs,
+  sessionInfo,
+  until,
+} from "../fixtures/resumable_tunnel.ts";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { CreateMessageRequestSchema } from "@modelcontextprotocol/sdk/types.js";
+import type { JsonObject } from "../../lib/protocol/jsonrpc.ts";
 
 const MIB = 1024 * 1024;
+
+/** Polls a condition the test's own event handlers change, every 5 ms until `ms` passed. */
+async function waitFor(check: () => boolean, ms: number, what: string): Promise<void> {
+  const end = performance.now() + ms;
+  while (!check()) {
+    if (performance.now() > end) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
 
 Deno.test("frames being received count against their owner's share from the header: the next is refused 1013, another owner's passes", async () => {
   const gateway = await startTestGateway({
@@ -130,6 +158,146 @@ Deno.test("calls waiting for a slot count against their owner's share: one that 
     await slow;
     await small?.then((r) => r.bodyUsed ? undefined : r.body?.cancel(), () => {});
     await served.close();
+    await gateway.close();
+  }
+});
+
+Deno.test("server requests waiting for an MCP client's answer count against their owner's share: past it they are answered at once naming --memory-per-owner", async () => {
+  const gateway = await startTestGateway({
+    memoryBudgetBytes: 64 * MIB,
+    memoryPerOwnerBytes: 4 * MIB,
+    sseReplayBytes: 64 * 1024,
+    callTimeoutMs: 60_000,
+  });
+  const tunnel = await TunnelClient.open(gateway, TOKENS.alice);
+  const client = new Client({ name: "never-answers", version: "1" }, {
+    capabilities: { sampling: {} },
+  });
+  const asked: unknown[] = [];
+  // The client reads every request and answers none (until the test ends).
+  client.setRequestHandler(
+    CreateMessageRequestSchema,
+    (request: { params: { maxTokens: number } }) => {
+      asked.push(request.params.maxTokens);
+      return new Promise(() => {});
+    },
+  );
+  try {
+    const ack = await tunnel.register("sampler");
+    const sessionId = String(ack.sessionId);
+    const init = await tunnel.next(isRequest("initialize"), 5_000, "initialize");
+    tunnel.send({
+      type: "response",
+      sessionId,
+      payload: { jsonrpc: "2.0", id: payloadOf(init).id, result: RAW_INIT_RESULT },
+    });
+    await within(
+      client.connect(
+        new StreamableHTTPClientTransport(new URL(`${gateway.url}/servers/sampler/mcp`), {
+          requestInit: { headers: { Authorization: `Bearer ${TOKENS.alice}` } },
+        }),
+      ),
+      10_000,
+      "the MCP client to connect",
+    );
+    const ask = (id: number, pad: string) =>
+      tunnel.send({
+        type: "request",
+        sessionId,
+        payload: {
+          jsonrpc: "2.0",
+          id,
+          method: "sampling/createMessage",
+          params: { messages: [], maxTokens: id, metadata: { pad } },
+        },
+      });
+    const answered = (id: number) =>
+      tunnel.frames.find((f) => f.type === "response" && payloadOf(f).id === id);
+    // Once the client's stream is open, 1 MiB requests one after another, each after the last arrived.
+    // The SDK opens its GET stream after connecting: ask (small) until a request reaches the client.
+    let probe = 1000;
+    await waitFor(
+      () => {
+        if (asked.length > 0) return true;
+        if (probe === 1000 || answered(probe) !== undefined) ask(++probe, "");
+        return false;
+      },
+      5_000,
+      "the client's GET stream",
+    );
+    // 5,000 small requests that the client reads and never answers: about 1 KiB each held while they
+    // wait, more than the 4 MiB share holds. Those past it are answered at once (the share's refusal, or,
+    // once the client's stream was cut to make room, that no client can answer).
+    const count = 5_000;
+    for (let id = 1; id <= count; id++) ask(id, "");
+    const refusals = () =>
+      tunnel.frames.filter((f) => f.type === "response" && Number(payloadOf(f).id) <= count);
+    await waitFor(() => refusals().length >= 1_000, 4_000, "requests past the share answered");
+    for (const frame of refusals()) {
+      assert.match(
+        String((payloadOf(frame).error as JsonObject | undefined)?.message),
+        /cannot wait for an MCP client's answer.*--memory-per-owner|declared the 'sampling' capability/,
+      );
+    }
+  } finally {
+    await client.close();
+    await tunnel.close();
+    await gateway.close();
+  }
+});
+
+/** Registers `name` on a raw link and answers the gateway's `initialize` with `instructions` of `bytes`. */
+async function registerWithInstructions(
+  tunnel: TunnelClient,
+  name: string,
+  bytes: number,
+): Promise<void> {
+  const ack = await tunnel.register(name);
+  const init = await tunnel.next(isRequest("initialize"), 5_000, `initialize of ${name}`);
+  tunnel.send({
+    type: "response",
+    sessionId: ack.sessionId,
+    payload: {
+      jsonrpc: "2.0",
+      id: payloadOf(init).id,
+      result: { ...RAW_INIT_RESULT, instructions: "i".repeat(bytes) },
+    },
+  });
+}
+
+Deno.test("a server's held initialize result counts against its owner's share until its session ends: another that does not fit is refused (1013)", async () => {
+  const gateway = await startTestGateway({
+    memoryBudgetBytes: 64 * MIB,
+    memoryPerOwnerBytes: 1 * MIB,
+  });
+  const tunnels: TunnelClient[] = [];
+  const open = async () => {
+    const tunnel = await TunnelClient.open(gateway, TOKENS.alice);
+    tunnels.push(tunnel);
+    return tunnel;
+  };
+  try {
+    const first = await open();
+    await registerWithInstructions(first, "first", 600 * 1024);
+    await first.next(isRequest("notifications/initialized"), 5_000, "the first result held");
+    // 600 KiB more cannot come in while the first server's 600 KiB are held in a 1 MiB share.
+    const second = await open();
+    await registerWithInstructions(second, "second", 600 * 1024);
+    const closed = await within(second.closed, 2_000, "the second link to close");
+    assert.equal(closed.code, 1013);
+    // Once the first session ended, its result no longer counts.
+    await first.close();
+    await until("the first session to end", async () => {
+      const listed = await fetch(`${gateway.url}/reverse-proxy/sessions`, {
+        headers: { authorization: `Bearer ${TOKENS.alice}` },
+      });
+      return (await listed.json()).total === 0;
+    });
+    const third = await open();
+    await registerWithInstructions(third, "third", 600 * 1024);
+    await third.next(isRequest("notifications/initialized"), 5_000, "the third result held");
+  } finally {
+    for (const tunnel of tunnels) await tunnel.close();
     await gateway.close();
   }
 });
