@@ -11,18 +11,24 @@ function payloadOf(frame: WireFrame): JsonObject {
   return frame.payload as JsonObject;
 }
 
-/** Registers `name` on `channel` and answers the gateway's initialize on that channel. */
+/**
+ * Registers `name` on `channel` and answers the gateway's initialize on that channel. With `resume`, the
+ * `resume` extension is in use too (the answer carries `seq` and `ack`), and `last` is the last `seq`
+ * received, once `notifications/initialized` came.
+ */
 async function registerChannel(
   tunnel: TunnelClient,
   channel: string,
   name: string,
-): Promise<WireFrame> {
+  options: { resume?: boolean } = {},
+): Promise<{ ack: WireFrame; last: number }> {
+  const resume = options.resume === true;
   tunnel.send({
     type: "register",
     sessionId: "client",
     channel,
-    extensions: ["channels"],
-    server: { name, description: `${name} on ${channel}`, protocol: "mcp" },
+    extensions: resume ? ["channels", "resume"] : ["channels"],
+    server: { name, description: resume ? "" : `${name} on ${channel}`, protocol: "mcp" },
   });
   const ack = await tunnel.next(
     (f) => f.type === "register_ack" && f.channel === channel,
@@ -38,13 +44,20 @@ async function registerChannel(
     type: "response",
     sessionId: ack.sessionId,
     channel,
+    ...(resume ? { seq: 1, ack: init.seq } : {}),
     payload: {
       jsonrpc: "2.0",
       id: payloadOf(init).id,
       result: { protocolVersion: "2025-11-25", capabilities: {}, serverInfo: { name } },
     },
   });
-  return ack;
+  if (!resume) return { ack, last: 0 };
+  const initialized = await tunnel.next(
+    (f) => f.channel === channel && payloadOf(f)?.method === "notifications/initialized",
+    5_000,
+    `notifications/initialized on ${channel}`,
+  );
+  return { ack, last: Number(initialized.seq) };
 }
 
 function callThroughApi(gateway: Gateway, sessionId: unknown, id: number): Promise<Response> {
@@ -59,8 +72,8 @@ Deno.test("two servers register on one link, each on its channel, and their call
   const gateway = await startTestGateway({ callTimeoutMs: 3_000 });
   const tunnel = await TunnelClient.open(gateway, TOKENS.alice);
   try {
-    const git = await registerChannel(tunnel, "c-git", "git");
-    const docs = await registerChannel(tunnel, "c-docs", "docs");
+    const { ack: git } = await registerChannel(tunnel, "c-git", "git");
+    const { ack: docs } = await registerChannel(tunnel, "c-docs", "docs");
     assert.ok((git.extensions as string[]).includes("channels"));
     assert.notEqual(git.sessionId, docs.sessionId);
     assert.equal(docs.mcpUrl, `${gateway.url}/servers/docs/mcp`);
@@ -91,8 +104,8 @@ Deno.test("evicting one server of a link sends a close frame for its channel; th
   const gateway = await startTestGateway({ callTimeoutMs: 3_000 });
   const tunnel = await TunnelClient.open(gateway, TOKENS.alice);
   try {
-    const git = await registerChannel(tunnel, "c-git", "git");
-    const docs = await registerChannel(tunnel, "c-docs", "docs");
+    const { ack: git } = await registerChannel(tunnel, "c-git", "git");
+    const { ack: docs } = await registerChannel(tunnel, "c-docs", "docs");
     const evicted = await fetch(`${gateway.url}/reverse-proxy/sessions/${git.sessionId}`, {
       method: "DELETE",
       headers: { authorization: `Bearer ${TOKENS.alice}` },
@@ -174,7 +187,7 @@ Deno.test("a register past the owner's limit on a link with channels is refused 
   const gateway = await startTestGateway({ callTimeoutMs: 3_000, maxSessionsPerOwner: 1 });
   const tunnel = await TunnelClient.open(gateway, TOKENS.alice);
   try {
-    const one = await registerChannel(tunnel, "c1", "one");
+    const { ack: one } = await registerChannel(tunnel, "c1", "one");
     tunnel.send({
       type: "register",
       sessionId: "x",
@@ -203,52 +216,6 @@ Deno.test("a register past the owner's limit on a link with channels is refused 
   }
 });
 
-/**
- * Registers `name` on `channel` with `resume` in use (the initialize answered with `seq` and `ack`); the
- * `register_ack` and the last `seq` received, once `notifications/initialized` came.
- */
-async function registerResumableChannel(
-  tunnel: TunnelClient,
-  channel: string,
-  name: string,
-): Promise<{ ack: WireFrame; last: number }> {
-  tunnel.send({
-    type: "register",
-    sessionId: "client",
-    channel,
-    extensions: ["channels", "resume"],
-    server: { name, description: "", protocol: "mcp" },
-  });
-  const ack = await tunnel.next(
-    (f) => f.type === "register_ack" && f.channel === channel,
-    5_000,
-    `register_ack of ${channel}`,
-  );
-  const init = await tunnel.next(
-    (f) => f.channel === channel && payloadOf(f)?.method === "initialize",
-    5_000,
-    `initialize on ${channel}`,
-  );
-  tunnel.send({
-    type: "response",
-    sessionId: ack.sessionId,
-    channel,
-    seq: 1,
-    ack: init.seq,
-    payload: {
-      jsonrpc: "2.0",
-      id: payloadOf(init).id,
-      result: { protocolVersion: "2025-11-25", capabilities: {}, serverInfo: { name } },
-    },
-  });
-  const initialized = await tunnel.next(
-    (f) => f.channel === channel && payloadOf(f)?.method === "notifications/initialized",
-    5_000,
-    `notifications/initialized on ${channel}`,
-  );
-  return { ack, last: Number(initialized.seq) };
-}
-
 /** Sends a `register` on `channel` that resumes the session of `ack`, having received up to `last`. */
 function resumeOn(
   tunnel: TunnelClient,
@@ -275,7 +242,7 @@ Deno.test("a link with channels that resumes its own session on another channel 
   const gateway = await startTestGateway({ callTimeoutMs: 3_000 });
   const tunnel = await TunnelClient.open(gateway, TOKENS.alice);
   try {
-    const { ack, last } = await registerResumableChannel(tunnel, "c-a", "srv");
+    const { ack, last } = await registerChannel(tunnel, "c-a", "srv", { resume: true });
     const resumed = await resumeOn(tunnel, "c-b", { ack, last });
     assert.equal(resumed.resumeError, undefined);
     assert.equal(resumed.sessionId, ack.sessionId);
@@ -309,7 +276,7 @@ Deno.test("a link with channels that resumes its own session that cannot be resu
   const tunnel = await TunnelClient.open(gateway, TOKENS.alice);
   try {
     // Answered without `seq`: the client showed it does not resume, so the session cannot be.
-    const ack = await registerChannel(tunnel, "c-a", "srv");
+    const { ack } = await registerChannel(tunnel, "c-a", "srv");
     const fresh = await resumeOn(tunnel, "c-b", { ack, last: 0 });
     assert.notEqual(fresh.sessionId, ack.sessionId);
     assert.equal(fresh.resumed, false);
