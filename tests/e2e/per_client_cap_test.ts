@@ -26,7 +26,7 @@ Deno.test("per-client max_instances counts an instance that is still stopping: n
   const gateway = await startTestGateway({ callTimeoutMs: 20_000 });
   const clients: RecordingClient[] = [];
   try {
-    await using _proxy = await startPerClient(gateway, {
+    await using proxy = await startPerClient(gateway, {
       name: "slow",
       command: SLOW_TO_STOP,
       extra: ",max-instances=1",
@@ -47,8 +47,10 @@ Deno.test("per-client max_instances counts an instance that is still stopping: n
     } else {
       assert.match(second, /its limit \(max_instances 1\)/);
     }
-    // Once it is gone the slot is free again.
+    // Once it is gone the slot is free again: connect says so once it has seen the process end (the pid
+    // can be gone a moment before connect has read the last of its pipes).
     await gone(firstPid, 10_000);
+    await proxy.waitForEvent("instance_stopped", 10_000);
     clients.push(await recordingClient(gateway, "slow", { label: "c", capabilities: {} }));
   } finally {
     await Promise.all(clients.map((c) => c.client.close().catch(() => {})));
