@@ -8,6 +8,7 @@
 // PIDS: the echo's and redis-server's, comma-separated: their CPU per round trip is reported with ours.
 
 import { Redis } from "ioredis";
+import { callsInFlight } from "./in_flight.ts";
 import { readCpuNs } from "./procfs.ts";
 import { percentile } from "./stats.ts";
 
@@ -118,16 +119,7 @@ async function driver(url: string, args: string[]): Promise<void> {
     await call();
     samples.push((performance.now() - start) * 1000);
   }
-  const inFlight = async (n: number) => {
-    let started = 0;
-    const worker = async () => {
-      while (started < n) {
-        started++;
-        await call();
-      }
-    };
-    await Promise.all(Array.from({ length: inflight }, worker));
-  };
+  const inFlight = (n: number) => callsInFlight(call, { total: n, width: inflight });
   await inFlight(Math.min(500, Math.ceil(total / 10)));
   const t0 = performance.now();
   await inFlight(total);

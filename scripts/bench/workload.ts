@@ -2,6 +2,7 @@
 // large result. One timer bounds each phase; no timer per call.
 
 import { type Json, type RpcClient, within } from "./clients.ts";
+import { callsInFlight } from "./in_flight.ts";
 import { percentile } from "./stats.ts";
 
 /** How a path spells its requests. */
@@ -118,16 +119,7 @@ export async function measure(
     "sequential calls",
   );
 
-  const inFlight = async (total: number) => {
-    let started = 0;
-    const worker = async () => {
-      while (started < total) {
-        started++;
-        await call();
-      }
-    };
-    await Promise.all(Array.from({ length: inflight }, worker));
-  };
+  const inFlight = (total: number) => callsInFlight(call, { total, width: inflight });
   await within(inFlight(Math.min(500, Math.ceil(throughputCalls / 10))), phaseTimeoutMs, "warm-up");
   options.onInflightStart?.();
   const t0 = performance.now();
