@@ -2,7 +2,7 @@
 // logged at most once a second with how many were held back, so that a flood does not flood the log.
 
 import { logger } from "../util/log.ts";
-import { LogThrottle } from "../util/log_throttle.ts";
+import { heldBackText, LogThrottle } from "../util/log_throttle.ts";
 import type { RefusedMessage } from "./local_session.ts";
 import type { ServerMetrics } from "./metrics.ts";
 
@@ -30,7 +30,7 @@ export class QueueFullLog {
       kind: refused.kind,
       method: refused.method === undefined ? "" : ` (${refused.method})`,
       reason: refused.reason,
-      more: held > 0 ? ` (and ${held} more since the last such line)` : "",
+      more: heldBackText(held, "the last such line"),
       queuedBytes: refused.full.bytes,
       queuedMessages: refused.full.messages,
     });

@@ -4,7 +4,7 @@
 import type { HttpRequest } from "./http_request.ts";
 import { ErrorCode, errorResponse } from "../protocol/jsonrpc.ts";
 import { logger } from "../util/log.ts";
-import { LogThrottle } from "../util/log_throttle.ts";
+import { heldBackText, LogThrottle } from "../util/log_throttle.ts";
 
 const log = logger("serve", "cors");
 
@@ -67,8 +67,10 @@ export class CorsPolicy {
     else {
       const suppressed = this.#warnings.take();
       if (suppressed !== undefined) {
-        const more = suppressed > 0 ? ` (and ${suppressed} more since the last warning)` : "";
-        log.warning("Refused origin {origin} for {name}{more}", { ...fields, more });
+        log.warning("Refused origin {origin} for {name}{more}", {
+          ...fields,
+          more: heldBackText(suppressed),
+        });
       }
     }
     return Response.json(

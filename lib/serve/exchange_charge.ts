@@ -7,7 +7,7 @@ import type { Charge, MemoryBudget } from "./memory_budget.ts";
 import type { HttpRequest } from "./http_request.ts";
 import { rpcError } from "./mcp_http.ts";
 import { logger } from "../util/log.ts";
-import { LogThrottle } from "../util/log_throttle.ts";
+import { heldBackText, LogThrottle } from "../util/log_throttle.ts";
 
 const log = logger("serve", "http");
 
@@ -93,7 +93,7 @@ function refusal(what: string, bytes: number, owner: string): Response {
         what: what.toLowerCase(),
         owner,
         bytes,
-        more: suppressed > 0 ? ` (and ${suppressed} more since the last line)` : "",
+        more: heldBackText(suppressed, "the last line"),
       },
     );
   }

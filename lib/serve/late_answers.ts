@@ -2,7 +2,7 @@
 // by the process a restored session comes from) are dropped and counted; one for an id never asked is a
 // bad frame, warned about at most once per interval.
 
-import { LogThrottle } from "../util/log_throttle.ts";
+import { heldBackText, LogThrottle } from "../util/log_throttle.ts";
 import { logger } from "../util/log.ts";
 import type { ServeMetrics } from "./metrics.ts";
 
@@ -76,7 +76,7 @@ export class LateAnswers {
       event: "unknown_response",
       id: JSON.stringify(id ?? null).slice(0, 64),
       name: channel.name,
-      more: suppressed > 0 ? ` (and ${suppressed} more since the last warning)` : "",
+      more: heldBackText(suppressed),
     });
   }
 }

@@ -13,7 +13,7 @@ import {
 } from "../protocol/jsonrpc.ts";
 import { negotiateVersion, SUPPORTED_PROTOCOL_VERSIONS } from "../protocol/mcp_versions.ts";
 import { logger } from "../util/log.ts";
-import { LogThrottle } from "../util/log_throttle.ts";
+import { heldBackText, LogThrottle } from "../util/log_throttle.ts";
 import { utf8Length } from "../util/utf8.ts";
 import { RawResponse } from "./call_table.ts";
 import type { ClientCall, McpClientSession } from "./mcp_client_session.ts";
@@ -84,7 +84,7 @@ export function clientResponse(response: JsonRpcResponse, session: McpClientSess
   log.warning("Dropped a client response for unknown id on {name}{more}", {
     event: "unknown_client_response",
     name: session.serverName,
-    more: suppressed > 0 ? ` (and ${suppressed} more since the last warning)` : "",
+    more: heldBackText(suppressed),
   });
 }
 

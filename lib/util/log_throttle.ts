@@ -50,3 +50,18 @@ export class LogThrottle {
     return held;
   }
 }
+
+/**
+ * What a line that {@link LogThrottle.take} let through says of the ones held back: nothing when none
+ * were, else ` (and N more since <since>)`.
+ *
+ * @example
+ * ```ts
+ * import { heldBackText } from "./log_throttle.ts";
+ * heldBackText(0); // ""
+ * heldBackText(3); // " (and 3 more since the last warning)"
+ * ```
+ */
+export function heldBackText(held: number, since = "the last warning"): string {
+  return held > 0 ? ` (and ${held} more since ${since})` : "";
+}

@@ -1,7 +1,7 @@
 // Unit tests of LogThrottle with an injected clock.
 
 import assert from "node:assert/strict";
-import { LogThrottle } from "../../lib/util/log_throttle.ts";
+import { heldBackText, LogThrottle } from "../../lib/util/log_throttle.ts";
 
 Deno.test("LogThrottle.take() lets one occurrence a interval through and counts those held back", () => {
   let now = 0;
@@ -17,4 +17,10 @@ Deno.test("LogThrottle.take() lets one occurrence a interval through and counts 
   assert.equal(throttle.take(), 1);
   now = 9000;
   assert.equal(throttle.take(), 0);
+});
+
+Deno.test("heldBackText() says nothing when none was held back, else how many and since when", () => {
+  assert.equal(heldBackText(0), "");
+  assert.equal(heldBackText(3), " (and 3 more since the last warning)");
+  assert.equal(heldBackText(1, "the last line"), " (and 1 more since the last line)");
 });
