@@ -1,6 +1,7 @@
 // The local MCP server as a child process: spawn it in its own process group, frame its stdout by lines,
 // pass its stderr through, write to its stdin, and stop it (and every grandchild) on every path.
 
+import { settleWithin } from "../util/delay.ts";
 import { type Line, LineFramer, LineSplitter, type OversizedLine } from "../util/line_splitter.ts";
 import { logger } from "../util/log.ts";
 import { spawnServerProcess } from "./early_servers.ts";
@@ -72,19 +73,6 @@ function describeSpawnError(program: string, error: unknown, cwd?: string): stri
     }); under 'deno run' add --allow-run (unscoped: stopping the server's process group needs it)`;
   }
   return `Cannot start the local server '${program}': ${(error as Error).message}`;
-}
-
-/** Waits for promises to settle, but no longer than `ms` (a process that escaped the group may hold a pipe). */
-async function settleWithin(promises: Promise<unknown>[], ms: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    await Promise.race([
-      Promise.allSettled(promises),
-      new Promise((resolve) => timer = setTimeout(resolve, ms)),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 function writeStderrLine(line: string): void {

@@ -3,6 +3,7 @@
 // starts, stops and restarts only what changed; and the decision, from how servers end, of when connect
 // itself ends.
 
+import { settleWithin } from "../util/delay.ts";
 import { logger } from "../util/log.ts";
 import { ConfigError } from "../util/errors.ts";
 import type { ReplayLimits } from "../protocol/sequenced_channel.ts";
@@ -24,19 +25,6 @@ const log = logger("connect");
  * may exit; a gateway that never answers the close costs this much at most.
  */
 const CLOSE_SETTLE_MS = 1_000;
-
-/** Waits for every promise, or `ms`, whichever comes first (the timer is cleared either way). */
-async function settledWithin(promises: Promise<void>[], ms: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    await Promise.race([
-      Promise.all(promises),
-      new Promise<void>((resolve) => timer = setTimeout(resolve, ms)),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** Options of {@link Supervisor}. */
 export interface SupervisorOptions {
@@ -182,7 +170,7 @@ export class Supervisor {
       this.#shared?.close();
       for (const uplink of this.#dedicated.values()) uplink.close();
       this.#transport.close();
-      await settledWithin(
+      await settleWithin(
         [this.#shared, ...this.#dedicated.values()].flatMap((u) => u ? [u.settled] : []),
         CLOSE_SETTLE_MS,
       );

@@ -1,4 +1,4 @@
-// An abortable delay that leaves no timer or listener behind.
+// An abortable delay, a deadline and a bounded wait, each leaving no timer or listener behind.
 
 /**
  * Resolves after `ms` milliseconds, or rejects with the signal's reason when it aborts first.
@@ -39,6 +39,29 @@ export async function deadline<T>(promise: Promise<T>, ms: number, what = "opera
           ms,
         );
       }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Waits for `promises` to settle (fulfilled or rejected), but no longer than `ms`: for a wait that must
+ * not hold an exit (a pipe a stray process keeps open, a peer that never answers a close). The timer is
+ * cleared on every path.
+ *
+ * @example
+ * ```ts
+ * import { settleWithin } from "./delay.ts";
+ * await settleWithin([new Promise(() => {})], 1); // after 1 ms
+ * ```
+ */
+export async function settleWithin(promises: Promise<unknown>[], ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([
+      Promise.allSettled(promises),
+      new Promise((resolve) => timer = setTimeout(resolve, ms)),
     ]);
   } finally {
     clearTimeout(timer);

@@ -1,8 +1,8 @@
-// Unit tests of delay() and deadline(): abort and timeout paths, and no timer or listener left behind
+// Unit tests of delay(), deadline() and settleWithin(): abort and timeout paths, and no timer or listener left behind
 // (the op sanitizer fails a test that leaves a timer running).
 
 import assert from "node:assert/strict";
-import { deadline, delay } from "../../lib/util/delay.ts";
+import { deadline, delay, settleWithin } from "../../lib/util/delay.ts";
 
 /** Counts the abort listeners added to and removed from a signal. */
 function countListeners(signal: AbortSignal): { added: number; removed: number } {
@@ -82,4 +82,16 @@ Deno.test("deadline() names an operation when not told what", async () => {
     name: "TimeoutError",
     message: "operation timed out after 10 ms",
   });
+});
+
+Deno.test("settleWithin() waits for its promises, rejected ones too, and no longer than its bound", async () => {
+  const order: string[] = [];
+  const late = delay(20).then(() => order.push("settled"));
+  await settleWithin([late, Promise.reject(new Error("refused"))], 5_000);
+  order.push("returned");
+  assert.deepEqual(order, ["settled", "returned"]);
+  // One that never settles holds it for the bound only, and leaves no timer (the sanitizer checks).
+  const start = performance.now();
+  await deadline(settleWithin([new Promise(() => {})], 30), 5_000, "settleWithin");
+  assert.ok(performance.now() - start >= 25);
 });
